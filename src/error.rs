@@ -1,0 +1,118 @@
+//! snaprsync's own failures, as one typed error whose exit status is a method.
+//!
+//! Policy: every error names what failed (a path, a command line, an HRESULT) and
+//! how to fix it, in one line; `Error::exit_code` maps it to a documented status
+//! that no rsync version uses, so a backup server can tell "snaprsync could not
+//! start the backup" from anything rsync itself reports.
+
+use std::path::PathBuf;
+
+/// snaprsync's own exit statuses. rsync uses 0-35 and 128+N for signals; these
+/// sit in 80-89 so that they never collide. Documented in README "Exit statuses".
+pub mod status {
+    /// A `--snap-*` option, the config file or a subcommand is wrong.
+    pub const USAGE: u8 = 80;
+    /// A snapshot could not be created (and `on_snapshot_failure = "fail"`).
+    pub const SNAPSHOT: u8 = 81;
+    /// The real rsync could not be found or started.
+    pub const RSYNC_MISSING: u8 = 82;
+    /// A source path lies on a filesystem that no provider can snapshot.
+    pub const NO_PROVIDER: u8 = 83;
+    /// The rsync argument block read from stdin (`--protect-args`) is malformed.
+    pub const PROTECT_ARGS: u8 = 84;
+    /// Restricted mode refused the requested command.
+    pub const REFUSED: u8 = 85;
+    /// The snapshot could not be exposed to rsync under its original names.
+    pub const EXPOSE: u8 = 86;
+    /// VSS refused for lack of privilege (Windows).
+    pub const ACCESS_DENIED: u8 = 87;
+    /// Any other failure of snaprsync itself (I/O on its own files, a bug).
+    pub const INTERNAL: u8 = 89;
+}
+
+/// One failure of snaprsync itself; rsync's own failures are exit statuses, not errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("config file {path}: {msg}; fix the file or point --snap-config at another one")]
+    Config { path: PathBuf, msg: String },
+
+    #[error("cannot snapshot {path}: {msg}")]
+    Snapshot { path: PathBuf, msg: String },
+
+    #[error("{cmd} failed ({status}): {stderr}")]
+    Command { cmd: String, status: String, stderr: String },
+
+    #[error("cannot start rsync {path}: {msg}")]
+    RsyncMissing { path: PathBuf, msg: String },
+
+    #[error("{path} is on a {fstype} filesystem, which snaprsync cannot snapshot; back it up without snaprsync, or set on_snapshot_failure = \"live\"")]
+    NoProvider { path: PathBuf, fstype: String },
+
+    #[error("protect-args block on stdin: {0}")]
+    ProtectArgs(String),
+
+    #[error("refused: {0}")]
+    Refused(String),
+
+    #[error("cannot show the snapshot of {path} to rsync: {msg}")]
+    Expose { path: PathBuf, msg: String },
+
+    #[error("{what}: HRESULT {hresult:#010x}: {msg}")]
+    Vss { what: String, hresult: u32, msg: String, status: u8 },
+
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, #[source] source: std::io::Error },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The documented exit status for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) | Error::Config { .. } => status::USAGE,
+            Error::Snapshot { .. } | Error::Command { .. } => status::SNAPSHOT,
+            Error::RsyncMissing { .. } => status::RSYNC_MISSING,
+            Error::NoProvider { .. } => status::NO_PROVIDER,
+            Error::ProtectArgs(_) => status::PROTECT_ARGS,
+            Error::Refused(_) => status::REFUSED,
+            Error::Expose { .. } => status::EXPOSE,
+            Error::Vss { status, .. } => *status,
+            Error::Io { .. } => status::INTERNAL,
+        }
+    }
+
+    /// Whether `on_snapshot_failure = "live"` may turn this error into a live backup.
+    pub fn is_snapshot_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::Snapshot { .. } | Error::Command { .. } | Error::NoProvider { .. } | Error::Vss { .. } | Error::Expose { .. }
+        )
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every status rsync 3.x documents in its man page, plus the signal range.
+    const RSYNC_CODES: &[u8] = &[0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 20, 21, 22, 23, 24, 25, 30, 35];
+
+    #[test]
+    fn own_statuses_never_collide_with_rsync() {
+        for code in [
+            status::USAGE, status::SNAPSHOT, status::RSYNC_MISSING, status::NO_PROVIDER,
+            status::PROTECT_ARGS, status::REFUSED, status::EXPOSE, status::ACCESS_DENIED, status::INTERNAL,
+        ] {
+            assert!(!RSYNC_CODES.contains(&code), "{code} is an rsync status");
+            assert!(code < 128, "{code} looks like a signal death");
+        }
+    }
+}
