@@ -1,0 +1,58 @@
+//! Platform seam: everything that differs between Linux and Windows sits behind
+//! [`PlatformInterface`], implemented once per OS in the module chosen here.
+//! If one OS lacks a method, the build fails.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::provider::{Provider, SnapshotSet};
+use crate::rsync_args::Invocation;
+
+#[cfg(target_os = "linux")]
+#[path = "linux.rs"]
+mod imp;
+
+#[cfg(windows)]
+#[path = "windows/mod.rs"]
+mod imp;
+
+pub use imp::Platform;
+
+/// How rsync is shown the snapshot; undone before the snapshot is removed.
+pub trait Exposure {
+    /// The argv to give the real rsync (without argv[0]).
+    fn argv(&self) -> &[OsString];
+    /// A short name of the method for the log (`namespace`, `rewrite`, `drive-letter`).
+    fn method(&self) -> &'static str;
+    /// Runs `program` with the exposure in effect, returns rsync's exit status
+    /// (128+N for signal N), with stdio inherited and signals/console events forwarded.
+    fn run(&mut self, program: &Path) -> Result<u8>;
+    /// Removes whatever the exposure set up (mounts, drive letters).
+    fn undo(self: Box<Self>) -> Result<()>;
+}
+
+/// What every platform provides.
+pub trait PlatformInterface {
+    /// The config file read when `--snap-config` is not given.
+    fn default_config_path() -> PathBuf;
+
+    /// The file name of the real rsync to look for on PATH (`rsync`, `rsync.exe`).
+    fn rsync_file_name() -> &'static OsStr;
+
+    /// The absolute native path an rsync source argument names, for finding its
+    /// volume (Windows: `/cygdrive/c/x` and `/c/x` become `C:\x`). `None` when
+    /// the argument is not a local path.
+    fn source_path(arg: &OsStr) -> Option<PathBuf>;
+
+    /// The provider for these sources: from the filesystem type, or as configured.
+    fn provider(cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Provider>>;
+
+    /// Sets up how rsync will read `set` under the names `inv` asks for.
+    fn expose(cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf]) -> Result<Box<dyn Exposure>>;
+
+    /// Runs rsync with `argv` unchanged (nothing to snapshot, or `live` fallback);
+    /// returns its exit status. May replace the current process.
+    fn run_unchanged(program: &Path, argv: &[OsString]) -> Result<u8>;
+}

@@ -1,0 +1,84 @@
+//! The snapshot-provider boundary: knows snapshots, nothing of rsync.
+//!
+//! A provider turns a list of source paths into one [`SnapshotSet`] (one
+//! snapshot per volume or subvolume that holds them, all taken together), and
+//! removes that set again. The set is plain data, so mapping a source path into
+//! its snapshot is the same code for every provider.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+
+#[cfg(target_os = "linux")]
+pub mod btrfs;
+
+/// One snapshot of one volume (a btrfs subvolume, a Windows volume).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSnapshot {
+    /// The live root this snapshot was taken of, e.g. `/srv` or `C:\`.
+    pub origin: PathBuf,
+    /// Where that root's frozen copy can be read, e.g. `/.snaprsync/snaprsync-…`
+    /// or `\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy7\`.
+    pub snapshot: PathBuf,
+    /// The provider's own identity for it (snapshot path, VSS snapshot id), for
+    /// the log and for removal.
+    pub id: String,
+}
+
+/// Everything one run snapshotted. `volumes` is ordered parents before
+/// children, so nested volumes can be laid over their parents in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotSet {
+    pub provider: &'static str,
+    pub volumes: Vec<VolumeSnapshot>,
+}
+
+impl SnapshotSet {
+    /// Where `source` can be read inside the snapshot: the snapshot of the
+    /// deepest volume whose origin contains it, with the rest of the path kept.
+    pub fn locate(&self, source: &Path) -> Option<PathBuf> {
+        self.volumes
+            .iter()
+            .filter_map(|v| source.strip_prefix(&v.origin).ok().map(|rest| (v, rest)))
+            .max_by_key(|(v, _)| v.origin.components().count())
+            .map(|(v, rest)| if rest.as_os_str().is_empty() { v.snapshot.clone() } else { v.snapshot.join(rest) })
+    }
+}
+
+/// A snapshot mechanism. `create` either makes the whole set or leaves nothing
+/// behind; `remove` tries every volume and reports the first failure.
+pub trait Provider {
+    /// A short name for logs and config (`btrfs`, `vss`).
+    fn name(&self) -> &'static str;
+
+    /// Snapshots every volume holding one of `sources` (absolute, canonical).
+    fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet>;
+
+    /// Removes every snapshot of `set`.
+    fn remove(&mut self, set: &SnapshotSet) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set() -> SnapshotSet {
+        let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: s.into() };
+        SnapshotSet { provider: "test", volumes: vec![v("/", "/.s/root"), v("/home", "/home/.s/home")] }
+    }
+
+    #[test]
+    fn locate_picks_the_deepest_volume() {
+        let s = set();
+        assert_eq!(s.locate(Path::new("/etc/x")), Some("/.s/root/etc/x".into()));
+        assert_eq!(s.locate(Path::new("/home/u/f")), Some("/home/.s/home/u/f".into()));
+        assert_eq!(s.locate(Path::new("/home")), Some("/home/.s/home".into()));
+        assert_eq!(s.locate(Path::new("/homer")), Some("/.s/root/homer".into()));
+    }
+
+    #[test]
+    fn locate_outside_every_volume_is_none() {
+        let s = SnapshotSet { provider: "t", volumes: vec![VolumeSnapshot { origin: "/srv".into(), snapshot: "/x".into(), id: String::new() }] };
+        assert_eq!(s.locate(Path::new("/etc")), None);
+    }
+}
