@@ -1,0 +1,136 @@
+//! Splits snaprsync's own words from rsync's argv (pure).
+//!
+//! snaprsync's options are `--snap-*` long options placed before rsync's
+//! arguments, so they fit in `--rsync-path="snaprsync --snap-config=/x.toml"`.
+//! Then, a first word that is a subcommand (`list`, `help`, ...) selects an
+//! admin command; anything else is rsync's argv, passed on untouched. To copy a
+//! local directory named like a subcommand, write it as `./list`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// Admin subcommands: the only code paths that may print to stdout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admin {
+    /// `list`: the snapshots snaprsync made that still exist.
+    List,
+    /// `help`: usage.
+    Help,
+    /// `version`.
+    Version,
+    /// `selftest [ARGS]`: a platform self-test (Windows VSS).
+    Selftest(Vec<OsString>),
+}
+
+/// The subcommand words; a first rsync argument equal to one must be written `./WORD`.
+pub const SUBCOMMANDS: &[&str] = &["list", "help", "version", "selftest"];
+
+/// snaprsync's own options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `--snap-config=PATH`: the config file instead of the default.
+    pub config: Option<PathBuf>,
+    /// `--snap-log-file=PATH`: overrides `log_file`.
+    pub log_file: Option<PathBuf>,
+    /// `--snap-log-level=LEVEL`: overrides `log_level`.
+    pub log_level: Option<String>,
+}
+
+/// What this run is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Admin(Admin),
+    Rsync(Vec<OsString>),
+}
+
+/// Reads argv (without argv[0]).
+pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
+    let mut opts = Options::default();
+    let mut rest = argv.into_iter().peekable();
+    while let Some(arg) = rest.peek() {
+        let Some(s) = arg.to_str().filter(|s| s.starts_with("--snap-")) else { break };
+        let (key, value) = match s.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (s, None),
+        };
+        let need = |v: Option<&str>| {
+            v.filter(|v| !v.is_empty()).map(str::to_owned).ok_or_else(|| {
+                Error::Usage(format!("{key} needs a value: write {key}=VALUE"))
+            })
+        };
+        match key {
+            "--snap-config" => opts.config = Some(need(value)?.into()),
+            "--snap-log-file" => opts.log_file = Some(need(value)?.into()),
+            "--snap-log-level" => opts.log_level = Some(need(value)?),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "unknown option {key}; snaprsync's own options are --snap-config=, --snap-log-file=, --snap-log-level= (see snaprsync help)"
+                )))
+            }
+        }
+        rest.next();
+    }
+    let rest: Vec<OsString> = rest.collect();
+    let mode = match rest.first().and_then(|a| a.to_str()) {
+        Some("list") if rest.len() == 1 => Mode::Admin(Admin::List),
+        Some("help") if rest.len() == 1 => Mode::Admin(Admin::Help),
+        Some("version") if rest.len() == 1 => Mode::Admin(Admin::Version),
+        Some("selftest") => Mode::Admin(Admin::Selftest(rest[1..].to_vec())),
+        Some(word) if SUBCOMMANDS.contains(&word) => {
+            return Err(Error::Usage(format!(
+                "snaprsync {word} takes no arguments; to copy a local directory named {word}, write ./{word}"
+            )))
+        }
+        _ => Mode::Rsync(rest),
+    };
+    Ok((opts, mode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn own_options_come_first_and_rsync_argv_is_untouched() {
+        let (o, m) = parse(argv(&["--snap-config=/x.toml", "--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/src/"])).unwrap();
+        assert_eq!(o.config, Some("/x.toml".into()));
+        assert_eq!(m, Mode::Rsync(argv(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/src/"])));
+    }
+
+    #[test]
+    fn snap_options_after_rsync_args_belong_to_rsync() {
+        let (o, m) = parse(argv(&["-a", "--snap-config=/x", "src", "dst"])).unwrap();
+        assert_eq!(o, Options::default());
+        assert_eq!(m, Mode::Rsync(argv(&["-a", "--snap-config=/x", "src", "dst"])));
+    }
+
+    #[test]
+    fn subcommands() {
+        assert_eq!(parse(argv(&["list"])).unwrap().1, Mode::Admin(Admin::List));
+        assert_eq!(parse(argv(&["--snap-config=/c", "help"])).unwrap().1, Mode::Admin(Admin::Help));
+        assert_eq!(parse(argv(&["selftest", "--report", "r.txt"])).unwrap().1, Mode::Admin(Admin::Selftest(argv(&["--report", "r.txt"]))));
+        // A local directory called `list` is written ./list.
+        assert_eq!(parse(argv(&["./list", "/backup/"])).unwrap().1, Mode::Rsync(argv(&["./list", "/backup/"])));
+        let e = parse(argv(&["list", "/backup/"])).unwrap_err().to_string();
+        assert!(e.contains("./list"), "{e}");
+    }
+
+    #[test]
+    fn bad_own_options_are_usage_errors() {
+        for bad in [&["--snap-bogus=1"][..], &["--snap-config"], &["--snap-config="]] {
+            let e = parse(argv(bad)).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::status::USAGE, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn empty_argv_is_rsync_with_nothing() {
+        assert_eq!(parse(vec![]).unwrap().1, Mode::Rsync(vec![]));
+    }
+}

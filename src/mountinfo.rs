@@ -1,0 +1,101 @@
+//! Reads `/proc/self/mountinfo` (pure parsing; the caller reads the file), to
+//! tell which mount, and so which filesystem type, holds a path.
+
+use std::path::{Path, PathBuf};
+
+/// One line of mountinfo: the fields snaprsync needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The path inside the filesystem that is mounted here (btrfs: `/@home`).
+    pub root: PathBuf,
+    /// Where it is mounted.
+    pub mount_point: PathBuf,
+    pub fstype: String,
+    pub source: String,
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, `\011`, `\012`, `\134`).
+fn unescape(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses the whole file; malformed lines are skipped.
+pub fn parse(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let mut post = post.split(' ');
+            let fstype = post.next()?.to_owned();
+            let source = unescape(post.next()?);
+            Some(Mount { root: unescape(pre.get(3)?).into(), mount_point: unescape(pre.get(4)?).into(), fstype, source })
+        })
+        .collect()
+}
+
+/// The mount that holds `path` (absolute, canonical): the last-mounted one with
+/// the longest mount point that is a prefix of it (later lines hide earlier ones).
+pub fn find<'a>(mounts: &'a [Mount], path: &Path) -> Option<&'a Mount> {
+    let mut best: Option<&Mount> = None;
+    for m in mounts {
+        if path.starts_with(&m.mount_point)
+            && best.is_none_or(|b| m.mount_point.components().count() >= b.mount_point.components().count())
+        {
+            best = Some(m);
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
+43 22 0:39 / /mnt/data rw,relatime shared:30 - btrfs /dev/loop0 rw,subvolid=5,subvol=/
+44 22 0:40 /@home /home rw,relatime shared:31 - btrfs /dev/sdb2 rw,subvolid=257,subvol=/@home
+45 22 0:41 / /mnt/with\\040space rw - btrfs /dev/loop1 rw
+46 43 0:42 / /mnt/data rw - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn parses_fields_and_escapes() {
+        let m = parse(SAMPLE);
+        assert_eq!(m.len(), 5);
+        assert_eq!(m[2].root, Path::new("/@home"));
+        assert_eq!(m[2].fstype, "btrfs");
+        assert_eq!(m[2].source, "/dev/sdb2");
+        assert_eq!(m[3].mount_point, Path::new("/mnt/with space"));
+    }
+
+    #[test]
+    fn finds_the_deepest_and_latest_mount() {
+        let m = parse(SAMPLE);
+        assert_eq!(find(&m, Path::new("/etc/passwd")).unwrap().fstype, "ext4");
+        assert_eq!(find(&m, Path::new("/home/u")).unwrap().mount_point, Path::new("/home"));
+        assert_eq!(find(&m, Path::new("/homer")).unwrap().fstype, "ext4");
+        // Mounted over: the later line wins.
+        assert_eq!(find(&m, Path::new("/mnt/data/x")).unwrap().fstype, "tmpfs");
+        assert_eq!(find(&m, Path::new("/mnt/with space/f")).unwrap().source, "/dev/loop1");
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped() {
+        assert!(parse("garbage\n1 2 3\n").is_empty());
+        assert_eq!(unescape("a\\04"), "a\\04");
+        assert_eq!(unescape("\\134x"), "\\x");
+    }
+}

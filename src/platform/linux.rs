@@ -1,0 +1,290 @@
+//! Linux: mountinfo picks the provider; a private mount namespace shows rsync
+//! the snapshot under the original names; signals are forwarded to rsync.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use super::{Exposure, PlatformInterface};
+use crate::config::{Config, ProviderChoice};
+use crate::error::{Error, Result};
+use crate::mountinfo::{self, Mount};
+use crate::provider::btrfs::Btrfs;
+use crate::provider::{Provider, SnapshotSet};
+use crate::rsync_args::Invocation;
+
+pub struct Platform;
+
+fn read_mounts() -> Result<Vec<Mount>> {
+    let path = "/proc/self/mountinfo";
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    Ok(mountinfo::parse(&text))
+}
+
+impl PlatformInterface for Platform {
+    fn default_config_path() -> PathBuf {
+        PathBuf::from("/etc/snaprsync/config.toml")
+    }
+
+    fn rsync_file_name() -> &'static OsStr {
+        OsStr::new("rsync")
+    }
+
+    fn source_path(arg: &OsStr) -> Option<PathBuf> {
+        let cwd = std::env::current_dir().ok()?;
+        let full = cwd.join(arg);
+        // A trailing slash (or `.`) means "the directory's contents": follow it.
+        // Otherwise the last component is sent as itself (a symlink stays one),
+        // so only its parent is resolved.
+        let b = arg.as_bytes();
+        if b.ends_with(b"/") || b.ends_with(b"/.") || b == b"." || b == b".." {
+            return full.canonicalize().ok();
+        }
+        let name = full.file_name()?;
+        full.parent()?.canonicalize().ok().map(|p| p.join(name))
+    }
+
+    fn provider(cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Provider>> {
+        let mounts = read_mounts()?;
+        if cfg.provider == ProviderChoice::Auto {
+            for s in sources {
+                match mountinfo::find(&mounts, s) {
+                    Some(m) if m.fstype == "btrfs" => {}
+                    Some(m) => return Err(Error::NoProvider { path: s.clone(), fstype: m.fstype.clone() }),
+                    None => return Err(Error::NoProvider { path: s.clone(), fstype: "unknown".into() }),
+                }
+            }
+        }
+        match cfg.provider {
+            ProviderChoice::Auto | ProviderChoice::Btrfs => Ok(Box::new(Btrfs::new(mounts, &cfg.btrfs_snapshot_dir))),
+            other => Err(Error::Usage(format!("provider = {other:?} is not available on Linux; use \"auto\" or \"btrfs\""))),
+        }
+    }
+
+    fn expose(_cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf]) -> Result<Box<dyn Exposure>> {
+        let plan = plan(set, inv, sources);
+        let mut binds = Vec::new();
+        if !plan.binds.is_empty() {
+            match private_namespace() {
+                Ok(()) => {}
+                Err(e) if plan.method == "namespace" => {
+                    // Fall back to rewriting the paths; the names may differ.
+                    log::warn!("no private mount namespace ({e}); rewriting rsync's paths instead");
+                    let fallback = plan_rewrite(set, inv, sources, false);
+                    return Ok(Box::new(LinuxExposure { argv: fallback.argv, method: "rewrite", binds }));
+                }
+                Err(e) => log::warn!("no private mount namespace ({e}); nested subvolumes will arrive empty"),
+            }
+            for (snapshot, target) in &plan.binds {
+                bind(snapshot, target)?;
+                binds.push(target.clone());
+            }
+        }
+        log::debug!("exposure: {}", plan.method);
+        Ok(Box::new(LinuxExposure { argv: plan.argv, method: plan.method, binds }))
+    }
+
+    fn run_unchanged(program: &Path, argv: &[OsString]) -> Result<u8> {
+        let err = Command::new(program).args(argv).exec();
+        Err(Error::RsyncMissing { path: program.into(), msg: err.to_string() })
+    }
+}
+
+/// How rsync will see the snapshot: its argv and the bind mounts to make.
+#[derive(Debug, PartialEq, Eq)]
+struct Plan {
+    argv: Vec<OsString>,
+    method: &'static str,
+    /// (snapshot, where to mount it), in order.
+    binds: Vec<(PathBuf, PathBuf)>,
+}
+
+/// Pure: the namespace method (each snapshot mounted over its origin, argv
+/// unchanged) unless an origin is `/`, which cannot be mounted over for rsync;
+/// then rewriting.
+fn plan(set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf]) -> Plan {
+    if set.volumes.iter().all(|v| v.origin != Path::new("/")) {
+        let binds = set.volumes.iter().map(|v| (v.snapshot.clone(), v.origin.clone())).collect();
+        return Plan { argv: inv.args.clone(), method: "namespace", binds };
+    }
+    plan_rewrite(set, inv, sources, true)
+}
+
+/// Pure: source arguments rewritten into the snapshot, with nested snapshots
+/// mounted inside their parent snapshot. With `--relative`, the names are kept
+/// by marking the snapshot root with `/./` when the origin is `/`.
+fn plan_rewrite(set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf], nested_binds: bool) -> Plan {
+    let mut i = 0;
+    let argv = inv.render_with_sources(|arg| {
+        let src = sources.get(i);
+        i += 1;
+        let Some(src) = src else { return arg.to_owned() };
+        rewrite_one(set, inv.relative, arg, src).unwrap_or_else(|| arg.to_owned())
+    });
+    let mut binds = Vec::new();
+    if nested_binds {
+        for (k, v) in set.volumes.iter().enumerate() {
+            let parent = SnapshotSet { provider: set.provider, volumes: set.volumes[..k].to_vec() };
+            if let Some(inside) = parent.locate(&v.origin) {
+                binds.push((v.snapshot.clone(), inside));
+            }
+        }
+    }
+    Plan { argv, method: "rewrite", binds }
+}
+
+fn rewrite_one(set: &SnapshotSet, relative: bool, arg: &OsStr, src: &Path) -> Option<OsString> {
+    let vol = set.volumes.iter().filter(|v| src.starts_with(&v.origin)).max_by_key(|v| v.origin.components().count())?;
+    let rest = src.strip_prefix(&vol.origin).ok()?;
+    let mut out = vol.snapshot.as_os_str().as_bytes().to_vec();
+    if relative {
+        if vol.origin != Path::new("/") {
+            log::warn!("--relative names of {} will include the snapshot path: the namespace method was not available", src.display());
+        }
+        out.extend_from_slice(b"/.");
+    }
+    if !rest.as_os_str().is_empty() {
+        out.push(b'/');
+        out.extend_from_slice(rest.as_os_str().as_bytes());
+    }
+    if arg.as_bytes().ends_with(b"/") && !out.ends_with(b"/") {
+        out.push(b'/');
+    }
+    Some(OsString::from_vec(out))
+}
+
+/// Moves this process into its own mount namespace whose mounts never
+/// propagate back: what rsync sees changes for rsync alone.
+fn private_namespace() -> Result<()> {
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| Error::Expose { path: "/".into(), msg: format!("unshare(CLONE_NEWNS): {e}") })?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(|e| Error::Expose { path: "/".into(), msg: format!("making mounts private: {e}") })
+}
+
+fn bind(snapshot: &Path, target: &Path) -> Result<()> {
+    // Open first and mount through /proc/self/fd: an earlier bind may already
+    // hide the snapshot's own path.
+    let dir = File::open(snapshot).map_err(|e| Error::io(snapshot, e))?;
+    let src = format!("/proc/self/fd/{}", dir.as_raw_fd());
+    mount(Some(src.as_str()), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(|e| Error::Expose { path: target.into(), msg: format!("bind-mounting {}: {e}", snapshot.display()) })?;
+    log::debug!("mounted {} over {}", snapshot.display(), target.display());
+    Ok(())
+}
+
+struct LinuxExposure {
+    argv: Vec<OsString>,
+    method: &'static str,
+    binds: Vec<PathBuf>,
+}
+
+impl Exposure for LinuxExposure {
+    fn argv(&self) -> &[OsString] {
+        &self.argv
+    }
+
+    fn method(&self) -> &'static str {
+        self.method
+    }
+
+    fn run(&mut self, program: &Path) -> Result<u8> {
+        run_forwarding_signals(program, &self.argv)
+    }
+
+    fn undo(self: Box<Self>) -> Result<()> {
+        let mut first = None;
+        for target in self.binds.iter().rev() {
+            if let Err(e) = umount2(target, MntFlags::MNT_DETACH) {
+                first.get_or_insert(Error::Expose { path: target.clone(), msg: format!("unmounting: {e}") });
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+/// Runs rsync with inherited stdio; INT, TERM and HUP sent to snaprsync go to
+/// rsync, which then ends in its own way; snaprsync waits for it either way.
+fn run_forwarding_signals(program: &Path, argv: &[OsString]) -> Result<u8> {
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| Error::io("signal handler", e))?;
+    let handle = signals.handle();
+    let mut child = Command::new(program)
+        .args(argv)
+        .spawn()
+        .map_err(|e| Error::RsyncMissing { path: program.into(), msg: e.to_string() })?;
+    let pid = Pid::from_raw(child.id() as i32);
+    let forwarder = std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if let Ok(sig) = Signal::try_from(sig) {
+                log::info!("forwarding {sig} to rsync");
+                let _ = kill(pid, sig);
+            }
+        }
+    });
+    let status = child.wait().map_err(|e| Error::io(program, e));
+    handle.close();
+    let _ = forwarder.join();
+    let status = status?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(sig)) => 128u8.saturating_add(sig as u8),
+        (None, None) => 255,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::VolumeSnapshot;
+    use crate::rsync_args;
+
+    fn inv(words: &[&str]) -> Invocation {
+        rsync_args::parse(&words.iter().map(OsString::from).collect::<Vec<_>>()).unwrap()
+    }
+
+    fn set(vols: &[(&str, &str)]) -> SnapshotSet {
+        SnapshotSet {
+            provider: "btrfs",
+            volumes: vols.iter().map(|(o, s)| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: s.to_string() }).collect(),
+        }
+    }
+
+    #[test]
+    fn namespace_keeps_argv_and_binds_parents_first() {
+        let s = set(&[("/mnt", "/mnt/.snaprsync/a-0"), ("/mnt/data/n", "/mnt/.snaprsync/a-1")]);
+        let i = inv(&["--server", "--sender", "-logDtprRe.iLsfxCIvu", ".", "/mnt/data/"]);
+        let p = plan(&s, &i, &["/mnt/data".into()]);
+        assert_eq!(p.method, "namespace");
+        assert_eq!(p.argv, i.args);
+        assert_eq!(p.binds, vec![("/mnt/.snaprsync/a-0".into(), "/mnt".into()), ("/mnt/.snaprsync/a-1".into(), "/mnt/data/n".into())]);
+    }
+
+    #[test]
+    fn root_origin_is_rewritten_with_relative_marker() {
+        let s = set(&[("/", "/.snaprsync/a-0"), ("/home", "/.snaprsync/a-1")]);
+        let i = inv(&["--server", "--sender", "-logDtprRe.iLsfxCIvu", ".", "/etc/", "/var/log"]);
+        let p = plan(&s, &i, &["/etc".into(), "/var/log".into()]);
+        assert_eq!(p.method, "rewrite");
+        let tail: Vec<_> = p.argv[4..].to_vec();
+        assert_eq!(tail, vec![OsString::from("/.snaprsync/a-0/./etc/"), OsString::from("/.snaprsync/a-0/./var/log")]);
+        assert_eq!(p.binds, vec![("/.snaprsync/a-1".into(), "/.snaprsync/a-0/home".into())]);
+    }
+
+    #[test]
+    fn rewrite_without_relative_keeps_trailing_slash_semantics() {
+        let s = set(&[("/", "/.s/a-0")]);
+        let i = inv(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/", "/etc", "/srv/x/"]);
+        let p = plan(&s, &i, &["/".into(), "/etc".into(), "/srv/x".into()]);
+        assert_eq!(p.argv[4..].to_vec(), vec![OsString::from("/.s/a-0/"), OsString::from("/.s/a-0/etc"), OsString::from("/.s/a-0/srv/x/")]);
+    }
+}
