@@ -1,0 +1,112 @@
+//! Exit statuses pass through unchanged, snaprsync's own failures use its own
+//! statuses with one line on stderr, and nothing of snaprsync's reaches stdout
+//! (which belongs to rsync's protocol).
+
+use crate::support::cmd::cmd;
+use crate::support::rig::{Remote, Rig};
+use crate::support::sshd::HOST;
+use crate::support::{snaprsync, tree};
+
+/// rsync's "partial transfer" (23) for a missing source path reaches the
+/// client unchanged through ssh and snaprsync, and the existing path is still
+/// copied.
+#[test]
+fn missing_source_path_gives_rsyncs_23() {
+    let rig = Rig::new("status23");
+    tree::make_sample(&rig.src());
+    let dest = rig.dest("dst");
+    std::fs::create_dir(&dest).unwrap();
+    let missing = rig.src().join("no-such-file");
+    for remote in [Remote::Plain, Remote::Snaprsync] {
+        let out = rig.rsync(remote).arg("-a").arg(rig.remote_path(&missing)).arg(&dest).run();
+        assert_eq!(out.code(), Some(23), "{remote:?}: missing source\n{}\n--- snaprsync log ---\n{}", out.report(), rig.log());
+        assert!(out.stderr.contains("no-such-file"), "rsync must name the missing path\n{}", out.report());
+        rig.fs.assert_no_snapshot_left();
+    }
+    // One existing and one missing path in a single pull.
+    let out = rig
+        .rsync(Remote::Snaprsync)
+        .arg("-a")
+        .arg(rig.remote_path(&rig.src().join("a")))
+        .arg(format!(":{}", missing.display()))
+        .arg(&dest)
+        .run();
+    assert_eq!(out.code(), Some(23), "existing + missing source\n{}\n--- snaprsync log ---\n{}", out.report(), rig.log());
+    tree::assert_same("the existing path is still copied", &tree::describe(&rig.src().join("a")), &tree::describe(&dest.join("a")));
+    rig.fs.assert_no_snapshot_left();
+}
+
+/// The server-side argv rsync sends for a pull.
+fn sender_args(path: &std::path::Path) -> Vec<String> {
+    ["--server", "--sender", "-logDtpre.iLsfxCIvu", "."].iter().map(|s| s.to_string()).chain([format!("{}/", path.display())]).collect()
+}
+
+fn assert_one_line(what: &str, stderr: &str) {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{what}: snaprsync must explain itself in exactly one stderr line, got:\n{stderr}");
+}
+
+/// A missing `--snap-config` file: snaprsync exits 80 before rsync starts,
+/// with one line on stderr. Through ssh the 80 arrives unchanged; the client
+/// rsync then sees the connection close and exits with that 80 ("unexplained
+/// error (code 80)") — or with its own 12 if it noticed the closed pipe before
+/// ssh had exited — and shows snaprsync's line.
+#[test]
+fn missing_config_gives_80_with_one_line() {
+    let rig = Rig::new("status80");
+    tree::make_sample(&rig.src());
+    let missing_conf = rig.work.path().join("no-such-config.toml");
+
+    // Directly, as sshd would run it.
+    let out = cmd(snaprsync()).arg(format!("--snap-config={}", missing_conf.display())).args(sender_args(&rig.src())).run();
+    out.expect_code(80).expect_stdout_empty();
+    assert_one_line("direct run", &out.stderr);
+    assert!(out.stderr.contains("no-such-config.toml"), "the line must name the config file\n{}", out.report());
+
+    // Through ssh: the remote status arrives unchanged.
+    let remote_cmd = format!("{} --snap-config={} {}", snaprsync(), missing_conf.display(), sender_args(&rig.src()).join(" "));
+    let out = cmd("ssh").arg("-F").arg(rig.sshd.ssh_config()).arg(HOST).arg(remote_cmd).run();
+    out.expect_code(80).expect_stdout_empty();
+    assert_one_line("through ssh", &out.stderr);
+
+    // Through a client rsync.
+    let dest = rig.dest("dst");
+    let out = rig
+        .rsync(Remote::Plain)
+        .arg(format!("--rsync-path={} --snap-config={}", snaprsync(), missing_conf.display()))
+        .arg("-a")
+        .arg(rig.remote_dir(&rig.src()))
+        .arg(&dest)
+        .run();
+    assert!(matches!(out.code(), Some(80 | 12)), "client rsync status\n{}", out.report());
+    let ours: Vec<&str> = out.stderr.lines().filter(|l| l.contains("no-such-config.toml")).collect();
+    assert_eq!(ours.len(), 1, "snaprsync's line must reach the client once\n{}", out.report());
+    eprintln!("client rsync with a missing snaprsync config exits {:?}:\n{}", out.code(), out.stderr);
+    rig.fs.assert_no_snapshot_left();
+}
+
+/// Whatever goes wrong before rsync runs, stdout stays empty: a missing
+/// config, a config that is not TOML, a config naming a missing rsync.
+#[test]
+fn nothing_reaches_stdout_from_snaprsync() {
+    let rig = Rig::new("stdout");
+    tree::make_sample(&rig.src());
+    let dir = rig.work.path();
+    let bad_toml = dir.join("bad.toml");
+    std::fs::write(&bad_toml, "this is = = not toml [\n").unwrap();
+    let no_rsync = dir.join("no-rsync.toml");
+    std::fs::write(&no_rsync, format!("rsync_path = \"{}\"\n", dir.join("no-such-rsync").display())).unwrap();
+
+    let cases = [
+        ("missing config", dir.join("missing.toml"), 80),
+        ("config that is not TOML", bad_toml, 80),
+        ("config naming a missing rsync", no_rsync, 82),
+    ];
+    for (what, conf, code) in cases {
+        let out = cmd(snaprsync()).arg(format!("--snap-config={}", conf.display())).args(sender_args(&rig.src())).run();
+        out.expect_stdout_empty();
+        assert_eq!(out.code(), Some(code), "{what}: exit status\n{}", out.report());
+        assert_one_line(what, &out.stderr);
+        rig.fs.assert_no_snapshot_left();
+    }
+}
