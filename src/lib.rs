@@ -19,6 +19,7 @@ pub mod protect_args;
 pub mod provider;
 pub mod rsync_args;
 pub mod run;
+pub mod winpath;
 
 use std::ffi::OsString;
 use std::io::Write;

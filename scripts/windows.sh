@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Builds and tests the Windows (x86_64) snaprsync.exe on Debian 12.
+#
+#   scripts/windows.sh setup          install the cross toolchain and wine, make the wine prefix
+#   scripts/windows.sh build [--release]
+#   scripts/windows.sh test [ARGS]    the Windows test suite under wine, plus the VSS binding check
+#   scripts/windows.sh check-abi      only the VSS binding check (vtable slots vs mingw-w64 headers)
+#   scripts/windows.sh dist           release zip (and MSI when wixl is present) under target/dist/
+#   scripts/windows.sh cargo ARGS     any cargo command for the Windows target
+#
+# The Linux build is untouched: everything Windows goes through this script, with
+# its own target directory, and cargo's Windows settings given as --config flags.
+# Every step fails loudly: any error ends the script with a non-zero status.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TRIPLE=x86_64-pc-windows-gnu
+WORK="$ROOT/target/windows"
+export CARGO_TARGET_DIR="$WORK/cargo"
+export WINEPREFIX="$WORK/wineprefix"
+export WINEDEBUG=-all
+export WINEARCH=win64
+export WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d"
+unset DISPLAY
+SHIM_DIR="$WORK/shim"
+export WINEPATH="$SHIM_DIR"
+
+PACKAGES=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64 wine msitools wixl zip)
+
+log() { printf 'windows.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Debian's Rust (which has the library source matching its compiler) must win
+# over any rustup toolchain on PATH.
+use_debian_rust() {
+    export PATH="/usr/bin:$PATH"
+    export CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+    export RUSTC_BOOTSTRAP=1
+    [[ -x /usr/bin/cargo && -x /usr/bin/rustc ]] || die "Debian's cargo/rustc are missing: run scripts/windows.sh setup"
+    [[ -e /usr/lib/rustlib/src/rust/library/std ]] || die "rust-web-src is missing: run scripts/windows.sh setup"
+}
+
+cargo_win() {
+    use_debian_rust
+    local sub=$1; shift
+    /usr/bin/cargo "$sub" --target "$TRIPLE" \
+        --config "target.$TRIPLE.linker=\"x86_64-w64-mingw32-gcc\"" \
+        --config "target.$TRIPLE.ar=\"x86_64-w64-mingw32-ar\"" \
+        --config "target.$TRIPLE.runner=\"$ROOT/scripts/windows/wine-run\"" \
+        -Zbuild-std=std,panic_abort "$@"
+}
+
+setup() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]}"
+        [[ $(id -u) == 0 ]] || die "installing packages needs root (or install: ${missing[*]})"
+        DEBIAN_FRONTEND=noninteractive apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+    # rust-web-src must be the very version of rustc-web.
+    local rv sv
+    rv=$(dpkg-query -W -f='${Version}' rustc-web)
+    sv=$(dpkg-query -W -f='${Version}' rust-web-src)
+    [[ "$rv" == "$sv" ]] || die "rustc-web $rv and rust-web-src $sv differ; install matching versions"
+
+    # Rust's std imports ProcessPrng from bcryptprimitives.dll, which Wine 8 lacks:
+    # a one-function stand-in lets test executables start under wine. It is
+    # only ever on WINEPATH for tests, never shipped.
+    mkdir -p "$SHIM_DIR"
+    if [[ ! -e "$SHIM_DIR/bcryptprimitives.dll" || "$ROOT/scripts/windows/processprng.c" -nt "$SHIM_DIR/bcryptprimitives.dll" ]]; then
+        x86_64-w64-mingw32-gcc -O2 -shared -o "$SHIM_DIR/bcryptprimitives.dll" \
+            "$ROOT/scripts/windows/processprng.c" "$ROOT/scripts/windows/processprng.def" -ladvapi32
+    fi
+    if [[ ! -e "$WINEPREFIX/system.reg" ]]; then
+        log "creating the wine prefix"
+        mkdir -p "$WINEPREFIX"
+        wineboot -i >/dev/null 2>&1 || die "wineboot -i failed"
+        wineserver -w || true
+    fi
+    log "setup done: $(/usr/bin/rustc --version), $(wine --version)"
+}
+
+check_abi() {
+    # Ground truth: the vtable slots and struct offsets of mingw-w64's own headers.
+    local out="$WORK/abi"
+    mkdir -p "$out"
+    "$ROOT/scripts/windows/gen-abi-check.sh" > "$out/abi_check.c"
+    x86_64-w64-mingw32-gcc -Wall -Werror -o "$out/abi_check.exe" "$out/abi_check.c"
+    "$ROOT/scripts/windows/wine-run" "$out/abi_check.exe" > "$out/header-abi.txt"
+    tr -d '\r' < "$out/header-abi.txt" > "$out/header-abi.txt.tmp" && mv "$out/header-abi.txt.tmp" "$out/header-abi.txt"
+    local n
+    n=$(grep -c . "$out/header-abi.txt")
+    ((n > 60)) || die "the header ABI dump has only $n lines"
+    log "header ABI: $n entries in $out/header-abi.txt"
+    export SNAPRSYNC_HEADER_ABI="$out/header-abi.txt"
+}
+
+run_tests() {
+    check_abi
+    # The crate's unit tests (VSS binding check among them) and the Windows
+    # integration tests, all run under wine.
+    cargo_win test --all-targets "$@"
+    wineserver -k 2>/dev/null || true
+}
+
+dist() {
+    cargo_win build --release --bin snaprsync
+    local version exe out stage
+    version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+    exe="$CARGO_TARGET_DIR/$TRIPLE/release/snaprsync.exe"
+    out="$ROOT/target/dist"
+    stage="$out/snaprsync-$version-windows-x86_64"
+    rm -rf "$stage" && mkdir -p "$stage"
+    cp "$exe" "$stage/snaprsync.exe"
+    cp "$ROOT/dist/config.sample.toml" "$stage/config.sample.toml"
+    [[ -e "$ROOT/README.md" ]] && cp "$ROOT/README.md" "$stage/README.md"
+    cp "$ROOT/docs/windows.md" "$stage/WINDOWS.md"
+    (cd "$out" && rm -f "$(basename "$stage").zip" && zip -q -r "$(basename "$stage").zip" "$(basename "$stage")")
+    log "built $out/$(basename "$stage").zip"
+    if command -v wixl >/dev/null; then
+        wixl -a x64 -D Version="$version" -D SourceDir="$stage" \
+            -o "$out/snaprsync-$version-x86_64.msi" "$ROOT/dist/snaprsync.wxs"
+        log "built $out/snaprsync-$version-x86_64.msi"
+    else
+        log "wixl not found: no MSI (install msitools' wixl)"
+    fi
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+    setup) setup ;;
+    build)
+        if [[ "${1:-}" == --release ]]; then cargo_win build --release --bin snaprsync; else cargo_win build --bin snaprsync; fi
+        log "built $CARGO_TARGET_DIR/$TRIPLE/$([[ "${1:-}" == --release ]] && echo release || echo debug)/snaprsync.exe" ;;
+    test) run_tests "$@" ;;
+    check-abi) check_abi ;;
+    dist) dist ;;
+    cargo) sub=$1; shift; cargo_win "$sub" "$@" ;;
+    *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+esac
