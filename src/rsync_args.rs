@@ -117,6 +117,7 @@ pub struct Invocation {
 
 /// Long options that take a value: the union over rsync 3.0–3.5's `long_options[]`
 /// (POPT_ARG_STRING/INT/LONG; none there has an optional value). Sorted.
+#[rustfmt::skip]
 const LONG_VALUE: &[&str] = &[
     "address", "backup-dir", "block-size", "bwlimit", "cc", "checksum-choice", "checksum-seed",
     "chmod", "chown", "compare-dest", "compress-choice", "compress-level", "compress-threads",
@@ -131,6 +132,7 @@ const LONG_VALUE: &[&str] = &[
 ];
 
 /// Long options that take no value (POPT_ARG_NONE/VAL/BIT_SET), same versions. Sorted.
+#[rustfmt::skip]
 const LONG_FLAG: &[&str] = &[
     "8-bit-output", "acls", "append", "append-verify", "archive", "atimes", "backup",
     "blocking-io", "checksum", "compress", "copy-devices", "copy-dirlinks", "copy-links",
@@ -233,7 +235,9 @@ fn short_effect(c: u8) -> Option<Effect> {
 }
 
 fn in_table(table: &[&str], name: &[u8]) -> bool {
-    table.binary_search_by(|probe| probe.as_bytes().cmp(name)).is_ok()
+    table
+        .binary_search_by(|probe| probe.as_bytes().cmp(name))
+        .is_ok()
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -296,7 +300,11 @@ impl Scan {
 
     /// Whether a server sender with no path sends its directory (`main.c`).
     fn sends_dot_when_no_path(&self) -> bool {
-        let recurse = if self.files_from && self.recurse == 1 { 0 } else { self.recurse };
+        let recurse = if self.files_from && self.recurse == 1 {
+            0
+        } else {
+            self.recurse
+        };
         let dirs = match self.xfer_dirs {
             Some(d) => d > 0,
             None => self.files_from,
@@ -325,7 +333,10 @@ fn has_expansion(value: &[u8]) -> bool {
 fn scan(args: &[OsString], server: bool) -> Result<Scan, ArgError> {
     let n = args.len();
     let mut swallowed = vec![false; n];
-    let mut st = Scan { server, ..Scan::default() };
+    let mut st = Scan {
+        server,
+        ..Scan::default()
+    };
     let mut rest = false;
     let mut next = 0;
     while next < n {
@@ -453,7 +464,10 @@ fn parse_hostspec(s: &[u8], port_ok: bool) -> bool {
 pub fn is_remote(arg: &OsStr) -> bool {
     const URL: &[u8] = b"rsync://";
     let s = arg.as_encoded_bytes();
-    if s.len() >= URL.len() && s[..URL.len()].eq_ignore_ascii_case(URL) && parse_hostspec(&s[URL.len()..], true) {
+    if s.len() >= URL.len()
+        && s[..URL.len()].eq_ignore_ascii_case(URL)
+        && parse_hostspec(&s[URL.len()..], true)
+    {
         return true;
     }
     parse_hostspec(s, false)
@@ -484,7 +498,11 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgError> {
         return Err(ArgError::OldArgsConflict);
     }
     if st.server {
-        inv.role = if st.sender { Role::ServerSender } else { Role::ServerReceiver };
+        inv.role = if st.sender {
+            Role::ServerSender
+        } else {
+            Role::ServerReceiver
+        };
         // The real arguments come on stdin; these positionals are ignored.
         if st.protect {
             return Ok(inv);
@@ -509,7 +527,9 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgError> {
     }
     let sources = &st.positionals[..st.positionals.len() - 1];
     if is_remote(&args[sources[0]]) {
-        inv.role = Role::Client { local_sources: false };
+        inv.role = Role::Client {
+            local_sources: false,
+        };
         return Ok(inv);
     }
     for &k in sources {
@@ -521,7 +541,9 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgError> {
             return Err(ArgError::MixedSources(s.to_string_lossy().into_owned()));
         }
     }
-    inv.role = Role::Client { local_sources: true };
+    inv.role = Role::Client {
+        local_sources: true,
+    };
     inv.sources = sources.to_vec();
     Ok(inv)
 }
@@ -538,13 +560,18 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgError> {
 /// reads the same positionals. Not reproduced: rsync glob-expands the block's
 /// arguments after its `.` (and converts them with `--iconv`); the returned paths
 /// are the patterns as sent.
-pub fn parse_with_protected(cmdline: &[OsString], from_stdin: &[OsString]) -> Result<Invocation, ArgError> {
+pub fn parse_with_protected(
+    cmdline: &[OsString],
+    from_stdin: &[OsString],
+) -> Result<Invocation, ArgError> {
     let cmd = parse(cmdline)?;
     if !cmd.is_server() || !cmd.protect_args {
         return Err(ArgError::NotProtected);
     }
     if cmd.expands {
-        return Err(ArgError::Unsupported("popt's !#:+ in a protected command line"));
+        return Err(ArgError::Unsupported(
+            "popt's !#:+ in a protected command line",
+        ));
     }
     let Some((_argv0, block)) = from_stdin.split_first() else {
         return Err(ArgError::EmptyProtectedArgs);
@@ -566,7 +593,11 @@ fn strip_protect(
         if drop.contains(&i) || protect_on.contains(&(i, None)) {
             continue;
         }
-        let letters: Vec<usize> = protect_on.iter().filter(|p| p.0 == i).filter_map(|p| p.1).collect();
+        let letters: Vec<usize> = protect_on
+            .iter()
+            .filter(|p| p.0 == i)
+            .filter_map(|p| p.1)
+            .collect();
         if letters.is_empty() {
             out.push(a.clone());
             continue;
@@ -577,7 +608,9 @@ fn strip_protect(
             continue; // the cluster was only `s` letters
         }
         if b.starts_with(b"--") {
-            return Err(ArgError::Unsupported("a short-option cluster with a `-` letter"));
+            return Err(ArgError::Unsupported(
+                "a short-option cluster with a `-` letter",
+            ));
         }
         out.push(kept);
     }
@@ -588,7 +621,13 @@ fn strip_protect(
 #[cfg(unix)]
 fn remove_ascii_at(a: &OsStr, at: &[usize]) -> Result<OsString, ArgError> {
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
-    let kept = a.as_bytes().iter().enumerate().filter(|(k, _)| !at.contains(k)).map(|(_, &b)| b).collect();
+    let kept = a
+        .as_bytes()
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| !at.contains(k))
+        .map(|(_, &b)| b)
+        .collect();
     Ok(OsString::from_vec(kept))
 }
 
@@ -601,7 +640,12 @@ fn remove_ascii_at(a: &OsStr, at: &[usize]) -> Result<OsString, ArgError> {
     if !a.as_encoded_bytes()[..=last].is_ascii() {
         return Err(ArgError::Unsupported("a non-ASCII short-option cluster"));
     }
-    let kept: Vec<u16> = a.encode_wide().enumerate().filter(|(k, _)| !at.contains(k)).map(|(_, w)| w).collect();
+    let kept: Vec<u16> = a
+        .encode_wide()
+        .enumerate()
+        .filter(|(k, _)| !at.contains(k))
+        .map(|(_, w)| w)
+        .collect();
     Ok(OsString::from_wide(&kept))
 }
 
@@ -618,7 +662,13 @@ impl Invocation {
 
     /// True when this side reads local files: the only case worth a snapshot.
     pub fn reads_local_files(&self) -> bool {
-        matches!(self.role, Role::ServerSender | Role::Client { local_sources: true }) && !self.sources.is_empty()
+        matches!(
+            self.role,
+            Role::ServerSender
+                | Role::Client {
+                    local_sources: true
+                }
+        ) && !self.sources.is_empty()
     }
 
     /// The argv with each source path passed through `f`; all else byte for byte.
@@ -653,14 +703,882 @@ impl Invocation {
     /// `--secluded-args`), then `extra` appended. For a server with protect-args in
     /// effect the positionals and `--` are dropped too, since rsync ignores them in
     /// favour of the arguments on stdin. Everything else is kept byte for byte.
-    pub fn render_without_protect_args(&self, extra: &[OsString]) -> Result<Vec<OsString>, ArgError> {
+    pub fn render_without_protect_args(
+        &self,
+        extra: &[OsString],
+    ) -> Result<Vec<OsString>, ArgError> {
         let drop: Vec<usize> = if self.is_server() && self.protect_args {
-            self.positionals.iter().chain(&self.terminators).copied().collect()
+            self.positionals
+                .iter()
+                .chain(&self.terminators)
+                .copied()
+                .collect()
         } else {
             Vec::new()
         };
         let mut out = strip_protect(&self.args, &self.protect_on, &drop)?;
         out.extend(extra.iter().cloned());
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    fn strs(inv: &Invocation) -> Vec<String> {
+        inv.sources()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn snap(s: &OsStr) -> OsString {
+        let mut o = OsString::from("/snap");
+        o.push(s);
+        o
+    }
+
+    /// (argv, role, sources, protect_args, relative)
+    type Case = (
+        &'static [&'static str],
+        Role,
+        &'static [&'static str],
+        bool,
+        bool,
+    );
+
+    const SS: Role = Role::ServerSender;
+    const SR: Role = Role::ServerReceiver;
+    const LOCAL: Role = Role::Client {
+        local_sources: true,
+    };
+    const REMOTE: Role = Role::Client {
+        local_sources: false,
+    };
+    const PASS: Role = Role::Passthrough;
+
+    const CASES: &[Case] = &[
+        (
+            &["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/src/"],
+            SS,
+            &["/src/"],
+            false,
+            false,
+        ),
+        (
+            &["--server", "-logDtpre.iLsfxCIvu", ".", "/dst/"],
+            SR,
+            &[],
+            false,
+            false,
+        ),
+        (
+            &[
+                "--server",
+                "--sender",
+                "-vlHogDtprxe.iLsfxCIvu",
+                "--numeric-ids",
+                ".",
+                "/tree/",
+            ],
+            SS,
+            &["/tree/"],
+            false,
+            false,
+        ),
+        (
+            &[
+                "--server",
+                "--sender",
+                "-logDtprRe.iLsfxCIvu",
+                "--numeric-ids",
+                ".",
+                "/path/",
+            ],
+            SS,
+            &["/path/"],
+            false,
+            true,
+        ),
+        (
+            &["--server", "--sender", "-slHogDtprce.iLsfxCIvu"],
+            SS,
+            &[],
+            true,
+            false,
+        ),
+        (
+            &[
+                "--server",
+                "--sender",
+                "-vlogDtprze.iLsf",
+                ".",
+                "/home/a",
+                "/home/b",
+            ],
+            SS,
+            &["/home/a", "/home/b"],
+            false,
+            false,
+        ),
+        // `e` swallows the rest: the `s` and `R` after it are compat flags.
+        (
+            &["--server", "--sender", "-le.iLsRf", ".", "x"],
+            SS,
+            &["x"],
+            false,
+            false,
+        ),
+        (
+            &["--server", "--sender", "-l", "--", ".", "--delete", "-x"],
+            SS,
+            &["--delete", "-x"],
+            false,
+            false,
+        ),
+        (
+            &["--server", "--sender", "-l", ".", "-", "a"],
+            SS,
+            &["-", "a"],
+            false,
+            false,
+        ),
+        (
+            &["--server", "--sender", "-r", "."],
+            SS,
+            &["."],
+            false,
+            false,
+        ),
+        (
+            &["--server", "--sender", "-a", "."],
+            SS,
+            &["."],
+            false,
+            false,
+        ),
+        (&["--server", "--sender", "-l", "."], SS, &[], false, false),
+        (&["--server", "--sender", "-rR", "."], SS, &[], false, true),
+        (
+            &[
+                "--server",
+                "--sender",
+                "-l",
+                "--files-from=-",
+                "--from0",
+                ".",
+                "/base",
+            ],
+            SS,
+            &["/base"],
+            false,
+            true,
+        ),
+        (
+            &[
+                "--server",
+                "--sender",
+                "-l",
+                "--files-from=-",
+                "--no-R",
+                ".",
+                "/base",
+            ],
+            SS,
+            &["/base"],
+            false,
+            false,
+        ),
+        (
+            &["--server", "--sender", "-R", "--no-relative", ".", "/x"],
+            SS,
+            &["/x"],
+            false,
+            false,
+        ),
+        (
+            &["--server", "--sender", "--relative", "-l", ".", "/x"],
+            SS,
+            &["/x"],
+            false,
+            true,
+        ),
+        (
+            &["--server", "--sender", "-s", "--no-protect-args", ".", "/x"],
+            SS,
+            &["/x"],
+            false,
+            false,
+        ),
+        (
+            &["--server", "--sender", "--protect-args", ".", "/x"],
+            SS,
+            &[],
+            true,
+            false,
+        ),
+        (
+            &[
+                "--server",
+                "--sender",
+                "--secluded-args",
+                "--no-s",
+                ".",
+                "/x",
+            ],
+            SS,
+            &["/x"],
+            false,
+            false,
+        ),
+        (&["--server", "--daemon", "."], PASS, &[], false, false),
+        (
+            &["--server", "--sender", "--version", ".", "/x"],
+            PASS,
+            &[],
+            false,
+            false,
+        ),
+        (
+            &["-a", "src1", "src2", "dest"],
+            LOCAL,
+            &["src1", "src2"],
+            false,
+            false,
+        ),
+        (&["-a", "host:/x", "/y"], REMOTE, &[], false, false),
+        (&["-a", "/x", "host:/y"], LOCAL, &["/x"], false, false),
+        (
+            &["-a", "/x", "user@host::mod/y"],
+            LOCAL,
+            &["/x"],
+            false,
+            false,
+        ),
+        (
+            &["-a", "rsync://host/mod/x", "/y"],
+            REMOTE,
+            &[],
+            false,
+            false,
+        ),
+        (
+            &["-a", "RSYNC://host:873/mod", "/y"],
+            REMOTE,
+            &[],
+            false,
+            false,
+        ),
+        (&["-a", "host::mod", "/y"], REMOTE, &[], false, false),
+        (&["-a", "[::1]:/x", "/y"], REMOTE, &[], false, false),
+        (&["-a", "./a:b", "/y"], LOCAL, &["./a:b"], false, false),
+        (
+            &["-a", "-e", "ssh -p 22", "/x", "h:/y"],
+            LOCAL,
+            &["/x"],
+            false,
+            false,
+        ),
+        (&["-aessh", "/x", "h:/y"], LOCAL, &["/x"], false, false),
+        (
+            &["-a", "-T", "/tmp", "/x", "/y"],
+            LOCAL,
+            &["/x"],
+            false,
+            false,
+        ),
+        (&["-a", "-f- *.o", "/x", "/y"], LOCAL, &["/x"], false, false),
+        (
+            &["-a", "-f", "- *.o", "/x", "/y"],
+            LOCAL,
+            &["/x"],
+            false,
+            false,
+        ),
+        (&["-aR", "/x/./y", "/z"], LOCAL, &["/x/./y"], false, true),
+        (&["-as", "/x", "h:/z"], LOCAL, &["/x"], true, false),
+        (
+            &["-a", "/x", "--delete", "/y"],
+            LOCAL,
+            &["/x"],
+            false,
+            false,
+        ),
+        (
+            &["-a", "--", "-x", "--y", "/z"],
+            LOCAL,
+            &["-x", "--y"],
+            false,
+            false,
+        ),
+        (&["-a", "/only"], PASS, &[], false, false),
+        (&[], PASS, &[], false, false),
+        (&["-h"], PASS, &[], false, false),
+        (&["-h", "/x", "/y"], LOCAL, &["/x"], false, false),
+        (&["--help", "/x", "/y"], PASS, &[], false, false),
+        (&["-V"], PASS, &[], false, false),
+        (
+            &["--daemon", "--config=/etc/r.conf"],
+            PASS,
+            &[],
+            false,
+            false,
+        ),
+        (
+            &["--config", "/etc/r.conf", "/x", "/y"],
+            PASS,
+            &[],
+            false,
+            false,
+        ),
+        (&["--read-batch=b", "/y"], PASS, &[], false, false),
+        (
+            &["-a", "--exclude=!#:+", "/x", "/y", "/z"],
+            LOCAL,
+            &["/y"],
+            false,
+            false,
+        ),
+        (
+            &["-a", "--unknown-opt", "/x", "/y"],
+            LOCAL,
+            &["/x"],
+            false,
+            false,
+        ),
+        (
+            &["-a", "--unknown-opt=1", "/x", "/y"],
+            LOCAL,
+            &["/x"],
+            false,
+            false,
+        ),
+        (&["-aQ", "/x", "/y"], LOCAL, &["/x"], false, false),
+        (&["-", "/y"], LOCAL, &["-"], false, false),
+    ];
+
+    #[test]
+    fn table() {
+        for (i, &(args, role, sources, protect, relative)) in CASES.iter().enumerate() {
+            let a = argv(args);
+            let inv = parse(&a).unwrap_or_else(|e| panic!("case {i} {args:?}: {e}"));
+            assert_eq!(inv.role, role, "case {i} {args:?}");
+            assert_eq!(strs(&inv), sources, "case {i} {args:?}");
+            assert_eq!(inv.protect_args, protect, "case {i} {args:?}");
+            assert_eq!(inv.relative, relative, "case {i} {args:?}");
+            assert_eq!(inv.render_with_sources(|s| s.to_owned()), a, "case {i}");
+            let out = inv.render_with_sources(snap);
+            for (k, (x, y)) in a.iter().zip(&out).enumerate() {
+                assert_eq!(
+                    x != y,
+                    inv.source_indices().contains(&k),
+                    "case {i} arg {k}"
+                );
+            }
+            assert_eq!(inv.reads_local_files(), !sources.is_empty(), "case {i}");
+        }
+    }
+
+    #[test]
+    fn errors() {
+        let e = |v: &[&str]| parse(&argv(v)).unwrap_err();
+        assert_eq!(e(&["-a", "/x", "-e"]), ArgError::MissingValue("-e".into()));
+        assert_eq!(
+            e(&["--server", "--sender", "-l", ".", "--exclude"]),
+            ArgError::MissingValue("--exclude".into())
+        );
+        assert_eq!(
+            e(&["--delete=yes", "/x", "/y"]),
+            ArgError::UnexpectedValue("--delete".into())
+        );
+        assert_eq!(
+            e(&["-v=1", "/x", "/y"]),
+            ArgError::UnexpectedValue("-v".into())
+        );
+        assert_eq!(
+            e(&["--sender", "--server", ".", "/x"]),
+            ArgError::SenderWithoutServer
+        );
+        assert_eq!(e(&["-a", "", "/y"]), ArgError::EmptySource);
+        assert_eq!(
+            e(&["-a", "/x", "h:/z", "/y"]),
+            ArgError::MixedSources("h:/z".into())
+        );
+        assert_eq!(
+            e(&["--server", "-s", "--old-args", "."]),
+            ArgError::OldArgsConflict
+        );
+    }
+
+    #[test]
+    fn value_taking_long_options_never_hide_or_make_a_path() {
+        for name in LONG_VALUE {
+            for joined in [true, false] {
+                let opt = |v: &str| {
+                    if joined {
+                        vec![format!("--{name}={v}")]
+                    } else {
+                        vec![format!("--{name}"), v.to_owned()]
+                    }
+                };
+                let stop = matches!(*name, "config" | "dparam");
+                let batch = *name == "read-batch";
+                let mut server = vec![
+                    "--server".to_owned(),
+                    "--sender".to_owned(),
+                    "-logDtpre.iLsf".to_owned(),
+                ];
+                server.extend(opt("/src/"));
+                server.extend([".".to_owned(), "/real".to_owned()]);
+                let inv = parse(&server.iter().map(OsString::from).collect::<Vec<_>>()).unwrap();
+                if stop {
+                    assert_eq!(inv.role, PASS, "{name}");
+                } else {
+                    assert_eq!(inv.role, SS, "{name}");
+                    assert_eq!(strs(&inv), ["/real"], "{name} {joined}");
+                }
+                let mut client = vec!["-a".to_owned()];
+                client.extend(opt("/tmp/x"));
+                client.extend(["/real".to_owned(), "h:/dst".to_owned()]);
+                let inv = parse(&client.iter().map(OsString::from).collect::<Vec<_>>()).unwrap();
+                if stop || batch {
+                    assert_eq!(inv.role, PASS, "{name}");
+                } else {
+                    assert_eq!(strs(&inv), ["/real"], "{name} {joined}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn value_taking_short_options_attached_and_separate() {
+        for &c in SHORT_VALUE {
+            let c = char::from(c);
+            for form in [
+                vec![format!("-{c}/v")],
+                vec![format!("-{c}=/v")],
+                vec![format!("-a{c}"), "/v".into()],
+                vec![format!("-{c}"), "-x".into()],
+            ] {
+                let mut v = vec!["--server".to_owned(), "--sender".to_owned()];
+                v.extend(form.clone());
+                v.extend([".".to_owned(), "/real".to_owned()]);
+                let inv = parse(&v.iter().map(OsString::from).collect::<Vec<_>>()).unwrap();
+                assert_eq!(strs(&inv), ["/real"], "{form:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_value_less_option_keeps_paths() {
+        for name in LONG_FLAG {
+            let v = argv(&["--server", "--sender", &format!("--{name}"), ".", "/real"]);
+            let inv = parse(&v).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let stop = matches!(
+                *name,
+                "help" | "daemon" | "detach" | "no-detach" | "version"
+            );
+            if stop {
+                assert_eq!(inv.role, PASS, "{name}");
+            } else if matches!(*name, "protect-args" | "secluded-args") {
+                assert_eq!(strs(&inv), Vec::<String>::new(), "{name}");
+            } else {
+                assert_eq!(strs(&inv), ["/real"], "{name}");
+            }
+        }
+        for &c in SHORT_FLAG {
+            let v = argv(&[
+                "--server",
+                "--sender",
+                &format!("-{}", char::from(c)),
+                ".",
+                "/real",
+            ]);
+            let inv = parse(&v).unwrap();
+            let expect: &[&str] = match c {
+                b'V' | b's' => &[],
+                _ => &["/real"],
+            };
+            assert_eq!(strs(&inv), expect, "-{}", char::from(c));
+        }
+    }
+
+    #[test]
+    fn tables_are_sorted_and_disjoint() {
+        assert!(LONG_VALUE.windows(2).all(|w| w[0] < w[1]));
+        assert!(LONG_FLAG.windows(2).all(|w| w[0] < w[1]));
+        assert!(LONG_VALUE.iter().all(|n| !LONG_FLAG.contains(n)));
+        assert!(SHORT_VALUE.iter().all(|c| !SHORT_FLAG.contains(c)));
+    }
+
+    #[test]
+    fn hostspecs() {
+        let remote = [
+            "h:/x",
+            "h:",
+            ":x",
+            "u@h:x",
+            "h::m",
+            "[::1]:x",
+            "u@[fe80::1]:x",
+            "rsync://h",
+            "rsync://h/m",
+            "rsync://h:873/m",
+            "Rsync://h/m",
+            "C:/x",
+            "rsync:x",
+        ];
+        let local = [
+            "/x", "x", "./h:x", "a/b:c", "[::1]", "[::1]/x", "x[:y", "", "h", "u@h",
+        ];
+        for r in remote {
+            assert!(is_remote(OsStr::new(r)), "{r}");
+        }
+        for l in local {
+            assert!(!is_remote(OsStr::new(l)), "{l}");
+        }
+    }
+
+    #[test]
+    fn server_short_options_index() {
+        let inv = parse(&argv(&[
+            "--server",
+            "--sender",
+            "-logDtpre.iLsf",
+            "-v",
+            ".",
+            "/x",
+        ]))
+        .unwrap();
+        assert_eq!(inv.server_short_options(), Some(2));
+        assert_eq!(inv.server_dir_index(), Some(4));
+        let inv = parse(&argv(&["-a", "/x", "/y"])).unwrap();
+        assert_eq!(inv.server_short_options(), None);
+        let inv = parse(&argv(&["--server", "--sender", "-R", ".", "/x"])).unwrap();
+        assert_eq!(inv.server_dir_index(), None);
+    }
+
+    #[test]
+    fn backuppc_protected_args() {
+        let cmd = argv(&["--server", "--sender", "-slHogDtprce.iLsfxCIvu"]);
+        let inv = parse(&cmd).unwrap();
+        assert!(inv.protect_args && inv.sources().next().is_none());
+        let stdin = argv(&["rsync", "--numeric-ids", "--perms", ".", "C/", "D/"]);
+        let full = parse_with_protected(&cmd, &stdin).unwrap();
+        assert_eq!(
+            full.args,
+            argv(&[
+                "--server",
+                "--sender",
+                "-lHogDtprce.iLsfxCIvu",
+                "--numeric-ids",
+                "--perms",
+                ".",
+                "C/",
+                "D/"
+            ])
+        );
+        assert_eq!(full.role, SS);
+        assert!(!full.protect_args);
+        assert_eq!(strs(&full), ["C/", "D/"]);
+        assert_eq!(full.server_dir_index(), Some(5));
+    }
+
+    #[test]
+    fn protected_args_edge_forms() {
+        // A lone `-s`, `s` again in the block, and cmdline positionals (ignored by rsync).
+        let cmd = argv(&["--server", "--sender", "-s", "-le.iLsf", "--", "ignored"]);
+        let stdin = argv(&["rsync", "-sR", "--secluded-args", ".", "/a/./b"]);
+        let full = parse_with_protected(&cmd, &stdin).unwrap();
+        assert_eq!(
+            full.args,
+            argv(&["--server", "--sender", "-le.iLsf", "-R", ".", "/a/./b"])
+        );
+        assert!(full.relative);
+        assert_eq!(strs(&full), ["/a/./b"]);
+        let plain = argv(&["--server", "--sender", "-l", ".", "/x"]);
+        assert_eq!(
+            parse_with_protected(&plain, &stdin),
+            Err(ArgError::NotProtected)
+        );
+        assert_eq!(
+            parse_with_protected(&cmd, &[]),
+            Err(ArgError::EmptyProtectedArgs)
+        );
+        let receiver = argv(&["--server", "-sle.iLsf"]);
+        let full = parse_with_protected(&receiver, &argv(&["rsync", ".", "/dst"])).unwrap();
+        assert_eq!(full.role, SR);
+        assert_eq!(full.args, argv(&["--server", "-le.iLsf", ".", "/dst"]));
+        // Without protect-args the renderer only appends.
+        let inv = parse(&plain).unwrap();
+        assert_eq!(
+            inv.render_without_protect_args(&argv(&["y"])).unwrap(),
+            argv(&["--server", "--sender", "-l", ".", "/x", "y"])
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn odd_bytes_in_paths() {
+        use std::os::unix::ffi::OsStringExt;
+        let weird = [
+            b"/a b/c".to_vec(),
+            b"/new\nline".to_vec(),
+            vec![b'/', 0xff, 0xfe, b'x'],
+            b"/tab\there".to_vec(),
+        ];
+        let mut a = argv(&["--server", "--sender", "-logDtpre.iLsf", "."]);
+        a.extend(weird.iter().cloned().map(OsString::from_vec));
+        let inv = parse(&a).unwrap();
+        let got: Vec<Vec<u8>> = inv
+            .sources()
+            .map(|s| s.as_encoded_bytes().to_vec())
+            .collect();
+        assert_eq!(got, weird);
+        assert_eq!(inv.render_with_sources(|s| s.to_owned()), a);
+        // A non-UTF-8 option value is a value all the same.
+        let mut c = vec![
+            OsString::from("--exclude"),
+            OsString::from_vec(vec![0xff, b'/']),
+        ];
+        c.extend(argv(&["/x", "/y"]));
+        assert_eq!(strs(&parse(&c).unwrap()), ["/x"]);
+    }
+}
+
+#[cfg(all(test, unix))]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+    const COMPACT: &[&str] = &[
+        "-logDtpre.iLsfxCIvu",
+        "-vlHogDtprxe.iLsfxCIvu",
+        "-logDtprRe.iLsfxCIvu",
+        "-vlogDtprze.iLsf",
+        "-lHogDtprce.iLsfxCIvu",
+    ];
+
+    /// Options that change the role or stop the transfer: not generated.
+    fn neutral_long(name: &str) -> bool {
+        !matches!(
+            name,
+            "help"
+                | "daemon"
+                | "detach"
+                | "no-detach"
+                | "version"
+                | "server"
+                | "sender"
+                | "protect-args"
+                | "secluded-args"
+                | "old-args"
+                | "config"
+                | "dparam"
+                | "read-batch"
+        )
+    }
+
+    fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(1u8..=255, 0..max)
+    }
+
+    /// Any option value; popt's `!#:+` would legitimately swallow a path.
+    fn value() -> impl Strategy<Value = Vec<u8>> {
+        bytes(12).prop_filter("no popt expansion", |v| !has_expansion(v))
+    }
+
+    /// One option, as one or two arguments.
+    fn option() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        let longs: Vec<&str> = LONG_VALUE
+            .iter()
+            .copied()
+            .filter(|n| neutral_long(n))
+            .collect();
+        let flags: Vec<&str> = LONG_FLAG
+            .iter()
+            .copied()
+            .filter(|n| neutral_long(n))
+            .collect();
+        let shorts: Vec<u8> = SHORT_FLAG
+            .iter()
+            .copied()
+            .filter(|c| !b"Vs".contains(c))
+            .collect();
+        prop_oneof![
+            (prop::sample::select(longs.clone()), value()).prop_map(|(n, v)| vec![[
+                b"--",
+                n.as_bytes(),
+                b"=",
+                &v
+            ]
+            .concat()]),
+            (prop::sample::select(longs), value())
+                .prop_map(|(n, v)| vec![[b"--", n.as_bytes()].concat(), v]),
+            (
+                prop::sample::select(SHORT_VALUE.to_vec()),
+                value().prop_filter("joined", |v| !v.is_empty())
+            )
+                .prop_map(|(c, v)| vec![[&[b'-', c][..], &v].concat()]),
+            (prop::sample::select(SHORT_VALUE.to_vec()), value())
+                .prop_map(|(c, v)| vec![vec![b'-', c], v]),
+            prop::sample::select(flags).prop_map(|n| vec![[b"--", n.as_bytes()].concat()]),
+            prop::collection::vec(prop::sample::select(shorts), 1..5).prop_map(|l| vec![[
+                &b"-"[..],
+                &l
+            ]
+            .concat()]),
+        ]
+    }
+
+    fn options() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        prop::collection::vec(option(), 0..6).prop_map(|o| o.concat())
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Shape {
+        Sender,
+        Receiver,
+        Client,
+    }
+
+    /// An argv, the indices of its sources, and the role it must get.
+    fn invocation() -> impl Strategy<Value = (Vec<OsString>, Vec<usize>, Role)> {
+        invocation_of(prop_oneof![
+            Just(Shape::Sender),
+            Just(Shape::Receiver),
+            Just(Shape::Client)
+        ])
+    }
+
+    fn invocation_of(
+        shape: impl Strategy<Value = Shape>,
+    ) -> impl Strategy<Value = (Vec<OsString>, Vec<usize>, Role)> {
+        (
+            shape,
+            prop::sample::select(COMPACT.to_vec()),
+            options(),
+            options(),
+            any::<bool>(),
+            prop::collection::vec(bytes(24), 1..4),
+            prop_oneof![
+                Just(b"/dst".to_vec()),
+                Just(b"host:/dst".to_vec()),
+                bytes(10).prop_map(|b| [&b"/"[..], &b].concat())
+            ],
+        )
+            .prop_map(|(shape, compact, before, after, dashdash, paths, dest)| {
+                let mut v: Vec<Vec<u8>> = Vec::new();
+                if !matches!(shape, Shape::Client) {
+                    v.push(b"--server".to_vec());
+                    if matches!(shape, Shape::Sender) {
+                        v.push(b"--sender".to_vec());
+                    }
+                    v.push(compact.as_bytes().to_vec());
+                }
+                v.extend(before);
+                // Options may follow positionals unless `--` came first.
+                let trailing = if dashdash { Vec::new() } else { after };
+                if dashdash {
+                    v.push(b"--".to_vec());
+                }
+                let mut want = Vec::new();
+                let path = |p: Vec<u8>| {
+                    if dashdash {
+                        [&b"-/"[..], &p].concat()
+                    } else {
+                        [&b"/"[..], &p].concat()
+                    }
+                };
+                let role = match shape {
+                    Shape::Sender | Shape::Receiver => {
+                        v.push(b".".to_vec());
+                        let sender = matches!(shape, Shape::Sender);
+                        for p in paths {
+                            if sender {
+                                want.push(v.len());
+                            }
+                            v.push(path(p));
+                        }
+                        if sender {
+                            Role::ServerSender
+                        } else {
+                            Role::ServerReceiver
+                        }
+                    }
+                    Shape::Client => {
+                        for p in paths {
+                            want.push(v.len());
+                            v.push(path(p));
+                        }
+                        v.push(dest);
+                        Role::Client {
+                            local_sources: true,
+                        }
+                    }
+                };
+                v.extend(trailing);
+                (v.into_iter().map(OsString::from_vec).collect(), want, role)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn identity_render_is_byte_exact((args, want, role) in invocation()) {
+            let inv = parse(&args).unwrap();
+            prop_assert_eq!(inv.role, role);
+            prop_assert_eq!(inv.source_indices(), &want[..]);
+            prop_assert_eq!(inv.render_with_sources(|s| s.to_owned()), args);
+        }
+
+        #[test]
+        fn rewrite_touches_exactly_the_sources((args, want, _role) in invocation()) {
+            let inv = parse(&args).unwrap();
+            let out = inv.render_with_sources(|s| {
+                let mut b = b"/snap".to_vec();
+                b.extend_from_slice(s.as_bytes());
+                OsString::from_vec(b)
+            });
+            prop_assert_eq!(out.len(), args.len());
+            prop_assert_eq!(inv.sources().count(), want.len());
+            for (k, (a, o)) in args.iter().zip(&out).enumerate() {
+                if want.contains(&k) {
+                    prop_assert_eq!([&b"/snap"[..], a.as_bytes()].concat(), o.as_bytes().to_vec());
+                } else {
+                    prop_assert_eq!(a, o);
+                }
+            }
+        }
+
+        #[test]
+        fn protected_block_gives_the_same_sources((args, want, _role) in invocation_of(Just(Shape::Sender))) {
+            // Move everything after the compact string to stdin, with `s` added.
+            let cmd = vec![args[0].clone(), args[1].clone(), OsString::from_vec([&b"-s"[..], &args[2].as_bytes()[1..]].concat())];
+            let mut block = vec![OsString::from("rsync")];
+            block.extend(args[3..].iter().cloned());
+            let full = parse_with_protected(&cmd, &block).unwrap();
+            prop_assert_eq!(&full.args, &args);
+            prop_assert_eq!(full.source_indices(), &want[..]);
+        }
+
+        #[test]
+        fn never_panics(args in prop::collection::vec(prop_oneof![
+            bytes(8),
+            prop::sample::select(vec![&b"--server"[..], b"--sender", b"-", b"--", b"-e", b"-s", b".", b"h:x", b"--exclude", b"!#:+", b"-R"]).prop_map(|b| b.to_vec()),
+        ], 0..10)) {
+            let args: Vec<OsString> = args.into_iter().map(OsString::from_vec).collect();
+            if let Ok(inv) = parse(&args) {
+                prop_assert_eq!(inv.render_with_sources(|s| s.to_owned()), args.clone());
+                let _ = inv.render_without_protect_args(&args);
+                let _ = parse_with_protected(&args, &args);
+            }
+        }
     }
 }
