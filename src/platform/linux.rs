@@ -86,8 +86,19 @@ impl PlatformInterface for Platform {
                 }
                 Err(e) => log::warn!("no private mount namespace ({e}); nested subvolumes will arrive empty"),
             }
-            for (snapshot, target) in &plan.binds {
-                bind(snapshot, target)?;
+            // Open every snapshot first: an earlier bind may hide a later one's path.
+            let opened = plan
+                .binds
+                .iter()
+                .map(|(snap, target)| File::open(snap).map(|f| (f, snap, target)).map_err(|e| Error::io(snap, e)))
+                .collect::<Result<Vec<_>>>()?;
+            for (dir, snapshot, target) in opened {
+                if let Err(e) = bind(&dir, snapshot, target) {
+                    if let Err(undo) = unmount_all(&binds) {
+                        log::error!("{undo}");
+                    }
+                    return Err(e);
+                }
                 binds.push(target.clone());
             }
         }
@@ -172,15 +183,24 @@ fn private_namespace() -> Result<()> {
         .map_err(|e| Error::Expose { path: "/".into(), msg: format!("making mounts private: {e}") })
 }
 
-fn bind(snapshot: &Path, target: &Path) -> Result<()> {
-    // Open first and mount through /proc/self/fd: an earlier bind may already
-    // hide the snapshot's own path.
-    let dir = File::open(snapshot).map_err(|e| Error::io(snapshot, e))?;
+/// Mounts the opened snapshot directory over `target`, through /proc/self/fd.
+fn bind(dir: &File, snapshot: &Path, target: &Path) -> Result<()> {
     let src = format!("/proc/self/fd/{}", dir.as_raw_fd());
     mount(Some(src.as_str()), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
         .map_err(|e| Error::Expose { path: target.into(), msg: format!("bind-mounting {}: {e}", snapshot.display()) })?;
     log::debug!("mounted {} over {}", snapshot.display(), target.display());
     Ok(())
+}
+
+/// Unmounts `targets` in reverse order; returns the first failure.
+fn unmount_all(targets: &[PathBuf]) -> Result<()> {
+    let mut first = None;
+    for target in targets.iter().rev() {
+        if let Err(e) = umount2(target, MntFlags::MNT_DETACH) {
+            first.get_or_insert(Error::Expose { path: target.clone(), msg: format!("unmounting: {e}") });
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 struct LinuxExposure {
@@ -203,13 +223,7 @@ impl Exposure for LinuxExposure {
     }
 
     fn undo(self: Box<Self>) -> Result<()> {
-        let mut first = None;
-        for target in self.binds.iter().rev() {
-            if let Err(e) = umount2(target, MntFlags::MNT_DETACH) {
-                first.get_or_insert(Error::Expose { path: target.clone(), msg: format!("unmounting: {e}") });
-            }
-        }
-        first.map_or(Ok(()), Err)
+        unmount_all(&self.binds)
     }
 }
 
