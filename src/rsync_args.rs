@@ -39,8 +39,8 @@
 //!   `Passthrough`. `-h` alone means help to rsync; it has no path, so it is
 //!   `Passthrough` like any argv without paths.
 //!
-//! An [`ArgError`] is always an argv that rsync itself rejects; running rsync
-//! unchanged lets it say why.
+//! An [`ArgError`] from [`parse`] is always an argv that rsync itself rejects;
+//! running rsync unchanged lets it say why.
 
 use std::ffi::{OsStr, OsString};
 
@@ -577,6 +577,10 @@ pub fn parse_with_protected(
         return Err(ArgError::EmptyProtectedArgs);
     };
     let block_scan = scan(block, true)?;
+    // rsync's second pass still has protect-args on, so this conflicts there.
+    if block_scan.old_args {
+        return Err(ArgError::OldArgsConflict);
+    }
     let block = strip_protect(block, &block_scan.protect_on, &[])?;
     let combined = cmd.render_without_protect_args(&block)?;
     parse(&combined)
@@ -1309,6 +1313,15 @@ mod tests {
             parse_with_protected(&cmd, &[]),
             Err(ArgError::EmptyProtectedArgs)
         );
+        assert_eq!(
+            parse_with_protected(&cmd, &argv(&["rsync", "--old-args", ".", "/x"])),
+            Err(ArgError::OldArgsConflict)
+        );
+        let expanding = argv(&["--server", "--sender", "-s", "--exclude=a!#:+"]);
+        assert!(matches!(
+            parse_with_protected(&expanding, &stdin),
+            Err(ArgError::Unsupported(_))
+        ));
         let receiver = argv(&["--server", "-sle.iLsf"]);
         let full = parse_with_protected(&receiver, &argv(&["rsync", ".", "/dst"])).unwrap();
         assert_eq!(full.role, SR);
