@@ -1571,9 +1571,12 @@ mod props {
         }
 
         #[test]
-        fn protected_block_gives_the_same_sources((args, want, _role) in invocation_of(Just(Shape::Sender))) {
+        fn protected_block_gives_the_same_sources(
+            (args, want, _role) in invocation_of(Just(Shape::Sender))
+        ) {
             // Move everything after the compact string to stdin, with `s` added.
-            let cmd = vec![args[0].clone(), args[1].clone(), OsString::from_vec([&b"-s"[..], &args[2].as_bytes()[1..]].concat())];
+            let compact = [&b"-s"[..], &args[2].as_bytes()[1..]].concat();
+            let cmd = vec![args[0].clone(), args[1].clone(), OsString::from_vec(compact)];
             let mut block = vec![OsString::from("rsync")];
             block.extend(args[3..].iter().cloned());
             let full = parse_with_protected(&cmd, &block).unwrap();
@@ -1584,7 +1587,10 @@ mod props {
         #[test]
         fn never_panics(args in prop::collection::vec(prop_oneof![
             bytes(8),
-            prop::sample::select(vec![&b"--server"[..], b"--sender", b"-", b"--", b"-e", b"-s", b".", b"h:x", b"--exclude", b"!#:+", b"-R"]).prop_map(|b| b.to_vec()),
+            prop::sample::select(vec![
+                &b"--server"[..], b"--sender", b"-", b"--", b"-e", b"-s", b".", b"h:x",
+                b"--exclude", b"!#:+", b"-R", b"-se", b"--old-args",
+            ]).prop_map(|b| b.to_vec()),
         ], 0..10)) {
             let args: Vec<OsString> = args.into_iter().map(OsString::from_vec).collect();
             if let Ok(inv) = parse(&args) {
