@@ -11,7 +11,8 @@ use crate::config::{Config, OnSnapshotFailure, ProviderChoice};
 use crate::error::{Error, Result};
 use crate::platform::{Exposure, Platform, PlatformInterface};
 use crate::provider::{Provider, SnapshotSet};
-use crate::rsync_args::{self, Invocation};
+use crate::protect_args;
+use crate::rsync_args::{self, Invocation, Role};
 
 /// Loads the config named by the options, or the default one.
 pub fn load_config(opts: &Options) -> Result<Config> {
@@ -79,10 +80,19 @@ impl Drop for Cleanup {
 /// The rsync role: returns the exit status to leave with.
 pub fn rsync(cfg: &Config, argv: Vec<OsString>) -> Result<u8> {
     let rsync = find_rsync(cfg)?;
-    let inv = rsync_args::parse(&argv).map_err(|e| Error::Usage(format!("rsync arguments: {e}")))?;
+    let bad_args = |e: rsync_args::ArgError| Error::Usage(format!("rsync arguments: {e}"));
+    let mut inv = rsync_args::parse(&argv).map_err(bad_args)?;
+    if inv.role == Role::ServerSender && inv.protect_args && cfg.provider != ProviderChoice::None {
+        // The paths come on stdin (--protect-args): take exactly that block, and
+        // give rsync the same arguments on its command line instead.
+        let mut stdin = protect_args::unbuffered_stdin().map_err(|e| Error::io("stdin", e))?;
+        let block = protect_args::read_block(&mut stdin)?;
+        log::debug!("protected args: {}", crate::command::shell_line(block.iter().map(|a| a.as_os_str())));
+        inv = rsync_args::parse_with_protected(&argv, &block).map_err(bad_args)?;
+    }
     if !inv.reads_local_files() || cfg.provider == ProviderChoice::None {
         log::debug!("nothing to snapshot ({:?}); running {} unchanged", inv.role, rsync.display());
-        return Platform::run_unchanged(&rsync, &argv);
+        return Platform::run_unchanged(&rsync, &inv.args);
     }
     snapshot_and_run(cfg, &rsync, &inv)
 }
