@@ -58,9 +58,10 @@ impl Bank {
     }
 
     fn run(&self, rig: &Rig, extra: &[&str]) {
-        let out = self.dirvish().args(extra).run();
-        assert!(out.status.success(), "dirvish failed\n{}\n--- snaprsync log ---\n{}", out.report(), rig.log());
-        rig.fs.assert_no_snapshot_left();
+        rig.assert_snapshotted("dirvish", || {
+            let out = self.dirvish().args(extra).run();
+            assert!(out.status.success(), "dirvish failed\n{}\n--- snaprsync log ---\n{}", out.report(), rig.log());
+        });
     }
 
     fn summary(&self, image: &str) -> String {

@@ -39,9 +39,15 @@ fn config(rig: &Rig, name: &str, remote: Remote) -> (PathBuf, PathBuf) {
     (conf, root)
 }
 
-fn backup(rig: &Rig, conf: &Path) {
-    let out = cmd("rsnapshot").arg("-c").arg(conf).arg("alpha").run();
-    assert!(out.status.success(), "rsnapshot failed\n{}\n--- snaprsync log ---\n{}", out.report(), rig.log());
+fn backup(rig: &Rig, conf: &Path, remote: Remote) {
+    let run = || {
+        let out = cmd("rsnapshot").arg("-c").arg(conf).arg("alpha").run();
+        assert!(out.status.success(), "rsnapshot failed\n{}\n--- snaprsync log ---\n{}", out.report(), rig.log());
+    };
+    match remote {
+        Remote::Snaprsync => rig.assert_snapshotted("rsnapshot", run),
+        Remote::Plain => run(),
+    }
     rig.fs.assert_no_snapshot_left();
 }
 
@@ -54,8 +60,8 @@ fn rsnapshot_relative_backup_matches_plain() {
     tree::make_sample(&rig.src());
     let (snap_conf, snap_root) = config(&rig, "with", Remote::Snaprsync);
     let (live_conf, live_root) = config(&rig, "without", Remote::Plain);
-    backup(&rig, &snap_conf);
-    backup(&rig, &live_conf);
+    backup(&rig, &snap_conf, Remote::Snaprsync);
+    backup(&rig, &live_conf, Remote::Plain);
 
     let with = snap_root.join("alpha.0/host");
     let without = live_root.join("alpha.0/host");
@@ -67,7 +73,7 @@ fn rsnapshot_relative_backup_matches_plain() {
 
     // A second run rotates alpha.0 to alpha.1 and links unchanged files.
     std::fs::write(rig.src().join("top.txt"), "changed\n").unwrap();
-    backup(&rig, &snap_conf);
+    backup(&rig, &snap_conf, Remote::Snaprsync);
     tree::assert_same("second rsnapshot run vs source", &tree::describe(&rig.src()), &tree::describe(&with.join(&rel)));
     let old = snap_root.join("alpha.1/host").join(&rel);
     assert_eq!(tree::inode(&old.join("a/b/c/three")), tree::inode(&with.join(&rel).join("a/b/c/three")), "unchanged file must be linked");

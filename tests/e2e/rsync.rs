@@ -36,6 +36,9 @@ fn push_to_btrfs_makes_no_snapshot() {
     tree::assert_same("push through snaprsync vs local tree", &tree::describe(&local), &tree::describe(&target));
     let snaps = rig.fs.leftover_snapshots();
     assert!(snaps.is_empty(), "a receiver must not snapshot: {snaps:?}");
+    assert_eq!(rig.snapshots_taken(), 0, "a receiver must not snapshot\n--- snaprsync log ---\n{}", rig.log());
+    let logged = std::fs::metadata(rig.log_path()).map(|m| m.len()).unwrap_or(0);
+    assert!(logged > 0, "the push must have run snaprsync (it logged nothing)");
 }
 
 /// Names, types, sizes, modes, mtimes and contents of a quiescent tree are
@@ -58,4 +61,66 @@ fn names_match_plain_rsync() {
         }
         tree::assert_same(&format!("rsync -a {extra:?}: snaprsync vs plain rsync"), &tree::describe(&with), &tree::describe(&without));
     }
+}
+
+/// `--protect-args` (`-s`, as BackupPC sends it) leaves no path in argv:
+/// snaprsync must read the arguments from stdin, snapshot the right
+/// filesystem and hand them on. Also a source directory with spaces in its name.
+#[test]
+fn protect_args_and_spaces() {
+    let rig = Rig::new("protect");
+    let src = rig.fs.mnt().join("my data");
+    tree::make_sample(&src);
+    let args = ["-s", "--numeric-ids", "-H", "--delete"];
+    let with = rig.dest("snap");
+    let without = rig.dest("live");
+    for (remote, dest) in [(Remote::Snaprsync, &with), (Remote::Plain, &without)] {
+        let run = || {
+            let out = rig.rsync(remote).arg("-a").args(args).arg(rig.remote_dir(&src)).arg(dest).run();
+            assert!(out.status.success(), "-s pull through {remote:?} failed\n{}\n--- snaprsync log ---\n{}", out.report(), rig.log());
+        };
+        match remote {
+            Remote::Snaprsync => rig.assert_snapshotted("-s pull", run),
+            Remote::Plain => run(),
+        }
+    }
+    tree::assert_same("-s pull through snaprsync vs source", &tree::describe(&src), &tree::describe(&with));
+    tree::assert_same("-s pull: snaprsync vs plain rsync", &tree::describe(&without), &tree::describe(&with));
+}
+
+/// A source that is not on btrfs: with the default `on_snapshot_failure =
+/// "fail"` snaprsync refuses with its own status 83 and one line; with
+/// `"live"` the backup runs on the live files and succeeds.
+#[test]
+fn source_not_on_btrfs() {
+    let rig = Rig::new("nobtrfs");
+    let src = rig.dest("ext-src");
+    tree::make_sample(&src);
+
+    // As sshd runs it: exactly 83, one line, nothing on stdout.
+    let args = crate::status::sender_args(&src).join(" ");
+    let out = rig.ssh(&format!("{} {args}", rig.rsync_path(Remote::Snaprsync)));
+    out.expect_code(83).expect_stdout_empty();
+    crate::status::assert_one_line("non-btrfs source", &out.stderr);
+    rig.fs.assert_no_snapshot_left();
+
+    // Through a client rsync (which reports 83, or 12 if it saw the pipe close first).
+    let out = rig.rsync(Remote::Snaprsync).arg("-a").arg(rig.remote_dir(&src)).arg(rig.dest("refused")).run();
+    assert!(matches!(out.code(), Some(83 | 12)), "a non-btrfs source must be refused\n{}", out.report());
+    assert!(out.stderr.contains(&src.display().to_string()), "the refusal must name the source\n{}", out.report());
+    assert!(!rig.dest("refused").join("top.txt").exists(), "nothing may be copied when refused");
+
+    let live_dir = rig.work.path().join("live-config");
+    std::fs::create_dir(&live_dir).unwrap();
+    let live_conf = crate::support::write_config(&live_dir, "on_snapshot_failure = \"live\"\n");
+    let dest = rig.dest("live");
+    let out = rig
+        .rsync(Remote::Plain)
+        .arg(format!("--rsync-path={}", crate::support::snaprsync_path(&live_conf)))
+        .arg("-a")
+        .arg(rig.remote_dir(&src))
+        .arg(&dest)
+        .run();
+    assert!(out.status.success(), "on_snapshot_failure = live must copy the live files\n{}\n--- snaprsync log ---\n{}", out.report(), crate::support::snaprsync_log(&live_conf));
+    tree::assert_same("live fallback vs source", &tree::describe(&src), &tree::describe(&dest));
 }

@@ -4,7 +4,6 @@
 
 use crate::support::cmd::cmd;
 use crate::support::rig::{Remote, Rig};
-use crate::support::sshd::HOST;
 use crate::support::{snaprsync, tree};
 
 /// rsync's "partial transfer" (23) for a missing source path reaches the
@@ -37,11 +36,11 @@ fn missing_source_path_gives_rsyncs_23() {
 }
 
 /// The server-side argv rsync sends for a pull.
-fn sender_args(path: &std::path::Path) -> Vec<String> {
+pub fn sender_args(path: &std::path::Path) -> Vec<String> {
     ["--server", "--sender", "-logDtpre.iLsfxCIvu", "."].iter().map(|s| s.to_string()).chain([format!("{}/", path.display())]).collect()
 }
 
-fn assert_one_line(what: &str, stderr: &str) {
+pub fn assert_one_line(what: &str, stderr: &str) {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{what}: snaprsync must explain itself in exactly one stderr line, got:\n{stderr}");
 }
@@ -65,7 +64,7 @@ fn missing_config_gives_80_with_one_line() {
 
     // Through ssh: the remote status arrives unchanged.
     let remote_cmd = format!("{} --snap-config={} {}", snaprsync(), missing_conf.display(), sender_args(&rig.src()).join(" "));
-    let out = cmd("ssh").arg("-F").arg(rig.sshd.ssh_config()).arg(HOST).arg(remote_cmd).run();
+    let out = rig.ssh(&remote_cmd);
     out.expect_code(80).expect_stdout_empty();
     assert_one_line("through ssh", &out.stderr);
 

@@ -31,13 +31,16 @@ pub fn tempdir(tag: &str) -> tempfile::TempDir {
 }
 
 /// Writes a snaprsync config file into `dir` and returns its path. The log
-/// goes to `dir/snaprsync.log` at debug level so failures can show it.
+/// goes to `dir/snaprsync.log` at debug level so failures can show it; run
+/// records go to `dir/state` so that tests running in parallel never see each
+/// other's records.
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("snaprsync.toml");
     let log = dir.join("snaprsync.log");
     let text = format!(
-        "rsync_path = \"/usr/bin/rsync\"\non_snapshot_failure = \"fail\"\nlog_file = \"{}\"\nlog_level = \"debug\"\n{extra}",
-        log.display()
+        "rsync_path = \"/usr/bin/rsync\"\nlog_file = \"{}\"\nlog_level = \"debug\"\nstate_dir = \"{}\"\n{extra}",
+        log.display(),
+        dir.join("state").display()
     );
     std::fs::write(&path, text).expect("write snaprsync config");
     path

@@ -28,7 +28,7 @@ impl Rig {
         let fs = Btrfs::new(400);
         let sshd = Sshd::start();
         let work = super::tempdir(tag);
-        let config = super::write_config(work.path(), "");
+        let config = super::write_config(work.path(), "on_snapshot_failure = \"fail\"\n");
         std::fs::create_dir(fs.mnt().join("data")).expect("create source dir");
         Rig { fs, sshd, work, config }
     }
@@ -66,16 +66,52 @@ impl Rig {
         format!("{HOST}:{}/", path.display())
     }
 
+    /// Runs `command` (one shell command line) on `snaphost` through ssh.
+    pub fn ssh(&self, command: &str) -> super::cmd::Output {
+        cmd("ssh").arg("-F").arg(self.sshd.ssh_config()).arg(HOST).arg(command).run()
+    }
+
+    /// Where snaprsync logs.
+    pub fn log_path(&self) -> PathBuf {
+        self.config.with_file_name("snaprsync.log")
+    }
+
     /// snaprsync's log, for failure messages.
     pub fn log(&self) -> String {
         super::snaprsync_log(&self.config)
     }
 
-    /// Pulls `src/` into a new `dest` with `rsync -a` plus `extra`, asserting success.
-    pub fn pull(&self, remote: Remote, extra: &[&str], dest: &Path) -> super::cmd::Output {
-        let out = self.rsync(remote).arg("-a").args(extra).arg(self.remote_dir(&self.src())).arg(dest).run();
-        assert!(out.status.success(), "pull through {remote:?} failed\n{}\n--- snaprsync log ---\n{}", out.report(), self.log());
+    /// How many read-only snapshots snaprsync's log says it took so far
+    /// (it logs every external command line it runs).
+    pub fn snapshots_taken(&self) -> usize {
+        self.log().lines().filter(|l| l.contains("btrfs subvolume snapshot -r")).count()
+    }
+
+    /// Runs `f` (a backup through snaprsync) and asserts that snaprsync took
+    /// a snapshot for it and removed it again.
+    pub fn assert_snapshotted<T>(&self, what: &str, f: impl FnOnce() -> T) -> T {
+        let before = self.snapshots_taken();
+        let out = f();
+        assert!(self.snapshots_taken() > before, "{what}: snaprsync took no snapshot\n--- snaprsync log ---\n{}", self.log());
         self.fs.assert_no_snapshot_left();
         out
+    }
+
+    /// Pulls `src/` into a new `dest` with `rsync -a` plus `extra`, asserting success.
+    pub fn pull(&self, remote: Remote, extra: &[&str], dest: &Path) -> super::cmd::Output {
+        let run = || {
+            let out = self.rsync(remote).arg("-a").args(extra).arg(self.remote_dir(&self.src())).arg(dest).run();
+            assert!(out.status.success(), "pull through {remote:?} failed\n{}\n--- snaprsync log ---\n{}", out.report(), self.log());
+            out
+        };
+        match remote {
+            Remote::Snaprsync => self.assert_snapshotted("pull", run),
+            Remote::Plain => {
+                let before = self.snapshots_taken();
+                let out = run();
+                assert_eq!(self.snapshots_taken(), before, "a plain rsync pull must not involve snaprsync");
+                out
+            }
+        }
     }
 }
