@@ -63,6 +63,9 @@ pub enum Error {
     #[error("{what}: HRESULT {hresult:#010x}: {msg}")]
     Vss { what: String, hresult: u32, msg: String, status: u8 },
 
+    #[error("stopped by signal {0} before rsync started; nothing was left behind")]
+    Interrupted(i32),
+
     #[error("{path}: {source}")]
     Io { path: PathBuf, #[source] source: std::io::Error },
 }
@@ -81,6 +84,7 @@ impl Error {
             Error::Refused(_) => status::REFUSED,
             Error::Expose { .. } => status::EXPOSE,
             Error::Vss { status, .. } => *status,
+            Error::Interrupted(sig) => 128u8.saturating_add(*sig as u8),
             Error::Io { .. } => status::INTERNAL,
         }
     }

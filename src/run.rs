@@ -108,6 +108,7 @@ fn snapshot_and_run(cfg: &Config, rsync: &Path, inv: &Invocation) -> Result<u8> 
         return Platform::run_unchanged(rsync, &inv.args);
     }
 
+    Platform::hold_signals()?;
     let started = Instant::now();
     let prepared = Platform::provider(cfg, &existing).and_then(|mut provider| {
         let set = provider.create(&existing)?;
@@ -125,6 +126,10 @@ fn snapshot_and_run(cfg: &Config, rsync: &Path, inv: &Invocation) -> Result<u8> 
         Err(e) => return Err(e),
     };
     let created = started.elapsed();
+    if let Some(sig) = Platform::pending_signal() {
+        // Drop removes what was made.
+        return Err(Error::Interrupted(sig));
+    }
     let exposure = cleanup.exposure.as_mut().expect("exposed above");
     let method = exposure.method();
     log::debug!("running {}", crate::command::shell_line(std::iter::once(rsync.as_os_str()).chain(exposure.argv().iter().map(|a| a.as_os_str()))));

@@ -163,35 +163,38 @@ fn rsync_killed_by_a_signal_becomes_128_plus_n() {
 }
 
 #[test]
-fn sigterm_reaches_rsync_and_the_snapshot_is_removed() {
+fn int_term_and_hup_reach_rsync_and_the_snapshot_is_removed() {
     let w = World::new();
     // Enough data that rsync is still sending when the signal comes.
-    let big = w.data().join("big");
-    fs::write(&big, vec![7u8; 64 << 20]).unwrap();
-    let cfg = w.config(&format!("log_file = \"{}/log\"\nlog_level = \"debug\"\n", w.work.path().display()));
-    let mut child = std::process::Command::new(support::snaprsync())
-        .arg(format!("--snap-config={}", cfg.display()))
-        .args(["-a", "--bwlimit=1000"])
-        .arg(format!("{}/", w.data().display()))
-        .arg(w.work.path().join("dst"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the snapshot exists, then signal snaprsync.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while w.fs.leftover_snapshots().is_empty() {
-        assert!(Instant::now() < deadline, "no snapshot appeared");
-        std::thread::sleep(Duration::from_millis(50));
+    fs::write(w.data().join("big"), vec![7u8; 64 << 20]).unwrap();
+    let log = w.work.path().join("log");
+    let cfg = w.config(&format!("log_file = \"{}\"\nlog_level = \"debug\"\n", log.display()));
+    for sig in ["INT", "TERM", "HUP"] {
+        let mut child = std::process::Command::new(support::snaprsync())
+            .arg(format!("--snap-config={}", cfg.display()))
+            .args(["-a", "--bwlimit=1000"])
+            .arg(format!("{}/", w.data().display()))
+            .arg(w.work.path().join(format!("dst-{sig}")))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until rsync runs on the snapshot, then signal snaprsync alone.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !fs::read_to_string(&log).unwrap_or_default().contains(&format!("[{}] running /", child.id())) {
+            assert!(Instant::now() < deadline, "rsync never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(w.fs.leftover_snapshots().len(), 1, "the snapshot should exist while rsync runs");
+        std::thread::sleep(Duration::from_millis(200));
+        cmd("kill").args([&format!("-{sig}"), &child.id().to_string()]).ok();
+        let status = child.wait().unwrap();
+        // rsync ends on these signals with its own status 20; snaprsync passes it on.
+        assert_eq!(status.code(), Some(20), "SIG{sig}: status {status:?}");
+        let text = fs::read_to_string(&log).unwrap();
+        assert!(text.contains(&format!("forwarding SIG{sig}")), "{text}");
+        w.fs.assert_no_snapshot_left();
     }
-    std::thread::sleep(Duration::from_millis(300));
-    cmd("kill").args(["-TERM", &child.id().to_string()]).ok();
-    let status = child.wait().unwrap();
-    // rsync ends on SIGTERM with its own status 20; snaprsync passes it on.
-    assert_eq!(status.code(), Some(20), "status {status:?}");
-    let log = fs::read_to_string(w.work.path().join("log")).unwrap();
-    assert!(log.contains("forwarding SIGTERM"), "{log}");
-    w.fs.assert_no_snapshot_left();
 }
 
 #[test]

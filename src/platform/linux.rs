@@ -8,6 +8,8 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
@@ -25,6 +27,9 @@ use crate::provider::{Provider, SnapshotSet};
 use crate::rsync_args::Invocation;
 
 pub struct Platform;
+
+/// The last signal caught while held (0: none).
+static HELD: LazyLock<Arc<AtomicUsize>> = LazyLock::new(|| Arc::new(AtomicUsize::new(0)));
 
 fn read_mounts() -> Result<Vec<Mount>> {
     let path = "/proc/self/mountinfo";
@@ -104,6 +109,20 @@ impl PlatformInterface for Platform {
         }
         log::debug!("exposure: {}", plan.method);
         Ok(Box::new(LinuxExposure { argv: plan.argv, method: plan.method, binds }))
+    }
+
+    fn hold_signals() -> Result<()> {
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal_hook::flag::register_usize(sig, Arc::clone(&HELD), sig as usize).map_err(|e| Error::io("signal handler", e))?;
+        }
+        Ok(())
+    }
+
+    fn pending_signal() -> Option<i32> {
+        match HELD.load(Ordering::SeqCst) {
+            0 => None,
+            sig => Some(sig as i32),
+        }
     }
 
     fn run_unchanged(program: &Path, argv: &[OsString]) -> Result<u8> {
@@ -237,6 +256,10 @@ fn run_forwarding_signals(program: &Path, argv: &[OsString]) -> Result<u8> {
         .spawn()
         .map_err(|e| Error::RsyncMissing { path: program.into(), msg: e.to_string() })?;
     let pid = Pid::from_raw(child.id() as i32);
+    // A signal held just before the spawn is passed on too.
+    if let Some(sig) = Platform::pending_signal().and_then(|s| Signal::try_from(s).ok()) {
+        let _ = kill(pid, sig);
+    }
     let forwarder = std::thread::spawn(move || {
         for sig in signals.forever() {
             if let Ok(sig) = Signal::try_from(sig) {

@@ -52,6 +52,13 @@ pub trait PlatformInterface {
     /// Sets up how rsync will read `set` under the names `inv` asks for.
     fn expose(cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf]) -> Result<Box<dyn Exposure>>;
 
+    /// From now on INT, TERM and HUP (Windows: console events) no longer end
+    /// snaprsync at once: they are remembered, so that what was made can be removed.
+    fn hold_signals() -> Result<()>;
+
+    /// The first signal held since `hold_signals`, if any.
+    fn pending_signal() -> Option<i32>;
+
     /// Runs rsync with `argv` unchanged (nothing to snapshot, or `live` fallback);
     /// returns its exit status. May replace the current process.
     fn run_unchanged(program: &Path, argv: &[OsString]) -> Result<u8>;
