@@ -109,3 +109,51 @@ fn nothing_reaches_stdout_from_snaprsync() {
         rig.fs.assert_no_snapshot_left();
     }
 }
+
+/// A backup interrupted from the server side (the client rsync is killed
+/// mid-transfer, so ssh drops the session): snaprsync still removes its
+/// snapshot.
+#[test]
+fn interrupted_backup_leaves_no_snapshot() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let rig = Rig::new("interrupt");
+    tree::make_sample(&rig.src());
+    for i in 0..4 {
+        std::fs::write(rig.src().join(format!("big{i}")), tree::pattern(2_000_000, i)).unwrap();
+    }
+    let dest = rig.dest("dst");
+    let mut child = Command::new("rsync")
+        .arg("-e")
+        .arg(rig.sshd.rsh())
+        .arg(format!("--rsync-path={}", rig.rsync_path(Remote::Snaprsync)))
+        .args(["-a", "--bwlimit=1000"])
+        .arg(rig.remote_dir(&rig.src()))
+        .arg(&dest)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rsync");
+    // Wait until the snapshot exists, i.e. the transfer is under way.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rig.fs.leftover_snapshots().is_empty() {
+        assert!(child.try_wait().unwrap().is_none(), "rsync ended before a snapshot was seen\n--- snaprsync log ---\n{}", rig.log());
+        assert!(Instant::now() < deadline, "no snapshot appeared\n--- snaprsync log ---\n{}", rig.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().expect("kill rsync");
+    child.wait().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = rig.fs.leftover_snapshots();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "snapshot still there 20 s after the client died: {left:?}\n--- snaprsync log ---\n{}", rig.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
