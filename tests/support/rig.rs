@@ -25,7 +25,12 @@ pub struct Rig {
 
 impl Rig {
     pub fn new(tag: &str) -> Rig {
-        let fs = Btrfs::new(400);
+        Rig::with_size(tag, 400)
+    }
+
+    /// A rig whose (sparse) btrfs image has `size_mb` MiB.
+    pub fn with_size(tag: &str, size_mb: u64) -> Rig {
+        let fs = Btrfs::new(size_mb);
         let sshd = Sshd::start();
         let work = super::tempdir(tag);
         let config = super::write_config(work.path(), "on_snapshot_failure = \"fail\"\n");
