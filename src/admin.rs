@@ -5,6 +5,9 @@
 use crate::cli::Admin;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::journal::Journal;
+use crate::platform::{Platform, PlatformInterface};
+use crate::sweep;
 
 const HELP: &str = "\
 snaprsync: rsync that reads from a point-in-time snapshot
@@ -14,7 +17,8 @@ Use it wherever a backup server names the remote rsync:
   rsnapshot: rsync_long_args ... --rsync-path=snaprsync
 
   snaprsync [--snap-config=FILE] [--snap-log-file=FILE] [--snap-log-level=LEVEL] RSYNC-ARGS...
-  snaprsync [--snap-config=FILE] list      snapshots snaprsync made that still exist
+  snaprsync [--snap-config=FILE] list      snapshots snaprsync made that still exist, and their owners
+  snaprsync [--snap-config=FILE] cleanup [--dry-run]   remove what killed runs left
   snaprsync help | version
 
 To copy a local directory named like a subcommand, write ./list.
@@ -25,33 +29,59 @@ pub fn run(cfg: &Config, cmd: Admin) -> Result<u8> {
         Admin::Help => println!("{HELP}"),
         Admin::Version => println!("snaprsync {}", env!("CARGO_PKG_VERSION")),
         Admin::List => list(cfg)?,
+        Admin::Cleanup { dry_run } => return cleanup(cfg, dry_run),
         Admin::Selftest(args) => return selftest(cfg, &args),
     }
     Ok(0)
 }
 
-#[cfg(target_os = "linux")]
+/// Every snapshot snaprsync made that still exists, with its owner's state.
 fn list(cfg: &Config) -> Result<()> {
-    use crate::provider::btrfs::NAME_PREFIX;
-    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::io("/proc/self/mountinfo", e))?;
-    let mut seen = std::collections::BTreeSet::new();
-    for m in crate::mountinfo::parse(&text).iter().filter(|m| m.fstype == "btrfs") {
-        let dir = m.mount_point.join(&cfg.btrfs_snapshot_dir);
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for e in entries.flatten() {
-            let name = e.file_name();
-            if name.to_string_lossy().starts_with(NAME_PREFIX) && seen.insert(e.path()) {
-                println!("btrfs\t{}", e.path().display());
-            }
-        }
+    let provider = Platform::sweep_provider(cfg)?;
+    let journal = journal_of(cfg);
+    let leftovers = provider.leftovers()?;
+    let (entries, corrupt) = journal.read();
+    println!("{:<8} {:<7} {:<22} {:<8} path", "provider", "owner", "created", "pid");
+    for l in &leftovers {
+        let entry = entries.iter().find(|e| e.stamp == l.stamp);
+        let (owner, created, pid) = match entry {
+            Some(e) if e.owner_alive() => ("live", e.created.as_str(), e.pid.to_string()),
+            Some(e) => ("dead", e.created.as_str(), e.pid.to_string()),
+            None => ("none", "-", "-".to_owned()),
+        };
+        println!("{:<8} {:<7} {:<22} {:<8} {}", provider.name(), owner, created, pid, l.path.display());
+    }
+    for c in corrupt {
+        println!("corrupt journal file {}: {}", c.path.display(), c.why);
     }
     Ok(())
 }
 
-#[cfg(not(target_os = "linux"))]
-fn list(_cfg: &Config) -> Result<()> {
-    // VSS shadow copies in the backup context are non-persistent: none outlive a run.
-    Ok(())
+/// Removes what dead runs left (snapshots and journal entries).
+fn cleanup(cfg: &Config, dry_run: bool) -> Result<u8> {
+    let mut provider = Platform::sweep_provider(cfg)?;
+    let report = sweep::sweep(&journal_of(cfg), provider.as_mut(), dry_run);
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for l in &report.stale {
+        println!("{verb} {}", l.path.display());
+    }
+    for l in &report.live {
+        println!("kept {} (its run is live)", l.path.display());
+    }
+    for e in &report.dead_entries {
+        println!("{verb} journal entry {} (pid {} started {})", e.stamp, e.pid, e.created);
+    }
+    for (path, why) in &report.corrupt {
+        println!("set aside corrupt journal file {} ({why})", path.display());
+    }
+    for (path, why) in &report.failed {
+        println!("FAILED to remove {}: {why}", path.display());
+    }
+    Ok(if report.failed.is_empty() { 0 } else { crate::error::status::SNAPSHOT })
+}
+
+fn journal_of(cfg: &Config) -> Journal {
+    Journal::new(&cfg.state_dir.clone().unwrap_or_else(Platform::default_state_dir))
 }
 
 fn selftest(cfg: &Config, args: &[std::ffi::OsString]) -> Result<u8> {

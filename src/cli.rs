@@ -14,8 +14,10 @@ use crate::error::{Error, Result};
 /// Admin subcommands: the only code paths that may print to stdout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admin {
-    /// `list`: the snapshots snaprsync made that still exist.
+    /// `list`: the snapshots snaprsync made that still exist, and their owners.
     List,
+    /// `cleanup [--dry-run]`: removes what dead runs left.
+    Cleanup { dry_run: bool },
     /// `help`: usage.
     Help,
     /// `version`.
@@ -25,7 +27,7 @@ pub enum Admin {
 }
 
 /// The subcommand words; a first rsync argument equal to one must be written `./WORD`.
-pub const SUBCOMMANDS: &[&str] = &["list", "help", "version", "selftest"];
+pub const SUBCOMMANDS: &[&str] = &["list", "cleanup", "help", "version", "selftest"];
 
 /// snaprsync's own options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,12 +77,14 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
     let rest: Vec<OsString> = rest.collect();
     let mode = match rest.first().and_then(|a| a.to_str()) {
         Some("list") if rest.len() == 1 => Mode::Admin(Admin::List),
+        Some("cleanup") if rest.len() == 1 => Mode::Admin(Admin::Cleanup { dry_run: false }),
+        Some("cleanup") if rest.len() == 2 && rest[1] == "--dry-run" => Mode::Admin(Admin::Cleanup { dry_run: true }),
         Some("help") if rest.len() == 1 => Mode::Admin(Admin::Help),
         Some("version") if rest.len() == 1 => Mode::Admin(Admin::Version),
         Some("selftest") => Mode::Admin(Admin::Selftest(rest[1..].to_vec())),
         Some(word) if SUBCOMMANDS.contains(&word) => {
             return Err(Error::Usage(format!(
-                "snaprsync {word} takes no arguments; to copy a local directory named {word}, write ./{word}"
+                "snaprsync {word}: unexpected arguments (see snaprsync help); to copy a local directory named {word}, write ./{word}"
             )))
         }
         _ => Mode::Rsync(rest),
@@ -113,6 +117,9 @@ mod tests {
     #[test]
     fn subcommands() {
         assert_eq!(parse(argv(&["list"])).unwrap().1, Mode::Admin(Admin::List));
+        assert_eq!(parse(argv(&["cleanup"])).unwrap().1, Mode::Admin(Admin::Cleanup { dry_run: false }));
+        assert_eq!(parse(argv(&["cleanup", "--dry-run"])).unwrap().1, Mode::Admin(Admin::Cleanup { dry_run: true }));
+        assert!(parse(argv(&["cleanup", "--force"])).is_err());
         assert_eq!(parse(argv(&["--snap-config=/c", "help"])).unwrap().1, Mode::Admin(Admin::Help));
         assert_eq!(parse(argv(&["selftest", "--report", "r.txt"])).unwrap().1, Mode::Admin(Admin::Selftest(argv(&["--report", "r.txt"]))));
         // A local directory called `list` is written ./list.

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod error;
+pub mod journal;
 pub mod logger;
 #[cfg(target_os = "linux")]
 pub mod mountinfo;
@@ -19,6 +20,7 @@ pub mod protect_args;
 pub mod provider;
 pub mod rsync_args;
 pub mod run;
+pub mod sweep;
 pub mod winpath;
 
 use std::ffi::OsString;

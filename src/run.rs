@@ -9,10 +9,12 @@ use std::time::Instant;
 use crate::cli::Options;
 use crate::config::{Config, OnSnapshotFailure, ProviderChoice};
 use crate::error::{Error, Result};
+use crate::journal::{self, Entry, Journal};
 use crate::platform::{Exposure, Platform, PlatformInterface};
 use crate::provider::{Provider, SnapshotSet};
 use crate::protect_args;
 use crate::rsync_args::{self, Invocation, Role};
+use crate::sweep;
 
 /// Loads the config named by the options, or the default one.
 pub fn load_config(opts: &Options) -> Result<Config> {
@@ -54,15 +56,24 @@ pub fn find_rsync(cfg: &Config) -> Result<PathBuf> {
 /// between creation and removal). Only logs: it cannot report.
 struct Cleanup {
     provider: Box<dyn Provider>,
+    journal: Journal,
     set: Option<SnapshotSet>,
     exposure: Option<Box<dyn Exposure>>,
 }
 
 impl Cleanup {
-    /// Undoes the exposure, then removes the set; the first error is returned.
+    /// Undoes the exposure, removes the set, then drops the journal entry; the
+    /// first error is returned, and the entry stays for the next sweep.
     fn finish(&mut self) -> Result<()> {
         let undo = self.exposure.take().map_or(Ok(()), |e| e.undo());
         let removed = self.set.take().map_or(Ok(()), |s| self.provider.remove(&s));
+        if removed.is_ok() {
+            if let Err(e) = self.journal.remove(journal::run_stamp()) {
+                log::warn!("{e}");
+            }
+        } else {
+            log::warn!("the snapshot stays recorded in {} for the next run's sweep", self.journal.dir().display());
+        }
         undo.and(removed)
     }
 }
@@ -73,6 +84,34 @@ impl Drop for Cleanup {
             if let Err(e) = self.finish() {
                 log::error!("cleanup after failure: {e}");
             }
+        }
+    }
+}
+
+/// Sweeps what dead runs left, records this run, and makes its snapshots.
+fn create(cfg: &Config, sources: &[PathBuf]) -> Result<Cleanup> {
+    let mut provider = Platform::provider(cfg, sources)?;
+    let journal = Journal::new(&cfg.state_dir.clone().unwrap_or_else(Platform::default_state_dir));
+    let swept = sweep::sweep(&journal, provider.as_mut(), false);
+    if !swept.stale.is_empty() {
+        log::info!("sweep: removed {} snapshot(s) that earlier runs left", swept.stale.len());
+    }
+    for (path, why) in &swept.failed {
+        log::warn!("sweep: could not remove {}: {why}", path.display());
+    }
+    let entry = Entry::for_this_run(journal::run_stamp(), provider.name(), sources);
+    journal.write(&entry).map_err(|e| Error::Snapshot {
+        path: journal.dir().to_owned(),
+        msg: format!("cannot record the run before snapshotting ({e}); make state_dir writable by root"),
+    })?;
+    match provider.create(sources) {
+        Ok(set) => Ok(Cleanup { provider, journal, set: Some(set), exposure: None }),
+        Err(e) => {
+            // create() left nothing behind; nor may the record.
+            if let Err(j) = journal.remove(journal::run_stamp()) {
+                log::warn!("{j}");
+            }
+            Err(e)
         }
     }
 }
@@ -110,10 +149,8 @@ fn snapshot_and_run(cfg: &Config, rsync: &Path, inv: &Invocation) -> Result<u8> 
 
     Platform::hold_signals()?;
     let started = Instant::now();
-    let prepared = Platform::provider(cfg, &existing).and_then(|mut provider| {
-        let set = provider.create(&existing)?;
-        let mut cleanup = Cleanup { provider, set: Some(set), exposure: None };
-        let set = cleanup.set.as_ref().expect("just set");
+    let prepared = create(cfg, &existing).and_then(|mut cleanup| {
+        let set = cleanup.set.as_ref().expect("just created");
         cleanup.exposure = Some(Platform::expose(cfg, set, inv, &sources)?);
         Ok(cleanup)
     });

@@ -42,6 +42,23 @@ impl PlatformInterface for Platform {
         PathBuf::from("/etc/snaprsync/config.toml")
     }
 
+    fn default_state_dir() -> PathBuf {
+        PathBuf::from("/var/lib/snaprsync")
+    }
+
+    fn process_start(pid: u32) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        proc_start_time(&stat)
+    }
+
+    fn boot_id() -> String {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_owned()).unwrap_or_default()
+    }
+
+    fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>> {
+        Ok(Box::new(Btrfs::new(read_mounts()?, &cfg.btrfs_snapshot_dir)))
+    }
+
     fn rsync_file_name() -> &'static OsStr {
         OsStr::new("rsync")
     }
@@ -129,6 +146,13 @@ impl PlatformInterface for Platform {
         let err = Command::new(program).args(argv).exec();
         Err(Error::RsyncMissing { path: program.into(), msg: err.to_string() })
     }
+}
+
+/// Field 22 of `/proc/PID/stat` (start time in clock ticks after boot). The
+/// command name (field 2) may hold spaces and parentheses, so count from the last `)`.
+fn proc_start_time(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// How rsync will see the snapshot: its argv and the bind mounts to make.
@@ -294,6 +318,13 @@ mod tests {
             provider: "btrfs",
             volumes: vols.iter().map(|(o, s)| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: s.to_string() }).collect(),
         }
+    }
+
+    #[test]
+    fn start_time_survives_odd_command_names() {
+        let stat = "4242 (we ird) (x) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1000 100";
+        assert_eq!(proc_start_time(stat), Some(987654));
+        assert_eq!(proc_start_time("garbage"), None);
     }
 
     #[test]

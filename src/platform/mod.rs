@@ -38,6 +38,19 @@ pub trait PlatformInterface {
     /// The config file read when `--snap-config` is not given.
     fn default_config_path() -> PathBuf;
 
+    /// Where run records live when `state_dir` is not set.
+    fn default_state_dir() -> PathBuf;
+
+    /// When process `pid` started, as the OS counts it; `None` if no such process.
+    fn process_start(pid: u32) -> Option<u64>;
+
+    /// Identifies the current boot of the machine.
+    fn boot_id() -> String;
+
+    /// A provider that can list and remove the snapshots of any run, for the
+    /// sweep and for `list`/`cleanup`.
+    fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>>;
+
     /// The file name of the real rsync to look for on PATH (`rsync`, `rsync.exe`).
     fn rsync_file_name() -> &'static OsStr;
 

@@ -14,13 +14,12 @@ use std::time::Duration;
 use crate::command::Cmd;
 use crate::error::{Error, Result};
 use crate::mountinfo::{self, Mount};
-use crate::provider::{Provider, SnapshotSet, VolumeSnapshot};
+use crate::provider::{Leftover, Provider, SnapshotSet, VolumeSnapshot};
 
 /// The inode number of every btrfs subvolume's root directory.
 const SUBVOLUME_ROOT_INO: u64 = 256;
 
-/// Prefix of every snapshot name snaprsync gives.
-pub const NAME_PREFIX: &str = "snaprsync-";
+pub use crate::journal::NAME_PREFIX;
 
 pub struct Btrfs {
     mounts: Vec<Mount>,
@@ -30,9 +29,7 @@ pub struct Btrfs {
 
 impl Btrfs {
     pub fn new(mounts: Vec<Mount>, snapshot_dir: &str) -> Self {
-        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-        Btrfs { mounts, snapshot_dir: snapshot_dir.to_owned(), stamp: format!("{NAME_PREFIX}{compact}-p{}", std::process::id()) }
+        Btrfs { mounts, snapshot_dir: snapshot_dir.to_owned(), stamp: crate::journal::run_stamp().to_owned() }
     }
 
     fn mount_of(&self, path: &Path) -> Result<&Mount> {
@@ -155,6 +152,37 @@ impl Provider for Btrfs {
         }
         first.map_or(Ok(()), Err)
     }
+
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
+        let mut found = Vec::new();
+        for m in self.mounts.iter().filter(|m| m.fstype == "btrfs") {
+            let Ok(dir) = std::fs::read_dir(m.mount_point.join(&self.snapshot_dir)) else { continue };
+            for item in dir.flatten() {
+                let name = item.file_name().to_string_lossy().into_owned();
+                if let Some(stamp) = stamp_of(&name) {
+                    found.push(Leftover { path: item.path(), stamp: stamp.to_owned() });
+                }
+            }
+        }
+        found.sort_by(|a, b| a.path.cmp(&b.path));
+        found.dedup();
+        Ok(found)
+    }
+
+    fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
+        match Cmd::new("btrfs").arg("subvolume").arg("delete").arg(&leftover.path).run() {
+            // Another sweep, or another mount of the same filesystem, got it first.
+            Err(_) if leftover.path.symlink_metadata().is_err() => Ok(()),
+            r => r.map(drop),
+        }
+    }
+}
+
+/// The run stamp in a snapshot name `<stamp>-<n>`; `None` for names snaprsync
+/// does not give, which are never touched.
+fn stamp_of(name: &str) -> Option<&str> {
+    let (stamp, n) = name.rsplit_once('-')?;
+    (name.starts_with(NAME_PREFIX) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(stamp)
 }
 
 #[cfg(test)]
@@ -165,6 +193,15 @@ mod tests {
     fn parses_subvolume_list() {
         let out = "ID 256 gen 7 top level 5 path .snaprsync\nID 257 gen 9 top level 5 path data/with space/n\n";
         assert_eq!(parse_subvolume_list(out), vec![PathBuf::from(".snaprsync"), PathBuf::from("data/with space/n")]);
+    }
+
+    #[test]
+    fn only_our_names_have_a_stamp() {
+        assert_eq!(stamp_of("snaprsync-20261126T102709Z-p31107-0"), Some("snaprsync-20261126T102709Z-p31107"));
+        assert_eq!(stamp_of("snaprsync-20261126T102709Z-p31107-12"), Some("snaprsync-20261126T102709Z-p31107"));
+        for other in ["home-snap-1", "snaprsync-x-", "snaprsync-x-1a", "daily-0", "snaprsync"] {
+            assert_eq!(stamp_of(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -11,6 +11,8 @@ use crate::error::Result;
 
 #[cfg(target_os = "linux")]
 pub mod btrfs;
+#[cfg(windows)]
+pub mod vss;
 
 /// One snapshot of one volume (a btrfs subvolume, a Windows volume).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +58,25 @@ pub trait Provider {
 
     /// Removes every snapshot of `set`.
     fn remove(&mut self, set: &SnapshotSet) -> Result<()>;
+
+    /// Snapshots this provider made that still exist, from any run. Providers
+    /// whose snapshots cannot outlive their process (VSS backup context) have none.
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
+        Ok(Vec::new())
+    }
+
+    /// Removes one leftover; one that is already gone is not an error.
+    fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
+        let _ = leftover;
+        Ok(())
+    }
+}
+
+/// A snapshot found on disk, and the stamp of the run that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    pub path: PathBuf,
+    pub stamp: String,
 }
 
 #[cfg(test)]

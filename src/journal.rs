@@ -1,0 +1,223 @@
+//! The run journal: before a run creates a snapshot it records who it is, so
+//! that whatever a killed run leaves (kill -9, power loss) is recognised and
+//! swept by the next start, and nothing a live run owns is ever touched.
+//!
+//! One file per run in `state_dir`, named after the run's stamp (the prefix of
+//! its snapshot names), written atomically (write, fsync, rename, fsync dir).
+//! A torn or corrupt file is reported and moved aside, never fatal.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::platform::{Platform, PlatformInterface};
+
+const SUFFIX: &str = ".toml";
+
+/// Prefix of every run stamp, and so of every snapshot name snaprsync gives.
+pub const NAME_PREFIX: &str = "snaprsync-";
+
+/// This run's stamp, `snaprsync-<UTC time>-p<pid>`: the prefix of its snapshot
+/// names and the name of its journal entry. The same for the whole process.
+pub fn run_stamp() -> &'static str {
+    static STAMP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    STAMP.get_or_init(|| {
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        format!("{NAME_PREFIX}{compact}-p{}", std::process::id())
+    })
+}
+
+/// What one run records about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// The prefix of every snapshot name this run gives.
+    pub stamp: String,
+    pub pid: u32,
+    /// The process's start time as the OS counts it: with `pid`, unique for
+    /// the life of the system, so a reused pid is not mistaken for the owner.
+    pub start: u64,
+    /// Which boot the run belongs to: after a reboot every entry is dead.
+    pub boot: String,
+    /// When the run started (UTC, RFC 3339).
+    pub created: String,
+    /// The provider that makes the snapshots.
+    pub provider: String,
+    /// The source paths, for `snaprsync list`.
+    pub sources: Vec<PathBuf>,
+}
+
+impl Entry {
+    /// The entry for this process.
+    pub fn for_this_run(stamp: &str, provider: &str, sources: &[PathBuf]) -> Entry {
+        let pid = std::process::id();
+        Entry {
+            stamp: stamp.to_owned(),
+            pid,
+            start: Platform::process_start(pid).unwrap_or(0),
+            boot: Platform::boot_id(),
+            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            provider: provider.to_owned(),
+            sources: sources.to_vec(),
+        }
+    }
+
+    /// Whether the process that wrote this entry still runs.
+    pub fn owner_alive(&self) -> bool {
+        self.boot == Platform::boot_id() && Platform::process_start(self.pid).is_some_and(|s| s == self.start)
+    }
+}
+
+/// The directory of entries.
+pub struct Journal {
+    dir: PathBuf,
+}
+
+/// A file in the journal that could not be read as an entry.
+#[derive(Debug)]
+pub struct Corrupt {
+    pub path: PathBuf,
+    pub why: String,
+}
+
+impl Journal {
+    pub fn new(dir: &Path) -> Journal {
+        Journal { dir: dir.to_owned() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, stamp: &str) -> PathBuf {
+        self.dir.join(format!("{stamp}{SUFFIX}"))
+    }
+
+    /// Records `entry` atomically; after this returns, a crash leaves either
+    /// the whole entry or none.
+    pub fn write(&self, entry: &Entry) -> Result<()> {
+        fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let path = self.path(&entry.stamp);
+        let tmp = self.dir.join(format!(".{}.tmp", entry.stamp));
+        let text = toml::to_string(entry).map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            sync_dir(&self.dir)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(&path, e)
+        })
+    }
+
+    /// Drops the entry of `stamp` (its snapshots are gone).
+    pub fn remove(&self, stamp: &str) -> Result<()> {
+        let path = self.path(stamp);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir).map_err(|e| Error::io(&self.dir, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// Every entry, and every file that is not one. A missing directory is empty.
+    pub fn read(&self) -> (Vec<Entry>, Vec<Corrupt>) {
+        let mut entries = Vec::new();
+        let mut corrupt = Vec::new();
+        let Ok(dir) = fs::read_dir(&self.dir) else { return (entries, corrupt) };
+        for item in dir.flatten() {
+            let path = item.path();
+            let name = item.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(SUFFIX) || name.starts_with('.') {
+                continue;
+            }
+            let parsed = fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| toml::from_str::<Entry>(&t).map_err(|e| e.message().to_owned()))
+                .and_then(|e| if self.path(&e.stamp) == path { Ok(e) } else { Err("its stamp does not match its name".into()) });
+            match parsed {
+                Ok(e) => entries.push(e),
+                Err(why) => corrupt.push(Corrupt { path, why }),
+            }
+        }
+        (entries, corrupt)
+    }
+
+    /// Moves a corrupt file aside so it is reported once, and kept for a look.
+    pub fn set_aside(&self, c: &Corrupt) -> Result<PathBuf> {
+        let to = c.path.with_extension("corrupt");
+        fs::rename(&c.path, &to).map_err(|e| Error::io(&c.path, e))?;
+        Ok(to)
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    // Directories can be fsynced on Unix; elsewhere the rename is what we have.
+    if cfg!(unix) {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(stamp: &str) -> Entry {
+        Entry::for_this_run(stamp, "btrfs", &["/srv".into()])
+    }
+
+    #[test]
+    fn write_read_remove() {
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::new(&d.path().join("state"));
+        assert!(j.read().0.is_empty());
+        let e = entry("snaprsync-20260101T000000Z-p1");
+        j.write(&e).unwrap();
+        let (entries, corrupt) = j.read();
+        assert_eq!(entries, vec![e.clone()]);
+        assert!(corrupt.is_empty());
+        j.remove(&e.stamp).unwrap();
+        j.remove(&e.stamp).unwrap();
+        assert!(j.read().0.is_empty());
+        // No temp file is left.
+        assert_eq!(fs::read_dir(j.dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_changed_start_is_not() {
+        let mut e = entry("s");
+        assert!(e.owner_alive());
+        e.start += 1;
+        assert!(!e.owner_alive());
+        let mut e = entry("s");
+        e.boot = "another boot".into();
+        assert!(!e.owner_alive());
+    }
+
+    #[test]
+    fn corrupt_files_are_reported_not_fatal() {
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::new(d.path());
+        j.write(&entry("good")).unwrap();
+        fs::write(d.path().join("torn.toml"), "stamp = \"torn\"\npid = ").unwrap();
+        fs::write(d.path().join("renamed.toml"), toml::to_string(&entry("other")).unwrap()).unwrap();
+        fs::write(d.path().join("notes.txt"), "ignored").unwrap();
+        let (entries, corrupt) = j.read();
+        assert_eq!(entries.len(), 1);
+        let mut names: Vec<_> = corrupt.iter().map(|c| c.path.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, ["renamed.toml", "torn.toml"]);
+        for c in &corrupt {
+            j.set_aside(c).unwrap();
+        }
+        assert!(j.read().1.is_empty());
+    }
+}
