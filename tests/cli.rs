@@ -230,3 +230,46 @@ fn subcommand_word_with_arguments_explains_dot_slash() {
     out.expect_code(80).expect_stdout_empty();
     one_line_naming(&out.stderr, "./list");
 }
+
+#[test]
+fn a_hung_rsync_is_ended_when_the_server_connection_drops() {
+    let w = World::new();
+    // A stand-in for an rsync that hangs after losing its peer and ignores SIGTERM.
+    let fake = w.work.path().join("hangs");
+    fs::write(&fake, "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.1; done\n").unwrap();
+    cmd("chmod").arg("+x").arg(&fake).ok();
+    let cfg = w.config(&format!("rsync_path = \"{}\"\n", fake.display()));
+    let mut child = std::process::Command::new(support::snaprsync())
+        .arg(format!("--snap-config={}", cfg.display()))
+        .args(["--server", "--sender", "-logDtpre.iLsfxCIvu", "."])
+        .arg(w.data())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.fs.leftover_snapshots().is_empty() {
+        assert!(Instant::now() < deadline, "no snapshot appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The backup server goes away: both ends of its connection close.
+    let dropped = Instant::now();
+    drop(child.stdout.take());
+    drop(child.stdin.take());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if dropped.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("snaprsync still runs 10 s after its connection dropped");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = dropped.elapsed();
+    assert!(took < Duration::from_secs(5), "took {took:?} to end");
+    // Killed by SIGKILL after ignoring SIGTERM: 128 + 9.
+    assert_eq!(status.code(), Some(137), "{status:?}");
+    w.fs.assert_no_snapshot_left();
+}

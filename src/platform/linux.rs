@@ -3,15 +3,17 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -292,15 +294,62 @@ fn run_forwarding_signals(program: &Path, argv: &[OsString]) -> Result<u8> {
             }
         }
     });
+    // Made after the spawn, so rsync does not inherit it.
+    let (wake, woken) = nix::unistd::pipe().map_err(|e| Error::io("pipe", e.into()))?;
+    let watcher = std::thread::spawn(move || watch_peer(pid, wake));
     let status = child.wait().map_err(|e| Error::io(program, e));
+    drop(woken);
     handle.close();
     let _ = forwarder.join();
+    let _ = watcher.join();
     let status = status?;
     Ok(match (status.code(), status.signal()) {
         (Some(code), _) => code as u8,
         (None, Some(sig)) => 128u8.saturating_add(sig as u8),
         (None, None) => 255,
     })
+}
+
+/// How long rsync may live on after the backup server's connection is gone,
+/// before it is asked to end (SIGTERM), and then made to (SIGKILL).
+const PEER_GRACE: Duration = Duration::from_millis(1500);
+
+/// Watches stdout, the connection to the backup server, while rsync runs. When
+/// the far end goes away (a killed ssh client, a dropped link), rsync normally
+/// ends at once on its own; if it hangs instead, it is ended here, so the
+/// snapshot is removed within seconds. Returns when `wake` closes.
+fn watch_peer(rsync: Pid, wake: std::os::fd::OwnedFd) {
+    let stdout = std::io::stdout();
+    let mut lost: Option<Instant> = None;
+    loop {
+        let mut fds = vec![PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
+        if lost.is_none() {
+            // No events asked: poll still reports POLLERR/POLLHUP for a gone peer.
+            fds.push(PollFd::new(stdout.as_fd(), PollFlags::empty()));
+        }
+        let timeout = if lost.is_some() { PollTimeout::from(100u16) } else { PollTimeout::NONE };
+        match poll(&mut fds, timeout) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+            Ok(_) => {}
+        }
+        if fds[0].any().unwrap_or(true) {
+            return;
+        }
+        let gone = PollFlags::POLLERR | PollFlags::POLLHUP;
+        if lost.is_none() && fds.get(1).and_then(|f| f.revents()).is_some_and(|r| r.intersects(gone)) {
+            log::warn!("the connection to the backup server is gone; ending rsync if it does not end by itself");
+            lost = Some(Instant::now());
+        }
+        if let Some(at) = lost {
+            let waited = at.elapsed();
+            if waited > 2 * PEER_GRACE {
+                let _ = kill(rsync, Signal::SIGKILL);
+            } else if waited > PEER_GRACE {
+                let _ = kill(rsync, Signal::SIGTERM);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
