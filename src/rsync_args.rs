@@ -113,6 +113,31 @@ pub struct Invocation {
     positionals: Vec<usize>,
     terminators: Vec<usize>,
     expands: bool,
+    options: Vec<ParsedOption>,
+}
+
+/// One option as rsync reads it, in argv order (see [`Invocation::options`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedOption {
+    /// Index into `args` of the argument that names the option (a `-abc` cluster
+    /// gives one entry per letter, all with the same index).
+    pub arg: usize,
+    /// The name: `Long("numeric-ids")` for `--numeric-ids`, `Short(b'v')` for `v`.
+    pub name: OptionName,
+    /// Whether the name is one of rsync's (3.0–3.5); unknown names are read as flags.
+    pub known: bool,
+    /// The value of an option that takes one (attached or the next argument), as
+    /// `OsStr::as_encoded_bytes` gives it.
+    pub value: Option<Vec<u8>>,
+}
+
+/// The name of a [`ParsedOption`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionName {
+    /// `--name` or `--name=value`, without the dashes (lossy if not UTF-8).
+    Long(String),
+    /// One letter of a short-option cluster.
+    Short(u8),
 }
 
 /// Long options that take a value: the union over rsync 3.0–3.5's `long_options[]`
@@ -252,6 +277,7 @@ struct Scan {
     protect_on: Vec<(usize, Option<usize>)>,
     first_cluster: Option<usize>,
     expands: bool,
+    options: Vec<ParsedOption>,
     server: bool,
     sender: bool,
     stop: bool,
@@ -362,6 +388,13 @@ fn scan(args: &[OsString], server: bool) -> Result<Scan, ArgError> {
                 Some(p) => (&body[..p], Some(&body[p + 1..])),
                 None => (body, None),
             };
+            let known = in_table(LONG_VALUE, name) || in_table(LONG_FLAG, name);
+            let mut option = ParsedOption {
+                arg: i,
+                name: OptionName::Long(lossy(name)),
+                known,
+                value: None,
+            };
             if in_table(LONG_VALUE, name) {
                 let value = match attached {
                     Some(v) => v,
@@ -376,9 +409,11 @@ fn scan(args: &[OsString], server: bool) -> Result<Scan, ArgError> {
                     st.expands = true;
                     swallow_next(args, &mut swallowed, next);
                 }
+                option.value = Some(value.to_vec());
             } else if attached.is_some() && in_table(LONG_FLAG, name) {
                 return Err(ArgError::UnexpectedValue(format!("--{}", lossy(name))));
             }
+            st.options.push(option);
             if let Some(e) = long_effect(name) {
                 st.apply(e, i, None)?;
             }
@@ -402,11 +437,23 @@ fn scan(args: &[OsString], server: bool) -> Result<Scan, ArgError> {
                         st.expands = true;
                         swallow_next(args, &mut swallowed, next);
                     }
+                    st.options.push(ParsedOption {
+                        arg: i,
+                        name: OptionName::Short(c),
+                        known: true,
+                        value: Some(value.to_vec()),
+                    });
                     break;
                 }
                 if j < a.len() && a[j] == b'=' && SHORT_FLAG.contains(&c) {
                     return Err(ArgError::UnexpectedValue(format!("-{}", char::from(c))));
                 }
+                st.options.push(ParsedOption {
+                    arg: i,
+                    name: OptionName::Short(c),
+                    known: SHORT_FLAG.contains(&c),
+                    value: None,
+                });
                 if let Some(e) = short_effect(c) {
                     st.apply(e, i, Some(at))?;
                 }
@@ -490,6 +537,7 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgError> {
         positionals: st.positionals.clone(),
         terminators: st.terminators.clone(),
         expands: st.expands,
+        options: st.options.clone(),
     };
     if st.stop || st.version {
         return Ok(inv);
@@ -686,6 +734,18 @@ impl Invocation {
 
     fn is_server(&self) -> bool {
         matches!(self.role, Role::ServerSender | Role::ServerReceiver)
+    }
+
+    /// Every option in argv order, with its value, as rsync reads them. Options
+    /// after one that stops the transfer (`--daemon`, `--help`, ...) are not read.
+    pub fn options(&self) -> &[ParsedOption] {
+        &self.options
+    }
+
+    /// Indices into `args` of the positional arguments (for a server with
+    /// protect-args in effect, the ones rsync ignores in favour of stdin).
+    pub fn positional_indices(&self) -> &[usize] {
+        &self.positionals
     }
 
     /// Server mode only: the index of the first short-option cluster, which is
@@ -1264,6 +1324,44 @@ mod tests {
         assert_eq!(inv.server_short_options(), None);
         let inv = parse(&argv(&["--server", "--sender", "-R", ".", "/x"])).unwrap();
         assert_eq!(inv.server_dir_index(), None);
+    }
+
+    #[test]
+    fn options_as_parsed() {
+        let inv = parse(&argv(&[
+            "--server",
+            "--sender",
+            "-lHe.iLsf",
+            "--temp-dir",
+            "/t",
+            "--log-format=%i",
+            "--bogus",
+            "-T=x",
+            ".",
+            "/x",
+        ]))
+        .unwrap();
+        let got: Vec<(usize, OptionName, bool, Option<&[u8]>)> = inv
+            .options()
+            .iter()
+            .map(|o| (o.arg, o.name.clone(), o.known, o.value.as_deref()))
+            .collect();
+        let long = |n: &str| OptionName::Long(n.into());
+        assert_eq!(
+            got,
+            [
+                (0, long("server"), true, None),
+                (1, long("sender"), true, None),
+                (2, OptionName::Short(b'l'), true, None),
+                (2, OptionName::Short(b'H'), true, None),
+                (2, OptionName::Short(b'e'), true, Some(&b".iLsf"[..])),
+                (3, long("temp-dir"), true, Some(&b"/t"[..])),
+                (5, long("log-format"), true, Some(&b"%i"[..])),
+                (6, long("bogus"), false, None),
+                (7, OptionName::Short(b'T'), true, Some(&b"x"[..])),
+            ]
+        );
+        assert_eq!(inv.positional_indices(), [8, 9]);
     }
 
     #[test]
