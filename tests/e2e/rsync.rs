@@ -124,3 +124,19 @@ fn source_not_on_btrfs() {
     assert!(out.status.success(), "on_snapshot_failure = live must copy the live files\n{}\n--- snaprsync log ---\n{}", out.report(), crate::support::snaprsync_log(&live_conf));
     tree::assert_same("live fallback vs source", &tree::describe(&src), &tree::describe(&dest));
 }
+
+/// A nested subvolume inside the source (a btrfs snapshot does not descend
+/// into one: it shows up empty) still arrives whole, as with plain rsync.
+#[test]
+fn nested_subvolume_is_copied() {
+    let rig = Rig::new("nested");
+    tree::make_sample(&rig.src());
+    let sub = rig.src().join("nested-subvol");
+    crate::support::cmd::cmd("btrfs").args(["subvolume", "create"]).arg(&sub).ok();
+    std::fs::write(sub.join("inside.txt"), "inside a nested subvolume\n").unwrap();
+    let with = rig.dest("snap");
+    let without = rig.dest("live");
+    rig.pull(Remote::Snaprsync, &[], &with);
+    rig.pull(Remote::Plain, &[], &without);
+    tree::assert_same("nested subvolume: snaprsync vs plain rsync", &tree::describe(&without), &tree::describe(&with));
+}

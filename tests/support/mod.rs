@@ -7,11 +7,18 @@
 
 #![allow(dead_code)]
 
-pub mod btrfs;
-pub mod rig;
+// Portable: the command runner and the torture writer/checker.
 pub mod cmd;
-pub mod sshd;
 pub mod torture;
+
+// Linux only: btrfs, sshd and POSIX file metadata.
+#[cfg(target_os = "linux")]
+pub mod btrfs;
+#[cfg(target_os = "linux")]
+pub mod rig;
+#[cfg(target_os = "linux")]
+pub mod sshd;
+#[cfg(target_os = "linux")]
 pub mod tree;
 
 use std::path::{Path, PathBuf};
