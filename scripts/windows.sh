@@ -96,14 +96,24 @@ check_abi() {
     n=$(grep -c . "$out/header-abi.txt")
     ((n > 60)) || die "the header ABI dump has only $n lines"
     log "header ABI: $n entries in $out/header-abi.txt"
-    export SNAPRSYNC_HEADER_ABI="$out/header-abi.txt"
+    SNAPRSYNC_HEADER_ABI=$(winepath -w "$out/header-abi.txt" 2>/dev/null)
+    export SNAPRSYNC_HEADER_ABI
+}
+
+helpers() {
+    # A stand-in for rsync that records its exact argv (see echo-args.c).
+    mkdir -p "$WORK/helpers"
+    x86_64-w64-mingw32-gcc -Wall -Werror -O2 -o "$WORK/helpers/echo-args.exe" "$ROOT/scripts/windows/echo-args.c" -lshell32
+    SNAPRSYNC_ECHO_EXE=$(winepath -w "$WORK/helpers/echo-args.exe" 2>/dev/null)
+    export SNAPRSYNC_ECHO_EXE
 }
 
 run_tests() {
     check_abi
+    helpers
     # The crate's unit tests (VSS binding check among them) and the Windows
     # integration tests, all run under wine.
-    cargo_win test --all-targets "$@"
+    cargo_win test --lib --bins "$@"
     wineserver -k 2>/dev/null || true
 }
 

@@ -1,0 +1,75 @@
+//! TEST DOUBLE, not a snapshot: a directory-backed stand-in for VSS, for the
+//! end-to-end tests under wine (where VSS answers E_NOTIMPL). "Snapshotting"
+//! copies each source's parent directory into a scratch directory and reports
+//! that copy as the volume's snapshot; everything after that (argv rewrite,
+//! exposure, running rsync, removal) is the real code.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::provider::{Provider, SnapshotSet, VolumeSnapshot};
+
+thread_local! {
+    static INSTALLED: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+}
+
+/// Makes `Platform::provider` hand out a [`DirDouble`] on this thread,
+/// keeping its copies under `scratch`.
+pub fn install(scratch: &Path) {
+    INSTALLED.with(|i| *i.borrow_mut() = Some(scratch.to_owned()));
+}
+
+pub fn uninstall() {
+    INSTALLED.with(|i| *i.borrow_mut() = None);
+}
+
+pub fn installed() -> Option<Box<dyn Provider>> {
+    INSTALLED.with(|i| i.borrow().clone()).map(|scratch| Box::new(DirDouble { scratch }) as Box<dyn Provider>)
+}
+
+/// The double: origin = a source's parent directory, snapshot = its copy.
+pub struct DirDouble {
+    scratch: PathBuf,
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let dest = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &dest)?;
+        } else {
+            std::fs::copy(e.path(), dest)?;
+        }
+    }
+    Ok(())
+}
+
+impl Provider for DirDouble {
+    fn name(&self) -> &'static str {
+        "dir-double"
+    }
+
+    fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
+        let mut volumes: Vec<VolumeSnapshot> = Vec::new();
+        for s in sources {
+            let origin = s.parent().unwrap_or(s).to_owned();
+            if volumes.iter().any(|v| v.origin == origin) {
+                continue;
+            }
+            let snap = self.scratch.join(format!("snap{}", volumes.len()));
+            copy_tree(&origin, &snap).map_err(|e| Error::io(&origin, e))?;
+            volumes.push(VolumeSnapshot { origin, snapshot: snap.clone(), id: snap.display().to_string() });
+        }
+        Ok(SnapshotSet { provider: "dir-double", volumes })
+    }
+
+    fn remove(&mut self, set: &SnapshotSet) -> Result<()> {
+        for v in &set.volumes {
+            std::fs::remove_dir_all(&v.snapshot).map_err(|e| Error::io(&v.snapshot, e))?;
+        }
+        Ok(())
+    }
+}

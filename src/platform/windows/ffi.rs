@@ -1,0 +1,245 @@
+//! Every Win32 call of the Windows platform, as small safe functions: drive
+//! letters (DefineDosDevice / QueryDosDevice), the console control handler,
+//! and the Job Object that ties rsync's life to snaprsync's.
+//!
+//! All `unsafe` of `platform::windows` is in this file.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::windows::ffi::{OsStrExt, OsStringExt};
+use std::os::windows::io::AsRawHandle;
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::time::Duration;
+
+use windows_sys::core::BOOL;
+use windows_sys::Win32::Foundation::{CloseHandle, FILETIME, HANDLE, STILL_ACTIVE};
+use windows_sys::Win32::System::Threading::{GetExitCodeProcess, GetProcessTimes, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION};
+use windows_sys::Win32::Storage::FileSystem::{
+    DefineDosDeviceW, GetLogicalDrives, QueryDosDeviceW, DDD_EXACT_MATCH_ON_REMOVE, DDD_RAW_TARGET_PATH, DDD_REMOVE_DEFINITION,
+};
+use windows_sys::Win32::System::Console::{
+    SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_CLOSE_EVENT, CTRL_C_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT,
+};
+use windows_sys::Win32::System::JobObjects::{
+    AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation, SetInformationJobObject, TerminateJobObject,
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+};
+
+/// When process `pid` started (FILETIME, 100 ns since 1601); `None` if it is gone.
+pub fn process_start(pid: u32) -> Option<u64> {
+    // SAFETY: a plain call; the handle is closed below.
+    let h = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if h.is_null() {
+        return None;
+    }
+    let mut t = [FILETIME { dwLowDateTime: 0, dwHighDateTime: 0 }; 4];
+    let [c, e, k, u] = &mut t;
+    // SAFETY: a live process handle and four valid out pointers.
+    let ok = unsafe { GetProcessTimes(h, c, e, k, u) };
+    let mut code = 0;
+    // SAFETY: as above, valid out pointer.
+    let alive = unsafe { GetExitCodeProcess(h, &mut code) } != 0 && code == STILL_ACTIVE as u32;
+    // SAFETY: we own the handle.
+    unsafe { CloseHandle(h) };
+    (ok != 0 && alive).then(|| (u64::from(t[0].dwHighDateTime) << 32) | u64::from(t[0].dwLowDateTime))
+}
+
+/// The exit status snaprsync gives rsync when it ends it on a console event
+/// (128 + SIGINT, as on Linux).
+pub const KILLED_STATUS: u32 = 130;
+
+fn wide(s: &OsStr) -> Vec<u16> {
+    s.encode_wide().chain(std::iter::once(0)).collect()
+}
+
+/// The GetLogicalDrives bitmask (bit 0 = A:).
+pub fn logical_drives() -> u32 {
+    // SAFETY: no arguments.
+    unsafe { GetLogicalDrives() }
+}
+
+/// The current targets of DOS device `name` (`R:`), newest first; empty if none.
+pub fn query_dos_device(name: &str) -> Vec<String> {
+    let n = wide(OsStr::new(name));
+    let mut buf = vec![0u16; 4096];
+    // SAFETY: NUL-terminated name; `buf` is writable for its length.
+    let len = unsafe { QueryDosDeviceW(n.as_ptr(), buf.as_mut_ptr(), buf.len() as u32) } as usize;
+    if len == 0 {
+        return Vec::new();
+    }
+    OsString::from_wide(&buf[..len.min(buf.len())])
+        .to_string_lossy()
+        .split('\0')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Maps `letter:` to the NT path `target` (DDD_RAW_TARGET_PATH) for this logon session.
+pub fn define_letter(letter: char, target: &str) -> io::Result<()> {
+    let n = wide(OsStr::new(&format!("{letter}:")));
+    let t = wide(OsStr::new(target));
+    // SAFETY: both strings are NUL-terminated.
+    let ok = unsafe { DefineDosDeviceW(DDD_RAW_TARGET_PATH, n.as_ptr(), t.as_ptr()) };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Removes exactly the mapping of `letter:` to `target`, nothing else.
+pub fn remove_letter(letter: char, target: &str) -> io::Result<()> {
+    let n = wide(OsStr::new(&format!("{letter}:")));
+    let t = wide(OsStr::new(target));
+    let flags = DDD_REMOVE_DEFINITION | DDD_EXACT_MATCH_ON_REMOVE | DDD_RAW_TARGET_PATH;
+    // SAFETY: both strings are NUL-terminated.
+    let ok = unsafe { DefineDosDeviceW(flags, n.as_ptr(), t.as_ptr()) };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A Job Object that kills every process in it when its last handle closes:
+/// if snaprsync dies, however, rsync dies with it.
+pub struct Job(HANDLE);
+
+// SAFETY: a job handle may be used from any thread.
+unsafe impl Send for Job {}
+// SAFETY: as above; the calls made on it are thread-safe kernel calls.
+unsafe impl Sync for Job {}
+
+impl Job {
+    pub fn new() -> io::Result<Job> {
+        // SAFETY: null attributes and name: an anonymous job with default security.
+        let h = unsafe { CreateJobObjectW(std::ptr::null(), std::ptr::null()) };
+        if h.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        let job = Job(h);
+        // SAFETY: an all-zero JOBOBJECT_EXTENDED_LIMIT_INFORMATION is valid (no limits).
+        let mut info: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
+        info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+        // SAFETY: a live job handle; `info` is the struct the class names, with its size.
+        let ok = unsafe {
+            SetInformationJobObject(
+                job.0,
+                JobObjectExtendedLimitInformation,
+                (&info as *const JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast(),
+                std::mem::size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+            )
+        };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(job)
+    }
+
+    pub fn assign(&self, child: &Child) -> io::Result<()> {
+        // SAFETY: live job and process handles (the Child owns the latter).
+        let ok = unsafe { AssignProcessToJobObject(self.0, child.as_raw_handle() as HANDLE) };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn raw(&self) -> HANDLE {
+        self.0
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        // SAFETY: we own the handle; closing it kills what is still in the job.
+        unsafe { CloseHandle(self.0) };
+    }
+}
+
+/// The job of the rsync now running, for the console handler.
+static RUNNING_JOB: AtomicPtr<core::ffi::c_void> = AtomicPtr::new(std::ptr::null_mut());
+/// Set once a console event asked snaprsync to stop.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+static HANDLER: std::sync::Once = std::sync::Once::new();
+
+/// Whether a console event (Ctrl-C, Ctrl-Break, close, logoff, shutdown) arrived.
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
+
+/// Ends the rsync in `job` (if any) with [`KILLED_STATUS`].
+fn end_running() {
+    let h = RUNNING_JOB.load(Ordering::SeqCst);
+    if !h.is_null() {
+        // SAFETY: the pointer is a job handle that stays open while it is
+        // published (see `Running`); terminating an emptied job is harmless.
+        unsafe { TerminateJobObject(h, KILLED_STATUS) };
+    }
+}
+
+unsafe extern "system" fn on_console_event(event: u32) -> BOOL {
+    STOPPING.store(true, Ordering::SeqCst);
+    match event {
+        // rsync shares the console and sees these too; make sure it ends, and
+        // let the main thread clean up.
+        CTRL_C_EVENT | CTRL_BREAK_EVENT => {
+            end_running();
+            1
+        }
+        // Windows ends the process when this returns (or after ~5 s): end
+        // rsync now and give the main thread that time to release the shadow
+        // copy and the letter.
+        CTRL_CLOSE_EVENT | CTRL_LOGOFF_EVENT | CTRL_SHUTDOWN_EVENT => {
+            end_running();
+            std::thread::sleep(Duration::from_millis(4500));
+            1
+        }
+        _ => 0,
+    }
+}
+
+/// Installs the console control handler once per process.
+pub fn install_console_handler() -> io::Result<()> {
+    let mut result = Ok(());
+    HANDLER.call_once(|| {
+        // SAFETY: a function with the PHANDLER_ROUTINE signature that lives forever.
+        if unsafe { SetConsoleCtrlHandler(Some(on_console_event), 1) } == 0 {
+            result = Err(io::Error::last_os_error());
+        }
+    });
+    result
+}
+
+/// Publishes `job` to the console handler while alive.
+pub struct Running<'a>(&'a Job);
+
+impl<'a> Running<'a> {
+    pub fn publish(job: &'a Job) -> Running<'a> {
+        RUNNING_JOB.store(job.raw(), Ordering::SeqCst);
+        if stopping() {
+            end_running();
+        }
+        Running(job)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let _ = RUNNING_JOB.compare_exchange(self.0.raw(), std::ptr::null_mut(), Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// Forgets a console event (tests only: the flag is process-wide).
+#[cfg(test)]
+pub fn reset_stopping() {
+    STOPPING.store(false, Ordering::SeqCst);
+}
+
+/// Sends this process's console group a Ctrl-Break, as a user pressing it
+/// would; for tests of the handler.
+#[cfg(test)]
+pub fn raise_console_event(event: u32) {
+    // SAFETY: calls the handler as the system would, on this thread.
+    unsafe { on_console_event(event) };
+}

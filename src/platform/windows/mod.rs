@@ -1,0 +1,378 @@
+//! Windows: one VSS shadow copy set for every volume holding a source, shown
+//! to rsync on a free drive letter (`expose = "drive-letter"`) or by the shadow
+//! copy's device path (`expose = "device-path"`), with each source argument of
+//! rsync's argv rewritten in the path style it came in. rsync runs in a Job
+//! Object that dies with snaprsync; console events end it and clean up.
+
+mod ffi;
+mod selftest;
+#[cfg(test)]
+mod dir_double;
+#[cfg(test)]
+mod tests;
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{Exposure, PlatformInterface};
+use crate::config::{Config, Expose, ProviderChoice};
+use crate::error::{Error, Result};
+use crate::provider::vss::Vss;
+use crate::provider::{Provider, SnapshotSet, VolumeSnapshot};
+use crate::rsync_args::Invocation;
+use crate::winpath::{self, DrivePath, Flavor, Style};
+
+#[allow(unused_imports)]
+pub use selftest::selftest;
+
+pub struct Platform;
+
+/// Which kind of rsync build `rsync` is: cygwin (and cwRsync) and MSYS2 ship
+/// their runtime DLL beside `rsync.exe`.
+pub fn flavor_of(rsync: &Path) -> Flavor {
+    let dir = rsync.parent().unwrap_or(Path::new("."));
+    if dir.join("msys-2.0.dll").exists() {
+        Flavor::Msys
+    } else if dir.join("cygwin1.dll").exists() {
+        Flavor::Cygwin
+    } else {
+        Flavor::Native
+    }
+}
+
+impl PlatformInterface for Platform {
+    fn default_config_path() -> PathBuf {
+        let base = std::env::var_os("ProgramData").unwrap_or_else(|| OsString::from(r"C:\ProgramData"));
+        PathBuf::from(base).join("snaprsync").join("config.toml")
+    }
+
+    fn default_state_dir() -> PathBuf {
+        let base = std::env::var_os("ProgramData").unwrap_or_else(|| OsString::from(r"C:\ProgramData"));
+        PathBuf::from(base).join("snaprsync").join("state")
+    }
+
+    fn process_start(pid: u32) -> Option<u64> {
+        ffi::process_start(pid)
+    }
+
+    /// Process start times are absolute (FILETIME), so they alone tell a
+    /// live run from a dead one across reboots: the boot needs no id.
+    fn boot_id() -> String {
+        "windows".into()
+    }
+
+    /// VSS shadow copies of the backup context are non-persistent: VSS itself
+    /// removes those of a dead run, so the sweep finds nothing to do.
+    fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>> {
+        Ok(Box::new(Vss::new(cfg.vss_timeout)))
+    }
+
+    fn hold_signals() -> Result<()> {
+        ffi::install_console_handler().map_err(|e| Error::io("console control handler", e))
+    }
+
+    /// A console event counts as SIGINT (2).
+    fn pending_signal() -> Option<i32> {
+        ffi::stopping().then_some(2)
+    }
+
+    fn rsync_file_name() -> &'static OsStr {
+        OsStr::new("rsync.exe")
+    }
+
+    fn source_path(arg: &OsStr) -> Option<PathBuf> {
+        let s = arg.to_str()?;
+        if let Some(d) = winpath::parse(s, Flavor::Msys) {
+            return Some(PathBuf::from(d.native()));
+        }
+        if s.starts_with(r"\\") || s.starts_with("//") {
+            // UNC: a network share; the provider says it cannot be shadowed.
+            return Some(PathBuf::from(s));
+        }
+        if s.starts_with('/') || s.is_empty() {
+            return None;
+        }
+        let full = std::env::current_dir().ok()?.join(s.replace('/', "\\"));
+        Some(normalize(&full))
+    }
+
+    fn provider(cfg: &Config, _sources: &[PathBuf]) -> Result<Box<dyn Provider>> {
+        #[cfg(test)]
+        if let Some(p) = dir_double::installed() {
+            return Ok(p);
+        }
+        match cfg.provider {
+            ProviderChoice::Auto | ProviderChoice::Vss => Ok(Box::new(Vss::new(cfg.vss_timeout))),
+            other => Err(Error::Usage(format!("provider = {other:?} is not available on Windows; use \"auto\" or \"vss\""))),
+        }
+    }
+
+    fn expose(cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf]) -> Result<Box<dyn Exposure>> {
+        let flavor = crate::run::find_rsync(cfg).map(|p| flavor_of(&p)).unwrap_or(Flavor::Msys);
+        expose_with(cfg.expose, &cfg.drive_letters, flavor, set, inv, sources)
+    }
+
+    fn run_unchanged(program: &Path, argv: &[OsString]) -> Result<u8> {
+        run_child(program, argv)
+    }
+}
+
+/// `.` and `..` resolved lexically (the path need not exist).
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c.as_os_str()),
+        }
+    }
+    out
+}
+
+/// A drive letter this run mapped, removed exactly on undo (or drop).
+struct Letter {
+    letter: char,
+    target: String,
+    removed: bool,
+}
+
+impl Letter {
+    fn remove(&mut self) -> Result<()> {
+        if self.removed {
+            return Ok(());
+        }
+        self.removed = true;
+        ffi::remove_letter(self.letter, &self.target).map_err(|e| Error::Expose {
+            path: PathBuf::from(format!("{}:", self.letter)),
+            msg: format!("could not remove the drive letter (mapped to {}): {e}", self.target),
+        })?;
+        log::info!("drive letter {}: removed", self.letter);
+        Ok(())
+    }
+}
+
+impl Drop for Letter {
+    fn drop(&mut self) {
+        if let Err(e) = self.remove() {
+            log::error!("{e}");
+        }
+    }
+}
+
+/// Maps a free letter of `candidates` to `target`; the mapping is checked
+/// to be ours (another process may race for the same letter).
+fn map_free_letter(candidates: &str, target: &str, taken: &mut Vec<char>) -> Result<Letter> {
+    for letter in candidates.chars() {
+        if taken.contains(&letter) {
+            continue;
+        }
+        let used = ffi::logical_drives();
+        if winpath::pick_free_letter(&letter.to_string(), used).is_none() || !ffi::query_dos_device(&format!("{letter}:")).is_empty() {
+            continue;
+        }
+        if let Err(e) = ffi::define_letter(letter, target) {
+            log::warn!("drive letter {letter}: {e}");
+            continue;
+        }
+        let mapped = Letter { letter, target: target.to_owned(), removed: false };
+        if ffi::query_dos_device(&format!("{letter}:")).first().map(String::as_str) == Some(target) {
+            log::info!("drive letter {letter}: mapped to {target}");
+            taken.push(letter);
+            return Ok(mapped);
+        }
+    }
+    Err(Error::Expose {
+        path: PathBuf::from(target),
+        msg: format!("no free drive letter among drive_letters = {candidates:?}: free one, add letters, or set expose = \"device-path\""),
+    })
+}
+
+/// The exposure: the rewritten argv and the letters to remove.
+struct WinExposure {
+    argv: Vec<OsString>,
+    method: &'static str,
+    letters: Vec<Letter>,
+}
+
+impl Exposure for WinExposure {
+    fn argv(&self) -> &[OsString] {
+        &self.argv
+    }
+
+    fn method(&self) -> &'static str {
+        self.method
+    }
+
+    fn run(&mut self, program: &Path) -> Result<u8> {
+        run_child(program, &self.argv)
+    }
+
+    fn undo(mut self: Box<Self>) -> Result<()> {
+        let mut first = Ok(());
+        for l in &mut self.letters {
+            let r = l.remove();
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+}
+
+fn find_volume<'a>(set: &'a SnapshotSet, source: &Path) -> Option<(usize, &'a VolumeSnapshot)> {
+    let s = source.to_string_lossy().to_ascii_uppercase();
+    let s = s.strip_prefix(r"\\?\").unwrap_or(&s).to_owned();
+    set.volumes
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| {
+            let o = v.origin.to_string_lossy().to_ascii_uppercase();
+            let o = o.trim_end_matches('\\');
+            s == o || s.starts_with(&format!("{o}\\"))
+        })
+        .max_by_key(|(_, v)| v.origin.as_os_str().len())
+}
+
+/// Where rsync reads one volume's snapshot: a mapped letter, or the snapshot
+/// path itself (a device, or the test double's directory).
+enum Root {
+    Letter(char),
+    Device(String),
+    Dir(DrivePath),
+}
+
+fn expose_with(
+    mode: Expose,
+    candidates: &str,
+    flavor: Flavor,
+    set: &SnapshotSet,
+    inv: &Invocation,
+    sources: &[PathBuf],
+) -> Result<Box<dyn Exposure>> {
+    let mut letters: Vec<Letter> = Vec::new();
+    let mut taken = Vec::new();
+    let mut roots: Vec<Option<Root>> = set.volumes.iter().map(|_| None).collect();
+    let mut rewritten: Vec<Result<OsString>> = Vec::new();
+    for (arg, source) in inv.sources().zip(sources) {
+        let fail = |msg: String| Error::Expose { path: source.clone(), msg };
+        let text = arg.to_str().ok_or_else(|| fail("the argument is not valid Unicode".into()))?;
+        let Some((i, vol)) = find_volume(set, source) else {
+            // Not snapshotted (it did not exist): rsync reports it.
+            rewritten.push(Ok(arg.to_owned()));
+            continue;
+        };
+        let mut dp = match winpath::parse(text, flavor) {
+            Some(d) => d,
+            None => {
+                // A relative argument: absolute from here on, in the reader's style.
+                let mut d = winpath::parse(&source.to_string_lossy(), Flavor::Native)
+                    .ok_or_else(|| fail(format!("cannot read {text:?} as a path on a drive")))?;
+                d.style = match flavor {
+                    Flavor::Cygwin => Style::Cygwin,
+                    Flavor::Msys => Style::Msys,
+                    Flavor::Native => Style::Native { sep: '\\' },
+                };
+                d.trailing_slash = text.ends_with(['/', '\\']) || text == "." || text.ends_with("/.");
+                if inv.relative {
+                    return Err(fail(format!("--relative with the relative source {text:?} would send the snapshot's path; give an absolute source")));
+                }
+                d
+            }
+        };
+        if dp.is_bare_root() {
+            return Err(fail(format!("{text:?} (a drive root without a trailing slash) would be sent under the snapshot's name; write {text}/")));
+        }
+        if inv.relative && !dp.parts.iter().any(|p| p == ".") {
+            return Err(fail(format!(
+                "--relative would send the snapshot's path instead of {text:?}; mark the part to keep with /./ (e.g. /cygdrive/c/./Users/) or drop -R"
+            )));
+        }
+        // Drop the origin's own components (a volume mounted in a folder).
+        let origin = winpath::parse(&vol.origin.to_string_lossy(), Flavor::Native).map(|o| o.parts.len()).unwrap_or(0);
+        let mut skipped = 0;
+        dp.parts.retain(|p| {
+            if skipped < origin && p != "." {
+                skipped += 1;
+                false
+            } else {
+                true
+            }
+        });
+        let snapshot = vol.snapshot.to_string_lossy().into_owned();
+        if roots[i].is_none() {
+            roots[i] = Some(match (mode, winpath::raw_target(&snapshot)) {
+                (Expose::DriveLetter, target) => {
+                    let target = target.unwrap_or_else(|| format!(r"\??\{}", snapshot.trim_end_matches('\\')));
+                    let l = map_free_letter(candidates, &target, &mut taken)?;
+                    let c = l.letter;
+                    letters.push(l);
+                    Root::Letter(c)
+                }
+                (Expose::DevicePath, Some(_)) => Root::Device(snapshot.clone()),
+                (Expose::DevicePath, None) => Root::Dir(
+                    winpath::parse(&snapshot, Flavor::Native).ok_or_else(|| fail(format!("snapshot {snapshot} is neither a device nor a drive path")))?,
+                ),
+            });
+        }
+        let out = match roots[i].as_ref().expect("set above") {
+            Root::Letter(c) => dp.with_drive(*c),
+            Root::Device(d) => dp.in_device(d).ok_or_else(|| fail(format!("bad device {d}")))?,
+            Root::Dir(base) => {
+                let mut d = dp.clone();
+                d.drive = base.drive;
+                d.parts = base.parts.iter().cloned().chain(dp.parts.iter().cloned()).collect();
+                if !d.style.is_posix() {
+                    d.style = Style::Native { sep: '\\' };
+                }
+                d.render()
+            }
+        };
+        rewritten.push(Ok(OsString::from(out)));
+    }
+    let mut it = rewritten.into_iter();
+    let mut err = None;
+    let argv = inv.render_with_sources(|a| match it.next() {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            err.get_or_insert(e);
+            a.to_owned()
+        }
+        None => a.to_owned(),
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let method = match mode {
+        Expose::DriveLetter => "drive-letter",
+        Expose::DevicePath => "device-path",
+    };
+    Ok(Box::new(WinExposure { argv, method, letters }))
+}
+
+/// Runs `program` with `argv`, stdio inherited, inside a kill-on-close Job
+/// Object; returns its exit status (an NTSTATUS death becomes 255, an end
+/// by a console event 130).
+pub fn run_child(program: &Path, argv: &[OsString]) -> Result<u8> {
+    if let Err(e) = ffi::install_console_handler() {
+        log::warn!("cannot install the console handler: {e}");
+    }
+    let spawn_err = |e: std::io::Error| Error::RsyncMissing { path: program.to_owned(), msg: e.to_string() };
+    let job = ffi::Job::new().map_err(|e| Error::io("job object", e))?;
+    let mut child = Command::new(program).args(argv).spawn().map_err(spawn_err)?;
+    if let Err(e) = job.assign(&child) {
+        log::warn!("cannot put rsync in a job object: {e}");
+    }
+    let running = ffi::Running::publish(&job);
+    let status = child.wait().map_err(|e| Error::io(program, e))?;
+    drop(running);
+    let code = status.code().map_or(255, |c| c as u32);
+    Ok(match code {
+        0..=255 => code as u8,
+        0xC000_013A => ffi::KILLED_STATUS as u8,
+        _ => 255,
+    })
+}

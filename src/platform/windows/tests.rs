@@ -1,0 +1,276 @@
+//! Windows platform tests, run under wine by `scripts/windows.sh test`: drive
+//! letters, argv rewriting, the rsync child, console events, the `live`
+//! fallback when VSS is missing, and a whole run through `run::rsync` with
+//! the directory test double standing in for VSS.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::*;
+use crate::config::{Config, OnSnapshotFailure};
+use crate::provider::{SnapshotSet, VolumeSnapshot};
+
+/// Tests that touch process-wide state (console handler, drive letters, env) run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn os(v: &[&str]) -> Vec<OsString> {
+    v.iter().map(OsString::from).collect()
+}
+
+/// The argv-echoing stand-in for rsync that scripts/windows.sh builds.
+fn echo_exe() -> PathBuf {
+    PathBuf::from(std::env::var_os("SNAPRSYNC_ECHO_EXE").expect("SNAPRSYNC_ECHO_EXE is not set: run scripts/windows.sh test"))
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("srs-win-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs the echo helper through `run_child`; returns (status, lines it wrote).
+fn echo(argv: &[OsString], exit: &str, sleep_ms: &str) -> (u8, Vec<String>) {
+    let out = scratch("echo").join("out.txt");
+    std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
+    std::env::set_var("SNAPRSYNC_ECHO_EXIT", exit);
+    std::env::set_var("SNAPRSYNC_ECHO_SLEEP", sleep_ms);
+    let status = run_child(&echo_exe(), argv).unwrap();
+    std::env::remove_var("SNAPRSYNC_ECHO_SLEEP");
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    (status, text.lines().map(str::to_owned).collect())
+}
+
+const SHADOW: &str = r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy9\";
+
+fn shadow_set() -> SnapshotSet {
+    let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: "{id}".into() };
+    SnapshotSet {
+        provider: "vss",
+        volumes: vec![v(r"C:\", SHADOW), v(r"D:\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\")],
+    }
+}
+
+fn sources_of(inv: &Invocation) -> Vec<PathBuf> {
+    inv.sources().map(|a| Platform::source_path(a).unwrap()).collect()
+}
+
+#[test]
+fn source_paths_are_native() {
+    assert_eq!(Platform::source_path("/cygdrive/c/Users/".as_ref()), Some(PathBuf::from(r"C:\Users")));
+    assert_eq!(Platform::source_path("/d/data".as_ref()), Some(PathBuf::from(r"D:\data")));
+    assert_eq!(Platform::source_path("C:/x y/".as_ref()), Some(PathBuf::from(r"C:\x y")));
+    let rel = Platform::source_path("sub/dir".as_ref()).unwrap();
+    assert_eq!(rel, std::env::current_dir().unwrap().join(r"sub\dir"));
+    assert_eq!(Platform::source_path("/home/u".as_ref()), None);
+}
+
+#[test]
+fn config_lives_under_programdata() {
+    let p = Platform::default_config_path();
+    assert!(p.ends_with(r"snaprsync\config.toml"), "{}", p.display());
+    assert!(p.to_string_lossy().to_ascii_lowercase().contains("programdata"), "{}", p.display());
+}
+
+#[test]
+fn device_path_rewrites_each_source_in_its_style() {
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/cygdrive/c/Users/Jürgen Müller/", r"D:\data base", "C:/x/"]);
+    let inv = crate::rsync_args::parse(&argv).unwrap();
+    let e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &shadow_set(), &inv, &sources_of(&inv)).unwrap();
+    assert_eq!(e.method(), "device-path");
+    assert_eq!(
+        e.argv(),
+        os(&[
+            "--server",
+            "--sender",
+            "-logDtpre.iLsfxCIvu",
+            ".",
+            "/proc/sys/Device/HarddiskVolumeShadowCopy9/Users/Jürgen Müller/",
+            r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\data base",
+            r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy9\x\",
+        ])
+    );
+    e.undo().unwrap();
+}
+
+#[test]
+fn relative_without_marker_is_refused_with_the_fix() {
+    let argv = os(&["--server", "--sender", "-logDtpRe.iLsfxCIvu", ".", "/cygdrive/c/Users/"]);
+    let inv = crate::rsync_args::parse(&argv).unwrap();
+    assert!(inv.relative);
+    let err = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &shadow_set(), &inv, &sources_of(&inv)).err().unwrap();
+    assert!(err.to_string().contains("/./"), "{err}");
+    assert!(err.is_snapshot_failure());
+    let argv = os(&["--server", "--sender", "-logDtpRe.iLsfxCIvu", ".", "/cygdrive/c/./Users/"]);
+    let inv = crate::rsync_args::parse(&argv).unwrap();
+    let e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &shadow_set(), &inv, &sources_of(&inv)).unwrap();
+    assert_eq!(e.argv()[4], "/proc/sys/Device/HarddiskVolumeShadowCopy9/./Users/");
+}
+
+#[test]
+fn drive_letter_is_mapped_exactly_and_removed_exactly() {
+    let _g = serial();
+    let target = r"\Device\HarddiskVolumeShadowCopy9";
+    let mut taken = Vec::new();
+    let letter = map_free_letter("RSTUVWXYZ", target, &mut taken).unwrap();
+    let l = letter.letter;
+    assert!("RSTUVWXY".contains(l), "{l} (Z: is wine's root drive)");
+    assert_eq!(ffi::query_dos_device(&format!("{l}:")).first().map(String::as_str), Some(target));
+    // A second mapping takes another letter.
+    let second = map_free_letter("RSTUVWXYZ", target, &mut taken).unwrap();
+    assert_ne!(second.letter, l);
+    drop(second);
+    let mut letter = letter;
+    letter.remove().unwrap();
+    assert!(ffi::query_dos_device(&format!("{l}:")).is_empty(), "{l}: still mapped");
+    // No letter left: a clear error naming the fix.
+    let used = ffi::logical_drives();
+    let busy: String = ('A'..='Z').filter(|c| used & (1 << (*c as u32 - 'A' as u32)) != 0).collect();
+    let err = map_free_letter(&busy, target, &mut Vec::new()).err().unwrap();
+    assert!(err.to_string().contains("device-path"), "{err}");
+}
+
+#[test]
+fn drive_letter_exposure_rewrites_and_undo_unmaps() {
+    let _g = serial();
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/cygdrive/c/Users/", "/c/Users/x", r"C:\Users\", r"D:\data"]);
+    let inv = crate::rsync_args::parse(&argv).unwrap();
+    let e = expose_with(Expose::DriveLetter, "RSTUVWXY", Flavor::Msys, &shadow_set(), &inv, &sources_of(&inv)).unwrap();
+    let a: Vec<String> = e.argv().iter().map(|s| s.to_string_lossy().into_owned()).collect();
+    let c = a[4].chars().nth("/cygdrive/".len()).unwrap();
+    let d = a[7].chars().next().unwrap();
+    assert_ne!(c.to_ascii_uppercase(), d);
+    assert_eq!(a[4], format!("/cygdrive/{c}/Users/"));
+    assert_eq!(a[5], format!("/{c}/Users/x"));
+    assert_eq!(a[6], format!(r"{}:\Users\", c.to_ascii_uppercase()));
+    assert_eq!(a[7], format!(r"{d}:\data"));
+    let cu = c.to_ascii_uppercase();
+    assert_eq!(ffi::query_dos_device(&format!("{cu}:")), [r"\Device\HarddiskVolumeShadowCopy9"]);
+    assert_eq!(ffi::query_dos_device(&format!("{d}:")), [r"\Device\HarddiskVolumeShadowCopy10"]);
+    e.undo().unwrap();
+    assert!(ffi::query_dos_device(&format!("{cu}:")).is_empty());
+    assert!(ffi::query_dos_device(&format!("{d}:")).is_empty());
+}
+
+#[test]
+fn child_gets_exact_arguments_and_its_status_comes_back() {
+    let _g = serial();
+    let tricky = ["plain", "with space", "", r#"quo"te"#, r"trailing\", r"C:\dir with space\", "ünï €", r#"a\"b"#, "--server"];
+    let (status, lines) = echo(&os(&tricky), "23", "0");
+    assert_eq!(status, 23);
+    assert_eq!(lines, tricky);
+    let (status, _) = echo(&os(&["x"]), "0", "0");
+    assert_eq!(status, 0);
+}
+
+#[test]
+fn console_event_ends_rsync_and_is_held_for_cleanup() {
+    let _g = serial();
+    ffi::reset_stopping();
+    Platform::hold_signals().unwrap();
+    assert_eq!(Platform::pending_signal(), None);
+    let t = std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        ffi::raise_console_event(0 /* CTRL_C_EVENT */);
+    });
+    let started = std::time::Instant::now();
+    let (status, lines) = echo(&os(&["long"]), "0", "60000");
+    t.join().unwrap();
+    assert!(started.elapsed().as_secs() < 30, "rsync was not ended");
+    assert_eq!(status, ffi::KILLED_STATUS as u8);
+    assert_eq!(lines, ["long"]);
+    assert_eq!(Platform::pending_signal(), Some(2));
+    ffi::reset_stopping();
+}
+
+/// Writes a source tree with a probe file; returns (dir, native arg with trailing slash).
+fn source_tree(tag: &str) -> PathBuf {
+    let dir = scratch(tag).join("My Files");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("probe.txt"), "original content").unwrap();
+    dir
+}
+
+fn cfg_for(expose: Expose, live: bool) -> Config {
+    Config {
+        rsync_path: Some(echo_exe()),
+        on_snapshot_failure: if live { OnSnapshotFailure::Live } else { OnSnapshotFailure::Fail },
+        expose,
+        drive_letters: "RSTUVWXY".into(),
+        state_dir: Some(scratch("state")),
+        vss_timeout: 5,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn missing_vss_fails_with_its_status_or_falls_back_to_live() {
+    let _g = serial();
+    ffi::reset_stopping();
+    let dir = source_tree("live");
+    let arg = format!("{}\\", dir.display());
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
+    let out = scratch("live-out").join("out.txt");
+    std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
+    std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
+
+    let err = crate::run::rsync(&cfg_for(Expose::DriveLetter, false), argv.clone()).err().expect("VSS cannot work under wine");
+    assert_eq!(err.exit_code(), crate::provider::vss::status::UNAVAILABLE, "{err}");
+    assert!(err.to_string().contains("on_snapshot_failure"), "{err}");
+    assert!(!out.exists(), "rsync must not run when the snapshot failed");
+
+    let status = crate::run::rsync(&cfg_for(Expose::DriveLetter, true), argv.clone()).unwrap();
+    assert_eq!(status, 0);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(&lines[..5], ["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", arg.as_str()], "live runs the argv unchanged");
+    assert!(text.contains("read ") && text.contains("original content"), "{text}");
+}
+
+/// The whole orchestration (argv -> provider -> exposure -> rsync -> removal),
+/// with the directory TEST DOUBLE in place of VSS.
+#[test]
+fn end_to_end_with_the_directory_double() {
+    let _g = serial();
+    ffi::reset_stopping();
+    let dir = source_tree("e2e");
+    let snaps = scratch("e2e-snaps");
+    dir_double::install(&snaps);
+    let arg = format!("{}\\", dir.display());
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
+    let out = scratch("e2e-out").join("out.txt");
+    std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
+    std::env::set_var("SNAPRSYNC_ECHO_EXIT", "24");
+
+    let status = crate::run::rsync(&cfg_for(Expose::DevicePath, false), argv).unwrap();
+    dir_double::uninstall();
+    // The live file changes after the "snapshot": rsync must have read the copy.
+    assert_eq!(status, 24, "rsync's status is passed through");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(&lines[..4], ["--server", "--sender", "-logDtpre.iLsfxCIvu", "."]);
+    let rewritten = Path::new(lines[4]);
+    assert!(rewritten.starts_with(&snaps), "{} not in the double's copy {}", rewritten.display(), snaps.display());
+    assert!(lines[4].ends_with("My Files\\"), "trailing slash kept: {}", lines[4]);
+    assert!(text.contains("original content"), "{text}");
+    assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 0, "the double's snapshot was not removed");
+}
+
+#[test]
+fn selftest_under_wine_reports_the_failure_and_writes_the_report() {
+    let _g = serial();
+    let report = scratch("selftest").join("report.txt");
+    let status = selftest(&cfg_for(Expose::DriveLetter, false), &os(&["--report", &report.display().to_string()])).unwrap();
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.contains("verdict: "), "{text}");
+    if status != 0 {
+        assert_eq!(status, crate::provider::vss::status::UNAVAILABLE, "{text}");
+        assert!(text.contains("FAIL"), "{text}");
+    }
+    assert!(text.contains("live read of the locked file"), "{text}");
+}

@@ -1,0 +1,854 @@
+//! Windows VSS provider: one non-persistent shadow copy set (backup context,
+//! copy backup) holding every volume with a source path, released when the
+//! run ends or, if snaprsync dies, by VSS itself.
+//!
+//! The COM binding for `IVssBackupComponents` and `IVssAsync` is written here
+//! by hand (neither `windows` nor `windows-sys` has it). Its vtable slots and
+//! the `VSS_SNAPSHOT_PROP` layout are checked against mingw-w64's `vsbackup.h`
+//! and `vss.h` by `tests::binding_matches_mingw_headers`, which
+//! `scripts/windows.sh test` feeds with a dump made by a C compiler.
+//!
+//! All `unsafe` of the provider is in the `com` module below.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::{Provider, SnapshotSet, VolumeSnapshot};
+use crate::error::{self, Error, Result};
+
+/// Exit statuses of VSS failures (README "Exit statuses", docs/windows.md).
+/// Proposed for `error::status`; other VSS failures use `error::status::SNAPSHOT`.
+pub mod status {
+    /// Not elevated, or not in Administrators / Backup Operators.
+    pub const ACCESS_DENIED: u8 = crate::error::status::ACCESS_DENIED;
+    /// Another snapshot set stayed in progress, or a VSS step outlasted `vss_timeout`.
+    pub const BUSY: u8 = 88;
+    /// Not enough shadow storage, or the volume has the maximum number of shadow copies.
+    pub const NO_STORAGE: u8 = 90;
+    /// A volume VSS cannot shadow: a network drive, FAT/exFAT, a RAM disk.
+    pub const VOLUME_UNSUPPORTED: u8 = 91;
+    /// VSS is not available: service missing or disabled, a 32-bit snaprsync on
+    /// 64-bit Windows, or a system without VSS (wine answers E_NOTIMPL).
+    pub const UNAVAILABLE: u8 = 92;
+}
+
+/// HRESULTs snaprsync tells apart (values checked against vsserror.h).
+pub mod hr {
+    pub const E_ACCESSDENIED: u32 = 0x8007_0005;
+    pub const E_NOTIMPL: u32 = 0x8000_4001;
+    pub const E_INVALIDARG: u32 = 0x8007_0057;
+    pub const E_OUTOFMEMORY: u32 = 0x8007_000E;
+    pub const REGDB_E_CLASSNOTREG: u32 = 0x8004_0154;
+    pub const RPC_E_TOO_LATE: u32 = 0x8001_0119;
+    /// HRESULT_FROM_WIN32(ERROR_SERVICE_DISABLED)
+    pub const SERVICE_DISABLED: u32 = 0x8007_0422;
+    /// HRESULT_FROM_WIN32(ERROR_TIMEOUT), used for snaprsync's own deadline.
+    pub const TIMEOUT: u32 = 0x8007_05B4;
+    pub const VSS_E_BAD_STATE: u32 = 0x8004_2301;
+    pub const VSS_E_UNEXPECTED: u32 = 0x8004_2302;
+    pub const VSS_S_ASYNC_PENDING: u32 = 0x0004_2309;
+    pub const VSS_S_ASYNC_FINISHED: u32 = 0x0004_230A;
+    pub const VSS_S_ASYNC_CANCELLED: u32 = 0x0004_230B;
+    pub const VSS_E_VOLUME_NOT_SUPPORTED: u32 = 0x8004_230C;
+    pub const VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER: u32 = 0x8004_230E;
+    pub const VSS_E_UNEXPECTED_PROVIDER_ERROR: u32 = 0x8004_230F;
+    pub const VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED: u32 = 0x8004_2312;
+    pub const VSS_E_FLUSH_WRITES_TIMEOUT: u32 = 0x8004_2313;
+    pub const VSS_E_HOLD_WRITES_TIMEOUT: u32 = 0x8004_2314;
+    pub const VSS_E_SNAPSHOT_SET_IN_PROGRESS: u32 = 0x8004_2316;
+    pub const VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED: u32 = 0x8004_2317;
+    pub const VSS_E_INSUFFICIENT_STORAGE: u32 = 0x8004_231F;
+    pub const VSS_E_MAXIMUM_DIFFAREA_ASSOCIATIONS_REACHED: u32 = 0x8004_231E;
+    pub const VSS_E_PROVIDER_VETO: u32 = 0x8004_2306;
+    pub const VSS_E_OBJECT_NOT_FOUND: u32 = 0x8004_2308;
+}
+
+/// Retry pacing while another snapshot set is in progress.
+const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The one-line message, with the fix, and the exit status for a failed VSS step.
+pub fn classify(what: &str, hresult: u32, timeout_secs: u64) -> Error {
+    use hr::*;
+    let (status, msg): (u8, String) = match hresult {
+        E_ACCESSDENIED => (
+            status::ACCESS_DENIED,
+            "access denied: run snaprsync elevated, as a member of Administrators or Backup Operators \
+             (the ssh account needs SeBackupPrivilege)"
+                .into(),
+        ),
+        VSS_E_SNAPSHOT_SET_IN_PROGRESS => (
+            status::BUSY,
+            format!(
+                "another shadow copy set stayed in progress for vss_timeout = {timeout_secs} s \
+                 (another backup running?): schedule backups apart or raise vss_timeout"
+            ),
+        ),
+        TIMEOUT | VSS_E_FLUSH_WRITES_TIMEOUT | VSS_E_HOLD_WRITES_TIMEOUT => (
+            status::BUSY,
+            format!(
+                "did not finish within vss_timeout = {timeout_secs} s: a writer may hang \
+                 (check `vssadmin list writers`); raise vss_timeout or restart the stuck writer's service"
+            ),
+        ),
+        VSS_E_INSUFFICIENT_STORAGE | VSS_E_MAXIMUM_DIFFAREA_ASSOCIATIONS_REACHED => (
+            status::NO_STORAGE,
+            "not enough shadow copy storage: free disk space, or enlarge it with \
+             `vssadmin resize shadowstorage /for=C: /on=C: /maxsize=10%`"
+                .into(),
+        ),
+        VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED | VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED => (
+            status::NO_STORAGE,
+            "the volume already holds the maximum number of shadow copies: delete old ones \
+             (`vssadmin list shadows`, `vssadmin delete shadows /for=C: /oldest`)"
+                .into(),
+        ),
+        VSS_E_VOLUME_NOT_SUPPORTED | VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER => (
+            status::VOLUME_UNSUPPORTED,
+            "VSS cannot shadow this volume (a network drive, FAT/exFAT, or a RAM disk): \
+             back it up without snaprsync, or set on_snapshot_failure = \"live\""
+                .into(),
+        ),
+        E_NOTIMPL => (
+            status::UNAVAILABLE,
+            "VSS is not implemented on this system (wine, or a Windows edition without VSS): \
+             run on Windows with the Volume Shadow Copy service, or set on_snapshot_failure = \"live\""
+                .into(),
+        ),
+        REGDB_E_CLASSNOTREG | SERVICE_DISABLED => (
+            status::UNAVAILABLE,
+            "the Volume Shadow Copy service is missing or disabled: `sc config vss start= demand` \
+             as Administrator, or set on_snapshot_failure = \"live\""
+                .into(),
+        ),
+        VSS_E_BAD_STATE => (
+            error::status::SNAPSHOT,
+            "VSS reports a bad state (a 32-bit requestor on 64-bit Windows, or a VSS call out of order): \
+             use the 64-bit snaprsync.exe and report this with `snaprsync selftest --report FILE`"
+                .into(),
+        ),
+        VSS_E_PROVIDER_VETO | VSS_E_UNEXPECTED_PROVIDER_ERROR | VSS_E_UNEXPECTED => (
+            error::status::SNAPSHOT,
+            "the VSS provider failed: see the Application event log (sources VSS, volsnap) and \
+             `vssadmin list writers`, then retry"
+                .into(),
+        ),
+        _ => (
+            error::status::SNAPSHOT,
+            "VSS failed: see the Application event log (source VSS) and `vssadmin list writers`".into(),
+        ),
+    };
+    Error::Vss { what: what.to_owned(), hresult, msg, status }
+}
+
+fn unavailable(what: &str, msg: String) -> Error {
+    Error::Vss { what: what.to_owned(), hresult: hr::E_NOTIMPL, msg, status: status::UNAVAILABLE }
+}
+
+/// The VSS provider. Holds the backup components of the set it made until
+/// `remove`; dropping it without `remove` aborts the backup and releases the
+/// set (VSS deletes non-persistent shadow copies on release).
+pub struct Vss {
+    timeout: Duration,
+    live: Option<com::BackupComponents>,
+}
+
+impl Vss {
+    pub fn new(vss_timeout_secs: u64) -> Vss {
+        Vss { timeout: Duration::from_secs(vss_timeout_secs), live: None }
+    }
+
+    fn timeout_secs(&self) -> u64 {
+        self.timeout.as_secs()
+    }
+
+    /// One attempt at the whole sequence, for `volumes` (roots like `C:\`).
+    fn attempt(&self, volumes: &[String], deadline: Instant) -> std::result::Result<(com::BackupComponents, Vec<VolumeSnapshot>), (String, u32)> {
+        let bc = com::BackupComponents::create()?;
+        bc.initialize_for_backup()?;
+        bc.set_context(com::VSS_CTX_BACKUP)?;
+        bc.set_backup_state(com::VSS_BT_COPY)?;
+        bc.gather_writer_metadata()?.wait(deadline, "GatherWriterMetadata")?;
+        for v in volumes {
+            if !bc.is_volume_supported(v)? {
+                return Err((format!("IsVolumeSupported({v})"), hr::VSS_E_VOLUME_NOT_SUPPORTED));
+            }
+        }
+        let set_id = bc.start_snapshot_set()?;
+        log::debug!("vss: snapshot set {set_id}");
+        let mut ids = Vec::new();
+        for v in volumes {
+            match bc.add_to_snapshot_set(v) {
+                Ok(id) => ids.push((v.clone(), id)),
+                Err(e) => {
+                    bc.abort_backup();
+                    return Err(e);
+                }
+            }
+        }
+        let prepared = bc.prepare_for_backup().and_then(|a| a.wait(deadline, "PrepareForBackup"));
+        let done = prepared.and_then(|()| bc.do_snapshot_set()).and_then(|a| a.wait(deadline, "DoSnapshotSet"));
+        if let Err(e) = done {
+            bc.abort_backup();
+            return Err(e);
+        }
+        let mut snaps = Vec::new();
+        for (v, id) in ids {
+            let device = bc.snapshot_device(id).inspect_err(|_| bc.abort_backup())?;
+            log::info!("vss: {v} is shadowed as {device} (snapshot {id})");
+            snaps.push(VolumeSnapshot { origin: PathBuf::from(&v), snapshot: PathBuf::from(format!("{device}\\")), id: id.to_string() });
+        }
+        Ok((bc, snaps))
+    }
+}
+
+/// The volume roots (`C:\`, or a mount point `D:\mnt\data\`) holding `sources`,
+/// in first-seen order, without duplicates.
+fn volumes_of(sources: &[PathBuf]) -> Result<Vec<String>> {
+    let mut volumes: Vec<String> = Vec::new();
+    for s in sources {
+        let v = com::volume_path_name(s).map_err(|e| Error::Snapshot { path: s.clone(), msg: format!("cannot find its volume: {e}") })?;
+        if com::is_remote_drive(&v) {
+            return Err(classify(&format!("{} is on network drive {v}", s.display()), hr::VSS_E_VOLUME_NOT_SUPPORTED, 0));
+        }
+        if !volumes.iter().any(|x| x.eq_ignore_ascii_case(&v)) {
+            volumes.push(v);
+        }
+    }
+    Ok(volumes)
+}
+
+impl Provider for Vss {
+    fn name(&self) -> &'static str {
+        "vss"
+    }
+
+    fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
+        if com::is_wow64() {
+            return Err(unavailable(
+                "VSS",
+                "this is a 32-bit snaprsync on 64-bit Windows, where VSS refuses 32-bit requestors: \
+                 install the 64-bit snaprsync.exe"
+                    .into(),
+            ));
+        }
+        let volumes = volumes_of(sources)?;
+        com::init().map_err(|(what, h)| classify(&what, h, self.timeout_secs()))?;
+        let deadline = Instant::now() + self.timeout;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match self.attempt(&volumes, deadline) {
+                Ok((bc, snaps)) => {
+                    self.live = Some(bc);
+                    return Ok(SnapshotSet { provider: "vss", volumes: snaps });
+                }
+                Err((what, h)) if h == hr::VSS_E_SNAPSHOT_SET_IN_PROGRESS && Instant::now() + backoff < deadline => {
+                    log::warn!("vss: {what}: another snapshot set is in progress; retrying in {} s", backoff.as_secs());
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err((what, h)) => return Err(classify(&format!("VSS {what} for {}", volumes.join(" ")), h, self.timeout_secs())),
+            }
+        }
+    }
+
+    fn remove(&mut self, set: &SnapshotSet) -> Result<()> {
+        let Some(bc) = self.live.take() else { return Ok(()) };
+        let deadline = Instant::now() + self.timeout;
+        let completed = bc.backup_complete().and_then(|a| a.wait(deadline, "BackupComplete"));
+        // Releasing the components deletes the non-persistent shadow copies.
+        drop(bc);
+        log::info!("vss: released {} shadow cop{}", set.volumes.len(), if set.volumes.len() == 1 { "y" } else { "ies" });
+        completed.map_err(|(what, h)| classify(&format!("VSS {what}"), h, self.timeout_secs()))
+    }
+}
+
+impl Drop for Vss {
+    fn drop(&mut self) {
+        if let Some(bc) = self.live.take() {
+            log::warn!("vss: set not removed normally; aborting the backup and releasing it");
+            bc.abort_backup();
+        }
+    }
+}
+
+/// The COM binding and every Win32 call of this provider.
+#[allow(non_snake_case, clippy::upper_case_acronyms)]
+mod com {
+    use std::ffi::c_void;
+    use std::fmt;
+    use std::os::windows::ffi::OsStrExt;
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use windows_sys::Win32::Foundation::{FreeLibrary, HMODULE};
+    use windows_sys::Win32::Storage::FileSystem::{GetDriveTypeW, GetVolumePathNameW};
+    use windows_sys::Win32::System::Com::{
+        CoInitializeEx, CoInitializeSecurity, CoTaskMemFree, COINIT_MULTITHREADED, EOAC_STATIC_CLOAKING,
+        RPC_C_AUTHN_LEVEL_PKT_PRIVACY, RPC_C_IMP_LEVEL_IMPERSONATE,
+    };
+    use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryExW, LOAD_LIBRARY_SEARCH_SYSTEM32};
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, IsWow64Process};
+
+    use super::hr;
+
+    pub type HRESULT = i32;
+    pub type Failure = (String, u32);
+
+    pub const VSS_CTX_BACKUP: i32 = 0;
+    pub const VSS_BT_COPY: i32 = 5;
+    const DRIVE_REMOTE: u32 = 4;
+
+    /// VSS_ID / GUID.
+    #[repr(C)]
+    #[derive(Clone, Copy, Default, PartialEq, Eq)]
+    pub struct GUID {
+        pub data1: u32,
+        pub data2: u16,
+        pub data3: u16,
+        pub data4: [u8; 8],
+    }
+
+    impl fmt::Display for GUID {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let d = &self.data4;
+            write!(
+                f,
+                "{{{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}}}",
+                self.data1, self.data2, self.data3, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]
+            )
+        }
+    }
+
+    /// VSS_SNAPSHOT_PROP, field for field as vss.h has it.
+    #[repr(C)]
+    pub struct VSS_SNAPSHOT_PROP {
+        pub m_SnapshotId: GUID,
+        pub m_SnapshotSetId: GUID,
+        pub m_lSnapshotsCount: i32,
+        pub m_pwszSnapshotDeviceObject: *mut u16,
+        pub m_pwszOriginalVolumeName: *mut u16,
+        pub m_pwszOriginatingMachine: *mut u16,
+        pub m_pwszServiceMachine: *mut u16,
+        pub m_pwszExposedName: *mut u16,
+        pub m_pwszExposedPath: *mut u16,
+        pub m_ProviderId: GUID,
+        pub m_lSnapshotAttributes: i32,
+        pub m_tsCreationTimestamp: i64,
+        pub m_eStatus: i32,
+    }
+
+    /// The fields of VSS_SNAPSHOT_PROP with their byte offsets, for the header check.
+    #[cfg(test)]
+    pub fn snapshot_prop_fields() -> Vec<(&'static str, usize)> {
+        use std::mem::offset_of;
+        macro_rules! f { ($($n:ident),*) => { vec![$((stringify!($n), offset_of!(VSS_SNAPSHOT_PROP, $n))),*] } }
+        f!(m_SnapshotId, m_SnapshotSetId, m_lSnapshotsCount, m_pwszSnapshotDeviceObject, m_pwszOriginalVolumeName,
+           m_pwszOriginatingMachine, m_pwszServiceMachine, m_pwszExposedName, m_pwszExposedPath, m_ProviderId,
+           m_lSnapshotAttributes, m_tsCreationTimestamp, m_eStatus)
+    }
+
+    /// A vtable struct whose fields are named like the C methods, in order, plus
+    /// the list of (method, slot) that the header check compares.
+    macro_rules! vtable {
+        ($name:ident { $($method:ident : $ty:ty,)* }) => {
+            #[repr(C)]
+            pub struct $name { $(pub $method: $ty,)* }
+            impl $name {
+                #[cfg(test)]
+                pub fn slots() -> Vec<(&'static str, usize)> {
+                    vec![$((stringify!($method), std::mem::offset_of!($name, $method) / std::mem::size_of::<usize>()),)*]
+                }
+            }
+        };
+    }
+
+    /// A slot snaprsync never calls: only its place matters.
+    type Unused = usize;
+    type This = *mut IVssBackupComponents;
+    type Async = *mut *mut IVssAsync;
+
+    vtable!(IVssBackupComponentsVtbl {
+        QueryInterface: Unused,
+        AddRef: Unused,
+        Release: unsafe extern "system" fn(This) -> u32,
+        GetWriterComponentsCount: Unused,
+        GetWriterComponents: Unused,
+        InitializeForBackup: unsafe extern "system" fn(This, *mut u16) -> HRESULT,
+        SetBackupState: unsafe extern "system" fn(This, u8, u8, i32, u8) -> HRESULT,
+        InitializeForRestore: Unused,
+        SetRestoreState: Unused,
+        GatherWriterMetadata: unsafe extern "system" fn(This, Async) -> HRESULT,
+        GetWriterMetadataCount: Unused,
+        GetWriterMetadata: Unused,
+        FreeWriterMetadata: Unused,
+        AddComponent: Unused,
+        PrepareForBackup: unsafe extern "system" fn(This, Async) -> HRESULT,
+        AbortBackup: unsafe extern "system" fn(This) -> HRESULT,
+        GatherWriterStatus: Unused,
+        GetWriterStatusCount: Unused,
+        FreeWriterStatus: Unused,
+        GetWriterStatus: Unused,
+        SetBackupSucceeded: Unused,
+        SetBackupOptions: Unused,
+        SetSelectedForRestore: Unused,
+        SetRestoreOptions: Unused,
+        SetAdditionalRestores: Unused,
+        SetPreviousBackupStamp: Unused,
+        SaveAsXML: Unused,
+        BackupComplete: unsafe extern "system" fn(This, Async) -> HRESULT,
+        AddAlternativeLocationMapping: Unused,
+        AddRestoreSubcomponent: Unused,
+        SetFileRestoreStatus: Unused,
+        AddNewTarget: Unused,
+        SetRangesFilePath: Unused,
+        PreRestore: Unused,
+        PostRestore: Unused,
+        SetContext: unsafe extern "system" fn(This, i32) -> HRESULT,
+        StartSnapshotSet: unsafe extern "system" fn(This, *mut GUID) -> HRESULT,
+        AddToSnapshotSet: unsafe extern "system" fn(This, *const u16, GUID, *mut GUID) -> HRESULT,
+        DoSnapshotSet: unsafe extern "system" fn(This, Async) -> HRESULT,
+        DeleteSnapshots: Unused,
+        ImportSnapshots: Unused,
+        BreakSnapshotSet: Unused,
+        GetSnapshotProperties: unsafe extern "system" fn(This, GUID, *mut VSS_SNAPSHOT_PROP) -> HRESULT,
+        Query: Unused,
+        IsVolumeSupported: unsafe extern "system" fn(This, GUID, *const u16, *mut i32) -> HRESULT,
+        DisableWriterClasses: Unused,
+        EnableWriterClasses: Unused,
+        DisableWriterInstances: Unused,
+        ExposeSnapshot: Unused,
+        RevertToSnapshot: Unused,
+        QueryRevertStatus: Unused,
+    });
+
+    vtable!(IVssAsyncVtbl {
+        QueryInterface: Unused,
+        AddRef: Unused,
+        Release: unsafe extern "system" fn(*mut IVssAsync) -> u32,
+        Cancel: unsafe extern "system" fn(*mut IVssAsync) -> HRESULT,
+        Wait: Unused,
+        QueryStatus: unsafe extern "system" fn(*mut IVssAsync, *mut HRESULT, *mut i32) -> HRESULT,
+    });
+
+    #[repr(C)]
+    pub struct IVssBackupComponents {
+        vtbl: *const IVssBackupComponentsVtbl,
+    }
+
+    #[repr(C)]
+    pub struct IVssAsync {
+        vtbl: *const IVssAsyncVtbl,
+    }
+
+    type CreateFn = unsafe extern "system" fn(*mut *mut IVssBackupComponents) -> HRESULT;
+
+    fn wide(s: &str) -> Vec<u16> {
+        s.encode_utf16().chain(std::iter::once(0)).collect()
+    }
+
+    fn check(what: &str, h: HRESULT) -> Result<(), Failure> {
+        if h < 0 {
+            Err((what.to_owned(), h as u32))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// COM for this process, with the security VSS requires (packet privacy,
+    /// impersonation, static cloaking). Idempotent.
+    pub fn init() -> Result<(), Failure> {
+        // SAFETY: plain calls with a null reserved pointer; COM reference counts
+        // repeated initialisation on the same thread.
+        let h = unsafe { CoInitializeEx(std::ptr::null(), COINIT_MULTITHREADED as u32) };
+        check("CoInitializeEx", h)?;
+        // SAFETY: all pointer arguments are null (defaults); the rest are constants.
+        let h = unsafe {
+            CoInitializeSecurity(
+                std::ptr::null_mut(),
+                -1,
+                std::ptr::null(),
+                std::ptr::null(),
+                RPC_C_AUTHN_LEVEL_PKT_PRIVACY,
+                RPC_C_IMP_LEVEL_IMPERSONATE,
+                std::ptr::null(),
+                EOAC_STATIC_CLOAKING as u32,
+                std::ptr::null(),
+            )
+        };
+        if h < 0 && h as u32 != hr::RPC_E_TOO_LATE {
+            return Err(("CoInitializeSecurity".into(), h as u32));
+        }
+        Ok(())
+    }
+
+    /// True for a 32-bit process on 64-bit Windows.
+    pub fn is_wow64() -> bool {
+        let mut wow = 0;
+        // SAFETY: the pseudo handle of this process and a valid out pointer.
+        let ok = unsafe { IsWow64Process(GetCurrentProcess(), &mut wow) };
+        ok != 0 && wow != 0
+    }
+
+    /// The root of the volume holding `path`, with a trailing `\`.
+    pub fn volume_path_name(path: &Path) -> std::io::Result<String> {
+        let w: Vec<u16> = path.as_os_str().encode_wide().chain(std::iter::once(0)).collect();
+        let mut buf = vec![0u16; w.len() + 64];
+        // SAFETY: `w` is NUL-terminated; `buf` is writable for its length.
+        let ok = unsafe { GetVolumePathNameW(w.as_ptr(), buf.as_mut_ptr(), buf.len() as u32) };
+        if ok == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let n = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
+        Ok(String::from_utf16_lossy(&buf[..n]))
+    }
+
+    pub fn is_remote_drive(root: &str) -> bool {
+        let w = wide(root);
+        // SAFETY: NUL-terminated string.
+        unsafe { GetDriveTypeW(w.as_ptr()) == DRIVE_REMOTE }
+    }
+
+    /// An `IVssBackupComponents` reference, released on drop.
+    pub struct BackupComponents {
+        ptr: *mut IVssBackupComponents,
+        lib: HMODULE,
+    }
+
+    /// An `IVssAsync` reference, released on drop.
+    pub struct AsyncOp {
+        ptr: *mut IVssAsync,
+    }
+
+    impl BackupComponents {
+        fn vtbl(&self) -> &IVssBackupComponentsVtbl {
+            // SAFETY: `ptr` is a live COM object (we hold a reference) whose first
+            // field is its vtable pointer.
+            unsafe { &*(*self.ptr).vtbl }
+        }
+
+        /// CreateVssBackupComponents (the `...Internal` export of vssapi.dll,
+        /// loaded from System32 only, so a system without it is reported, not fatal).
+        pub fn create() -> Result<BackupComponents, Failure> {
+            let name = wide("vssapi.dll");
+            // SAFETY: NUL-terminated name, no file handle, a documented flag.
+            let lib = unsafe { LoadLibraryExW(name.as_ptr(), std::ptr::null_mut(), LOAD_LIBRARY_SEARCH_SYSTEM32) };
+            if lib.is_null() {
+                return Err(("LoadLibrary(vssapi.dll)".into(), hr::REGDB_E_CLASSNOTREG));
+            }
+            // SAFETY: `lib` is a loaded module; the name is NUL-terminated ASCII.
+            let proc = unsafe { GetProcAddress(lib, c"CreateVssBackupComponentsInternal".as_ptr().cast()) };
+            let Some(proc) = proc else {
+                // SAFETY: `lib` was loaded above and nothing from it is in use.
+                unsafe { FreeLibrary(lib) };
+                return Err(("CreateVssBackupComponents".into(), hr::E_NOTIMPL));
+            };
+            // SAFETY: vsbackup.h declares this export as
+            // HRESULT STDAPICALLTYPE (IVssBackupComponents **).
+            let create: CreateFn = unsafe { std::mem::transmute::<unsafe extern "system" fn() -> isize, CreateFn>(proc) };
+            let mut ptr = std::ptr::null_mut();
+            // SAFETY: a valid out pointer.
+            let h = unsafe { create(&mut ptr) };
+            if h < 0 || ptr.is_null() {
+                // SAFETY: as above.
+                unsafe { FreeLibrary(lib) };
+                return Err(("CreateVssBackupComponents".into(), if h < 0 { h as u32 } else { hr::E_OUTOFMEMORY }));
+            }
+            Ok(BackupComponents { ptr, lib })
+        }
+
+        pub fn initialize_for_backup(&self) -> Result<(), Failure> {
+            // SAFETY: live object; a null BSTR means "no saved document".
+            check("InitializeForBackup", unsafe { (self.vtbl().InitializeForBackup)(self.ptr, std::ptr::null_mut()) })
+        }
+
+        pub fn set_context(&self, ctx: i32) -> Result<(), Failure> {
+            // SAFETY: live object, plain value.
+            check("SetContext", unsafe { (self.vtbl().SetContext)(self.ptr, ctx) })
+        }
+
+        /// No component selection, no bootable system state, no partial files.
+        pub fn set_backup_state(&self, kind: i32) -> Result<(), Failure> {
+            // SAFETY: live object, plain values (C `boolean` is one byte).
+            check("SetBackupState", unsafe { (self.vtbl().SetBackupState)(self.ptr, 0, 0, kind, 0) })
+        }
+
+        fn async_call(&self, what: &str, f: unsafe extern "system" fn(This, Async) -> HRESULT) -> Result<AsyncOp, Failure> {
+            let mut a = std::ptr::null_mut();
+            // SAFETY: `f` is a slot of this object's vtable taking (this, IVssAsync**).
+            let h = unsafe { f(self.ptr, &mut a) };
+            check(what, h)?;
+            if a.is_null() {
+                return Err((what.to_owned(), hr::VSS_E_UNEXPECTED));
+            }
+            Ok(AsyncOp { ptr: a })
+        }
+
+        pub fn gather_writer_metadata(&self) -> Result<AsyncOp, Failure> {
+            self.async_call("GatherWriterMetadata", self.vtbl().GatherWriterMetadata)
+        }
+
+        pub fn prepare_for_backup(&self) -> Result<AsyncOp, Failure> {
+            self.async_call("PrepareForBackup", self.vtbl().PrepareForBackup)
+        }
+
+        pub fn do_snapshot_set(&self) -> Result<AsyncOp, Failure> {
+            self.async_call("DoSnapshotSet", self.vtbl().DoSnapshotSet)
+        }
+
+        pub fn backup_complete(&self) -> Result<AsyncOp, Failure> {
+            self.async_call("BackupComplete", self.vtbl().BackupComplete)
+        }
+
+        /// Best effort: only logs.
+        pub fn abort_backup(&self) {
+            // SAFETY: live object, no arguments.
+            let h = unsafe { (self.vtbl().AbortBackup)(self.ptr) };
+            if h < 0 {
+                log::warn!("vss: AbortBackup: HRESULT {:#010x}", h as u32);
+            }
+        }
+
+        pub fn is_volume_supported(&self, volume: &str) -> Result<bool, Failure> {
+            let w = wide(volume);
+            let mut yes = 0;
+            // SAFETY: live object, GUID_NULL = any provider, NUL-terminated name, valid out pointer.
+            let h = unsafe { (self.vtbl().IsVolumeSupported)(self.ptr, GUID::default(), w.as_ptr(), &mut yes) };
+            check(&format!("IsVolumeSupported({volume})"), h)?;
+            Ok(yes != 0)
+        }
+
+        pub fn start_snapshot_set(&self) -> Result<GUID, Failure> {
+            let mut id = GUID::default();
+            // SAFETY: live object, valid out pointer.
+            check("StartSnapshotSet", unsafe { (self.vtbl().StartSnapshotSet)(self.ptr, &mut id) })?;
+            Ok(id)
+        }
+
+        pub fn add_to_snapshot_set(&self, volume: &str) -> Result<GUID, Failure> {
+            let w = wide(volume);
+            let mut id = GUID::default();
+            // SAFETY: live object, NUL-terminated name, GUID_NULL = default provider, valid out pointer.
+            let h = unsafe { (self.vtbl().AddToSnapshotSet)(self.ptr, w.as_ptr(), GUID::default(), &mut id) };
+            check(&format!("AddToSnapshotSet({volume})"), h)?;
+            Ok(id)
+        }
+
+        /// The shadow copy's device object, `\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopyN`.
+        pub fn snapshot_device(&self, id: GUID) -> Result<String, Failure> {
+            // SAFETY: an all-zero VSS_SNAPSHOT_PROP is valid (null pointers, zero ids).
+            let mut prop: VSS_SNAPSHOT_PROP = unsafe { std::mem::zeroed() };
+            // SAFETY: live object, valid out pointer; on success VSS fills `prop`
+            // with CoTaskMemAlloc'd strings that we free below.
+            let h = unsafe { (self.vtbl().GetSnapshotProperties)(self.ptr, id, &mut prop) };
+            check("GetSnapshotProperties", h)?;
+            let device = take_wstr(prop.m_pwszSnapshotDeviceObject);
+            for p in [
+                prop.m_pwszOriginalVolumeName,
+                prop.m_pwszOriginatingMachine,
+                prop.m_pwszServiceMachine,
+                prop.m_pwszExposedName,
+                prop.m_pwszExposedPath,
+            ] {
+                // SAFETY: each is null or a CoTaskMemAlloc'd string owned by us now
+                // (what VssFreeSnapshotProperties does).
+                unsafe { CoTaskMemFree(p as *const c_void) };
+            }
+            device.filter(|d| !d.is_empty()).ok_or_else(|| ("GetSnapshotProperties: no device object".into(), hr::VSS_E_UNEXPECTED))
+        }
+    }
+
+    /// Copies and frees a CoTaskMemAlloc'd wide string.
+    fn take_wstr(p: *mut u16) -> Option<String> {
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: `p` is a NUL-terminated string from VSS; we read up to the NUL.
+        let s = unsafe {
+            let mut n = 0;
+            while *p.add(n) != 0 {
+                n += 1;
+            }
+            String::from_utf16_lossy(std::slice::from_raw_parts(p, n))
+        };
+        // SAFETY: allocated by VSS with CoTaskMemAlloc, not used after this.
+        unsafe { CoTaskMemFree(p as *const c_void) };
+        Some(s)
+    }
+
+    impl Drop for BackupComponents {
+        fn drop(&mut self) {
+            // SAFETY: we own one reference; after Release the pointer is not used.
+            // The library stays loaded for the process (objects may still run code from it).
+            unsafe { (self.vtbl().Release)(self.ptr) };
+            let _ = self.lib;
+        }
+    }
+
+    impl AsyncOp {
+        fn vtbl(&self) -> &IVssAsyncVtbl {
+            // SAFETY: live COM object we hold a reference to.
+            unsafe { &*(*self.ptr).vtbl }
+        }
+
+        /// Polls until the operation ends or `deadline` passes (then cancels it).
+        pub fn wait(self, deadline: Instant, what: &str) -> Result<(), Failure> {
+            let mut pause = Duration::from_millis(50);
+            loop {
+                let mut status: HRESULT = 0;
+                // SAFETY: live object, valid out pointer, null reserved pointer.
+                let h = unsafe { (self.vtbl().QueryStatus)(self.ptr, &mut status, std::ptr::null_mut()) };
+                check(what, h)?;
+                match status as u32 {
+                    hr::VSS_S_ASYNC_PENDING => {}
+                    hr::VSS_S_ASYNC_FINISHED => return Ok(()),
+                    hr::VSS_S_ASYNC_CANCELLED => return Err((format!("{what} (cancelled)"), hr::TIMEOUT)),
+                    s if (s as i32) < 0 => return Err((what.to_owned(), s)),
+                    _ => return Ok(()),
+                }
+                if Instant::now() >= deadline {
+                    // SAFETY: live object; cancelling a pending operation is allowed.
+                    unsafe { (self.vtbl().Cancel)(self.ptr) };
+                    return Err((what.to_owned(), hr::TIMEOUT));
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+        }
+    }
+
+    impl Drop for AsyncOp {
+        fn drop(&mut self) {
+            // SAFETY: we own one reference; not used after.
+            unsafe { (self.vtbl().Release)(self.ptr) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vtable slots, struct layout and HRESULT values of the binding
+    /// against mingw-w64's headers (dumped by `scripts/windows.sh check-abi`,
+    /// which `scripts/windows.sh test` runs first and passes in
+    /// SNAPRSYNC_HEADER_ABI). A slot off by one fails here, not on a user's machine.
+    #[test]
+    fn binding_matches_mingw_headers() {
+        let path = std::env::var("SNAPRSYNC_HEADER_ABI")
+            .expect("SNAPRSYNC_HEADER_ABI is not set: run the Windows tests with scripts/windows.sh test");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+        let header = |kind: &str, scope: &str| -> Vec<(String, String)> {
+            lines.iter().filter(|l| l.len() == 4 && l[0] == kind && l[1] == scope).map(|l| (l[2].to_owned(), l[3].to_owned())).collect()
+        };
+        let total = |iface: &str| -> usize {
+            lines.iter().find(|l| l.len() == 3 && l[0] == "slots" && l[1] == iface).map(|l| l[2].parse().unwrap()).expect("slot count")
+        };
+        let ours = |v: Vec<(&'static str, usize)>| -> Vec<(String, String)> { v.into_iter().map(|(n, s)| (n.to_owned(), s.to_string())).collect() };
+
+        assert_eq!(ours(com::IVssBackupComponentsVtbl::slots()), header("slot", "IVssBackupComponents"));
+        assert_eq!(std::mem::size_of::<com::IVssBackupComponentsVtbl>() / 8, total("IVssBackupComponents"));
+        assert_eq!(ours(com::IVssAsyncVtbl::slots()), header("slot", "IVssAsync"));
+        assert_eq!(std::mem::size_of::<com::IVssAsyncVtbl>() / 8, total("IVssAsync"));
+        assert_eq!(ours(com::snapshot_prop_fields()), header("field", "VSS_SNAPSHOT_PROP"));
+        let size = |s: &str| -> usize {
+            lines.iter().find(|l| l.len() == 3 && l[0] == "size" && l[1] == s).map(|l| l[2].parse().unwrap()).expect("size")
+        };
+        assert_eq!(std::mem::size_of::<com::VSS_SNAPSHOT_PROP>(), size("VSS_SNAPSHOT_PROP"));
+        assert_eq!(std::mem::size_of::<com::GUID>(), size("VSS_ID"));
+
+        let value = |name: &str| -> u32 {
+            let l = lines.iter().find(|l| l.len() == 3 && l[0] == "hresult" && l[1] == name).unwrap_or_else(|| panic!("{name} not in the headers"));
+            u32::from_str_radix(l[2].trim_start_matches("0x"), 16).unwrap()
+        };
+        use hr::*;
+        for (name, v) in [
+            ("E_ACCESSDENIED", E_ACCESSDENIED),
+            ("E_NOTIMPL", E_NOTIMPL),
+            ("E_INVALIDARG", E_INVALIDARG),
+            ("E_OUTOFMEMORY", E_OUTOFMEMORY),
+            ("REGDB_E_CLASSNOTREG", REGDB_E_CLASSNOTREG),
+            ("RPC_E_TOO_LATE", RPC_E_TOO_LATE),
+            ("VSS_E_BAD_STATE", VSS_E_BAD_STATE),
+            ("VSS_E_UNEXPECTED", VSS_E_UNEXPECTED),
+            ("VSS_S_ASYNC_PENDING", VSS_S_ASYNC_PENDING),
+            ("VSS_S_ASYNC_FINISHED", VSS_S_ASYNC_FINISHED),
+            ("VSS_S_ASYNC_CANCELLED", VSS_S_ASYNC_CANCELLED),
+            ("VSS_E_VOLUME_NOT_SUPPORTED", VSS_E_VOLUME_NOT_SUPPORTED),
+            ("VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER", VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER),
+            ("VSS_E_UNEXPECTED_PROVIDER_ERROR", VSS_E_UNEXPECTED_PROVIDER_ERROR),
+            ("VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED", VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED),
+            ("VSS_E_FLUSH_WRITES_TIMEOUT", VSS_E_FLUSH_WRITES_TIMEOUT),
+            ("VSS_E_HOLD_WRITES_TIMEOUT", VSS_E_HOLD_WRITES_TIMEOUT),
+            ("VSS_E_SNAPSHOT_SET_IN_PROGRESS", VSS_E_SNAPSHOT_SET_IN_PROGRESS),
+            ("VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED", VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED),
+            ("VSS_E_INSUFFICIENT_STORAGE", VSS_E_INSUFFICIENT_STORAGE),
+            ("VSS_E_MAXIMUM_DIFFAREA_ASSOCIATIONS_REACHED", VSS_E_MAXIMUM_DIFFAREA_ASSOCIATIONS_REACHED),
+            ("VSS_E_PROVIDER_VETO", VSS_E_PROVIDER_VETO),
+            ("VSS_E_OBJECT_NOT_FOUND", VSS_E_OBJECT_NOT_FOUND),
+            ("VSS_CTX_BACKUP", com::VSS_CTX_BACKUP as u32),
+            ("VSS_BT_COPY", com::VSS_BT_COPY as u32),
+        ] {
+            assert_eq!(v, value(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_user_facing_error_has_its_status_and_fix() {
+        let cases = [
+            (hr::E_ACCESSDENIED, status::ACCESS_DENIED, "Backup Operators"),
+            (hr::VSS_E_SNAPSHOT_SET_IN_PROGRESS, status::BUSY, "vss_timeout"),
+            (hr::TIMEOUT, status::BUSY, "vss_timeout"),
+            (hr::VSS_E_INSUFFICIENT_STORAGE, status::NO_STORAGE, "vssadmin resize shadowstorage"),
+            (hr::VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED, status::NO_STORAGE, "vssadmin delete shadows"),
+            (hr::VSS_E_VOLUME_NOT_SUPPORTED, status::VOLUME_UNSUPPORTED, "network drive"),
+            (hr::VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, status::VOLUME_UNSUPPORTED, "FAT"),
+            (hr::E_NOTIMPL, status::UNAVAILABLE, "not implemented"),
+            (hr::REGDB_E_CLASSNOTREG, status::UNAVAILABLE, "sc config vss"),
+            (hr::SERVICE_DISABLED, status::UNAVAILABLE, "sc config vss"),
+            (0x8000_4005, error::status::SNAPSHOT, "event log"),
+        ];
+        for (h, st, fix) in cases {
+            let e = classify("VSS DoSnapshotSet for C:\\", h, 600);
+            assert_eq!(e.exit_code(), st, "{h:#x}");
+            assert!(e.is_snapshot_failure(), "{h:#x}");
+            let msg = e.to_string();
+            assert!(msg.contains(fix), "{h:#x}: {msg}");
+            assert!(msg.contains(&format!("{h:#010x}")), "{msg}");
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+    }
+
+    #[test]
+    fn vss_statuses_collide_with_nothing() {
+        const RSYNC: &[u8] = &[0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 20, 21, 22, 23, 24, 25, 30, 35];
+        use error::status as s;
+        let own = [s::USAGE, s::SNAPSHOT, s::RSYNC_MISSING, s::NO_PROVIDER, s::PROTECT_ARGS, s::REFUSED, s::EXPOSE, s::INTERNAL];
+        for c in [status::BUSY, status::NO_STORAGE, status::VOLUME_UNSUPPORTED, status::UNAVAILABLE] {
+            assert!(!RSYNC.contains(&c) && !own.contains(&c) && c < 128, "{c}");
+        }
+    }
+
+    /// Under wine VSS answers E_NOTIMPL: the provider must say so clearly, with
+    /// the documented status, and leave nothing behind.
+    #[test]
+    fn unavailable_vss_is_reported_not_fatal() {
+        let mut vss = Vss::new(5);
+        let dir = std::env::temp_dir();
+        match vss.create(&[dir]) {
+            Ok(set) => {
+                // Real Windows with VSS and privileges: the set must be usable and removable.
+                assert!(!set.volumes.is_empty());
+                vss.remove(&set).unwrap();
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(e.is_snapshot_failure(), "{msg}");
+                assert!(matches!(e.exit_code(), status::UNAVAILABLE | status::ACCESS_DENIED), "{msg}");
+                assert!(!msg.contains('\n'), "{msg}");
+            }
+        }
+        assert!(vss.live.is_none());
+    }
+}
