@@ -31,6 +31,27 @@ pub fn run_stamp() -> &'static str {
     })
 }
 
+/// The pid and start time a stamp names (`snaprsync-20261126T103101Z-p7422`).
+pub fn parse_stamp(stamp: &str) -> Option<(std::time::SystemTime, u32)> {
+    let rest = stamp.strip_prefix(NAME_PREFIX)?;
+    let (time, pid) = rest.split_once("-p")?;
+    let b = time.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let iso = format!("{}-{}-{}T{}:{}:{}Z", &time[0..4], &time[4..6], &time[6..8], &time[9..11], &time[11..13], &time[13..15]);
+    Some((humantime::parse_rfc3339(&iso).ok()?, pid.parse().ok()?))
+}
+
+/// Whether the run a stamp names may still be running, judged without its
+/// journal entry (which may sit in another `state_dir`): its pid runs, and
+/// that process started no later than the stamp was made. A reused pid
+/// belongs to a process started after the run died, so it does not count.
+pub fn stamp_owner_may_live(stamp: &str) -> bool {
+    let Some((made, pid)) = parse_stamp(stamp) else { return false };
+    Platform::process_started_at(pid).is_some_and(|started| started <= made + std::time::Duration::from_secs(2))
+}
+
 /// What one run records about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -172,6 +193,26 @@ mod tests {
 
     fn entry(stamp: &str) -> Entry {
         Entry::for_this_run(stamp, "btrfs", &["/srv".into()])
+    }
+
+    #[test]
+    fn stamps_name_pid_and_time() {
+        let (t, pid) = parse_stamp("snaprsync-20261126T103101Z-p7422").unwrap();
+        assert_eq!(pid, 7422);
+        assert_eq!(humantime::format_rfc3339_seconds(t).to_string(), "2026-11-26T10:31:01Z");
+        assert_eq!(parse_stamp(run_stamp()).unwrap().1, std::process::id());
+        for bad in ["snaprsync-2026-p1", "other-20261126T103101Z-p1", "snaprsync-20261126T103101Z-px"] {
+            assert!(parse_stamp(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn this_run_may_live_and_a_reused_pid_does_not() {
+        assert!(stamp_owner_may_live(run_stamp()));
+        // This pid, but a stamp made long before this process started.
+        let old = format!("{NAME_PREFIX}20000101T000000Z-p{}", std::process::id());
+        assert!(!stamp_owner_may_live(&old));
+        assert!(!stamp_owner_may_live("snaprsync-20261126T103101Z-p4000000"));
     }
 
     #[test]

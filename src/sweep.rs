@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use crate::journal::{Entry, Journal};
+use crate::journal::{self, Entry, Journal};
 use crate::provider::{Leftover, Provider};
 
 /// What one sweep found and did.
@@ -51,9 +51,13 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Provider, dry_run: bool) -> R
         report.corrupt.push((c.path, c.why));
     }
     let live: HashSet<String> = entries.iter().filter(|e| e.owner_alive()).map(|e| e.stamp.clone()).collect();
+    let recorded: HashSet<&str> = entries.iter().map(|e| e.stamp.as_str()).collect();
+    // A snapshot with no entry here may belong to a live run that journals
+    // elsewhere (another state_dir): judge it by the pid and time in its name.
+    let live_elsewhere = |stamp: &str| !recorded.contains(stamp) && journal::stamp_owner_may_live(stamp);
     let mut failed_stamps = HashSet::new();
     for l in leftovers {
-        if live.contains(&l.stamp) {
+        if live.contains(&l.stamp) || live_elsewhere(&l.stamp) {
             report.live.push(l);
             continue;
         }

@@ -44,6 +44,9 @@ pub trait PlatformInterface {
     /// When process `pid` started, as the OS counts it; `None` if no such process.
     fn process_start(pid: u32) -> Option<u64>;
 
+    /// When process `pid` started, by the wall clock; `None` if no such process.
+    fn process_started_at(pid: u32) -> Option<std::time::SystemTime>;
+
     /// Identifies the current boot of the machine.
     fn boot_id() -> String;
 
