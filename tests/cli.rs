@@ -1,6 +1,7 @@
 //! The snaprsync binary run directly (no ssh): its own failures, exit-status
 //! passthrough, signals, and that nothing ever reaches stdout in the rsync role.
 //! Needs root and btrfs-progs, like the end-to-end suite.
+#![cfg(target_os = "linux")]
 
 mod support;
 
