@@ -18,6 +18,7 @@ pub mod mountinfo;
 pub mod platform;
 pub mod protect_args;
 pub mod provider;
+pub mod restrict;
 pub mod rsync_args;
 pub mod run;
 pub mod sweep;
