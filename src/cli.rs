@@ -38,6 +38,13 @@ pub struct Options {
     pub log_file: Option<PathBuf>,
     /// `--snap-log-level=LEVEL`: overrides `log_level`.
     pub log_level: Option<String>,
+    /// `--snap-restrict`: an ssh forced command; the rsync command to run is
+    /// read from `SSH_ORIGINAL_COMMAND` and checked against the allowed roots.
+    pub restrict: bool,
+    /// `--snap-allow=DIR` (repeatable): roots a restricted key may read.
+    pub allow: Vec<PathBuf>,
+    /// `--snap-allow-write=DIR` (repeatable): roots a restricted key may write to.
+    pub allow_write: Vec<PathBuf>,
 }
 
 /// What this run is.
@@ -66,15 +73,31 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
             "--snap-config" => opts.config = Some(need(value)?.into()),
             "--snap-log-file" => opts.log_file = Some(need(value)?.into()),
             "--snap-log-level" => opts.log_level = Some(need(value)?),
+            "--snap-restrict" if value.is_none() => opts.restrict = true,
+            "--snap-allow" => opts.allow.push(need(value)?.into()),
+            "--snap-allow-write" => opts.allow_write.push(need(value)?.into()),
             _ => {
                 return Err(Error::Usage(format!(
-                    "unknown option {key}; snaprsync's own options are --snap-config=, --snap-log-file=, --snap-log-level= (see snaprsync help)"
+                    "unknown option {key}; snaprsync's own options are --snap-config=, --snap-log-file=, --snap-log-level=, --snap-restrict, --snap-allow=, --snap-allow-write= (see snaprsync help)"
                 )))
             }
         }
         rest.next();
     }
     let rest: Vec<OsString> = rest.collect();
+    if opts.restrict {
+        // A forced command names no rsync arguments: they come from the client.
+        if !rest.is_empty() {
+            return Err(Error::Usage("--snap-restrict takes the rsync command from SSH_ORIGINAL_COMMAND; put nothing after the --snap-* options".into()));
+        }
+        if opts.allow.is_empty() && opts.allow_write.is_empty() {
+            return Err(Error::Usage("--snap-restrict needs at least one --snap-allow=DIR".into()));
+        }
+        return Ok((opts, Mode::Rsync(rest)));
+    }
+    if !opts.allow.is_empty() || !opts.allow_write.is_empty() {
+        return Err(Error::Usage("--snap-allow and --snap-allow-write only apply with --snap-restrict".into()));
+    }
     let mode = match rest.first().and_then(|a| a.to_str()) {
         Some("list") if rest.len() == 1 => Mode::Admin(Admin::List),
         Some("cleanup") if rest.len() == 1 => Mode::Admin(Admin::Cleanup { dry_run: false }),
@@ -133,6 +156,18 @@ mod tests {
         for bad in [&["--snap-bogus=1"][..], &["--snap-config"], &["--snap-config="]] {
             let e = parse(argv(bad)).unwrap_err();
             assert_eq!(e.exit_code(), crate::error::status::USAGE, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn restricted_mode_options() {
+        let (o, m) = parse(argv(&["--snap-restrict", "--snap-allow=/srv", "--snap-allow=/home", "--snap-allow-write=/in"])).unwrap();
+        assert!(o.restrict);
+        assert_eq!(o.allow, vec![PathBuf::from("/srv"), PathBuf::from("/home")]);
+        assert_eq!(o.allow_write, vec![PathBuf::from("/in")]);
+        assert_eq!(m, Mode::Rsync(vec![]));
+        for bad in [&["--snap-restrict"][..], &["--snap-restrict", "--snap-allow=/srv", "list"], &["--snap-allow=/srv", "-a", "x", "y"], &["--snap-restrict=1", "--snap-allow=/x"]] {
+            assert_eq!(parse(argv(bad)).unwrap_err().exit_code(), crate::error::status::USAGE, "{bad:?}");
         }
     }
 

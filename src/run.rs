@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::cli::Options;
+use crate::restrict;
 use crate::config::{Config, OnSnapshotFailure, ProviderChoice};
 use crate::error::{Error, Result};
 use crate::journal::{self, Entry, Journal};
@@ -116,27 +117,73 @@ fn create(cfg: &Config, sources: &[PathBuf]) -> Result<Cleanup> {
     }
 }
 
+/// A refusal of restricted mode: logged with the client's address, then returned.
+fn refuse(r: restrict::Refusal) -> Error {
+    let from = std::env::var("SSH_CONNECTION").unwrap_or_else(|_| "(no SSH_CONNECTION)".into());
+    log::info!("restricted mode refused: {r}; SSH_CONNECTION={from}");
+    Error::from(r)
+}
+
 /// The rsync role: returns the exit status to leave with.
-pub fn rsync(cfg: &Config, argv: Vec<OsString>) -> Result<u8> {
+pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
+    let policy = opts.restrict.then(|| restrict::Policy { allow: opts.allow.clone(), allow_write: opts.allow_write.clone() });
+    let argv = match &policy {
+        None => argv,
+        Some(_) => {
+            let Some(cmd) = std::env::var_os("SSH_ORIGINAL_COMMAND") else {
+                return Err(Error::Refused("no SSH_ORIGINAL_COMMAND: --snap-restrict works only as an ssh forced command".into()));
+            };
+            restrict::command_argv(cmd.as_encoded_bytes()).map_err(refuse)?
+        }
+    };
     let rsync = find_rsync(cfg)?;
-    let bad_args = |e: rsync_args::ArgError| Error::Usage(format!("rsync arguments: {e}"));
+    let bad_args = |e: rsync_args::ArgError| match policy {
+        Some(_) => Error::Refused(format!("rsync arguments: {e}")),
+        None => Error::Usage(format!("rsync arguments: {e}")),
+    };
     let mut inv = rsync_args::parse(&argv).map_err(bad_args)?;
-    if inv.role == Role::ServerSender && inv.protect_args && cfg.provider != ProviderChoice::None {
+    if let Some(p) = &policy {
+        restrict::check(&inv, p).map_err(refuse)?;
+    }
+    let server = matches!(inv.role, Role::ServerSender | Role::ServerReceiver);
+    let wants_paths = inv.role == Role::ServerSender && cfg.provider != ProviderChoice::None;
+    if server && inv.protect_args && (wants_paths || policy.is_some()) {
         // The paths come on stdin (--protect-args): take exactly that block, and
         // give rsync the same arguments on its command line instead.
         let mut stdin = protect_args::unbuffered_stdin().map_err(|e| Error::io("stdin", e))?;
         let block = protect_args::read_block(&mut stdin)?;
         log::debug!("protected args: {}", crate::command::shell_line(block.iter().map(|a| a.as_os_str())));
         inv = rsync_args::parse_with_protected(&argv, &block).map_err(bad_args)?;
+        if let Some(p) = &policy {
+            restrict::check(&inv, p).map_err(refuse)?;
+        }
     }
     if !inv.reads_local_files() || cfg.provider == ProviderChoice::None {
         log::debug!("nothing to snapshot ({:?}); running {} unchanged", inv.role, rsync.display());
         return Platform::run_unchanged(&rsync, &inv.args);
     }
-    snapshot_and_run(cfg, &rsync, &inv)
+    snapshot_and_run(cfg, &rsync, &inv, policy.as_ref())
 }
 
-fn snapshot_and_run(cfg: &Config, rsync: &Path, inv: &Invocation) -> Result<u8> {
+/// Checks every source as the exposure shows it to rsync: under its own name in
+/// the namespace method, under the rewritten name (and mapped roots) otherwise.
+fn confine_in_snapshot(
+    policy: &restrict::Policy,
+    inv: &Invocation,
+    exposure: &dyn Exposure,
+    set: &SnapshotSet,
+    sources: &[PathBuf],
+) -> std::result::Result<(), restrict::Refusal> {
+    let mut roots = policy.allow.clone();
+    roots.extend(policy.allow.iter().filter_map(|r| set.locate(r)));
+    for (k, &i) in inv.source_indices().iter().enumerate() {
+        let seen = if exposure.argv().get(i) == inv.args.get(i) { sources[k].clone() } else { PathBuf::from(&exposure.argv()[i]) };
+        restrict::confine(&seen, &roots)?;
+    }
+    Ok(())
+}
+
+fn snapshot_and_run(cfg: &Config, rsync: &Path, inv: &Invocation, policy: Option<&restrict::Policy>) -> Result<u8> {
     // Aligned with inv.sources(); a source that does not exist is left to rsync.
     let sources: Vec<PathBuf> = inv
         .sources()
@@ -163,6 +210,12 @@ fn snapshot_and_run(cfg: &Config, rsync: &Path, inv: &Invocation) -> Result<u8> 
         Err(e) => return Err(e),
     };
     let created = started.elapsed();
+    if let Some(p) = policy {
+        // The same confinement again, now as rsync will see the paths: inside the snapshot.
+        let exposure = cleanup.exposure.as_ref().expect("exposed above");
+        let set = cleanup.set.as_ref().expect("created above");
+        confine_in_snapshot(p, inv, exposure.as_ref(), set, &sources).map_err(refuse)?;
+    }
     if let Some(sig) = Platform::pending_signal() {
         // Drop removes what was made.
         return Err(Error::Interrupted(sig));
