@@ -32,8 +32,9 @@ sleep 2
 
 backup() { # $1 = label, $2 = program acting as the source side
   rm -rf "$work/$1"
-  "$2" -a --bwlimit=40000 "$mnt/data/" "$work/$1/" 2>&1 | sed "s/^/  $1: /" || true
-  printf '%-10s ' "$1:"
+  rc=0
+  "$2" -a --bwlimit=40000 "$mnt/data/" "$work/$1/" >"$work/$1.log" 2>&1 || rc=$?
+  printf '%-10s exit %-3s ' "$1:" "$rc"
   "$torture" check "$work/$1" || true
 }
 echo "backing up while the writer runs (each copy is slowed to ~40 MB/s so that it spans many generations)"
