@@ -274,3 +274,92 @@ fn a_hung_rsync_is_ended_when_the_server_connection_drops() {
     assert_eq!(status.code(), Some(137), "{status:?}");
     w.fs.assert_no_snapshot_left();
 }
+
+#[test]
+fn not_root_gives_a_clear_snapshot_error_and_leaves_nothing() {
+    let w = World::new();
+    let state = w.work.path().join("state");
+    let cfg = w.config(&format!("state_dir = \"{}\"\n", state.display()));
+    // Let nobody read the config and the tree: only the privilege is missing.
+    cmd("chmod").args(["-R", "a+rX"]).arg(w.work.path()).arg(w.fs.mnt()).ok();
+    let out = cmd("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(support::snaprsync())
+        .arg(format!("--snap-config={}", cfg.display()))
+        .args(["--server", "--sender", "-logDtpre.iLsfxCIvu", "."])
+        .arg(w.data())
+        .run();
+    out.expect_code(81).expect_stdout_empty();
+    one_line_naming(&out.stderr, "root");
+    w.fs.assert_no_snapshot_left();
+    assert!(!state.exists() || fs::read_dir(&state).unwrap().next().is_none(), "journal left behind");
+}
+
+#[test]
+fn read_only_snapshot_location_gives_a_clear_error_and_leaves_nothing() {
+    let w = World::new();
+    let state = w.work.path().join("state");
+    let cfg = w.config(&format!("state_dir = \"{}\"\n", state.display()));
+    let dir = w.fs.mnt().join(".snaprsync");
+    cmd("btrfs").args(["subvolume", "create"]).arg(&dir).ok();
+    cmd("btrfs").args(["property", "set"]).arg(&dir).args(["ro", "true"]).ok();
+    let out = w.sender(&cfg, &[&w.data()]).run();
+    out.expect_code(81).expect_stdout_empty();
+    one_line_naming(&out.stderr, ".snaprsync");
+    w.fs.assert_no_snapshot_left();
+    assert_eq!(fs::read_dir(&state).unwrap().count(), 0, "journal left behind");
+    cmd("btrfs").args(["property", "set"]).arg(&dir).args(["ro", "false"]).ok();
+}
+
+#[test]
+fn failed_removal_keeps_rsyncs_status_and_the_next_run_sweeps_it() {
+    let w = World::new();
+    let state = w.work.path().join("state");
+    let log = w.work.path().join("log");
+    // A wrapper around the real rsync that makes the snapshot location
+    // read-only while rsync runs, so that removing the snapshot fails. (rsync
+    // runs in snaprsync's mount namespace, where the snapshot covers the
+    // mount; this test's /proc/PID/root shows the filesystem as everyone else sees it.)
+    let wrapper = w.work.path().join("rsync-then-lock");
+    let dir = w.fs.mnt().join(".snaprsync");
+    fs::write(
+        &wrapper,
+        format!("#!/bin/sh\n/usr/bin/rsync \"$@\"\nrc=$?\nbtrfs property set '/proc/{}/root{}' ro true\nexit $rc\n", std::process::id(), dir.display()),
+    )
+    .unwrap();
+    cmd("chmod").arg("+x").arg(&wrapper).ok();
+    let locked = w.config(&format!(
+        "rsync_path = \"{}\"\nstate_dir = \"{}\"\nlog_file = \"{}\"\n",
+        wrapper.display(),
+        state.display(),
+        log.display()
+    ));
+    let dst = w.work.path().join("dst");
+    let out = cmd(support::snaprsync())
+        .arg(format!("--snap-config={}", locked.display()))
+        .arg("-a")
+        .arg(format!("{}/", w.data().display()))
+        .arg(&dst)
+        .run();
+    // The backup itself succeeded: rsync's 0 stands.
+    out.expect_code(0).expect_stdout_empty();
+    assert!(out.stderr.contains("could not remove snapshot"), "{}", out.report());
+    assert_eq!(w.fs.leftover_snapshots().len(), 1);
+    assert_eq!(fs::read_dir(&state).unwrap().count(), 1, "the leftover stays in the journal");
+
+    // `list` shows it with a dead owner; the next run sweeps it.
+    cmd("btrfs").args(["property", "set"]).arg(&dir).args(["ro", "false"]).ok();
+    let plain = w.config(&format!("state_dir = \"{}\"\nlog_file = \"{}\"\n", state.display(), log.display()));
+    let listed = cmd(support::snaprsync()).arg(format!("--snap-config={}", plain.display())).arg("list").ok();
+    let text = listed.stdout_str();
+    assert!(text.lines().any(|l| l.starts_with("btrfs") && l.contains(" dead ") && l.contains("snaprsync-")), "{text}");
+    cmd(support::snaprsync())
+        .arg(format!("--snap-config={}", plain.display()))
+        .arg("-a")
+        .arg(format!("{}/", w.data().display()))
+        .arg(&dst)
+        .ok();
+    w.fs.assert_no_snapshot_left();
+    assert_eq!(fs::read_dir(&state).unwrap().count(), 0);
+    assert!(fs::read_to_string(&log).unwrap().contains("sweep: removed"));
+}
