@@ -34,7 +34,7 @@ pub fn main(argv: Vec<OsString>) -> u8 {
         logger::init(cfg.log_file.as_deref(), cfg.log_level.filter());
         match mode {
             cli::Mode::Admin(cmd) => admin::run(&cfg, cmd),
-            cli::Mode::Rsync(argv) => run::rsync(&cfg, argv),
+            cli::Mode::Rsync(argv) => run::rsync(&cfg, &opts, argv),
         }
     });
     match result {
