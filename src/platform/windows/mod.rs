@@ -56,6 +56,13 @@ impl PlatformInterface for Platform {
         ffi::process_start(pid)
     }
 
+    fn process_started_at(pid: u32) -> Option<std::time::SystemTime> {
+        // FILETIME counts 100 ns from 1601-01-01; the Unix epoch is this many later.
+        const EPOCH: u64 = 116_444_736_000_000_000;
+        let t = ffi::process_start(pid)?.checked_sub(EPOCH)?;
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.saturating_mul(100)))
+    }
+
     /// Process start times are absolute (FILETIME), so they alone tell a
     /// live run from a dead one across reboots: the boot needs no id.
     fn boot_id() -> String {

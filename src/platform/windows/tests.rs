@@ -219,12 +219,12 @@ fn missing_vss_fails_with_its_status_or_falls_back_to_live() {
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
 
-    let err = crate::run::rsync(&cfg_for(Expose::DriveLetter, false), argv.clone()).err().expect("VSS cannot work under wine");
+    let err = crate::run::rsync(&cfg_for(Expose::DriveLetter, false), &crate::cli::Options::default(), argv.clone()).err().expect("VSS cannot work under wine");
     assert_eq!(err.exit_code(), crate::provider::vss::status::UNAVAILABLE, "{err}");
     assert!(err.to_string().contains("on_snapshot_failure"), "{err}");
     assert!(!out.exists(), "rsync must not run when the snapshot failed");
 
-    let status = crate::run::rsync(&cfg_for(Expose::DriveLetter, true), argv.clone()).unwrap();
+    let status = crate::run::rsync(&cfg_for(Expose::DriveLetter, true), &crate::cli::Options::default(), argv.clone()).unwrap();
     assert_eq!(status, 0);
     let text = std::fs::read_to_string(&out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -247,7 +247,7 @@ fn end_to_end_with_the_directory_double() {
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     std::env::set_var("SNAPRSYNC_ECHO_EXIT", "24");
 
-    let status = crate::run::rsync(&cfg_for(Expose::DevicePath, false), argv).unwrap();
+    let status = crate::run::rsync(&cfg_for(Expose::DevicePath, false), &crate::cli::Options::default(), argv).unwrap();
     dir_double::uninstall();
     // The live file changes after the "snapshot": rsync must have read the copy.
     assert_eq!(status, 24, "rsync's status is passed through");
