@@ -132,8 +132,9 @@ dist() {
     (cd "$out" && rm -f "$(basename "$stage").zip" && zip -q -r "$(basename "$stage").zip" "$(basename "$stage")")
     log "built $out/$(basename "$stage").zip"
     if command -v wixl >/dev/null; then
-        wixl -a x64 -D Version="$version" -D SourceDir="$stage" \
-            -o "$out/snaprsync-$version-x86_64.msi" "$ROOT/dist/snaprsync.wxs"
+        # wixl finds the files named in the .wxs relative to the current directory.
+        (cd "$stage" && wixl -a x64 -D Version="$version" \
+            -o "$out/snaprsync-$version-x86_64.msi" "$ROOT/dist/snaprsync.wxs")
         log "built $out/snaprsync-$version-x86_64.msi"
     else
         log "wixl not found: no MSI (install msitools' wixl)"
