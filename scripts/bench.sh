@@ -1,0 +1,394 @@
+#!/usr/bin/env bash
+# Benchmarks snaprsync against plain rsync (see BENCHMARKS.md for results).
+#
+#   sudo scripts/bench.sh            # everything, defaults as below
+#   BENCH_ONLY="latency startup" scripts/bench.sh
+#
+# Builds a loop-mounted btrfs filesystem and a private sshd on 127.0.0.1 in a
+# temp dir, runs the variants of each benchmark interleaved round by round
+# (the order rotates each round), and prints Markdown tables. Raw results stay
+# in $BENCH_OUT (default: a new temp dir, printed at the end). Needs root.
+#
+# Benchmarks (BENCH_ONLY selects):
+#   core     full backup of a tree over ssh: plain rsync, snaprsync, and the
+#            naive snapshot wrapper (scripts/bench/naive-rsync.sh); fresh
+#            destination, page cache dropped before every run
+#   latency  the same over ssh for a tiny tree: added time per run
+#   latency-local  the same over a local remote shell (no ssh login cost)
+#   rss      snaprsync's own peak RSS (VmHWM of its process), also with -s
+#   protect  a large transfer with -s (--protect-args) over a local remote
+#            shell (no ssh cipher cost), page cache dropped before every run
+#   startup  `--version` (snaprsync execs rsync) against rsync's own
+#   coldread no rsync: a cold read (tar) of the core tree, live against a
+#            snapshot, and how long deleting the snapshot takes after that
+#            read and without it (the cause of most of snaprsync's fixed cost)
+set -euo pipefail
+
+: "${BENCH_ONLY:=core latency latency-local rss protect startup coldread}"
+: "${BENCH_FILES:=20000}"        # core tree: number of files
+: "${BENCH_TREE_MB:=500}"        # core tree: total MiB
+: "${BENCH_RUNS:=9}"             # core, coldread: timed runs per variant
+: "${BENCH_LAT_FILES:=5}"        # latency tree: number of files
+: "${BENCH_LAT_RUNS:=30}"        # latency: timed runs per variant
+: "${BENCH_RSS_RUNS:=3}"         # rss: runs per measurement
+: "${BENCH_BIG_MB:=2048}"        # protect: total MiB
+: "${BENCH_BIG_FILES:=8}"        # protect: number of (equal) files
+: "${BENCH_BIG_RUNS:=5}"         # protect: timed runs per variant
+: "${BENCH_STARTUP_RUNS:=50}"    # startup: runs per variant
+: "${BENCH_OUT:=}"               # where raw results go
+: "${SNAPRSYNC:=}"               # binary to measure (default: cargo build --release)
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+
+die() { echo "bench: $*" >&2; exit 1; }
+log() { echo "bench: $(date +%T) $*" >&2; }
+want() { [[ " $BENCH_ONLY " == *" $1 "* ]]; }
+
+[ "$(id -u)" = 0 ] || die "run as root (btrfs snapshots, mounts, drop_caches)"
+for t in rsync ssh ssh-keygen /usr/sbin/sshd btrfs mkfs.btrfs losetup python3 /usr/bin/time; do
+  command -v "$t" >/dev/null || die "$t not found"
+done
+
+if [ -z "$SNAPRSYNC" ]; then
+  log "cargo build --release"
+  (cd "$repo" && cargo build --release --quiet)
+  SNAPRSYNC=$repo/target/release/snaprsync
+fi
+[ -x "$SNAPRSYNC" ] || die "no snaprsync binary at $SNAPRSYNC"
+
+W=$(mktemp -d)
+OUT=${BENCH_OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
+MNT=$W/mnt
+DST=$W/dst
+BIN=$W/bin
+S=$W/ssh
+LOOP=
+
+cleanup() {
+  set +e
+  if [ -f "$S/sshd.pid" ]; then
+    kill "$(cat "$S/sshd.pid")" 2>/dev/null
+  fi
+  mountpoint -q "$DST" && umount "$DST"
+  if mountpoint -q "$MNT"; then
+    for _ in 1 2 3 4 5 6 7 8 9 10; do umount "$MNT" 2>/dev/null && break; sleep 0.3; done
+    mountpoint -q "$MNT" && umount -l "$MNT"
+  fi
+  [ -n "$LOOP" ] && losetup -d "$LOOP"
+  rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A private copy of everything executed, so a rebuild during the run changes nothing.
+mkdir -p "$BIN" "$S" "$MNT" "$DST"
+cp "$SNAPRSYNC" "$BIN/snaprsync"
+cp "$here/bench/naive-rsync.sh" "$here/bench/local-rsh" "$BIN/"
+SNAP=$BIN/snaprsync
+NAIVE=$BIN/naive-rsync.sh
+LRSH=$BIN/local-rsh
+
+# ---------------------------------------------------------------- machine facts
+{
+  echo "date=$(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "machine=$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/^Mem:/{print $2}') GiB RAM, kernel $(uname -r), btrfs-progs $(btrfs --version | awk '{print $2}')"
+  echo "rsync=$(rsync --version | head -1 | sed 's/  */ /g')"
+  echo "ssh=$(ssh -V 2>&1)"
+  echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "snaprsync=$(cd "$repo" && git describe --always --dirty 2>/dev/null || echo unknown) sha256 $(sha256sum "$SNAP" | cut -c1-16)"
+  env_used=""
+  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS; do
+    env_used+="$v=\"${!v}\" "
+  done
+  echo "reproduce=sudo ${env_used}scripts/bench.sh"
+} >"$OUT/meta.env"
+: >"$OUT/times.csv"
+: >"$OUT/commands.txt"
+
+# ---------------------------------------------------------------- btrfs source
+need_big=0; want protect && need_big=1
+img_mb=$(( (BENCH_TREE_MB + need_big * BENCH_BIG_MB) * 13 / 10 + 1024 ))
+log "btrfs image of $img_mb MiB"
+truncate -s "${img_mb}M" "$W/btrfs.img"
+mkfs.btrfs -q "$W/btrfs.img"
+LOOP=$(losetup --find --show "$W/btrfs.img")
+mount -t btrfs "$LOOP" "$MNT"
+# The destination is a tmpfs: only the sending side's cost is compared.
+mount -t tmpfs -o size=$(( (need_big * BENCH_BIG_MB > BENCH_TREE_MB ? BENCH_BIG_MB : BENCH_TREE_MB) + 512 ))m bench-dst "$DST"
+
+if want core || want rss || want coldread; then
+  log "tree: $BENCH_FILES files, $BENCH_TREE_MB MiB"
+  python3 "$here/bench/mktree.py" "$MNT/data" "$BENCH_FILES" "$BENCH_TREE_MB" >&2
+fi
+if want latency || want latency-local; then
+  mkdir -p "$MNT/tiny"
+  for i in $(seq "$BENCH_LAT_FILES"); do head -c 4096 /dev/urandom >"$MNT/tiny/f$i"; done
+fi
+if want protect; then
+  log "big tree: $BENCH_BIG_FILES files, $BENCH_BIG_MB MiB"
+  python3 "$here/bench/mktree.py" "$MNT/big" "$BENCH_BIG_FILES" "$BENCH_BIG_MB" big >&2
+fi
+sync
+echo "core_tree=$BENCH_FILES files, $BENCH_TREE_MB MiB ($(du -s --apparent-size -B1M "$MNT/data" 2>/dev/null | cut -f1) MiB apparent), log-normal sizes" >>"$OUT/meta.env"
+echo "lat_tree=$BENCH_LAT_FILES files of 4 KiB" >>"$OUT/meta.env"
+echo "protect_tree=$BENCH_BIG_FILES files, $BENCH_BIG_MB MiB" >>"$OUT/meta.env"
+echo "protect_bytes=$((BENCH_BIG_MB * 1024 * 1024))" >>"$OUT/meta.env"
+
+# ---------------------------------------------------------------- sshd
+start_sshd() {
+  mkdir -p /run/sshd
+  ssh-keygen -q -t ed25519 -N '' -f "$S/host_key"
+  ssh-keygen -q -t ed25519 -N '' -f "$S/client_key"
+  cp "$S/client_key.pub" "$S/authorized_keys"
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat >"$S/sshd_config" <<EOF
+ListenAddress 127.0.0.1
+Port $port
+HostKey $S/host_key
+PidFile $S/sshd.pid
+AuthorizedKeysFile $S/authorized_keys
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+UseDNS no
+PrintMotd no
+PrintLastLog no
+EOF
+  cat >"$S/config" <<EOF
+Host bench
+  HostName 127.0.0.1
+  Port $port
+  User root
+  IdentityFile $S/client_key
+  IdentitiesOnly yes
+  HostKeyAlias bench
+  UserKnownHostsFile $S/known_hosts
+  GlobalKnownHostsFile /dev/null
+  StrictHostKeyChecking yes
+  BatchMode yes
+  LogLevel ERROR
+EOF
+  echo "bench $(cat "$S/host_key.pub")" >"$S/known_hosts"
+  /usr/sbin/sshd -f "$S/sshd_config" -E "$S/sshd.log"
+  for _ in $(seq 50); do
+    [ "$(ssh -F "$S/config" bench echo ok 2>/dev/null)" = ok ] && return 0
+    sleep 0.1
+  done
+  cat "$S/sshd.log" >&2
+  die "cannot log in to the private sshd"
+}
+if want core || want latency || want rss; then
+  start_sshd
+  log "sshd on 127.0.0.1 up"
+fi
+RSH="ssh -F $S/config"
+
+# ---------------------------------------------------------------- helpers
+# The command as it can be pasted into a shell, with this run's temp paths
+# named: $SSH_CONFIG, $SNAPRSYNC (the binary), $MNT (the btrfs mount), $DST,
+# $OUT (results), $W (scratch).
+show() {
+  local a e out=()
+  for a in "$@"; do
+    if [[ $a =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+      e=$a
+    else
+      e=${a//\\/\\\\}; e=${e//\"/\\\"}; e=${e//\$/\\\$}; e=${e//\`/\\\`}
+      e="\"$e\""
+    fi
+    out+=("$e")
+  done
+  local q="${out[*]}"
+  q=${q//"$S/config"/'$SSH_CONFIG'}
+  q=${q//"$BIN/snaprsync"/'$SNAPRSYNC'}
+  q=${q//"$BIN/naive-rsync.sh"/scripts/bench/naive-rsync.sh}
+  q=${q//"$BIN/local-rsh"/scripts/bench/local-rsh}
+  q=${q//"$OUT"/'$OUT'}
+  q=${q//"$MNT"/'$MNT'}
+  q=${q//"$DST"/'$DST'}
+  q=${q//"$W"/'$W'}
+  echo "$q"
+}
+record_cmd() { # bench variant cmd...
+  local b=$1 v=$2; shift 2
+  printf '# %s / %s\n%s\n' "$b" "$v" "$(show "$@")" >>"$OUT/commands.txt"
+}
+fresh_dst() { find "$DST" -mindepth 1 -delete; }
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+# Latency runs: warm caches, but nothing pending on the filesystem from the previous run.
+prep_latency() { fresh_dst; sync; }
+
+# timed BENCH VARIANT RUN CMD...: one run, appended to times.csv.
+timed() {
+  local b=$1 v=$2 r=$3 t0 t1 rc=0; shift 3
+  echo "== $b $v run $r" >>"$OUT/stderr.log"
+  t0=$EPOCHREALTIME
+  "$@" </dev/null >>"$OUT/stdout.log" 2>>"$OUT/stderr.log" || rc=$?
+  t1=$EPOCHREALTIME
+  echo "$b,$v,$r,$t0,$t1,$rc" >>"$OUT/times.csv"
+  [ "$rc" = 0 ] || log "WARNING: $b $v run $r exited $rc (see $OUT/stderr.log)"
+}
+
+# rounds BENCH RUNS PREP VARIANT...: every round runs each variant once, the
+# order rotated by one each round; PREP runs before every run. The command of
+# variant V is the array cmd_V.
+rounds() {
+  local b=$1 n=$2 prep=$3; shift 3
+  local vs=("$@") k=${#@} r i v
+  for v in "${vs[@]}"; do
+    local -n c="cmd_$v"
+    record_cmd "$b" "$v" "${c[@]}"
+    unset -n c
+  done
+  for r in $(seq 0 "$n"); do
+    for i in $(seq 0 $((k - 1))); do
+      v=${vs[$(( (i + r) % k ))]}
+      local -n c="cmd_$v"
+      $prep
+      if [ "$r" = 0 ]; then
+        echo "== $b $v warm-up" >>"$OUT/stderr.log"
+        "${c[@]}" </dev/null >>"$OUT/stdout.log" 2>>"$OUT/stderr.log" || die "$b $v warm-up failed (see $OUT/stderr.log)"
+        check_"$b" "$v"
+      else
+        timed "$b" "$v" "$r" "${c[@]}"
+      fi
+      unset -n c
+    done
+    [ "$r" = 0 ] && log "$b: warm-up done" || log "$b: round $r of $n done"
+  done
+}
+
+# What the warm-up run must have copied.
+check_tree() { # dir files
+  local got
+  got=$(find "$DST" -type f | wc -l)
+  [ "$got" = "$2" ] || die "$1: $got files arrived, expected $2"
+}
+check_core() { check_tree "core $1" "$BENCH_FILES"; }
+check_latency() { check_tree "latency $1" "$BENCH_LAT_FILES"; }
+check_protect() { check_tree "protect $1" "$BENCH_BIG_FILES"; }
+
+# ---------------------------------------------------------------- core
+if want core; then
+  cmd_plain=(rsync -a -e "$RSH" --rsync-path=rsync "bench:$MNT/data/" "$DST/")
+  cmd_snaprsync=(rsync -a -e "$RSH" --rsync-path="$SNAP --snap-log-file=$OUT/core-snaprsync.log" "bench:$MNT/data/" "$DST/")
+  cmd_naive=(rsync -a -e "$RSH" --rsync-path="$NAIVE $MNT" "bench:$MNT/data/" "$DST/")
+  prep_core() { fresh_dst; drop_caches; }
+  log "core: $BENCH_RUNS rounds of plain, snaprsync, naive (+1 warm-up)"
+  rounds core "$BENCH_RUNS" prep_core plain snaprsync naive
+fi
+
+# ---------------------------------------------------------------- latency
+if want latency; then
+  cmd_plain=(rsync -a -e "$RSH" --rsync-path=rsync "bench:$MNT/tiny/" "$DST/")
+  cmd_snaprsync=(rsync -a -e "$RSH" --rsync-path="$SNAP --snap-log-file=$OUT/latency-snaprsync.log" "bench:$MNT/tiny/" "$DST/")
+  cmd_naive=(rsync -a -e "$RSH" --rsync-path="$NAIVE $MNT" "bench:$MNT/tiny/" "$DST/")
+  log "latency: $BENCH_LAT_RUNS rounds of plain, snaprsync, naive (+1 warm-up)"
+  rounds latency "$BENCH_LAT_RUNS" prep_latency plain snaprsync naive
+  ssh_ms=()
+  for _ in $(seq 10); do
+    t0=$EPOCHREALTIME; ssh -F "$S/config" bench true; t1=$EPOCHREALTIME
+    ssh_ms+=("$(python3 -c "print(round(($t1 - $t0) * 1000, 1))")")
+  done
+  echo "ssh_true_ms=${ssh_ms[*]}" >>"$OUT/meta.env"
+fi
+
+if want latency-local; then
+  cmd_plain=(rsync -a -e "$LRSH" --rsync-path=rsync "bench:$MNT/tiny/" "$DST/")
+  cmd_snaprsync=(rsync -a -e "$LRSH" --rsync-path="$SNAP --snap-log-file=$OUT/latency-local-snaprsync.log" "bench:$MNT/tiny/" "$DST/")
+  cmd_naive=(rsync -a -e "$LRSH" --rsync-path="$NAIVE $MNT" "bench:$MNT/tiny/" "$DST/")
+  check_latency-local() { check_latency "$@"; }
+  log "latency-local: $BENCH_LAT_RUNS rounds of plain, snaprsync, naive (+1 warm-up)"
+  rounds latency-local "$BENCH_LAT_RUNS" prep_latency plain snaprsync naive
+fi
+
+# ---------------------------------------------------------------- rss
+if want rss; then
+  : >"$OUT/rss.csv"
+  pidf=$W/snaprsync.pid
+  tf=$W/time.out
+  log "rss: $BENCH_RSS_RUNS runs per measurement"
+  for r in $(seq "$BENCH_RSS_RUNS"); do
+    for s in "" "-s"; do
+      # snaprsync's own VmHWM, read from /proc while it runs: the remote
+      # shell writes its pid, then execs snaprsync under the same pid.
+      rm -f "$pidf"; fresh_dst
+      python3 "$here/bench/pollrss.py" "$pidf" snaprsync >"$W/poll.out" &
+      poller=$!
+      c=(rsync -a $s -e "$RSH" --rsync-path="echo \$\$ >$pidf; exec $SNAP" "bench:$MNT/data/" "$DST/")
+      [ "$r" = 1 ] && record_cmd rss "snaprsync VmHWM ${s:-no -s}" "${c[@]}"
+      "${c[@]}" </dev/null 2>>"$OUT/stderr.log" || die "rss run failed"
+      wait "$poller" || die "pollrss failed"
+      echo "snaprsync VmHWM${s:+ with -s},$r,$(cut -d' ' -f1 "$W/poll.out")" >>"$OUT/rss.csv"
+    done
+    # What GNU time reports around snaprsync (its children's peak included)
+    # and around plain rsync.
+    for v in snaprsync rsync; do
+      fresh_dst; rm -f "$tf"
+      prog=$SNAP; [ "$v" = rsync ] && prog=rsync
+      c=(rsync -a -e "$RSH" --rsync-path="/usr/bin/time -f %M -o $tf $prog" "bench:$MNT/data/" "$DST/")
+      [ "$r" = 1 ] && record_cmd rss "GNU time %M around $v" "${c[@]}"
+      "${c[@]}" </dev/null 2>>"$OUT/stderr.log" || die "rss (time) run failed"
+      echo "GNU time %M around $v,$r,$(tail -1 "$tf")" >>"$OUT/rss.csv"
+    done
+  done
+fi
+
+# ---------------------------------------------------------------- protect
+if want protect; then
+  cmd_plain=(rsync -a -s -e "$LRSH" --rsync-path=rsync "bench:$MNT/big/" "$DST/")
+  cmd_snaprsync=(rsync -a -s -e "$LRSH" --rsync-path="$SNAP --snap-log-file=$OUT/protect-snaprsync.log" "bench:$MNT/big/" "$DST/")
+  prep_protect() { fresh_dst; drop_caches; }
+  log "protect: $BENCH_BIG_RUNS rounds of plain, snaprsync (+1 warm-up)"
+  rounds protect "$BENCH_BIG_RUNS" prep_protect plain snaprsync
+fi
+
+# ---------------------------------------------------------------- startup
+if want startup; then
+  cmd_rsync=(rsync --version)
+  cmd_snaprsync=("$SNAP" --version)
+  check_startup() { :; }
+  log "startup: $BENCH_STARTUP_RUNS rounds"
+  rounds startup "$BENCH_STARTUP_RUNS" : rsync snaprsync
+fi
+
+# ---------------------------------------------------------------- coldread
+if want coldread; then
+  snapdir=$MNT/.bench-snap
+  readcmd=(sh -c "tar -C \"\$1\" -cf - . | cat >/dev/null" sh)
+  record_cmd coldread "live (after sync; drop_caches)" "${readcmd[@]}" "$MNT/data"
+  record_cmd coldread "snapshot (after btrfs subvolume snapshot -r \$MNT \$MNT/.bench-snap; sync; drop_caches)" "${readcmd[@]}" "$snapdir/data"
+  record_cmd coldread-delete "after-read (right after the snapshot read above) / unread (after snapshot; sync)" btrfs subvolume delete "$snapdir"
+  log "coldread: $BENCH_RUNS rounds"
+  for r in $(seq "$BENCH_RUNS"); do
+    for i in 0 1; do
+      if [ $(( (r + i) % 2 )) = 0 ]; then
+        drop_caches
+        timed coldread live "$r" "${readcmd[@]}" "$MNT/data"
+      else
+        btrfs subvolume snapshot -r "$MNT" "$snapdir" >/dev/null
+        drop_caches
+        timed coldread snapshot "$r" "${readcmd[@]}" "$snapdir/data"
+        timed coldread-delete after-read "$r" btrfs subvolume delete "$snapdir"
+      fi
+    done
+    btrfs subvolume snapshot -r "$MNT" "$snapdir" >/dev/null
+    sync
+    timed coldread-delete unread "$r" btrfs subvolume delete "$snapdir"
+  done
+fi
+
+# ---------------------------------------------------------------- checks, summary
+echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.env"
+left=$(btrfs subvolume list "$MNT" | grep -E 'snaprsync-|naive-snap|bench-snap' || true)
+[ -z "$left" ] || log "WARNING: snapshots left behind: $left"
+echo "leftover_snapshots=${left:-none}" >>"$OUT/meta.env"
+python3 "$here/bench/stats.py" "$OUT" | tee "$OUT/summary.md"
+log "raw results in $OUT"

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Turns the raw results of scripts/bench.sh into Markdown tables.
+
+    stats.py OUTDIR
+
+Reads OUTDIR/times.csv (bench,variant,run,start,end,status), OUTDIR/rss.csv
+(measure,run,kB), OUTDIR/meta.env and the snaprsync log files
+OUTDIR/<bench>-snaprsync.log, and prints the summary on stdout.
+"""
+import csv
+import os
+import re
+import statistics
+import sys
+from collections import defaultdict
+
+out = sys.argv[1]
+
+
+def meta():
+    m = {}
+    with open(os.path.join(out, "meta.env")) as f:
+        for line in f:
+            if "=" in line:
+                k, v = line.rstrip("\n").split("=", 1)
+                m[k] = v
+    return m
+
+
+M = meta()
+
+
+def load_times():
+    t = defaultdict(lambda: defaultdict(dict))  # bench -> variant -> run -> seconds
+    path = os.path.join(out, "times.csv")
+    if not os.path.exists(path):
+        return t
+    with open(path) as f:
+        for bench, variant, run, start, end, status in csv.reader(f):
+            if status != "0":
+                raise SystemExit(f"{bench} {variant} run {run} exited {status}: see stderr.log")
+            t[bench][variant][int(run)] = float(end) - float(start)
+    return t
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def log_costs(bench):
+    """Median create+remove ms from snaprsync's own log."""
+    path = os.path.join(out, f"{bench}-snaprsync.log")
+    if not os.path.exists(path):
+        return None
+    xs = [int(a) + int(b) for a, b in re.findall(r"create=(\d+)ms rsync=\d+ms remove=(\d+)ms", open(path).read())]
+    return med(xs) if xs else None
+
+
+def log_breakdown(bench):
+    path = os.path.join(out, f"{bench}-snaprsync.log")
+    if not os.path.exists(path):
+        return None
+    rows = []
+    with open(path) as f:
+        for line in f:
+            m = re.search(r"method=(\S+) snapshots=(\d+) create=(\d+)ms rsync=(\d+)ms remove=(\d+)ms rsync_status=(\S+) removal=(\S+)", line)
+            if m:
+                rows.append(m.groups())
+    if not rows:
+        return None
+    methods = sorted({r[0] for r in rows})
+    snaps = sorted({r[1] for r in rows})
+    bad = [r for r in rows if r[5] != "0" or r[6] != "ok"]
+    c, r_, d = ([int(r[i]) for r in rows] for i in (2, 3, 4))
+    return (f"snaprsync's own log, {len(rows)} runs (warm-up included): method={','.join(methods)}, "
+            f"snapshots={','.join(snaps)}; median create {med(c)} ms (max {max(c)}), "
+            f"rsync {med(r_)} ms, remove {med(d)} ms (max {max(d)})"
+            + (f"; {len(bad)} runs with a non-zero status or failed removal" if bad else ""))
+
+
+def paired(a, b, f):
+    runs = sorted(set(a) & set(b))
+    return [f(a[i], b[i]) for i in runs]
+
+
+def table_seconds(bench, variants, base, unit="s", scale=1.0, fmt="{:.3f}"):
+    t = TIMES[bench]
+    lines = [f"| variant | runs | median {unit} | min {unit} | max {unit} | median ÷ {base} median | median of per-round ratios |",
+             "|---|---|---|---|---|---|---|"]
+    for v in variants:
+        xs = list(t[v].values())
+        if not xs:
+            continue
+        ratio = med(xs) / med(t[base].values())
+        pr = med(paired(t[v], t[base], lambda x, y: x / y))
+        lines.append(f"| {v} | {len(xs)} | {fmt.format(med(xs) * scale)} | {fmt.format(min(xs) * scale)} | "
+                     f"{fmt.format(max(xs) * scale)} | {ratio:.3f} | {pr:.3f} |")
+    return "\n".join(lines)
+
+
+TIMES = load_times()
+print(f"# snaprsync benchmark results\n")
+print(f"- date: {M.get('date')}\n- machine: {M.get('machine')}\n- rsync: {M.get('rsync')}\n- ssh: {M.get('ssh')}\n"
+      f"- snaprsync: {M.get('snaprsync')}\n- reproduce: `{M.get('reproduce')}`\n")
+
+if "core" in TIMES:
+    t = TIMES["core"]
+    ratio = med(t["snaprsync"].values()) / med(t["plain"].values())
+    print(f"## core: full backup over ssh, {M['core_tree']}\n")
+    print(table_seconds("core", ["plain", "snaprsync", "naive"], "plain"))
+    print(f"\nsnaprsync ÷ plain = {ratio:.3f} (target ≤ 1.03: {'met' if ratio <= 1.03 else 'NOT met'})\n")
+    b = log_breakdown("core")
+    if b:
+        print(f"{b}\n")
+    c = log_costs("core")
+    if c is not None:
+        print(f"Snapshot create + remove alone (median {c:.0f} ms) is {c / 10 / med(t['plain'].values()):.1f}% of plain's median.\n")
+
+for bench, how in (("latency", "over ssh"), ("latency-local", "over a local remote shell (no ssh)")):
+    if bench not in TIMES:
+        continue
+    t = TIMES[bench]
+    print(f"## {bench}: tiny tree {how}, {M['lat_tree']}\n")
+    print(table_seconds(bench, ["plain", "snaprsync", "naive"], "plain", unit="ms", scale=1000, fmt="{:.1f}"))
+    print()
+    for v in ("snaprsync", "naive"):
+        if t[v]:
+            d = (med(t[v].values()) - med(t["plain"].values())) * 1000
+            pd = med(paired(t[v], t["plain"], lambda x, y: x - y)) * 1000
+            extra = f" (target ≤ 50 ms: {'met' if d <= 50 else 'NOT met'})" if v == "snaprsync" else ""
+            print(f"- {v} − plain: difference of medians {d:.1f} ms, median of per-round differences {pd:.1f} ms{extra}")
+    if bench == "latency" and M.get("ssh_true_ms"):
+        xs = [float(x) for x in M["ssh_true_ms"].split()]
+        print(f"- `ssh -F $SSH_CONFIG bench true` alone: median {med(xs):.0f} ms (min {min(xs):.0f}, max {max(xs):.0f}, {len(xs)} runs)")
+    b = log_breakdown(bench)
+    if b:
+        print(f"- {b}")
+    print()
+
+if "protect" in TIMES:
+    t = TIMES["protect"]
+    nbytes = int(M["protect_bytes"])
+    print(f"## protect-args: -s over a local remote shell (no ssh), {M['protect_tree']}\n")
+    print("| variant | runs | median s | min s | max s | median MB/s | min MB/s | max MB/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for v in ("plain", "snaprsync"):
+        xs = list(t[v].values())
+        mbs = [nbytes / 1e6 / x for x in xs]
+        print(f"| {v} | {len(xs)} | {med(xs):.2f} | {min(xs):.2f} | {max(xs):.2f} | {med(mbs):.0f} | {min(mbs):.0f} | {max(mbs):.0f} |")
+    thr = med(t["plain"].values()) / med(t["snaprsync"].values())
+    pr = med(paired(t["plain"], t["snaprsync"], lambda p, s: p / s))
+    print(f"\nthroughput snaprsync ÷ plain = {thr:.3f} (median of per-round ratios {pr:.3f}; target ≥ 0.97: {'met' if thr >= 0.97 else 'NOT met'})\n")
+    b = log_breakdown("protect")
+    if b:
+        print(f"{b}\n")
+    c = log_costs("protect")
+    if c is not None:
+        print(f"Snapshot create + remove alone (median {c:.0f} ms) is {c / 10 / med(t['plain'].values()):.1f}% of plain's median.\n")
+
+rss_path = os.path.join(out, "rss.csv")
+if os.path.exists(rss_path):
+    r = defaultdict(list)
+    with open(rss_path) as f:
+        for measure, run, kb in csv.reader(f):
+            r[measure].append(int(kb))
+    print("## peak RSS\n")
+    print("| measurement | runs | median kB | min kB | max kB |")
+    print("|---|---|---|---|---|")
+    for k, xs in r.items():
+        print(f"| {k} | {len(xs)} | {med(xs):.0f} | {min(xs)} | {max(xs)} |")
+    own = [x for k, xs in r.items() if k.startswith("snaprsync VmHWM") for x in xs]
+    if own:
+        print(f"\nsnaprsync's own peak: max {max(own)} kB = {max(own) / 1024:.2f} MiB "
+              f"(target ≤ 10 MB: {'met' if max(own) <= 10000 else 'NOT met'})\n")
+
+if "startup" in TIMES:
+    print("## startup: --version (snaprsync execs rsync)\n")
+    print(table_seconds("startup", ["rsync", "snaprsync"], "rsync", unit="ms", scale=1000, fmt="{:.2f}"))
+    t = TIMES["startup"]
+    d = (med(t["snaprsync"].values()) - med(t["rsync"].values())) * 1000
+    print(f"\nsnaprsync − rsync: {d:.2f} ms\n")
+
+if "coldread" in TIMES:
+    print("## coldread: cold read (tar | cat) of the core tree, no rsync\n")
+    print(table_seconds("coldread", ["live", "snapshot"], "live"))
+    d = TIMES["coldread-delete"]
+    print("\n| btrfs subvolume delete | runs | median ms | min ms | max ms |\n|---|---|---|---|---|")
+    for v in ("after-read", "unread"):
+        xs = list(d[v].values())
+        if xs:
+            print(f"| {v} | {len(xs)} | {med(xs) * 1000:.0f} | {min(xs) * 1000:.0f} | {max(xs) * 1000:.0f} |")
+    print()
+
+errs = os.path.join(out, "stderr.log")
+if os.path.exists(errs):
+    lines = [l.rstrip("\n") for l in open(errs) if not l.startswith("== ")]
+    if lines:
+        print("## stderr of the runs (other than markers)\n\n```")
+        for l in sorted(set(lines)):
+            print(f"{lines.count(l):4d}x {l}")
+        print("```\n")
+sweeps = []
+for f in sorted(os.listdir(out)):
+    if f.endswith("-snaprsync.log"):
+        sweeps += [l.rstrip("\n") for l in open(os.path.join(out, f)) if "sweep:" in l]
+if sweeps:
+    print("## sweeps done by the measured snaprsync runs\n\n```")
+    print("\n".join(sweeps))
+    print("```\n")
+print(f"load average at start {M.get('load_start')}, at end {M.get('load_end')}\n")
+
+cmds = os.path.join(out, "commands.txt")
+if os.path.exists(cmds):
+    print("## exact commands\n\n```sh")
+    print(open(cmds).read().rstrip())
+    print("```")
