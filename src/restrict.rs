@@ -103,7 +103,10 @@ pub struct Refusal {
 
 impl Refusal {
     fn new(arg: impl AsRef<[u8]>, why: impl Into<String>) -> Self {
-        Refusal { arg: shown(arg.as_ref()), why: why.into() }
+        let why: String = why.into();
+        // The reason may quote a path (a resolved one): keep it on one line too.
+        let why = why.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect();
+        Refusal { arg: shown(arg.as_ref()), why }
     }
 
     /// The offending argument, for logging.
@@ -931,7 +934,7 @@ mod tests {
         for bad in [
             "allowed/..", "allowed/../outside/secret", "allowed/sub/../../outside", "allowed/link-out", "allowed/link-out/",
             "allowed/link-out/secret", "allowed/sub/rel-out", "allowed/dangling", "allowed/loop", "allowed/new/../../outside",
-            "allowed-evil", "allowed-evil/x", "outside", "",
+            "allowed-evil", "allowed-evil/x", "outside", "", "allowed/../outside\nx", "allowed/link-out/\r",
         ] {
             let r = confine(Path::new(&w.p(bad)), &roots).unwrap_err();
             assert!(!r.to_string().contains('\n'), "{bad}: {r}");
@@ -1204,5 +1207,6 @@ mod tests {
         assert_eq!(e.exit_code(), crate::error::status::REFUSED);
         assert_eq!(e.to_string(), "refused: a\\nb\\u{0}c: why");
         assert!(Refusal::new("x".repeat(1000), "w").arg().len() < 210);
+        assert_eq!(Refusal::new("a", "resolves to /x\ny\r").why, "resolves to /x\\ny\\r");
     }
 }
