@@ -15,6 +15,8 @@ pub mod torture;
 #[cfg(target_os = "linux")]
 pub mod btrfs;
 #[cfg(target_os = "linux")]
+pub mod forced;
+#[cfg(target_os = "linux")]
 pub mod rig;
 #[cfg(target_os = "linux")]
 pub mod sshd;

@@ -1,0 +1,338 @@
+//! Restricted mode end to end: a key pinned in `authorized_keys` to
+//! `snaprsync --snap-restrict --snap-allow=DIR`, a real sshd, a real rsync
+//! client and a loop-mounted btrfs. Hostile requests are refused with status
+//! 85, one stderr line, a log entry, no snapshot and nothing changed; the pulls
+//! dirvish, rsnapshot and BackupPC make go through and read the snapshot.
+//! Linux only; needs root and rsync, btrfs-progs, openssh-server and -client.
+
+#![cfg(target_os = "linux")]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::forced::ForcedKey;
+use support::rig::Rig;
+use support::{snaprsync, tree};
+
+/// A rig whose source tree holds symlinks that lead out of it, a secret next
+/// to it (outside the allowed directory, on the same btrfs), and a key that
+/// may read only the source tree.
+struct World {
+    rig: Rig,
+    key: ForcedKey,
+    secret: PathBuf,
+}
+
+const SECRET: &str = "not for the backup server\n";
+const PWNED: &str = "/tmp/srs-restrict-pwned";
+
+impl World {
+    fn new(tag: &str) -> World {
+        let rig = Rig::new(tag);
+        tree::make_sample(&rig.src());
+        let secret = rig.fs.mnt().join("secret");
+        std::fs::create_dir(&secret).unwrap();
+        std::fs::write(secret.join("secret.txt"), SECRET).unwrap();
+        std::os::unix::fs::symlink(&secret, rig.src().join("link-out")).unwrap();
+        std::os::unix::fs::symlink("../secret/secret.txt", rig.src().join("rel-out")).unwrap();
+        let key = ForcedKey::new(&rig.sshd, "restricted", &forced_command(&rig, &format!("--snap-allow={}", rig.src().display())));
+        World { rig, key, secret }
+    }
+
+    fn src(&self) -> PathBuf {
+        self.rig.src()
+    }
+
+    /// Replaces `{S}` (the allowed tree) and `{O}` (the secret directory outside it).
+    fn fill(&self, s: &str) -> String {
+        s.replace("{S}", &self.src().display().to_string()).replace("{O}", &self.secret.display().to_string())
+    }
+
+    fn refusals_logged(&self) -> usize {
+        self.rig.log().lines().filter(|l| l.contains("refused")).count()
+    }
+
+    /// Nothing changed, nothing snapshotted, nothing left behind.
+    fn assert_untouched(&self, what: &str, before: &std::collections::BTreeMap<String, String>) {
+        assert_eq!(self.rig.snapshots_taken(), 0, "{what}: a refused request must not snapshot\n--- snaprsync log ---\n{}", self.rig.log());
+        self.rig.fs.assert_no_snapshot_left();
+        tree::assert_same(&format!("{what}: the allowed tree must not change"), before, &tree::describe(&self.src()));
+        assert_eq!(std::fs::read_to_string(self.secret.join("secret.txt")).unwrap(), SECRET, "{what}");
+        assert!(!Path::new(PWNED).exists(), "{what}: a command ran");
+    }
+}
+
+fn forced_command(rig: &Rig, allow: &str) -> String {
+    format!("{} --snap-config={} --snap-restrict {allow}", snaprsync(), rig.config.display())
+}
+
+/// What the client asks for: a command line for `SSH_ORIGINAL_COMMAND` (none:
+/// a shell), and what to send on stdin (a protect-args block).
+struct Hostile {
+    name: &'static str,
+    command: Option<String>,
+    stdin: Option<Vec<u8>>,
+    /// A word the one stderr line must hold.
+    says: &'static str,
+}
+
+fn hostile(name: &'static str, command: &str, says: &'static str) -> Hostile {
+    Hostile { name, command: Some(command.to_owned()), stdin: None, says }
+}
+
+/// A protect-args block as an rsync client sends it.
+fn block(args: &[&str]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for a in std::iter::once(&"rsync").chain(args) {
+        b.extend_from_slice(a.as_bytes());
+        b.push(0);
+    }
+    b.push(0);
+    b
+}
+
+const PULL: &str = "rsync --server --sender -logDtpre.iLsfxCIvu";
+
+fn hostile_table() -> Vec<Hostile> {
+    let mut t = vec![
+        // Other programs and no command at all.
+        Hostile { name: "no command (a shell)", command: None, stdin: None, says: "SSH_ORIGINAL_COMMAND" },
+        hostile("a shell", "sh -c id", "not rsync"),
+        hostile("bash", "/bin/bash -i", "not rsync"),
+        hostile("ls", "ls -la /", "not rsync"),
+        hostile("scp", "scp -f /etc/shadow", "not rsync"),
+        hostile("sudo", "sudo rsync --server --sender -r . /", "not rsync"),
+        hostile("a look-alike name", "/tmp/rsync2 --server --sender -r . {S}/", "not rsync"),
+        // Not an rsync server.
+        hostile("rsync daemon", "rsync --daemon --config=/tmp/x.conf", "--server"),
+        hostile("rsync version", "rsync --version", "--server"),
+        hostile("rsync as a client", "rsync -a /etc/ /tmp/stolen/", "--server"),
+        hostile("--server not first", "rsync -v --server --sender . {S}/", "--server"),
+        hostile("--server then --daemon", "rsync --server --daemon .", "--daemon"),
+        // snaprsync's own options.
+        hostile("--snap-config injection", &format!("{PULL} --snap-config=/tmp/evil.toml . {{S}}/"), "--snap-"),
+        hostile("--snap-allow injection", "rsync --server --sender --snap-allow=/ -r . /", "--snap-"),
+        // Shell syntax: several commands, substitutions, redirections, globs.
+        hostile("semicolon", &format!("{PULL} . {{S}}/; touch {PWNED}"), "shell syntax"),
+        hostile("and-and", &format!("{PULL} . {{S}}/ && touch {PWNED}"), "shell syntax"),
+        hostile("pipe", &format!("{PULL} . {{S}}/ | tee {PWNED}"), "shell syntax"),
+        hostile("background", &format!("{PULL} . {{S}}/ & touch {PWNED}"), "shell syntax"),
+        hostile("redirection", &format!("{PULL} . {{S}}/ > {PWNED}"), "shell syntax"),
+        hostile("command substitution", &format!("{PULL} . $(touch {PWNED})"), "shell syntax"),
+        hostile("backticks", &format!("{PULL} . `touch {PWNED}`"), "shell syntax"),
+        hostile("variable", &format!("{PULL} . $HOME/"), "shell syntax"),
+        hostile("expansion in double quotes", &format!("{PULL} . \"$(touch {PWNED})\""), "shell syntax"),
+        hostile("subshell", &format!("{PULL} . (touch {PWNED})"), "shell syntax"),
+        hostile("brace expansion", &format!("{PULL} . {{S}}/{{a,b}}"), "shell syntax"),
+        hostile("glob", &format!("{PULL} . /etc/*"), "shell syntax"),
+        hostile("tilde", &format!("{PULL} . ~root/"), "shell syntax"),
+        hostile("unterminated quote", &format!("{PULL} . '{{S}}/"), "shell syntax"),
+        // Control bytes (a NUL cannot pass sshd: it refuses such an exec request).
+        hostile("newline", &format!("{PULL} . {{S}}/\ntouch {PWNED}"), "newline"),
+        hostile("escaped newline", &format!("{PULL} . {{S}}/\\\ntouch {PWNED}"), "newline"),
+        hostile("quoted newline", &format!("{PULL} . '{{S}}/\nx'"), "newline"),
+        hostile("carriage return", &format!("{PULL} . {{S}}/\r"), "carriage return"),
+        // Oversized.
+        hostile("100 KiB command", &format!("{PULL} . /{}", "a".repeat(100 * 1024)), "more than the"),
+        // Path traversal and symlink escape.
+        hostile("outside path", &format!("{PULL} . /etc/"), "outside"),
+        hostile("dot-dot", &format!("{PULL} . {{S}}/../secret/"), "outside"),
+        hostile("dot-dot to root", &format!("{PULL} . {{S}}/../../../../../../"), "outside"),
+        hostile("quoted dot-dot", &format!("{PULL} . '{{S}}/a/../../secret'"), "outside"),
+        hostile("symlink out, contents", &format!("{PULL} . {{S}}/link-out/"), "outside"),
+        hostile("symlink out, file below", &format!("{PULL} . {{S}}/link-out/secret.txt"), "outside"),
+        hostile("relative symlink out", &format!("{PULL} . {{S}}/rel-out"), "outside"),
+        hostile("directory argument outside", "rsync --server --sender -r {O} secret.txt", "outside"),
+        hostile("directory argument, dot-dot", "rsync --server --sender -r {S} ../secret", "outside"),
+        hostile("directory argument alone", "rsync --server --sender -r /", "outside"),
+        hostile("wildcard, escaped", &format!("{PULL} . {{S}}/\\*"), "wildcards"),
+        // Options: injection of forbidden ones.
+        hostile("-L", "rsync --server --sender -logDtpLre.iLsfxCIvu . {S}/", "symlinks"),
+        hostile("--copy-links", "rsync --server --sender -r --copy-links . {S}/", "symlinks"),
+        hostile("--copy-unsafe-links", "rsync --server --sender -r --copy-unsafe-links . {S}/", "symlinks"),
+        hostile("-k", "rsync --server --sender -rk . {S}/", "symlinks"),
+        hostile("--remove-source-files", &format!("{PULL} --remove-source-files . {{S}}/"), "deletes"),
+        hostile("-e a shell", "rsync --server --sender -r -e 'sh -c id' . {S}/", "protocol flags"),
+        hostile("--rsh", "rsync --server --sender -r --rsh=ssh . {S}/", "program"),
+        hostile("--rsync-path", "rsync --server --sender -r --rsync-path=/bin/sh . {S}/", "program"),
+        hostile("--files-from a local file", "rsync --server --sender -r --files-from=/etc/passwd . {S}/", "--files-from"),
+        hostile("--files-from stdin", "rsync --server --sender -r --files-from=- --from0 . {S}/", "--files-from"),
+        hostile("--exclude-from", "rsync --server --sender -r --exclude-from=/etc/shadow . {S}/", "local file"),
+        hostile("--include-from", "rsync --server --sender -r --include-from=/etc/shadow . {S}/", "local file"),
+        hostile("--filter merge", "rsync --server --sender -r '--filter=merge /etc/shadow' . {S}/", "filter"),
+        hostile("--log-file", &format!("rsync --server --sender -r --log-file={PWNED} . {{S}}/"), "writes a file"),
+        hostile("--temp-dir outside", "rsync --server --sender -r --temp-dir=/tmp . {S}/", "outside"),
+        hostile("--write-devices", "rsync --server --sender -r --write-devices . {S}/", "device"),
+        hostile("--copy-devices", "rsync --server --sender -r --copy-devices . {S}/", "device"),
+        hostile("--config", "rsync --server --sender --config=/tmp/x.conf . {S}/", "daemon"),
+        hostile("--remote-option", "rsync --server --sender -r -M--log-file=/tmp/x . {S}/", "passes options"),
+        hostile("popt expansion", "rsync --server --sender -r '--log-format=x!#:+' . {S}/", "!#:+"),
+        hostile("unknown option", "rsync --server --sender -r --frobnicate . {S}/", "not an rsync option"),
+        // Writing without --snap-allow-write.
+        hostile("push", "rsync --server -logDtpre.iLsfxCIvu . {S}/", "push"),
+        hostile("push with -s", "rsync --server -se.iLsfxCIvu", "push"),
+    ];
+    // Protect-args smuggling: a harmless command line, the payload on stdin.
+    let smuggle = |name, args: &[&str], says| Hostile {
+        name,
+        command: Some("rsync --server --sender -se.iLsfxCIvu".into()),
+        stdin: Some(block(args)),
+        says,
+    };
+    t.push(smuggle("-s: --remove-source-files", &["-logDtpr", "--remove-source-files", ".", "{S}/"], "deletes"));
+    t.push(smuggle("-s: -L", &["-rL", ".", "{S}/"], "symlinks"));
+    t.push(smuggle("-s: --rsync-path", &["-r", "--rsync-path=/bin/sh", ".", "{S}/"], "program"));
+    t.push(smuggle("-s: path outside", &["-r", ".", "/etc/"], "outside"));
+    t.push(smuggle("-s: dot-dot", &["-r", ".", "{S}/../secret/"], "outside"));
+    t.push(smuggle("-s: symlink out", &["-r", ".", "{S}/link-out/"], "outside"));
+    t.push(smuggle("-s: glob", &["-r", ".", "{S}/*"], "wildcards"));
+    t.push(smuggle("-s: --daemon", &["--daemon", ".", "{S}/"], "daemon"));
+    t.push(smuggle("-s: --log-file", &["-r", &format!("--log-file={PWNED}"), ".", "{S}/"], "writes a file"));
+    t.push(smuggle("-s: newline in a name", &["-r", ".", "{S}/../secret\n"], "outside"));
+    t
+}
+
+/// At least 30 hostile requests through sshd: each one exits 85 with one
+/// stderr line naming the cause, logs the refusal, and leaves no snapshot and
+/// no trace.
+#[test]
+fn hostile_requests_are_refused() {
+    let w = World::new("hostile");
+    let before = tree::describe(&w.src());
+    let table = hostile_table();
+    assert!(table.len() >= 30);
+    for h in &table {
+        let logged = w.refusals_logged();
+        let mut c = w.key.ssh(h.command.as_deref().map(|c| w.fill(c)).as_deref());
+        if let Some(stdin) = &h.stdin {
+            c = c.stdin(w.fill(&String::from_utf8_lossy(stdin)).into_bytes());
+        }
+        let out = c.run();
+        let why = format!("{}\n{}\n--- snaprsync log ---\n{}", h.name, out.report(), w.rig.log());
+        assert_eq!(out.code(), Some(85), "{why}");
+        assert!(out.stdout.is_empty(), "nothing may reach stdout: {why}");
+        let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "exactly one stderr line: {why}");
+        assert!(lines[0].starts_with("snaprsync: refused") && lines[0].contains(h.says), "{why}");
+        assert!(w.refusals_logged() > logged, "the refusal must be logged: {why}");
+        w.assert_untouched(h.name, &before);
+    }
+    // The log names the client (SSH_CONNECTION) and the offending argument.
+    let log = w.rig.log();
+    assert!(log.lines().any(|l| l.contains("restricted mode refused") && l.contains("--remove-source-files") && l.contains("SSH_CONNECTION=127.0.0.1 ")), "{log}");
+}
+
+/// Real rsync clients asking for what the key does not allow: refused before
+/// any transfer (the client reports snaprsync's 85, or its own 12 when it saw
+/// the connection close first), nothing copied, nothing deleted, no snapshot.
+#[test]
+fn hostile_rsync_clients_are_refused() {
+    let w = World::new("clients");
+    let before = tree::describe(&w.src());
+    let s = w.src().display().to_string();
+    let list = w.rig.work.path().join("list");
+    std::fs::write(&list, "top.txt\nlink-out/secret.txt\n").unwrap();
+    let local = w.rig.dest("local");
+    tree::make_sample(&local);
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        ("-L", vec!["-a".into(), "-L".into(), format!("{s}/")], "symlinks"),
+        ("--copy-unsafe-links", vec!["-a".into(), "--copy-unsafe-links".into(), format!("{s}/")], "symlinks"),
+        ("-k", vec!["-a".into(), "-k".into(), format!("{s}/")], "symlinks"),
+        ("--remove-source-files", vec!["-a".into(), "--remove-source-files".into(), format!("{s}/")], "deletes"),
+        ("symlink out", vec!["-a".into(), format!("{s}/link-out/")], "outside"),
+        ("dot-dot", vec!["-a".into(), format!("{s}/../secret/")], "outside"),
+        ("--rsync-path=/bin/sh", vec!["-a".into(), "--rsync-path=/bin/sh".into(), format!("{s}/")], "not rsync"),
+        ("--files-from", vec!["-a".into(), format!("--files-from={}", list.display()), format!("{s}/")], "--files-from"),
+        ("-M--log-file", vec!["-a".into(), format!("-M--log-file={PWNED}"), format!("{s}/")], "writes a file"),
+        ("-s --remove-source-files", vec!["-s".into(), "-a".into(), "--remove-source-files".into(), format!("{s}/")], "deletes"),
+        ("-s --copy-unsafe-links", vec!["-s".into(), "-a".into(), "--copy-unsafe-links".into(), format!("{s}/")], "symlinks"),
+        ("-s outside", vec!["-s".into(), "-a".into(), format!("{}/", w.secret.display())], "outside"),
+        ("-s symlink out", vec!["-s".into(), "-a".into(), format!("{s}/link-out/")], "outside"),
+    ];
+    for (k, (name, args, says)) in cases.iter().enumerate() {
+        let dest = w.rig.dest(&format!("dst{k}"));
+        let (src_arg, opts) = args.split_last().unwrap();
+        let mut all: Vec<String> = opts.to_vec();
+        all.push(format!("{}:{src_arg}", w.key.host));
+        all.push(dest.display().to_string());
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let logged = w.refusals_logged();
+        let out = w.key.rsync(&all);
+        let why = format!("{name}\n{}\n--- snaprsync log ---\n{}", out.report(), w.rig.log());
+        assert!(matches!(out.code(), Some(85 | 12)), "{why}");
+        assert!(out.stderr.contains("snaprsync: refused") && out.stderr.contains(says), "{why}");
+        assert!(w.refusals_logged() > logged, "{why}");
+        assert!(!dest.join("top.txt").exists() && !dest.join("secret.txt").exists(), "nothing may be copied: {why}");
+        w.assert_untouched(name, &before);
+    }
+    // A push: the key may not write.
+    let out = w.key.rsync(&["-a", &format!("{}/", local.display()), &format!("{}:{s}/pushed/", w.key.host)]);
+    assert!(matches!(out.code(), Some(85 | 12)) && out.stderr.contains("push"), "push\n{}", out.report());
+    assert!(!w.src().join("pushed").exists());
+    w.assert_untouched("push", &before);
+}
+
+/// The pulls backup tools make, through the same key: they succeed, read the
+/// snapshot (snaprsync took and removed one), and copy the tree exactly; the
+/// symlink that leads out is copied as a symlink, never followed.
+#[test]
+fn backup_tool_pulls_succeed_from_the_snapshot() {
+    let w = World::new("legit");
+    let s = w.src().display().to_string();
+    let src = tree::describe(&w.src());
+    let pulls: &[(&str, &[&str], bool)] = &[
+        ("rsync -a", &["-a"], false),
+        // dirvish: -vrltH --delete, plus -pgo, --stats, -D, --numeric-ids, -x
+        ("dirvish", &["-vrltH", "--delete", "-pgo", "--stats", "-D", "--numeric-ids", "-x"], false),
+        // rsnapshot's rsync_short_args and rsync_long_args
+        ("rsnapshot", &["-a", "--delete", "--numeric-ids", "--relative", "--delete-excluded"], true),
+        // BackupPC 4 sends its arguments protected
+        ("BackupPC", &["-s", "--numeric-ids", "--perms", "--owner", "--group", "-D", "--links", "--hard-links", "--times", "--recursive", "--delete", "--partial", "--one-file-system", "--super"], false),
+        ("-s -H --numeric-ids with a checksum", &["-s", "-aH", "--numeric-ids", "-c", "-z"], false),
+    ];
+    for (k, (name, args, relative)) in pulls.iter().enumerate() {
+        let dest = w.rig.dest(&format!("pull{k}"));
+        let remote = format!("{}:{s}/", w.key.host);
+        let mut all: Vec<&str> = args.to_vec();
+        all.push(&remote);
+        let d = dest.display().to_string();
+        all.push(&d);
+        let out = w.rig.assert_snapshotted(name, || w.key.rsync(&all));
+        assert!(out.status.success(), "{name}\n{}\n--- snaprsync log ---\n{}", out.report(), w.rig.log());
+        let copied = if *relative { dest.join(s.trim_start_matches('/')) } else { dest.clone() };
+        tree::assert_same(&format!("{name} through the restricted key"), &src, &tree::describe(&copied));
+        let link = std::fs::symlink_metadata(copied.join("link-out")).unwrap();
+        assert!(link.file_type().is_symlink(), "{name}: the symlink out must stay a symlink");
+        assert!(!out.stdout_str().contains(SECRET.trim()), "{name}");
+    }
+    w.rig.fs.assert_no_snapshot_left();
+}
+
+/// A key with `--snap-allow-write=DIR` may push into DIR (no snapshot is made
+/// for a receiver) and nowhere else; it still pulls from its read directory.
+#[test]
+fn allow_write_permits_pushes_there_only() {
+    let w = World::new("write");
+    let inbox = w.rig.fs.mnt().join("in");
+    std::fs::create_dir(&inbox).unwrap();
+    let allow = format!("--snap-allow={} --snap-allow-write={}", w.src().display(), inbox.display());
+    let key = ForcedKey::new(&w.rig.sshd, "writer", &forced_command(&w.rig, &allow));
+    let local = w.rig.dest("local");
+    tree::make_sample(&local);
+    let out = key.rsync(&["-a", "--delete", &format!("{}/", local.display()), &key.remote(&inbox.join("copy"))]);
+    assert!(out.status.success(), "push into the allowed directory\n{}\n--- snaprsync log ---\n{}", out.report(), w.rig.log());
+    tree::assert_same("pushed tree", &tree::describe(&local), &tree::describe(&inbox.join("copy")));
+    for (name, target) in [("into the read-only tree", w.src().join("pushed")), ("outside", w.secret.join("pushed")), ("dot-dot", inbox.join("../secret/pushed"))] {
+        let out = key.rsync(&["-a", &format!("{}/", local.display()), &key.remote(&target)]);
+        assert!(matches!(out.code(), Some(85 | 12)) && out.stderr.contains("snaprsync: refused"), "{name}\n{}", out.report());
+        assert!(!target.exists(), "{name}");
+    }
+    let out = key.rsync(&["-a", "--temp-dir=/tmp", &format!("{}/", local.display()), &key.remote(&inbox.join("t"))]);
+    assert!(out.stderr.contains("snaprsync: refused") && out.stderr.contains("outside"), "--temp-dir outside\n{}", out.report());
+    let dest = w.rig.dest("pull");
+    let remote = format!("{}/", key.remote(&w.src()));
+    let out = w.rig.assert_snapshotted("pull with the writer key", || key.rsync(&["-a", &remote, &dest.display().to_string()]));
+    assert!(out.status.success(), "{}", out.report());
+    assert_eq!(w.rig.fs.leftover_snapshots(), Vec::<String>::new());
+}
