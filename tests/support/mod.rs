@@ -13,6 +13,8 @@ pub mod torture;
 
 // Linux only: btrfs, sshd and POSIX file metadata.
 #[cfg(target_os = "linux")]
+pub mod backuppc;
+#[cfg(target_os = "linux")]
 pub mod btrfs;
 #[cfg(target_os = "linux")]
 pub mod forced;
