@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages snaprsync's demo and tests use (run as root).
 set -euo pipefail
-pkgs=(rsync btrfs-progs openssh-server openssh-client dirvish rsnapshot util-linux procps)
+pkgs=(rsync btrfs-progs openssh-server openssh-client dirvish rsnapshot util-linux procps backuppc)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
