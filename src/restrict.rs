@@ -755,7 +755,7 @@ fn resolve(full: &Path) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rsync_args::{parse, parse_with_protected};
+    use crate::rsync_args::parse;
 
     fn words(cmd: &str) -> Result<Vec<String>, Refusal> {
         command_argv(cmd.as_bytes()).map(|v| v.into_iter().map(|a| a.into_string().unwrap()).collect())
@@ -1130,6 +1130,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn protected_args_go_through_the_same_checks() {
+        use crate::rsync_args::parse_with_protected;
         let w = World::new();
         let pol = w.policy();
         let cmd = argv(&["--server", "--sender", "-slHogDtprce.iLsfxCIvu"]);
@@ -1166,6 +1167,29 @@ mod tests {
             let merged = parse_with_protected(&cmd, &block(smuggled)).unwrap_or_else(|e| panic!("{smuggled:?}: {e}"));
             assert!(check(&merged, &pol).is_err(), "{smuggled:?}");
         }
+    }
+
+    /// Confinement without symlinks, on every platform (Windows: drive paths,
+    /// `..` and a name that only shares the allowed directory's prefix).
+    #[test]
+    fn confine_and_check_portable() {
+        let dir = tempfile::tempdir().unwrap();
+        let allowed = dir.path().join("allowed");
+        std::fs::create_dir_all(allowed.join("sub")).unwrap();
+        std::fs::create_dir_all(dir.path().join("outside")).unwrap();
+        let roots = vec![allowed.clone()];
+        confine(&allowed.join("sub"), &roots).unwrap();
+        confine(&allowed.join("new").join("x"), &roots).unwrap();
+        for bad in [allowed.join("..").join("outside"), dir.path().join("allowed-evil"), dir.path().to_path_buf(), allowed.join("new").join("..").join("..")] {
+            assert!(confine(&bad, &roots).is_err(), "{}", bad.display());
+        }
+        let pol = Policy { allow: roots, allow_write: vec![] };
+        let pull = |p: PathBuf| {
+            let args: Vec<OsString> = vec!["--server".into(), "--sender".into(), "-r".into(), ".".into(), p.into_os_string()];
+            check(&parse(&args).unwrap(), &pol)
+        };
+        pull(allowed.join("sub")).unwrap();
+        assert!(pull(allowed.join("..").join("outside")).is_err());
     }
 
     #[test]
