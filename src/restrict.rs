@@ -634,6 +634,11 @@ pub fn check(inv: &Invocation, policy: &Policy) -> Result<(), Refusal> {
             let path = if Some(k) == inv.server_dir_index() { base.clone() } else { native(arg, &base)? };
             confine(&path, &policy.allow)?;
         }
+        if inv.source_indices().is_empty() {
+            // With no path rsync sends `.` when recursing: the directory
+            // argument, or under -R (which ignores it) the working directory.
+            confine(&base, &policy.allow)?;
+        }
         (base, &both)
     };
     for d in dirs {
@@ -1007,6 +1012,9 @@ mod tests {
             &["--server", "--sender", "-r", "/"],
             &["--server", "--sender", "-r", "--", "."],
             &["--server", "--sender", "-r"],
+            // -R ignores the directory argument and sends the working directory.
+            &["--server", "--sender", "-rR", "@/allowed"],
+            &["--server", "--sender", "-rRe.iLsf", "."],
         ];
         for c in cases {
             let r = w.check(c, &pol).unwrap_err();

@@ -146,6 +146,7 @@ fn hostile_table() -> Vec<Hostile> {
         hostile("directory argument outside", "rsync --server --sender -r {O} secret.txt", "outside"),
         hostile("directory argument, dot-dot", "rsync --server --sender -r {S} ../secret", "outside"),
         hostile("directory argument alone", "rsync --server --sender -r /", "outside"),
+        hostile("-R and no path: the login directory", "rsync --server --sender -rRe.iLsfxCIvu .", "outside"),
         hostile("wildcard, escaped", &format!("{PULL} . {{S}}/\\*"), "wildcards"),
         // Options: injection of forbidden ones.
         hostile("-L", "rsync --server --sender -logDtpLre.iLsfxCIvu . {S}/", "symlinks"),
