@@ -142,6 +142,7 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
         None => Error::Usage(format!("rsync arguments: {e}")),
     };
     let mut inv = rsync_args::parse(&argv).map_err(bad_args)?;
+    let mut protected = None;
     if let Some(p) = &policy {
         restrict::check(&inv, p).map_err(refuse)?;
     }
@@ -153,16 +154,48 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
         let mut stdin = protect_args::unbuffered_stdin().map_err(|e| Error::io("stdin", e))?;
         let block = protect_args::read_block(&mut stdin)?;
         log::debug!("protected args: {}", crate::command::shell_line(block.iter().map(|a| a.as_os_str())));
-        inv = rsync_args::parse_with_protected(&argv, &block).map_err(bad_args)?;
+        let merged = rsync_args::parse_with_protected(&argv, &block).map_err(bad_args)?;
         if let Some(p) = &policy {
-            restrict::check(&inv, p).map_err(refuse)?;
+            restrict::check(&merged, p).map_err(refuse)?;
         }
+        let head = inv.render_without_protect_args(&[]).map_err(bad_args)?.len();
+        protected = Some(Protected { cmdline: argv, block, head });
+        inv = merged;
     }
     if !inv.reads_local_files() || cfg.provider == ProviderChoice::None {
         log::debug!("nothing to snapshot ({:?}); running {} unchanged", inv.role, rsync.display());
-        return Platform::run_unchanged(&rsync, &inv.args);
+        let argv = rsync_argv(protected.as_ref(), &inv.args, &inv.args)?;
+        return Platform::run_unchanged(&rsync, &argv);
     }
-    snapshot_and_run(cfg, &rsync, &inv, policy.as_ref())
+    snapshot_and_run(cfg, &rsync, &inv, policy.as_ref(), protected.as_ref())
+}
+
+/// An rsync command line whose arguments came on stdin (`--protect-args`).
+struct Protected {
+    /// The command line as received, `s` included.
+    cmdline: Vec<OsString>,
+    /// The block as read.
+    block: Vec<OsString>,
+    /// How many leading arguments of the merged argv came from the command line.
+    head: usize,
+}
+
+/// The argv to start rsync with. For `--protect-args`, rsync is handed the
+/// block on its stdin, as the client sent it (or with the paths `exposed`
+/// rewrote), so that rsync reads it itself, globbing and `--iconv` included;
+/// where the platform cannot do that, the arguments go on its command line.
+fn rsync_argv(protected: Option<&Protected>, merged: &[OsString], exposed: &[OsString]) -> Result<Vec<OsString>> {
+    let Some(p) = protected else { return Ok(exposed.to_vec()) };
+    let block = if exposed == merged {
+        p.block.clone()
+    } else {
+        std::iter::once(OsString::from("rsync")).chain(exposed[p.head..].iter().cloned()).collect()
+    };
+    if Platform::refeed_stdin(protect_args::render_block(&block)?)? {
+        Ok(p.cmdline.clone())
+    } else {
+        Ok(exposed.to_vec())
+    }
 }
 
 /// Checks every source as the exposure shows it to rsync: under its own name in
@@ -183,15 +216,33 @@ fn confine_in_snapshot(
     Ok(())
 }
 
-fn snapshot_and_run(cfg: &Config, rsync: &Path, inv: &Invocation, policy: Option<&restrict::Policy>) -> Result<u8> {
+/// What to snapshot for one source: the path itself, or for a glob pattern
+/// (which rsync expands itself under `--protect-args`) its longest existing
+/// ancestor. A plain path that does not exist is left to rsync to report.
+fn snapshot_target(path: &Path) -> Option<PathBuf> {
+    if path.symlink_metadata().is_ok() {
+        return Some(path.to_owned());
+    }
+    let glob = path.as_os_str().as_encoded_bytes().iter().any(|b| b"*?[".contains(b));
+    glob.then(|| path.ancestors().skip(1).find(|a| a.is_dir()).map(Path::to_owned)).flatten()
+}
+
+fn snapshot_and_run(
+    cfg: &Config,
+    rsync: &Path,
+    inv: &Invocation,
+    policy: Option<&restrict::Policy>,
+    protected: Option<&Protected>,
+) -> Result<u8> {
     // Aligned with inv.sources(); a source that does not exist is left to rsync.
     let sources: Vec<PathBuf> = inv
         .sources()
         .map(|a| Platform::source_path(a).unwrap_or_else(|| PathBuf::from(a)))
         .collect();
-    let existing: Vec<PathBuf> = sources.iter().filter(|p| p.symlink_metadata().is_ok()).cloned().collect();
+    let mut existing: Vec<PathBuf> = sources.iter().filter_map(|p| snapshot_target(p)).collect();
+    existing.dedup();
     if existing.is_empty() {
-        return Platform::run_unchanged(rsync, &inv.args);
+        return Platform::run_unchanged(rsync, &rsync_argv(protected, &inv.args, &inv.args)?);
     }
 
     Platform::hold_signals()?;
@@ -205,7 +256,7 @@ fn snapshot_and_run(cfg: &Config, rsync: &Path, inv: &Invocation, policy: Option
         Ok(c) => c,
         Err(e) if e.is_snapshot_failure() && cfg.on_snapshot_failure == OnSnapshotFailure::Live => {
             log::warn!("{e}; on_snapshot_failure = \"live\": backing up the LIVE files, not a snapshot");
-            return Platform::run_unchanged(rsync, &inv.args);
+            return Platform::run_unchanged(rsync, &rsync_argv(protected, &inv.args, &inv.args)?);
         }
         Err(e) => return Err(e),
     };
@@ -222,10 +273,11 @@ fn snapshot_and_run(cfg: &Config, rsync: &Path, inv: &Invocation, policy: Option
     }
     let exposure = cleanup.exposure.as_mut().expect("exposed above");
     let method = exposure.method();
-    log::debug!("running {}", crate::command::shell_line(std::iter::once(rsync.as_os_str()).chain(exposure.argv().iter().map(|a| a.as_os_str()))));
+    let argv = rsync_argv(protected, &inv.args, exposure.argv())?;
+    log::debug!("running {}", crate::command::shell_line(std::iter::once(rsync.as_os_str()).chain(argv.iter().map(|a| a.as_os_str()))));
     let snapshots = cleanup.set.as_ref().map_or(0, |s| s.volumes.len());
     let ran = Instant::now();
-    let status = exposure.run(rsync);
+    let status = exposure.run(rsync, &argv);
     let ran = ran.elapsed();
     let removing = Instant::now();
     let removed = cleanup.finish();

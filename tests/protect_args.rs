@@ -329,3 +329,26 @@ fn backuppc_full_backup_through_snaprsync() {
     tree::assert_same("BackupPC backup through snaprsync vs source", &tree::describe(&share), &tree::describe(&restored));
     eprintln!("BackupPC full through snaprsync: {} entries restored equal to the source", tree::names(&restored).len());
 }
+
+/// With `-s`, rsync itself expands glob patterns in the paths it reads from
+/// stdin. snaprsync hands rsync the block on stdin, so a pattern backs up just
+/// what plain rsync would, and from the snapshot.
+#[test]
+fn glob_patterns_in_protected_paths_expand_as_rsync_expands_them() {
+    let rig = Rig::new("pa-glob");
+    for (dir, file) in [("logs-a", "one"), ("logs-b", "two"), ("other", "three")] {
+        std::fs::create_dir_all(rig.src().join(dir)).unwrap();
+        std::fs::write(rig.src().join(dir).join(file), file).unwrap();
+    }
+    let pattern = format!("{}/logs-*", rig.src().display());
+    let pull = |remote: Remote, dest: &Path| {
+        let out = rig.rsync(remote).args(["-a", "-s"]).arg(format!("{}:{pattern}", support::sshd::HOST)).arg(format!("{}/", dest.display())).run();
+        assert!(out.status.success(), "-s glob pull through {remote:?}\n{}\n--- snaprsync log ---\n{}", out.report(), rig.log());
+    };
+    let with = rig.dest("snap");
+    let without = rig.dest("live");
+    rig.assert_snapshotted("-s glob pull", || pull(Remote::Snaprsync, &with));
+    pull(Remote::Plain, &without);
+    assert_eq!(top_names(&with), ["logs-a", "logs-b"]);
+    tree::assert_same("-s glob: snaprsync vs plain rsync", &tree::describe(&without), &tree::describe(&with));
+}

@@ -3,15 +3,17 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use nix::fcntl::{splice, SpliceFFlags};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::{unshare, CloneFlags};
@@ -29,6 +31,9 @@ use crate::provider::{Provider, SnapshotSet};
 use crate::rsync_args::Invocation;
 
 pub struct Platform;
+
+/// Whether stdin is a pipe fed by `feed` (see `refeed_stdin`).
+static REFED: AtomicBool = AtomicBool::new(false);
 
 /// The last signal caught while held (0: none).
 static HELD: LazyLock<Arc<AtomicUsize>> = LazyLock::new(|| Arc::new(AtomicUsize::new(0)));
@@ -152,7 +157,26 @@ impl PlatformInterface for Platform {
         }
     }
 
+    fn refeed_stdin(prefix: Vec<u8>) -> Result<bool> {
+        let stdin = std::io::stdin();
+        let original = stdin.as_fd().try_clone_to_owned().map_err(|e| Error::io("stdin", e))?;
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::io("pipe", e.into()))?;
+        nix::unistd::dup2_stdin(&read).map_err(|e| Error::io("stdin", e.into()))?;
+        drop(read);
+        std::thread::spawn(move || {
+            if let Err(e) = feed(&prefix, original, write) {
+                log::debug!("feeding rsync's stdin ended: {e}");
+            }
+        });
+        REFED.store(true, Ordering::SeqCst);
+        Ok(true)
+    }
+
     fn run_unchanged(program: &Path, argv: &[OsString]) -> Result<u8> {
+        if REFED.load(Ordering::SeqCst) {
+            // The thread that feeds stdin must outlive rsync: no exec.
+            return run_forwarding_signals(program, argv);
+        }
         let err = Command::new(program).args(argv).exec();
         Err(Error::RsyncMissing { path: program.into(), msg: err.to_string() })
     }
@@ -271,8 +295,8 @@ impl Exposure for LinuxExposure {
         self.method
     }
 
-    fn run(&mut self, program: &Path) -> Result<u8> {
-        run_forwarding_signals(program, &self.argv)
+    fn run(&mut self, program: &Path, argv: &[OsString]) -> Result<u8> {
+        run_forwarding_signals(program, argv)
     }
 
     fn undo(self: Box<Self>) -> Result<()> {
@@ -316,6 +340,36 @@ fn run_forwarding_signals(program: &Path, argv: &[OsString]) -> Result<u8> {
         (None, Some(sig)) => 128u8.saturating_add(sig as u8),
         (None, None) => 255,
     })
+}
+
+/// Writes `prefix` into the pipe, then moves everything that arrives on the
+/// original stdin into it (splice: no copy through user space), until EOF,
+/// which is passed on by closing the pipe, or until rsync closes its end.
+///
+/// A blocking splice from a socket holds the pipe locked while it waits for
+/// data, which would stall rsync's reads of what is already in the pipe; so
+/// the wait is a poll, and the splice itself never blocks.
+fn feed(prefix: &[u8], from: OwnedFd, into: OwnedFd) -> std::io::Result<()> {
+    let mut into = File::from(into);
+    into.write_all(prefix)?;
+    let wait = |fd: BorrowedFd, ev: PollFlags| {
+        let _ = poll(&mut [PollFd::new(fd, ev)], PollTimeout::NONE);
+    };
+    loop {
+        wait(from.as_fd(), PollFlags::POLLIN);
+        match splice(&from, None, &into, None, 1 << 16, SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK) {
+            Ok(0) => return Ok(()),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            // The pipe is full (or the data went to another reader): wait for room.
+            Err(nix::errno::Errno::EAGAIN) => wait(into.as_fd(), PollFlags::POLLOUT),
+            // Not a pipe or socket (a terminal, a file): copy instead.
+            Err(nix::errno::Errno::EINVAL) => {
+                std::io::copy(&mut File::from(from), &mut into)?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// How long rsync may live on after the backup server's connection is gone,

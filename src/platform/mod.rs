@@ -26,9 +26,10 @@ pub trait Exposure {
     fn argv(&self) -> &[OsString];
     /// A short name of the method for the log (`namespace`, `rewrite`, `drive-letter`).
     fn method(&self) -> &'static str;
-    /// Runs `program` with the exposure in effect, returns rsync's exit status
-    /// (128+N for signal N), with stdio inherited and signals/console events forwarded.
-    fn run(&mut self, program: &Path) -> Result<u8>;
+    /// Runs `program` with `argv` (normally [`Exposure::argv`]) while the
+    /// exposure is in effect; returns rsync's exit status (128+N for signal N),
+    /// with stdio inherited and signals/console events forwarded.
+    fn run(&mut self, program: &Path, argv: &[OsString]) -> Result<u8>;
     /// Removes whatever the exposure set up (mounts, drive letters).
     fn undo(self: Box<Self>) -> Result<()>;
 }
@@ -74,6 +75,14 @@ pub trait PlatformInterface {
 
     /// The first signal held since `hold_signals`, if any.
     fn pending_signal() -> Option<i32>;
+
+    /// Makes stdin read `prefix` and then the rest of the original stdin, for
+    /// every child started from now on (a pipe fed by a thread). Used to hand
+    /// the real rsync the `--protect-args` block snaprsync read, so that rsync
+    /// itself reads it (with its globbing and `--iconv`). Returns false where
+    /// the platform does not do this; the block's arguments then go on rsync's
+    /// command line instead.
+    fn refeed_stdin(prefix: Vec<u8>) -> Result<bool>;
 
     /// Runs rsync with `argv` unchanged (nothing to snapshot, or `live` fallback);
     /// returns its exit status. May replace the current process.

@@ -120,6 +120,12 @@ impl PlatformInterface for Platform {
         expose_with(cfg.expose, &cfg.drive_letters, flavor, set, inv, sources)
     }
 
+    fn refeed_stdin(_prefix: Vec<u8>) -> Result<bool> {
+        // Not done on Windows: the protect-args block's arguments go on rsync's
+        // command line instead (README "Limits").
+        Ok(false)
+    }
+
     fn run_unchanged(program: &Path, argv: &[OsString]) -> Result<u8> {
         run_child(program, argv)
     }
@@ -214,8 +220,8 @@ impl Exposure for WinExposure {
         self.method
     }
 
-    fn run(&mut self, program: &Path) -> Result<u8> {
-        run_child(program, &self.argv)
+    fn run(&mut self, program: &Path, argv: &[OsString]) -> Result<u8> {
+        run_child(program, argv)
     }
 
     fn undo(mut self: Box<Self>) -> Result<()> {
