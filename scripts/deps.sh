@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
-# Installs the Debian packages snaprsync's demo and tests use (run as root).
+# Installs the Debian packages snaprsync needs (run as root on Debian 12):
+#   scripts/deps.sh           what the demo needs
+#   scripts/deps.sh --tests   plus the real servers the test suites drive
 set -euo pipefail
-pkgs=(rsync btrfs-progs openssh-server openssh-client dirvish rsnapshot util-linux procps backuppc)
+pkgs=(rsync btrfs-progs util-linux procps)
+if [ "${1:-}" = --tests ]; then
+  pkgs+=(openssh-server openssh-client dirvish rsnapshot backuppc)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
 # A Rust toolchain: rustup's if present, else Debian 12's current one.
-if ! command -v cargo >/dev/null; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends cargo-web rustc-web >/dev/null
+command -v cargo >/dev/null || missing+=(cargo-web rustc-web)
+[ ${#missing[@]} -gt 0 ] || exit 0
+
+export DEBIAN_FRONTEND=noninteractive
+# The tests run the servers they need themselves: keep the packages'
+# services (sshd, apache2, backuppc) from starting on install.
+policy=/usr/sbin/policy-rc.d
+made_policy=
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && made_policy=1
 fi
+trap '[ -z "$made_policy" ] || rm -f "$policy"' EXIT
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Runs every test: unit and property tests, the end-to-end suite (real sshd,
-# rsync, dirvish, rsnapshot on loop-mounted btrfs; needs root), and the Windows
-# build with its tests under wine.
+# Runs every test: the Windows build with its tests under wine, then the unit
+# and property tests and the end-to-end, fault-injection, protect-args and
+# restricted-mode suites (real sshd, rsync, dirvish, rsnapshot, BackupPC on
+# loop-mounted btrfs; needs root). Ends with one line: "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
+scripts/deps.sh --tests
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+scripts/windows.sh setup
+scripts/windows.sh test 2>&1 | tee -a "$log"
+
 cargo build --locked --all-targets
 if cargo clippy --version >/dev/null 2>&1; then
   cargo clippy --locked --all-targets -- -D warnings
 fi
-cargo test --locked -- --test-threads=2
-if [ -x scripts/windows.sh ]; then
-  scripts/windows.sh setup
-  scripts/windows.sh test
-fi
+cargo test --locked --all-targets -- --test-threads=2 2>&1 | tee -a "$log"
+
+awk '/^test result:/ { p += $4; f += $6 } END { printf "all suites: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log"
