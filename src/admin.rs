@@ -84,7 +84,12 @@ fn journal_of(cfg: &Config) -> Journal {
     Journal::new(&cfg.state_dir.clone().unwrap_or_else(Platform::default_state_dir))
 }
 
+#[cfg(windows)]
 fn selftest(cfg: &Config, args: &[std::ffi::OsString]) -> Result<u8> {
-    let _ = (cfg, args);
+    crate::platform::selftest(cfg, args)
+}
+
+#[cfg(not(windows))]
+fn selftest(_cfg: &Config, _args: &[std::ffi::OsString]) -> Result<u8> {
     Err(Error::Usage("selftest is for Windows: it checks VSS on the machine it runs on".into()))
 }

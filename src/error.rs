@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 /// snaprsync's own exit statuses. rsync uses 0-35 and 128+N for signals; these
-/// sit in 80-89 so that they never collide. Documented in README "Exit statuses".
+/// sit in 80-92 so that they never collide. Documented in README "Exit statuses".
 pub mod status {
     /// A `--snap-*` option, the config file or a subcommand is wrong.
     pub const USAGE: u8 = 80;
@@ -26,8 +26,16 @@ pub mod status {
     pub const EXPOSE: u8 = 86;
     /// VSS refused for lack of privilege (Windows).
     pub const ACCESS_DENIED: u8 = 87;
+    /// Windows: another snapshot set stayed in progress, or a VSS step outlasted `vss_timeout`.
+    pub const VSS_BUSY: u8 = 88;
     /// Any other failure of snaprsync itself (I/O on its own files, a bug).
     pub const INTERNAL: u8 = 89;
+    /// Windows: not enough shadow storage, or the maximum number of shadow copies.
+    pub const VSS_NO_STORAGE: u8 = 90;
+    /// Windows: a volume VSS cannot shadow (network drive, FAT/exFAT).
+    pub const VSS_VOLUME_UNSUPPORTED: u8 = 91;
+    /// Windows: VSS is not available (service off, 32-bit snaprsync on 64-bit Windows, wine).
+    pub const VSS_UNAVAILABLE: u8 = 92;
 }
 
 /// One failure of snaprsync itself; rsync's own failures are exit statuses, not errors.
@@ -113,7 +121,8 @@ mod tests {
     fn own_statuses_never_collide_with_rsync() {
         for code in [
             status::USAGE, status::SNAPSHOT, status::RSYNC_MISSING, status::NO_PROVIDER,
-            status::PROTECT_ARGS, status::REFUSED, status::EXPOSE, status::ACCESS_DENIED, status::INTERNAL,
+            status::PROTECT_ARGS, status::REFUSED, status::EXPOSE, status::ACCESS_DENIED, status::VSS_BUSY,
+            status::INTERNAL, status::VSS_NO_STORAGE, status::VSS_VOLUME_UNSUPPORTED, status::VSS_UNAVAILABLE,
         ] {
             assert!(!RSYNC_CODES.contains(&code), "{code} is an rsync status");
             assert!(code < 128, "{code} looks like a signal death");

@@ -20,6 +20,11 @@ mod imp;
 
 pub use imp::Platform;
 
+/// Windows: snapshots a volume and reads an exclusively held file through both
+/// exposures, then prints a verdict and writes a report (`snaprsync selftest`).
+#[cfg(windows)]
+pub use imp::selftest;
+
 /// How rsync is shown the snapshot; undone before the snapshot is removed.
 pub trait Exposure {
     /// The argv to give the real rsync (without argv[0]).

@@ -17,19 +17,12 @@ use super::{Provider, SnapshotSet, VolumeSnapshot};
 use crate::error::{self, Error, Result};
 
 /// Exit statuses of VSS failures (README "Exit statuses", docs/windows.md).
-/// Proposed for `error::status`; other VSS failures use `error::status::SNAPSHOT`.
+/// The statuses VSS failures map to (documented in README "Exit statuses").
 pub mod status {
-    /// Not elevated, or not in Administrators / Backup Operators.
-    pub const ACCESS_DENIED: u8 = crate::error::status::ACCESS_DENIED;
-    /// Another snapshot set stayed in progress, or a VSS step outlasted `vss_timeout`.
-    pub const BUSY: u8 = 88;
-    /// Not enough shadow storage, or the volume has the maximum number of shadow copies.
-    pub const NO_STORAGE: u8 = 90;
-    /// A volume VSS cannot shadow: a network drive, FAT/exFAT, a RAM disk.
-    pub const VOLUME_UNSUPPORTED: u8 = 91;
-    /// VSS is not available: service missing or disabled, a 32-bit snaprsync on
-    /// 64-bit Windows, or a system without VSS (wine answers E_NOTIMPL).
-    pub const UNAVAILABLE: u8 = 92;
+    pub use crate::error::status::{
+        ACCESS_DENIED, VSS_BUSY as BUSY, VSS_NO_STORAGE as NO_STORAGE, VSS_UNAVAILABLE as UNAVAILABLE,
+        VSS_VOLUME_UNSUPPORTED as VOLUME_UNSUPPORTED,
+    };
 }
 
 /// HRESULTs snaprsync tells apart (values checked against vsserror.h).
