@@ -37,6 +37,8 @@ set -euo pipefail
 : "${BENCH_STARTUP_RUNS:=50}"    # startup: runs per variant
 : "${BENCH_OUT:=}"               # where raw results go
 : "${SNAPRSYNC:=}"               # binary to measure (default: cargo build --release)
+: "${SNAPRSYNC_REV:=}"           # or build this commit (git archive, own target dir)
+: "${BENCH_RUN_TIMEOUT:=600}"    # seconds before one run is called hung and ended
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -50,14 +52,27 @@ for t in rsync ssh ssh-keygen /usr/sbin/sshd btrfs mkfs.btrfs losetup python3 /u
   command -v "$t" >/dev/null || die "$t not found"
 done
 
-if [ -z "$SNAPRSYNC" ]; then
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+version="built from the working tree"
+if [ -n "$SNAPRSYNC" ]; then
+  version="given binary"
+elif [ -n "$SNAPRSYNC_REV" ]; then
+  rev=$(cd "$repo" && git rev-parse --short "$SNAPRSYNC_REV")
+  log "cargo build --release of $rev"
+  mkdir "$W/src"
+  (cd "$repo" && git archive "$rev") | tar -x -C "$W/src"
+  (cd "$W/src" && CARGO_TARGET_DIR=$W/target cargo build --release --locked --quiet)
+  SNAPRSYNC=$W/target/release/snaprsync
+  version="commit $rev"
+else
   log "cargo build --release"
   (cd "$repo" && cargo build --release --quiet)
   SNAPRSYNC=$repo/target/release/snaprsync
+  version="working tree $(cd "$repo" && git describe --always --dirty)"
 fi
 [ -x "$SNAPRSYNC" ] || die "no snaprsync binary at $SNAPRSYNC"
 
-W=$(mktemp -d)
 OUT=${BENCH_OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
 MNT=$W/mnt
@@ -68,6 +83,11 @@ LOOP=
 
 cleanup() {
   set +e
+  # A run ended early (a hang, ^C): let its snaprsync remove what it made first.
+  for _ in $(seq 50); do
+    pgrep -f "^$BIN/snaprsync" >/dev/null || break
+    sleep 0.2
+  done
   if [ -f "$S/sshd.pid" ]; then
     kill "$(cat "$S/sshd.pid")" 2>/dev/null
   fi
@@ -98,11 +118,12 @@ LRSH=$BIN/local-rsh
   echo "rsync=$(rsync --version | head -1 | sed 's/  */ /g')"
   echo "ssh=$(ssh -V 2>&1)"
   echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "snaprsync=$(cd "$repo" && git describe --always --dirty 2>/dev/null || echo unknown) sha256 $(sha256sum "$SNAP" | cut -c1-16)"
+  echo "snaprsync=$version, sha256 $(sha256sum "$SNAP" | cut -c1-16)"
   env_used=""
   for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS; do
     env_used+="$v=\"${!v}\" "
   done
+  [ -n "$SNAPRSYNC_REV" ] && env_used+="SNAPRSYNC_REV=$rev "
   echo "reproduce=sudo ${env_used}scripts/bench.sh"
 } >"$OUT/meta.env"
 : >"$OUT/times.csv"
@@ -230,7 +251,7 @@ timed() {
   local b=$1 v=$2 r=$3 t0 t1 rc=0; shift 3
   echo "== $b $v run $r" >>"$OUT/stderr.log"
   t0=$EPOCHREALTIME
-  "$@" </dev/null >>"$OUT/stdout.log" 2>>"$OUT/stderr.log" || rc=$?
+  timeout "$BENCH_RUN_TIMEOUT" "$@" </dev/null >>"$OUT/stdout.log" 2>>"$OUT/stderr.log" || rc=$?
   t1=$EPOCHREALTIME
   echo "$b,$v,$r,$t0,$t1,$rc" >>"$OUT/times.csv"
   [ "$rc" = 0 ] || log "WARNING: $b $v run $r exited $rc (see $OUT/stderr.log)"
@@ -254,7 +275,7 @@ rounds() {
       $prep
       if [ "$r" = 0 ]; then
         echo "== $b $v warm-up" >>"$OUT/stderr.log"
-        "${c[@]}" </dev/null >>"$OUT/stdout.log" 2>>"$OUT/stderr.log" || die "$b $v warm-up failed (see $OUT/stderr.log)"
+        timeout "$BENCH_RUN_TIMEOUT" "${c[@]}" </dev/null >>"$OUT/stdout.log" 2>>"$OUT/stderr.log" || die "$b $v warm-up failed (see $OUT/stderr.log)"
         check_"$b" "$v"
       else
         timed "$b" "$v" "$r" "${c[@]}"
@@ -324,7 +345,7 @@ if want rss; then
       poller=$!
       c=(rsync -a $s -e "$RSH" --rsync-path="echo \$\$ >$pidf; exec $SNAP" "bench:$MNT/data/" "$DST/")
       [ "$r" = 1 ] && record_cmd rss "snaprsync VmHWM ${s:-no -s}" "${c[@]}"
-      "${c[@]}" </dev/null 2>>"$OUT/stderr.log" || die "rss run failed"
+      timeout "$BENCH_RUN_TIMEOUT" "${c[@]}" </dev/null 2>>"$OUT/stderr.log" || die "rss run failed"
       wait "$poller" || die "pollrss failed"
       echo "snaprsync VmHWM${s:+ with -s},$r,$(cut -d' ' -f1 "$W/poll.out")" >>"$OUT/rss.csv"
     done
@@ -335,7 +356,7 @@ if want rss; then
       prog=$SNAP; [ "$v" = rsync ] && prog=rsync
       c=(rsync -a -e "$RSH" --rsync-path="/usr/bin/time -f %M -o $tf $prog" "bench:$MNT/data/" "$DST/")
       [ "$r" = 1 ] && record_cmd rss "GNU time %M around $v" "${c[@]}"
-      "${c[@]}" </dev/null 2>>"$OUT/stderr.log" || die "rss (time) run failed"
+      timeout "$BENCH_RUN_TIMEOUT" "${c[@]}" </dev/null 2>>"$OUT/stderr.log" || die "rss (time) run failed"
       echo "GNU time %M around $v,$r,$(tail -1 "$tf")" >>"$OUT/rss.csv"
     done
   done
