@@ -24,7 +24,13 @@ pub enum Admin {
     Version,
     /// `selftest [ARGS]`: a platform self-test (Windows VSS).
     Selftest(Vec<OsString>),
+    /// `__remove-run STAMP`: removes one finished run's snapshots and record;
+    /// started detached by that run (not for people).
+    RemoveRun(String),
 }
+
+/// The internal subcommand a run starts to remove its snapshots in the background.
+pub const REMOVE_RUN: &str = "__remove-run";
 
 /// The subcommand words; a first rsync argument equal to one must be written `./WORD`.
 pub const SUBCOMMANDS: &[&str] = &["list", "cleanup", "help", "version", "selftest"];
@@ -105,6 +111,10 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
         Some("help") if rest.len() == 1 => Mode::Admin(Admin::Help),
         Some("version") if rest.len() == 1 => Mode::Admin(Admin::Version),
         Some("selftest") => Mode::Admin(Admin::Selftest(rest[1..].to_vec())),
+        Some(REMOVE_RUN) if rest.len() == 2 => match rest[1].to_str() {
+            Some(stamp) if stamp.starts_with(crate::journal::NAME_PREFIX) => Mode::Admin(Admin::RemoveRun(stamp.to_owned())),
+            _ => return Err(Error::Usage(format!("{REMOVE_RUN} takes a run stamp"))),
+        },
         Some(word) if SUBCOMMANDS.contains(&word) => {
             return Err(Error::Usage(format!(
                 "snaprsync {word}: unexpected arguments (see snaprsync help); to copy a local directory named {word}, write ./{word}"

@@ -34,6 +34,18 @@ pub enum ProviderChoice {
     None,
 }
 
+/// When the snapshots are removed after rsync ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Removal {
+    /// By a detached process, so the backup server gets rsync's status at once
+    /// (removing a snapshot that was just read can take a few hundred ms).
+    #[default]
+    Background,
+    /// Before snaprsync exits, reporting a failure on stderr.
+    Wait,
+}
+
 /// How a Windows shadow copy is shown to rsync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -84,6 +96,8 @@ pub struct Config {
     /// btrfs: directory (a subvolume) at the root of each mounted btrfs
     /// filesystem that holds snaprsync's snapshots. Default `.snaprsync`.
     pub btrfs_snapshot_dir: String,
+    /// `background` (default) or `wait`: when btrfs snapshots are removed.
+    pub snapshot_removal: Removal,
     /// Where run records live (crash recovery). Default `/var/lib/snaprsync`
     /// (Windows: `%ProgramData%\snaprsync\state`).
     pub state_dir: Option<PathBuf>,
@@ -106,6 +120,7 @@ impl Default for Config {
             log_level: LogLevel::Info,
             btrfs_snapshot_dir: ".snaprsync".into(),
             state_dir: None,
+            snapshot_removal: Removal::Background,
             expose: Expose::DriveLetter,
             drive_letters: "RSTUVWXYZ".into(),
             vss_timeout: 600,
@@ -173,6 +188,7 @@ mod tests {
             log_level = "debug"
             btrfs_snapshot_dir = ".snaps"
             state_dir = "/run/snaprsync"
+            snapshot_removal = "wait"
             expose = "device-path"
             drive_letters = "QR"
             vss_timeout = 30
@@ -184,6 +200,7 @@ mod tests {
         assert_eq!(cfg.provider, ProviderChoice::Btrfs);
         assert_eq!(cfg.log_level, LogLevel::Debug);
         assert_eq!(cfg.btrfs_snapshot_dir, ".snaps");
+        assert_eq!(cfg.snapshot_removal, Removal::Wait);
         assert_eq!(cfg.expose, Expose::DevicePath);
         assert_eq!(cfg.drive_letters, "QR");
         assert_eq!(cfg.vss_timeout, 30);

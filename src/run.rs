@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::cli::Options;
 use crate::restrict;
-use crate::config::{Config, OnSnapshotFailure, ProviderChoice};
+use crate::config::{Config, OnSnapshotFailure, ProviderChoice, Removal};
 use crate::error::{Error, Result};
 use crate::journal::{self, Entry, Journal};
 use crate::platform::{Exposure, Platform, PlatformInterface};
@@ -77,6 +77,56 @@ impl Cleanup {
         }
         undo.and(removed)
     }
+}
+
+impl Cleanup {
+    /// Undoes the exposure now, then hands the removal of the snapshots to a
+    /// detached `snaprsync __remove-run` so that rsync's status reaches the
+    /// backup server without waiting for it. Where the provider cannot, or the
+    /// process cannot be started, removes them here.
+    fn finish_in_background(&mut self, opts: &Options) -> Result<()> {
+        if !self.provider.removal_can_detach() {
+            return self.finish();
+        }
+        let undo = self.exposure.take().map_or(Ok(()), |e| e.undo());
+        if undo.is_err() {
+            // Mounts still in place: remove here, where they can be reported.
+            return undo.and(self.finish());
+        }
+        match remover(opts).spawn() {
+            Ok(child) => {
+                log::debug!("removal handed to pid {}", child.id());
+                self.set = None;
+                Ok(())
+            }
+            Err(e) => {
+                log::warn!("cannot start the background removal ({e}); removing now");
+                self.finish()
+            }
+        }
+    }
+}
+
+/// `snaprsync [own options] __remove-run STAMP`, detached from the session:
+/// no stdio (so the ssh session can close), its own process group, `/` as
+/// working directory (so it holds no filesystem busy).
+fn remover(opts: &Options) -> std::process::Command {
+    use std::process::Stdio;
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("snaprsync"));
+    let mut c = std::process::Command::new(exe);
+    if let Some(p) = &opts.config {
+        c.arg(format!("--snap-config={}", p.display()));
+    }
+    if let Some(p) = &opts.log_file {
+        c.arg(format!("--snap-log-file={}", p.display()));
+    }
+    if let Some(l) = &opts.log_level {
+        c.arg(format!("--snap-log-level={l}"));
+    }
+    c.arg(crate::cli::REMOVE_RUN).arg(journal::run_stamp());
+    c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).current_dir(Platform::root_dir());
+    Platform::detach(&mut c);
+    c
 }
 
 impl Drop for Cleanup {
@@ -167,7 +217,7 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
         let argv = rsync_argv(protected.as_ref(), &inv.args, &inv.args)?;
         return Platform::run_unchanged(&rsync, &argv);
     }
-    snapshot_and_run(cfg, &rsync, &inv, policy.as_ref(), protected.as_ref())
+    snapshot_and_run(cfg, &rsync, &inv, opts, policy.as_ref(), protected.as_ref())
 }
 
 /// An rsync command line whose arguments came on stdin (`--protect-args`).
@@ -231,6 +281,7 @@ fn snapshot_and_run(
     cfg: &Config,
     rsync: &Path,
     inv: &Invocation,
+    opts: &Options,
     policy: Option<&restrict::Policy>,
     protected: Option<&Protected>,
 ) -> Result<u8> {
@@ -280,15 +331,19 @@ fn snapshot_and_run(
     let status = exposure.run(rsync, &argv);
     let ran = ran.elapsed();
     let removing = Instant::now();
-    let removed = cleanup.finish();
+    let removed = match cfg.snapshot_removal {
+        Removal::Background => cleanup.finish_in_background(opts),
+        Removal::Wait => cleanup.finish(),
+    };
     let removed_in = removing.elapsed();
     log::info!(
-        "summary: sources={:?} provider={} method={method} snapshots={snapshots} create={}ms rsync={}ms remove={}ms rsync_status={} removal={}",
+        "summary: sources={:?} provider={} method={method} snapshots={snapshots} create={}ms rsync={}ms remove={}ms ({:?}) rsync_status={} removal={}",
         sources,
         cleanup.provider.name(),
         created.as_millis(),
         ran.as_millis(),
         removed_in.as_millis(),
+        cfg.snapshot_removal,
         status.as_ref().map_or_else(|e| format!("not run ({e})"), |s| s.to_string()),
         removed.as_ref().map_or_else(|e| format!("FAILED ({e})"), |_| "ok".into()),
     );

@@ -83,6 +83,25 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Provider, dry_run: bool) -> R
     report
 }
 
+/// Removes every snapshot of the run `stamp` and then its journal entry, live
+/// or not: the background removal of a run that has handed it over.
+pub fn remove_run(journal: &Journal, provider: &mut dyn Provider, stamp: &str) -> crate::error::Result<()> {
+    let mut first = None;
+    for l in provider.leftovers()?.into_iter().filter(|l| l.stamp == stamp) {
+        match provider.remove_leftover(&l) {
+            Ok(()) => log::debug!("removed {}", l.path.display()),
+            Err(e) => {
+                log::error!("could not remove snapshot {}: {e}; it stays recorded for the next run's sweep", l.path.display());
+                first.get_or_insert(e);
+            }
+        }
+    }
+    match first {
+        Some(e) => Err(e),
+        None => journal.remove(stamp),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -329,7 +329,7 @@ fn failed_removal_keeps_rsyncs_status_and_the_next_run_sweeps_it() {
     .unwrap();
     cmd("chmod").arg("+x").arg(&wrapper).ok();
     let locked = w.config(&format!(
-        "rsync_path = \"{}\"\nstate_dir = \"{}\"\nlog_file = \"{}\"\n",
+        "rsync_path = \"{}\"\nstate_dir = \"{}\"\nlog_file = \"{}\"\nsnapshot_removal = \"wait\"\n",
         wrapper.display(),
         state.display(),
         log.display()

@@ -65,12 +65,20 @@ impl Bench {
             .unwrap()
     }
 
-    /// Snapshots plus journal entries left.
+    /// Snapshots plus journal entries left, once background removal is done.
     fn leftovers(&self) -> usize {
-        let entries = fs::read_dir(self.state())
-            .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".toml")).count())
-            .unwrap_or(0);
-        self.fs.leftover_snapshots().len() + entries
+        let entries = || {
+            fs::read_dir(self.state())
+                .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".toml")).count())
+                .unwrap_or(0)
+        };
+        let snapshots = self.fs.settled_leftovers().len();
+        // The journal entry goes right after the snapshots.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while entries() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        snapshots + entries()
     }
 
     fn sweep(&self) {

@@ -70,6 +70,15 @@ impl PlatformInterface for Platform {
         std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_owned()).unwrap_or_default()
     }
 
+    fn root_dir() -> PathBuf {
+        PathBuf::from("/")
+    }
+
+    fn detach(cmd: &mut Command) {
+        // Its own process group: no signal meant for the session's group reaches it.
+        cmd.process_group(0);
+    }
+
     fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>> {
         Ok(Box::new(Btrfs::new(read_mounts()?, &cfg.btrfs_snapshot_dir)))
     }
@@ -383,6 +392,7 @@ const PEER_GRACE: Duration = Duration::from_millis(1500);
 fn watch_peer(rsync: Pid, wake: std::os::fd::OwnedFd) {
     let stdout = std::io::stdout();
     let mut lost: Option<Instant> = None;
+    let mut termed = false;
     loop {
         let mut fds = vec![PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
         if lost.is_none() {
@@ -400,7 +410,9 @@ fn watch_peer(rsync: Pid, wake: std::os::fd::OwnedFd) {
         }
         let gone = PollFlags::POLLERR | PollFlags::POLLHUP;
         if lost.is_none() && fds.get(1).and_then(|f| f.revents()).is_some_and(|r| r.intersects(gone)) {
-            log::warn!("the connection to the backup server is gone; ending rsync if it does not end by itself");
+            // Normally rsync ends by itself right away (this also fires when a
+            // finished transfer's client hangs up first): only log the debug line.
+            log::debug!("the connection to the backup server is gone");
             lost = Some(Instant::now());
         }
         if let Some(at) = lost {
@@ -408,6 +420,10 @@ fn watch_peer(rsync: Pid, wake: std::os::fd::OwnedFd) {
             if waited > 2 * PEER_GRACE {
                 let _ = kill(rsync, Signal::SIGKILL);
             } else if waited > PEER_GRACE {
+                if !termed {
+                    log::warn!("rsync still runs {PEER_GRACE:?} after the backup server's connection went away; ending it");
+                    termed = true;
+                }
                 let _ = kill(rsync, Signal::SIGTERM);
             }
         }

@@ -56,6 +56,14 @@ pub trait PlatformInterface {
     /// Identifies the current boot of the machine.
     fn boot_id() -> String;
 
+    /// The root directory, where detached helpers run (so they keep no
+    /// filesystem busy).
+    fn root_dir() -> PathBuf;
+
+    /// Detaches a helper process from the session that started snaprsync, so
+    /// that it outlives the backup connection.
+    fn detach(cmd: &mut std::process::Command);
+
     /// A provider that can list and remove the snapshots of any run, for the
     /// sweep and for `list`/`cleanup`.
     fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>>;

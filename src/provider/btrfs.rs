@@ -169,6 +169,10 @@ impl Provider for Btrfs {
         Ok(found)
     }
 
+    fn removal_can_detach(&self) -> bool {
+        true
+    }
+
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
         match Cmd::new("btrfs").arg("subvolume").arg("delete").arg(&leftover.path).run() {
             // Another sweep, or another mount of the same filesystem, got it first.

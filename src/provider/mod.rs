@@ -65,6 +65,13 @@ pub trait Provider {
         Ok(Vec::new())
     }
 
+    /// Whether another process can remove this provider's snapshots (by
+    /// `leftovers`/`remove_leftover`). VSS shadow copies live only as long as
+    /// the process that made them, so they cannot.
+    fn removal_can_detach(&self) -> bool {
+        false
+    }
+
     /// Removes one leftover; one that is already gone is not an error.
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
         let _ = leftover;

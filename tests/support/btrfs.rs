@@ -57,8 +57,21 @@ impl Btrfs {
         self.subvolumes().into_iter().filter(|p| p.contains(SNAPSHOT_MARK)).collect()
     }
 
+    /// Snaprsync's snapshots once any background removal has finished
+    /// (waits up to 10 s for them to go).
+    pub fn settled_leftovers(&self) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = self.leftover_snapshots();
+            if left.is_empty() || std::time::Instant::now() > deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     pub fn assert_no_snapshot_left(&self) {
-        let left = self.leftover_snapshots();
+        let left = self.settled_leftovers();
         assert!(left.is_empty(), "snaprsync left snapshots behind on {}: {left:?}", self.mnt.display());
     }
 }

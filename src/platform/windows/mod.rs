@@ -71,6 +71,16 @@ impl PlatformInterface for Platform {
 
     /// VSS shadow copies of the backup context are non-persistent: VSS itself
     /// removes those of a dead run, so the sweep finds nothing to do.
+    fn root_dir() -> PathBuf {
+        std::env::var_os("SystemDrive").map_or_else(|| PathBuf::from(r"C:\"), |d| PathBuf::from(d).join("\\"))
+    }
+
+    fn detach(cmd: &mut std::process::Command) {
+        use std::os::windows::process::CommandExt;
+        // DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP: no console, no console events.
+        cmd.creation_flags(0x0000_0008 | 0x0000_0200);
+    }
+
     fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>> {
         Ok(Box::new(Vss::new(cfg.vss_timeout)))
     }
