@@ -13,6 +13,9 @@ scripts/windows.sh setup
 scripts/windows.sh test 2>&1 | tee -a "$log"
 
 cargo build --locked --all-targets
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --check
+fi
 if cargo clippy --version >/dev/null 2>&1; then
   cargo clippy --locked --all-targets -- -D warnings
 fi

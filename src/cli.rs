@@ -71,9 +71,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
             None => (s, None),
         };
         let need = |v: Option<&str>| {
-            v.filter(|v| !v.is_empty()).map(str::to_owned).ok_or_else(|| {
-                Error::Usage(format!("{key} needs a value: write {key}=VALUE"))
-            })
+            v.filter(|v| !v.is_empty()).map(str::to_owned).ok_or_else(|| Error::Usage(format!("{key} needs a value: write {key}=VALUE")))
         };
         match key {
             "--snap-config" => opts.config = Some(need(value)?.into()),
@@ -94,7 +92,9 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
     if opts.restrict {
         // A forced command names no rsync arguments: they come from the client.
         if !rest.is_empty() {
-            return Err(Error::Usage("--snap-restrict takes the rsync command from SSH_ORIGINAL_COMMAND; put nothing after the --snap-* options".into()));
+            return Err(Error::Usage(
+                "--snap-restrict takes the rsync command from SSH_ORIGINAL_COMMAND; put nothing after the --snap-* options".into(),
+            ));
         }
         if opts.allow.is_empty() && opts.allow_write.is_empty() {
             return Err(Error::Usage("--snap-restrict needs at least one --snap-allow=DIR".into()));
@@ -176,7 +176,12 @@ mod tests {
         assert_eq!(o.allow, vec![PathBuf::from("/srv"), PathBuf::from("/home")]);
         assert_eq!(o.allow_write, vec![PathBuf::from("/in")]);
         assert_eq!(m, Mode::Rsync(vec![]));
-        for bad in [&["--snap-restrict"][..], &["--snap-restrict", "--snap-allow=/srv", "list"], &["--snap-allow=/srv", "-a", "x", "y"], &["--snap-restrict=1", "--snap-allow=/x"]] {
+        for bad in [
+            &["--snap-restrict"][..],
+            &["--snap-restrict", "--snap-allow=/srv", "list"],
+            &["--snap-allow=/srv", "-a", "x", "y"],
+            &["--snap-restrict=1", "--snap-allow=/x"],
+        ] {
             assert_eq!(parse(argv(bad)).unwrap_err().exit_code(), crate::error::status::USAGE, "{bad:?}");
         }
     }

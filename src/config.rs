@@ -131,10 +131,7 @@ impl Default for Config {
 impl Config {
     /// Parses config text; `path` is only for messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let cfg: Config = toml::from_str(text).map_err(|e| Error::Config {
-            path: path.to_owned(),
-            msg: e.message().replace('\n', " "),
-        })?;
+        let cfg: Config = toml::from_str(text).map_err(|e| Error::Config { path: path.to_owned(), msg: e.message().replace('\n', " ") })?;
         cfg.validate(path)?;
         Ok(cfg)
     }

@@ -75,7 +75,11 @@ pub enum Error {
     Interrupted(i32),
 
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -99,10 +103,7 @@ impl Error {
 
     /// Whether `on_snapshot_failure = "live"` may turn this error into a live backup.
     pub fn is_snapshot_failure(&self) -> bool {
-        matches!(
-            self,
-            Error::Snapshot { .. } | Error::Command { .. } | Error::NoProvider { .. } | Error::Vss { .. } | Error::Expose { .. }
-        )
+        matches!(self, Error::Snapshot { .. } | Error::Command { .. } | Error::NoProvider { .. } | Error::Vss { .. } | Error::Expose { .. })
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
@@ -120,9 +121,19 @@ mod tests {
     #[test]
     fn own_statuses_never_collide_with_rsync() {
         for code in [
-            status::USAGE, status::SNAPSHOT, status::RSYNC_MISSING, status::NO_PROVIDER,
-            status::PROTECT_ARGS, status::REFUSED, status::EXPOSE, status::ACCESS_DENIED, status::VSS_BUSY,
-            status::INTERNAL, status::VSS_NO_STORAGE, status::VSS_VOLUME_UNSUPPORTED, status::VSS_UNAVAILABLE,
+            status::USAGE,
+            status::SNAPSHOT,
+            status::RSYNC_MISSING,
+            status::NO_PROVIDER,
+            status::PROTECT_ARGS,
+            status::REFUSED,
+            status::EXPOSE,
+            status::ACCESS_DENIED,
+            status::VSS_BUSY,
+            status::INTERNAL,
+            status::VSS_NO_STORAGE,
+            status::VSS_VOLUME_UNSUPPORTED,
+            status::VSS_UNAVAILABLE,
         ] {
             assert!(!RSYNC_CODES.contains(&code), "{code} is an rsync status");
             assert!(code < 128, "{code} looks like a signal death");

@@ -50,8 +50,7 @@ pub fn parse(text: &str) -> Vec<Mount> {
 pub fn find<'a>(mounts: &'a [Mount], path: &Path) -> Option<&'a Mount> {
     let mut best: Option<&Mount> = None;
     for m in mounts {
-        if path.starts_with(&m.mount_point)
-            && best.is_none_or(|b| m.mount_point.components().count() >= b.mount_point.components().count())
+        if path.starts_with(&m.mount_point) && best.is_none_or(|b| m.mount_point.components().count() >= b.mount_point.components().count())
         {
             best = Some(m);
         }

@@ -91,11 +91,7 @@ pub struct Limits {
 
 impl Limits {
     /// The limits snaprsync uses: [`MAX_ARGS`], [`MAX_ARG_LEN`], [`MAX_BLOCK_BYTES`].
-    pub const DEFAULT: Limits = Limits {
-        max_args: MAX_ARGS,
-        max_arg_len: MAX_ARG_LEN,
-        max_block_bytes: MAX_BLOCK_BYTES,
-    };
+    pub const DEFAULT: Limits = Limits { max_args: MAX_ARGS, max_arg_len: MAX_ARG_LEN, max_block_bytes: MAX_BLOCK_BYTES };
 }
 
 impl Default for Limits {
@@ -114,7 +110,9 @@ pub enum ProtectArgsError {
     #[error("the connection ended after {count} arguments without the empty string that ends the block; the client hung up or does not send protected args: run the client with -s/--protect-args, or without it and without 's' in the server options")]
     EofBeforeEnd { count: usize },
 
-    #[error("the block ended without any argument, not even \"rsync\"; the client is not an rsync client: check what the backup server runs")]
+    #[error(
+        "the block ended without any argument, not even \"rsync\"; the client is not an rsync client: check what the backup server runs"
+    )]
     EmptyBlock,
 
     #[error("more than {limit} arguments; rsync clients never send that many: pass fewer source paths, e.g. a common parent directory")]
@@ -170,10 +168,7 @@ pub fn read_block<R: Read + ?Sized>(reader: &mut R) -> Result<Vec<OsString>, Pro
 
 /// [`read_block`] under the given limits. Reads at most `limits.max_block_bytes`
 /// bytes, one per `read` call, and never a byte after the terminator.
-pub fn read_block_with<R: Read + ?Sized>(
-    reader: &mut R,
-    limits: &Limits,
-) -> Result<Vec<OsString>, ProtectArgsError> {
+pub fn read_block_with<R: Read + ?Sized>(reader: &mut R, limits: &Limits) -> Result<Vec<OsString>, ProtectArgsError> {
     let mut args: Vec<OsString> = Vec::new();
     let mut cur: Vec<u8> = Vec::new();
     let mut total = 0usize;
@@ -211,11 +206,7 @@ pub fn read_block_with<R: Read + ?Sized>(
                 return Err(ProtectArgsError::TooManyArgs { limit: limits.max_args });
             }
             if cur.len() >= limits.max_arg_len {
-                return Err(ProtectArgsError::ArgTooLong {
-                    index: args.len(),
-                    start: show(&cur),
-                    limit: limits.max_arg_len,
-                });
+                return Err(ProtectArgsError::ArgTooLong { index: args.len(), start: show(&cur), limit: limits.max_arg_len });
             }
             cur.push(byte);
         }
@@ -246,10 +237,7 @@ pub fn render_block<S: AsRef<OsStr>>(args: &[S]) -> Result<Vec<u8>, ProtectArgsE
 /// under the same limits reads back to the same strings; whatever it refuses,
 /// the reader would refuse too (or, for an empty string or a NUL, could not
 /// tell apart from another block).
-pub fn render_block_with<S: AsRef<OsStr>>(
-    args: &[S],
-    limits: &Limits,
-) -> Result<Vec<u8>, ProtectArgsError> {
+pub fn render_block_with<S: AsRef<OsStr>>(args: &[S], limits: &Limits) -> Result<Vec<u8>, ProtectArgsError> {
     if args.is_empty() {
         return Err(ProtectArgsError::EmptyBlock);
     }
@@ -270,11 +258,7 @@ pub fn render_block_with<S: AsRef<OsStr>>(
             return Err(ProtectArgsError::NulInArg { index, shown: show(bytes) });
         }
         if bytes.len() > limits.max_arg_len {
-            return Err(ProtectArgsError::ArgTooLong {
-                index,
-                start: show(&bytes[..limits.max_arg_len]),
-                limit: limits.max_arg_len,
-            });
+            return Err(ProtectArgsError::ArgTooLong { index, start: show(&bytes[..limits.max_arg_len]), limit: limits.max_arg_len });
         }
         out.extend_from_slice(bytes);
         out.push(0);
@@ -468,7 +452,10 @@ mod tests {
         // 3 strings of at most 4 bytes, 12 bytes in all: "ab\0cd\0ef\0\0" is 10.
         assert_eq!(read_block_with(&mut Cursor::new(b"ab\0cd\0ef\0\0"), &l).unwrap(), os(&["ab", "cd", "ef"]));
         assert!(matches!(read_block_with(&mut Cursor::new(b"ab\0cd\0ef\0g\0\0"), &l), Err(ProtectArgsError::TooManyArgs { limit: 3 })));
-        assert!(matches!(read_block_with(&mut Cursor::new(b"abcde\0\0"), &l), Err(ProtectArgsError::ArgTooLong { index: 0, limit: 4, .. })));
+        assert!(matches!(
+            read_block_with(&mut Cursor::new(b"abcde\0\0"), &l),
+            Err(ProtectArgsError::ArgTooLong { index: 0, limit: 4, .. })
+        ));
         // "abcd\0abcd\0ab\0\0" is 14 bytes: too large before anything else.
         assert!(matches!(read_block_with(&mut Cursor::new(b"abcd\0abcd\0ab\0\0"), &l), Err(ProtectArgsError::BlockTooLarge { limit: 12 })));
         // Exactly 12: "abcd\0abcd\0a\0\0" is 13; "abcd\0abc\0a\0\0" is 12.

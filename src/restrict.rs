@@ -208,9 +208,7 @@ fn os_string(w: &[u8]) -> Result<OsString, Refusal> {
 
 #[cfg(not(unix))]
 fn os_string(w: &[u8]) -> Result<OsString, Refusal> {
-    String::from_utf8(w.to_vec())
-        .map(OsString::from)
-        .map_err(|_| Refusal::new(w, "not UTF-8"))
+    String::from_utf8(w.to_vec()).map(OsString::from).map_err(|_| Refusal::new(w, "not UTF-8"))
 }
 
 /// Bytes a shell would act on outside quotes.
@@ -471,10 +469,7 @@ const LONG_RULES: &[(&str, Rule)] = &[
 ];
 
 /// `no-` forms that are refused although negations are otherwise allowed.
-const NO_REFUSED: &[(&str, &str)] = &[
-    ("no-detach", DAEMON),
-    ("no-munge-links", "turns off a safety option"),
-];
+const NO_REFUSED: &[(&str, &str)] = &[("no-detach", DAEMON), ("no-munge-links", "turns off a safety option")];
 
 /// Short options the allowlist takes as they are: the letters rsync 3.2–3.4
 /// clients put in a server's option cluster, and `a`.
@@ -553,18 +548,16 @@ fn check_option<'a>(inv: &'a Invocation, o: &'a ParsedOption) -> Result<Option<D
     }
     match rule {
         Rule::Refuse(why) => Err(Refusal::new(arg.as_encoded_bytes(), format!("{shown_name} {why}"))),
-        Rule::Allow => {
-            match (&o.name, value) {
-                (OptionName::Short(b'e'), Some(v)) if !protocol_flags(v) => Err(Refusal::new(
-                    arg.as_encoded_bytes(),
-                    "-e on a server carries only the protocol flags (like -e.iLsfxCIvu); a remote shell is never run here",
-                )),
-                (OptionName::Long(n), Some(v)) if n == "suffix" && v.iter().any(|&b| b == b'/' || b == b'\\') => {
-                    Err(Refusal::new(arg.as_encoded_bytes(), "--suffix must not hold a path separator"))
-                }
-                _ => Ok(None),
+        Rule::Allow => match (&o.name, value) {
+            (OptionName::Short(b'e'), Some(v)) if !protocol_flags(v) => Err(Refusal::new(
+                arg.as_encoded_bytes(),
+                "-e on a server carries only the protocol flags (like -e.iLsfxCIvu); a remote shell is never run here",
+            )),
+            (OptionName::Long(n), Some(v)) if n == "suffix" && v.iter().any(|&b| b == b'/' || b == b'\\') => {
+                Err(Refusal::new(arg.as_encoded_bytes(), "--suffix must not hold a path separator"))
             }
-        }
+            _ => Ok(None),
+        },
         Rule::Dir(kind) => Ok(value.map(|value| DirOption { arg, kind, value })),
     }
 }
@@ -599,8 +592,7 @@ pub fn check(inv: &Invocation, policy: &Policy) -> Result<(), Refusal> {
         // The positionals here are ignored by rsync; the real ones come on stdin.
         return Ok(());
     }
-    let cwd = std::env::current_dir()
-        .map_err(|e| Refusal::new(".", format!("cannot tell the working directory: {e}")))?;
+    let cwd = std::env::current_dir().map_err(|e| Refusal::new(".", format!("cannot tell the working directory: {e}")))?;
     let positionals = inv.positional_indices();
     let Some(&first) = positionals.first() else {
         return Err(Refusal::new(
@@ -687,8 +679,7 @@ fn native(arg: &OsStr, base: &Path) -> Result<PathBuf, Refusal> {
         return Ok(PathBuf::from(s));
     }
     if s.starts_with('/') || s.starts_with('\\') {
-        return Platform::source_path(arg)
-            .ok_or_else(|| Refusal::new(s, "not a path on a drive of this machine"));
+        return Platform::source_path(arg).ok_or_else(|| Refusal::new(s, "not a path on a drive of this machine"));
     }
     Ok(base.join(s.replace('/', "\\")))
 }
@@ -706,9 +697,7 @@ pub fn confine(path: &Path, roots: &[PathBuf]) -> Result<(), Refusal> {
     let full = if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir()
-            .map_err(|e| Refusal::new(arg, format!("cannot tell the working directory: {e}")))?
-            .join(path)
+        std::env::current_dir().map_err(|e| Refusal::new(arg, format!("cannot tell the working directory: {e}")))?.join(path)
     };
     let real = resolve(&full).map_err(|why| Refusal::new(arg, why))?;
     let mut resolved_roots = Vec::new();
@@ -723,10 +712,7 @@ pub fn confine(path: &Path, roots: &[PathBuf]) -> Result<(), Refusal> {
     if resolved_roots.is_empty() {
         return Err(Refusal::new(arg, "none of the allowed directories exists"));
     }
-    Err(Refusal::new(
-        arg,
-        format!("resolves to {}, outside the allowed directories ({})", real.display(), resolved_roots.join(", ")),
-    ))
+    Err(Refusal::new(arg, format!("resolves to {}, outside the allowed directories ({})", real.display(), resolved_roots.join(", "))))
 }
 
 /// `full` (absolute) with every existing part resolved by the filesystem.
@@ -735,9 +721,7 @@ fn resolve(full: &Path) -> Result<PathBuf, String> {
     let mut cur = full;
     loop {
         if cur.symlink_metadata().is_ok() {
-            let mut out = cur
-                .canonicalize()
-                .map_err(|e| format!("cannot resolve {}: {e}", cur.display()))?;
+            let mut out = cur.canonicalize().map_err(|e| format!("cannot resolve {}: {e}", cur.display()))?;
             for c in missing.iter().rev() {
                 match c {
                     Component::Normal(n) => out.push(n),
@@ -811,10 +795,34 @@ mod tests {
 
     #[test]
     fn argv0_names_rsync() {
-        for ok in ["rsync", "/usr/bin/rsync", "rsync.exe", r"'C:\cwrsync\bin\RSYNC.EXE'", "C:/cwrsync/bin/rsync.exe", "snaprsync", "/usr/local/bin/snaprsync", "snaprsync.exe"] {
+        for ok in [
+            "rsync",
+            "/usr/bin/rsync",
+            "rsync.exe",
+            r"'C:\cwrsync\bin\RSYNC.EXE'",
+            "C:/cwrsync/bin/rsync.exe",
+            "snaprsync",
+            "/usr/local/bin/snaprsync",
+            "snaprsync.exe",
+        ] {
             assert!(command_argv(format!("{ok} --server --sender -r . /x").as_bytes()).is_ok(), "{ok}");
         }
-        for bad in ["sh", "bash", "/bin/sh", "rsync2", "/usr/bin/rsyncx", "xrsync", "scp", "sftp-server", "sudo", "env", "python3", "rsync/", "true", "ls"] {
+        for bad in [
+            "sh",
+            "bash",
+            "/bin/sh",
+            "rsync2",
+            "/usr/bin/rsyncx",
+            "xrsync",
+            "scp",
+            "sftp-server",
+            "sudo",
+            "env",
+            "python3",
+            "rsync/",
+            "true",
+            "ls",
+        ] {
             let r = command_argv(format!("{bad} --server --sender -r . /x").as_bytes()).unwrap_err();
             assert!(r.why.contains("not rsync") || r.why.contains("--server"), "{bad}: {r}");
         }
@@ -824,10 +832,23 @@ mod tests {
 
     #[test]
     fn only_a_server_command() {
-        for bad in ["", "   ", "rsync", "rsync --version", "rsync --daemon", "rsync -a /etc /tmp/x", "rsync --sender --server -r . /x", "rsync -v --server --sender . /x"] {
+        for bad in [
+            "",
+            "   ",
+            "rsync",
+            "rsync --version",
+            "rsync --daemon",
+            "rsync -a /etc /tmp/x",
+            "rsync --sender --server -r . /x",
+            "rsync -v --server --sender . /x",
+        ] {
             assert!(command_argv(bad.as_bytes()).is_err(), "{bad:?}");
         }
-        for bad in ["rsync --server --sender --snap-config=/tmp/evil.toml . /x", "rsync --server --sender -r . --snap-allow=/", "rsync --server --snap-log-file=/x . /y"] {
+        for bad in [
+            "rsync --server --sender --snap-config=/tmp/evil.toml . /x",
+            "rsync --server --sender -r . --snap-allow=/",
+            "rsync --server --snap-log-file=/x . /y",
+        ] {
             let r = command_argv(bad.as_bytes()).unwrap_err();
             assert!(r.arg().starts_with("--snap-"), "{bad}: {r}");
         }
@@ -837,23 +858,55 @@ mod tests {
     fn shell_syntax_is_refused() {
         let base = "rsync --server --sender -r . ";
         for tail in [
-            "/x; rm -rf /", "/x;id", "/x && id", "/x & id", "/x | nc h 1", "/x || id", "/x > /etc/passwd", "/x < /etc/shadow",
-            "/x >> f", "$(id)", "/x$HOME", "${HOME}", "`id`", "(id)", "{a,b}", "/x #c", "/*", "/x?", "/x[ab]", "~/x", "~root",
-            "'/x", "\"/x", "/x\\", "\"$HOME\"", "\"`id`\"", "\"$(id)\"",
+            "/x; rm -rf /",
+            "/x;id",
+            "/x && id",
+            "/x & id",
+            "/x | nc h 1",
+            "/x || id",
+            "/x > /etc/passwd",
+            "/x < /etc/shadow",
+            "/x >> f",
+            "$(id)",
+            "/x$HOME",
+            "${HOME}",
+            "`id`",
+            "(id)",
+            "{a,b}",
+            "/x #c",
+            "/*",
+            "/x?",
+            "/x[ab]",
+            "~/x",
+            "~root",
+            "'/x",
+            "\"/x",
+            "/x\\",
+            "\"$HOME\"",
+            "\"`id`\"",
+            "\"$(id)\"",
         ] {
             let r = command_argv(format!("{base}{tail}").as_bytes()).unwrap_err();
             assert!(r.why.starts_with("shell syntax"), "{tail}: {r}");
             assert!(!r.to_string().contains('\n'));
         }
         // Escaped or quoted, the same bytes are plain names.
-        for (tail, want) in [("/x\\;id", "/x;id"), ("'/x && id'", "/x && id"), ("\\$HOME", "$HOME"), ("/a\\*", "/a*"), ("a~b", "a~b"), ("\\~x", "~x")] {
+        for (tail, want) in
+            [("/x\\;id", "/x;id"), ("'/x && id'", "/x && id"), ("\\$HOME", "$HOME"), ("/a\\*", "/a*"), ("a~b", "a~b"), ("\\~x", "~x")]
+        {
             assert_eq!(words(&format!("{base}{tail}")).unwrap()[4], want, "{tail}");
         }
     }
 
     #[test]
     fn control_bytes_and_size() {
-        for bad in [&b"rsync --server --sender -r . /x\nid"[..], b"rsync --server --sender -r . /x\\\nid", b"rsync --server --sender -r . '/a\nb'", b"rsync --server --sender -r . /x\r", b"rsync --server\0 --sender -r . /x"] {
+        for bad in [
+            &b"rsync --server --sender -r . /x\nid"[..],
+            b"rsync --server --sender -r . /x\\\nid",
+            b"rsync --server --sender -r . '/a\nb'",
+            b"rsync --server --sender -r . /x\r",
+            b"rsync --server\0 --sender -r . /x",
+        ] {
             let r = command_argv(bad).unwrap_err();
             assert_eq!(r.arg(), ORIGINAL, "{r}");
             assert!(!r.to_string().contains('\n'));
@@ -933,13 +986,36 @@ mod tests {
     fn confine_resolves_dots_and_symlinks() {
         let w = World::new();
         let roots = w.policy().allow;
-        for ok in ["allowed", "allowed/", "allowed/.", "allowed/sub/file", "allowed/sub/../sub/file", "allowed/link-in/file", "allowed/new", "allowed/new/deeper/", "allowed/sub/./new"] {
+        for ok in [
+            "allowed",
+            "allowed/",
+            "allowed/.",
+            "allowed/sub/file",
+            "allowed/sub/../sub/file",
+            "allowed/link-in/file",
+            "allowed/new",
+            "allowed/new/deeper/",
+            "allowed/sub/./new",
+        ] {
             confine(Path::new(&w.p(ok)), &roots).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
         for bad in [
-            "allowed/..", "allowed/../outside/secret", "allowed/sub/../../outside", "allowed/link-out", "allowed/link-out/",
-            "allowed/link-out/secret", "allowed/sub/rel-out", "allowed/dangling", "allowed/loop", "allowed/new/../../outside",
-            "allowed-evil", "allowed-evil/x", "outside", "", "allowed/../outside\nx", "allowed/link-out/\r",
+            "allowed/..",
+            "allowed/../outside/secret",
+            "allowed/sub/../../outside",
+            "allowed/link-out",
+            "allowed/link-out/",
+            "allowed/link-out/secret",
+            "allowed/sub/rel-out",
+            "allowed/dangling",
+            "allowed/loop",
+            "allowed/new/../../outside",
+            "allowed-evil",
+            "allowed-evil/x",
+            "outside",
+            "",
+            "allowed/../outside\nx",
+            "allowed/link-out/\r",
         ] {
             let r = confine(Path::new(&w.p(bad)), &roots).unwrap_err();
             assert!(!r.to_string().contains('\n'), "{bad}: {r}");
@@ -969,11 +1045,43 @@ mod tests {
             // rsnapshot: -a --delete --numeric-ids --relative --delete-excluded
             &["--server", "--sender", "-logDtprRe.iLsfxCIvu", "--numeric-ids", ".", "@/allowed/sub"],
             // -R with /./ and several sources; -z, -c, -S, -H, -A, -X, -U, -N
-            &["--server", "--sender", "-lHogDtpAXUNrcRxSze.iLsfxCIvu", "--compress-level=3", ".", "@/allowed/./sub/file", "@/allowed/link-in/"],
+            &[
+                "--server",
+                "--sender",
+                "-lHogDtpAXUNrcRxSze.iLsfxCIvu",
+                "--compress-level=3",
+                ".",
+                "@/allowed/./sub/file",
+                "@/allowed/link-in/",
+            ],
             // --list-only, --info, --log-format, --iconv, --timeout, --bwlimit, -B
-            &["--server", "--sender", "-de.iLsfxCIvu", "--list-only", "--info=flist2", "--log-format=%i", "--iconv=UTF-8", "--timeout=60", "--bwlimit=100", "-B2048", ".", "@/allowed/"],
+            &[
+                "--server",
+                "--sender",
+                "-de.iLsfxCIvu",
+                "--list-only",
+                "--info=flist2",
+                "--log-format=%i",
+                "--iconv=UTF-8",
+                "--timeout=60",
+                "--bwlimit=100",
+                "-B2048",
+                ".",
+                "@/allowed/",
+            ],
             // -e with a sub-protocol; --no-r, --no-implied-dirs, --ignore-missing-args, --max-alloc
-            &["--server", "--sender", "-lre31.14iLsfxCIvu", "--no-r", "--no-implied-dirs", "--ignore-missing-args", "--max-alloc=1G", "--checksum-choice=xxh128", ".", "@/allowed"],
+            &[
+                "--server",
+                "--sender",
+                "-lre31.14iLsfxCIvu",
+                "--no-r",
+                "--no-implied-dirs",
+                "--ignore-missing-args",
+                "--max-alloc=1G",
+                "--checksum-choice=xxh128",
+                ".",
+                "@/allowed",
+            ],
             // the directory argument as the base, and as the source itself
             &["--server", "--sender", "-r", "@/allowed", "sub/file"],
             &["--server", "--sender", "-r", "@/allowed"],
@@ -1188,7 +1296,12 @@ mod tests {
         let roots = vec![allowed.clone()];
         confine(&allowed.join("sub"), &roots).unwrap();
         confine(&allowed.join("new").join("x"), &roots).unwrap();
-        for bad in [allowed.join("..").join("outside"), dir.path().join("allowed-evil"), dir.path().to_path_buf(), allowed.join("new").join("..").join("..")] {
+        for bad in [
+            allowed.join("..").join("outside"),
+            dir.path().join("allowed-evil"),
+            dir.path().to_path_buf(),
+            allowed.join("new").join("..").join(".."),
+        ] {
             assert!(confine(&bad, &roots).is_err(), "{}", bad.display());
         }
         let pol = Policy { allow: roots, allow_write: vec![] };
@@ -1223,7 +1336,72 @@ mod tests {
             assert!(inv.options()[2].known, "-{c}");
         }
         let longs: Vec<&str> = allowed_long_options().collect();
-        for sent in ["server", "sender", "list-only", "no-r", "compress-level", "no-specials", "specials", "log-format", "msgs2stderr", "no-msgs2stderr", "backup-dir", "suffix", "checksum-choice", "new-compress", "old-compress", "compress-choice", "max-delete", "min-size", "max-size", "delete-before", "delete-delay", "delete-during", "delete-after", "delete", "delete-excluded", "force", "super", "size-only", "stats", "skip-compress", "max-alloc", "delete-missing-args", "ignore-missing-args", "modify-window", "checksum-seed", "partial-dir", "delay-updates", "partial", "ignore-errors", "safe-links", "numeric-ids", "usermap", "groupmap", "ignore-existing", "existing", "temp-dir", "fsync", "link-dest", "compare-dest", "copy-dest", "info", "debug", "append", "inplace", "no-W", "no-relative", "no-implied-dirs", "preallocate", "open-noatime", "mkpath", "iconv", "timeout", "bwlimit", "from0"] {
+        for sent in [
+            "server",
+            "sender",
+            "list-only",
+            "no-r",
+            "compress-level",
+            "no-specials",
+            "specials",
+            "log-format",
+            "msgs2stderr",
+            "no-msgs2stderr",
+            "backup-dir",
+            "suffix",
+            "checksum-choice",
+            "new-compress",
+            "old-compress",
+            "compress-choice",
+            "max-delete",
+            "min-size",
+            "max-size",
+            "delete-before",
+            "delete-delay",
+            "delete-during",
+            "delete-after",
+            "delete",
+            "delete-excluded",
+            "force",
+            "super",
+            "size-only",
+            "stats",
+            "skip-compress",
+            "max-alloc",
+            "delete-missing-args",
+            "ignore-missing-args",
+            "modify-window",
+            "checksum-seed",
+            "partial-dir",
+            "delay-updates",
+            "partial",
+            "ignore-errors",
+            "safe-links",
+            "numeric-ids",
+            "usermap",
+            "groupmap",
+            "ignore-existing",
+            "existing",
+            "temp-dir",
+            "fsync",
+            "link-dest",
+            "compare-dest",
+            "copy-dest",
+            "info",
+            "debug",
+            "append",
+            "inplace",
+            "no-W",
+            "no-relative",
+            "no-implied-dirs",
+            "preallocate",
+            "open-noatime",
+            "mkpath",
+            "iconv",
+            "timeout",
+            "bwlimit",
+            "from0",
+        ] {
             assert!(longs.contains(&sent) || long_rule(sent, true) == Rule::Allow, "--{sent}, which rsync clients send, is not allowed");
         }
         for letter in "svqbunldmOJyWHogDtUNpEAXrcCIRxSzeB@T".chars() {

@@ -260,9 +260,7 @@ fn short_effect(c: u8) -> Option<Effect> {
 }
 
 fn in_table(table: &[&str], name: &[u8]) -> bool {
-    table
-        .binary_search_by(|probe| probe.as_bytes().cmp(name))
-        .is_ok()
+    table.binary_search_by(|probe| probe.as_bytes().cmp(name)).is_ok()
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -326,11 +324,7 @@ impl Scan {
 
     /// Whether a server sender with no path sends its directory (`main.c`).
     fn sends_dot_when_no_path(&self) -> bool {
-        let recurse = if self.files_from && self.recurse == 1 {
-            0
-        } else {
-            self.recurse
-        };
+        let recurse = if self.files_from && self.recurse == 1 { 0 } else { self.recurse };
         let dirs = match self.xfer_dirs {
             Some(d) => d > 0,
             None => self.files_from,
@@ -359,10 +353,7 @@ fn has_expansion(value: &[u8]) -> bool {
 fn scan(args: &[OsString], server: bool) -> Result<Scan, ArgError> {
     let n = args.len();
     let mut swallowed = vec![false; n];
-    let mut st = Scan {
-        server,
-        ..Scan::default()
-    };
+    let mut st = Scan { server, ..Scan::default() };
     let mut rest = false;
     let mut next = 0;
     while next < n {
@@ -389,12 +380,7 @@ fn scan(args: &[OsString], server: bool) -> Result<Scan, ArgError> {
                 None => (body, None),
             };
             let known = in_table(LONG_VALUE, name) || in_table(LONG_FLAG, name);
-            let mut option = ParsedOption {
-                arg: i,
-                name: OptionName::Long(lossy(name)),
-                known,
-                value: None,
-            };
+            let mut option = ParsedOption { arg: i, name: OptionName::Long(lossy(name)), known, value: None };
             if in_table(LONG_VALUE, name) {
                 let value = match attached {
                     Some(v) => v,
@@ -437,23 +423,13 @@ fn scan(args: &[OsString], server: bool) -> Result<Scan, ArgError> {
                         st.expands = true;
                         swallow_next(args, &mut swallowed, next);
                     }
-                    st.options.push(ParsedOption {
-                        arg: i,
-                        name: OptionName::Short(c),
-                        known: true,
-                        value: Some(value.to_vec()),
-                    });
+                    st.options.push(ParsedOption { arg: i, name: OptionName::Short(c), known: true, value: Some(value.to_vec()) });
                     break;
                 }
                 if j < a.len() && a[j] == b'=' && SHORT_FLAG.contains(&c) {
                     return Err(ArgError::UnexpectedValue(format!("-{}", char::from(c))));
                 }
-                st.options.push(ParsedOption {
-                    arg: i,
-                    name: OptionName::Short(c),
-                    known: SHORT_FLAG.contains(&c),
-                    value: None,
-                });
+                st.options.push(ParsedOption { arg: i, name: OptionName::Short(c), known: SHORT_FLAG.contains(&c), value: None });
                 if let Some(e) = short_effect(c) {
                     st.apply(e, i, Some(at))?;
                 }
@@ -511,10 +487,7 @@ fn parse_hostspec(s: &[u8], port_ok: bool) -> bool {
 pub fn is_remote(arg: &OsStr) -> bool {
     const URL: &[u8] = b"rsync://";
     let s = arg.as_encoded_bytes();
-    if s.len() >= URL.len()
-        && s[..URL.len()].eq_ignore_ascii_case(URL)
-        && parse_hostspec(&s[URL.len()..], true)
-    {
+    if s.len() >= URL.len() && s[..URL.len()].eq_ignore_ascii_case(URL) && parse_hostspec(&s[URL.len()..], true) {
         return true;
     }
     parse_hostspec(s, false)
@@ -546,11 +519,7 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgError> {
         return Err(ArgError::OldArgsConflict);
     }
     if st.server {
-        inv.role = if st.sender {
-            Role::ServerSender
-        } else {
-            Role::ServerReceiver
-        };
+        inv.role = if st.sender { Role::ServerSender } else { Role::ServerReceiver };
         // The real arguments come on stdin; these positionals are ignored.
         if st.protect {
             return Ok(inv);
@@ -575,9 +544,7 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgError> {
     }
     let sources = &st.positionals[..st.positionals.len() - 1];
     if is_remote(&args[sources[0]]) {
-        inv.role = Role::Client {
-            local_sources: false,
-        };
+        inv.role = Role::Client { local_sources: false };
         return Ok(inv);
     }
     for &k in sources {
@@ -589,9 +556,7 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgError> {
             return Err(ArgError::MixedSources(s.to_string_lossy().into_owned()));
         }
     }
-    inv.role = Role::Client {
-        local_sources: true,
-    };
+    inv.role = Role::Client { local_sources: true };
     inv.sources = sources.to_vec();
     Ok(inv)
 }
@@ -608,18 +573,13 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgError> {
 /// reads the same positionals. Not reproduced: rsync glob-expands the block's
 /// arguments after its `.` (and converts them with `--iconv`); the returned paths
 /// are the patterns as sent.
-pub fn parse_with_protected(
-    cmdline: &[OsString],
-    from_stdin: &[OsString],
-) -> Result<Invocation, ArgError> {
+pub fn parse_with_protected(cmdline: &[OsString], from_stdin: &[OsString]) -> Result<Invocation, ArgError> {
     let cmd = parse(cmdline)?;
     if !cmd.is_server() || !cmd.protect_args {
         return Err(ArgError::NotProtected);
     }
     if cmd.expands {
-        return Err(ArgError::Unsupported(
-            "popt's !#:+ in a protected command line",
-        ));
+        return Err(ArgError::Unsupported("popt's !#:+ in a protected command line"));
     }
     let Some((_argv0, block)) = from_stdin.split_first() else {
         return Err(ArgError::EmptyProtectedArgs);
@@ -635,21 +595,13 @@ pub fn parse_with_protected(
 }
 
 /// `args` without the options in `protect_on` and without the arguments in `drop`.
-fn strip_protect(
-    args: &[OsString],
-    protect_on: &[(usize, Option<usize>)],
-    drop: &[usize],
-) -> Result<Vec<OsString>, ArgError> {
+fn strip_protect(args: &[OsString], protect_on: &[(usize, Option<usize>)], drop: &[usize]) -> Result<Vec<OsString>, ArgError> {
     let mut out = Vec::with_capacity(args.len());
     for (i, a) in args.iter().enumerate() {
         if drop.contains(&i) || protect_on.contains(&(i, None)) {
             continue;
         }
-        let letters: Vec<usize> = protect_on
-            .iter()
-            .filter(|p| p.0 == i)
-            .filter_map(|p| p.1)
-            .collect();
+        let letters: Vec<usize> = protect_on.iter().filter(|p| p.0 == i).filter_map(|p| p.1).collect();
         if letters.is_empty() {
             out.push(a.clone());
             continue;
@@ -660,9 +612,7 @@ fn strip_protect(
             continue; // the cluster was only `s` letters
         }
         if b.starts_with(b"--") {
-            return Err(ArgError::Unsupported(
-                "a short-option cluster with a `-` letter",
-            ));
+            return Err(ArgError::Unsupported("a short-option cluster with a `-` letter"));
         }
         out.push(kept);
     }
@@ -673,13 +623,7 @@ fn strip_protect(
 #[cfg(unix)]
 fn remove_ascii_at(a: &OsStr, at: &[usize]) -> Result<OsString, ArgError> {
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
-    let kept = a
-        .as_bytes()
-        .iter()
-        .enumerate()
-        .filter(|(k, _)| !at.contains(k))
-        .map(|(_, &b)| b)
-        .collect();
+    let kept = a.as_bytes().iter().enumerate().filter(|(k, _)| !at.contains(k)).map(|(_, &b)| b).collect();
     Ok(OsString::from_vec(kept))
 }
 
@@ -692,12 +636,7 @@ fn remove_ascii_at(a: &OsStr, at: &[usize]) -> Result<OsString, ArgError> {
     if !a.as_encoded_bytes()[..=last].is_ascii() {
         return Err(ArgError::Unsupported("a non-ASCII short-option cluster"));
     }
-    let kept: Vec<u16> = a
-        .encode_wide()
-        .enumerate()
-        .filter(|(k, _)| !at.contains(k))
-        .map(|(_, w)| w)
-        .collect();
+    let kept: Vec<u16> = a.encode_wide().enumerate().filter(|(k, _)| !at.contains(k)).map(|(_, w)| w).collect();
     Ok(OsString::from_wide(&kept))
 }
 
@@ -714,13 +653,7 @@ impl Invocation {
 
     /// True when this side reads local files: the only case worth a snapshot.
     pub fn reads_local_files(&self) -> bool {
-        matches!(
-            self.role,
-            Role::ServerSender
-                | Role::Client {
-                    local_sources: true
-                }
-        ) && !self.sources.is_empty()
+        matches!(self.role, Role::ServerSender | Role::Client { local_sources: true }) && !self.sources.is_empty()
     }
 
     /// The argv with each source path passed through `f`; all else byte for byte.
@@ -767,16 +700,9 @@ impl Invocation {
     /// `--secluded-args`), then `extra` appended. For a server with protect-args in
     /// effect the positionals and `--` are dropped too, since rsync ignores them in
     /// favour of the arguments on stdin. Everything else is kept byte for byte.
-    pub fn render_without_protect_args(
-        &self,
-        extra: &[OsString],
-    ) -> Result<Vec<OsString>, ArgError> {
+    pub fn render_without_protect_args(&self, extra: &[OsString]) -> Result<Vec<OsString>, ArgError> {
         let drop: Vec<usize> = if self.is_server() && self.protect_args {
-            self.positionals
-                .iter()
-                .chain(&self.terminators)
-                .copied()
-                .collect()
+            self.positionals.iter().chain(&self.terminators).copied().collect()
         } else {
             Vec::new()
         };
@@ -795,9 +721,7 @@ mod tests {
     }
 
     fn strs(inv: &Invocation) -> Vec<String> {
-        inv.sources()
-            .map(|s| s.to_string_lossy().into_owned())
-            .collect()
+        inv.sources().map(|s| s.to_string_lossy().into_owned()).collect()
     }
 
     fn snap(s: &OsStr) -> OsString {
@@ -807,320 +731,68 @@ mod tests {
     }
 
     /// (argv, role, sources, protect_args, relative)
-    type Case = (
-        &'static [&'static str],
-        Role,
-        &'static [&'static str],
-        bool,
-        bool,
-    );
+    type Case = (&'static [&'static str], Role, &'static [&'static str], bool, bool);
 
     const SS: Role = Role::ServerSender;
     const SR: Role = Role::ServerReceiver;
-    const LOCAL: Role = Role::Client {
-        local_sources: true,
-    };
-    const REMOTE: Role = Role::Client {
-        local_sources: false,
-    };
+    const LOCAL: Role = Role::Client { local_sources: true };
+    const REMOTE: Role = Role::Client { local_sources: false };
     const PASS: Role = Role::Passthrough;
 
     const CASES: &[Case] = &[
-        (
-            &["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/src/"],
-            SS,
-            &["/src/"],
-            false,
-            false,
-        ),
-        (
-            &["--server", "-logDtpre.iLsfxCIvu", ".", "/dst/"],
-            SR,
-            &[],
-            false,
-            false,
-        ),
-        (
-            &[
-                "--server",
-                "--sender",
-                "-vlHogDtprxe.iLsfxCIvu",
-                "--numeric-ids",
-                ".",
-                "/tree/",
-            ],
-            SS,
-            &["/tree/"],
-            false,
-            false,
-        ),
-        (
-            &[
-                "--server",
-                "--sender",
-                "-logDtprRe.iLsfxCIvu",
-                "--numeric-ids",
-                ".",
-                "/path/",
-            ],
-            SS,
-            &["/path/"],
-            false,
-            true,
-        ),
-        (
-            &["--server", "--sender", "-slHogDtprce.iLsfxCIvu"],
-            SS,
-            &[],
-            true,
-            false,
-        ),
-        (
-            &[
-                "--server",
-                "--sender",
-                "-vlogDtprze.iLsf",
-                ".",
-                "/home/a",
-                "/home/b",
-            ],
-            SS,
-            &["/home/a", "/home/b"],
-            false,
-            false,
-        ),
+        (&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/src/"], SS, &["/src/"], false, false),
+        (&["--server", "-logDtpre.iLsfxCIvu", ".", "/dst/"], SR, &[], false, false),
+        (&["--server", "--sender", "-vlHogDtprxe.iLsfxCIvu", "--numeric-ids", ".", "/tree/"], SS, &["/tree/"], false, false),
+        (&["--server", "--sender", "-logDtprRe.iLsfxCIvu", "--numeric-ids", ".", "/path/"], SS, &["/path/"], false, true),
+        (&["--server", "--sender", "-slHogDtprce.iLsfxCIvu"], SS, &[], true, false),
+        (&["--server", "--sender", "-vlogDtprze.iLsf", ".", "/home/a", "/home/b"], SS, &["/home/a", "/home/b"], false, false),
         // `e` swallows the rest: the `s` and `R` after it are compat flags.
-        (
-            &["--server", "--sender", "-le.iLsRf", ".", "x"],
-            SS,
-            &["x"],
-            false,
-            false,
-        ),
-        (
-            &["--server", "--sender", "-l", "--", ".", "--delete", "-x"],
-            SS,
-            &["--delete", "-x"],
-            false,
-            false,
-        ),
-        (
-            &["--server", "--sender", "-l", ".", "-", "a"],
-            SS,
-            &["-", "a"],
-            false,
-            false,
-        ),
-        (
-            &["--server", "--sender", "-r", "."],
-            SS,
-            &["."],
-            false,
-            false,
-        ),
-        (
-            &["--server", "--sender", "-a", "."],
-            SS,
-            &["."],
-            false,
-            false,
-        ),
+        (&["--server", "--sender", "-le.iLsRf", ".", "x"], SS, &["x"], false, false),
+        (&["--server", "--sender", "-l", "--", ".", "--delete", "-x"], SS, &["--delete", "-x"], false, false),
+        (&["--server", "--sender", "-l", ".", "-", "a"], SS, &["-", "a"], false, false),
+        (&["--server", "--sender", "-r", "."], SS, &["."], false, false),
+        (&["--server", "--sender", "-a", "."], SS, &["."], false, false),
         (&["--server", "--sender", "-l", "."], SS, &[], false, false),
         (&["--server", "--sender", "-rR", "."], SS, &[], false, true),
-        (
-            &[
-                "--server",
-                "--sender",
-                "-l",
-                "--files-from=-",
-                "--from0",
-                ".",
-                "/base",
-            ],
-            SS,
-            &["/base"],
-            false,
-            true,
-        ),
-        (
-            &[
-                "--server",
-                "--sender",
-                "-l",
-                "--files-from=-",
-                "--no-R",
-                ".",
-                "/base",
-            ],
-            SS,
-            &["/base"],
-            false,
-            false,
-        ),
-        (
-            &["--server", "--sender", "-R", "--no-relative", ".", "/x"],
-            SS,
-            &["/x"],
-            false,
-            false,
-        ),
-        (
-            &["--server", "--sender", "--relative", "-l", ".", "/x"],
-            SS,
-            &["/x"],
-            false,
-            true,
-        ),
-        (
-            &["--server", "--sender", "-s", "--no-protect-args", ".", "/x"],
-            SS,
-            &["/x"],
-            false,
-            false,
-        ),
-        (
-            &["--server", "--sender", "--protect-args", ".", "/x"],
-            SS,
-            &[],
-            true,
-            false,
-        ),
-        (
-            &[
-                "--server",
-                "--sender",
-                "--secluded-args",
-                "--no-s",
-                ".",
-                "/x",
-            ],
-            SS,
-            &["/x"],
-            false,
-            false,
-        ),
+        (&["--server", "--sender", "-l", "--files-from=-", "--from0", ".", "/base"], SS, &["/base"], false, true),
+        (&["--server", "--sender", "-l", "--files-from=-", "--no-R", ".", "/base"], SS, &["/base"], false, false),
+        (&["--server", "--sender", "-R", "--no-relative", ".", "/x"], SS, &["/x"], false, false),
+        (&["--server", "--sender", "--relative", "-l", ".", "/x"], SS, &["/x"], false, true),
+        (&["--server", "--sender", "-s", "--no-protect-args", ".", "/x"], SS, &["/x"], false, false),
+        (&["--server", "--sender", "--protect-args", ".", "/x"], SS, &[], true, false),
+        (&["--server", "--sender", "--secluded-args", "--no-s", ".", "/x"], SS, &["/x"], false, false),
         (&["--server", "--daemon", "."], PASS, &[], false, false),
-        (
-            &["--server", "--sender", "--version", ".", "/x"],
-            PASS,
-            &[],
-            false,
-            false,
-        ),
-        (
-            &["-a", "src1", "src2", "dest"],
-            LOCAL,
-            &["src1", "src2"],
-            false,
-            false,
-        ),
+        (&["--server", "--sender", "--version", ".", "/x"], PASS, &[], false, false),
+        (&["-a", "src1", "src2", "dest"], LOCAL, &["src1", "src2"], false, false),
         (&["-a", "host:/x", "/y"], REMOTE, &[], false, false),
         (&["-a", "/x", "host:/y"], LOCAL, &["/x"], false, false),
-        (
-            &["-a", "/x", "user@host::mod/y"],
-            LOCAL,
-            &["/x"],
-            false,
-            false,
-        ),
-        (
-            &["-a", "rsync://host/mod/x", "/y"],
-            REMOTE,
-            &[],
-            false,
-            false,
-        ),
-        (
-            &["-a", "RSYNC://host:873/mod", "/y"],
-            REMOTE,
-            &[],
-            false,
-            false,
-        ),
+        (&["-a", "/x", "user@host::mod/y"], LOCAL, &["/x"], false, false),
+        (&["-a", "rsync://host/mod/x", "/y"], REMOTE, &[], false, false),
+        (&["-a", "RSYNC://host:873/mod", "/y"], REMOTE, &[], false, false),
         (&["-a", "host::mod", "/y"], REMOTE, &[], false, false),
         (&["-a", "[::1]:/x", "/y"], REMOTE, &[], false, false),
         (&["-a", "./a:b", "/y"], LOCAL, &["./a:b"], false, false),
-        (
-            &["-a", "-e", "ssh -p 22", "/x", "h:/y"],
-            LOCAL,
-            &["/x"],
-            false,
-            false,
-        ),
+        (&["-a", "-e", "ssh -p 22", "/x", "h:/y"], LOCAL, &["/x"], false, false),
         (&["-aessh", "/x", "h:/y"], LOCAL, &["/x"], false, false),
-        (
-            &["-a", "-T", "/tmp", "/x", "/y"],
-            LOCAL,
-            &["/x"],
-            false,
-            false,
-        ),
+        (&["-a", "-T", "/tmp", "/x", "/y"], LOCAL, &["/x"], false, false),
         (&["-a", "-f- *.o", "/x", "/y"], LOCAL, &["/x"], false, false),
-        (
-            &["-a", "-f", "- *.o", "/x", "/y"],
-            LOCAL,
-            &["/x"],
-            false,
-            false,
-        ),
+        (&["-a", "-f", "- *.o", "/x", "/y"], LOCAL, &["/x"], false, false),
         (&["-aR", "/x/./y", "/z"], LOCAL, &["/x/./y"], false, true),
         (&["-as", "/x", "h:/z"], LOCAL, &["/x"], true, false),
-        (
-            &["-a", "/x", "--delete", "/y"],
-            LOCAL,
-            &["/x"],
-            false,
-            false,
-        ),
-        (
-            &["-a", "--", "-x", "--y", "/z"],
-            LOCAL,
-            &["-x", "--y"],
-            false,
-            false,
-        ),
+        (&["-a", "/x", "--delete", "/y"], LOCAL, &["/x"], false, false),
+        (&["-a", "--", "-x", "--y", "/z"], LOCAL, &["-x", "--y"], false, false),
         (&["-a", "/only"], PASS, &[], false, false),
         (&[], PASS, &[], false, false),
         (&["-h"], PASS, &[], false, false),
         (&["-h", "/x", "/y"], LOCAL, &["/x"], false, false),
         (&["--help", "/x", "/y"], PASS, &[], false, false),
         (&["-V"], PASS, &[], false, false),
-        (
-            &["--daemon", "--config=/etc/r.conf"],
-            PASS,
-            &[],
-            false,
-            false,
-        ),
-        (
-            &["--config", "/etc/r.conf", "/x", "/y"],
-            PASS,
-            &[],
-            false,
-            false,
-        ),
+        (&["--daemon", "--config=/etc/r.conf"], PASS, &[], false, false),
+        (&["--config", "/etc/r.conf", "/x", "/y"], PASS, &[], false, false),
         (&["--read-batch=b", "/y"], PASS, &[], false, false),
-        (
-            &["-a", "--exclude=!#:+", "/x", "/y", "/z"],
-            LOCAL,
-            &["/y"],
-            false,
-            false,
-        ),
-        (
-            &["-a", "--unknown-opt", "/x", "/y"],
-            LOCAL,
-            &["/x"],
-            false,
-            false,
-        ),
-        (
-            &["-a", "--unknown-opt=1", "/x", "/y"],
-            LOCAL,
-            &["/x"],
-            false,
-            false,
-        ),
+        (&["-a", "--exclude=!#:+", "/x", "/y", "/z"], LOCAL, &["/y"], false, false),
+        (&["-a", "--unknown-opt", "/x", "/y"], LOCAL, &["/x"], false, false),
+        (&["-a", "--unknown-opt=1", "/x", "/y"], LOCAL, &["/x"], false, false),
         (&["-aQ", "/x", "/y"], LOCAL, &["/x"], false, false),
         (&["-", "/y"], LOCAL, &["-"], false, false),
     ];
@@ -1137,11 +809,7 @@ mod tests {
             assert_eq!(inv.render_with_sources(|s| s.to_owned()), a, "case {i}");
             let out = inv.render_with_sources(snap);
             for (k, (x, y)) in a.iter().zip(&out).enumerate() {
-                assert_eq!(
-                    x != y,
-                    inv.source_indices().contains(&k),
-                    "case {i} arg {k}"
-                );
+                assert_eq!(x != y, inv.source_indices().contains(&k), "case {i} arg {k}");
             }
             assert_eq!(inv.reads_local_files(), !sources.is_empty(), "case {i}");
         }
@@ -1151,31 +819,13 @@ mod tests {
     fn errors() {
         let e = |v: &[&str]| parse(&argv(v)).unwrap_err();
         assert_eq!(e(&["-a", "/x", "-e"]), ArgError::MissingValue("-e".into()));
-        assert_eq!(
-            e(&["--server", "--sender", "-l", ".", "--exclude"]),
-            ArgError::MissingValue("--exclude".into())
-        );
-        assert_eq!(
-            e(&["--delete=yes", "/x", "/y"]),
-            ArgError::UnexpectedValue("--delete".into())
-        );
-        assert_eq!(
-            e(&["-v=1", "/x", "/y"]),
-            ArgError::UnexpectedValue("-v".into())
-        );
-        assert_eq!(
-            e(&["--sender", "--server", ".", "/x"]),
-            ArgError::SenderWithoutServer
-        );
+        assert_eq!(e(&["--server", "--sender", "-l", ".", "--exclude"]), ArgError::MissingValue("--exclude".into()));
+        assert_eq!(e(&["--delete=yes", "/x", "/y"]), ArgError::UnexpectedValue("--delete".into()));
+        assert_eq!(e(&["-v=1", "/x", "/y"]), ArgError::UnexpectedValue("-v".into()));
+        assert_eq!(e(&["--sender", "--server", ".", "/x"]), ArgError::SenderWithoutServer);
         assert_eq!(e(&["-a", "", "/y"]), ArgError::EmptySource);
-        assert_eq!(
-            e(&["-a", "/x", "h:/z", "/y"]),
-            ArgError::MixedSources("h:/z".into())
-        );
-        assert_eq!(
-            e(&["--server", "-s", "--old-args", "."]),
-            ArgError::OldArgsConflict
-        );
+        assert_eq!(e(&["-a", "/x", "h:/z", "/y"]), ArgError::MixedSources("h:/z".into()));
+        assert_eq!(e(&["--server", "-s", "--old-args", "."]), ArgError::OldArgsConflict);
     }
 
     #[test]
@@ -1191,11 +841,7 @@ mod tests {
                 };
                 let stop = matches!(*name, "config" | "dparam");
                 let batch = *name == "read-batch";
-                let mut server = vec![
-                    "--server".to_owned(),
-                    "--sender".to_owned(),
-                    "-logDtpre.iLsf".to_owned(),
-                ];
+                let mut server = vec!["--server".to_owned(), "--sender".to_owned(), "-logDtpre.iLsf".to_owned()];
                 server.extend(opt("/src/"));
                 server.extend([".".to_owned(), "/real".to_owned()]);
                 let inv = parse(&server.iter().map(OsString::from).collect::<Vec<_>>()).unwrap();
@@ -1222,12 +868,9 @@ mod tests {
     fn value_taking_short_options_attached_and_separate() {
         for &c in SHORT_VALUE {
             let c = char::from(c);
-            for form in [
-                vec![format!("-{c}/v")],
-                vec![format!("-{c}=/v")],
-                vec![format!("-a{c}"), "/v".into()],
-                vec![format!("-{c}"), "-x".into()],
-            ] {
+            for form in
+                [vec![format!("-{c}/v")], vec![format!("-{c}=/v")], vec![format!("-a{c}"), "/v".into()], vec![format!("-{c}"), "-x".into()]]
+            {
                 let mut v = vec!["--server".to_owned(), "--sender".to_owned()];
                 v.extend(form.clone());
                 v.extend([".".to_owned(), "/real".to_owned()]);
@@ -1242,10 +885,7 @@ mod tests {
         for name in LONG_FLAG {
             let v = argv(&["--server", "--sender", &format!("--{name}"), ".", "/real"]);
             let inv = parse(&v).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let stop = matches!(
-                *name,
-                "help" | "daemon" | "detach" | "no-detach" | "version"
-            );
+            let stop = matches!(*name, "help" | "daemon" | "detach" | "no-detach" | "version");
             if stop {
                 assert_eq!(inv.role, PASS, "{name}");
             } else if matches!(*name, "protect-args" | "secluded-args") {
@@ -1255,13 +895,7 @@ mod tests {
             }
         }
         for &c in SHORT_FLAG {
-            let v = argv(&[
-                "--server",
-                "--sender",
-                &format!("-{}", char::from(c)),
-                ".",
-                "/real",
-            ]);
+            let v = argv(&["--server", "--sender", &format!("-{}", char::from(c)), ".", "/real"]);
             let inv = parse(&v).unwrap();
             let expect: &[&str] = match c {
                 b'V' | b's' => &[],
@@ -1296,9 +930,7 @@ mod tests {
             "C:/x",
             "rsync:x",
         ];
-        let local = [
-            "/x", "x", "./h:x", "a/b:c", "[::1]", "[::1]/x", "x[:y", "", "h", "u@h",
-        ];
+        let local = ["/x", "x", "./h:x", "a/b:c", "[::1]", "[::1]/x", "x[:y", "", "h", "u@h"];
         for r in remote {
             assert!(is_remote(OsStr::new(r)), "{r}");
         }
@@ -1309,15 +941,7 @@ mod tests {
 
     #[test]
     fn server_short_options_index() {
-        let inv = parse(&argv(&[
-            "--server",
-            "--sender",
-            "-logDtpre.iLsf",
-            "-v",
-            ".",
-            "/x",
-        ]))
-        .unwrap();
+        let inv = parse(&argv(&["--server", "--sender", "-logDtpre.iLsf", "-v", ".", "/x"])).unwrap();
         assert_eq!(inv.server_short_options(), Some(2));
         assert_eq!(inv.server_dir_index(), Some(4));
         let inv = parse(&argv(&["-a", "/x", "/y"])).unwrap();
@@ -1328,24 +952,10 @@ mod tests {
 
     #[test]
     fn options_as_parsed() {
-        let inv = parse(&argv(&[
-            "--server",
-            "--sender",
-            "-lHe.iLsf",
-            "--temp-dir",
-            "/t",
-            "--log-format=%i",
-            "--bogus",
-            "-T=x",
-            ".",
-            "/x",
-        ]))
-        .unwrap();
-        let got: Vec<(usize, OptionName, bool, Option<&[u8]>)> = inv
-            .options()
-            .iter()
-            .map(|o| (o.arg, o.name.clone(), o.known, o.value.as_deref()))
-            .collect();
+        let inv = parse(&argv(&["--server", "--sender", "-lHe.iLsf", "--temp-dir", "/t", "--log-format=%i", "--bogus", "-T=x", ".", "/x"]))
+            .unwrap();
+        let got: Vec<(usize, OptionName, bool, Option<&[u8]>)> =
+            inv.options().iter().map(|o| (o.arg, o.name.clone(), o.known, o.value.as_deref())).collect();
         let long = |n: &str| OptionName::Long(n.into());
         assert_eq!(
             got,
@@ -1371,19 +981,7 @@ mod tests {
         assert!(inv.protect_args && inv.sources().next().is_none());
         let stdin = argv(&["rsync", "--numeric-ids", "--perms", ".", "C/", "D/"]);
         let full = parse_with_protected(&cmd, &stdin).unwrap();
-        assert_eq!(
-            full.args,
-            argv(&[
-                "--server",
-                "--sender",
-                "-lHogDtprce.iLsfxCIvu",
-                "--numeric-ids",
-                "--perms",
-                ".",
-                "C/",
-                "D/"
-            ])
-        );
+        assert_eq!(full.args, argv(&["--server", "--sender", "-lHogDtprce.iLsfxCIvu", "--numeric-ids", "--perms", ".", "C/", "D/"]));
         assert_eq!(full.role, SS);
         assert!(!full.protect_args);
         assert_eq!(strs(&full), ["C/", "D/"]);
@@ -1396,66 +994,37 @@ mod tests {
         let cmd = argv(&["--server", "--sender", "-s", "-le.iLsf", "--", "ignored"]);
         let stdin = argv(&["rsync", "-sR", "--secluded-args", ".", "/a/./b"]);
         let full = parse_with_protected(&cmd, &stdin).unwrap();
-        assert_eq!(
-            full.args,
-            argv(&["--server", "--sender", "-le.iLsf", "-R", ".", "/a/./b"])
-        );
+        assert_eq!(full.args, argv(&["--server", "--sender", "-le.iLsf", "-R", ".", "/a/./b"]));
         assert!(full.relative);
         assert_eq!(strs(&full), ["/a/./b"]);
         let plain = argv(&["--server", "--sender", "-l", ".", "/x"]);
-        assert_eq!(
-            parse_with_protected(&plain, &stdin),
-            Err(ArgError::NotProtected)
-        );
-        assert_eq!(
-            parse_with_protected(&cmd, &[]),
-            Err(ArgError::EmptyProtectedArgs)
-        );
-        assert_eq!(
-            parse_with_protected(&cmd, &argv(&["rsync", "--old-args", ".", "/x"])),
-            Err(ArgError::OldArgsConflict)
-        );
+        assert_eq!(parse_with_protected(&plain, &stdin), Err(ArgError::NotProtected));
+        assert_eq!(parse_with_protected(&cmd, &[]), Err(ArgError::EmptyProtectedArgs));
+        assert_eq!(parse_with_protected(&cmd, &argv(&["rsync", "--old-args", ".", "/x"])), Err(ArgError::OldArgsConflict));
         let expanding = argv(&["--server", "--sender", "-s", "--exclude=a!#:+"]);
-        assert!(matches!(
-            parse_with_protected(&expanding, &stdin),
-            Err(ArgError::Unsupported(_))
-        ));
+        assert!(matches!(parse_with_protected(&expanding, &stdin), Err(ArgError::Unsupported(_))));
         let receiver = argv(&["--server", "-sle.iLsf"]);
         let full = parse_with_protected(&receiver, &argv(&["rsync", ".", "/dst"])).unwrap();
         assert_eq!(full.role, SR);
         assert_eq!(full.args, argv(&["--server", "-le.iLsf", ".", "/dst"]));
         // Without protect-args the renderer only appends.
         let inv = parse(&plain).unwrap();
-        assert_eq!(
-            inv.render_without_protect_args(&argv(&["y"])).unwrap(),
-            argv(&["--server", "--sender", "-l", ".", "/x", "y"])
-        );
+        assert_eq!(inv.render_without_protect_args(&argv(&["y"])).unwrap(), argv(&["--server", "--sender", "-l", ".", "/x", "y"]));
     }
 
     #[cfg(unix)]
     #[test]
     fn odd_bytes_in_paths() {
         use std::os::unix::ffi::OsStringExt;
-        let weird = [
-            b"/a b/c".to_vec(),
-            b"/new\nline".to_vec(),
-            vec![b'/', 0xff, 0xfe, b'x'],
-            b"/tab\there".to_vec(),
-        ];
+        let weird = [b"/a b/c".to_vec(), b"/new\nline".to_vec(), vec![b'/', 0xff, 0xfe, b'x'], b"/tab\there".to_vec()];
         let mut a = argv(&["--server", "--sender", "-logDtpre.iLsf", "."]);
         a.extend(weird.iter().cloned().map(OsString::from_vec));
         let inv = parse(&a).unwrap();
-        let got: Vec<Vec<u8>> = inv
-            .sources()
-            .map(|s| s.as_encoded_bytes().to_vec())
-            .collect();
+        let got: Vec<Vec<u8>> = inv.sources().map(|s| s.as_encoded_bytes().to_vec()).collect();
         assert_eq!(got, weird);
         assert_eq!(inv.render_with_sources(|s| s.to_owned()), a);
         // A non-UTF-8 option value is a value all the same.
-        let mut c = vec![
-            OsString::from("--exclude"),
-            OsString::from_vec(vec![0xff, b'/']),
-        ];
+        let mut c = vec![OsString::from("--exclude"), OsString::from_vec(vec![0xff, b'/'])];
         c.extend(argv(&["/x", "/y"]));
         assert_eq!(strs(&parse(&c).unwrap()), ["/x"]);
     }
@@ -1467,13 +1036,8 @@ mod props {
     use proptest::prelude::*;
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-    const COMPACT: &[&str] = &[
-        "-logDtpre.iLsfxCIvu",
-        "-vlHogDtprxe.iLsfxCIvu",
-        "-logDtprRe.iLsfxCIvu",
-        "-vlogDtprze.iLsf",
-        "-lHogDtprce.iLsfxCIvu",
-    ];
+    const COMPACT: &[&str] =
+        &["-logDtpre.iLsfxCIvu", "-vlHogDtprxe.iLsfxCIvu", "-logDtprRe.iLsfxCIvu", "-vlogDtprze.iLsf", "-lHogDtprce.iLsfxCIvu"];
 
     /// Options that change the role or stop the transfer: not generated.
     fn neutral_long(name: &str) -> bool {
@@ -1506,44 +1070,20 @@ mod props {
 
     /// One option, as one or two arguments.
     fn option() -> impl Strategy<Value = Vec<Vec<u8>>> {
-        let longs: Vec<&str> = LONG_VALUE
-            .iter()
-            .copied()
-            .filter(|n| neutral_long(n))
-            .collect();
-        let flags: Vec<&str> = LONG_FLAG
-            .iter()
-            .copied()
-            .filter(|n| neutral_long(n))
-            .collect();
-        let shorts: Vec<u8> = SHORT_FLAG
-            .iter()
-            .copied()
-            .filter(|c| !b"Vs".contains(c))
-            .collect();
+        let longs: Vec<&str> = LONG_VALUE.iter().copied().filter(|n| neutral_long(n)).collect();
+        let flags: Vec<&str> = LONG_FLAG.iter().copied().filter(|n| neutral_long(n)).collect();
+        let shorts: Vec<u8> = SHORT_FLAG.iter().copied().filter(|c| !b"Vs".contains(c)).collect();
         prop_oneof![
-            (prop::sample::select(longs.clone()), value()).prop_map(|(n, v)| vec![[
-                b"--",
-                n.as_bytes(),
-                b"=",
+            (prop::sample::select(longs.clone()), value()).prop_map(|(n, v)| vec![[b"--", n.as_bytes(), b"=", &v].concat()]),
+            (prop::sample::select(longs), value()).prop_map(|(n, v)| vec![[b"--", n.as_bytes()].concat(), v]),
+            (prop::sample::select(SHORT_VALUE.to_vec()), value().prop_filter("joined", |v| !v.is_empty())).prop_map(|(c, v)| vec![[
+                &[b'-', c][..],
                 &v
             ]
             .concat()]),
-            (prop::sample::select(longs), value())
-                .prop_map(|(n, v)| vec![[b"--", n.as_bytes()].concat(), v]),
-            (
-                prop::sample::select(SHORT_VALUE.to_vec()),
-                value().prop_filter("joined", |v| !v.is_empty())
-            )
-                .prop_map(|(c, v)| vec![[&[b'-', c][..], &v].concat()]),
-            (prop::sample::select(SHORT_VALUE.to_vec()), value())
-                .prop_map(|(c, v)| vec![vec![b'-', c], v]),
+            (prop::sample::select(SHORT_VALUE.to_vec()), value()).prop_map(|(c, v)| vec![vec![b'-', c], v]),
             prop::sample::select(flags).prop_map(|n| vec![[b"--", n.as_bytes()].concat()]),
-            prop::collection::vec(prop::sample::select(shorts), 1..5).prop_map(|l| vec![[
-                &b"-"[..],
-                &l
-            ]
-            .concat()]),
+            prop::collection::vec(prop::sample::select(shorts), 1..5).prop_map(|l| vec![[&b"-"[..], &l].concat()]),
         ]
     }
 
@@ -1560,16 +1100,10 @@ mod props {
 
     /// An argv, the indices of its sources, and the role it must get.
     fn invocation() -> impl Strategy<Value = (Vec<OsString>, Vec<usize>, Role)> {
-        invocation_of(prop_oneof![
-            Just(Shape::Sender),
-            Just(Shape::Receiver),
-            Just(Shape::Client)
-        ])
+        invocation_of(prop_oneof![Just(Shape::Sender), Just(Shape::Receiver), Just(Shape::Client)])
     }
 
-    fn invocation_of(
-        shape: impl Strategy<Value = Shape>,
-    ) -> impl Strategy<Value = (Vec<OsString>, Vec<usize>, Role)> {
+    fn invocation_of(shape: impl Strategy<Value = Shape>) -> impl Strategy<Value = (Vec<OsString>, Vec<usize>, Role)> {
         (
             shape,
             prop::sample::select(COMPACT.to_vec()),
@@ -1577,11 +1111,7 @@ mod props {
             options(),
             any::<bool>(),
             prop::collection::vec(bytes(24), 1..4),
-            prop_oneof![
-                Just(b"/dst".to_vec()),
-                Just(b"host:/dst".to_vec()),
-                bytes(10).prop_map(|b| [&b"/"[..], &b].concat())
-            ],
+            prop_oneof![Just(b"/dst".to_vec()), Just(b"host:/dst".to_vec()), bytes(10).prop_map(|b| [&b"/"[..], &b].concat())],
         )
             .prop_map(|(shape, compact, before, after, dashdash, paths, dest)| {
                 let mut v: Vec<Vec<u8>> = Vec::new();
@@ -1628,9 +1158,7 @@ mod props {
                             v.push(path(p));
                         }
                         v.push(dest);
-                        Role::Client {
-                            local_sources: true,
-                        }
+                        Role::Client { local_sources: true }
                     }
                 };
                 v.extend(trailing);

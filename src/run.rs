@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::cli::Options;
-use crate::restrict;
 use crate::config::{Config, OnSnapshotFailure, ProviderChoice, Removal};
 use crate::error::{Error, Result};
 use crate::journal::{self, Entry, Journal};
 use crate::platform::{Exposure, Platform, PlatformInterface};
-use crate::provider::{Provider, SnapshotSet};
 use crate::protect_args;
+use crate::provider::{Provider, SnapshotSet};
+use crate::restrict;
 use crate::rsync_args::{self, Invocation, Role};
 use crate::sweep;
 
@@ -44,13 +44,12 @@ pub fn find_rsync(cfg: &Config) -> Result<PathBuf> {
         return Ok(p.clone());
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(Platform::rsync_file_name()))
-        .find(|p| p.is_file() && !is_me(p))
-        .ok_or_else(|| Error::RsyncMissing {
+    std::env::split_paths(&path).map(|d| d.join(Platform::rsync_file_name())).find(|p| p.is_file() && !is_me(p)).ok_or_else(|| {
+        Error::RsyncMissing {
             path: Platform::rsync_file_name().into(),
             msg: "no rsync on PATH other than snaprsync; install rsync or set rsync_path in the config".into(),
-        })
+        }
+    })
 }
 
 /// Removes what a run made if the normal path did not (an error or a panic
@@ -286,10 +285,7 @@ fn snapshot_and_run(
     protected: Option<&Protected>,
 ) -> Result<u8> {
     // Aligned with inv.sources(); a source that does not exist is left to rsync.
-    let sources: Vec<PathBuf> = inv
-        .sources()
-        .map(|a| Platform::source_path(a).unwrap_or_else(|| PathBuf::from(a)))
-        .collect();
+    let sources: Vec<PathBuf> = inv.sources().map(|a| Platform::source_path(a).unwrap_or_else(|| PathBuf::from(a))).collect();
     let mut existing: Vec<PathBuf> = sources.iter().filter_map(|p| snapshot_target(p)).collect();
     existing.dedup();
     if existing.is_empty() {

@@ -218,10 +218,7 @@ pub fn volume_of_native(path: &str) -> Option<String> {
 /// The first letter of `candidates` (in order) that is not in use; `in_use`
 /// is the GetLogicalDrives bitmask (bit 0 = A). `None` if all are taken.
 pub fn pick_free_letter(candidates: &str, in_use: u32) -> Option<char> {
-    candidates
-        .chars()
-        .map(|c| c.to_ascii_uppercase())
-        .find(|c| c.is_ascii_uppercase() && in_use & (1 << (*c as u32 - 'A' as u32)) == 0)
+    candidates.chars().map(|c| c.to_ascii_uppercase()).find(|c| c.is_ascii_uppercase() && in_use & (1 << (*c as u32 - 'A' as u32)) == 0)
 }
 
 /// Windows command-line quoting of one argument (the rules of
@@ -290,7 +287,20 @@ mod tests {
 
     #[test]
     fn not_drive_paths_are_none() {
-        for arg in ["relative/x", ".", "", "/home/u", "/cygdrive/", "/cygdrive/cd/x", r"\\server\share\x", "C:foo", "C:", "//host/x", "host:/x", "/ab/x"] {
+        for arg in [
+            "relative/x",
+            ".",
+            "",
+            "/home/u",
+            "/cygdrive/",
+            "/cygdrive/cd/x",
+            r"\\server\share\x",
+            "C:foo",
+            "C:",
+            "//host/x",
+            "host:/x",
+            "/ab/x",
+        ] {
             assert_eq!(parse(arg, Flavor::Msys), None, "{arg}");
         }
     }
@@ -405,7 +415,12 @@ mod tests {
 
     #[test]
     fn device_names_in_every_form() {
-        for d in [SHADOW, r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy7", r"\Device\HarddiskVolumeShadowCopy7", r"\\.\GLOBALROOT\Device\HarddiskVolumeShadowCopy7\"] {
+        for d in [
+            SHADOW,
+            r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy7",
+            r"\Device\HarddiskVolumeShadowCopy7",
+            r"\\.\GLOBALROOT\Device\HarddiskVolumeShadowCopy7\",
+        ] {
             assert_eq!(device_name(d), Some(r"Device\HarddiskVolumeShadowCopy7"), "{d}");
         }
         assert_eq!(device_name(r"C:\"), None);

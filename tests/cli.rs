@@ -207,12 +207,7 @@ fn never_recurses_into_itself_when_installed_as_rsync() {
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let dst = w.work.path().join("dst");
     // No config: the default lookup must skip the snaprsync that is named rsync.
-    let out = cmd(bin.join("rsync"))
-        .env("PATH", &path)
-        .args(["-a"])
-        .arg(format!("{}/", w.data().display()))
-        .arg(&dst)
-        .run();
+    let out = cmd(bin.join("rsync")).env("PATH", &path).args(["-a"]).arg(format!("{}/", w.data().display())).arg(&dst).run();
     out.expect_code(0).expect_stdout_empty();
     assert_eq!(fs::read_to_string(dst.join("sub/deep")).unwrap(), "deep\n");
     w.fs.assert_no_snapshot_left();
@@ -324,7 +319,11 @@ fn failed_removal_keeps_rsyncs_status_and_the_next_run_sweeps_it() {
     let dir = w.fs.mnt().join(".snaprsync");
     fs::write(
         &wrapper,
-        format!("#!/bin/sh\n/usr/bin/rsync \"$@\"\nrc=$?\nbtrfs property set '/proc/{}/root{}' ro true\nexit $rc\n", std::process::id(), dir.display()),
+        format!(
+            "#!/bin/sh\n/usr/bin/rsync \"$@\"\nrc=$?\nbtrfs property set '/proc/{}/root{}' ro true\nexit $rc\n",
+            std::process::id(),
+            dir.display()
+        ),
     )
     .unwrap();
     cmd("chmod").arg("+x").arg(&wrapper).ok();

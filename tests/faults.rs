@@ -153,7 +153,12 @@ fn sigkill_at_random_points(rng: &mut Lcg) -> Row {
         b.sweep();
         leftovers += b.leftovers();
     }
-    Row { fault: "SIGKILL at a random point, then a sweep", trials, leftovers, note: format!("{killed_with_snapshot} kills landed while a snapshot existed") }
+    Row {
+        fault: "SIGKILL at a random point, then a sweep",
+        trials,
+        leftovers,
+        note: format!("{killed_with_snapshot} kills landed while a snapshot existed"),
+    }
 }
 
 fn held_signals(rng: &mut Lcg, sig: &'static str, fault: &'static str) -> Row {
@@ -166,7 +171,9 @@ fn held_signals(rng: &mut Lcg, sig: &'static str, fault: &'static str) -> Row {
         std::thread::sleep(Duration::from_millis(rng.below(900)));
         signal(child.id(), sig);
         let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("snaprsync did not end after a signal");
-        codes.push(status.code().map_or_else(|| format!("sig{:?}", std::os::unix::process::ExitStatusExt::signal(&status)), |c| c.to_string()));
+        codes.push(
+            status.code().map_or_else(|| format!("sig{:?}", std::os::unix::process::ExitStatusExt::signal(&status)), |c| c.to_string()),
+        );
         // No sweep: the run itself must have removed everything.
         leftovers += b.leftovers();
     }
@@ -268,14 +275,20 @@ fn concurrent_runs() -> Row {
     }
     assert_eq!(ok, 8, "every concurrent run succeeds\n{}", b.log());
     let log = b.log();
-    let mut stamps: Vec<&str> = log.lines().filter(|l| l.contains("btrfs subvolume snapshot -r")).filter_map(|l| l.rsplit('/').next()).collect();
+    let mut stamps: Vec<&str> =
+        log.lines().filter(|l| l.contains("btrfs subvolume snapshot -r")).filter_map(|l| l.rsplit('/').next()).collect();
     stamps.sort();
     stamps.dedup();
     assert_eq!(stamps.len(), 8, "each run has its own snapshot: {stamps:?}");
     for t in 0..8 {
         assert_eq!(fs::read_to_string(b.work.path().join(format!("dst{t}/small"))).unwrap(), "small\n");
     }
-    Row { fault: "8 concurrent runs of one filesystem", trials: 8, leftovers: b.leftovers(), note: "8 distinct snapshots, 8 successes".into() }
+    Row {
+        fault: "8 concurrent runs of one filesystem",
+        trials: 8,
+        leftovers: b.leftovers(),
+        note: "8 distinct snapshots, 8 successes".into(),
+    }
 }
 
 fn corrupt_journal() -> Row {
@@ -325,4 +338,3 @@ fn fault_injection_suite() {
     let total: usize = rows.iter().map(|r| r.leftovers).sum();
     assert_eq!(total, 0, "leftovers after faults:{table}");
 }
-

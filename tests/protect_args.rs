@@ -55,14 +55,8 @@ const FULL_EXTRA: &str = "--checksum";
 
 /// Directory names that a shell, an argv splitter or an option parser would
 /// each get wrong somewhere. Each is named on the client's command line.
-const AWKWARD_DIRS: &[&str] = &[
-    "dir with  two spaces ",
-    "it's \"quoted\"",
-    "new\nline dir",
-    "-leading-dash",
-    "--rsync-path=evil",
-    "ünïcödé €uro 日本",
-];
+const AWKWARD_DIRS: &[&str] =
+    &["dir with  two spaces ", "it's \"quoted\"", "new\nline dir", "-leading-dash", "--rsync-path=evil", "ünïcödé €uro 日本"];
 
 /// File names placed inside every awkward directory.
 const AWKWARD_FILES: &[&str] = &[
@@ -93,8 +87,7 @@ fn base(path: &Path) -> String {
 
 /// The top-level names in `dir`, sorted.
 fn top_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     names
 }
@@ -181,9 +174,8 @@ fn protect_args_backup_is_consistent_while_a_writer_runs() {
     let rig = Rig::with_size("pa-consistency", 1024);
     let writer = Writer::start(&rig.src(), CFG).expect("start torture writer");
     wait_for_generation(&writer, 1);
-    let pull = |remote: Remote, dest: &Path| {
-        rig.rsync(remote).args(BACKUPPC_ARGS).arg(BWLIMIT).arg(rig.remote_dir(&rig.src())).arg(dest).run()
-    };
+    let pull =
+        |remote: Remote, dest: &Path| rig.rsync(remote).args(BACKUPPC_ARGS).arg(BWLIMIT).arg(rig.remote_dir(&rig.src())).arg(dest).run();
 
     let dest = rig.dest("snap");
     let before = writer.generation();
@@ -283,7 +275,11 @@ fn malformed_blocks_fail_with_84_and_leave_nothing() {
         out.expect_stdout_empty();
         let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "{what}: snaprsync must explain itself in exactly one stderr line\n{}", out.report());
-        assert!(lines[0].contains("protect-args") && lines[0].contains(cause), "{what}: the line must name the cause ({cause:?})\n{}", out.report());
+        assert!(
+            lines[0].contains("protect-args") && lines[0].contains(cause),
+            "{what}: the line must name the cause ({cause:?})\n{}",
+            out.report()
+        );
         assert!(!log.contains("btrfs subvolume snapshot"), "{what}: snaprsync snapshotted\n--- snaprsync log ---\n{log}");
         assert_eq!(fs.subvolumes(), subvolumes, "{what}: subvolumes changed");
         let left = entries(&state);
@@ -342,7 +338,12 @@ fn glob_patterns_in_protected_paths_expand_as_rsync_expands_them() {
     }
     let pattern = format!("{}/logs-*", rig.src().display());
     let pull = |remote: Remote, dest: &Path| {
-        let out = rig.rsync(remote).args(["-a", "-s"]).arg(format!("{}:{pattern}", support::sshd::HOST)).arg(format!("{}/", dest.display())).run();
+        let out = rig
+            .rsync(remote)
+            .args(["-a", "-s"])
+            .arg(format!("{}:{pattern}", support::sshd::HOST))
+            .arg(format!("{}/", dest.display()))
+            .run();
         assert!(out.status.success(), "-s glob pull through {remote:?}\n{}\n--- snaprsync log ---\n{}", out.report(), rig.log());
     };
     let with = rig.dest("snap");

@@ -221,7 +221,12 @@ fn hostile_requests_are_refused() {
     }
     // The log names the client (SSH_CONNECTION) and the offending argument.
     let log = w.rig.log();
-    assert!(log.lines().any(|l| l.contains("restricted mode refused") && l.contains("--remove-source-files") && l.contains("SSH_CONNECTION=127.0.0.1 ")), "{log}");
+    assert!(
+        log.lines().any(|l| l.contains("restricted mode refused")
+            && l.contains("--remove-source-files")
+            && l.contains("SSH_CONNECTION=127.0.0.1 ")),
+        "{log}"
+    );
 }
 
 /// Real rsync clients asking for what the key does not allow: refused before
@@ -289,7 +294,26 @@ fn backup_tool_pulls_succeed_from_the_snapshot() {
         // rsnapshot's rsync_short_args and rsync_long_args
         ("rsnapshot", &["-a", "--delete", "--numeric-ids", "--relative", "--delete-excluded"], true),
         // BackupPC 4 sends its arguments protected
-        ("BackupPC", &["-s", "--numeric-ids", "--perms", "--owner", "--group", "-D", "--links", "--hard-links", "--times", "--recursive", "--delete", "--partial", "--one-file-system", "--super"], false),
+        (
+            "BackupPC",
+            &[
+                "-s",
+                "--numeric-ids",
+                "--perms",
+                "--owner",
+                "--group",
+                "-D",
+                "--links",
+                "--hard-links",
+                "--times",
+                "--recursive",
+                "--delete",
+                "--partial",
+                "--one-file-system",
+                "--super",
+            ],
+            false,
+        ),
         ("-s -H --numeric-ids with a checksum", &["-s", "-aH", "--numeric-ids", "-c", "-z"], false),
     ];
     for (k, (name, args, relative)) in pulls.iter().enumerate() {
@@ -324,7 +348,11 @@ fn allow_write_permits_pushes_there_only() {
     let out = key.rsync(&["-a", "--delete", &format!("{}/", local.display()), &key.remote(&inbox.join("copy"))]);
     assert!(out.status.success(), "push into the allowed directory\n{}\n--- snaprsync log ---\n{}", out.report(), w.rig.log());
     tree::assert_same("pushed tree", &tree::describe(&local), &tree::describe(&inbox.join("copy")));
-    for (name, target) in [("into the read-only tree", w.src().join("pushed")), ("outside", w.secret.join("pushed")), ("dot-dot", inbox.join("../secret/pushed"))] {
+    for (name, target) in [
+        ("into the read-only tree", w.src().join("pushed")),
+        ("outside", w.secret.join("pushed")),
+        ("dot-dot", inbox.join("../secret/pushed")),
+    ] {
         let out = key.rsync(&["-a", &format!("{}/", local.display()), &key.remote(&target)]);
         assert!(matches!(out.code(), Some(85 | 12)) && out.stderr.contains("snaprsync: refused"), "{name}\n{}", out.report());
         assert!(!target.exists(), "{name}");

@@ -318,10 +318,8 @@ impl Exposure for LinuxExposure {
 fn run_forwarding_signals(program: &Path, argv: &[OsString]) -> Result<u8> {
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| Error::io("signal handler", e))?;
     let handle = signals.handle();
-    let mut child = Command::new(program)
-        .args(argv)
-        .spawn()
-        .map_err(|e| Error::RsyncMissing { path: program.into(), msg: e.to_string() })?;
+    let mut child =
+        Command::new(program).args(argv).spawn().map_err(|e| Error::RsyncMissing { path: program.into(), msg: e.to_string() })?;
     let pid = Pid::from_raw(child.id() as i32);
     // A signal held just before the spawn is passed on too.
     if let Some(sig) = Platform::pending_signal().and_then(|s| Signal::try_from(s).ok()) {

@@ -33,7 +33,8 @@ impl Btrfs {
     }
 
     fn mount_of(&self, path: &Path) -> Result<&Mount> {
-        let m = mountinfo::find(&self.mounts, path).ok_or_else(|| Error::Snapshot { path: path.into(), msg: "no mount holds it".into() })?;
+        let m =
+            mountinfo::find(&self.mounts, path).ok_or_else(|| Error::Snapshot { path: path.into(), msg: "no mount holds it".into() })?;
         if m.fstype != "btrfs" {
             return Err(Error::NoProvider { path: path.into(), fstype: m.fstype.clone() });
         }
@@ -121,7 +122,9 @@ impl Provider for Btrfs {
                     return Err(match e {
                         Error::Command { cmd, stderr, .. } => Error::Snapshot {
                             path: origin.clone(),
-                            msg: format!("{cmd}: {stderr}; snaprsync must run as root (or with CAP_SYS_ADMIN) and the filesystem needs free space"),
+                            msg: format!(
+                                "{cmd}: {stderr}; snaprsync must run as root (or with CAP_SYS_ADMIN) and the filesystem needs free space"
+                            ),
                         },
                         e => e,
                     });

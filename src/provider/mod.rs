@@ -106,7 +106,10 @@ mod tests {
 
     #[test]
     fn locate_outside_every_volume_is_none() {
-        let s = SnapshotSet { provider: "t", volumes: vec![VolumeSnapshot { origin: "/srv".into(), snapshot: "/x".into(), id: String::new() }] };
+        let s = SnapshotSet {
+            provider: "t",
+            volumes: vec![VolumeSnapshot { origin: "/srv".into(), snapshot: "/x".into(), id: String::new() }],
+        };
         assert_eq!(s.locate(Path::new("/etc")), None);
     }
 }

@@ -126,10 +126,7 @@ pub fn classify(what: &str, hresult: u32, timeout_secs: u64) -> Error {
              `vssadmin list writers`, then retry"
                 .into(),
         ),
-        _ => (
-            error::status::SNAPSHOT,
-            "VSS failed: see the Application event log (source VSS) and `vssadmin list writers`".into(),
-        ),
+        _ => (error::status::SNAPSHOT, "VSS failed: see the Application event log (source VSS) and `vssadmin list writers`".into()),
     };
     Error::Vss { what: what.to_owned(), hresult, msg, status }
 }
@@ -156,7 +153,11 @@ impl Vss {
     }
 
     /// One attempt at the whole sequence, for `volumes` (roots like `C:\`).
-    fn attempt(&self, volumes: &[String], deadline: Instant) -> std::result::Result<(com::BackupComponents, Vec<VolumeSnapshot>), (String, u32)> {
+    fn attempt(
+        &self,
+        volumes: &[String],
+        deadline: Instant,
+    ) -> std::result::Result<(com::BackupComponents, Vec<VolumeSnapshot>), (String, u32)> {
         let bc = com::BackupComponents::create()?;
         bc.initialize_for_backup()?;
         bc.set_context(com::VSS_CTX_BACKUP)?;
@@ -277,8 +278,8 @@ mod com {
     use windows_sys::Win32::Foundation::{FreeLibrary, HMODULE};
     use windows_sys::Win32::Storage::FileSystem::{GetDriveTypeW, GetVolumePathNameW};
     use windows_sys::Win32::System::Com::{
-        CoInitializeEx, CoInitializeSecurity, CoTaskMemFree, COINIT_MULTITHREADED, EOAC_STATIC_CLOAKING,
-        RPC_C_AUTHN_LEVEL_PKT_PRIVACY, RPC_C_IMP_LEVEL_IMPERSONATE,
+        CoInitializeEx, CoInitializeSecurity, CoTaskMemFree, COINIT_MULTITHREADED, EOAC_STATIC_CLOAKING, RPC_C_AUTHN_LEVEL_PKT_PRIVACY,
+        RPC_C_IMP_LEVEL_IMPERSONATE,
     };
     use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryExW, LOAD_LIBRARY_SEARCH_SYSTEM32};
     use windows_sys::Win32::System::Threading::{GetCurrentProcess, IsWow64Process};
@@ -336,9 +337,21 @@ mod com {
     pub fn snapshot_prop_fields() -> Vec<(&'static str, usize)> {
         use std::mem::offset_of;
         macro_rules! f { ($($n:ident),*) => { vec![$((stringify!($n), offset_of!(VSS_SNAPSHOT_PROP, $n))),*] } }
-        f!(m_SnapshotId, m_SnapshotSetId, m_lSnapshotsCount, m_pwszSnapshotDeviceObject, m_pwszOriginalVolumeName,
-           m_pwszOriginatingMachine, m_pwszServiceMachine, m_pwszExposedName, m_pwszExposedPath, m_ProviderId,
-           m_lSnapshotAttributes, m_tsCreationTimestamp, m_eStatus)
+        f!(
+            m_SnapshotId,
+            m_SnapshotSetId,
+            m_lSnapshotsCount,
+            m_pwszSnapshotDeviceObject,
+            m_pwszOriginalVolumeName,
+            m_pwszOriginatingMachine,
+            m_pwszServiceMachine,
+            m_pwszExposedName,
+            m_pwszExposedPath,
+            m_ProviderId,
+            m_lSnapshotAttributes,
+            m_tsCreationTimestamp,
+            m_eStatus
+        )
     }
 
     /// A vtable struct whose fields are named like the C methods, in order, plus
@@ -738,7 +751,9 @@ mod tests {
         let total = |iface: &str| -> usize {
             lines.iter().find(|l| l.len() == 3 && l[0] == "slots" && l[1] == iface).map(|l| l[2].parse().unwrap()).expect("slot count")
         };
-        let ours = |v: Vec<(&'static str, usize)>| -> Vec<(String, String)> { v.into_iter().map(|(n, s)| (n.to_owned(), s.to_string())).collect() };
+        let ours = |v: Vec<(&'static str, usize)>| -> Vec<(String, String)> {
+            v.into_iter().map(|(n, s)| (n.to_owned(), s.to_string())).collect()
+        };
 
         assert_eq!(ours(com::IVssBackupComponentsVtbl::slots()), header("slot", "IVssBackupComponents"));
         assert_eq!(std::mem::size_of::<com::IVssBackupComponentsVtbl>() / 8, total("IVssBackupComponents"));
@@ -752,7 +767,10 @@ mod tests {
         assert_eq!(std::mem::size_of::<com::GUID>(), size("VSS_ID"));
 
         let value = |name: &str| -> u32 {
-            let l = lines.iter().find(|l| l.len() == 3 && l[0] == "hresult" && l[1] == name).unwrap_or_else(|| panic!("{name} not in the headers"));
+            let l = lines
+                .iter()
+                .find(|l| l.len() == 3 && l[0] == "hresult" && l[1] == name)
+                .unwrap_or_else(|| panic!("{name} not in the headers"));
             u32::from_str_radix(l[2].trim_start_matches("0x"), 16).unwrap()
         };
         use hr::*;

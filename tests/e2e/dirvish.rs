@@ -30,11 +30,8 @@ fn setup(rig: &Rig) -> Bank {
     let script = top.join("dirvish");
     fs::write(&script, original.replacen(line, &format!("$CONFDIR = \"{}\";", confdir.display()), 1)).unwrap();
 
-    fs::write(
-        confdir.join("master.conf"),
-        format!("bank:\n\t{}\nimage-default: %Y%m%d-%H%M%S\nindex: none\nlog: none\n", bank.display()),
-    )
-    .unwrap();
+    fs::write(confdir.join("master.conf"), format!("bank:\n\t{}\nimage-default: %Y%m%d-%H%M%S\nindex: none\nlog: none\n", bank.display()))
+        .unwrap();
     fs::write(
         bank.join(VAULT).join("dirvish/default.conf"),
         format!(
@@ -85,7 +82,10 @@ fn dirvish_init_and_incremental() {
     bank.run(&rig, &["--init", "--image", "img1"]);
     let summary = bank.summary("img1");
     assert!(summary.contains("Status: success"), "img1 summary:\n{summary}");
-    assert!(summary.contains("--rsync-path=") && summary.contains(&format!("{HOST}:")), "dirvish must go through ssh with rsync-client as --rsync-path:\n{summary}");
+    assert!(
+        summary.contains("--rsync-path=") && summary.contains(&format!("{HOST}:")),
+        "dirvish must go through ssh with rsync-client as --rsync-path:\n{summary}"
+    );
     tree::assert_same("dirvish img1 vs source", &tree::describe(&rig.src()), &tree::describe(&bank.tree("img1")));
 
     fs::write(rig.src().join("a/one.txt"), "changed\n").unwrap();

@@ -27,10 +27,7 @@ fn config(rig: &Rig, name: &str, remote: Remote) -> (PathBuf, PathBuf) {
         ("loglevel", "3".to_owned()),
         ("lockfile", dir.join("rsnapshot.pid").display().to_string()),
         // rsnapshot's default long args plus the remote rsync, quoted because it holds a space.
-        (
-            "rsync_long_args",
-            format!("--delete --numeric-ids --relative --delete-excluded --rsync-path=\"{}\"", rig.rsync_path(remote)),
-        ),
+        ("rsync_long_args", format!("--delete --numeric-ids --relative --delete-excluded --rsync-path=\"{}\"", rig.rsync_path(remote))),
         ("retain", "alpha\t3".to_owned()),
         ("backup", format!("root@{HOST}:{}/\thost/", rig.src().display())),
     ];

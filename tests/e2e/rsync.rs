@@ -11,11 +11,7 @@ fn pull_copies_the_tree() {
     let dest = rig.dest("dst");
     rig.pull(Remote::Snaprsync, &["-H"], &dest);
     tree::assert_same("pull through snaprsync vs source", &tree::describe(&rig.src()), &tree::describe(&dest));
-    assert_eq!(
-        tree::inode(&dest.join("top.txt")),
-        tree::inode(&dest.join("hardlink-to-top")),
-        "-H must keep the hard link"
-    );
+    assert_eq!(tree::inode(&dest.join("top.txt")), tree::inode(&dest.join("hardlink-to-top")), "-H must keep the hard link");
 }
 
 /// A push to the btrfs side goes through snaprsync as a receiver: the data
@@ -26,12 +22,7 @@ fn push_to_btrfs_makes_no_snapshot() {
     let local = rig.dest("local");
     tree::make_sample(&local);
     let target = rig.fs.mnt().join("pushed");
-    let out = rig
-        .rsync(Remote::Snaprsync)
-        .arg("-a")
-        .arg(format!("{}/", local.display()))
-        .arg(rig.remote_dir(&target))
-        .run();
+    let out = rig.rsync(Remote::Snaprsync).arg("-a").arg(format!("{}/", local.display())).arg(rig.remote_dir(&target)).run();
     assert!(out.status.success(), "push through snaprsync failed\n{}\n--- snaprsync log ---\n{}", out.report(), rig.log());
     tree::assert_same("push through snaprsync vs local tree", &tree::describe(&local), &tree::describe(&target));
     let snaps = rig.fs.leftover_snapshots();
@@ -121,7 +112,12 @@ fn source_not_on_btrfs() {
         .arg(rig.remote_dir(&src))
         .arg(&dest)
         .run();
-    assert!(out.status.success(), "on_snapshot_failure = live must copy the live files\n{}\n--- snaprsync log ---\n{}", out.report(), crate::support::snaprsync_log(&live_conf));
+    assert!(
+        out.status.success(),
+        "on_snapshot_failure = live must copy the live files\n{}\n--- snaprsync log ---\n{}",
+        out.report(),
+        crate::support::snaprsync_log(&live_conf)
+    );
     tree::assert_same("live fallback vs source", &tree::describe(&src), &tree::describe(&dest));
 }
 

@@ -153,7 +153,11 @@ fn interrupted_backup_leaves_no_snapshot() {
         if left.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "snapshot still there 20 s after the client died: {left:?}\n--- snaprsync log ---\n{}", rig.log());
+        assert!(
+            Instant::now() < deadline,
+            "snapshot still there 20 s after the client died: {left:?}\n--- snaprsync log ---\n{}",
+            rig.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

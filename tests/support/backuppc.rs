@@ -48,7 +48,8 @@ impl BackupPc {
         // BackupPC connects to the address, not the alias: the rig's ssh
         // config, with 127.0.0.1 as a second name for the same host.
         let ssh_config = std::fs::read_to_string(rig.sshd.ssh_config()).expect("read ssh config");
-        let ssh_config = ssh_config.replacen(&format!("Host {}\n", super::sshd::HOST), &format!("Host {} 127.0.0.1\n", super::sshd::HOST), 1);
+        let ssh_config =
+            ssh_config.replacen(&format!("Host {}\n", super::sshd::HOST), &format!("Host {} 127.0.0.1\n", super::sshd::HOST), 1);
         assert!(ssh_config.contains("127.0.0.1\n"), "unexpected ssh config layout:\n{ssh_config}");
         std::fs::write(d.join("ssh_config"), ssh_config).expect("write ssh config");
 
@@ -137,7 +138,10 @@ exit $rc
     pub fn extract_latest(&self, dest: &Path) -> Output {
         std::fs::create_dir_all(dest).expect("create extract dir");
         let tar = self.dir.path().join("latest.tar");
-        let out = self.run(&format!(r#""$BIN/BackupPC_tarCreate" -h {CLIENT} -n -1 -s "$SHARE" . > {}"#, super::cmd::quote(&tar.display().to_string())));
+        let out = self.run(&format!(
+            r#""$BIN/BackupPC_tarCreate" -h {CLIENT} -n -1 -s "$SHARE" . > {}"#,
+            super::cmd::quote(&tar.display().to_string())
+        ));
         if !out.status.success() {
             return out;
         }

@@ -46,10 +46,7 @@ impl Btrfs {
     /// Paths of all subvolumes, as `btrfs subvolume list` prints them.
     pub fn subvolumes(&self) -> Vec<String> {
         let out = cmd("btrfs").args(["subvolume", "list"]).arg(&self.mnt).ok();
-        out.stdout_str()
-            .lines()
-            .filter_map(|line| line.split_once(" path ").map(|(_, path)| path.to_owned()))
-            .collect()
+        out.stdout_str().lines().filter_map(|line| line.split_once(" path ").map(|(_, path)| path.to_owned())).collect()
     }
 
     /// Subvolumes left behind by snaprsync. `.snaprsync` itself may stay.

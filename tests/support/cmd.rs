@@ -116,8 +116,7 @@ impl fmt::Display for Cmd {
 
 /// Shell-quotes one word for display.
 pub fn quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
+    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
     if plain {
         word.to_owned()
     } else {
@@ -149,7 +148,11 @@ impl Output {
         let stdout: String = stdout.chars().take(2000).collect();
         format!(
             "command: {}\nstatus: {}\nelapsed: {:.2?}\n--- stderr ---\n{}\n--- stdout (first 2000 chars) ---\n{}",
-            self.cmdline, self.status, self.elapsed, self.stderr.trim_end(), stdout.trim_end()
+            self.cmdline,
+            self.status,
+            self.elapsed,
+            self.stderr.trim_end(),
+            stdout.trim_end()
         )
     }
 

@@ -35,10 +35,7 @@ pub fn snaprsync() -> &'static str {
 /// A temp dir for one test. The prefix keeps these recognisable in `/tmp`
 /// without ever containing `snaprsync-`, which marks snapshots.
 pub fn tempdir(tag: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("srs-e2e-{tag}-"))
-        .tempdir()
-        .expect("create temp dir")
+    tempfile::Builder::new().prefix(&format!("srs-e2e-{tag}-")).tempdir().expect("create temp dir")
 }
 
 /// Writes a snaprsync config file into `dir` and returns its path. The log

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use windows_sys::core::BOOL;
 use windows_sys::Win32::Foundation::{CloseHandle, FILETIME, HANDLE, STILL_ACTIVE};
-use windows_sys::Win32::System::Threading::{GetExitCodeProcess, GetProcessTimes, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION};
 use windows_sys::Win32::Storage::FileSystem::{
     DefineDosDeviceW, GetLogicalDrives, QueryDosDeviceW, DDD_EXACT_MATCH_ON_REMOVE, DDD_RAW_TARGET_PATH, DDD_REMOVE_DEFINITION,
 };
@@ -25,6 +24,7 @@ use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation, SetInformationJobObject, TerminateJobObject,
     JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
 };
+use windows_sys::Win32::System::Threading::{GetExitCodeProcess, GetProcessTimes, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION};
 
 /// When process `pid` started (FILETIME, 100 ns since 1601); `None` if it is gone.
 pub fn process_start(pid: u32) -> Option<u64> {
@@ -68,12 +68,7 @@ pub fn query_dos_device(name: &str) -> Vec<String> {
     if len == 0 {
         return Vec::new();
     }
-    OsString::from_wide(&buf[..len.min(buf.len())])
-        .to_string_lossy()
-        .split('\0')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    OsString::from_wide(&buf[..len.min(buf.len())]).to_string_lossy().split('\0').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 /// Maps `letter:` to the NT path `target` (DDD_RAW_TARGET_PATH) for this logon session.

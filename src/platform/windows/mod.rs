@@ -4,10 +4,10 @@
 //! rsync's argv rewritten in the path style it came in. rsync runs in a Job
 //! Object that dies with snaprsync; console events end it and clean up.
 
-mod ffi;
-mod selftest;
 #[cfg(test)]
 mod dir_double;
+mod ffi;
+mod selftest;
 #[cfg(test)]
 mod tests;
 
@@ -301,13 +301,17 @@ fn expose_with(
                 };
                 d.trailing_slash = text.ends_with(['/', '\\']) || text == "." || text.ends_with("/.");
                 if inv.relative {
-                    return Err(fail(format!("--relative with the relative source {text:?} would send the snapshot's path; give an absolute source")));
+                    return Err(fail(format!(
+                        "--relative with the relative source {text:?} would send the snapshot's path; give an absolute source"
+                    )));
                 }
                 d
             }
         };
         if dp.is_bare_root() {
-            return Err(fail(format!("{text:?} (a drive root without a trailing slash) would be sent under the snapshot's name; write {text}/")));
+            return Err(fail(format!(
+                "{text:?} (a drive root without a trailing slash) would be sent under the snapshot's name; write {text}/"
+            )));
         }
         if inv.relative && !dp.parts.iter().any(|p| p == ".") {
             return Err(fail(format!(
@@ -337,7 +341,8 @@ fn expose_with(
                 }
                 (Expose::DevicePath, Some(_)) => Root::Device(snapshot.clone()),
                 (Expose::DevicePath, None) => Root::Dir(
-                    winpath::parse(&snapshot, Flavor::Native).ok_or_else(|| fail(format!("snapshot {snapshot} is neither a device nor a drive path")))?,
+                    winpath::parse(&snapshot, Flavor::Native)
+                        .ok_or_else(|| fail(format!("snapshot {snapshot} is neither a device nor a drive path")))?,
                 ),
             });
         }

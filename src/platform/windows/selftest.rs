@@ -44,9 +44,7 @@ pub fn selftest(cfg: &Config, args: &[OsString]) -> Result<u8> {
     if let Some(dir) = report_path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    std::fs::File::create(&report_path)
-        .and_then(|mut f| f.write_all(report.as_bytes()))
-        .map_err(|e| Error::io(&report_path, e))?;
+    std::fs::File::create(&report_path).and_then(|mut f| f.write_all(report.as_bytes())).map_err(|e| Error::io(&report_path, e))?;
     println!("report written to {}", report_path.display());
     Ok(outcome.map_or_else(|e| e.exit_code(), |()| 0))
 }
@@ -63,7 +61,11 @@ fn run_checks(cfg: &Config, base: &std::path::Path, report: &mut String) -> Resu
     // Another handle holds the file open with no sharing at all.
     let lock = std::fs::OpenOptions::new().read(true).write(true).share_mode(0).open(&file).map_err(|e| Error::io(&file, e))?;
     let direct = std::fs::read(&file);
-    let _ = writeln!(report, "live read of the locked file: {}", if direct.is_err() { "refused (as expected)" } else { "allowed (the lock did not hold)" });
+    let _ = writeln!(
+        report,
+        "live read of the locked file: {}",
+        if direct.is_err() { "refused (as expected)" } else { "allowed (the lock did not hold)" }
+    );
 
     let result = (|| {
         let mut vss = Vss::new(cfg.vss_timeout);
@@ -81,7 +83,13 @@ fn run_checks(cfg: &Config, base: &std::path::Path, report: &mut String) -> Resu
     result
 }
 
-fn check_exposures(cfg: &Config, set: &crate::provider::SnapshotSet, file: &std::path::Path, content: &str, report: &mut String) -> Result<()> {
+fn check_exposures(
+    cfg: &Config,
+    set: &crate::provider::SnapshotSet,
+    file: &std::path::Path,
+    content: &str,
+    report: &mut String,
+) -> Result<()> {
     let fail = |msg: String| Error::Snapshot { path: file.to_owned(), msg };
     let inside = set.locate(file).ok_or_else(|| fail("not in the snapshot set".into()))?;
     let device = std::fs::read_to_string(&inside);
@@ -95,7 +103,12 @@ fn check_exposures(cfg: &Config, set: &crate::provider::SnapshotSet, file: &std:
     let _ = writeln!(report, "drive letter {}: {}", via_letter.display(), verdict(&lettered, content));
     letter.remove()?;
     let left = ffi::query_dos_device(&format!("{}:", letter.letter));
-    let _ = writeln!(report, "drive letter {}: after removal {}", letter.letter, if left.is_empty() { "gone".into() } else { format!("STILL MAPPED to {left:?}") });
+    let _ = writeln!(
+        report,
+        "drive letter {}: after removal {}",
+        letter.letter,
+        if left.is_empty() { "gone".into() } else { format!("STILL MAPPED to {left:?}") }
+    );
     match (device, lettered) {
         (Ok(a), Ok(b)) if a == content && b == content && left.is_empty() => Ok(()),
         _ => Err(fail("the locked file could not be read back through both exposures (see the report)".into())),

@@ -50,10 +50,7 @@ const SHADOW: &str = r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy9\";
 
 fn shadow_set() -> SnapshotSet {
     let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: "{id}".into() };
-    SnapshotSet {
-        provider: "vss",
-        volumes: vec![v(r"C:\", SHADOW), v(r"D:\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\")],
-    }
+    SnapshotSet { provider: "vss", volumes: vec![v(r"C:\", SHADOW), v(r"D:\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\")] }
 }
 
 fn sources_of(inv: &Invocation) -> Vec<PathBuf> {
@@ -219,7 +216,9 @@ fn missing_vss_fails_with_its_status_or_falls_back_to_live() {
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
 
-    let err = crate::run::rsync(&cfg_for(Expose::DriveLetter, false), &crate::cli::Options::default(), argv.clone()).err().expect("VSS cannot work under wine");
+    let err = crate::run::rsync(&cfg_for(Expose::DriveLetter, false), &crate::cli::Options::default(), argv.clone())
+        .err()
+        .expect("VSS cannot work under wine");
     assert_eq!(err.exit_code(), crate::provider::vss::status::UNAVAILABLE, "{err}");
     assert!(err.to_string().contains("on_snapshot_failure"), "{err}");
     assert!(!out.exists(), "rsync must not run when the snapshot failed");
