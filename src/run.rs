@@ -76,9 +76,7 @@ impl Cleanup {
         }
         undo.and(removed)
     }
-}
 
-impl Cleanup {
     /// Undoes the exposure now, then hands the removal of the snapshots to a
     /// detached `snaprsync __remove-run` so that rsync's status reaches the
     /// backup server without waiting for it. Where the provider cannot, or the
