@@ -86,9 +86,11 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Provider, dry_run: bool) -> R
 /// Removes every snapshot of the run `stamp` and then its journal entry, live
 /// or not: the background removal of a run that has handed it over.
 pub fn remove_run(journal: &Journal, provider: &mut dyn Provider, stamp: &str) -> crate::error::Result<()> {
+    let started = std::time::Instant::now();
+    let mine: Vec<Leftover> = provider.leftovers()?.into_iter().filter(|l| l.stamp == stamp).collect();
     let mut first = None;
-    for l in provider.leftovers()?.into_iter().filter(|l| l.stamp == stamp) {
-        match provider.remove_leftover(&l) {
+    for l in &mine {
+        match provider.remove_leftover(l) {
             Ok(()) => log::debug!("removed {}", l.path.display()),
             Err(e) => {
                 log::error!("could not remove snapshot {}: {e}; it stays recorded for the next run's sweep", l.path.display());
@@ -98,7 +100,10 @@ pub fn remove_run(journal: &Journal, provider: &mut dyn Provider, stamp: &str) -
     }
     match first {
         Some(e) => Err(e),
-        None => journal.remove(stamp),
+        None => {
+            log::info!("removed {} snapshot(s) of {stamp} in {}ms", mine.len(), started.elapsed().as_millis());
+            journal.remove(stamp)
+        }
     }
 }
 
