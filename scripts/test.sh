@@ -21,4 +21,4 @@ if cargo clippy --version >/dev/null 2>&1; then
 fi
 cargo test --locked --all-targets -- --test-threads=2 2>&1 | tee -a "$log"
 
-awk '/^test result:/ { p += $4; f += $6 } END { printf "all suites: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log"
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log"
