@@ -301,9 +301,20 @@ if want core; then
   cmd_plain=(rsync -a -e "$RSH" --rsync-path=rsync "bench:$MNT/data/" "$DST/")
   cmd_snaprsync=(rsync -a -e "$RSH" --rsync-path="$SNAP --snap-log-file=$OUT/core-snaprsync.log" "bench:$MNT/data/" "$DST/")
   cmd_naive=(rsync -a -e "$RSH" --rsync-path="$NAIVE $MNT" "bench:$MNT/data/" "$DST/")
-  prep_core() { fresh_dst; drop_caches; }
-  log "core: $BENCH_RUNS rounds of plain, snaprsync, naive (+1 warm-up)"
-  rounds core "$BENCH_RUNS" prep_core plain snaprsync naive
+  # Plain rsync reading a snapshot made (untimed) before the run: the cost of
+  # reading through a snapshot, without anything of snaprsync's.
+  cmd_snapread=(rsync -a -e "$RSH" --rsync-path=rsync "bench:$MNT/.bench-read/data/" "$DST/")
+  prep_core() {
+    fresh_dst
+    # Every variant's prep makes the same fresh snapshot, so the deletion of
+    # the last one (and btrfs's cleaner) weighs on every variant alike.
+    if [ -d "$MNT/.bench-read" ]; then btrfs subvolume delete "$MNT/.bench-read" >/dev/null; fi
+    btrfs subvolume snapshot -r "$MNT" "$MNT/.bench-read" >/dev/null
+    drop_caches
+  }
+  log "core: $BENCH_RUNS rounds of plain, snaprsync, naive, snapread (+1 warm-up)"
+  rounds core "$BENCH_RUNS" prep_core plain snaprsync naive snapread
+  btrfs subvolume delete "$MNT/.bench-read" >/dev/null
 fi
 
 # ---------------------------------------------------------------- latency

@@ -107,7 +107,7 @@ if "core" in TIMES:
     t = TIMES["core"]
     ratio = med(t["snaprsync"].values()) / med(t["plain"].values())
     print(f"## core: full backup over ssh, {M['core_tree']}\n")
-    print(table_seconds("core", ["plain", "snaprsync", "naive"], "plain"))
+    print(table_seconds("core", [v for v in ["plain", "snaprsync", "naive", "snapread"] if v in t], "plain"))
     print(f"\nsnaprsync ÷ plain = {ratio:.3f} (target ≤ 1.03: {'met' if ratio <= 1.03 else 'NOT met'})\n")
     b = log_breakdown("core")
     if b:
