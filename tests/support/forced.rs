@@ -4,7 +4,7 @@
 //! login, so the key works as soon as it is appended.
 
 use super::cmd::{cmd, Cmd, Output};
-use super::sshd::{Sshd, HOST};
+use super::sshd::Sshd;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -29,28 +29,8 @@ impl ForcedKey {
         let mut auth = std::fs::OpenOptions::new().append(true).open(sshd_dir.join("authorized_keys")).expect("open authorized_keys");
         writeln!(auth, "command=\"{escaped}\",restrict {}", public.trim()).expect("append to authorized_keys");
         let ssh_config = d.join("ssh_config");
-        std::fs::write(
-            &ssh_config,
-            format!(
-                "Host {alias}
-  HostName 127.0.0.1
-  Port {port}
-  User root
-  IdentityFile {key}
-  IdentitiesOnly yes
-  HostKeyAlias {HOST}
-  UserKnownHostsFile {known}
-  GlobalKnownHostsFile /dev/null
-  StrictHostKeyChecking yes
-  BatchMode yes
-  LogLevel ERROR
-",
-                port = sshd.port(),
-                key = key.display(),
-                known = sshd_dir.join("known_hosts").display(),
-            ),
-        )
-        .expect("write ssh config");
+        let text = super::sshd::ssh_config_text(alias, sshd.port(), &key, &sshd_dir.join("known_hosts"));
+        std::fs::write(&ssh_config, text).expect("write ssh config");
         ForcedKey { host: alias.to_owned(), ssh_config, _dir: dir }
     }
 

@@ -41,7 +41,7 @@ impl Sshd {
             let sshd_config = d.join("sshd_config");
             std::fs::write(&sshd_config, sshd_config_text(d, port)).expect("sshd_config");
             let ssh_config = d.join("ssh_config");
-            std::fs::write(&ssh_config, ssh_config_text(d, port)).expect("ssh_config");
+            std::fs::write(&ssh_config, ssh_config_text(HOST, port, &d.join("client_key"), &d.join("known_hosts"))).expect("ssh_config");
             let mut child = Command::new("/usr/sbin/sshd")
                 .arg("-D")
                 .arg("-f")
@@ -142,9 +142,11 @@ LogLevel VERBOSE
     )
 }
 
-fn ssh_config_text(d: &Path, port: u16) -> String {
+/// An `ssh -F` config with one host `alias` on the sshd at `port`, logging in
+/// as root with `key`, the host key checked against `known` (as `snaphost`).
+pub fn ssh_config_text(alias: &str, port: u16, key: &Path, known: &Path) -> String {
     format!(
-        "Host {HOST}
+        "Host {alias}
   HostName 127.0.0.1
   Port {port}
   User root
@@ -157,7 +159,7 @@ fn ssh_config_text(d: &Path, port: u16) -> String {
   BatchMode yes
   LogLevel ERROR
 ",
-        key = d.join("client_key").display(),
-        known = d.join("known_hosts").display(),
+        key = key.display(),
+        known = known.display(),
     )
 }
