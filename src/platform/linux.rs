@@ -191,11 +191,16 @@ impl PlatformInterface for Platform {
     }
 }
 
-/// Field 22 of `/proc/PID/stat` (start time in clock ticks after boot). The
-/// command name (field 2) may hold spaces and parentheses, so count from the last `)`.
+/// Field 22 of `/proc/PID/stat` (start time in clock ticks after boot); `None`
+/// for a process that has ended but not been reaped (a zombie cannot clean up).
+/// The command name (field 2) may hold spaces and parentheses, so count from the last `)`.
 fn proc_start_time(stat: &str) -> Option<u64> {
     let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = rest.split_whitespace();
+    if matches!(fields.next()?, "Z" | "X" | "x") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// How rsync will see the snapshot: its argv and the bind mounts to make.
@@ -449,6 +454,7 @@ mod tests {
     fn start_time_survives_odd_command_names() {
         let stat = "4242 (we ird) (x) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1000 100";
         assert_eq!(proc_start_time(stat), Some(987654));
+        assert_eq!(proc_start_time(&stat.replace(" S 1 ", " Z 1 ")), None, "a zombie is not alive");
         assert_eq!(proc_start_time("garbage"), None);
     }
 
