@@ -28,6 +28,7 @@ set -euo pipefail
 : "${BENCH_FILES:=20000}"        # core tree: number of files
 : "${BENCH_TREE_MB:=500}"        # core tree: total MiB
 : "${BENCH_RUNS:=9}"             # core, coldread: timed runs per variant
+: "${BENCH_CORE_VARIANTS:=plain snaprsync naive snapread}" # core: which variants
 : "${BENCH_LAT_FILES:=5}"        # latency tree: number of files
 : "${BENCH_LAT_RUNS:=30}"        # latency: timed runs per variant
 : "${BENCH_RSS_RUNS:=3}"         # rss: runs per measurement
@@ -310,10 +311,18 @@ if want core; then
     # the last one (and btrfs's cleaner) weighs on every variant alike.
     if [ -d "$MNT/.bench-read" ]; then btrfs subvolume delete "$MNT/.bench-read" >/dev/null; fi
     btrfs subvolume snapshot -r "$MNT" "$MNT/.bench-read" >/dev/null
+    # Wait for btrfs to finish dropping deleted snapshots (the last run's, the
+    # naive wrapper's, .bench-read's): that background work is woken by the
+    # next transaction commit, which is the next snapshot creation, and would
+    # otherwise land inside whichever run snapshots next.
+    # (A commit wakes the cleaner now rather than at the next 30 s commit.)
+    btrfs filesystem sync "$MNT" >/dev/null
+    btrfs subvolume sync "$MNT" >/dev/null
     drop_caches
   }
-  log "core: $BENCH_RUNS rounds of plain, snaprsync, naive, snapread (+1 warm-up)"
-  rounds core "$BENCH_RUNS" prep_core plain snaprsync naive snapread
+  log "core: $BENCH_RUNS rounds of $BENCH_CORE_VARIANTS (+1 warm-up)"
+  # shellcheck disable=SC2086 # a list of words
+  rounds core "$BENCH_RUNS" prep_core $BENCH_CORE_VARIANTS
   btrfs subvolume delete "$MNT/.bench-read" >/dev/null
 fi
 
