@@ -75,6 +75,8 @@ fi
 [ -x "$SNAPRSYNC" ] || die "no snaprsync binary at $SNAPRSYNC"
 
 OUT=${BENCH_OUT:-$(mktemp -d)}
+# Results are appended: an old run's files would mix into this run's tables.
+[ -z "$(ls -A "$OUT" 2>/dev/null)" ] || die "BENCH_OUT=$OUT is not empty"
 mkdir -p "$OUT"
 MNT=$W/mnt
 DST=$W/dst
@@ -258,8 +260,8 @@ timed() {
   [ "$rc" = 0 ] || log "WARNING: $b $v run $r exited $rc (see $OUT/stderr.log)"
 }
 
-# rounds BENCH RUNS PREP VARIANT...: every round runs each variant once, the
-# order rotated by one each round; PREP runs before every run. The command of
+# rounds BENCH RUNS PREP VARIANT...: every round runs each variant once, in
+# a shuffled order; PREP runs before every run. The command of
 # variant V is the array cmd_V.
 rounds() {
   local b=$1 n=$2 prep=$3; shift 3
@@ -270,8 +272,13 @@ rounds() {
     unset -n c
   done
   for r in $(seq 0 "$n"); do
+    # A new order every round (seeded, so a run can be repeated): with a plain
+    # rotation every variant would always follow the same neighbour, and any
+    # after-effect of one run on the next would always land on the same variant.
+    local order=()
+    mapfile -t order < <(printf '%s\n' "${vs[@]}" | shuf --random-source=<(yes "$b$r"))
     for i in $(seq 0 $((k - 1))); do
-      v=${vs[$(( (i + r) % k ))]}
+      v=${order[$i]}
       local -n c="cmd_$v"
       $prep
       if [ "$r" = 0 ]; then
