@@ -93,14 +93,21 @@ impl Provider for Btrfs {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
         // Which subvolumes, on which mounts, parents first.
         let mut origins: Vec<(PathBuf, Mount)> = Vec::new();
+        let mut mounts: Vec<Mount> = Vec::new();
         for s in sources {
             let mount = self.mount_of(s)?.clone();
             let root = subvolume_root(s)?;
             let root = if root.starts_with(&mount.mount_point) { root } else { mount.mount_point.clone() };
+            if !mounts.contains(&mount) {
+                mounts.push(mount.clone());
+            }
+            origins.push((root, mount));
+        }
+        // One subvolume listing per filesystem, however many sources it holds.
+        for mount in mounts {
             for nested in self.nested_below(&mount, sources)? {
                 origins.push((nested, mount.clone()));
             }
-            origins.push((root, mount));
         }
         origins.sort_by(|a, b| a.0.components().count().cmp(&b.0.components().count()).then(a.0.cmp(&b.0)));
         origins.dedup_by(|a, b| a.0 == b.0);
