@@ -43,7 +43,12 @@ backup snaprsync "$bin"
 
 kill "$writer" 2>/dev/null; wait "$writer" 2>/dev/null || true; writer=
 
-left=$(btrfs subvolume list "$mnt" | grep -c 'snaprsync-' || true)
+# snaprsync removes its snapshot in the background right after rsync ends.
+for _ in $(seq 50); do
+  left=$(btrfs subvolume list "$mnt" | grep -c 'snaprsync-' || true)
+  [ "$left" -eq 0 ] && break
+  sleep 0.1
+done
 if "$torture" check "$work/snaprsync" >/dev/null && [ "$left" -eq 0 ]; then
   echo "VERDICT: the snaprsync backup is one point in time, and no snapshot remains ($left left)."
 else
