@@ -11,6 +11,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod error;
+pub mod fault;
 pub mod journal;
 pub mod logger;
 #[cfg(target_os = "linux")]
@@ -28,24 +29,46 @@ use std::ffi::OsString;
 use std::io::Write;
 
 /// The whole program: returns the exit status. Errors become one stderr line.
+/// A panic is a bug: it becomes one stderr line too, and status 89, after
+/// unwinding has removed whatever the run had made (see `run::Cleanup`).
 pub fn main(argv: Vec<OsString>) -> u8 {
-    let result = cli::parse(argv).and_then(|(opts, mode)| {
-        let cfg = run::load_config(&opts)?;
-        logger::init(cfg.log_file.as_deref(), cfg.log_level.filter());
-        match mode {
-            cli::Mode::Admin(cmd) => admin::run(&cfg, cmd),
-            cli::Mode::Rsync(argv) => run::rsync(&cfg, &opts, argv),
-        }
-    });
-    match result {
-        Ok(status) => status,
-        Err(e) => {
-            if log::max_level() >= log::LevelFilter::Error {
-                log::error!("{e}");
-            } else {
-                let _ = writeln!(std::io::stderr(), "snaprsync: {e}");
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        report(&format!("internal error{at}: {msg}; this is a bug in snaprsync, please report it"));
+    }));
+    let run = || {
+        cli::parse(argv).and_then(|(opts, mode)| {
+            let cfg = run::load_config(&opts)?;
+            logger::init(cfg.log_file.as_deref(), cfg.log_level.filter());
+            match mode {
+                cli::Mode::Admin(cmd) => admin::run(&cfg, cmd),
+                cli::Mode::Rsync(argv) => run::rsync(&cfg, &opts, argv),
             }
+        })
+    };
+    match std::panic::catch_unwind(run) {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => {
+            report(&e.to_string());
             e.exit_code()
         }
+        // The hook has reported it.
+        Err(_) => error::status::INTERNAL,
+    }
+}
+
+/// One line on stderr: through the logger (which also writes it to the log
+/// file) once it is set up, directly before.
+fn report(line: &str) {
+    if log::max_level() >= log::LevelFilter::Error {
+        log::error!("{line}");
+    } else {
+        let _ = writeln!(std::io::stderr(), "snaprsync: {line}");
     }
 }

@@ -306,6 +306,7 @@ fn snapshot_and_run(
         Err(e) => return Err(e),
     };
     let created = started.elapsed();
+    crate::fault::point("after-create");
     if let Some(p) = policy {
         // The same confinement again, now as rsync will see the paths: inside the snapshot.
         let exposure = cleanup.exposure.as_ref().expect("exposed above");
@@ -324,6 +325,7 @@ fn snapshot_and_run(
     let ran = Instant::now();
     let status = exposure.run(rsync, &argv);
     let ran = ran.elapsed();
+    crate::fault::point("after-rsync");
     let removing = Instant::now();
     let removed = match cfg.snapshot_removal {
         Removal::Background => cleanup.finish_in_background(opts),

@@ -161,3 +161,47 @@ fn interrupted_backup_leaves_no_snapshot() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A panic (a bug) after the snapshot exists, before and after rsync ran:
+/// unwinding removes the snapshot, and snaprsync exits 89 with one stderr
+/// line and nothing on stdout. The panic is injected with `SNAPRSYNC_FAULT`,
+/// which only debug builds obey (`cargo test` builds those).
+#[test]
+fn a_panic_still_removes_the_snapshot() {
+    if !cfg!(debug_assertions) {
+        eprintln!("skipped: fault injection needs a debug build (cargo test without --release)");
+        return;
+    }
+    let rig = Rig::new("panic");
+    tree::make_sample(&rig.src());
+    let conf = format!("--snap-config={}", rig.config.display());
+
+    // As sshd would run it; rsync is never reached.
+    let before = rig.snapshots_taken();
+    let out = cmd(snaprsync()).env("SNAPRSYNC_FAULT", "after-create").arg(&conf).args(sender_args(&rig.src())).run();
+    out.expect_code(89).expect_stdout_empty();
+    assert_one_line("panic after create", &out.stderr);
+    assert!(out.stderr.contains("internal error") && out.stderr.contains("after-create"), "{}", out.report());
+    assert!(rig.snapshots_taken() > before, "the panic must come after the snapshot\n{}", rig.log());
+    rig.fs.assert_no_snapshot_left();
+
+    // Through a real client, once before and once after rsync's transfer.
+    for point in ["after-create", "after-rsync"] {
+        let before = rig.snapshots_taken();
+        let dest = rig.dest(point);
+        let out = rig
+            .rsync(Remote::Plain)
+            .arg(format!("--rsync-path=SNAPRSYNC_FAULT={point} {}", rig.rsync_path(Remote::Snaprsync)))
+            .arg("-a")
+            .arg(rig.remote_dir(&rig.src()))
+            .arg(&dest)
+            .run();
+        assert!(matches!(out.code(), Some(89 | 12)), "{point}: client rsync status\n{}", out.report());
+        assert_eq!(out.stderr.matches("internal error").count(), 1, "{point}: one line from snaprsync\n{}", out.report());
+        assert!(rig.snapshots_taken() > before, "{point}: the panic must come after the snapshot\n{}", rig.log());
+        rig.fs.assert_no_snapshot_left();
+        if point == "after-rsync" {
+            tree::assert_same("the transfer before the panic", &tree::describe(&rig.src()), &tree::describe(&dest));
+        }
+    }
+}
