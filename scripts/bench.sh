@@ -6,7 +6,7 @@
 #
 # Builds a loop-mounted btrfs filesystem and a private sshd on 127.0.0.1 in a
 # temp dir, runs the variants of each benchmark interleaved round by round
-# (the order rotates each round), and prints Markdown tables. Raw results stay
+# (in an order shuffled anew each round), and prints Markdown tables. Raw results stay
 # in $BENCH_OUT (default: a new temp dir, printed at the end). Needs root.
 #
 # Benchmarks (BENCH_ONLY selects):
@@ -27,7 +27,7 @@ set -euo pipefail
 : "${BENCH_ONLY:=core latency latency-local rss protect startup coldread}"
 : "${BENCH_FILES:=20000}"        # core tree: number of files
 : "${BENCH_TREE_MB:=500}"        # core tree: total MiB
-: "${BENCH_RUNS:=9}"             # core, coldread: timed runs per variant
+: "${BENCH_RUNS:=20}"            # core, coldread: timed runs per variant
 : "${BENCH_CORE_VARIANTS:=plain snaprsync naive snapread}" # core: which variants
 : "${BENCH_LAT_FILES:=5}"        # latency tree: number of files
 : "${BENCH_LAT_RUNS:=30}"        # latency: timed runs per variant
@@ -245,9 +245,22 @@ record_cmd() { # bench variant cmd...
   printf '# %s / %s\n%s\n' "$b" "$v" "$(show "$@")" >>"$OUT/commands.txt"
 }
 fresh_dst() { find "$DST" -mindepth 1 -delete; }
+# snaprsync hands the removal of its snapshots to a detached process after
+# rsync's status has gone back (snapshot_removal = "background"); on a real
+# machine that work overlaps nothing of the backup. Here the next run would
+# start while it still runs (it takes ~160 ms after a 500 MiB read): wait for
+# it, so that it lands in no variant's time.
+wait_removers() {
+  local n=0
+  while pgrep -f "^$BIN/snaprsync .*__remove-run" >/dev/null; do
+    n=$((n + 1))
+    [ "$n" -lt 600 ] || die "a snaprsync __remove-run still runs after 30 s"
+    sleep 0.05
+  done
+}
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 # Latency runs: warm caches, but nothing pending on the filesystem from the previous run.
-prep_latency() { fresh_dst; sync; }
+prep_latency() { wait_removers; fresh_dst; sync; }
 
 # timed BENCH VARIANT RUN CMD...: one run, appended to times.csv.
 timed() {
@@ -313,6 +326,7 @@ if want core; then
   # reading through a snapshot, without anything of snaprsync's.
   cmd_snapread=(rsync -a -e "$RSH" --rsync-path=rsync "bench:$MNT/.bench-read/data/" "$DST/")
   prep_core() {
+    wait_removers
     fresh_dst
     # Every variant's prep makes the same fresh snapshot, so the deletion of
     # the last one (and btrfs's cleaner) weighs on every variant alike.
@@ -393,7 +407,7 @@ fi
 if want protect; then
   cmd_plain=(rsync -a -s -e "$LRSH" --rsync-path=rsync "bench:$MNT/big/" "$DST/")
   cmd_snaprsync=(rsync -a -s -e "$LRSH" --rsync-path="$SNAP --snap-log-file=$OUT/protect-snaprsync.log" "bench:$MNT/big/" "$DST/")
-  prep_protect() { fresh_dst; drop_caches; }
+  prep_protect() { wait_removers; fresh_dst; drop_caches; }
   log "protect: $BENCH_BIG_RUNS rounds of plain, snaprsync (+1 warm-up)"
   rounds protect "$BENCH_BIG_RUNS" prep_protect plain snaprsync
 fi

@@ -8,6 +8,7 @@ Reads OUTDIR/times.csv (bench,variant,run,start,end,status), OUTDIR/rss.csv
 OUTDIR/<bench>-snaprsync.log, and prints the summary on stdout.
 """
 import csv
+import math
 import os
 import re
 import statistics
@@ -78,6 +79,19 @@ def log_breakdown(bench):
             + (f"; {len(bad)} runs with a non-zero status or failed removal" if bad else ""))
 
 
+def median_ci(xs, level=0.95):
+    """A distribution-free confidence interval for the median of xs: the
+    order statistics whose binomial tail probabilities bracket it."""
+    xs = sorted(xs)
+    n = len(xs)
+    k = 0  # the largest k with P(Binomial(n, 1/2) < k) <= (1 - level) / 2
+    while k < n and sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n <= (1 - level) / 2:
+        k += 1
+    if k == 0:
+        return None
+    return xs[k - 1], xs[n - k]
+
+
 def paired(a, b, f):
     runs = sorted(set(a) & set(b))
     return [f(a[i], b[i]) for i in runs]
@@ -85,16 +99,18 @@ def paired(a, b, f):
 
 def table_seconds(bench, variants, base, unit="s", scale=1.0, fmt="{:.3f}"):
     t = TIMES[bench]
-    lines = [f"| variant | runs | median {unit} | min {unit} | max {unit} | median ÷ {base} median | median of per-round ratios |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"| variant | runs | median {unit} | min {unit} | max {unit} | median ÷ {base} median | median of per-round ratios | its 95% CI |",
+             "|---|---|---|---|---|---|---|---|"]
     for v in variants:
         xs = list(t[v].values())
         if not xs:
             continue
         ratio = med(xs) / med(t[base].values())
-        pr = med(paired(t[v], t[base], lambda x, y: x / y))
+        rs = paired(t[v], t[base], lambda x, y: x / y)
+        ci = median_ci(rs)
+        ci = f"{ci[0]:.3f}–{ci[1]:.3f}" if ci and v != base else "—"
         lines.append(f"| {v} | {len(xs)} | {fmt.format(med(xs) * scale)} | {fmt.format(min(xs) * scale)} | "
-                     f"{fmt.format(max(xs) * scale)} | {ratio:.3f} | {pr:.3f} |")
+                     f"{fmt.format(max(xs) * scale)} | {ratio:.3f} | {med(rs):.3f} | {ci} |")
     return "\n".join(lines)
 
 
