@@ -6,13 +6,16 @@
 #
 # Builds a loop-mounted btrfs filesystem and a private sshd on 127.0.0.1 in a
 # temp dir, runs the variants of each benchmark interleaved round by round
-# (in an order shuffled anew each round), and prints Markdown tables. Raw results stay
+# (in a balanced order: each variant in every position and after every other
+# equally often), and prints Markdown tables. Raw results stay
 # in $BENCH_OUT (default: a new temp dir, printed at the end). Needs root.
 #
 # Benchmarks (BENCH_ONLY selects):
-#   core     full backup of a tree over ssh: plain rsync, snaprsync, and the
-#            naive snapshot wrapper (scripts/bench/naive-rsync.sh); fresh
-#            destination, page cache dropped before every run
+#   core     full backup of a tree over ssh: plain rsync, snaprsync, the
+#            naive snapshot wrapper (scripts/bench/naive-rsync.sh) and plain
+#            rsync reading an older snapshot (snapread); fresh destination,
+#            page cache dropped before every run. BENCH_CORE_VARIANTS also
+#            takes the diagnostic variants fresh and freshns (see below)
 #   latency  the same over ssh for a tiny tree: added time per run
 #   latency-local  the same over a local remote shell (no ssh login cost)
 #   rss      snaprsync's own peak RSS (VmHWM of its process), also with -s
@@ -34,7 +37,7 @@ set -euo pipefail
 : "${BENCH_RSS_RUNS:=3}"         # rss: runs per measurement
 : "${BENCH_BIG_MB:=2048}"        # protect: total MiB
 : "${BENCH_BIG_FILES:=8}"        # protect: number of (equal) files
-: "${BENCH_BIG_RUNS:=5}"         # protect: timed runs per variant
+: "${BENCH_BIG_RUNS:=10}"        # protect: timed runs per variant
 : "${BENCH_STARTUP_RUNS:=50}"    # startup: runs per variant
 : "${BENCH_OUT:=}"               # where raw results go
 : "${SNAPRSYNC:=}"               # binary to measure (default: cargo build --release)
@@ -274,7 +277,7 @@ timed() {
 }
 
 # rounds BENCH RUNS PREP VARIANT...: every round runs each variant once, in
-# a shuffled order; PREP runs before every run. The command of
+# the order of the round's row of a balanced Latin square (bench/order.py); PREP runs before every run. The command of
 # variant V is the array cmd_V.
 rounds() {
   local b=$1 n=$2 prep=$3; shift 3
@@ -285,11 +288,11 @@ rounds() {
     unset -n c
   done
   for r in $(seq 0 "$n"); do
-    # A new order every round (seeded, so a run can be repeated): with a plain
-    # rotation every variant would always follow the same neighbour, and any
-    # after-effect of one run on the next would always land on the same variant.
+    # A balanced Latin square: each variant in every position and after every
+    # other equally often, so that an after-effect of one run on the next
+    # lands on no variant more than on another.
     local order=()
-    mapfile -t order < <(printf '%s\n' "${vs[@]}" | shuf --random-source=<(yes "$b$r"))
+    mapfile -t order < <(python3 "$here/bench/order.py" "$r" "${vs[@]}")
     for i in $(seq 0 $((k - 1))); do
       v=${order[$i]}
       local -n c="cmd_$v"
@@ -325,11 +328,18 @@ if want core; then
   # Plain rsync reading a snapshot made (untimed) before the run: the cost of
   # reading through a snapshot, without anything of snaprsync's.
   cmd_snapread=(rsync -a -e "$RSH" --rsync-path=rsync "bench:$MNT/.bench-read/data/" "$DST/")
+  # Diagnostic variants, not run by default: plain rsync reading a snapshot
+  # made at the start of the timed run, by the snapshot's path (fresh), and
+  # under the original path through a private namespace and a bind mount, as
+  # snaprsync shows it (freshns); the snapshot is deleted in the next prep.
+  cmd_fresh=(rsync -a -e "$RSH" --rsync-path="btrfs subvolume snapshot -r $MNT $MNT/.bench-fresh >/dev/null && rsync" "bench:$MNT/.bench-fresh/data/" "$DST/")
+  cmd_freshns=(rsync -a -e "$RSH" --rsync-path="unshare -m --propagation private sh -c 'btrfs subvolume snapshot -r $MNT $MNT/.bench-fresh >/dev/null && mount --bind $MNT/.bench-fresh/data $MNT/data && exec rsync \"\$@\"' sh" "bench:$MNT/data/" "$DST/")
   prep_core() {
     wait_removers
     fresh_dst
     # Every variant's prep makes the same fresh snapshot, so the deletion of
     # the last one (and btrfs's cleaner) weighs on every variant alike.
+    if [ -d "$MNT/.bench-fresh" ]; then btrfs subvolume delete "$MNT/.bench-fresh" >/dev/null; fi
     if [ -d "$MNT/.bench-read" ]; then btrfs subvolume delete "$MNT/.bench-read" >/dev/null; fi
     btrfs subvolume snapshot -r "$MNT" "$MNT/.bench-read" >/dev/null
     # Wait for btrfs to finish dropping deleted snapshots (the last run's, the
@@ -449,7 +459,7 @@ fi
 
 # ---------------------------------------------------------------- checks, summary
 echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.env"
-left=$(btrfs subvolume list "$MNT" | grep -E 'snaprsync-|naive-snap|bench-snap' || true)
+left=$(btrfs subvolume list "$MNT" | grep -E 'snaprsync-|naive-snap|bench-snap|bench-fresh' || true)
 [ -z "$left" ] || log "WARNING: snapshots left behind: $left"
 echo "leftover_snapshots=${left:-none}" >>"$OUT/meta.env"
 python3 "$here/bench/stats.py" "$OUT" | tee "$OUT/summary.md"
