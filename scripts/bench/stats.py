@@ -123,7 +123,8 @@ if "core" in TIMES:
     t = TIMES["core"]
     ratio = med(t["snaprsync"].values()) / med(t["plain"].values())
     print(f"## core: full backup over ssh, {M['core_tree']}\n")
-    print(table_seconds("core", [v for v in ["plain", "snaprsync", "naive", "snapread"] if v in t], "plain"))
+    known = ["plain", "snaprsync", "naive", "snapread", "fresh", "freshns"]
+    print(table_seconds("core", [v for v in known if v in t] + sorted(v for v in t if v not in known), "plain"))
     print(f"\nsnaprsync ÷ plain = {ratio:.3f} (target ≤ 1.03: {'met' if ratio <= 1.03 else 'NOT met'})\n")
     b = log_breakdown("core")
     if b:
