@@ -4,7 +4,7 @@
 
 use crate::cli::Admin;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::journal::Journal;
 use crate::platform::{Platform, PlatformInterface};
 use crate::sweep;
@@ -95,5 +95,5 @@ fn selftest(cfg: &Config, args: &[std::ffi::OsString]) -> Result<u8> {
 
 #[cfg(not(windows))]
 fn selftest(_cfg: &Config, _args: &[std::ffi::OsString]) -> Result<u8> {
-    Err(Error::Usage("selftest is for Windows: it checks VSS on the machine it runs on".into()))
+    Err(crate::error::Error::Usage("selftest is for Windows: it checks VSS on the machine it runs on".into()))
 }
