@@ -114,6 +114,16 @@ def table_seconds(bench, variants, base, unit="s", scale=1.0, fmt="{:.3f}"):
     return "\n".join(lines)
 
 
+def print_own_costs(bench, t):
+    """snaprsync's own breakdown for BENCH, and create+remove against plain's median."""
+    b = log_breakdown(bench)
+    if b:
+        print(f"{b}\n")
+    c = log_costs(bench)
+    if c is not None:
+        print(f"Snapshot create + remove alone (median {c:.0f} ms) is {c / 10 / med(t['plain'].values()):.1f}% of plain's median.\n")
+
+
 TIMES = load_times()
 print(f"# snaprsync benchmark results\n")
 print(f"- date: {M.get('date')}\n- machine: {M.get('machine')}\n- rsync: {M.get('rsync')}\n- ssh: {M.get('ssh')}\n"
@@ -126,12 +136,7 @@ if "core" in TIMES:
     known = ["plain", "snaprsync", "naive", "snapread", "fresh", "freshns"]
     print(table_seconds("core", [v for v in known if v in t] + sorted(v for v in t if v not in known), "plain"))
     print(f"\nsnaprsync ÷ plain = {ratio:.3f} (target ≤ 1.03: {'met' if ratio <= 1.03 else 'NOT met'})\n")
-    b = log_breakdown("core")
-    if b:
-        print(f"{b}\n")
-    c = log_costs("core")
-    if c is not None:
-        print(f"Snapshot create + remove alone (median {c:.0f} ms) is {c / 10 / med(t['plain'].values()):.1f}% of plain's median.\n")
+    print_own_costs("core", t)
 
 for bench, how in (("latency", "over ssh"), ("latency-local", "over a local remote shell (no ssh)")):
     if bench not in TIMES:
@@ -167,12 +172,7 @@ if "protect" in TIMES:
     thr = med(t["plain"].values()) / med(t["snaprsync"].values())
     pr = med(paired(t["plain"], t["snaprsync"], lambda p, s: p / s))
     print(f"\nthroughput snaprsync ÷ plain = {thr:.3f} (median of per-round ratios {pr:.3f}; target ≥ 0.97: {'met' if thr >= 0.97 else 'NOT met'})\n")
-    b = log_breakdown("protect")
-    if b:
-        print(f"{b}\n")
-    c = log_costs("protect")
-    if c is not None:
-        print(f"Snapshot create + remove alone (median {c:.0f} ms) is {c / 10 / med(t['plain'].values()):.1f}% of plain's median.\n")
+    print_own_costs("protect", t)
 
 rss_path = os.path.join(out, "rss.csv")
 if os.path.exists(rss_path):
