@@ -116,7 +116,18 @@ done
 ( {steps}
 )
 rc=$?
-kill "$daemon"; wait "$daemon"
+# The daemon has been seen to start over after a TERM that came early in its
+# start-up: give it 5 s to end (to exit, or be a zombie until the wait), then
+# KILL it.
+kill "$daemon"
+i=0
+while [ "$i" -lt 100 ]; do
+  state=$(sed 's/.*) //; s/ .*//' "/proc/$daemon/stat" 2>/dev/null)
+  case $state in ''|Z) break ;; esac
+  i=$((i+1)); sleep 0.05
+done
+kill -KILL "$daemon" 2>/dev/null
+wait "$daemon"
 exit $rc
 "#
         );
