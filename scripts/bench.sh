@@ -7,8 +7,8 @@
 # Builds a loop-mounted btrfs filesystem and a private sshd on 127.0.0.1 in a
 # temp dir, runs the variants of each benchmark interleaved round by round
 # (in a balanced order: each variant in every position and after every other
-# equally often), and prints Markdown tables. Raw results stay
-# in $BENCH_OUT (default: a new temp dir, printed at the end). Needs root.
+# equally often), and prints Markdown tables. Raw results stay in $BENCH_OUT
+# (default: a new temp dir, printed at the end). Needs root.
 #
 # Benchmarks (BENCH_ONLY selects):
 #   core     full backup of a tree over ssh: plain rsync, snaprsync, the
@@ -277,8 +277,8 @@ timed() {
 }
 
 # rounds BENCH RUNS PREP VARIANT...: every round runs each variant once, in
-# the order of the round's row of a balanced Latin square (bench/order.py); PREP runs before every run. The command of
-# variant V is the array cmd_V.
+# the order of the round's row of a balanced Latin square (bench/order.py);
+# PREP runs before every run. The command of variant V is the array cmd_V.
 rounds() {
   local b=$1 n=$2 prep=$3; shift 3
   local vs=("$@") k=${#@} r i v
