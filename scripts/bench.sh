@@ -25,6 +25,12 @@
 #   coldread no rsync: a cold read (tar) of the core tree, live against a
 #            snapshot, and how long deleting the snapshot takes after that
 #            read and without it (the cause of most of snaprsync's fixed cost)
+#
+# BENCH_IMAGE_DIR puts the btrfs image elsewhere: on /dev/shm the loop device
+# reads RAM, which takes the disk's run-to-run noise out of the cold runs.
+# BENCH_TRACE=1 records every exec and exit during core (perf) and splits each
+# core run into the time before the server's rsync starts, rsync's own run,
+# and the time after it ends.
 set -euo pipefail
 
 : "${BENCH_ONLY:=core latency latency-local rss protect startup coldread}"
@@ -43,6 +49,8 @@ set -euo pipefail
 : "${SNAPRSYNC:=}"               # binary to measure (default: cargo build --release)
 : "${SNAPRSYNC_REV:=}"           # or build this commit (git archive, own target dir)
 : "${BENCH_RUN_TIMEOUT:=600}"    # seconds before one run is called hung and ended
+: "${BENCH_IMAGE_DIR:=}"         # directory of the btrfs image (default: the scratch dir)
+: "${BENCH_TRACE:=0}"            # 1: trace the phases of every core run (needs perf)
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -55,6 +63,7 @@ want() { [[ " $BENCH_ONLY " == *" $1 "* ]]; }
 for t in rsync ssh ssh-keygen /usr/sbin/sshd btrfs mkfs.btrfs losetup python3 /usr/bin/time; do
   command -v "$t" >/dev/null || die "$t not found"
 done
+[ "$BENCH_TRACE" = 0 ] || command -v perf >/dev/null || die "BENCH_TRACE needs perf (apt install linux-perf)"
 
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
@@ -86,6 +95,9 @@ DST=$W/dst
 BIN=$W/bin
 S=$W/ssh
 LOOP=
+IMG=$W/btrfs.img
+[ -z "$BENCH_IMAGE_DIR" ] || IMG=$(mktemp -p "$BENCH_IMAGE_DIR" snaprsync-bench.XXXXXX.img)
+TRACER=
 
 cleanup() {
   set +e
@@ -103,6 +115,8 @@ cleanup() {
     mountpoint -q "$MNT" && umount -l "$MNT"
   fi
   [ -n "$LOOP" ] && losetup -d "$LOOP"
+  [ -n "$TRACER" ] && kill -INT "$TRACER" 2>/dev/null
+  rm -f "$IMG"
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -129,6 +143,9 @@ LRSH=$BIN/local-rsh
   for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS; do
     env_used+="$v=\"${!v}\" "
   done
+  [ "$BENCH_CORE_VARIANTS" = "plain snaprsync naive snapread" ] || env_used+="BENCH_CORE_VARIANTS=\"$BENCH_CORE_VARIANTS\" "
+  [ -z "$BENCH_IMAGE_DIR" ] || env_used+="BENCH_IMAGE_DIR=$BENCH_IMAGE_DIR "
+  [ "$BENCH_TRACE" = 0 ] || env_used+="BENCH_TRACE=$BENCH_TRACE "
   [ -n "$SNAPRSYNC_REV" ] && env_used+="SNAPRSYNC_REV=$rev "
   echo "reproduce=sudo ${env_used}scripts/bench.sh"
 } >"$OUT/meta.env"
@@ -139,9 +156,9 @@ LRSH=$BIN/local-rsh
 need_big=0; want protect && need_big=1
 img_mb=$(( (BENCH_TREE_MB + need_big * BENCH_BIG_MB) * 13 / 10 + 1024 ))
 log "btrfs image of $img_mb MiB"
-truncate -s "${img_mb}M" "$W/btrfs.img"
-mkfs.btrfs -q "$W/btrfs.img"
-LOOP=$(losetup --find --show "$W/btrfs.img")
+truncate -s "${img_mb}M" "$IMG"
+mkfs.btrfs -q "$IMG"
+LOOP=$(losetup --find --show "$IMG")
 mount -t btrfs "$LOOP" "$MNT"
 # The destination is a tmpfs: only the sending side's cost is compared.
 mount -t tmpfs -o size=$(( (need_big * BENCH_BIG_MB > BENCH_TREE_MB ? BENCH_BIG_MB : BENCH_TREE_MB) + 512 ))m bench-dst "$DST"
@@ -163,6 +180,7 @@ echo "core_tree=$BENCH_FILES files, $BENCH_TREE_MB MiB ($(du -s --apparent-size 
 echo "lat_tree=$BENCH_LAT_FILES files of 4 KiB" >>"$OUT/meta.env"
 echo "protect_tree=$BENCH_BIG_FILES files, $BENCH_BIG_MB MiB" >>"$OUT/meta.env"
 echo "protect_bytes=$((BENCH_BIG_MB * 1024 * 1024))" >>"$OUT/meta.env"
+echo "image=$(df --output=fstype "$(dirname "$IMG")" | tail -1) ($([ -z "$BENCH_IMAGE_DIR" ] && echo "the scratch dir" || echo "$BENCH_IMAGE_DIR"))" >>"$OUT/meta.env"
 
 # ---------------------------------------------------------------- sshd
 start_sshd() {
@@ -352,8 +370,20 @@ if want core; then
     drop_caches
   }
   log "core: $BENCH_RUNS rounds of $BENCH_CORE_VARIANTS (+1 warm-up)"
+  if [ "$BENCH_TRACE" != 0 ]; then
+    # Exec and exit of every process, on CLOCK_MONOTONIC; the offset to the
+    # wall clock of times.csv is taken once (the two do not drift apart in minutes).
+    perf record -q -k mono -a -o "$W/core.perf" -e sched:sched_process_exec,sched:sched_process_exit >/dev/null 2>"$W/perf.err" &
+    TRACER=$!
+    python3 -c 'import time; print(time.time() - time.monotonic())' >"$OUT/core-clock-offset"
+    sleep 1
+  fi
   # shellcheck disable=SC2086 # a list of words
   rounds core "$BENCH_RUNS" prep_core $BENCH_CORE_VARIANTS
+  if [ -n "$TRACER" ]; then
+    kill -INT "$TRACER"; wait "$TRACER" || true; TRACER=
+    perf script -i "$W/core.perf" -F comm,pid,time,event,trace >"$OUT/core-trace.txt" 2>/dev/null || die "perf script failed ($(cat "$W/perf.err"))"
+  fi
   btrfs subvolume delete "$MNT/.bench-read" >/dev/null
 fi
 

@@ -124,6 +124,53 @@ def print_own_costs(bench, t):
         print(f"Snapshot create + remove alone (median {c:.0f} ms) is {c / 10 / med(t['plain'].values()):.1f}% of plain's median.\n")
 
 
+def phases(bench, t, variants):
+    """With BENCH_TRACE: each run split at the exec and exit of the server's
+    rsync (the second rsync started in the run; the first is the client)."""
+    path = os.path.join(out, f"{bench}-trace.txt")
+    if not os.path.exists(path):
+        return None
+    offset = float(open(os.path.join(out, f"{bench}-clock-offset")).read())
+    execs, exits = [], defaultdict(list)
+    for line in open(path):
+        m = re.search(r"\s(\d+\.\d+):\s+sched:sched_process_(exec|exit):.*?(?:filename=(\S+) )?pid=(\d+)", line)
+        if m:
+            at = float(m.group(1)) + offset
+            if m.group(2) == "exec":
+                execs.append((at, m.group(3), int(m.group(4))))
+            else:
+                exits[int(m.group(4))].append(at)
+    spans = defaultdict(dict)  # variant -> run -> (before, rsync, after)
+    with open(os.path.join(out, "times.csv")) as f:
+        for b, v, run, start, end, _ in csv.reader(f):
+            if b != bench:
+                continue
+            t0, t1 = float(start), float(end)
+            rs = [(at, pid) for at, name, pid in execs if name.endswith("/rsync") and t0 <= at <= t1]
+            if len(rs) < 2:
+                continue
+            began, pid = rs[1]
+            ended = next((at for at in exits[pid] if at >= began), None)
+            if ended is not None and ended <= t1:
+                spans[v][int(run)] = (began - t0, ended - began, t1 - ended)
+    if not spans.get("plain"):
+        return None
+    lines = ["| variant | runs | before rsync, median s | server's rsync, median s | after rsync, median s | rsync ÷ plain's rsync | median of per-round ratios | its 95% CI |",
+             "|---|---|---|---|---|---|---|---|"]
+    base = {r: x[1] for r, x in spans["plain"].items()}
+    for v in variants:
+        xs = spans.get(v)
+        if not xs:
+            continue
+        col = [[x[i] for x in xs.values()] for i in range(3)]
+        rs = paired({r: x[1] for r, x in xs.items()}, base, lambda x, y: x / y)
+        ci = median_ci(rs)
+        ci = f"{ci[0]:.3f}–{ci[1]:.3f}" if ci and v != "plain" else "—"
+        lines.append(f"| {v} | {len(xs)} | {med(col[0]):.3f} | {med(col[1]):.3f} | {med(col[2]):.3f} | "
+                     f"{med(col[1]) / med(base.values()):.3f} | {med(rs):.3f} | {ci} |")
+    return "\n".join(lines)
+
+
 TIMES = load_times()
 print(f"# snaprsync benchmark results\n")
 print(f"- date: {M.get('date')}\n- machine: {M.get('machine')}\n- rsync: {M.get('rsync')}\n- ssh: {M.get('ssh')}\n"
@@ -134,9 +181,16 @@ if "core" in TIMES:
     ratio = med(t["snaprsync"].values()) / med(t["plain"].values())
     print(f"## core: full backup over ssh, {M['core_tree']}\n")
     known = ["plain", "snaprsync", "naive", "snapread", "fresh", "freshns"]
-    print(table_seconds("core", [v for v in known if v in t] + sorted(v for v in t if v not in known), "plain"))
+    variants = [v for v in known if v in t] + sorted(v for v in t if v not in known)
+    print(table_seconds("core", variants, "plain"))
     print(f"\nsnaprsync ÷ plain = {ratio:.3f} (target ≤ 1.03: {'met' if ratio <= 1.03 else 'NOT met'})\n")
     print_own_costs("core", t)
+    p = phases("core", t, variants)
+    if p:
+        print("Where the time goes (BENCH_TRACE): from the start of the client to the exec of the server's "
+              "rsync (ssh login, snaprsync's own work before rsync), the server's rsync from exec to exit, "
+              "and from its exit to the client's end.\n")
+        print(f"{p}\n")
 
 for bench, how in (("latency", "over ssh"), ("latency-local", "over a local remote shell (no ssh)")):
     if bench not in TIMES:
