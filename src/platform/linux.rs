@@ -20,7 +20,6 @@ use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 use super::{Exposure, PlatformInterface};
 use crate::config::{Config, ProviderChoice};
@@ -320,33 +319,79 @@ impl Exposure for LinuxExposure {
 
 /// Runs rsync with inherited stdio; INT, TERM and HUP sent to snaprsync go to
 /// rsync, which then ends in its own way; snaprsync waits for it either way.
+///
+/// One loop on this thread does the waiting, the forwarding and the watch on
+/// the backup server's connection (see `Watch`). It sleeps in a poll on a
+/// pidfd of rsync, which becomes readable when rsync ends, and on a socket
+/// the signal handlers write to.
 fn run_forwarding_signals(program: &Path, argv: &[OsString]) -> Result<u8> {
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| Error::io("signal handler", e))?;
-    let handle = signals.handle();
-    let mut child =
-        Command::new(program).args(argv).spawn().map_err(|e| Error::RsyncMissing { path: program.into(), msg: e.to_string() })?;
+    let (wake, woken) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
+    woken.set_nonblocking(true).map_err(|e| Error::io("socketpair", e))?;
+    let forwarded = [SIGINT, SIGTERM, SIGHUP].map(|sig| (sig, Arc::new(AtomicBool::new(false))));
+    let mut ids = Vec::new();
+    let registered: std::io::Result<()> = (|| {
+        // The flags first: a handler runs its actions in order, so a wake-up
+        // always finds its flag set.
+        for (sig, flag) in &forwarded {
+            ids.push(signal_hook::flag::register(*sig, Arc::clone(flag))?);
+        }
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            ids.push(signal_hook::low_level::pipe::register(sig, wake.try_clone()?)?);
+        }
+        Ok(())
+    })();
+    let result = registered
+        .map_err(|e| Error::io("signal handler", e))
+        .and_then(|()| Command::new(program).args(argv).spawn().map_err(|e| Error::RsyncMissing { path: program.into(), msg: e.to_string() }))
+        .and_then(|child| wait_forwarding(child, program, &forwarded, woken));
+    for id in ids {
+        signal_hook::low_level::unregister(id);
+    }
+    result
+}
+
+fn wait_forwarding(
+    mut child: std::process::Child,
+    program: &Path,
+    forwarded: &[(i32, Arc<AtomicBool>)],
+    woken: std::os::unix::net::UnixStream,
+) -> Result<u8> {
     let pid = Pid::from_raw(child.id() as i32);
     // A signal held just before the spawn is passed on too.
     if let Some(sig) = Platform::pending_signal().and_then(|s| Signal::try_from(s).ok()) {
         let _ = kill(pid, sig);
     }
-    let forwarder = std::thread::spawn(move || {
-        for sig in signals.forever() {
-            if let Ok(sig) = Signal::try_from(sig) {
-                log::info!("forwarding {sig} to rsync");
-                let _ = kill(pid, sig);
+    // Without a pidfd (Linux before 5.3), the loop looks for rsync's exit every 20 ms.
+    let pidfd = rustix::process::Pid::from_raw(pid.as_raw())
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+    let mut watch = Watch::default();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| Error::io(program, e))? {
+            break status;
+        }
+        for (sig, flag) in forwarded {
+            if flag.swap(false, Ordering::SeqCst) {
+                if let Ok(sig) = Signal::try_from(*sig) {
+                    log::info!("forwarding {sig} to rsync");
+                    let _ = kill(pid, sig);
+                }
             }
         }
-    });
-    // Made after the spawn, so rsync does not inherit it.
-    let (wake, woken) = nix::unistd::pipe().map_err(|e| Error::io("pipe", e.into()))?;
-    let watcher = std::thread::spawn(move || watch_peer(pid, wake));
-    let status = child.wait().map_err(|e| Error::io(program, e));
-    drop(woken);
-    handle.close();
-    let _ = forwarder.join();
-    let _ = watcher.join();
-    let status = status?;
+        watch.check(pid);
+        let mut fds = vec![PollFd::new(woken.as_fd(), PollFlags::POLLIN)];
+        let mut timeout = watch.next_check();
+        match &pidfd {
+            Some(fd) => fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
+            None => timeout = PollTimeout::from(20u8),
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::io("poll", e.into())),
+        }
+        // Empty the pipe (non-blocking): every wake-up is handled by the checks above.
+        let mut buf = [0u8; 64];
+        while matches!(std::io::Read::read(&mut &woken, &mut buf), Ok(n) if n > 0) {}
+    };
     Ok(match (status.code(), status.signal()) {
         (Some(code), _) => code as u8,
         (None, Some(sig)) => 128u8.saturating_add(sig as u8),
@@ -388,48 +433,51 @@ fn feed(prefix: &[u8], from: OwnedFd, into: OwnedFd) -> std::io::Result<()> {
 /// before it is asked to end (SIGTERM), and then made to (SIGKILL).
 const PEER_GRACE: Duration = Duration::from_millis(1500);
 
-/// Watches stdout, the connection to the backup server, while rsync runs. When
-/// the far end goes away (a killed ssh client, a dropped link), rsync normally
-/// ends at once on its own; if it hangs instead, it is ended here, so the
-/// snapshot is removed within seconds. Returns when `wake` closes.
-fn watch_peer(rsync: Pid, wake: std::os::fd::OwnedFd) {
-    let stdout = std::io::stdout();
-    let mut lost: Option<Instant> = None;
-    let mut termed = false;
-    loop {
-        let mut fds = vec![PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
-        if lost.is_none() {
-            // No events asked: poll still reports POLLERR/POLLHUP for a gone peer.
-            fds.push(PollFd::new(stdout.as_fd(), PollFlags::empty()));
-        }
-        let timeout = if lost.is_some() { PollTimeout::from(100u16) } else { PollTimeout::NONE };
-        match poll(&mut fds, timeout) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return,
-            Ok(_) => {}
-        }
-        if fds[0].any().unwrap_or(true) {
-            return;
-        }
-        let gone = PollFlags::POLLERR | PollFlags::POLLHUP;
-        if lost.is_none() && fds.get(1).and_then(|f| f.revents()).is_some_and(|r| r.intersects(gone)) {
-            // Normally rsync ends by itself right away (this also fires when a
-            // finished transfer's client hangs up first): only log the debug line.
-            log::debug!("the connection to the backup server is gone");
-            lost = Some(Instant::now());
-        }
-        if let Some(at) = lost {
-            let waited = at.elapsed();
-            if waited > 2 * PEER_GRACE {
-                let _ = kill(rsync, Signal::SIGKILL);
-            } else if waited > PEER_GRACE {
-                if !termed {
-                    log::warn!("rsync still runs {PEER_GRACE:?} after the backup server's connection went away; ending it");
-                    termed = true;
-                }
-                let _ = kill(rsync, Signal::SIGTERM);
+/// How often the connection is looked at while it is there.
+const PEER_CHECK: Duration = Duration::from_millis(250);
+
+/// The watch on stdout, the connection to the backup server, while rsync runs.
+/// When the far end goes away (a killed ssh client, a dropped link), rsync
+/// normally ends at once on its own; if it hangs instead, it is ended here, so
+/// the snapshot is removed within seconds. The look is a poll with no timeout
+/// and no events asked (POLLERR/POLLHUP are reported anyway), so nothing of
+/// snaprsync's waits on rsync's output.
+#[derive(Default)]
+struct Watch {
+    lost: Option<Instant>,
+    termed: bool,
+}
+
+impl Watch {
+    fn check(&mut self, rsync: Pid) {
+        if self.lost.is_none() {
+            let stdout = std::io::stdout();
+            let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::empty())];
+            let gone = PollFlags::POLLERR | PollFlags::POLLHUP;
+            if poll(&mut fds, PollTimeout::ZERO).is_ok() && fds[0].revents().is_some_and(|r| r.intersects(gone)) {
+                // Normally rsync ends by itself right away (this also fires when a
+                // finished transfer's client hangs up first): only log the debug line.
+                log::debug!("the connection to the backup server is gone");
+                self.lost = Some(Instant::now());
             }
         }
+        let Some(at) = self.lost else { return };
+        let waited = at.elapsed();
+        if waited > 2 * PEER_GRACE {
+            let _ = kill(rsync, Signal::SIGKILL);
+        } else if waited > PEER_GRACE {
+            if !self.termed {
+                log::warn!("rsync still runs {PEER_GRACE:?} after the backup server's connection went away; ending it");
+                self.termed = true;
+            }
+            let _ = kill(rsync, Signal::SIGTERM);
+        }
+    }
+
+    /// The longest wait before the next check.
+    fn next_check(&self) -> PollTimeout {
+        let wait = if self.lost.is_some() { Duration::from_millis(100) } else { PEER_CHECK };
+        PollTimeout::try_from(wait).unwrap_or(PollTimeout::NONE)
     }
 }
 
