@@ -342,7 +342,9 @@ fn run_forwarding_signals(program: &Path, argv: &[OsString]) -> Result<u8> {
     })();
     let result = registered
         .map_err(|e| Error::io("signal handler", e))
-        .and_then(|()| Command::new(program).args(argv).spawn().map_err(|e| Error::RsyncMissing { path: program.into(), msg: e.to_string() }))
+        .and_then(|()| {
+            Command::new(program).args(argv).spawn().map_err(|e| Error::RsyncMissing { path: program.into(), msg: e.to_string() })
+        })
         .and_then(|child| wait_forwarding(child, program, &forwarded, woken));
     for id in ids {
         signal_hook::low_level::unregister(id);
