@@ -352,6 +352,7 @@ fn run_forwarding_signals(program: &Path, argv: &[OsString]) -> Result<u8> {
     result
 }
 
+/// The loop of `run_forwarding_signals`, until rsync has ended.
 fn wait_forwarding(
     mut child: std::process::Child,
     program: &Path,
@@ -388,7 +389,11 @@ fn wait_forwarding(
         }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(Error::io("poll", e.into())),
+            Err(e) => {
+                // Never leave rsync running on the snapshot: wait without the extras.
+                log::warn!("poll failed ({e}); waiting for rsync without forwarding signals");
+                break child.wait().map_err(|e| Error::io(program, e))?;
+            }
         }
         // Empty the pipe (non-blocking): every wake-up is handled by the checks above.
         let mut buf = [0u8; 64];
