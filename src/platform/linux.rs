@@ -335,8 +335,8 @@ fn run_forwarding_signals(program: &Path, argv: &[OsString]) -> Result<u8> {
         for (sig, flag) in &forwarded {
             ids.push(signal_hook::flag::register(*sig, Arc::clone(flag))?);
         }
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
-            ids.push(signal_hook::low_level::pipe::register(sig, wake.try_clone()?)?);
+        for (sig, _) in &forwarded {
+            ids.push(signal_hook::low_level::pipe::register(*sig, wake.try_clone()?)?);
         }
         Ok(())
     })();
@@ -395,7 +395,7 @@ fn wait_forwarding(
                 break child.wait().map_err(|e| Error::io(program, e))?;
             }
         }
-        // Empty the pipe (non-blocking): every wake-up is handled by the checks above.
+        // Empty the socket (non-blocking): every wake-up is handled by the checks above.
         let mut buf = [0u8; 64];
         while matches!(std::io::Read::read(&mut &woken, &mut buf), Ok(n) if n > 0) {}
     };
@@ -446,9 +446,9 @@ const PEER_CHECK: Duration = Duration::from_millis(250);
 /// The watch on stdout, the connection to the backup server, while rsync runs.
 /// When the far end goes away (a killed ssh client, a dropped link), rsync
 /// normally ends at once on its own; if it hangs instead, it is ended here, so
-/// the snapshot is removed within seconds. The look is a poll with no timeout
-/// and no events asked (POLLERR/POLLHUP are reported anyway), so nothing of
-/// snaprsync's waits on rsync's output.
+/// the snapshot is removed within seconds. The look is a poll with a zero
+/// timeout and no events asked (POLLERR/POLLHUP are reported anyway), so
+/// nothing of snaprsync's waits on rsync's output.
 #[derive(Default)]
 struct Watch {
     lost: Option<Instant>,
