@@ -32,6 +32,10 @@ use std::io::Write;
 /// A panic is a bug: it becomes one stderr line too, and status 89, after
 /// unwinding has removed whatever the run had made (see `run::Cleanup`).
 pub fn main(argv: Vec<OsString>) -> u8 {
+    use platform::PlatformInterface;
+    if let Some(status) = platform::Platform::internal(&argv) {
+        return status;
+    }
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()

@@ -209,6 +209,19 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
         protected = Some(Protected { cmdline: argv, block, head });
         inv = merged;
     }
+    if let Some(p) = &policy {
+        if inv.role == Role::ServerReceiver {
+            // A push: no snapshot, but rsync sees only the write directories.
+            if let Some(mut exposure) = Platform::expose_confined(cfg, None, &inv, &rsync, &[], &p.allow_write)? {
+                let argv = rsync_argv(protected.as_ref(), &inv.args, exposure.argv())?;
+                return exposure.run(&rsync, &with_confine_root(&rsync, argv, &p.allow_write));
+            }
+        } else if cfg.provider == ProviderChoice::None {
+            return Err(Error::Refused(
+                "provider = \"none\" in the config: restricted mode reads only from a snapshot; set provider = \"auto\"".into(),
+            ));
+        }
+    }
     if !inv.reads_local_files() || cfg.provider == ProviderChoice::None {
         log::debug!("nothing to snapshot ({:?}); running {} unchanged", inv.role, rsync.display());
         let argv = rsync_argv(protected.as_ref(), &inv.args, &inv.args)?;
@@ -243,6 +256,22 @@ fn rsync_argv(protected: Option<&Protected>, merged: &[OsString], exposed: &[OsS
     } else {
         Ok(exposed.to_vec())
     }
+}
+
+/// Restricted mode: adds `--confine-root=DIR` after `--server` when there is
+/// one allowed directory and the rsync found knows the option (rsync ≥ 3.5.0);
+/// it bounds the files rsync itself opens for filter merges and the like. The
+/// confinement holds without it; this is a second wall where rsync has one.
+fn with_confine_root(rsync: &Path, mut argv: Vec<OsString>, allowed: &[PathBuf]) -> Vec<OsString> {
+    let [dir] = allowed else { return argv };
+    let Ok(dir) = dir.canonicalize() else { return argv };
+    let knows = std::fs::read(rsync).is_ok_and(|b| b.windows(12).any(|w| w == b"confine-root"));
+    if let (true, Some(at)) = (knows, argv.iter().position(|a| a == "--server")) {
+        let mut opt = OsString::from("--confine-root=");
+        opt.push(dir.as_os_str());
+        argv.insert(at + 1, opt);
+    }
+    argv
 }
 
 /// Checks every source as the exposure shows it to rsync: under its own name in
@@ -286,6 +315,15 @@ fn snapshot_and_run(
     let sources: Vec<PathBuf> = inv.sources().map(|a| Platform::source_path(a).unwrap_or_else(|| PathBuf::from(a))).collect();
     let mut existing: Vec<PathBuf> = sources.iter().filter_map(|p| snapshot_target(p)).collect();
     existing.dedup();
+    if policy.is_some() {
+        // Restricted mode never reads the live tree: every source is read from a snapshot.
+        if let Some((arg, _)) = inv.sources().zip(&sources).find(|(_, p)| snapshot_target(p).is_none()) {
+            return Err(refuse(restrict::Refusal::new(
+                arg.as_encoded_bytes(),
+                "does not exist here, and restricted mode reads only from a snapshot; name an existing path",
+            )));
+        }
+    }
     if existing.is_empty() {
         return Platform::run_unchanged(rsync, &rsync_argv(protected, &inv.args, &inv.args)?);
     }
@@ -294,12 +332,20 @@ fn snapshot_and_run(
     let started = Instant::now();
     let prepared = create(cfg, &existing).and_then(|mut cleanup| {
         let set = cleanup.set.as_ref().expect("just created");
-        cleanup.exposure = Some(Platform::expose(cfg, set, inv, &sources)?);
+        let confined = match policy {
+            Some(p) => Platform::expose_confined(cfg, Some(set), inv, rsync, &p.allow, &[])?,
+            None => None,
+        };
+        cleanup.exposure = Some(match confined {
+            Some(e) => e,
+            None => Platform::expose(cfg, set, inv, &sources)?,
+        });
         Ok(cleanup)
     });
     let mut cleanup = match prepared {
         Ok(c) => c,
-        Err(e) if e.is_snapshot_failure() && cfg.on_snapshot_failure == OnSnapshotFailure::Live => {
+        // Never in restricted mode: a key reads snapshots or nothing.
+        Err(e) if e.is_snapshot_failure() && cfg.on_snapshot_failure == OnSnapshotFailure::Live && policy.is_none() => {
             log::warn!("{e}; on_snapshot_failure = \"live\": backing up the LIVE files, not a snapshot");
             return Platform::run_unchanged(rsync, &rsync_argv(protected, &inv.args, &inv.args)?);
         }
@@ -319,7 +365,10 @@ fn snapshot_and_run(
     }
     let exposure = cleanup.exposure.as_mut().expect("exposed above");
     let method = exposure.method();
-    let argv = rsync_argv(protected, &inv.args, exposure.argv())?;
+    let mut argv = rsync_argv(protected, &inv.args, exposure.argv())?;
+    if let Some(p) = policy {
+        argv = with_confine_root(rsync, argv, &p.allow);
+    }
     log::debug!("running {}", crate::command::shell_line(std::iter::once(rsync.as_os_str()).chain(argv.iter().map(|a| a.as_os_str()))));
     let snapshots = cleanup.set.as_ref().map_or(0, |s| s.volumes.len());
     let ran = Instant::now();

@@ -11,7 +11,7 @@ use crate::provider::{Provider, SnapshotSet};
 use crate::rsync_args::Invocation;
 
 #[cfg(target_os = "linux")]
-#[path = "linux.rs"]
+#[path = "linux/mod.rs"]
 mod imp;
 
 #[cfg(windows)]
@@ -96,6 +96,24 @@ pub trait PlatformInterface {
     /// the platform does not do this; the block's arguments then go on rsync's
     /// command line instead.
     fn refeed_stdin(prefix: Vec<u8>) -> Result<bool>;
+
+    /// Restricted mode: an exposure in which rsync sees nothing but the
+    /// directories `read` as they are in `set` (read-only), the directories
+    /// `write` (read-write) and what rsync itself loads. `None` where the
+    /// platform cannot confine a process (Windows), which then relies on the
+    /// checks of the paths alone.
+    fn expose_confined(
+        cfg: &Config,
+        set: Option<&SnapshotSet>,
+        inv: &Invocation,
+        rsync: &Path,
+        read: &[PathBuf],
+        write: &[PathBuf],
+    ) -> Result<Option<Box<dyn Exposure>>>;
+
+    /// Runs this process as an internal helper if `argv` (without argv[0])
+    /// asks for one, and returns its exit status; `None` otherwise.
+    fn internal(argv: &[OsString]) -> Option<u8>;
 
     /// Runs rsync with `argv` unchanged (nothing to snapshot, or `live` fallback);
     /// returns its exit status. May replace the current process.

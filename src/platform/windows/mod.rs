@@ -85,6 +85,22 @@ impl PlatformInterface for Platform {
         Ok(Box::new(Vss::new(cfg.vss_timeout)))
     }
 
+    fn expose_confined(
+        _cfg: &Config,
+        _set: Option<&SnapshotSet>,
+        _inv: &Invocation,
+        _rsync: &Path,
+        _read: &[PathBuf],
+        _write: &[PathBuf],
+    ) -> Result<Option<Box<dyn Exposure>>> {
+        // No mount namespaces: restricted mode rests on the path checks here.
+        Ok(None)
+    }
+
+    fn internal(_argv: &[OsString]) -> Option<u8> {
+        None
+    }
+
     fn hold_signals() -> Result<()> {
         ffi::install_console_handler().map_err(|e| Error::io("console control handler", e))
     }
