@@ -1,12 +1,14 @@
 //! The typed configuration: one optional TOML file, read once per run.
 //!
-//! Every key is optional and documented in README "Configuration"; an unknown
-//! key or a bad value is an error that names it. With no file at the default
-//! location, the defaults apply.
+//! Every key is optional and documented in README "Configuration". Any error
+//! in the file is one line naming the file, the key, its line, the bad value
+//! and what is accepted. With no file at the default location, the defaults apply.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use toml::de::DeTable;
 
 use crate::error::{Error, Result};
 
@@ -128,11 +130,37 @@ impl Default for Config {
     }
 }
 
+/// Every key and what it accepts, for error messages. Tests keep it in step
+/// with `Config` and its enums.
+const KEYS: &[(&str, &str)] = &[
+    ("rsync_path", "the path of the real rsync, as a quoted string"),
+    ("on_snapshot_failure", r#""fail" or "live""#),
+    ("provider", r#""auto", "btrfs", "vss" or "none""#),
+    ("log_file", "a file path, as a quoted string"),
+    ("log_level", r#""error", "warn", "info" or "debug""#),
+    ("btrfs_snapshot_dir", r#"one plain directory name as a quoted string, without "/" and not "." or "..", such as ".snaprsync""#),
+    ("snapshot_removal", r#""background" or "wait""#),
+    ("state_dir", "a directory path, as a quoted string"),
+    ("expose", r#""drive-letter" or "device-path""#),
+    ("drive_letters", r#"upper-case letters A-Z as a quoted string, such as "RSTUVWXYZ""#),
+    ("vss_timeout", "a whole number of seconds, at least 1, such as 600"),
+];
+
 impl Config {
     /// Parses config text; `path` is only for messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let cfg: Config = toml::from_str(text).map_err(|e| Error::Config { path: path.to_owned(), msg: e.message().replace('\n', " ") })?;
-        cfg.validate(path)?;
+        let bad = |msg: String| Error::Config { path: path.to_owned(), msg };
+        // The spanned table outlives deserialization so that any error can be
+        // traced back to its key and line.
+        let (table, syntax) = DeTable::parse_recoverable(text);
+        if let Some(e) = syntax.first() {
+            return Err(bad(syntax_error(text, table.get_ref(), e)));
+        }
+        let cfg =
+            Config::deserialize(toml::de::Deserializer::from(table.clone())).map_err(|e| bad(value_error(text, table.get_ref(), &e)))?;
+        if let Some((key, problem)) = cfg.validate() {
+            return Err(bad(validate_error(text, table.get_ref(), key, problem)));
+        }
         Ok(cfg)
     }
 
@@ -145,19 +173,174 @@ impl Config {
         }
     }
 
-    fn validate(&self, path: &Path) -> Result<()> {
-        let bad = |msg: String| Err(Error::Config { path: path.to_owned(), msg });
+    /// Semantic checks serde cannot make: the offending key and what is wrong.
+    fn validate(&self) -> Option<(&'static str, &'static str)> {
         let dir = &self.btrfs_snapshot_dir;
         if dir.is_empty() || dir.contains('/') || dir == "." || dir == ".." {
-            return bad(format!("btrfs_snapshot_dir = {dir:?} must be one plain directory name"));
+            return Some(("btrfs_snapshot_dir", "not one plain directory name"));
         }
         if self.drive_letters.is_empty() || !self.drive_letters.chars().all(|c| c.is_ascii_uppercase()) {
-            return bad(format!("drive_letters = {:?} must be upper-case letters A-Z", self.drive_letters));
+            return Some(("drive_letters", "not only upper-case letters A-Z"));
         }
         if self.vss_timeout == 0 {
-            return bad("vss_timeout must be at least 1 (seconds)".into());
+            return Some(("vss_timeout", "must be at least 1"));
         }
-        Ok(())
+        None
+    }
+}
+
+/// Where a key sits in the file: its dotted path and the spans of its name and value.
+struct Spot {
+    path: Vec<String>,
+    key: Range<usize>,
+    value: Range<usize>,
+}
+
+impl Spot {
+    fn dotted(&self) -> String {
+        let bare = |k: &str| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let parts: Vec<String> = self.path.iter().map(|k| if bare(k) { k.clone() } else { format!("{k:?}") }).collect();
+        parts.join(".")
+    }
+
+    /// `key = value` with the value as written in the file.
+    fn written(&self, text: &str) -> String {
+        format!("{} = {}", self.dotted(), one_line(text.get(self.value.clone()).unwrap_or("")))
+    }
+
+    /// What the key accepts; a table where a top-level key belongs gets that key's values.
+    fn accepted(&self) -> String {
+        let top = self.path.first().map(String::as_str).unwrap_or("");
+        match KEYS.iter().find(|(k, _)| *k == top) {
+            Some((_, what)) if self.path.len() == 1 => (*what).to_owned(),
+            Some((_, what)) => format!("{top} = {what}, not a table"),
+            None => accepted_keys(),
+        }
+    }
+}
+
+/// The deepest key whose name or value covers byte `at`. A `[table]` value
+/// spans only its header, so every table is searched.
+fn locate(table: &DeTable<'_>, at: usize) -> Option<Spot> {
+    for (k, v) in table.iter() {
+        if let Some(inner) = v.get_ref().as_table() {
+            if let Some(mut spot) = locate(inner, at) {
+                spot.path.insert(0, k.get_ref().to_string());
+                return Some(spot);
+            }
+        }
+        if k.span().contains(&at) || v.span().contains(&at) {
+            return Some(Spot { path: vec![k.get_ref().to_string()], key: k.span(), value: v.span() });
+        }
+    }
+    None
+}
+
+fn accepted_keys() -> String {
+    let names: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+    format!("the keys {}, each as key = value at the top level (there are no [tables])", names.join(", "))
+}
+
+/// 1-based line of byte `at`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// The whole line holding byte `at`, as written.
+fn line_text(text: &str, at: usize) -> &str {
+    let bytes = text.as_bytes();
+    let at = at.min(bytes.len());
+    let start = bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let end = bytes[at..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| at + i);
+    &text[start..end]
+}
+
+/// Text from the file made fit for a one-line message: newlines shown as `\n`, long text cut.
+fn one_line(s: &str) -> String {
+    const MAX: usize = 80;
+    let s = s.trim().replace("\r\n", "\\n").replace(['\n', '\r'], "\\n");
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s,
+    }
+}
+
+/// A toml error message on one line.
+fn flat(msg: &str) -> String {
+    msg.trim().replace('\n', " ")
+}
+
+/// The file is not valid TOML. The partly parsed table usually holds the key;
+/// if not (a line with no `=`, a repeated key), the key comes from the line itself.
+fn syntax_error(text: &str, table: &DeTable<'_>, e: &toml::de::Error) -> String {
+    let at = e.span().map_or(0, |s| s.start);
+    let line = line_of(text, at);
+    if let Some(spot) = locate(table, at) {
+        return format!("line {line}: {}: {}; accepted: {}", spot.written(text), flat(e.message()), spot.accepted());
+    }
+    let here = line_text(text, at).trim();
+    let name = if here.starts_with('[') {
+        here.trim_matches(|c| c == '[' || c == ']').trim().to_owned()
+    } else {
+        let name = match here.split_once('=') {
+            Some((name, _)) => name.trim(),
+            None => here.split_whitespace().next().unwrap_or(""),
+        };
+        match section_before(text, at) {
+            Some(table) => format!("{table}.{name}"),
+            None => name.to_owned(),
+        }
+    };
+    let accepted = match KEYS.iter().find(|(k, _)| *k == name) {
+        Some((_, what)) => (*what).to_owned(),
+        None => accepted_keys(),
+    };
+    format!("line {line}: {}: {} (key {name}); accepted: {accepted}", one_line(here), flat(e.message()))
+}
+
+/// The `[table]` header above byte `at`, if any (a plain scan: only for lines toml could not parse).
+fn section_before(text: &str, at: usize) -> Option<String> {
+    let above = &text[..text.as_bytes()[..at.min(text.len())].iter().rposition(|&b| b == b'\n')?];
+    above.lines().rev().map(str::trim).find(|l| l.starts_with('[')).map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
+}
+
+/// Valid TOML that does not fit `Config`: an unknown key, a wrong type or value.
+fn value_error(text: &str, table: &DeTable<'_>, e: &toml::de::Error) -> String {
+    let msg = flat(e.message());
+    let Some(at) = e.span().map(|s| s.start) else { return format!("{msg}; accepted: {}", accepted_keys()) };
+    let line = line_of(text, at);
+    let Some(spot) = locate(table, at) else { return format!("line {line}: {msg}; accepted: {}", accepted_keys()) };
+    if msg.starts_with("unknown field") {
+        return format!("line {line}: {}: unknown key {}; accepted: {}", one_line(line_text(text, at)), spot.dotted(), accepted_keys());
+    }
+    // serde's "expected ..." names Rust types; the accepted values replace it.
+    let problem = msg.split(", expected").next().unwrap_or(&msg).replace("unknown variant", "unknown value");
+    let problem = if problem.starts_with("wanted") { format!("invalid type: {}", value_type(table, &spot)) } else { problem };
+    format!("line {line}: {}: {problem}; accepted: {}", spot.written(text), spot.accepted())
+}
+
+/// The TOML type of the value at `spot`, such as "integer".
+fn value_type(table: &DeTable<'_>, spot: &Spot) -> &'static str {
+    let mut here = table;
+    for (i, name) in spot.path.iter().enumerate() {
+        let Some((_, v)) = here.iter().find(|(k, _)| k.get_ref() == name) else { break };
+        match v.get_ref().as_table() {
+            Some(inner) if i + 1 < spot.path.len() => here = inner,
+            _ => return v.get_ref().type_str(),
+        }
+    }
+    "value"
+}
+
+/// A value that parsed but `validate` refused; it came from the file, so its key is there.
+fn validate_error(text: &str, table: &DeTable<'_>, key: &str, problem: &str) -> String {
+    let accepted = KEYS.iter().find(|(k, _)| *k == key).map_or("", |(_, what)| what);
+    match table.iter().find(|(k, _)| k.get_ref() == key) {
+        Some((k, v)) => {
+            let spot = Spot { path: vec![key.to_owned()], key: k.span(), value: v.span() };
+            format!("line {}: {}: {problem}; accepted: {accepted}", line_of(text, spot.key.start), spot.written(text))
+        }
+        None => format!("{key}: {problem}; accepted: {accepted}"),
     }
 }
 
@@ -216,6 +399,100 @@ mod tests {
         assert!(e.contains("maybe"), "{e}");
         for bad in ["btrfs_snapshot_dir = \"a/b\"", "drive_letters = \"r\"", "vss_timeout = 0", "log_level = 3"] {
             assert!(parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    const FILE: &str = "/etc/snaprsync/config.toml";
+
+    /// Asserts the one-line message names the file, key, line, bad value and what is accepted.
+    fn assert_names(text: &str, key: &str, line: usize, value: &str, accepted: &str) {
+        let e = parse(text).unwrap_err().to_string();
+        for part in [FILE, key, &format!("line {line}:"), value, accepted] {
+            assert!(e.contains(part), "{part:?} missing from: {e}");
+        }
+        assert!(!e.contains('\n'), "more than one line: {e}");
+        assert!(e.ends_with("; fix the file or point --snap-config at another one"), "{e}");
+    }
+
+    // The config is flat: every key is top-level and there are no tables, so
+    // these cover all of it; a table in the file is itself an unknown key.
+
+    #[test]
+    fn wrong_type_names_key_line_value_and_accepted() {
+        assert_names("provider = \"auto\"\nvss_timeout = \"ten\"\n", "vss_timeout", 2, "\"ten\"", "a whole number of seconds");
+        assert_names("# c\n\non_snapshot_failure = 3", "on_snapshot_failure", 3, "= 3", r#""fail" or "live""#);
+        assert_names("log_file = true", "log_file", 1, "true", "a file path");
+    }
+
+    #[test]
+    fn wrong_value_names_key_line_value_and_accepted() {
+        assert_names(
+            "provider = \"auto\"\non_snapshot_failure = \"sometimes\"",
+            "on_snapshot_failure",
+            2,
+            "\"sometimes\"",
+            r#""fail" or "live""#,
+        );
+        assert_names("\nexpose = \"letter\"", "expose", 2, "\"letter\"", r#""drive-letter" or "device-path""#);
+        assert_names("vss_timeout = -5", "vss_timeout", 1, "-5", "at least 1");
+    }
+
+    #[test]
+    fn validation_errors_name_key_line_value_and_accepted() {
+        assert_names("provider = \"auto\"\nbtrfs_snapshot_dir = \"a/b\"", "btrfs_snapshot_dir", 2, "\"a/b\"", "one plain directory name");
+        assert_names("\n\ndrive_letters = \"rst\"", "drive_letters", 3, "\"rst\"", "upper-case letters A-Z");
+        assert_names("vss_timeout = 0 # none", "vss_timeout", 1, "= 0", "at least 1");
+    }
+
+    #[test]
+    fn unknown_key_names_key_line_value_and_accepted() {
+        assert_names(
+            "provider = \"auto\"\nrsync_pth = \"/x\"",
+            "unknown key rsync_pth",
+            2,
+            "\"/x\"",
+            "the keys rsync_path, on_snapshot_failure",
+        );
+        // A table is a key too: the file has none.
+        assert_names("provider = \"auto\"\n[vss]\ntimeout = 5", "unknown key vss", 2, "[vss]", "there are no [tables]");
+        assert_names("vss.timeout = 5", "unknown key vss", 1, "vss.timeout = 5", "at the top level");
+    }
+
+    #[test]
+    fn known_key_written_as_table_is_named_with_its_dotted_key() {
+        assert_names("[provider]\nbtrfs = 1", "provider.btrfs", 2, "= 1", r#"provider = "auto", "btrfs", "vss" or "none", not a table"#);
+    }
+
+    #[test]
+    fn syntax_errors_name_key_line_value_and_accepted() {
+        assert_names("log_level = \"info\"\nprovider = btrfs", "provider", 2, "btrfs", r#""auto", "btrfs""#);
+        assert_names("provider = \"vss\"\nprovider = \"btrfs\"", "key provider", 2, "\"btrfs\"", r#""auto", "btrfs""#);
+        assert_names("vss_timeout 5", "key vss_timeout", 1, "5", "a whole number of seconds");
+    }
+
+    #[test]
+    fn message_is_one_line_even_for_a_multi_line_value() {
+        let e = parse("provider = [\n  \"btrfs\",\n  \"vss\",\n]").unwrap_err().to_string();
+        assert!(!e.contains('\n') && !e.contains('\r'), "{e}");
+        assert!(e.contains("line 1: provider = [\\n"), "{e}");
+        let e = parse("rsync_path = \"\"\"\n/usr/bin/\nrsync\"\"\"\r\nnope = 1\r\n").unwrap_err().to_string();
+        assert!(!e.contains('\n') && !e.contains('\r'), "{e}");
+        assert!(e.contains("line 4: nope = 1: unknown key nope"), "{e}");
+    }
+
+    #[test]
+    fn keys_table_matches_config() {
+        // serde lists the real fields in its own unknown-field message.
+        let e = toml::from_str::<Config>("zz = 1").unwrap_err();
+        let fields: Vec<&str> = e.message().split('`').skip(3).step_by(2).collect();
+        let ours: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+        assert_eq!(fields, ours);
+        // Every value the message offers for an enum key parses.
+        for key in ["on_snapshot_failure", "provider", "log_level", "snapshot_removal", "expose"] {
+            let what = KEYS.iter().find(|(k, _)| *k == key).unwrap().1;
+            for word in what.split('"').skip(1).step_by(2) {
+                parse(&format!("{key} = \"{word}\"")).unwrap_or_else(|e| panic!("{key} = {word:?}: {e}"));
+            }
         }
     }
 
