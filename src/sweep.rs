@@ -1,5 +1,7 @@
 //! The sweep: removes what runs that no longer live left behind, and nothing
 //! else. It runs at the start of every snapshot run and as `snaprsync cleanup`.
+//! What counts as a snapshot is the provider's to prove (`Provider::leftovers`);
+//! a name that only looks like one is never removed.
 //!
 //! Order matters for concurrent runs: snapshots are listed first, journal
 //! entries read second. A live run writes its entry before it creates a

@@ -367,3 +367,250 @@ fn failed_removal_keeps_rsyncs_status_and_the_next_run_sweeps_it() {
     assert_eq!(fs::read_dir(&state).unwrap().count(), 0);
     assert!(fs::read_to_string(&log).unwrap().contains("sweep: removed"));
 }
+
+/// A config for `w` that keeps snapshots in `snapshot_dir` (at the root of the
+/// mount) and logs at info level to `log`. Tests that plant things use a name
+/// of their own: every sweep looks into every btrfs mount, and other tests
+/// running at the same time must neither see nor sweep what they plant.
+fn sweep_config(w: &World, name: &str, snapshot_dir: &str, log: &Path) -> PathBuf {
+    let p = w.work.path().join(format!("{name}.toml"));
+    let text = format!(
+        "btrfs_snapshot_dir = \"{snapshot_dir}\"\nstate_dir = \"{}\"\nlog_file = \"{}\"\nlog_level = \"info\"\n",
+        w.work.path().join("state").display(),
+        log.display()
+    );
+    fs::write(&p, text).unwrap();
+    p
+}
+
+/// `snaprsync cleanup`, with the log emptied first so it shows this run alone.
+fn cleanup(config: &Path, log: &Path) -> (support::cmd::Output, String) {
+    fs::write(log, "").unwrap();
+    let out = cmd(support::snaprsync()).arg(format!("--snap-config={}", config.display())).arg("cleanup").run();
+    (out, fs::read_to_string(log).unwrap())
+}
+
+/// An ordinary snapshot run (a local copy of `data/`), with the log emptied first.
+fn backup(w: &World, config: &Path, log: &Path) -> (support::cmd::Output, String) {
+    fs::write(log, "").unwrap();
+    let out = cmd(support::snaprsync())
+        .arg(format!("--snap-config={}", config.display()))
+        .arg("-a")
+        .arg(format!("{}/", w.data().display()))
+        .arg(w.work.path().join("dst"))
+        .run();
+    (out, fs::read_to_string(log).unwrap())
+}
+
+fn lstat(path: &Path) -> fs::Metadata {
+    fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A victim subvolume is still there, as a subvolume, with its file.
+fn assert_intact(victim: &Path) {
+    assert!(support::btrfs::is_subvolume(victim), "{} was deleted", victim.display());
+    assert_eq!(fs::read_to_string(victim.join("keep")).unwrap(), "keep\n");
+}
+
+/// Waits for the background removal of the runs' own snapshots in `dir`.
+fn settled_snapshots_in(dir: &Path) -> Vec<PathBuf> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<PathBuf> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| support::btrfs::is_subvolume(p)).collect();
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The attack: names that look like snapshots of dead runs, planted as symlinks
+/// to other subvolumes, as plain directories, and in snapshot directories that
+/// others can write to, own, or that are symlinks. Round after round, neither
+/// `cleanup` nor the sweep of an ordinary run deletes any of them, each is
+/// reported, and a genuine stale snapshot next to them is still removed.
+#[test]
+fn sweep_deletes_only_real_snapshots_in_a_root_only_snapshot_dir() {
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+    use support::btrfs::{create_subvolume, is_subvolume, snapshot_ro};
+
+    let w = World::new();
+    let mnt = w.fs.mnt().to_owned();
+    let log = w.work.path().join("sweep.log");
+    let good = sweep_config(&w, "good", ".snaps-attacked", &log);
+    let victims = [mnt.join("victim-a"), mnt.join("victim-b")];
+    for v in &victims {
+        create_subvolume(v);
+        fs::write(v.join("keep"), "keep\n").unwrap();
+    }
+
+    // An ordinary run makes the snapshot directory: root's subvolume, 0700.
+    let (out, text) = backup(&w, &good, &log);
+    out.expect_code(0).expect_stdout_empty();
+    let snapdir = mnt.join(".snaps-attacked");
+    let m = lstat(&snapdir);
+    assert!(m.is_dir() && m.ino() == 256 && m.uid() == 0, "{m:?}");
+    assert_eq!(m.mode() & 0o7777, 0o700, "{text}");
+
+    // Snapshot directories not to be trusted, and why each is not.
+    let wide = mnt.join(".wide");
+    create_subvolume(&wide);
+    fs::set_permissions(&wide, fs::Permissions::from_mode(0o777)).unwrap();
+    let owned = mnt.join(".owned");
+    create_subvolume(&owned);
+    fs::set_permissions(&owned, fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&owned, Some(65534), Some(65534)).unwrap();
+    let plain = mnt.join(".plain");
+    fs::create_dir(&plain).unwrap();
+    fs::set_permissions(&plain, fs::Permissions::from_mode(0o700)).unwrap();
+    let link = mnt.join(".link");
+    symlink(".snaps-attacked", &link).unwrap();
+    let untrusted = [
+        (sweep_config(&w, "wide", ".wide", &log), &wide, "its mode is 0777"),
+        (sweep_config(&w, "owned", ".owned", &log), &owned, "owned by uid 65534"),
+        (sweep_config(&w, "plain", ".plain", &log), &plain, "plain directory"),
+        (sweep_config(&w, "link", ".link", &log), &link, "symlink"),
+    ];
+
+    const DEAD: &str = "snaprsync-20200101T000000Z-p1";
+    let mut kept = Vec::new();
+    for round in 0..20 {
+        // In the untrusted ones: a real read-only snapshot, a plain directory
+        // and a symlink to a victim, all named like a dead run's snapshot.
+        for dir in [&wide, &owned, &plain] {
+            let (sub, dir_, sym) =
+                (dir.join(format!("{DEAD}-{round}0")), dir.join(format!("{DEAD}-{round}1")), dir.join(format!("{DEAD}-{round}2")));
+            snapshot_ro(w.fs.mnt(), &sub);
+            fs::create_dir(&dir_).unwrap();
+            symlink(&victims[round % 2], &sym).unwrap();
+            kept.extend([sub, dir_, sym]);
+        }
+        // In the real one: symlinks to both victims, a plain directory, and a
+        // genuine stale snapshot that must go.
+        let links = [snapdir.join(format!("{DEAD}-{round}0")), snapdir.join(format!("{DEAD}-{round}1"))];
+        for (l, v) in links.iter().zip(&victims) {
+            symlink(v, l).unwrap();
+        }
+        let planted_dir = snapdir.join(format!("{DEAD}-{round}2"));
+        fs::create_dir(&planted_dir).unwrap();
+        kept.extend(links.iter().cloned().chain([planted_dir.clone()]));
+        let stale = snapdir.join(format!("snaprsync-20200101T000000Z-p2-{round}"));
+        snapshot_ro(w.fs.mnt(), &stale);
+
+        for (config, dir, why) in &untrusted {
+            let (out, text) = cleanup(config, &log);
+            out.expect_code(0);
+            assert!(!out.stdout_str().lines().any(|l| l.starts_with("removed /")), "{}", out.report());
+            let warning = format!("snapshot directory {}: ", dir.display());
+            assert!(
+                text.lines().any(|l| l.contains(&warning) && l.contains(why)),
+                "round {round}: no warning for {}:\n{text}",
+                dir.display()
+            );
+            // Nor may a snapshot run use it.
+            let (out, _) = backup(&w, config, &log);
+            out.expect_code(81).expect_stdout_empty();
+            assert!(out.stderr.contains(&warning) && out.stderr.contains(why), "{}", out.report());
+        }
+        assert!(is_subvolume(&stale), "round {round}: removed through the symlinked .link");
+
+        let (out, text) = cleanup(&good, &log);
+        out.expect_code(0);
+        assert!(out.stdout_str().contains(&format!("removed {}\n", stale.display())), "{}\n{text}", out.report());
+        assert!(fs::symlink_metadata(&stale).is_err(), "round {round}: genuine stale snapshot kept");
+        for l in &links {
+            let warning = format!("{}: not a snapshot snaprsync made (it is a symlink); left alone", l.display());
+            assert!(text.contains(&warning), "round {round}: no warning for {}:\n{text}", l.display());
+        }
+        assert!(text.contains(&format!("{}: not a snapshot snaprsync made (it is a plain directory", planted_dir.display())), "{text}");
+
+        // The same sweep at the start of an ordinary run.
+        let stale = snapdir.join(format!("snaprsync-20200101T000000Z-p3-{round}"));
+        snapshot_ro(w.fs.mnt(), &stale);
+        let (out, text) = backup(&w, &good, &log);
+        out.expect_code(0).expect_stdout_empty();
+        assert!(text.contains(&format!("sweep: removed {}", stale.display())), "{text}");
+        assert!(fs::symlink_metadata(&stale).is_err(), "round {round}: genuine stale snapshot kept");
+        assert!(text.contains(&format!("{}: not a snapshot snaprsync made (it is a symlink)", links[0].display())), "{text}");
+
+        for v in &victims {
+            assert_intact(v);
+        }
+        for k in &kept {
+            assert!(fs::symlink_metadata(k).is_ok(), "round {round}: {} was removed", k.display());
+        }
+    }
+    for v in &victims {
+        assert_intact(v);
+    }
+    // The runs' own snapshots went; everything planted is still there.
+    assert_eq!(settled_snapshots_in(&snapdir), Vec::<PathBuf>::new());
+    for k in &kept {
+        let m = lstat(k);
+        let sub = k.to_string_lossy().ends_with('0') && !k.starts_with(&snapdir);
+        assert_eq!(is_subvolume(k), sub, "{}: {m:?}", k.display());
+    }
+}
+
+/// A snapshot directory made before it had to be 0700 (`btrfs subvolume
+/// create` gives 0755): a snapshot run closes it, and from then on it is swept.
+#[test]
+fn an_older_snapshot_dir_is_set_to_0700_and_then_swept() {
+    use std::os::unix::fs::MetadataExt;
+    let w = World::new();
+    let log = w.work.path().join("sweep.log");
+    let config = sweep_config(&w, "old", ".snaps-old", &log);
+    let snapdir = w.fs.mnt().join(".snaps-old");
+    support::btrfs::create_subvolume(&snapdir);
+    assert_eq!(lstat(&snapdir).mode() & 0o7777, 0o755);
+    let stale = snapdir.join("snaprsync-20200101T000000Z-p1-0");
+    support::btrfs::snapshot_ro(w.fs.mnt(), &stale);
+
+    let (out, text) = cleanup(&config, &log);
+    out.expect_code(0);
+    assert!(!out.stderr.contains(".snaps-old"), "no alarm for a directory snaprsync made itself: {}", out.report());
+    assert!(support::btrfs::is_subvolume(&stale), "swept before the directory was closed:\n{text}");
+
+    let (out, text) = backup(&w, &config, &log);
+    out.expect_code(0).expect_stdout_empty();
+    assert_eq!(lstat(&snapdir).mode() & 0o7777, 0o700, "{text}");
+    assert!(text.contains("mode 0755 set to 0700"), "{text}");
+
+    let (out, _) = cleanup(&config, &log);
+    out.expect_code(0);
+    assert!(fs::symlink_metadata(&stale).is_err(), "{}", out.report());
+    w.fs.assert_no_snapshot_left();
+}
+
+/// A snapshot directory below a directory that others than root can change
+/// (so they could swap it for a symlink between check and delete) is not used
+/// or swept; once that directory is closed again, it is.
+#[test]
+fn a_snapshot_dir_below_a_directory_others_can_change_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let log = w.work.path().join("sweep.log");
+    let config = sweep_config(&w, "below", ".snaps-below", &log);
+    let (out, _) = backup(&w, &config, &log);
+    out.expect_code(0);
+    let stale = w.fs.mnt().join(".snaps-below/snaprsync-20200101T000000Z-p1-0");
+    support::btrfs::snapshot_ro(w.fs.mnt(), &stale);
+
+    fs::set_permissions(w.fs.mnt(), fs::Permissions::from_mode(0o777)).unwrap();
+    let why = format!("{} above it: its mode 0777 lets others than root change it", w.fs.mnt().display());
+    let (out, text) = cleanup(&config, &log);
+    out.expect_code(0);
+    assert!(text.contains(&why), "{text}");
+    assert!(support::btrfs::is_subvolume(&stale));
+    let (out, _) = backup(&w, &config, &log);
+    out.expect_code(81).expect_stdout_empty();
+    assert!(out.stderr.contains(&why), "{}", out.report());
+    assert!(support::btrfs::is_subvolume(&stale));
+
+    fs::set_permissions(w.fs.mnt(), fs::Permissions::from_mode(0o755)).unwrap();
+    let (out, _) = cleanup(&config, &log);
+    out.expect_code(0);
+    assert!(fs::symlink_metadata(&stale).is_err(), "{}", out.report());
+    w.fs.assert_no_snapshot_left();
+}

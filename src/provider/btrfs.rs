@@ -6,6 +6,11 @@
 //! `btrfs_snapshot_dir` (default `.snaprsync`) at the root of the mount, as
 //! `snaprsync-<UTC time>-p<pid>-<n>`: the name says who made it and when, so a
 //! later sweep can recognise what a killed run left.
+//!
+//! A name alone proves nothing, and `btrfs subvolume delete` follows symlinks.
+//! So snaprsync deletes only real subvolumes (checked with lstat) directly in
+//! a snapshot directory that is a root-owned subvolume with mode 0700, reached
+//! through directories only root can change; anything else is left alone.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -54,17 +59,189 @@ impl Btrfs {
             .collect())
     }
 
-    fn ensure_snapshot_dir(&self, mount: &Mount) -> Result<PathBuf> {
+    /// The snapshot directory of `mount`, made if missing (for snapshotting
+    /// `origin`). One that the sweep could not trust is refused, not used.
+    fn ensure_snapshot_dir(&self, mount: &Mount, origin: &Path) -> Result<PathBuf> {
         let dir = mount.mount_point.join(&self.snapshot_dir);
-        if !dir.exists() {
-            if let Err(e) = Cmd::new("btrfs").arg("subvolume").arg("create").arg(&dir).run() {
-                // Another run may have made it at the same moment.
-                if !dir.is_dir() {
-                    return Err(e);
+        let refuse = |why: String| Error::Snapshot {
+            path: origin.to_owned(),
+            msg: format!(
+                "snapshot directory {}: {why}; snaprsync keeps snapshots only in a root-owned btrfs subvolume with mode 0700 \
+                 on a path only root can change: fix or remove it",
+                dir.display()
+            ),
+        };
+        check_ancestors(&dir).map_err(refuse)?;
+        match std::fs::symlink_metadata(&dir) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Err(e) = Cmd::new("btrfs").arg("subvolume").arg("create").arg(&dir).run() {
+                    // Another run may have made it at the same moment.
+                    if std::fs::symlink_metadata(&dir).is_err() {
+                        return Err(e);
+                    }
                 }
             }
+            Err(e) => return Err(Error::io(&dir, e)),
         }
+        let facts = Facts::lstat(&dir).map_err(|e| Error::io(&dir, e))?;
+        // New ones come out as the umask says, and earlier versions left 0755.
+        if snapshot_dir_problem(&facts).is_some() && may_tighten(&facts) {
+            tighten(&dir).map_err(|e| refuse(format!("cannot set its mode to 0700: {e}")))?;
+        }
+        check_snapshot_dir(&dir).map_err(refuse)?;
         Ok(dir)
+    }
+}
+
+/// What the checks need to know of one path, from lstat: a symlink is seen as
+/// itself, never as what it points to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Facts {
+    kind: Kind,
+    ino: u64,
+    uid: u32,
+    /// Permission bits, with setuid, setgid and sticky.
+    mode: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    Symlink,
+    Other,
+}
+
+impl Facts {
+    fn of(meta: &std::fs::Metadata) -> Facts {
+        let t = meta.file_type();
+        let kind = if t.is_symlink() {
+            Kind::Symlink
+        } else if t.is_dir() {
+            Kind::Dir
+        } else {
+            Kind::Other
+        };
+        Facts { kind, ino: meta.ino(), uid: meta.uid(), mode: meta.mode() & 0o7777 }
+    }
+
+    fn lstat(path: &Path) -> std::io::Result<Facts> {
+        std::fs::symlink_metadata(path).map(|m| Facts::of(&m))
+    }
+
+    /// Why this is not the root of a btrfs subvolume.
+    fn not_a_subvolume(&self) -> Option<&'static str> {
+        match self.kind {
+            Kind::Symlink => Some("it is a symlink"),
+            Kind::Other => Some("it is not a directory"),
+            Kind::Dir if self.ino != SUBVOLUME_ROOT_INO => Some("it is a plain directory, not a btrfs subvolume"),
+            Kind::Dir => None,
+        }
+    }
+}
+
+/// Why a snapshot directory cannot be trusted to hold only what root put there.
+/// Root-owned with no access for others is what makes every entry root's.
+fn snapshot_dir_problem(f: &Facts) -> Option<String> {
+    if let Some(why) = f.not_a_subvolume() {
+        return Some(why.into());
+    }
+    if f.uid != 0 {
+        return Some(format!("it is owned by uid {}, not root", f.uid));
+    }
+    if f.mode & 0o077 != 0 {
+        return Some(format!("its mode is {:04o}, not 0700", f.mode));
+    }
+    None
+}
+
+/// Why a user other than root could rename or replace what is in `f`, a
+/// directory above a snapshot directory. In a sticky one only an entry's owner
+/// can, and the entry below is checked to be root's.
+fn ancestor_problem(f: &Facts) -> Option<String> {
+    match f.kind {
+        Kind::Symlink => return Some("it is a symlink".into()),
+        Kind::Other => return Some("it is not a directory".into()),
+        Kind::Dir => {}
+    }
+    if f.uid != 0 {
+        return Some(format!("it is owned by uid {}, not root", f.uid));
+    }
+    if f.mode & 0o022 != 0 && f.mode & 0o1000 == 0 {
+        return Some(format!("its mode {:04o} lets others than root change it", f.mode));
+    }
+    None
+}
+
+/// Whether a snapshot directory may be set to 0700 in place: a root-owned
+/// subvolume only root could ever write to, so all in it is root's already.
+fn may_tighten(f: &Facts) -> bool {
+    f.not_a_subvolume().is_none() && f.uid == 0 && f.mode & 0o022 == 0
+}
+
+/// Sets a snapshot directory to 0700 through a handle opened without following
+/// a symlink, and rechecked, so what is changed is what was checked.
+fn tighten(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_DIRECTORY).open(dir)?;
+    let facts = Facts::of(&f.metadata()?);
+    if !may_tighten(&facts) {
+        return Err(std::io::Error::other("it changed while being checked"));
+    }
+    f.set_permissions(std::fs::Permissions::from_mode(0o700))?;
+    log::info!("snapshot directory {}: mode {:04o} set to 0700, so that only root can enter it", dir.display(), facts.mode);
+    Ok(())
+}
+
+/// That every directory above `dir` is one only root can change, so that the
+/// path reaches the same directory when checked and when used.
+fn check_ancestors(dir: &Path) -> std::result::Result<(), String> {
+    for a in dir.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()) {
+        let facts = Facts::lstat(a).map_err(|e| format!("{}: {e}", a.display()))?;
+        if let Some(why) = ancestor_problem(&facts) {
+            return Err(format!("{} above it: {why}", a.display()));
+        }
+    }
+    Ok(())
+}
+
+/// That `dir` is a snapshot directory only root can have put anything in.
+fn check_snapshot_dir(dir: &Path) -> std::result::Result<(), String> {
+    let facts = Facts::lstat(dir).map_err(|e| e.to_string())?;
+    if let Some(why) = snapshot_dir_problem(&facts) {
+        return Err(why);
+    }
+    check_ancestors(dir)
+}
+
+/// That `path` is a snapshot snaprsync may delete: a real subvolume directly in
+/// a snapshot directory that passes [`check_snapshot_dir`].
+fn check_snapshot(path: &Path) -> std::result::Result<(), String> {
+    let dir = path.parent().ok_or("it has no parent directory")?;
+    check_snapshot_dir(dir).map_err(|why| format!("snapshot directory {}: {why}", dir.display()))?;
+    let facts = Facts::lstat(path).map_err(|e| e.to_string())?;
+    facts.not_a_subvolume().map_or(Ok(()), |why| Err(why.into()))
+}
+
+/// Deletes one snapshot, if [`check_snapshot`] passes.
+fn delete_snapshot(path: &Path) -> Result<()> {
+    check_snapshot(path)
+        .map_err(|why| Error::io(path, std::io::Error::other(format!("not a snapshot snaprsync made ({why}); left alone"))))?;
+    // Checked by lstat, then deleted by path (btrfs follows symlinks). Nobody
+    // but root can swap it in between: the snapshot directory is root-owned
+    // 0700, so only root can add, rename or replace its entries, and the
+    // directories above it are root's and closed to others, so only root can
+    // move it or put a symlink in its place.
+    let mut tries = 0;
+    loop {
+        match Cmd::new("btrfs").arg("subvolume").arg("delete").arg(path).run() {
+            // A just-released mount can hold it busy for a moment.
+            Err(e) if tries < 5 && e.to_string().contains("busy") => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50 * tries));
+            }
+            r => return r.map(drop),
+        }
     }
 }
 
@@ -114,7 +291,7 @@ impl Provider for Btrfs {
 
         let mut set = SnapshotSet { provider: "btrfs", volumes: Vec::new() };
         for (n, (origin, mount)) in origins.iter().enumerate() {
-            let made = self.ensure_snapshot_dir(mount).and_then(|dir| {
+            let made = self.ensure_snapshot_dir(mount, origin).and_then(|dir| {
                 let snap = dir.join(format!("{}-{n}", self.stamp));
                 Cmd::new("btrfs").arg("subvolume").arg("snapshot").arg("-r").arg(origin).arg(&snap).run()?;
                 Ok(snap)
@@ -144,18 +321,7 @@ impl Provider for Btrfs {
     fn remove(&mut self, set: &SnapshotSet) -> Result<()> {
         let mut first = None;
         for v in set.volumes.iter().rev() {
-            let mut tries = 0;
-            let res = loop {
-                match Cmd::new("btrfs").arg("subvolume").arg("delete").arg(&v.snapshot).run() {
-                    // A just-released mount can hold it busy for a moment.
-                    Err(e) if tries < 5 && e.to_string().contains("busy") => {
-                        tries += 1;
-                        std::thread::sleep(Duration::from_millis(50 * tries));
-                    }
-                    r => break r,
-                }
-            };
-            if let Err(e) = res {
+            if let Err(e) = delete_snapshot(&v.snapshot) {
                 log::error!("could not remove snapshot {}: {e}", v.snapshot.display());
                 first.get_or_insert(e);
             }
@@ -166,11 +332,33 @@ impl Provider for Btrfs {
     fn leftovers(&self) -> Result<Vec<Leftover>> {
         let mut found = Vec::new();
         for m in self.mounts.iter().filter(|m| m.fstype == "btrfs") {
-            let Ok(dir) = std::fs::read_dir(m.mount_point.join(&self.snapshot_dir)) else { continue };
-            for item in dir.flatten() {
+            let dir = m.mount_point.join(&self.snapshot_dir);
+            let Ok(facts) = Facts::lstat(&dir) else { continue };
+            let untrusted = |why: String| {
+                log::warn!("snapshot directory {}: {why}; nothing in it is treated as snaprsync's, it is left alone", dir.display());
+            };
+            if let Err(why) = check_ancestors(&dir) {
+                untrusted(why);
+                continue;
+            }
+            if let Some(why) = snapshot_dir_problem(&facts) {
+                if may_tighten(&facts) {
+                    // As earlier versions left it: the next snapshot run sets it to 0700.
+                    log::info!("snapshot directory {}: {why}; it is swept once a snapshot run has set it to 0700", dir.display());
+                } else {
+                    untrusted(why);
+                }
+                continue;
+            }
+            let Ok(items) = std::fs::read_dir(&dir) else { continue };
+            for item in items.flatten() {
                 let name = item.file_name().to_string_lossy().into_owned();
-                if let Some(stamp) = stamp_of(&name) {
-                    found.push(Leftover { path: item.path(), stamp: stamp.to_owned() });
+                let Some(stamp) = stamp_of(&name) else { continue };
+                let path = item.path();
+                match Facts::lstat(&path).map(|f| f.not_a_subvolume()) {
+                    Ok(None) => found.push(Leftover { path, stamp: stamp.to_owned() }),
+                    Ok(Some(why)) => log::warn!("{}: not a snapshot snaprsync made ({why}); left alone", path.display()),
+                    Err(e) => log::warn!("{}: {e}; left alone", path.display()),
                 }
             }
         }
@@ -184,7 +372,7 @@ impl Provider for Btrfs {
     }
 
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
-        match Cmd::new("btrfs").arg("subvolume").arg("delete").arg(&leftover.path).run() {
+        match delete_snapshot(&leftover.path) {
             // Another sweep, or another mount of the same filesystem, got it first.
             Err(_) if leftover.path.symlink_metadata().is_err() => Ok(()),
             r => r.map(drop),
@@ -216,6 +404,75 @@ mod tests {
         for other in ["home-snap-1", "snaprsync-x-", "snaprsync-x-1a", "daily-0", "snaprsync"] {
             assert_eq!(stamp_of(other), None, "{other}");
         }
+    }
+
+    fn dir(ino: u64, uid: u32, mode: u32) -> Facts {
+        Facts { kind: Kind::Dir, ino, uid, mode }
+    }
+
+    const LINK: Facts = Facts { kind: Kind::Symlink, ino: 256, uid: 0, mode: 0o777 };
+
+    #[test]
+    fn only_a_real_subvolume_is_a_snapshot() {
+        assert_eq!(dir(256, 0, 0o755).not_a_subvolume(), None);
+        assert_eq!(dir(256, 1000, 0o700).not_a_subvolume(), None);
+        for (f, why) in [
+            (LINK, "symlink"),
+            (dir(257, 0, 0o755), "plain directory"),
+            (Facts { kind: Kind::Other, ino: 256, uid: 0, mode: 0o644 }, "not a directory"),
+        ] {
+            assert!(f.not_a_subvolume().is_some_and(|w| w.contains(why)), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn snapshot_dir_must_be_roots_subvolume_closed_to_others() {
+        assert_eq!(snapshot_dir_problem(&dir(256, 0, 0o700)), None);
+        assert_eq!(snapshot_dir_problem(&dir(256, 0, 0o500)), None);
+        for (f, why) in [
+            (LINK, "symlink"),
+            (dir(300, 0, 0o700), "plain directory"),
+            (dir(256, 1000, 0o700), "uid 1000"),
+            (dir(256, 0, 0o755), "0755"),
+            (dir(256, 0, 0o1777), "1777"),
+            (dir(256, 0, 0o701), "0701"),
+        ] {
+            assert!(snapshot_dir_problem(&f).is_some_and(|w| w.contains(why)), "{f:?}: {:?}", snapshot_dir_problem(&f));
+        }
+    }
+
+    #[test]
+    fn only_roots_own_unshared_snapshot_dirs_are_tightened() {
+        assert!(may_tighten(&dir(256, 0, 0o755)));
+        assert!(may_tighten(&dir(256, 0, 0o711)));
+        for f in [dir(256, 0, 0o775), dir(256, 0, 0o757), dir(256, 1000, 0o755), dir(257, 0, 0o755), LINK] {
+            assert!(!may_tighten(&f), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn ancestors_must_be_roots_and_closed_or_sticky() {
+        assert_eq!(ancestor_problem(&dir(2, 0, 0o755)), None);
+        assert_eq!(ancestor_problem(&dir(2, 0, 0o1777)), None, "a sticky /tmp");
+        assert_eq!(ancestor_problem(&dir(2, 0, 0o700)), None);
+        for f in [dir(2, 0, 0o777), dir(2, 0, 0o775), dir(2, 1000, 0o755), dir(2, 1000, 0o1777), LINK] {
+            assert!(ancestor_problem(&f).is_some(), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn facts_come_from_lstat_not_from_what_a_link_points_to() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("target");
+        std::fs::create_dir(&target).unwrap();
+        let link = d.path().join("snaprsync-20200101T000000Z-p1-0");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert_eq!(Facts::lstat(&link).unwrap().kind, Kind::Symlink);
+        assert_eq!(Facts::lstat(&target).unwrap().kind, Kind::Dir);
+        let err = check_snapshot(&link).unwrap_err();
+        assert!(err.contains("snapshot directory"), "{err}");
+        assert!(delete_snapshot(&link).is_err());
+        assert!(target.is_dir() && link.symlink_metadata().is_ok());
     }
 
     #[test]

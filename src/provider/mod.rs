@@ -59,8 +59,10 @@ pub trait Provider {
     /// Removes every snapshot of `set`.
     fn remove(&mut self, set: &SnapshotSet) -> Result<()>;
 
-    /// Snapshots this provider made that still exist, from any run. Providers
-    /// whose snapshots cannot outlive their process (VSS backup context) have none.
+    /// Snapshots this provider made that still exist, from any run. Only what
+    /// it can tell it made, never by name alone: anything else is logged and
+    /// left out. Providers whose snapshots cannot outlive their process (VSS
+    /// backup context) have none.
     fn leftovers(&self) -> Result<Vec<Leftover>> {
         Ok(Vec::new())
     }
@@ -72,7 +74,8 @@ pub trait Provider {
         false
     }
 
-    /// Removes one leftover; one that is already gone is not an error.
+    /// Removes one leftover, checked again just before; one that is already
+    /// gone is not an error.
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
         let _ = leftover;
         Ok(())

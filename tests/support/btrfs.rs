@@ -96,3 +96,20 @@ impl Drop for Btrfs {
         }
     }
 }
+
+/// Makes an empty subvolume at `path`.
+pub fn create_subvolume(path: &Path) {
+    cmd("btrfs").args(["subvolume", "create"]).arg(path).ok();
+}
+
+/// A read-only snapshot of the subvolume `origin` at `path`, as snaprsync makes them.
+pub fn snapshot_ro(origin: &Path, path: &Path) {
+    cmd("btrfs").args(["subvolume", "snapshot", "-r"]).arg(origin).arg(path).ok();
+}
+
+/// Whether `path` itself, not what a symlink there points to, is the root of a
+/// subvolume (on btrfs those have inode number 256).
+pub fn is_subvolume(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir() && m.ino() == 256)
+}
