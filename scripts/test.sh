@@ -19,6 +19,11 @@ fi
 if cargo clippy --version >/dev/null 2>&1; then
   cargo clippy --locked --all-targets -- -D warnings
 fi
+rm -f target/tmp/faults-table.md
 cargo test --locked --all-targets -- --test-threads=2 2>&1 | tee -a "$log"
+# The fault-injection table (README "Faults"), as this run measured it.
+if [ -f target/tmp/faults-table.md ]; then
+  cat target/tmp/faults-table.md
+fi
 
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log"

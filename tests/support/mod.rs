@@ -27,9 +27,11 @@ pub mod tree;
 
 use std::path::{Path, PathBuf};
 
-/// The snaprsync binary under test.
+/// The snaprsync binary under test: this build's, or another one named by
+/// `SNAPRSYNC_UNDER_TEST` (to show that a test fails on an older build).
 pub fn snaprsync() -> &'static str {
-    env!("CARGO_BIN_EXE_snaprsync")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| std::env::var("SNAPRSYNC_UNDER_TEST").unwrap_or_else(|_| env!("CARGO_BIN_EXE_snaprsync").to_owned()))
 }
 
 /// A temp dir for one test. The prefix keeps these recognisable in `/tmp`
