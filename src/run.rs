@@ -212,6 +212,7 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
     if let Some(p) = &policy {
         if inv.role == Role::ServerReceiver {
             // A push: no snapshot, but rsync sees only the write directories.
+            crate::fault::point("after-check");
             if let Some(mut exposure) = Platform::expose_confined(cfg, None, &inv, &rsync, &[], &p.allow_write)? {
                 let argv = rsync_argv(protected.as_ref(), &inv.args, exposure.argv())?;
                 return exposure.run(&rsync, &with_confine_root(&rsync, argv, &p.allow_write));
@@ -275,7 +276,8 @@ fn with_confine_root(rsync: &Path, mut argv: Vec<OsString>, allowed: &[PathBuf])
 }
 
 /// Checks every source as the exposure shows it to rsync: under its own name in
-/// the namespace method, under the rewritten name (and mapped roots) otherwise.
+/// the namespace method, under the rewritten name (and mapped roots) otherwise,
+/// inside the snapshot when confined.
 fn confine_in_snapshot(
     policy: &restrict::Policy,
     inv: &Invocation,
@@ -286,7 +288,14 @@ fn confine_in_snapshot(
     let mut roots = policy.allow.clone();
     roots.extend(policy.allow.iter().filter_map(|r| set.locate(r)));
     for (k, &i) in inv.source_indices().iter().enumerate() {
-        let seen = if exposure.argv().get(i) == inv.args.get(i) { sources[k].clone() } else { PathBuf::from(&exposure.argv()[i]) };
+        let seen = if exposure.method() == "confined" {
+            // snaprsync itself sees the live tree: look in the snapshot rsync reads.
+            set.locate(&sources[k]).unwrap_or_else(|| sources[k].clone())
+        } else if exposure.argv().get(i) == inv.args.get(i) {
+            sources[k].clone()
+        } else {
+            PathBuf::from(&exposure.argv()[i])
+        };
         restrict::confine(&seen, &roots)?;
     }
     Ok(())
@@ -329,6 +338,8 @@ fn snapshot_and_run(
     }
 
     Platform::hold_signals()?;
+    // Tests change the tree here: after the checks, before the snapshot.
+    crate::fault::point("after-check");
     let started = Instant::now();
     let prepared = create(cfg, &existing).and_then(|mut cleanup| {
         let set = cleanup.set.as_ref().expect("just created");
