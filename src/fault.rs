@@ -3,6 +3,8 @@
 //!
 //! - `NAME`: that point panics, so tests can show that a panic still removes
 //!   every snapshot;
+//! - `without-confine-root`: restricted mode does not pass `--confine-root`,
+//!   as with an rsync that lacks it, so tests see the confinement alone;
 //! - `NAME:hold=PATH`: that point creates `PATH.held` and waits (at most 30 s)
 //!   until `PATH` exists, so tests can change the filesystem at an exact moment
 //!   (between the checks of restricted mode and the snapshot, say).
@@ -23,6 +25,12 @@ pub fn point(name: &str) {
         }
     }
     let _ = name;
+}
+
+/// Whether `SNAPRSYNC_FAULT` equals `name` (always false in release builds).
+#[inline]
+pub fn active(name: &str) -> bool {
+    cfg!(debug_assertions) && std::env::var_os("SNAPRSYNC_FAULT").is_some_and(|v| v == name)
 }
 
 #[cfg(debug_assertions)]

@@ -27,8 +27,9 @@ pub fn load_config(opts: &Options) -> Result<Config> {
         cfg.log_file = Some(f.clone());
     }
     if let Some(l) = &opts.log_level {
-        let path = Path::new("--snap-log-level");
-        cfg.log_level = Config::parse(&format!("log_level = {l:?}"), path)?.log_level;
+        cfg.log_level = Config::parse(&format!("log_level = {l:?}"), Path::new("--snap-log-level"))
+            .map_err(|_| Error::Usage(format!("--snap-log-level={l}: not a level; write error, warn, info or debug")))?
+            .log_level;
     }
     Ok(cfg)
 }
@@ -265,6 +266,9 @@ fn rsync_argv(protected: Option<&Protected>, merged: &[OsString], exposed: &[OsS
 /// confinement holds without it; this is a second wall where rsync has one.
 fn with_confine_root(rsync: &Path, mut argv: Vec<OsString>, allowed: &[PathBuf]) -> Vec<OsString> {
     let [dir] = allowed else { return argv };
+    if crate::fault::active("without-confine-root") {
+        return argv;
+    }
     let Ok(dir) = dir.canonicalize() else { return argv };
     let knows = std::fs::read(rsync).is_ok_and(|b| b.windows(12).any(|w| w == b"confine-root"));
     if let (true, Some(at)) = (knows, argv.iter().position(|a| a == "--server")) {
