@@ -46,15 +46,60 @@ impl Cmd {
 }
 
 /// Quotes an argument for a POSIX shell only where needed, so that logged
-/// command lines can be pasted into a shell as they are.
+/// command lines can be pasted into a shell as they are. An argument holding a
+/// control character (a newline would split the logged line), or bytes that
+/// are not UTF-8, is written in `$'...'` quoting (bash, zsh, ksh, POSIX 2024)
+/// with those as `\n` or `\xNN`: visible, on one line, and exact.
 pub fn shell_quote(arg: &OsStr) -> String {
-    let s = arg.to_string_lossy();
-    let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./:=@%+-,".contains(&b));
+    let b = arg.as_encoded_bytes();
+    let plain = !b.is_empty() && b.iter().all(|b| b.is_ascii_alphanumeric() || b"_./:=@%+-,".contains(b));
     if plain {
-        s.into_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
+        return arg.to_string_lossy().into_owned();
     }
+    let text = std::str::from_utf8(b).ok().filter(|s| !s.chars().any(needs_ansi_c));
+    match text {
+        Some(s) => format!("'{}'", s.replace('\'', r"'\''")),
+        None => ansi_c_quote(b),
+    }
+}
+
+/// Characters that `'...'` would keep but a log line must not hold as they are:
+/// controls (C0, DEL, C1) and the Unicode line and paragraph separators.
+fn needs_ansi_c(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
+/// `$'...'`: `\\`, `\'`, `\n`, `\r`, `\t`, and `\xNN` for each byte of the
+/// other characters of [`needs_ansi_c`] and for bytes that are not UTF-8.
+fn ansi_c_quote(b: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from("$'");
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str(r"\\"),
+                '\'' => out.push_str(r"\'"),
+                '\n' => out.push_str(r"\n"),
+                '\r' => out.push_str(r"\r"),
+                '\t' => out.push_str(r"\t"),
+                c if u32::from(c) < 0x80 && needs_ansi_c(c) => {
+                    let _ = write!(out, "\\x{:02x}", u32::from(c));
+                }
+                c if needs_ansi_c(c) => {
+                    // Its UTF-8 bytes: `\u` depends on the reader's locale.
+                    for byte in c.encode_utf8(&mut [0; 4]).bytes() {
+                        let _ = write!(out, "\\x{byte:02x}");
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out.push('\'');
+    out
 }
 
 /// A whole argv as one pasteable line.
@@ -77,6 +122,32 @@ mod tests {
     fn display_quotes_only_where_needed() {
         let c = Cmd::new("btrfs").arg("subvolume").arg("snapshot").arg("/a b/it's").arg("");
         assert_eq!(c.to_string(), r"btrfs subvolume snapshot '/a b/it'\''s' ''");
+    }
+
+    #[test]
+    fn control_characters_are_quoted_visibly() {
+        let line = |words: &[&str]| shell_line(words.iter().map(OsStr::new));
+        assert_eq!(line(&["rsync", "/a\nb", "it's"]), r"rsync $'/a\nb' 'it'\''s'");
+        assert_eq!(line(&["x\ty\r", "esc\x1b[0m", "nul\0", "del\x7f"]), r"$'x\ty\r' $'esc\x1b[0m' $'nul\x00' $'del\x7f'");
+        assert_eq!(line(&["it's\n\\"]), r"$'it\'s\n\\'");
+        assert_eq!(line(&["nel\u{85}", "ls\u{2028}", "ünï €"]), r"$'nel\xc2\x85' $'ls\xe2\x80\xa8' 'ünï €'");
+        assert!(!line(&["a\nb\rc\u{2028}"]).contains(['\n', '\r', '\u{2028}']));
+    }
+
+    /// The `$'...'` form reads back to the same bytes in bash, where there is one.
+    #[cfg(unix)]
+    #[test]
+    fn ansi_c_quoting_reads_back_in_bash() {
+        use std::os::unix::ffi::OsStrExt;
+        if Command::new("bash").arg("-c").arg("true").status().is_err() {
+            return;
+        }
+        let args: [&[u8]; 5] = [b"a\nb", b"it's \\ \"q\"\t\x1b", b"caf\xe9 \xff\xfe", "naïve\u{85}\u{2028}".as_bytes(), b"\x01\x7f"];
+        for a in args {
+            let quoted = shell_quote(OsStr::from_bytes(a));
+            let out = Command::new("bash").env("LC_ALL", "C").arg("-c").arg(format!("printf %s {quoted}")).output().unwrap();
+            assert_eq!(out.stdout, a, "{quoted}");
+        }
     }
 
     #[cfg(unix)]
