@@ -68,8 +68,90 @@ pub struct Entry {
     pub created: String,
     /// The provider that makes the snapshots.
     pub provider: String,
-    /// The source paths, for `snaprsync list`.
+    /// The source paths, for `snaprsync list`; any bytes (see [`paths`]).
+    #[serde(with = "paths")]
     pub sources: Vec<PathBuf>,
+}
+
+/// Paths in an entry, byte for byte: TOML strings are UTF-8, a file name need
+/// not be. A UTF-8 path is a plain string, as it always was; any other is an
+/// inline table `{ escaped = "..." }` whose string holds each byte that is not
+/// UTF-8 as `\xNN` and a backslash as `\\`.
+mod paths {
+    use std::path::PathBuf;
+
+    use serde::{de::Error as _, Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Text(String),
+        Escaped { escaped: String },
+    }
+
+    pub fn serialize<S: Serializer>(paths: &[PathBuf], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(paths.iter().map(|p| match p.to_str() {
+            Some(text) => Stored::Text(text.to_owned()),
+            None => Stored::Escaped { escaped: escape(p.as_os_str().as_encoded_bytes()) },
+        }))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+        Vec::<Stored>::deserialize(d)?
+            .into_iter()
+            .map(|stored| match stored {
+                Stored::Text(text) => Ok(PathBuf::from(text)),
+                Stored::Escaped { escaped } => unescape(&escaped).map(path_from_bytes).map_err(D::Error::custom),
+            })
+            .collect()
+    }
+
+    fn escape(b: &[u8]) -> String {
+        let mut out = String::new();
+        for chunk in b.utf8_chunks() {
+            out.push_str(&chunk.valid().replace('\\', "\\\\"));
+            for byte in chunk.invalid() {
+                out.push_str(&format!("\\x{byte:02x}"));
+            }
+        }
+        out
+    }
+
+    fn unescape(s: &str) -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(s.len());
+        let mut bytes = s.bytes();
+        while let Some(b) = bytes.next() {
+            if b != b'\\' {
+                out.push(b);
+                continue;
+            }
+            match bytes.next() {
+                Some(b'\\') => out.push(b'\\'),
+                Some(b'x') => {
+                    let hex = [bytes.next(), bytes.next()];
+                    let byte = match hex {
+                        [Some(h), Some(l)] => std::str::from_utf8(&[h, l]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()),
+                        _ => None,
+                    };
+                    out.push(byte.ok_or_else(|| format!("a bad \\x escape in the path {s:?}"))?);
+                }
+                _ => return Err(format!("a backslash that escapes nothing in the path {s:?}")),
+            }
+        }
+        Ok(out)
+    }
+
+    #[cfg(unix)]
+    fn path_from_bytes(b: Vec<u8>) -> PathBuf {
+        use std::os::unix::ffi::OsStringExt;
+        PathBuf::from(std::ffi::OsString::from_vec(b))
+    }
+
+    /// Only `snaprsync list` shows these paths: elsewhere, lossy is enough.
+    #[cfg(not(unix))]
+    fn path_from_bytes(b: Vec<u8>) -> PathBuf {
+        PathBuf::from(String::from_utf8_lossy(&b).into_owned())
+    }
 }
 
 impl Entry {
@@ -230,6 +312,38 @@ mod tests {
         assert!(j.read().0.is_empty());
         // No temp file is left.
         assert_eq!(fs::read_dir(j.dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn utf8_sources_are_plain_strings() {
+        let e = Entry::for_this_run("s", "btrfs", &["/srv/ünï €".into(), r"C:\data\x".into()]);
+        let text = toml::to_string(&e).unwrap();
+        assert!(text.contains(r#"sources = ["/srv/ünï €", 'C:\data\x']"#), "{text}");
+        assert_eq!(toml::from_str::<Entry>(&text).unwrap(), e);
+    }
+
+    /// A source whose name is not UTF-8 is recorded, and read back byte for byte.
+    #[cfg(unix)]
+    #[test]
+    fn sources_that_are_not_utf8_round_trip() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::new(d.path());
+        let odd: Vec<PathBuf> = [&b"/srv/caf\xe9"[..], b"/srv/\xff\\xff\\", b"/srv/plain", b"/srv/a\nb"]
+            .iter()
+            .map(|b| PathBuf::from(std::ffi::OsStr::from_bytes(b)))
+            .collect();
+        let e = Entry::for_this_run("snaprsync-20260101T000000Z-p1", "btrfs", &odd);
+        j.write(&e).unwrap();
+        let (entries, corrupt) = j.read();
+        assert!(corrupt.is_empty(), "{:?}", corrupt.first().map(|c| &c.why));
+        assert_eq!(entries, vec![e]);
+        let text = fs::read_to_string(d.path().join("snaprsync-20260101T000000Z-p1.toml")).unwrap();
+        assert!(text.contains(r"{ escaped = '/srv/caf\xe9' }") && text.contains(r"{ escaped = '/srv/\xff\\xff\\' }"), "{text}");
+        for bad in [r#"{ escaped = "\\x4" }"#, r#"{ escaped = "\\q" }"#, r#"{ escaped = "a\\" }"#, r#"{ escaped = "\\xzz" }"#] {
+            let text = toml::to_string(&entry("s")).unwrap().replace(r#"["/srv"]"#, &format!("[{bad}]"));
+            assert!(toml::from_str::<Entry>(&text).is_err(), "{bad}");
+        }
     }
 
     #[test]
