@@ -8,9 +8,11 @@
 //!
 //! 1. [`command_argv`] reads `SSH_ORIGINAL_COMMAND` into an argv, without a shell;
 //! 2. [`check`] holds the parsed invocation against the [`Policy`]: the role, an
-//!    allowlist of server options, and the confinement of every path;
+//!    allowlist of server options and the values of the numeric ones, the text
+//!    of every path, and the confinement of every path;
 //! 3. [`confine`] resolves one path (`..`, symlinks) and requires it to lie in
-//!    an allowed directory.
+//!    an allowed directory, reached without passing through `/proc`, `/sys` or
+//!    `/dev`.
 //!
 //! # Reading `SSH_ORIGINAL_COMMAND`
 //!
@@ -58,13 +60,64 @@
 //! `--config`, `--version`). `--temp-dir`, `--backup-dir`, `--partial-dir` and the
 //! basis directories (`--link-dest` ...) must lie in the allowed directories.
 //!
+//! `--iconv` (`--iconv=CHARSET`, `--iconv CHARSET`, on the command line or in a
+//! `-s` block) is refused unless the forced command allows it
+//! ([`Allowances::allow_iconv`], `--snap-allow-iconv`): rsync converts the
+//! names of a `-s` block with it after they were checked here, and a conversion
+//! can make `..`, `*` or `/` out of other bytes (`‥` U+2025 becomes `..` and `∗`
+//! becomes `*` under `ASCII//TRANSLIT`; `.é.` becomes `..` under `//IGNORE`).
+//! Allowing it gives up the text checks of `-s` names below: allow it only
+//! where rsync is confined by other means. `--no-iconv` is allowed.
+//!
+//! The numeric options on the allowlist must hold a value rsync reads, within
+//! bounds, else they are refused as malformed or out of range. Integers must
+//! be plain decimal without leading zeros (popt would read `010` as 8 and
+//! `0x10` as 16). Sizes are read as rsync reads them: a decimal number, then a
+//! unit `B K M G T P` (if none, the option's own: bytes, or K for `--bwlimit`),
+//! then `B` for powers of 1000 or `iB` for 1024, then `+1` or `-1`.
+//!
+//! | option | taken | why bounded |
+//! | --- | --- | --- |
+//! | `--max-alloc` | 1M to 16G (bytes by default) | `0` lifts rsync's cap on one allocation (default 1G) |
+//! | `--bwlimit` | 0 (none) or 512 to 1T bytes/s (K by default) | |
+//! | `--max-size`, `--min-size` | 0 to 1 EiB (bytes by default) | |
+//! | `--block-size`, `-B` | 0 (rsync picks) to 128K | rsync's `MAX_BLOCK_SIZE` |
+//! | `--timeout` | 0 (none) to 86400 s | |
+//! | `--compress-level`, `--zl` | -131072 to 22 | zstd's range; zlib takes 0 to 9 |
+//! | `--modify-window`, `-@` | -1 to 86400 s | |
+//! | `--checksum-seed` | a 32-bit integer | |
+//! | `--max-delete` | -1 to 2^31-1 | |
+//!
+//! `--contimeout` and `--compress-threads` are not on the allowlist.
+//!
 //! # Paths
 //!
-//! Every source of a pull, and the destination of a push, must resolve inside
-//! an allowed directory ([`confine`]); paths holding the wildcards `* ? [` are
-//! refused (rsync expands them itself in a `-s` block). Relative paths are taken
-//! from the directory argument (the `.` every client sends), itself relative to
-//! the working directory, as rsync does.
+//! Every path is first read as text, the way rsync reads it ([`normalise`]):
+//! runs of `/` made one and `.` components dropped, as rsync's `clean_fname`
+//! does (so `/srv/./x`, the `-R` form, is `/srv/x` here and accepted). Refused
+//! then, in a source, a destination, the directory argument (the `.` every
+//! client sends) and the value of a directory option alike:
+//!
+//! - an empty path, and one holding the wildcards `* ? [` (rsync expands them
+//!   itself in a `-s` block, after this check);
+//! - a `..` component: rsync collapses `..` as text in a `-s` block (its
+//!   `clean_fname`: `dir/link/..` is `dir`), while the filesystem, and
+//!   [`confine`], follow `link` first; where `link` leads deeper, `link/../..`
+//!   climbs out of the allowed directory. Name the path without `..` (a
+//!   relative `--link-dest=../old` is refused too: give it absolute);
+//! - a path under `/proc`, `/sys` or `/dev`, as given or joined to the
+//!   directory it is relative to: `/proc/PID/root/...` and `/proc/self/...`
+//!   lead into other processes' views of the filesystem (the live tree instead
+//!   of the snapshot, other mount namespaces), `/dev/fd/N` and `/dev/stdin` are
+//!   open files. [`confine`] also refuses a path whose resolution passes
+//!   through one of them (a symlink in the tree that points there).
+//!
+//! Then every source of a pull, and the destination of a push, must resolve
+//! inside an allowed directory ([`confine`]). Relative paths are taken from the
+//! directory argument, itself relative to the working directory, as rsync does.
+//!
+//! Names may hold any other byte (spaces, quotes, UTF-8, newlines in a `-s`
+//! block): the log escapes control characters, so a name cannot forge a log line.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Component, Path, PathBuf};
@@ -91,6 +144,14 @@ pub struct Policy {
     pub allow_write: Vec<PathBuf>,
 }
 
+/// What a forced command may let through beyond [`check`]'s defaults, for
+/// [`check_with`]. All off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Allowances {
+    /// `--snap-allow-iconv`: take `--iconv` (see "The allowlist").
+    pub allow_iconv: bool,
+}
+
 /// A refusal: the offending argument and why, for one line on stderr and the log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{arg}: {why}")]
@@ -102,7 +163,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(arg: impl AsRef<[u8]>, why: impl Into<String>) -> Self {
+    pub fn new(arg: impl AsRef<[u8]>, why: impl Into<String>) -> Self {
         let why: String = why.into();
         // The reason may quote a path (a resolved one): keep it on one line too.
         let why = why.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect();
@@ -301,8 +362,11 @@ fn split_words(s: &[u8]) -> Result<Vec<Vec<u8>>, Refusal> {
 /// What the allowlist does with an option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rule {
-    /// Allowed as it is (a flag, or a value rsync checks and that names no file).
+    /// Allowed as it is (a flag, or a value rsync checks and that names no file;
+    /// a numeric value is bounded, see [`NUMBERS`]).
     Allow,
+    /// `--iconv`: only with [`Allowances::allow_iconv`].
+    Iconv,
     /// A directory rsync writes into or reads basis files from: confined.
     Dir(DirKind),
     /// Refused, with the reason.
@@ -387,7 +451,7 @@ const LONG_RULES: &[(&str, Rule)] = &[
     ("help", Rule::Refuse("not a transfer")),
     ("i-d", Rule::Allow),
     ("i-r", Rule::Allow),
-    ("iconv", Rule::Allow),
+    ("iconv", Rule::Iconv),
     ("ignore-errors", Rule::Allow),
     ("ignore-existing", Rule::Allow),
     ("ignore-missing-args", Rule::Allow),
@@ -525,6 +589,139 @@ fn protocol_flags(v: &[u8]) -> bool {
     v.get(digits) == Some(&b'.') && v[digits + 1..].iter().all(u8::is_ascii_alphanumeric)
 }
 
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const TIB: u64 = 1 << 40;
+const EIB: u64 = 1 << 60;
+
+/// How rsync reads a numeric option's value, and what restricted mode takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Number {
+    /// popt's `POPT_ARG_INT`, here in plain decimal only: popt reads `010` as
+    /// 8 and `0x10` as 16, so those forms are refused rather than guessed.
+    Int { min: i64, max: i64 },
+    /// rsync's `parse_size_arg`, in bytes; `unit` is the default unit. `0` is
+    /// taken only if `zero` says why it is harmless.
+    Size { unit: u8, min: u64, max: u64, zero: bool },
+}
+
+/// The numeric options on the allowlist: the bound, and the range as the
+/// refusal states it (see "The allowlist").
+#[rustfmt::skip]
+const NUMBERS: &[(&str, Number, &str)] = &[
+    ("block-size", Number::Size { unit: b'b', min: 0, max: 128 * KIB, zero: true }, "0 (rsync picks) to 128K, rsync's largest block"),
+    ("bwlimit", Number::Size { unit: b'K', min: 512, max: TIB, zero: true }, "0 (no limit) or 512 to 1T bytes per second (K by default)"),
+    ("checksum-seed", Number::Int { min: i32::MIN as i64, max: i32::MAX as i64 }, "a 32-bit integer"),
+    ("compress-level", Number::Int { min: -131_072, max: 22 }, "-131072 to 22"),
+    ("max-alloc", Number::Size { unit: b'B', min: MIB, max: 16 * GIB, zero: false }, "1M to 16G, or leave it out for rsync's 1G"),
+    ("max-delete", Number::Int { min: -1, max: i32::MAX as i64 }, "-1 to 2147483647"),
+    ("max-size", Number::Size { unit: b'b', min: 0, max: EIB, zero: true }, "0 to 1EiB"),
+    ("min-size", Number::Size { unit: b'b', min: 0, max: EIB, zero: true }, "0 to 1EiB"),
+    ("modify-window", Number::Int { min: -1, max: 86_400 }, "-1 to 86400 seconds"),
+    ("timeout", Number::Int { min: 0, max: 86_400 }, "0 (none) to 86400 seconds"),
+    ("zl", Number::Int { min: -131_072, max: 22 }, "-131072 to 22"),
+];
+
+/// The bound of a numeric option, by its long name or its letter (`-B`, `-@`).
+fn number_rule(name: &OptionName) -> Option<&'static (&'static str, Number, &'static str)> {
+    let long = match name {
+        OptionName::Long(n) => n.as_str(),
+        OptionName::Short(b'B') => "block-size",
+        OptionName::Short(b'@') => "modify-window",
+        OptionName::Short(_) => return None,
+    };
+    NUMBERS.iter().find(|(n, _, _)| *n == long)
+}
+
+/// Why a numeric value is refused, if it is.
+fn check_number(number: Number, value: &[u8]) -> Result<(), String> {
+    match number {
+        Number::Int { min, max } => {
+            let digits = value.strip_prefix(b"-").unwrap_or(value);
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || (digits.len() > 1 && digits[0] == b'0') {
+                return Err("not a whole number in plain decimal (like 60)".into());
+            }
+            let n = std::str::from_utf8(value).ok().and_then(|v| v.parse::<i64>().ok());
+            match n {
+                Some(n) if (min..=max).contains(&n) => Ok(()),
+                _ => Err("out of range".into()),
+            }
+        }
+        Number::Size { unit, min, max, zero } => match parse_size(value, unit) {
+            None => Err("not a size rsync reads (a decimal number, then K, M, G, T or P, then B or iB, like 100K or 1.5GiB)".into()),
+            Some(0) if zero => Ok(()),
+            Some(0) if min > 0 => Err("0 lifts rsync's cap".into()),
+            Some(n) if (i128::from(min)..=i128::from(max)).contains(&n) => Ok(()),
+            Some(_) => Err("out of range".into()),
+        },
+    }
+}
+
+/// rsync's `parse_size_arg`: the size `v` names in bytes (`unit` when it names
+/// none), or `None` for a form rsync refuses. Unlike rsync, a value without a
+/// digit (`""`, `K`, which rsync reads as 0) is refused too.
+pub fn parse_size(v: &[u8], unit: u8) -> Option<i128> {
+    let digits = |from: usize| v[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut i = digits(0);
+    let mut seen = i;
+    if v.get(i) == Some(&b'.') {
+        let frac = digits(i + 1);
+        seen += frac;
+        i += 1 + frac;
+    }
+    if seen == 0 {
+        return None;
+    }
+    let number: f64 = std::str::from_utf8(&v[..i]).ok()?.parse().ok()?;
+    let unit = match v.get(i) {
+        Some(&c) if c != b'+' && c != b'-' => {
+            i += 1;
+            c
+        }
+        _ => unit,
+    };
+    let reps = match unit.to_ascii_lowercase() {
+        b'b' => 0,
+        b'k' => 1,
+        b'm' => 2,
+        b'g' => 3,
+        b't' => 4,
+        b'p' => 5,
+        _ => return None,
+    };
+    let mult: u64 = match v.get(i) {
+        Some(b'b' | b'B') => {
+            i += 1;
+            1000
+        }
+        None | Some(b'+' | b'-') => 1024,
+        Some(_) if v[i..].len() >= 2 && v[i..i + 2].eq_ignore_ascii_case(b"ib") => {
+            i += 2;
+            1024
+        }
+        Some(_) => return None,
+    };
+    // As rsync computes it: in floating point, then truncated (saturating here).
+    let mut size = (number * mult.pow(reps) as f64) as i128;
+    match (v.get(i), v.get(i + 1)) {
+        (Some(b'+'), Some(b'1')) => size = size.saturating_add(1),
+        (Some(b'-'), Some(b'1')) => size = size.saturating_sub(1),
+        _ => return (i == v.len()).then_some(size),
+    }
+    (i + 2 == v.len()).then_some(size)
+}
+
+/// An option argument as the refusal shows it: with its value, which `-T DIR`
+/// or `--max-alloc SIZE` has in the next argument.
+fn with_value(arg: &[u8], value: &[u8]) -> Vec<u8> {
+    if arg.ends_with(value) {
+        arg.to_vec()
+    } else {
+        [arg, b" ", value].concat()
+    }
+}
+
 /// A directory named by an option, to be confined once the paths are known.
 struct DirOption<'a> {
     arg: &'a OsStr,
@@ -534,7 +731,7 @@ struct DirOption<'a> {
 
 /// Checks one option against the allowlist; a directory option is returned for
 /// confinement.
-fn check_option<'a>(inv: &'a Invocation, o: &'a ParsedOption) -> Result<Option<DirOption<'a>>, Refusal> {
+fn check_option<'a>(inv: &'a Invocation, o: &'a ParsedOption, allowances: Allowances) -> Result<Option<DirOption<'a>>, Refusal> {
     let arg = inv.args[o.arg].as_os_str();
     let (rule, shown_name) = match &o.name {
         OptionName::Long(n) => (long_rule(n, o.known), format!("--{n}")),
@@ -556,21 +753,38 @@ fn check_option<'a>(inv: &'a Invocation, o: &'a ParsedOption) -> Result<Option<D
             (OptionName::Long(n), Some(v)) if n == "suffix" && v.iter().any(|&b| b == b'/' || b == b'\\') => {
                 Err(Refusal::new(arg.as_encoded_bytes(), "--suffix must not hold a path separator"))
             }
-            _ => Ok(None),
+            (name, Some(v)) => match number_rule(name) {
+                Some(&(long, number, range)) => check_number(number, v)
+                    .map(|()| None)
+                    .map_err(|problem| Refusal::new(with_value(arg.as_encoded_bytes(), v), format!("{problem}; --{long} takes {range}"))),
+                None => Ok(None),
+            },
+            (_, None) => Ok(None),
         },
+        Rule::Iconv if allowances.allow_iconv => Ok(None),
+        Rule::Iconv => Err(Refusal::new(
+            arg.as_encoded_bytes(),
+            "rsync would convert the names sent with -s after this check, which can turn other bytes into `..` or wildcards; \
+             leave --iconv out, or allow it with --snap-allow-iconv in the forced command",
+        )),
         Rule::Dir(kind) => Ok(value.map(|value| DirOption { arg, kind, value })),
     }
 }
 
 /// Checks a parsed invocation against the policy: the role, the option
-/// allowlist, and the confinement of every path. With protect-args in effect
-/// (the command line before its block is read) only the role and the options are
-/// checked; call it again on the merged invocation from
+/// allowlist, and the text and confinement of every path. With protect-args in
+/// effect (the command line before its block is read) only the role and the
+/// options are checked; call it again on the merged invocation from
 /// [`crate::rsync_args::parse_with_protected`].
 pub fn check(inv: &Invocation, policy: &Policy) -> Result<(), Refusal> {
+    check_with(inv, policy, Allowances::default())
+}
+
+/// [`check`], with what the forced command allows beyond the defaults.
+pub fn check_with(inv: &Invocation, policy: &Policy, allowances: Allowances) -> Result<(), Refusal> {
     let mut dirs = Vec::new();
     for o in inv.options() {
-        if let Some(d) = check_option(inv, o)? {
+        if let Some(d) = check_option(inv, o, allowances)? {
             dirs.push(d);
         }
     }
@@ -605,25 +819,25 @@ pub fn check(inv: &Invocation, policy: &Policy) -> Result<(), Refusal> {
     }
     let both: Vec<PathBuf> = policy.allow.iter().chain(&policy.allow_write).cloned().collect();
     let (write_base, dir_roots) = if writing {
-        let dir = native(&inv.args[first], &cwd)?;
+        let dir = located(&inv.args[first], &cwd)?;
         let dests = &positionals[1..];
         let mut last = dir.clone();
         if dests.is_empty() {
             confine(&dir, &policy.allow_write)?;
         }
         for &k in dests {
-            let dest = native(&inv.args[k], &dir)?;
+            let dest = located(&inv.args[k], &dir)?;
             confine(&dest, &policy.allow_write)?;
             last = dest;
         }
         (last, &policy.allow_write)
     } else {
         let base = match inv.server_dir_index() {
-            Some(d) => native(&inv.args[d], &cwd)?,
+            Some(d) => located(&inv.args[d], &cwd)?,
             None => cwd.clone(),
         };
         for (&k, arg) in inv.source_indices().iter().zip(inv.sources()) {
-            let path = if Some(k) == inv.server_dir_index() { base.clone() } else { native(arg, &base)? };
+            let path = if Some(k) == inv.server_dir_index() { base.clone() } else { located(arg, &base)? };
             confine(&path, &policy.allow)?;
         }
         if inv.source_indices().is_empty() {
@@ -635,21 +849,19 @@ pub fn check(inv: &Invocation, policy: &Policy) -> Result<(), Refusal> {
     };
     for d in dirs {
         plain_path(d.arg)?;
+        path_text(d.value).map_err(|why| Refusal::new(with_value(d.arg.as_encoded_bytes(), d.value), why))?;
         let value = os_string(d.value)?;
         match d.kind {
-            DirKind::Partial if Path::new(&value).is_relative() => {
-                if Path::new(&value).components().any(|c| c == Component::ParentDir) {
-                    return Err(Refusal::new(d.arg.as_encoded_bytes(), "a relative --partial-dir must not hold `..`"));
-                }
-            }
-            DirKind::Partial | DirKind::Write => confine(&native(&value, &write_base)?, dir_roots)?,
-            DirKind::Basis => confine(&native(&value, &write_base)?, &both)?,
+            // Made inside each file's directory; its text was checked above.
+            DirKind::Partial if Path::new(&value).is_relative() => {}
+            DirKind::Partial | DirKind::Write => confine(&located(&value, &write_base)?, dir_roots)?,
+            DirKind::Basis => confine(&located(&value, &write_base)?, &both)?,
         }
     }
     Ok(())
 }
 
-/// Refuses an empty path and one with wildcards.
+/// Refuses an empty path, one with wildcards, and what [`path_text`] refuses.
 fn plain_path(arg: &OsStr) -> Result<(), Refusal> {
     let b = arg.as_encoded_bytes();
     if b.is_empty() {
@@ -658,7 +870,101 @@ fn plain_path(arg: &OsStr) -> Result<(), Refusal> {
     if b.iter().any(|c| b"*?[".contains(c)) {
         return Err(Refusal::new(b, "a path with wildcards (* ? [): rsync may expand them after this check"));
     }
-    Ok(())
+    path_text(b).map_err(|why| Refusal::new(b, why))
+}
+
+/// Whether `b` separates path components for rsync here.
+fn is_sep(b: u8) -> bool {
+    b == b'/' || (cfg!(windows) && b == b'\\')
+}
+
+/// `path` as rsync's `clean_fname` reads it, for the checks here: runs of `/`
+/// made one and `.` components dropped. `..` is kept (it is refused, never
+/// resolved). An absolute path stays absolute, a trailing `/` is kept, and
+/// nothing left is `.`.
+pub fn normalise(path: &[u8]) -> Vec<u8> {
+    let parts: Vec<&[u8]> = path.split(|&b| is_sep(b)).filter(|c| !c.is_empty() && *c != b".").collect();
+    let absolute = path.first().is_some_and(|&b| is_sep(b));
+    let mut out = Vec::with_capacity(path.len() + 1);
+    if absolute {
+        out.push(b'/');
+    }
+    for (k, part) in parts.iter().enumerate() {
+        if k > 0 {
+            out.push(b'/');
+        }
+        out.extend_from_slice(part);
+    }
+    if parts.is_empty() {
+        if !absolute {
+            out.push(b'.');
+        }
+    } else if path.last().is_some_and(|&b| is_sep(b)) {
+        out.push(b'/');
+    }
+    out
+}
+
+/// Whether a component is `..`. Windows drops trailing dots and spaces from a
+/// name, so there anything of only dots and spaces with two dots counts.
+fn is_dot_dot(c: &[u8]) -> bool {
+    if cfg!(windows) {
+        c.iter().all(|&b| b == b'.' || b == b' ') && c.iter().filter(|&&b| b == b'.').count() >= 2
+    } else {
+        c == b".."
+    }
+}
+
+/// Kernel filesystems whose paths lead elsewhere than the snapshot.
+const MAGIC: [&str; 3] = ["proc", "sys", "dev"];
+
+/// The kernel filesystem (`proc`, `sys`, `dev`) an absolute path lies under, by its text.
+fn magic_dir(path: &[u8]) -> Option<&'static str> {
+    let normal = normalise(path);
+    if normal.first() != Some(&b'/') {
+        return None;
+    }
+    let first = normal[1..].split(|&b| is_sep(b)).next()?;
+    MAGIC.into_iter().find(|m| if cfg!(windows) { first.eq_ignore_ascii_case(m.as_bytes()) } else { first == m.as_bytes() })
+}
+
+fn magic_why(m: &str) -> String {
+    format!(
+        "under /{m}: /proc/PID/root, /proc/self/..., /dev/fd/N and the like lead to other processes' views of the filesystem, \
+         the live tree or open files, not to the snapshot; name a path inside an allowed directory"
+    )
+}
+
+const DOT_DOT: &str = "a `..` component: rsync collapses it as text (`dir/link/..` is `dir`) where the filesystem follows `link` \
+                       first, so it can lead outside the allowed directories; name the path without `..`";
+
+/// Why the text of a path is refused, read as rsync reads it: a `..`
+/// component, or a place under `/proc`, `/sys` or `/dev`.
+fn path_text(path: &[u8]) -> Result<(), String> {
+    if path.split(|&b| is_sep(b)).any(is_dot_dot) {
+        return Err(DOT_DOT.into());
+    }
+    match magic_dir(path) {
+        Some(m) => Err(magic_why(m)),
+        None => Ok(()),
+    }
+}
+
+/// The text checks of a path on their own (see "Paths" in the module
+/// documentation): `Ok` exactly when [`normalise`] leaves no `..` component
+/// and no `/proc`, `/sys` or `/dev` at the start.
+pub fn check_path_text(path: &[u8]) -> Result<(), Refusal> {
+    path_text(path).map_err(|why| Refusal::new(path, why))
+}
+
+/// [`native`], refused if the result lies under `/proc`, `/sys` or `/dev`
+/// (a relative `arg` taken from a `base` there).
+fn located(arg: &OsStr, base: &Path) -> Result<PathBuf, Refusal> {
+    let path = native(arg, base)?;
+    match magic_dir(path.as_os_str().as_encoded_bytes()) {
+        Some(m) => Err(Refusal::new(arg.as_encoded_bytes(), format!("read from {}: {}", base.display(), magic_why(m)))),
+        None => Ok(path),
+    }
 }
 
 /// The native path `arg` names, relative paths taken from `base`.
@@ -699,6 +1005,14 @@ pub fn confine(path: &Path, roots: &[PathBuf]) -> Result<(), Refusal> {
     } else {
         std::env::current_dir().map_err(|e| Refusal::new(arg, format!("cannot tell the working directory: {e}")))?.join(path)
     };
+    #[cfg(unix)]
+    if let Some((link, m)) = magic_on_the_way(&full) {
+        let why = match link {
+            Some(link) => format!("the symlink {} leads {}", link.display(), magic_why(m)),
+            None => magic_why(m),
+        };
+        return Err(Refusal::new(arg, why));
+    }
     let real = resolve(&full).map_err(|why| Refusal::new(arg, why))?;
     let mut resolved_roots = Vec::new();
     for root in roots {
@@ -713,6 +1027,54 @@ pub fn confine(path: &Path, roots: &[PathBuf]) -> Result<(), Refusal> {
         return Err(Refusal::new(arg, "none of the allowed directories exists"));
     }
     Err(Refusal::new(arg, format!("resolves to {}, outside the allowed directories ({})", real.display(), resolved_roots.join(", "))))
+}
+
+/// Whether resolving `full` (absolute), following each symlink the way the
+/// kernel does, passes under `/proc`, `/sys` or `/dev`: which of the three,
+/// and the last symlink followed on the way there. `canonicalize` cannot tell:
+/// it reads `/proc/1/root` as `/`, while opening through it reaches another
+/// view of the filesystem. A loop or a missing part ends the walk ([`resolve`]
+/// reports it).
+#[cfg(unix)]
+fn magic_on_the_way(full: &Path) -> Option<(Option<PathBuf>, &'static str)> {
+    // Components still to walk, the next one last.
+    let mut todo: Vec<OsString> = Vec::new();
+    let push = |todo: &mut Vec<OsString>, p: &Path| {
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(n) => todo.push(n.to_owned()),
+                Component::ParentDir => todo.push("..".into()),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+    };
+    push(&mut todo, full);
+    let mut at = PathBuf::from("/");
+    let mut links = 0;
+    let mut via = None;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            // `at` holds no symlink, so its parent is the real one.
+            at.pop();
+            continue;
+        }
+        at.push(&c);
+        if let Some(m) = magic_dir(at.as_os_str().as_encoded_bytes()) {
+            return Some((via, m));
+        }
+        let meta = at.symlink_metadata().ok()?;
+        if meta.file_type().is_symlink() {
+            links += 1;
+            let target = std::fs::read_link(&at).ok().filter(|_| links <= 40)?;
+            via = Some(at.clone());
+            at.pop();
+            if target.is_absolute() {
+                at = PathBuf::from("/");
+            }
+            push(&mut todo, &target);
+        }
+    }
+    None
 }
 
 /// `full` (absolute) with every existing part resolved by the filesystem.
@@ -1054,7 +1416,7 @@ mod tests {
                 "@/allowed/./sub/file",
                 "@/allowed/link-in/",
             ],
-            // --list-only, --info, --log-format, --iconv, --timeout, --bwlimit, -B
+            // --list-only, --info, --log-format, --no-iconv, --timeout, --bwlimit, -B
             &[
                 "--server",
                 "--sender",
@@ -1062,7 +1424,7 @@ mod tests {
                 "--list-only",
                 "--info=flist2",
                 "--log-format=%i",
-                "--iconv=UTF-8",
+                "--no-iconv",
                 "--timeout=60",
                 "--bwlimit=100",
                 "-B2048",
@@ -1225,7 +1587,7 @@ mod tests {
         for ok in [
             &["--server", "-logDtpre.iLsfxCIvu", "--delete", "--partial-dir=.rsync-partial", "--delay-updates", ".", "@/write/"][..],
             &["--server", "-r", "--temp-dir=@/write/tmp", "--backup-dir=old", "--suffix=~", "-b", ".", "@/write/d"],
-            &["--server", "-r", "--link-dest=@/allowed/sub", "--compare-dest=../allowed", ".", "@/write/"],
+            &["--server", "-r", "--link-dest=@/allowed/sub", "--compare-dest=@/allowed", ".", "@/write/"],
             &["--server", "-r", "@/write", "new/dir"],
             &["--server", "-r", "@/write"],
         ] {
@@ -1238,6 +1600,8 @@ mod tests {
             &["--server", "-r", "@/write", "../outside"],
             &["--server", "-r", "@/outside"],
             &["--server", "-r", "--temp-dir=@/allowed", ".", "@/write/"],
+            // A relative basis directory with `..` (give it absolute).
+            &["--server", "-r", "--compare-dest=../allowed", ".", "@/write/"],
         ] {
             assert!(w.check(bad, &pol).is_err(), "{bad:?}");
         }
@@ -1418,5 +1782,387 @@ mod tests {
         assert_eq!(e.to_string(), "refused: a\\nb\\u{0}c: why");
         assert!(Refusal::new("x".repeat(1000), "w").arg().len() < 210);
         assert_eq!(Refusal::new("a", "resolves to /x\ny\r").why, "resolves to /x\\ny\\r");
+    }
+
+    #[test]
+    fn normalise_collapses_slashes_and_dots_as_rsync_does() {
+        for (path, want) in [
+            ("", "."),
+            (".", "."),
+            ("./", "."),
+            ("/", "/"),
+            ("//", "/"),
+            ("/./", "/"),
+            ("a//b", "a/b"),
+            ("a/./b", "a/b"),
+            ("/srv/./x", "/srv/x"),
+            ("a/", "a/"),
+            ("a/.", "a"),
+            ("./a", "a"),
+            ("a/../b", "a/../b"),
+            ("//proc", "/proc"),
+            ("/.//./proc/", "/proc/"),
+            ("...", "..."),
+        ] {
+            assert_eq!(String::from_utf8(normalise(path.as_bytes())).unwrap(), want, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn path_text_refuses_dot_dot_and_kernel_filesystems() {
+        for (bad, says) in [
+            ("..", "`..`"),
+            ("a/..", "`..`"),
+            ("../a", "`..`"),
+            ("a/../b", "`..`"),
+            ("/srv/./../x", "`..`"),
+            ("a//..//b", "`..`"),
+            ("/srv/a/../..", "outside"),
+            ("/proc", "/proc"),
+            ("/proc/", "/proc"),
+            ("/proc/self/root/srv", "/proc"),
+            ("/proc/1/root/srv/data", "/proc"),
+            ("//proc/1/root", "/proc"),
+            ("/./proc/self/cwd", "/proc"),
+            ("/sys/kernel", "/sys"),
+            ("/dev", "/dev"),
+            ("/dev/fd/0", "/dev"),
+            ("/dev/stdin", "/dev"),
+            ("///dev//./fd/3", "/dev"),
+        ] {
+            let r = check_path_text(bad.as_bytes()).unwrap_err();
+            assert!(r.why.contains(says), "{bad}: {r}");
+            assert!(r.why.contains("name"), "the refusal says what to do instead: {r}");
+        }
+        for ok in [
+            "/process",
+            "/srv/proc",
+            "/srv/dev/fd",
+            "/devices",
+            "proc/self",
+            "..a",
+            "a..",
+            ".hidden",
+            "/srv/./x",
+            "/srv/my data/it's \"q\" (1)&$x;",
+            "ünïcödé/naïve €.txt",
+            "a\nb",
+        ] {
+            check_path_text(ok.as_bytes()).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+        // Windows reads `\` as a separator and `...` as `..`; elsewhere they are names.
+        for name in ["...", "a/.../b", "a\\..", ". ."] {
+            assert_eq!(check_path_text(name.as_bytes()).is_ok(), cfg!(unix), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn parse_size_reads_rsync_forms() {
+        for (v, unit, want) in [
+            ("0", b'b', 0),
+            ("100", b'b', 100),
+            ("100", b'K', 102_400),
+            ("1k", b'b', 1024),
+            ("1K", b'b', 1024),
+            ("1KB", b'b', 1000),
+            ("1kb", b'b', 1000),
+            ("1KiB", b'b', 1024),
+            ("1kIb", b'b', 1024),
+            ("1.5M", b'b', 1_572_864),
+            ("1.5MB", b'b', 1_500_000),
+            (".5K", b'b', 512),
+            ("2.", b'b', 2),
+            ("1G", b'B', 1 << 30),
+            ("1T", b'b', 1 << 40),
+            ("1P", b'b', 1 << 50),
+            ("1G+1", b'b', (1 << 30) + 1),
+            ("1K-1", b'b', 1023),
+            ("10b", b'K', 10),
+            ("10+1", b'b', 11),
+            ("0-1", b'b', -1),
+        ] {
+            assert_eq!(parse_size(v.as_bytes(), unit), Some(want), "{v} ({})", char::from(unit));
+        }
+        for bad in ["", "K", ".", "-1", "+1", "1E", "1e9", "0x10", "1,5G", "1 G", " 1", "1G+2", "1G+", "1Gi", "1GiBx", "1KBB", "1.2.3"] {
+            assert_eq!(parse_size(bad.as_bytes(), b'b'), None, "{bad:?}");
+        }
+        assert!(parse_size(format!("{}P", "9".repeat(40)).as_bytes(), b'b').unwrap() > i128::from(u64::MAX));
+        // Saturated, then +1: no overflow.
+        assert_eq!(parse_size(format!("{}+1", "8".repeat(40)).as_bytes(), b'P'), Some(i128::MAX));
+    }
+
+    #[test]
+    fn numeric_bounds_cover_allowed_options_only() {
+        for (name, _, _) in NUMBERS {
+            assert_eq!(long_rule(name, true), Rule::Allow, "--{name}");
+        }
+        for refused in ["contimeout", "compress-threads", "zt"] {
+            assert!(matches!(long_rule(refused, true), Rule::Refuse(_)), "--{refused} is bounded only while refused");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn numeric_values_are_bounded() {
+        let w = World::new();
+        let pol = w.policy();
+        let run = |opt: &str| {
+            let mut args = w.argv(&["--server", "--sender", "-r"]);
+            args.push(opt.into());
+            args.extend(w.argv(&[".", "@/allowed/"]));
+            check(&parse(&args).unwrap(), &pol)
+        };
+        for ok in [
+            "--max-alloc=1G",
+            "--max-alloc=1M",
+            "--max-alloc=1048576",
+            "--max-alloc=16G",
+            "--max-alloc=16GiB",
+            "--max-alloc=1.5GiB",
+            "--max-alloc=2000MB",
+            "--max-alloc=4g",
+            "--bwlimit=0",
+            "--bwlimit=100",
+            "--bwlimit=1.5M",
+            "--bwlimit=512b",
+            "--bwlimit=10MB",
+            "--bwlimit=1T",
+            "--max-size=0",
+            "--max-size=100M",
+            "--max-size=1.5gb",
+            "--max-size=1G+1",
+            "--min-size=1k-1",
+            "--min-size=1",
+            "-B2048",
+            "-B0",
+            "-B131072",
+            "--block-size=128K",
+            "--block-size=8KiB",
+            "--timeout=0",
+            "--timeout=600",
+            "--timeout=86400",
+            "--compress-level=0",
+            "--compress-level=9",
+            "--compress-level=-1",
+            "--compress-level=-131072",
+            "--zl=22",
+            "--modify-window=2",
+            "--modify-window=-1",
+            "-@-1",
+            "-@2",
+            "-@=2",
+            "--checksum-seed=32761",
+            "--checksum-seed=-5",
+            "--checksum-seed=2147483647",
+            "--max-delete=0",
+            "--max-delete=100",
+            "--max-delete=-1",
+        ] {
+            run(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for (bad, says) in [
+            ("--max-alloc=0", "lifts rsync's cap"),
+            ("--max-alloc=0M", "lifts rsync's cap"),
+            ("--max-alloc=0.0G", "lifts rsync's cap"),
+            ("--max-alloc=1K", "out of range"),
+            ("--max-alloc=1M-1", "out of range"),
+            ("--max-alloc=17G", "out of range"),
+            ("--max-alloc=16G+1", "out of range"),
+            ("--max-alloc=99999999999999999999999999999P", "out of range"),
+            ("--max-alloc=1E", "not a size"),
+            ("--max-alloc=", "not a size"),
+            ("--max-alloc=G", "not a size"),
+            ("--max-alloc=-1", "not a size"),
+            ("--max-alloc=1e9", "not a size"),
+            ("--max-alloc=0x100000", "not a size"),
+            ("--max-alloc=1G+2", "not a size"),
+            ("--max-alloc=1 G", "not a size"),
+            ("--max-alloc=1,5G", "not a size"),
+            ("--bwlimit=-1", "not a size"),
+            ("--bwlimit=2T", "out of range"),
+            ("--bwlimit=100b", "out of range"),
+            ("--max-size=2EB", "not a size"),
+            ("--max-size=2048P", "out of range"),
+            ("--min-size=0-1", "out of range"),
+            ("-B131073", "out of range"),
+            ("--block-size=1M", "out of range"),
+            ("--timeout=-1", "out of range"),
+            ("--timeout=86401", "out of range"),
+            ("--timeout=99999999999999999999", "out of range"),
+            ("--timeout=010", "plain decimal"),
+            ("--timeout=0x10", "plain decimal"),
+            ("--timeout=+5", "plain decimal"),
+            ("--timeout= 5", "plain decimal"),
+            ("--timeout=", "plain decimal"),
+            ("--timeout=1.5", "plain decimal"),
+            ("--timeout=-", "plain decimal"),
+            ("--compress-level=23", "out of range"),
+            ("--zl=-131073", "out of range"),
+            ("--modify-window=-2", "out of range"),
+            ("-@-2", "out of range"),
+            ("--checksum-seed=2147483648", "out of range"),
+            ("--max-delete=-2", "out of range"),
+        ] {
+            let r = run(bad).unwrap_err();
+            assert!(r.why.contains(says) && r.why.contains(" takes "), "{bad}: {r}");
+            assert!(!r.to_string().contains('\n'));
+        }
+        // The value in the next argument is read the same way.
+        let mut args = w.argv(&["--server", "--sender", "-r", "--max-alloc", "0", ".", "@/allowed/"]);
+        let r = check(&parse(&args).unwrap(), &pol).unwrap_err();
+        assert!(r.arg() == "--max-alloc 0" && r.why.contains("lifts"), "{r}");
+        args[4] = "1G".into();
+        check(&parse(&args).unwrap(), &pol).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn iconv_is_refused_unless_allowed() {
+        use crate::rsync_args::parse_with_protected;
+        let w = World::new();
+        let pol = w.policy();
+        let iconv = Allowances { allow_iconv: true };
+        for opts in
+            [&["--iconv=UTF-8"][..], &["--iconv=ASCII//TRANSLIT"], &["--iconv=UTF-8,ASCII//IGNORE"], &["--iconv", "UTF-8"], &["--iconv=-"]]
+        {
+            let mut args = vec!["--server", "--sender", "-r"];
+            args.extend_from_slice(opts);
+            args.extend([".", "@/allowed/"]);
+            let r = w.check(&args, &pol).unwrap_err();
+            assert!(r.arg().starts_with("--iconv") && r.why.contains("--snap-allow-iconv"), "{opts:?}: {r}");
+            check_with(&parse(&w.argv(&args)).unwrap(), &pol, iconv).unwrap_or_else(|e| panic!("{opts:?}: {e}"));
+        }
+        w.check(&["--server", "--sender", "-r", "--no-iconv", ".", "@/allowed/"], &pol).unwrap();
+        // With -s: on the command line (refused before the block is read), and in the block.
+        let cmd = argv(&["--server", "--sender", "-se.iLsfxCIvu", "--iconv=ASCII//TRANSLIT"]);
+        assert!(check(&parse(&cmd).unwrap(), &pol).unwrap_err().why.contains("iconv"));
+        check_with(&parse(&cmd).unwrap(), &pol, iconv).unwrap();
+        let cmd = argv(&["--server", "--sender", "-se.iLsfxCIvu"]);
+        let block = w.argv(&["rsync", "-r", "--iconv=ASCII//TRANSLIT", ".", "@/allowed/\u{2025}/x"]);
+        let merged = parse_with_protected(&cmd, &block).unwrap();
+        assert!(check(&merged, &pol).unwrap_err().why.contains("iconv"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn dot_dot_is_refused_even_where_it_resolves_inside() {
+        use crate::rsync_args::parse_with_protected;
+        let w = World::new();
+        let pol = w.write_policy();
+        // `deep` leads two levels down: the filesystem reads deep/../.. as
+        // `allowed/sub`, rsync (which collapses `..` as text) as the parent of `allowed`.
+        std::fs::create_dir_all(w.dir.path().join("allowed/sub/x/y")).unwrap();
+        std::os::unix::fs::symlink(w.dir.path().join("allowed/sub/x/y"), w.dir.path().join("allowed/deep")).unwrap();
+        let climb = w.p("allowed/deep/../../outside/secret");
+        confine(Path::new(&climb), &pol.allow).expect("physically inside: why `..` must be refused as text");
+        let cases: &[&[&str]] = &[
+            &["--server", "--sender", "-r", ".", "@/allowed/deep/../../outside/secret"],
+            &["--server", "--sender", "-r", "@/allowed", "deep/../../outside"],
+            &["--server", "--sender", "-r", "@/allowed/deep/../..", "outside"],
+            &["--server", "--sender", "-rR", ".", "@/allowed/./deep/../.."],
+            &["--server", "--sender", "-r", ".", "@/allowed/sub/.."],
+            &["--server", "--sender", "-r", "--partial-dir=../x", ".", "@/allowed/"],
+            &["--server", "-r", ".", "@/write/../write/x"],
+            &["--server", "-r", "--temp-dir=@/write/../write", ".", "@/write/"],
+            &["--server", "-r", "--link-dest=../allowed", ".", "@/write/"],
+            &["--server", "-r", "-T", "@/write/..", ".", "@/write/"],
+        ];
+        for c in cases {
+            let r = w.check(c, &pol).unwrap_err();
+            assert!(r.why.contains("`..`") && r.why.contains("outside"), "{c:?}: {r}");
+        }
+        let r = w.check(&["--server", "-r", "-T", "@/write/..", ".", "@/write/"], &pol).unwrap_err();
+        assert!(r.arg().starts_with("-T ") && r.arg().ends_with("/write/.."), "{r}");
+        // In a -s block, as the attack sends it.
+        let cmd = argv(&["--server", "--sender", "-se.iLsfxCIvu"]);
+        let block = w.argv(&["rsync", "-r", ".", "@/allowed/deep/../../outside/secret"]);
+        let merged = parse_with_protected(&cmd, &block).unwrap();
+        assert!(check(&merged, &pol).unwrap_err().why.contains("`..`"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn kernel_filesystems_are_refused() {
+        use crate::rsync_args::parse_with_protected;
+        let w = World::new();
+        let pol = w.write_policy();
+        let inside = w.p("allowed/sub/file");
+        let cases: Vec<Vec<String>> = vec![
+            vec![".".into(), format!("/proc/self/root{inside}")],
+            vec![".".into(), format!("/proc/1/root{inside}")],
+            vec![".".into(), format!("//proc/./1/root{inside}")],
+            vec![".".into(), "/dev/fd/0".into()],
+            vec![".".into(), "/dev/stdin".into()],
+            vec![".".into(), "/sys/kernel".into()],
+            vec!["/proc".into(), format!("self/root{inside}")],
+            vec!["/".into(), format!("proc/self/root{inside}")],
+            vec!["/".into(), "dev/fd/0".into()],
+        ];
+        for c in &cases {
+            let mut args = vec!["--server".to_owned(), "--sender".into(), "-r".into()];
+            args.extend(c.iter().cloned());
+            let args: Vec<OsString> = args.into_iter().map(OsString::from).collect();
+            let r = check(&parse(&args).unwrap(), &pol).unwrap_err();
+            assert!(["/proc", "/dev", "/sys"].iter().any(|m| r.why.contains(m)), "{c:?}: {r}");
+        }
+        for opt in ["--temp-dir=/dev/shm", "--link-dest=/proc/self/root/srv", "--backup-dir=/sys/x"] {
+            let r = w.check(&["--server", "-r", opt, ".", "@/write/"], &pol).unwrap_err();
+            assert!(r.why.contains("under /"), "{opt}: {r}");
+        }
+        // A symlink in the tree that leads there: canonicalize would read
+        // /proc/self/root as `/` and pass it.
+        std::os::unix::fs::symlink("/proc/self/root", w.dir.path().join("allowed/root-link")).unwrap();
+        std::os::unix::fs::symlink("/dev/stdin", w.dir.path().join("allowed/sub/stdin")).unwrap();
+        for (path, link, under) in [
+            (format!("@/allowed/root-link{inside}"), "allowed/root-link", "/proc"),
+            ("@/allowed/sub/stdin".into(), "allowed/sub/stdin", "/dev"),
+            ("@/allowed/link-in/stdin".into(), "allowed/sub/stdin", "/dev"),
+        ] {
+            let r = w.check(&["--server", "--sender", "-r", ".", &path], &pol).unwrap_err();
+            assert!(r.why.starts_with(&format!("the symlink {} leads under {under}:", w.p(link))), "{path}: {r}");
+        }
+        // In a -s block.
+        let cmd = argv(&["--server", "--sender", "-se.iLsfxCIvu"]);
+        let block = argv(&["rsync", "-r", ".", &format!("/proc/self/root{inside}")]);
+        let merged = parse_with_protected(&cmd, &block).unwrap();
+        assert!(check(&merged, &pol).unwrap_err().why.contains("/proc"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn awkward_names_are_accepted() {
+        use crate::rsync_args::parse_with_protected;
+        let w = World::new();
+        let pol = w.policy();
+        let names = [
+            "with space",
+            "it's \"q\" (1)&$x;",
+            "ünïcödé/naïve €.txt",
+            "a\nb",
+            "tab\there",
+            "...",
+            "..hidden",
+            "x..",
+            ".hidden",
+            "sub//file",
+            "sub/./file",
+            "./sub/file",
+            "sub/",
+            "./-leading-dash",
+            "back\\slash",
+        ];
+        for name in names {
+            w.check(&["--server", "--sender", "-r", "@/allowed", name], &pol).unwrap_or_else(|e| panic!("{name:?}: {e}"));
+            w.check(&["--server", "--sender", "-r", ".", &format!("@/allowed/{name}")], &pol).unwrap_or_else(|e| panic!("{name:?}: {e}"));
+        }
+        for rel in ["@/allowed/./sub/file", "@/allowed/./sub/", "@//allowed//./sub", "@/allowed/sub/./file"] {
+            w.check(&["--server", "--sender", "-rR", ".", rel], &pol).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        }
+        let cmd = argv(&["--server", "--sender", "-se.iLsfxCIvu"]);
+        let mut block = vec!["rsync", "-r", "."];
+        let paths: Vec<String> = names.iter().map(|n| format!("@/allowed/{n}")).collect();
+        block.extend(paths.iter().map(String::as_str));
+        let merged = parse_with_protected(&cmd, &w.argv(&block)).unwrap();
+        check(&merged, &pol).unwrap();
     }
 }
