@@ -51,6 +51,9 @@ pub struct Options {
     pub allow: Vec<PathBuf>,
     /// `--snap-allow-write=DIR` (repeatable): roots a restricted key may write to.
     pub allow_write: Vec<PathBuf>,
+    /// `--snap-allow-iconv`: a restricted key may send `--iconv`, which gives
+    /// up the text checks of the names it sends with `-s` (see `restrict`).
+    pub allow_iconv: bool,
 }
 
 /// What this run is.
@@ -80,9 +83,10 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
             "--snap-restrict" if value.is_none() => opts.restrict = true,
             "--snap-allow" => opts.allow.push(need(value)?.into()),
             "--snap-allow-write" => opts.allow_write.push(need(value)?.into()),
+            "--snap-allow-iconv" if value.is_none() => opts.allow_iconv = true,
             _ => {
                 return Err(Error::Usage(format!(
-                    "unknown option {key}; snaprsync's own options are --snap-config=, --snap-log-file=, --snap-log-level=, --snap-restrict, --snap-allow=, --snap-allow-write= (see snaprsync help)"
+                    "unknown option {key}; snaprsync's own options are --snap-config=, --snap-log-file=, --snap-log-level=, --snap-restrict, --snap-allow=, --snap-allow-write=, --snap-allow-iconv (see snaprsync help)"
                 )))
             }
         }
@@ -101,8 +105,8 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
         }
         return Ok((opts, Mode::Rsync(rest)));
     }
-    if !opts.allow.is_empty() || !opts.allow_write.is_empty() {
-        return Err(Error::Usage("--snap-allow and --snap-allow-write only apply with --snap-restrict".into()));
+    if !opts.allow.is_empty() || !opts.allow_write.is_empty() || opts.allow_iconv {
+        return Err(Error::Usage("--snap-allow, --snap-allow-write and --snap-allow-iconv only apply with --snap-restrict".into()));
     }
     let mode = match rest.first().and_then(|a| a.to_str()) {
         Some("list") if rest.len() == 1 => Mode::Admin(Admin::List),
@@ -175,12 +179,18 @@ mod tests {
         assert!(o.restrict);
         assert_eq!(o.allow, vec![PathBuf::from("/srv"), PathBuf::from("/home")]);
         assert_eq!(o.allow_write, vec![PathBuf::from("/in")]);
+        assert!(!o.allow_iconv);
         assert_eq!(m, Mode::Rsync(vec![]));
+        let (o, _) = parse(argv(&["--snap-restrict", "--snap-allow=/srv", "--snap-allow-iconv"])).unwrap();
+        assert!(o.allow_iconv);
         for bad in [
             &["--snap-restrict"][..],
             &["--snap-restrict", "--snap-allow=/srv", "list"],
             &["--snap-allow=/srv", "-a", "x", "y"],
             &["--snap-restrict=1", "--snap-allow=/x"],
+            &["--snap-allow-iconv", "-a", "x", "y"],
+            &["--snap-restrict", "--snap-allow-iconv"],
+            &["--snap-restrict", "--snap-allow=/x", "--snap-allow-iconv=1"],
         ] {
             assert_eq!(parse(argv(bad)).unwrap_err().exit_code(), crate::error::status::USAGE, "{bad:?}");
         }
