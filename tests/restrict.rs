@@ -191,6 +191,23 @@ fn hostile_table() -> Vec<Hostile> {
     t.push(smuggle("-s: --daemon", &["--daemon", ".", "{S}/"], "daemon"));
     t.push(smuggle("-s: --log-file", &["-r", &format!("--log-file={PWNED}"), ".", "{S}/"], "writes a file"));
     t.push(smuggle("-s: newline in a name", &["-r", ".", "{S}/../secret\n"], "outside"));
+    // What rsync would read differently from the check: a charset conversion,
+    // `..` collapsed as text, kernel filesystems; and a value lifting a limit.
+    t.push(hostile("--iconv", &format!("{PULL} --iconv=ASCII//TRANSLIT . {{S}}/"), "--snap-allow-iconv"));
+    t.push(hostile(
+        "-s with --iconv on the command line",
+        "rsync --server --sender -se.iLsfxCIvu --iconv=ASCII//TRANSLIT",
+        "--snap-allow-iconv",
+    ));
+    t.push(smuggle("-s: --iconv", &["-r", "--iconv=UTF-8,ASCII//TRANSLIT", ".", "{S}/\u{2025}/secret/"], "--snap-allow-iconv"));
+    t.push(smuggle("-s: dot-dot that resolves inside", &["-r", ".", "{S}/a/b/../../top.txt"], "`..`"));
+    t.push(hostile("/proc/self/root", &format!("{PULL} . /proc/self/root{{S}}/"), "/proc"));
+    t.push(hostile("/proc/1/root", &format!("{PULL} . /proc/1/root{{S}}/"), "/proc"));
+    t.push(hostile("directory argument /proc", "rsync --server --sender -r /proc 1/root{S}/", "/proc"));
+    t.push(smuggle("-s: /proc/1/root", &["-r", ".", "/proc/1/root{S}/"], "/proc"));
+    t.push(hostile("/dev/fd/0", &format!("{PULL} . /dev/fd/0"), "/dev"));
+    t.push(hostile("--max-alloc=0", &format!("{PULL} --max-alloc=0 . {{S}}/"), "lifts rsync's cap"));
+    t.push(smuggle("-s: a newline forging a log line", &["-r", ".", "{O}/secret.txt\n2026-01-01T00:00:00Z (1) accepted"], "outside"));
     t
 }
 
