@@ -10,7 +10,7 @@ use crate::cli::Options;
 use crate::config::{Config, OnSnapshotFailure, ProviderChoice, Removal};
 use crate::error::{Error, Result};
 use crate::journal::{self, Entry, Journal};
-use crate::platform::{Exposure, Platform, PlatformInterface};
+use crate::platform::{Confine, Exposure, Platform, PlatformInterface};
 use crate::protect_args;
 use crate::provider::{Provider, SnapshotSet};
 use crate::restrict;
@@ -175,6 +175,7 @@ fn refuse(r: restrict::Refusal) -> Error {
 /// The rsync role: returns the exit status to leave with.
 pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
     let policy = opts.restrict.then(|| restrict::Policy { allow: opts.allow.clone(), allow_write: opts.allow_write.clone() });
+    let allowances = restrict::Allowances { allow_iconv: opts.allow_iconv };
     let argv = match &policy {
         None => argv,
         Some(_) => {
@@ -192,7 +193,7 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
     let mut inv = rsync_args::parse(&argv).map_err(bad_args)?;
     let mut protected = None;
     if let Some(p) = &policy {
-        restrict::check(&inv, p).map_err(refuse)?;
+        restrict::check_with(&inv, p, allowances).map_err(refuse)?;
     }
     let server = matches!(inv.role, Role::ServerSender | Role::ServerReceiver);
     let wants_paths = inv.role == Role::ServerSender && cfg.provider != ProviderChoice::None;
@@ -204,7 +205,7 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
         log::debug!("protected args: {}", crate::command::shell_line(block.iter().map(|a| a.as_os_str())));
         let merged = rsync_args::parse_with_protected(&argv, &block).map_err(bad_args)?;
         if let Some(p) = &policy {
-            restrict::check(&merged, p).map_err(refuse)?;
+            restrict::check_with(&merged, p, allowances).map_err(refuse)?;
         }
         let head = inv.render_without_protect_args(&[]).map_err(bad_args)?.len();
         protected = Some(Protected { cmdline: argv, block, head });
@@ -214,7 +215,13 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
         if inv.role == Role::ServerReceiver {
             // A push: no snapshot, but rsync sees only the write directories.
             crate::fault::point("after-check");
-            if let Some(mut exposure) = Platform::expose_confined(cfg, None, &inv, &rsync, &[], &p.allow_write)? {
+            if let Some(mut exposure) = Platform::expose_confined(
+                cfg,
+                None,
+                &inv,
+                &rsync,
+                &Confine { write: &p.allow_write, iconv: opts.allow_iconv, ..Confine::default() },
+            )? {
                 let argv = rsync_argv(protected.as_ref(), &inv.args, exposure.argv())?;
                 return exposure.run(&rsync, &with_confine_root(&rsync, argv, &p.allow_write));
             }
@@ -348,7 +355,13 @@ fn snapshot_and_run(
     let prepared = create(cfg, &existing).and_then(|mut cleanup| {
         let set = cleanup.set.as_ref().expect("just created");
         let confined = match policy {
-            Some(p) => Platform::expose_confined(cfg, Some(set), inv, rsync, &p.allow, &[])?,
+            Some(p) => Platform::expose_confined(
+                cfg,
+                Some(set),
+                inv,
+                rsync,
+                &Confine { read: &p.allow, iconv: opts.allow_iconv, ..Confine::default() },
+            )?,
             None => None,
         };
         cleanup.exposure = Some(match confined {

@@ -39,6 +39,17 @@ pub trait Exposure {
     fn undo(self: Box<Self>) -> Result<()>;
 }
 
+/// What a restricted rsync may reach.
+#[derive(Debug, Clone, Default)]
+pub struct Confine<'a> {
+    /// Directories it reads, from the snapshot.
+    pub read: &'a [PathBuf],
+    /// Directories it writes to (a push).
+    pub write: &'a [PathBuf],
+    /// `--iconv` is allowed: the C library's charset converters are shown too.
+    pub iconv: bool,
+}
+
 /// What every platform provides.
 pub trait PlatformInterface {
     /// The config file read when `--snap-config` is not given.
@@ -98,8 +109,8 @@ pub trait PlatformInterface {
     fn refeed_stdin(prefix: Vec<u8>) -> Result<bool>;
 
     /// Restricted mode: an exposure in which rsync sees nothing but the
-    /// directories `read` as they are in `set` (read-only), the directories
-    /// `write` (read-write) and what rsync itself loads. `None` where the
+    /// directories `confine.read` as they are in `set` (read-only), the
+    /// directories `confine.write` (read-write) and what rsync itself loads. `None` where the
     /// platform cannot confine a process (Windows), which then relies on the
     /// checks of the paths alone.
     fn expose_confined(
@@ -107,8 +118,7 @@ pub trait PlatformInterface {
         set: Option<&SnapshotSet>,
         inv: &Invocation,
         rsync: &Path,
-        read: &[PathBuf],
-        write: &[PathBuf],
+        confine: &Confine,
     ) -> Result<Option<Box<dyn Exposure>>>;
 
     /// Runs this process as an internal helper if `argv` (without argv[0])

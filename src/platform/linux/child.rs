@@ -10,7 +10,8 @@
 //!   namespace whose root is an empty read-only tmpfs holding only the allowed
 //!   snapshots (read-only), the allowed write directories, rsync and the files it
 //!   loads (read-only). Outside that, nothing exists for rsync, whatever a path,
-//!   filter rule, symlink or charset conversion asks for.
+//!   filter rule, symlink or charset conversion asks for. rsync's own
+//!   `RSYNC_*` environment variables are cleared too.
 //!
 //! Failures end this process with snaprsync's own status (86: the confinement
 //! could not be built; 82: rsync could not be started) and one stderr line;
@@ -226,6 +227,13 @@ fn confine(c: &Confinement) -> Result<(), String> {
         log_cwd(&c.cwd);
     }
     nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+    // rsync reads settings from RSYNC_* variables (RSYNC_MAX_ALLOC=0 lifts its
+    // allocation cap); a key's session must not set them through sshd.
+    for (name, _) in std::env::vars_os() {
+        if name.as_encoded_bytes().starts_with(b"RSYNC_") {
+            std::env::remove_var(&name);
+        }
+    }
     Ok(())
 }
 

@@ -203,8 +203,7 @@ impl PlatformInterface for Platform {
         set: Option<&SnapshotSet>,
         inv: &Invocation,
         rsync: &Path,
-        read: &[PathBuf],
-        write: &[PathBuf],
+        confine: &super::Confine,
     ) -> Result<Option<Box<dyn Exposure>>> {
         // Allowed directories by their real paths: the snapshot paths are real.
         let real = |dirs: &[PathBuf]| dirs.iter().filter_map(|d| d.canonicalize().ok()).collect::<Vec<_>>();
@@ -212,8 +211,23 @@ impl PlatformInterface for Platform {
         let root = state.join("confine-root");
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&root).map_err(|e| Error::io(&root, e))?;
         let mut files = vec![rsync.to_owned()];
+        let mut shown: Vec<(PathBuf, PathBuf)> = set.map(|s| child::read_map(s, &real(confine.read))).unwrap_or_default();
         match Cmd::new("ldd").arg(rsync).run() {
-            Ok(out) => files.extend(child::ldd_paths(&out)),
+            Ok(out) => {
+                let libs = child::ldd_paths(&out);
+                if confine.iconv {
+                    // --iconv loads its converters beside the C library.
+                    let gconv = libs
+                        .iter()
+                        .find(|l| l.file_name().is_some_and(|n| n == "libc.so.6"))
+                        .and_then(|l| l.parent())
+                        .map(|d| d.join("gconv"));
+                    if let Some(g) = gconv.filter(|g| g.is_dir()).and_then(|g| g.canonicalize().ok()) {
+                        shown.push((g.clone(), g));
+                    }
+                }
+                files.extend(libs);
+            }
             Err(Error::Command { stderr, .. }) if stderr.contains("not a dynamic executable") => {}
             Err(e) => {
                 return Err(Error::Expose {
@@ -230,8 +244,8 @@ impl PlatformInterface for Platform {
         }
         let confinement = child::Confinement {
             root,
-            read: set.map(|s| child::read_map(s, &real(read))).unwrap_or_default(),
-            write: real(write),
+            read: shown,
+            write: real(confine.write),
             files,
             cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
         };

@@ -90,8 +90,7 @@ impl PlatformInterface for Platform {
         _set: Option<&SnapshotSet>,
         _inv: &Invocation,
         _rsync: &Path,
-        _read: &[PathBuf],
-        _write: &[PathBuf],
+        _confine: &super::Confine,
     ) -> Result<Option<Box<dyn Exposure>>> {
         // No mount namespaces: restricted mode rests on the path checks here.
         Ok(None)
