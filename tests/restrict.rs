@@ -382,3 +382,320 @@ fn allow_write_permits_pushes_there_only() {
     assert!(out.status.success(), "{}", out.report());
     assert_eq!(w.rig.fs.leftover_snapshots(), Vec::<String>::new());
 }
+
+/// Filter rules travel over the connection after every check. A `dir-merge`
+/// rule can name a file outside the allowed tree (in a parent directory of the
+/// transfer, or up through `..`), and a plain rsync server reads it: an
+/// oracle, since each line of it excludes a name. Through the key, rsync runs
+/// in a root where that file does not exist: nothing is excluded, and a FIFO
+/// or device named so neither hangs nor reads anything.
+#[test]
+fn filter_rules_cannot_reach_outside_the_allowed_tree() {
+    let w = World::new("filters");
+    let mnt = w.rig.fs.mnt().to_path_buf();
+    std::fs::write(mnt.join("rules"), "- top.txt\n").unwrap();
+    std::fs::write(w.secret.join("rules"), "- top.txt\n").unwrap();
+    support::cmd::cmd("mkfifo").arg(mnt.join("fifo")).ok();
+    let m = mnt.display().to_string();
+    let leaking: Vec<String> = vec![
+        format!("dir-merge {m}/rules"),
+        format!(": {m}/rules"),
+        format!("dir-merge,- {m}/rules"),
+        format!(":- {m}/rules"),
+        format!(":e {m}/rules"),
+        "dir-merge ../rules".into(),
+        "dir-merge,- ../rules".into(),
+        ":- ../rules".into(),
+        "dir-merge ../secret/rules".into(),
+        "dir-merge,- ../secret/rules".into(),
+        "dir-merge ./../rules".into(),
+        "dir-merge a/../../rules".into(),
+    ];
+    let blocking: Vec<String> = vec![
+        format!("dir-merge {m}/fifo"),
+        "dir-merge ../fifo".into(),
+        "dir-merge /proc/self/root/dev/zero".into(),
+        "dir-merge ../../../../../../../../dev/zero".into(),
+        "dir-merge ../../../../../../../../dev/stdin".into(),
+    ];
+    // On a plain rsync server the oracle works: this test can fail.
+    let mut leaked_plain = 0;
+    for (k, attack) in leaking.iter().enumerate() {
+        let control = w.rig.dest(&format!("control{k}"));
+        let out = w
+            .rig
+            .rsync(support::rig::Remote::Plain)
+            .arg("-a")
+            .arg(format!("--filter={attack}"))
+            .arg(w.rig.remote_dir(&w.src()))
+            .arg(&control)
+            .run();
+        if out.status.success() && !control.join("top.txt").exists() {
+            leaked_plain += 1;
+        }
+    }
+    assert!(leaked_plain >= 3, "the oracle should work on a plain rsync server for most rules: {leaked_plain} of {}", leaking.len());
+    // The key as it is, and as with an rsync that has no --confine-root: the
+    // confinement alone must hold.
+    let bare = ForcedKey::new(
+        &w.rig.sshd,
+        "bare",
+        &format!("SNAPRSYNC_FAULT=without-confine-root {}", forced_command(&w.rig, &format!("--snap-allow={}", w.src().display()))),
+    );
+    let attempts = [&w.key, &bare].into_iter().flat_map(|key| leaking.iter().chain(&blocking).map(move |a| (key, a)));
+    for (k, (key, attack)) in attempts.enumerate() {
+        let remote = format!("{}:{}/", key.host, w.src().display());
+        let dest = w.rig.dest(&format!("f{k}"));
+        let started = std::time::Instant::now();
+        let out = support::cmd::cmd("timeout")
+            .arg("60")
+            .arg("rsync")
+            .arg("-e")
+            .arg(key.rsh())
+            .arg("-a")
+            .arg(format!("--filter={attack}"))
+            .arg(&remote)
+            .arg(&dest)
+            .run();
+        assert!(started.elapsed() < std::time::Duration::from_secs(50), "{attack}: the server hung\n{}", out.report());
+        assert!(out.status.success(), "{attack}: a legitimate pull with a harmless outcome\n{}\n{}", out.report(), w.rig.log());
+        assert!(
+            dest.join("top.txt").exists(),
+            "{attack} (key {}): a rule file outside was read\n{}\n{}",
+            key.host,
+            out.report(),
+            w.rig.log()
+        );
+        assert!(!dest.join("secret.txt").exists() && !dest.join("rules").exists(), "{attack}");
+    }
+    assert_eq!(std::fs::read_to_string(w.secret.join("secret.txt")).unwrap(), SECRET);
+    w.rig.fs.assert_no_snapshot_left();
+}
+
+/// The tree changes between snaprsync's checks and rsync's reads (held there
+/// by a test hook): a directory that passed the checks becomes a symlink that
+/// leads out. Through the key, rsync runs in a root where outside does not
+/// exist, so nothing of it is read, and a push writes nothing there. On a
+/// plain snapshot exposure the same swap would read the secret.
+#[test]
+fn a_swap_after_the_checks_reaches_nothing_outside() {
+    let w = World::new("swap");
+    let hold = w.rig.dest("hold");
+    let inbox = w.rig.fs.mnt().join("in");
+    std::fs::create_dir(&inbox).unwrap();
+    let allow = format!("--snap-allow={} --snap-allow-write={}", w.src().display(), inbox.display());
+    let command = format!("SNAPRSYNC_FAULT=after-check:hold={} {}", hold.display(), forced_command(&w.rig, &allow));
+    let key = ForcedKey::new(&w.rig.sshd, "swapper", &command);
+    let held = PathBuf::from(format!("{}.held", hold.display()));
+    let mut trials = 0;
+    for round in 0..10 {
+        for (name, pull) in [("pull a directory's contents", true), ("push into a directory", false)] {
+            trials += 1;
+            let _ = std::fs::remove_file(&hold);
+            let _ = std::fs::remove_file(&held);
+            let base = if pull { w.src() } else { inbox.clone() };
+            let victim = base.join(format!("d{round}"));
+            std::fs::create_dir(&victim).unwrap();
+            std::fs::write(victim.join("harmless"), "x").unwrap();
+            let dest = w.rig.dest(&format!("swap{round}-{pull}"));
+            let local = w.rig.dest(&format!("local{round}"));
+            std::fs::create_dir_all(&local).unwrap();
+            std::fs::write(local.join("pwned"), "pwned").unwrap();
+            let args: Vec<String> = if pull {
+                vec!["-a".into(), format!("{}/", key.remote(&victim)), dest.display().to_string()]
+            } else {
+                vec!["-a".into(), format!("{}/", local.display()), format!("{}/", key.remote(&victim))]
+            };
+            let mut client = std::process::Command::new("rsync")
+                .arg("-e")
+                .arg(key.rsh())
+                .args(&args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !held.exists() {
+                assert!(std::time::Instant::now() < deadline, "{name}: snaprsync never reached the hook\n{}", w.rig.log());
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            // The swap: the checked directory becomes a symlink to the secret.
+            std::fs::remove_dir_all(&victim).unwrap();
+            std::os::unix::fs::symlink(&w.secret, &victim).unwrap();
+            std::fs::write(&hold, "").unwrap();
+            let status = client.wait().unwrap();
+            let _ = status;
+            assert!(!dest.join("secret.txt").exists(), "{name} (round {round}): the secret was read through the swapped link");
+            assert!(!w.secret.join("pwned").exists(), "{name} (round {round}): a file was written through the swapped link");
+            assert_eq!(std::fs::read_to_string(w.secret.join("secret.txt")).unwrap(), SECRET);
+            std::fs::remove_file(&victim).unwrap();
+        }
+    }
+    assert_eq!(trials, 20);
+    assert!(w.rig.log().contains("confined: Confinement"), "rsync ran confined\n{}", w.rig.log());
+    w.rig.fs.assert_no_snapshot_left();
+}
+
+/// All the files under `root` (a process's root seen through
+/// `/proc/PID/root`), as paths inside it; symlinks are not followed.
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        out.push(format!("/{}", p.strip_prefix(root).unwrap().display()));
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            walk(root, &p, out);
+        }
+    }
+}
+
+/// The rsync processes whose parent runs with `config`.
+fn rsyncs_of(config: &Path) -> Vec<u32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|c| c.trim() == "rsync").unwrap_or(false) {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).unwrap_or("0").to_owned();
+            let parent = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&parent).contains(&config.display().to_string()) {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// What rsync can reach through a restricted key, looked at directly: while a
+/// slow pull (and a push) runs, every path in rsync's root is listed. It holds
+/// the allowed directory from the snapshot, rsync, the files it loads and the
+/// name databases, and nothing else: no /root, no /etc/shadow, no /proc, not
+/// the secret next to the allowed tree.
+#[test]
+fn the_confined_root_holds_only_what_rsync_needs() {
+    let w = World::new("root");
+    let inbox = w.rig.fs.mnt().join("in");
+    std::fs::create_dir(&inbox).unwrap();
+    let allow = format!("--snap-allow={} --snap-allow-write={}", w.src().display(), inbox.display());
+    // A variable the session sets must not reach rsync (RSYNC_MAX_ALLOC=0 lifts its cap).
+    let key = ForcedKey::new(&w.rig.sshd, "looker", &format!("RSYNC_MAX_ALLOC=0 {}", forced_command(&w.rig, &allow)));
+    let local = w.rig.dest("local");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::write(local.join("big"), tree::pattern(3_000_000, 9)).unwrap();
+    let runs = [
+        (
+            "pull",
+            vec!["-a".to_owned(), "--bwlimit=100".into(), format!("{}/", key.remote(&w.src())), w.rig.dest("pulled").display().to_string()],
+        ),
+        ("push", vec!["-a".to_owned(), "--bwlimit=100".into(), format!("{}/", local.display()), format!("{}/", key.remote(&inbox))]),
+    ];
+    for (name, args) in runs {
+        let mut client = std::process::Command::new("rsync")
+            .arg("-e")
+            .arg(key.rsh())
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let pid = loop {
+            if let Some(p) = rsyncs_of(&w.rig.config).first() {
+                break *p;
+            }
+            assert!(std::time::Instant::now() < deadline, "{name}: no rsync of snaprsync's appeared\n{}", w.rig.log());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        // Let rsync start reading or writing.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let root = PathBuf::from(format!("/proc/{pid}/root"));
+        let mut seen = Vec::new();
+        walk(&root, &root, &mut seen);
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&environ).contains("RSYNC_MAX_ALLOC"), "{name}: RSYNC_* reached rsync");
+        let _ = client.kill();
+        let _ = client.wait();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !rsyncs_of(&w.rig.config).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!seen.is_empty(), "{name}: rsync's root could not be listed");
+        let allowed_dir = if name == "pull" { w.src() } else { inbox.clone() };
+        let needed = ["/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/ld.so.cache", "/etc/localtime", "/dev/null"];
+        for p in &seen {
+            let path = Path::new(p);
+            let ok = path.starts_with(&allowed_dir)
+                || allowed_dir.starts_with(path)
+                || needed.contains(&p.as_str())
+                || ["/etc", "/dev", "/usr", "/usr/bin", "/usr/bin/rsync", "/lib64", "/root"].contains(&p.as_str())
+                || (p.starts_with("/lib/x86_64-linux-gnu") && !p.ends_with("gnu") && p.contains(".so"))
+                || p == "/lib"
+                || p == "/lib/x86_64-linux-gnu"
+                || (p.starts_with("/lib64/ld-linux") && p.contains(".so"));
+            assert!(ok, "{name}: rsync's root holds {p}, which it does not need\nall: {seen:#?}");
+        }
+        for absent in ["/etc/shadow", "/proc", "/sys", "/root/.ssh", "/home"] {
+            assert!(!seen.iter().any(|p| p == absent), "{name}: {absent} is in rsync's root");
+        }
+        let secret = w.secret.display().to_string();
+        assert!(!seen.iter().any(|p| p.starts_with(&secret)), "{name}: the secret next to the allowed tree is in rsync's root");
+        assert!(seen.iter().any(|p| p == "/usr/bin/rsync"), "{name}: rsync itself is there: {seen:#?}");
+        assert!(
+            seen.iter().any(|p| Path::new(p).starts_with(&allowed_dir) && p.len() > allowed_dir.as_os_str().len()),
+            "{name}: the allowed tree is there"
+        );
+    }
+    w.rig.fs.assert_no_snapshot_left();
+}
+
+/// Restricted mode reads a snapshot or nothing: a source that does not exist
+/// (and so has no snapshot) is refused, `provider = "none"` is refused, and
+/// `on_snapshot_failure = "live"` does not apply, so a source that cannot be
+/// snapshotted fails instead of being read live.
+#[test]
+fn restricted_mode_never_reads_the_live_tree() {
+    let w = World::new("live");
+    let dest = w.rig.dest("missing");
+    let out = w.key.rsync(&["-a", &format!("{}/", w.key.remote(&w.src().join("missing"))), &dest.display().to_string()]);
+    assert!(matches!(out.code(), Some(85 | 12)) && out.stderr.contains("does not exist"), "a missing source\n{}", out.report());
+    assert!(!dest.exists());
+    // A live directory next to the rig, on a filesystem that cannot be snapshotted.
+    let live = support::tempdir("live-src");
+    std::fs::write(live.path().join("file"), "live\n").unwrap();
+    for (name, extra, allowed) in [
+        ("provider none", "provider = \"none\"\n", w.src()),
+        ("live fallback", "on_snapshot_failure = \"live\"\n", live.path().to_path_buf()),
+    ] {
+        let dir = support::tempdir("live-cfg");
+        let config = support::write_config(dir.path(), extra);
+        let command = format!("{} --snap-config={} --snap-restrict --snap-allow={}", snaprsync(), config.display(), allowed.display());
+        let key = ForcedKey::new(&w.rig.sshd, &format!("k{}", name.len()), &command);
+        let dest = w.rig.dest(&format!("live-{}", name.len()));
+        let out = key.rsync(&["-a", &format!("{}/", key.remote(&allowed)), &dest.display().to_string()]);
+        assert!(!out.status.success(), "{name}: the live tree was read\n{}", out.report());
+        assert!(!dest.join("file").exists() && !dest.join("top.txt").exists(), "{name}: files arrived\n{}", out.report());
+        assert!(out.stderr.contains("snaprsync:"), "{name}: snaprsync says why\n{}", out.report());
+    }
+    w.rig.fs.assert_no_snapshot_left();
+}
+
+/// `--iconv` is refused unless the key allows it (`--snap-allow-iconv`); then
+/// the confined rsync is shown the C library's converters and the pull works.
+#[test]
+fn iconv_works_only_where_the_key_allows_it() {
+    let w = World::new("iconv");
+    let args = |key: &ForcedKey, dest: &Path| {
+        key.rsync(&["-a", "--iconv=UTF-8,ISO-8859-15", &format!("{}/", key.remote(&w.src())), &dest.display().to_string()])
+    };
+    let dest = w.rig.dest("refused");
+    let out = args(&w.key, &dest);
+    assert!(matches!(out.code(), Some(85 | 12)) && out.stderr.contains("iconv"), "{}", out.report());
+    assert!(!dest.join("top.txt").exists());
+    let allow = format!("--snap-allow-iconv --snap-allow={}", w.src().display());
+    let key = ForcedKey::new(&w.rig.sshd, "iconv", &forced_command(&w.rig, &allow));
+    let dest = w.rig.dest("allowed");
+    let out = w.rig.assert_snapshotted("iconv pull", || args(&key, &dest));
+    assert!(out.status.success(), "{}\n{}", out.report(), w.rig.log());
+    assert_eq!(std::fs::read_to_string(dest.join("top.txt")).unwrap(), "top level\n");
+    w.rig.fs.assert_no_snapshot_left();
+}
