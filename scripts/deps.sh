@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(rsync btrfs-progs util-linux procps)
 if [ "${1:-}" = --tests ]; then
-  pkgs+=(openssh-server openssh-client dirvish rsnapshot backuppc)
+  pkgs+=(openssh-server openssh-client dirvish rsnapshot backuppc g++)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -13,6 +13,8 @@ scripts/windows.sh setup
 scripts/windows.sh test 2>&1 | tee -a "$log"
 
 cargo build --locked --all-targets
+# The fuzz targets are built, not run, so that they keep compiling.
+cargo build --locked --manifest-path fuzz/Cargo.toml --bins
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --check
 fi
