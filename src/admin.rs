@@ -6,7 +6,7 @@ use crate::cli::Admin;
 use crate::config::Config;
 use crate::error::Result;
 use crate::journal::Journal;
-use crate::platform::{Platform, PlatformInterface};
+use crate::platform::{Platform, Volumes};
 use crate::sweep;
 
 const HELP: &str = "\
@@ -85,7 +85,7 @@ fn cleanup(cfg: &Config, dry_run: bool) -> Result<u8> {
 }
 
 fn journal_of(cfg: &Config) -> Journal {
-    Journal::new(&cfg.state_dir.clone().unwrap_or_else(Platform::default_state_dir))
+    Journal::new(&cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir))
 }
 
 #[cfg(windows)]

@@ -147,6 +147,24 @@ const KEYS: &[(&str, &str)] = &[
 ];
 
 impl Config {
+    /// The config named by snaprsync's own options (or the default one), with
+    /// their overrides applied.
+    pub fn for_options(opts: &crate::cli::Options) -> Result<Config> {
+        let mut cfg = match &opts.config {
+            Some(p) => Config::load(p, true)?,
+            None => Config::load(&crate::host::default_config_path(), false)?,
+        };
+        if let Some(f) = &opts.log_file {
+            cfg.log_file = Some(f.clone());
+        }
+        if let Some(l) = &opts.log_level {
+            cfg.log_level = Config::parse(&format!("log_level = {l:?}"), Path::new("--snap-log-level"))
+                .map_err(|_| Error::Usage(format!("--snap-log-level={l}: not a level; write error, warn, info or debug")))?
+                .log_level;
+        }
+        Ok(cfg)
+    }
+
     /// Parses config text; `path` is only for messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
         let bad = |msg: String| Error::Config { path: path.to_owned(), msg };

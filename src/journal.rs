@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::platform::{Platform, PlatformInterface};
 
 const SUFFIX: &str = ".toml";
 
@@ -49,7 +48,7 @@ pub fn parse_stamp(stamp: &str) -> Option<(std::time::SystemTime, u32)> {
 /// belongs to a process started after the run died, so it does not count.
 pub fn stamp_owner_may_live(stamp: &str) -> bool {
     let Some((made, pid)) = parse_stamp(stamp) else { return false };
-    Platform::process_started_at(pid).is_some_and(|started| started <= made + std::time::Duration::from_secs(2))
+    crate::host::process_started_at(pid).is_some_and(|started| started <= made + std::time::Duration::from_secs(2))
 }
 
 /// What one run records about itself.
@@ -161,8 +160,8 @@ impl Entry {
         Entry {
             stamp: stamp.to_owned(),
             pid,
-            start: Platform::process_start(pid).unwrap_or(0),
-            boot: Platform::boot_id(),
+            start: crate::host::process_start(pid).unwrap_or(0),
+            boot: crate::host::boot_id(),
             created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             provider: provider.to_owned(),
             sources: sources.to_vec(),
@@ -171,7 +170,7 @@ impl Entry {
 
     /// Whether the process that wrote this entry still runs.
     pub fn owner_alive(&self) -> bool {
-        self.boot == Platform::boot_id() && Platform::process_start(self.pid).is_some_and(|s| s == self.start)
+        self.boot == crate::host::boot_id() && crate::host::process_start(self.pid).is_some_and(|s| s == self.start)
     }
 }
 

@@ -12,6 +12,8 @@ pub mod command;
 pub mod config;
 pub mod error;
 pub mod fault;
+pub mod guard;
+pub mod host;
 pub mod journal;
 pub mod logger;
 #[cfg(target_os = "linux")]
@@ -19,6 +21,7 @@ pub mod mountinfo;
 pub mod platform;
 pub mod protect_args;
 pub mod provider;
+pub mod real_rsync;
 pub mod restrict;
 pub mod rsync_args;
 pub mod run;
@@ -30,9 +33,9 @@ use std::io::Write;
 
 /// The whole program: returns the exit status. Errors become one stderr line.
 /// A panic is a bug: it becomes one stderr line too, and status 89, after
-/// unwinding has removed whatever the run had made (see `run::Cleanup`).
+/// unwinding has removed whatever the run had made (see `guard`).
 pub fn main(argv: Vec<OsString>) -> u8 {
-    use platform::PlatformInterface;
+    use platform::Processes;
     if let Some(status) = platform::Platform::internal(&argv) {
         return status;
     }
@@ -48,7 +51,7 @@ pub fn main(argv: Vec<OsString>) -> u8 {
     }));
     let run = || {
         cli::parse(argv).and_then(|(opts, mode)| {
-            let cfg = run::load_config(&opts)?;
+            let cfg = config::Config::for_options(&opts)?;
             logger::init(cfg.log_file.as_deref(), cfg.log_level.filter());
             match mode {
                 cli::Mode::Admin(cmd) => admin::run(&cfg, cmd),

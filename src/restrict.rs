@@ -977,7 +977,7 @@ fn native(arg: &OsStr, base: &Path) -> Result<PathBuf, Refusal> {
 /// forms of the Windows rsync ports (`/cygdrive/c/x`, `/c/x`) as drive paths.
 #[cfg(windows)]
 fn native(arg: &OsStr, base: &Path) -> Result<PathBuf, Refusal> {
-    use crate::platform::{Platform, PlatformInterface};
+    use crate::platform::{Platform, Volumes};
     let Some(s) = arg.to_str() else {
         return Err(Refusal::new(arg.as_encoded_bytes(), "not UTF-8"));
     };

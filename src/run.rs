@@ -7,161 +7,39 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::cli::Options;
-use crate::config::{Config, OnSnapshotFailure, ProviderChoice, Removal};
+use crate::config::{Config, OnSnapshotFailure, ProviderChoice};
 use crate::error::{Error, Result};
-use crate::journal::{self, Entry, Journal};
-use crate::platform::{Confine, Exposure, Platform, PlatformInterface};
+use crate::guard::{Exposed, Snapshotted};
+use crate::platform::{Confine, Exposing, Exposure, Platform, Processes, Volumes};
 use crate::protect_args;
-use crate::provider::{Provider, SnapshotSet};
+use crate::provider::SnapshotSet;
 use crate::restrict;
 use crate::rsync_args::{self, Invocation, Role};
-use crate::sweep;
 
-/// Loads the config named by the options, or the default one.
-pub fn load_config(opts: &Options) -> Result<Config> {
-    let mut cfg = match &opts.config {
-        Some(p) => Config::load(p, true)?,
-        None => Config::load(&Platform::default_config_path(), false)?,
-    };
-    if let Some(f) = &opts.log_file {
-        cfg.log_file = Some(f.clone());
-    }
-    if let Some(l) = &opts.log_level {
-        cfg.log_level = Config::parse(&format!("log_level = {l:?}"), Path::new("--snap-log-level"))
-            .map_err(|_| Error::Usage(format!("--snap-log-level={l}: not a level; write error, warn, info or debug")))?
-            .log_level;
-    }
-    Ok(cfg)
+/// One rsync-role request, once its argv is read and checked.
+struct Request<'a> {
+    cfg: &'a Config,
+    opts: &'a Options,
+    /// The real rsync.
+    rsync: PathBuf,
+    inv: Invocation,
+    /// Restricted mode's policy, if this is a forced command.
+    policy: Option<restrict::Policy>,
+    protected: Option<Protected>,
 }
 
-/// The real rsync: `rsync_path`, else the first on PATH that is not snaprsync.
-pub fn find_rsync(cfg: &Config) -> Result<PathBuf> {
-    let me = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
-    let is_me = |p: &Path| p.canonicalize().ok().is_some_and(|c| Some(&c) == me.as_ref());
-    if let Some(p) = &cfg.rsync_path {
-        if is_me(p) {
-            return Err(Error::Usage(format!("rsync_path = {} is snaprsync itself; point it at the real rsync", p.display())));
-        }
-        return Ok(p.clone());
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|d| d.join(Platform::rsync_file_name())).find(|p| p.is_file() && !is_me(p)).ok_or_else(|| {
-        Error::RsyncMissing {
-            path: Platform::rsync_file_name().into(),
-            msg: "no rsync on PATH other than snaprsync; install rsync or set rsync_path in the config".into(),
-        }
-    })
-}
-
-/// Removes what a run made if the normal path did not (an error or a panic
-/// between creation and removal). Only logs: it cannot report.
-struct Cleanup {
-    provider: Box<dyn Provider>,
-    journal: Journal,
-    set: Option<SnapshotSet>,
-    exposure: Option<Box<dyn Exposure>>,
-}
-
-impl Cleanup {
-    /// Undoes the exposure, removes the set, then drops the journal entry; the
-    /// first error is returned, and the entry stays for the next sweep.
-    fn finish(&mut self) -> Result<()> {
-        let undo = self.exposure.take().map_or(Ok(()), |e| e.undo());
-        let removed = self.set.take().map_or(Ok(()), |s| self.provider.remove(&s));
-        if removed.is_ok() {
-            if let Err(e) = self.journal.remove(journal::run_stamp()) {
-                log::warn!("{e}");
-            }
-        } else {
-            log::warn!("the snapshot stays recorded in {} for the next run's sweep", self.journal.dir().display());
-        }
-        undo.and(removed)
+impl Request<'_> {
+    /// The argv to start rsync with, for an exposure that shows it `exposed`.
+    fn rsync_argv(&self, exposed: &[OsString]) -> Result<Vec<OsString>> {
+        rsync_argv(self.protected.as_ref(), &self.inv.args, exposed)
     }
 
-    /// Undoes the exposure now, then hands the removal of the snapshots to a
-    /// detached `snaprsync __remove-run` so that rsync's status reaches the
-    /// backup server without waiting for it. Where the provider cannot, or the
-    /// process cannot be started, removes them here.
-    fn finish_in_background(&mut self, opts: &Options) -> Result<()> {
-        if !self.provider.removal_can_detach() {
-            return self.finish();
-        }
-        let undo = self.exposure.take().map_or(Ok(()), |e| e.undo());
-        if undo.is_err() {
-            // Mounts still in place: remove here, where they can be reported.
-            return undo.and(self.finish());
-        }
-        match remover(opts).spawn() {
-            Ok(child) => {
-                log::debug!("removal handed to pid {}", child.id());
-                self.set = None;
-                Ok(())
-            }
-            Err(e) => {
-                log::warn!("cannot start the background removal ({e}); removing now");
-                self.finish()
-            }
-        }
-    }
-}
-
-/// `snaprsync [own options] __remove-run STAMP`, detached from the session:
-/// no stdio (so the ssh session can close), its own process group, `/` as
-/// working directory (so it holds no filesystem busy).
-fn remover(opts: &Options) -> std::process::Command {
-    use std::process::Stdio;
-    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("snaprsync"));
-    let mut c = std::process::Command::new(exe);
-    if let Some(p) = &opts.config {
-        c.arg(format!("--snap-config={}", p.display()));
-    }
-    if let Some(p) = &opts.log_file {
-        c.arg(format!("--snap-log-file={}", p.display()));
-    }
-    if let Some(l) = &opts.log_level {
-        c.arg(format!("--snap-log-level={l}"));
-    }
-    c.arg(crate::cli::REMOVE_RUN).arg(journal::run_stamp());
-    c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).current_dir(Platform::root_dir());
-    Platform::detach(&mut c);
-    c
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if self.set.is_some() || self.exposure.is_some() {
-            if let Err(e) = self.finish() {
-                log::error!("cleanup after failure: {e}");
-            }
-        }
-    }
-}
-
-/// Sweeps what dead runs left, records this run, and makes its snapshots.
-fn create(cfg: &Config, sources: &[PathBuf]) -> Result<Cleanup> {
-    let mut provider = Platform::provider(cfg, sources)?;
-    let journal = Journal::new(&cfg.state_dir.clone().unwrap_or_else(Platform::default_state_dir));
-    let swept = sweep::sweep(&journal, provider.as_mut(), false);
-    if !swept.stale.is_empty() {
-        log::info!("sweep: removed {} snapshot(s) that earlier runs left", swept.stale.len());
-    }
-    for (path, why) in &swept.failed {
-        log::warn!("sweep: could not remove {}: {why}", path.display());
-    }
-    let entry = Entry::for_this_run(journal::run_stamp(), provider.name(), sources);
-    journal.write(&entry).map_err(|e| Error::Snapshot {
-        path: journal.dir().to_owned(),
-        msg: format!("cannot record the run before snapshotting ({e}); make state_dir writable by root"),
-    })?;
-    match provider.create(sources) {
-        Ok(set) => Ok(Cleanup { provider, journal, set: Some(set), exposure: None }),
-        Err(e) => {
-            // create() left nothing behind; nor may the record.
-            if let Err(j) = journal.remove(journal::run_stamp()) {
-                log::warn!("{j}");
-            }
-            Err(e)
-        }
+    /// What a restricted rsync may reach.
+    fn confine(&self) -> Option<Confine<'_>> {
+        self.policy.as_ref().map(|p| match self.inv.role {
+            Role::ServerReceiver => Confine { write: &p.allow_write, iconv: self.opts.allow_iconv, ..Confine::default() },
+            _ => Confine { read: &p.allow, iconv: self.opts.allow_iconv, ..Confine::default() },
+        })
     }
 }
 
@@ -185,7 +63,7 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
             restrict::command_argv(cmd.as_encoded_bytes()).map_err(refuse)?
         }
     };
-    let rsync = find_rsync(cfg)?;
+    let rsync = crate::real_rsync::find(cfg)?;
     let bad_args = |e: rsync_args::ArgError| match policy {
         Some(_) => Error::Refused(format!("rsync arguments: {e}")),
         None => Error::Usage(format!("rsync arguments: {e}")),
@@ -211,32 +89,37 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
         protected = Some(Protected { cmdline: argv, block, head });
         inv = merged;
     }
-    if let Some(p) = &policy {
-        if inv.role == Role::ServerReceiver {
-            // A push: no snapshot, but rsync sees only the write directories.
-            crate::fault::point("after-check");
-            if let Some(mut exposure) = Platform::expose_confined(
-                cfg,
-                None,
-                &inv,
-                &rsync,
-                &Confine { write: &p.allow_write, iconv: opts.allow_iconv, ..Confine::default() },
-            )? {
-                let argv = rsync_argv(protected.as_ref(), &inv.args, exposure.argv())?;
-                return exposure.run(&rsync, &with_confine_root(&rsync, argv, &p.allow_write));
-            }
+    let req = Request { cfg, opts, rsync, inv, policy, protected };
+    if req.policy.is_some() {
+        if req.inv.role == Role::ServerReceiver {
+            return push_confined(&req);
         } else if cfg.provider == ProviderChoice::None {
             return Err(Error::Refused(
                 "provider = \"none\" in the config: restricted mode reads only from a snapshot; set provider = \"auto\"".into(),
             ));
         }
     }
-    if !inv.reads_local_files() || cfg.provider == ProviderChoice::None {
-        log::debug!("nothing to snapshot ({:?}); running {} unchanged", inv.role, rsync.display());
-        let argv = rsync_argv(protected.as_ref(), &inv.args, &inv.args)?;
-        return Platform::run_unchanged(&rsync, &argv);
+    if !req.inv.reads_local_files() || cfg.provider == ProviderChoice::None {
+        log::debug!("nothing to snapshot ({:?}); running {} unchanged", req.inv.role, req.rsync.display());
+        return Platform::run_unchanged(&req.rsync, &req.rsync_argv(&req.inv.args)?);
     }
-    snapshot_and_run(cfg, &rsync, &inv, opts, policy.as_ref(), protected.as_ref())
+    snapshot_and_run(&req)
+}
+
+/// Restricted mode's push: no snapshot, but rsync sees only the write
+/// directories (where the platform can confine it).
+fn push_confined(req: &Request) -> Result<u8> {
+    crate::fault::point("after-check");
+    let confine = req.confine().unwrap_or_default();
+    match Platform::expose_confined(req.cfg, None, &req.inv, &req.rsync, &confine)? {
+        Some(mut exposure) => {
+            let argv = with_confine_root(&req.rsync, req.rsync_argv(exposure.argv())?, confine.write);
+            let status = exposure.run(&req.rsync, &argv);
+            exposure.undo()?;
+            status
+        }
+        None => Platform::run_unchanged(&req.rsync, &req.rsync_argv(&req.inv.args)?),
+    }
 }
 
 /// An rsync command line whose arguments came on stdin (`--protect-args`).
@@ -292,7 +175,7 @@ fn with_confine_root(rsync: &Path, mut argv: Vec<OsString>, allowed: &[PathBuf])
 fn confine_in_snapshot(
     policy: &restrict::Policy,
     inv: &Invocation,
-    exposure: &dyn Exposure,
+    exposure: &Exposure,
     set: &SnapshotSet,
     sources: &[PathBuf],
 ) -> std::result::Result<(), restrict::Refusal> {
@@ -323,19 +206,14 @@ fn snapshot_target(path: &Path) -> Option<PathBuf> {
     glob.then(|| path.ancestors().skip(1).find(|a| a.is_dir()).map(Path::to_owned)).flatten()
 }
 
-fn snapshot_and_run(
-    cfg: &Config,
-    rsync: &Path,
-    inv: &Invocation,
-    opts: &Options,
-    policy: Option<&restrict::Policy>,
-    protected: Option<&Protected>,
-) -> Result<u8> {
+/// Snapshots what rsync reads, shows it to rsync, runs rsync, removes everything.
+fn snapshot_and_run(req: &Request) -> Result<u8> {
+    let (cfg, inv) = (req.cfg, &req.inv);
     // Aligned with inv.sources(); a source that does not exist is left to rsync.
     let sources: Vec<PathBuf> = inv.sources().map(|a| Platform::source_path(a).unwrap_or_else(|| PathBuf::from(a))).collect();
     let mut existing: Vec<PathBuf> = sources.iter().filter_map(|p| snapshot_target(p)).collect();
     existing.dedup();
-    if policy.is_some() {
+    if req.policy.is_some() {
         // Restricted mode never reads the live tree: every source is read from a snapshot.
         if let Some((arg, _)) = inv.sources().zip(&sources).find(|(_, p)| snapshot_target(p).is_none()) {
             return Err(refuse(restrict::Refusal::new(
@@ -345,74 +223,62 @@ fn snapshot_and_run(
         }
     }
     if existing.is_empty() {
-        return Platform::run_unchanged(rsync, &rsync_argv(protected, &inv.args, &inv.args)?);
+        return Platform::run_unchanged(&req.rsync, &req.rsync_argv(&inv.args)?);
     }
 
     Platform::hold_signals()?;
     // Tests change the tree here: after the checks, before the snapshot.
     crate::fault::point("after-check");
     let started = Instant::now();
-    let prepared = create(cfg, &existing).and_then(|mut cleanup| {
-        let set = cleanup.set.as_ref().expect("just created");
-        let confined = match policy {
-            Some(p) => Platform::expose_confined(
-                cfg,
-                Some(set),
-                inv,
-                rsync,
-                &Confine { read: &p.allow, iconv: opts.allow_iconv, ..Confine::default() },
-            )?,
-            None => None,
-        };
-        cleanup.exposure = Some(match confined {
-            Some(e) => e,
-            None => Platform::expose(cfg, set, inv, &sources)?,
-        });
-        Ok(cleanup)
+    let prepared = Snapshotted::create(cfg, &existing).and_then(|snap| {
+        Exposed::new(snap, |set| {
+            let confined = match req.confine() {
+                Some(c) => Platform::expose_confined(cfg, Some(set), inv, &req.rsync, &c)?,
+                None => None,
+            };
+            match confined {
+                Some(e) => Ok(e),
+                None => Platform::expose(cfg, set, inv, &sources, &req.rsync),
+            }
+        })
     });
-    let mut cleanup = match prepared {
-        Ok(c) => c,
+    let mut exposed = match prepared {
+        Ok(e) => e,
         // Never in restricted mode: a key reads snapshots or nothing.
-        Err(e) if e.is_snapshot_failure() && cfg.on_snapshot_failure == OnSnapshotFailure::Live && policy.is_none() => {
+        Err(e) if e.is_snapshot_failure() && cfg.on_snapshot_failure == OnSnapshotFailure::Live && req.policy.is_none() => {
             log::warn!("{e}; on_snapshot_failure = \"live\": backing up the LIVE files, not a snapshot");
-            return Platform::run_unchanged(rsync, &rsync_argv(protected, &inv.args, &inv.args)?);
+            return Platform::run_unchanged(&req.rsync, &req.rsync_argv(&inv.args)?);
         }
         Err(e) => return Err(e),
     };
     let created = started.elapsed();
     crate::fault::point("after-create");
-    if let Some(p) = policy {
+    if let Some(p) = &req.policy {
         // The same confinement again, now as rsync will see the paths: inside the snapshot.
-        let exposure = cleanup.exposure.as_ref().expect("exposed above");
-        let set = cleanup.set.as_ref().expect("created above");
-        confine_in_snapshot(p, inv, exposure.as_ref(), set, &sources).map_err(refuse)?;
+        confine_in_snapshot(p, inv, exposed.exposure(), exposed.set(), &sources).map_err(refuse)?;
     }
     if let Some(sig) = Platform::pending_signal() {
         // Drop removes what was made.
         return Err(Error::Interrupted(sig));
     }
-    let exposure = cleanup.exposure.as_mut().expect("exposed above");
-    let method = exposure.method();
-    let mut argv = rsync_argv(protected, &inv.args, exposure.argv())?;
-    if let Some(p) = policy {
-        argv = with_confine_root(rsync, argv, &p.allow);
+    let method = exposed.exposure().method();
+    let mut argv = req.rsync_argv(exposed.exposure().argv())?;
+    if let Some(p) = &req.policy {
+        argv = with_confine_root(&req.rsync, argv, &p.allow);
     }
-    log::debug!("running {}", crate::command::shell_line(std::iter::once(rsync.as_os_str()).chain(argv.iter().map(|a| a.as_os_str()))));
-    let snapshots = cleanup.set.as_ref().map_or(0, |s| s.volumes.len());
+    log::debug!("running {}", crate::command::shell_line(std::iter::once(req.rsync.as_os_str()).chain(argv.iter().map(|a| a.as_os_str()))));
+    let snapshots = exposed.set().volumes.len();
+    let provider = exposed.provider_name();
     let ran = Instant::now();
-    let status = exposure.run(rsync, &argv);
+    let status = exposed.run(&req.rsync, &argv);
     let ran = ran.elapsed();
     crate::fault::point("after-rsync");
     let removing = Instant::now();
-    let removed = match cfg.snapshot_removal {
-        Removal::Background => cleanup.finish_in_background(opts),
-        Removal::Wait => cleanup.finish(),
-    };
+    let removed = exposed.finish(cfg.snapshot_removal, req.opts);
     let removed_in = removing.elapsed();
     log::info!(
-        "summary: sources={:?} provider={} method={method} snapshots={snapshots} create={}ms rsync={}ms remove={}ms ({:?}) rsync_status={} removal={}",
+        "summary: sources={:?} provider={provider} method={method} snapshots={snapshots} create={}ms rsync={}ms remove={}ms ({:?}) rsync_status={} removal={}",
         sources,
-        cleanup.provider.name(),
         created.as_millis(),
         ran.as_millis(),
         removed_in.as_millis(),

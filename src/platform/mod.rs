@@ -1,6 +1,11 @@
-//! Platform seam: everything that differs between Linux and Windows sits behind
-//! [`PlatformInterface`], implemented once per OS in the module chosen here.
-//! If one OS lacks a method, the build fails.
+//! Platform seam: what differs between Linux and Windows above the host layer
+//! (`crate::host`), as three capabilities that one `Platform` type implements
+//! per OS, in the module chosen here; if one OS lacks a method, the build
+//! fails:
+//!
+//! - [`Volumes`]: which filesystem holds a source, and which provider snapshots it;
+//! - [`Exposing`]: how rsync is shown a snapshot set ([`Exposure`]);
+//! - [`Processes`]: snaprsync's own signals, and running rsync.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -25,18 +30,42 @@ pub use imp::Platform;
 #[cfg(windows)]
 pub use imp::selftest;
 
-/// How rsync is shown the snapshot; undone before the snapshot is removed.
-pub trait Exposure {
+/// How rsync is shown the snapshot: the argv it gets, and what the platform
+/// set up for it (`imp::Held`: mounts, drive letters), which
+/// [`Exposure::undo`] removes before the snapshot is.
+pub struct Exposure {
+    argv: Vec<OsString>,
+    method: &'static str,
+    held: imp::Held,
+}
+
+impl Exposure {
+    pub(crate) fn new(argv: Vec<OsString>, method: &'static str, held: imp::Held) -> Exposure {
+        Exposure { argv, method, held }
+    }
+
     /// The argv to give the real rsync (without argv[0]).
-    fn argv(&self) -> &[OsString];
-    /// A short name of the method for the log (`namespace`, `rewrite`, `drive-letter`).
-    fn method(&self) -> &'static str;
+    pub fn argv(&self) -> &[OsString] {
+        &self.argv
+    }
+
+    /// A short name of the method for the log (`namespace`, `rewrite`,
+    /// `confined`, `drive-letter`, `device-path`).
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+
     /// Runs `program` with `argv` (normally [`Exposure::argv`]) while the
     /// exposure is in effect; returns rsync's exit status (128+N for signal N),
     /// with stdio inherited and signals/console events forwarded.
-    fn run(&mut self, program: &Path, argv: &[OsString]) -> Result<u8>;
-    /// Removes whatever the exposure set up (mounts, drive letters).
-    fn undo(self: Box<Self>) -> Result<()>;
+    pub fn run(&mut self, program: &Path, argv: &[OsString]) -> Result<u8> {
+        self.held.run(program, argv)
+    }
+
+    /// Removes whatever the exposure set up; a second call finds nothing to do.
+    pub fn undo(&mut self) -> Result<()> {
+        self.held.undo()
+    }
 }
 
 /// What a restricted rsync may reach.
@@ -50,38 +79,8 @@ pub struct Confine<'a> {
     pub iconv: bool,
 }
 
-/// What every platform provides.
-pub trait PlatformInterface {
-    /// The config file read when `--snap-config` is not given.
-    fn default_config_path() -> PathBuf;
-
-    /// Where run records live when `state_dir` is not set.
-    fn default_state_dir() -> PathBuf;
-
-    /// When process `pid` started, as the OS counts it; `None` if no such process.
-    fn process_start(pid: u32) -> Option<u64>;
-
-    /// When process `pid` started, by the wall clock; `None` if no such process.
-    fn process_started_at(pid: u32) -> Option<std::time::SystemTime>;
-
-    /// Identifies the current boot of the machine.
-    fn boot_id() -> String;
-
-    /// The root directory, where detached helpers run (so they keep no
-    /// filesystem busy).
-    fn root_dir() -> PathBuf;
-
-    /// Detaches a helper process from the session that started snaprsync, so
-    /// that it outlives the backup connection.
-    fn detach(cmd: &mut std::process::Command);
-
-    /// A provider that can list and remove the snapshots of any run, for the
-    /// sweep and for `list`/`cleanup`.
-    fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>>;
-
-    /// The file name of the real rsync to look for on PATH (`rsync`, `rsync.exe`).
-    fn rsync_file_name() -> &'static OsStr;
-
+/// Which filesystem holds a source, and which provider snapshots it.
+pub trait Volumes {
     /// The absolute native path an rsync source argument names, for finding its
     /// volume (Windows: `/cygdrive/c/x` and `/c/x` become `C:\x`). `None` when
     /// the argument is not a local path.
@@ -90,14 +89,38 @@ pub trait PlatformInterface {
     /// The provider for these sources: from the filesystem type, or as configured.
     fn provider(cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Provider>>;
 
-    /// Sets up how rsync will read `set` under the names `inv` asks for.
-    fn expose(cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf]) -> Result<Box<dyn Exposure>>;
+    /// A provider that can list and remove the snapshots of any run, for the
+    /// sweep and for `list`/`cleanup`.
+    fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>>;
+}
 
-    /// From now on INT, TERM and HUP (Windows: console events) no longer end
-    /// snaprsync at once: they are remembered, so that what was made can be removed.
+/// How rsync is shown a snapshot set.
+pub trait Exposing {
+    /// Sets up how `rsync` will read `set` under the names `inv` asks for.
+    fn expose(cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf], rsync: &Path) -> Result<Exposure>;
+
+    /// Restricted mode: an exposure in which rsync sees nothing but the
+    /// directories `confine.read` as they are in `set` (read-only), the
+    /// directories `confine.write` (read-write) and what rsync itself loads.
+    /// `None` where the platform cannot confine a process (Windows), which then
+    /// relies on the checks of the paths alone.
+    fn expose_confined(
+        cfg: &Config,
+        set: Option<&SnapshotSet>,
+        inv: &Invocation,
+        rsync: &Path,
+        confine: &Confine,
+    ) -> Result<Option<Exposure>>;
+}
+
+/// snaprsync's own process (signals, stdin) and the running of rsync.
+pub trait Processes {
+    /// From now on the signals (Windows: console events) that would end
+    /// snaprsync no longer do so at once: they are remembered or ignored, so
+    /// that what was made can be removed.
     fn hold_signals() -> Result<()>;
 
-    /// The first signal held since `hold_signals`, if any.
+    /// The signal held since `hold_signals`, if any.
     fn pending_signal() -> Option<i32>;
 
     /// Makes stdin read `prefix` and then the rest of the original stdin, for
@@ -108,24 +131,11 @@ pub trait PlatformInterface {
     /// command line instead.
     fn refeed_stdin(prefix: Vec<u8>) -> Result<bool>;
 
-    /// Restricted mode: an exposure in which rsync sees nothing but the
-    /// directories `confine.read` as they are in `set` (read-only), the
-    /// directories `confine.write` (read-write) and what rsync itself loads. `None` where the
-    /// platform cannot confine a process (Windows), which then relies on the
-    /// checks of the paths alone.
-    fn expose_confined(
-        cfg: &Config,
-        set: Option<&SnapshotSet>,
-        inv: &Invocation,
-        rsync: &Path,
-        confine: &Confine,
-    ) -> Result<Option<Box<dyn Exposure>>>;
+    /// Runs rsync with `argv` unchanged (nothing to snapshot, or `live` fallback);
+    /// returns its exit status. May replace the current process.
+    fn run_unchanged(program: &Path, argv: &[OsString]) -> Result<u8>;
 
     /// Runs this process as an internal helper if `argv` (without argv[0])
     /// asks for one, and returns its exit status; `None` otherwise.
     fn internal(argv: &[OsString]) -> Option<u8>;
-
-    /// Runs rsync with `argv` unchanged (nothing to snapshot, or `live` fallback);
-    /// returns its exit status. May replace the current process.
-    fn run_unchanged(program: &Path, argv: &[OsString]) -> Result<u8>;
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::time::Duration;
 
 use windows_sys::core::BOOL;
-use windows_sys::Win32::Foundation::{CloseHandle, FILETIME, HANDLE, STILL_ACTIVE};
+use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
 use windows_sys::Win32::Storage::FileSystem::{
     DefineDosDeviceW, GetLogicalDrives, QueryDosDeviceW, DDD_EXACT_MATCH_ON_REMOVE, DDD_RAW_TARGET_PATH, DDD_REMOVE_DEFINITION,
 };
@@ -24,26 +24,6 @@ use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation, SetInformationJobObject, TerminateJobObject,
     JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
 };
-use windows_sys::Win32::System::Threading::{GetExitCodeProcess, GetProcessTimes, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION};
-
-/// When process `pid` started (FILETIME, 100 ns since 1601); `None` if it is gone.
-pub fn process_start(pid: u32) -> Option<u64> {
-    // SAFETY: a plain call; the handle is closed below.
-    let h = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
-    if h.is_null() {
-        return None;
-    }
-    let mut t = [FILETIME { dwLowDateTime: 0, dwHighDateTime: 0 }; 4];
-    let [c, e, k, u] = &mut t;
-    // SAFETY: a live process handle and four valid out pointers.
-    let ok = unsafe { GetProcessTimes(h, c, e, k, u) };
-    let mut code = 0;
-    // SAFETY: as above, valid out pointer.
-    let alive = unsafe { GetExitCodeProcess(h, &mut code) } != 0 && code == STILL_ACTIVE as u32;
-    // SAFETY: we own the handle.
-    unsafe { CloseHandle(h) };
-    (ok != 0 && alive).then(|| (u64::from(t[0].dwHighDateTime) << 32) | u64::from(t[0].dwLowDateTime))
-}
 
 /// The exit status snaprsync gives rsync when it ends it on a console event
 /// (128 + SIGINT, as on Linux).

@@ -15,7 +15,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{Exposure, PlatformInterface};
+use super::{Exposing, Exposure, Processes, Volumes};
 use crate::config::{Config, Expose, ProviderChoice};
 use crate::error::{Error, Result};
 use crate::provider::vss::Vss;
@@ -41,78 +41,7 @@ pub fn flavor_of(rsync: &Path) -> Flavor {
     }
 }
 
-impl PlatformInterface for Platform {
-    fn default_config_path() -> PathBuf {
-        let base = std::env::var_os("ProgramData").unwrap_or_else(|| OsString::from(r"C:\ProgramData"));
-        PathBuf::from(base).join("snaprsync").join("config.toml")
-    }
-
-    fn default_state_dir() -> PathBuf {
-        let base = std::env::var_os("ProgramData").unwrap_or_else(|| OsString::from(r"C:\ProgramData"));
-        PathBuf::from(base).join("snaprsync").join("state")
-    }
-
-    fn process_start(pid: u32) -> Option<u64> {
-        ffi::process_start(pid)
-    }
-
-    fn process_started_at(pid: u32) -> Option<std::time::SystemTime> {
-        // FILETIME counts 100 ns from 1601-01-01; the Unix epoch is this many later.
-        const EPOCH: u64 = 116_444_736_000_000_000;
-        let t = ffi::process_start(pid)?.checked_sub(EPOCH)?;
-        Some(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.saturating_mul(100)))
-    }
-
-    /// Process start times are absolute (FILETIME), so they alone tell a
-    /// live run from a dead one across reboots: the boot needs no id.
-    fn boot_id() -> String {
-        "windows".into()
-    }
-
-    /// VSS shadow copies of the backup context are non-persistent: VSS itself
-    /// removes those of a dead run, so the sweep finds nothing to do.
-    fn root_dir() -> PathBuf {
-        std::env::var_os("SystemDrive").map_or_else(|| PathBuf::from(r"C:\"), |d| PathBuf::from(d).join("\\"))
-    }
-
-    fn detach(cmd: &mut std::process::Command) {
-        use std::os::windows::process::CommandExt;
-        // DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP: no console, no console events.
-        cmd.creation_flags(0x0000_0008 | 0x0000_0200);
-    }
-
-    fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>> {
-        Ok(Box::new(Vss::new(cfg.vss_timeout)))
-    }
-
-    fn expose_confined(
-        _cfg: &Config,
-        _set: Option<&SnapshotSet>,
-        _inv: &Invocation,
-        _rsync: &Path,
-        _confine: &super::Confine,
-    ) -> Result<Option<Box<dyn Exposure>>> {
-        // No mount namespaces: restricted mode rests on the path checks here.
-        Ok(None)
-    }
-
-    fn internal(_argv: &[OsString]) -> Option<u8> {
-        None
-    }
-
-    fn hold_signals() -> Result<()> {
-        ffi::install_console_handler().map_err(|e| Error::io("console control handler", e))
-    }
-
-    /// A console event counts as SIGINT (2).
-    fn pending_signal() -> Option<i32> {
-        ffi::stopping().then_some(2)
-    }
-
-    fn rsync_file_name() -> &'static OsStr {
-        OsStr::new("rsync.exe")
-    }
-
+impl Volumes for Platform {
     fn source_path(arg: &OsStr) -> Option<PathBuf> {
         let s = arg.to_str()?;
         if let Some(d) = winpath::parse(s, Flavor::Msys) {
@@ -140,9 +69,41 @@ impl PlatformInterface for Platform {
         }
     }
 
-    fn expose(cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf]) -> Result<Box<dyn Exposure>> {
-        let flavor = crate::run::find_rsync(cfg).map(|p| flavor_of(&p)).unwrap_or(Flavor::Msys);
+    fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>> {
+        Ok(Box::new(Vss::new(cfg.vss_timeout)))
+    }
+}
+
+impl Exposing for Platform {
+    fn expose(cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf], rsync: &Path) -> Result<Exposure> {
+        let flavor = flavor_of(rsync);
         expose_with(cfg.expose, &cfg.drive_letters, flavor, set, inv, sources)
+    }
+
+    fn expose_confined(
+        _cfg: &Config,
+        _set: Option<&SnapshotSet>,
+        _inv: &Invocation,
+        _rsync: &Path,
+        _confine: &super::Confine,
+    ) -> Result<Option<Exposure>> {
+        // No mount namespaces: restricted mode rests on the path checks here.
+        Ok(None)
+    }
+}
+
+impl Processes for Platform {
+    fn hold_signals() -> Result<()> {
+        ffi::install_console_handler().map_err(|e| Error::io("console control handler", e))
+    }
+
+    /// A console event counts as SIGINT (2).
+    fn pending_signal() -> Option<i32> {
+        ffi::stopping().then_some(2)
+    }
+
+    fn internal(_argv: &[OsString]) -> Option<u8> {
+        None
     }
 
     fn refeed_stdin(_prefix: Vec<u8>) -> Result<bool> {
@@ -229,29 +190,19 @@ fn map_free_letter(candidates: &str, target: &str, taken: &mut Vec<char>) -> Res
     })
 }
 
-/// The exposure: the rewritten argv and the letters to remove.
-struct WinExposure {
-    argv: Vec<OsString>,
-    method: &'static str,
+/// What an exposure set up: the drive letters to remove.
+pub struct Held {
     letters: Vec<Letter>,
 }
 
-impl Exposure for WinExposure {
-    fn argv(&self) -> &[OsString] {
-        &self.argv
-    }
-
-    fn method(&self) -> &'static str {
-        self.method
-    }
-
-    fn run(&mut self, program: &Path, argv: &[OsString]) -> Result<u8> {
+impl Held {
+    pub fn run(&mut self, program: &Path, argv: &[OsString]) -> Result<u8> {
         run_child(program, argv)
     }
 
-    fn undo(mut self: Box<Self>) -> Result<()> {
+    pub fn undo(&mut self) -> Result<()> {
         let mut first = Ok(());
-        for l in &mut self.letters {
+        for l in &mut std::mem::take(&mut self.letters) {
             let r = l.remove();
             if first.is_ok() {
                 first = r;
@@ -290,7 +241,7 @@ fn expose_with(
     set: &SnapshotSet,
     inv: &Invocation,
     sources: &[PathBuf],
-) -> Result<Box<dyn Exposure>> {
+) -> Result<Exposure> {
     let mut letters: Vec<Letter> = Vec::new();
     let mut taken = Vec::new();
     let mut roots: Vec<Option<Root>> = set.volumes.iter().map(|_| None).collect();
@@ -393,7 +344,7 @@ fn expose_with(
         Expose::DriveLetter => "drive-letter",
         Expose::DevicePath => "device-path",
     };
-    Ok(Box::new(WinExposure { argv, method, letters }))
+    Ok(Exposure::new(argv, method, Held { letters }))
 }
 
 /// Runs `program` with `argv`, stdio inherited, inside a kill-on-close Job

@@ -69,7 +69,7 @@ fn source_paths_are_native() {
 
 #[test]
 fn config_lives_under_programdata() {
-    let p = Platform::default_config_path();
+    let p = crate::host::default_config_path();
     assert!(p.ends_with(r"snaprsync\config.toml"), "{}", p.display());
     assert!(p.to_string_lossy().to_ascii_lowercase().contains("programdata"), "{}", p.display());
 }
@@ -78,7 +78,7 @@ fn config_lives_under_programdata() {
 fn device_path_rewrites_each_source_in_its_style() {
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/cygdrive/c/Users/Jürgen Müller/", r"D:\data base", "C:/x/"]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
-    let e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &shadow_set(), &inv, &sources_of(&inv)).unwrap();
+    let mut e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &shadow_set(), &inv, &sources_of(&inv)).unwrap();
     assert_eq!(e.method(), "device-path");
     assert_eq!(
         e.argv(),
@@ -137,7 +137,7 @@ fn drive_letter_exposure_rewrites_and_undo_unmaps() {
     let _g = serial();
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/cygdrive/c/Users/", "/c/Users/x", r"C:\Users\", r"D:\data"]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
-    let e = expose_with(Expose::DriveLetter, "RSTUVWXY", Flavor::Msys, &shadow_set(), &inv, &sources_of(&inv)).unwrap();
+    let mut e = expose_with(Expose::DriveLetter, "RSTUVWXY", Flavor::Msys, &shadow_set(), &inv, &sources_of(&inv)).unwrap();
     let a: Vec<String> = e.argv().iter().map(|s| s.to_string_lossy().into_owned()).collect();
     let c = a[4].chars().nth("/cygdrive/".len()).unwrap();
     let d = a[7].chars().next().unwrap();

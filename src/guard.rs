@@ -1,0 +1,189 @@
+//! A run's resources as typed guards, each owning its undo. [`Snapshotted`]
+//! is a snapshot set with its journal entry: dropped while it still owns the
+//! set, it removes it. [`Exposed`] is an exposure over a `Snapshotted`:
+//! dropped, it undoes the exposure, then the snapshots go. The normal path ends
+//! them explicitly ([`Exposed::finish`]), so that errors are reported; `Drop`
+//! is the backstop for an error or a panic in between, and only logs. What
+//! `Drop` cannot cover (kill -9, power loss) the journal's sweep covers.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::Options;
+use crate::config::{Config, Removal};
+use crate::error::{Error, Result};
+use crate::journal::{self, Entry, Journal};
+use crate::platform::{Exposure, Platform, Volumes};
+use crate::provider::{Provider, SnapshotSet};
+use crate::sweep;
+
+/// Snapshots made for this run, recorded in the journal.
+pub struct Snapshotted {
+    provider: Box<dyn Provider>,
+    journal: Journal,
+    set: SnapshotSet,
+    /// False once the set is removed, or handed to the background remover.
+    owned: bool,
+}
+
+impl Snapshotted {
+    /// Sweeps what dead runs left, records this run, and makes its snapshots.
+    /// On failure nothing is left behind, the record included.
+    pub fn create(cfg: &Config, sources: &[PathBuf]) -> Result<Snapshotted> {
+        let mut provider = Platform::provider(cfg, sources)?;
+        let journal = Journal::new(&cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir));
+        let swept = sweep::sweep(&journal, provider.as_mut(), false);
+        if !swept.stale.is_empty() {
+            log::info!("sweep: removed {} snapshot(s) that earlier runs left", swept.stale.len());
+        }
+        for (path, why) in &swept.failed {
+            log::warn!("sweep: could not remove {}: {why}", path.display());
+        }
+        let entry = Entry::for_this_run(journal::run_stamp(), provider.name(), sources);
+        journal.write(&entry).map_err(|e| Error::Snapshot {
+            path: journal.dir().to_owned(),
+            msg: format!("cannot record the run before snapshotting ({e}); make state_dir writable by root"),
+        })?;
+        match provider.create(sources) {
+            Ok(set) => Ok(Snapshotted { provider, journal, set, owned: true }),
+            Err(e) => {
+                // create() left nothing behind; nor may the record.
+                if let Err(j) = journal.remove(journal::run_stamp()) {
+                    log::warn!("{j}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub fn set(&self) -> &SnapshotSet {
+        &self.set
+    }
+
+    pub fn provider_name(&self) -> &'static str {
+        self.provider.name()
+    }
+
+    /// Removes the set now, then drops the journal entry; on failure the entry
+    /// stays for the next sweep.
+    fn remove(&mut self) -> Result<()> {
+        if !self.owned {
+            return Ok(());
+        }
+        self.owned = false;
+        let removed = self.provider.remove(&self.set);
+        if removed.is_ok() {
+            if let Err(e) = self.journal.remove(journal::run_stamp()) {
+                log::warn!("{e}");
+            }
+        } else {
+            log::warn!("the snapshot stays recorded in {} for the next run's sweep", self.journal.dir().display());
+        }
+        removed
+    }
+
+    /// Hands the removal to a detached `snaprsync __remove-run`, so that rsync's
+    /// status reaches the backup server without waiting for it. Where the
+    /// provider cannot, or the process cannot be started, removes it here.
+    fn remove_in_background(&mut self, opts: &Options) -> Result<()> {
+        if !self.owned {
+            return Ok(());
+        }
+        if !self.provider.removal_can_detach() {
+            return self.remove();
+        }
+        match remover(opts).spawn() {
+            Ok(child) => {
+                log::debug!("removal handed to pid {}", child.id());
+                self.owned = false;
+                Ok(())
+            }
+            Err(e) => {
+                log::warn!("cannot start the background removal ({e}); removing now");
+                self.remove()
+            }
+        }
+    }
+}
+
+impl Drop for Snapshotted {
+    fn drop(&mut self) {
+        if let Err(e) = self.remove() {
+            log::error!("cleanup after failure: {e}");
+        }
+    }
+}
+
+/// `snaprsync [own options] __remove-run STAMP`, detached from the session:
+/// no stdio (so the ssh session can close), its own process group, the root
+/// directory as working directory (so it holds no filesystem busy).
+fn remover(opts: &Options) -> std::process::Command {
+    use std::process::Stdio;
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("snaprsync"));
+    let mut c = std::process::Command::new(exe);
+    if let Some(p) = &opts.config {
+        c.arg(format!("--snap-config={}", p.display()));
+    }
+    if let Some(p) = &opts.log_file {
+        c.arg(format!("--snap-log-file={}", p.display()));
+    }
+    if let Some(l) = &opts.log_level {
+        c.arg(format!("--snap-log-level={l}"));
+    }
+    c.arg(crate::cli::REMOVE_RUN).arg(journal::run_stamp());
+    c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).current_dir(crate::host::root_dir());
+    crate::host::detach(&mut c);
+    c
+}
+
+/// Snapshots shown to rsync.
+pub struct Exposed {
+    // Field order matters for a panic: the exposure is undone (in Drop below)
+    // before `snap` removes the snapshots.
+    exposure: Exposure,
+    snap: Snapshotted,
+}
+
+impl Exposed {
+    /// Shows `snap` to rsync with `expose`; if that fails, `snap` is removed.
+    pub fn new(snap: Snapshotted, expose: impl FnOnce(&SnapshotSet) -> Result<Exposure>) -> Result<Exposed> {
+        let exposure = expose(snap.set())?;
+        Ok(Exposed { exposure, snap })
+    }
+
+    pub fn exposure(&self) -> &Exposure {
+        &self.exposure
+    }
+
+    pub fn set(&self) -> &SnapshotSet {
+        self.snap.set()
+    }
+
+    pub fn provider_name(&self) -> &'static str {
+        self.snap.provider_name()
+    }
+
+    /// Runs rsync in the exposure (see [`Exposure::run`]).
+    pub fn run(&mut self, program: &Path, argv: &[std::ffi::OsString]) -> Result<u8> {
+        self.exposure.run(program, argv)
+    }
+
+    /// Undoes the exposure, then removes the snapshots as `removal` says; the
+    /// first error is returned. An exposure that cannot be undone (mounts still
+    /// in place) makes the removal happen here, where it can be reported.
+    pub fn finish(mut self, removal: Removal, opts: &Options) -> Result<()> {
+        let undo = self.exposure.undo();
+        let removed = match (removal, &undo) {
+            (Removal::Background, Ok(())) => self.snap.remove_in_background(opts),
+            _ => self.snap.remove(),
+        };
+        undo.and(removed)
+    }
+}
+
+impl Drop for Exposed {
+    fn drop(&mut self) {
+        if let Err(e) = self.exposure.undo() {
+            log::error!("cleanup after failure: {e}");
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The mount-namespace system calls of an exposure, behind [`MountOps`], and
+//! what is built from them: entering a private namespace, mounting each
+//! snapshot of a [`Plan`] over its place, and unmounting on failure or undo.
+//! The kernel does the calls in [`Kernel`]; the tests use a recording double,
+//! so that the order of mounts and the unmounting on failure are checked
+//! without root.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+
+use super::plan::Plan;
+use crate::error::{Error, Result};
+
+/// The calls an exposure makes.
+pub trait MountOps {
+    /// A snapshot directory, opened.
+    type Dir;
+    /// Moves this process into its own mount namespace whose mounts never
+    /// propagate back: what rsync sees changes for rsync alone.
+    fn private_namespace(&mut self) -> Result<()>;
+    fn open(&mut self, path: &Path) -> Result<Self::Dir>;
+    /// Mounts the opened `dir` (which is `snapshot`) over `target`.
+    fn bind(&mut self, dir: &Self::Dir, snapshot: &Path, target: &Path) -> Result<()>;
+    fn unmount(&mut self, target: &Path) -> Result<()>;
+}
+
+/// The real calls.
+pub struct Kernel;
+
+impl MountOps for Kernel {
+    type Dir = File;
+
+    fn private_namespace(&mut self) -> Result<()> {
+        unshare(CloneFlags::CLONE_NEWNS).map_err(|e| Error::Expose { path: "/".into(), msg: format!("unshare(CLONE_NEWNS): {e}") })?;
+        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+            .map_err(|e| Error::Expose { path: "/".into(), msg: format!("making mounts private: {e}") })
+    }
+
+    fn open(&mut self, path: &Path) -> Result<File> {
+        File::open(path).map_err(|e| Error::io(path, e))
+    }
+
+    /// Mounts through /proc/self/fd: the directory opened, not whatever its
+    /// path names by now (an earlier mount may hide it).
+    fn bind(&mut self, dir: &File, snapshot: &Path, target: &Path) -> Result<()> {
+        let src = format!("/proc/self/fd/{}", dir.as_raw_fd());
+        mount(Some(src.as_str()), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(|e| Error::Expose { path: target.into(), msg: format!("bind-mounting {}: {e}", snapshot.display()) })?;
+        log::debug!("mounted {} over {}", snapshot.display(), target.display());
+        Ok(())
+    }
+
+    fn unmount(&mut self, target: &Path) -> Result<()> {
+        umount2(target, MntFlags::MNT_DETACH).map_err(|e| Error::Expose { path: target.into(), msg: format!("unmounting: {e}") })
+    }
+}
+
+/// What [`apply`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The plan's mounts are in place (none, if it had none).
+    Mounted(Vec<PathBuf>),
+    /// No private namespace could be had: nothing was mounted.
+    NoNamespace(String),
+}
+
+/// Enters a private namespace and mounts the plan's snapshots in order. Every
+/// snapshot is opened first: an earlier mount may hide a later one's path. If a
+/// mount fails, those already made are unmounted before the error returns.
+pub fn apply<M: MountOps>(ops: &mut M, plan: &Plan) -> Result<Applied> {
+    if plan.binds.is_empty() {
+        return Ok(Applied::Mounted(Vec::new()));
+    }
+    if let Err(e) = ops.private_namespace() {
+        // Never mount in the host's namespace: everyone would see it.
+        return Ok(Applied::NoNamespace(e.to_string()));
+    }
+    let opened = plan.binds.iter().map(|(snap, target)| Ok((ops.open(snap)?, snap, target))).collect::<Result<Vec<_>>>()?;
+    let mut made = Vec::new();
+    for (dir, snapshot, target) in &opened {
+        if let Err(e) = ops.bind(dir, snapshot, target) {
+            if let Err(undo) = unmount_all(ops, &made) {
+                log::error!("{undo}");
+            }
+            return Err(e);
+        }
+        made.push((*target).clone());
+    }
+    Ok(Applied::Mounted(made))
+}
+
+/// Unmounts `targets` in reverse order, all of them; returns the first failure.
+pub fn unmount_all<M: MountOps>(ops: &mut M, targets: &[PathBuf]) -> Result<()> {
+    let mut first = None;
+    for target in targets.iter().rev() {
+        if let Err(e) = ops.unmount(target) {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// A test double of [`MountOps`]: records each call, and fails where told.
+#[cfg(test)]
+#[derive(Default)]
+pub struct Recorder {
+    pub calls: Vec<String>,
+    pub fail_namespace: bool,
+    /// Fail the bind (or unmount) of this target.
+    pub fail_bind: Option<PathBuf>,
+    pub fail_unmount: Option<PathBuf>,
+}
+
+#[cfg(test)]
+impl MountOps for Recorder {
+    type Dir = PathBuf;
+
+    fn private_namespace(&mut self) -> Result<()> {
+        self.calls.push("unshare".into());
+        if self.fail_namespace {
+            return Err(Error::Expose { path: "/".into(), msg: "EPERM".into() });
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, path: &Path) -> Result<PathBuf> {
+        self.calls.push(format!("open {}", path.display()));
+        Ok(path.to_owned())
+    }
+
+    fn bind(&mut self, dir: &PathBuf, _snapshot: &Path, target: &Path) -> Result<()> {
+        self.calls.push(format!("bind {} {}", dir.display(), target.display()));
+        if self.fail_bind.as_deref() == Some(target) {
+            return Err(Error::Expose { path: target.into(), msg: "EINVAL".into() });
+        }
+        Ok(())
+    }
+
+    fn unmount(&mut self, target: &Path) -> Result<()> {
+        self.calls.push(format!("unmount {}", target.display()));
+        if self.fail_unmount.as_deref() == Some(target) {
+            return Err(Error::Expose { path: target.into(), msg: "EBUSY".into() });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(binds: &[(&str, &str)]) -> Plan {
+        Plan { argv: Vec::new(), method: "namespace", binds: binds.iter().map(|(s, t)| (s.into(), t.into())).collect() }
+    }
+
+    #[test]
+    fn opens_everything_first_then_mounts_in_order() {
+        let mut r = Recorder::default();
+        let got = apply(&mut r, &plan(&[("/m/.s/a-0", "/m"), ("/m/.s/a-1", "/m/n")])).unwrap();
+        assert_eq!(got, Applied::Mounted(vec!["/m".into(), "/m/n".into()]));
+        assert_eq!(r.calls, ["unshare", "open /m/.s/a-0", "open /m/.s/a-1", "bind /m/.s/a-0 /m", "bind /m/.s/a-1 /m/n"]);
+    }
+
+    #[test]
+    fn a_failed_mount_unmounts_what_was_made_in_reverse() {
+        let mut r = Recorder { fail_bind: Some("/m/n/o".into()), ..Recorder::default() };
+        let e = apply(&mut r, &plan(&[("/s0", "/m"), ("/s1", "/m/n"), ("/s2", "/m/n/o")])).unwrap_err();
+        assert!(e.to_string().contains("/m/n/o"), "{e}");
+        assert_eq!(&r.calls[6..], ["bind /s2 /m/n/o", "unmount /m/n", "unmount /m"]);
+    }
+
+    #[test]
+    fn no_namespace_means_no_mount_at_all() {
+        let mut r = Recorder { fail_namespace: true, ..Recorder::default() };
+        let got = apply(&mut r, &plan(&[("/s0", "/m")])).unwrap();
+        assert!(matches!(got, Applied::NoNamespace(ref why) if why.contains("EPERM")), "{got:?}");
+        assert_eq!(r.calls, ["unshare"]);
+    }
+
+    #[test]
+    fn nothing_to_mount_needs_no_namespace() {
+        let mut r = Recorder::default();
+        assert_eq!(apply(&mut r, &plan(&[])).unwrap(), Applied::Mounted(vec![]));
+        assert!(r.calls.is_empty());
+    }
+
+    #[test]
+    fn unmounting_goes_on_past_a_failure_and_reports_the_first() {
+        let mut r = Recorder { fail_unmount: Some("/m/n".into()), ..Recorder::default() };
+        let e = unmount_all(&mut r, &["/m".into(), "/m/n".into(), "/m/n/o".into()]).unwrap_err();
+        assert!(e.to_string().contains("/m/n"), "{e}");
+        assert_eq!(r.calls, ["unmount /m/n/o", "unmount /m/n", "unmount /m"]);
+    }
+}

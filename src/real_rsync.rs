@@ -1,0 +1,26 @@
+//! Which rsync is the real one: `rsync_path` from the config, else the first
+//! `rsync` on PATH that is not snaprsync itself (snaprsync may be installed as
+//! `rsync`, and must never run itself in a loop).
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// The real rsync for this config.
+pub fn find(cfg: &Config) -> Result<PathBuf> {
+    let me = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
+    let is_me = |p: &Path| p.canonicalize().ok().is_some_and(|c| Some(&c) == me.as_ref());
+    if let Some(p) = &cfg.rsync_path {
+        if is_me(p) {
+            return Err(Error::Usage(format!("rsync_path = {} is snaprsync itself; point it at the real rsync", p.display())));
+        }
+        return Ok(p.clone());
+    }
+    let name = crate::host::rsync_file_name();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file() && !is_me(p)).ok_or_else(|| Error::RsyncMissing {
+        path: name.into(),
+        msg: "no rsync on PATH other than snaprsync; install rsync or set rsync_path in the config".into(),
+    })
+}
