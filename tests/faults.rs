@@ -160,10 +160,15 @@ fn children(pid: u32) -> Vec<u32> {
 
 /// Waits until the run's rsync has started (snaprsync logs the command line).
 fn wait_for_rsync(b: &Bench, pid: u32) {
+    wait_for_log(b, pid, "running /");
+}
+
+/// Waits until run `pid` has logged a line starting with `what`.
+fn wait_for_log(b: &Bench, pid: u32, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !b.log().contains(&format!("[{pid}] running /")) {
-        assert!(Instant::now() < deadline, "rsync never started\n{}", b.log());
-        std::thread::sleep(Duration::from_millis(10));
+    while !b.log().contains(&format!("[{pid}] {what}")) {
+        assert!(Instant::now() < deadline, "run {pid} never logged {what:?}\n{}", b.log());
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -209,7 +214,8 @@ fn sigkill_at_random_points(rng: &mut Lcg) -> Row {
 const ENDING: &[&str] = &["HUP", "INT", "QUIT", "TERM", "XCPU"];
 const IGNORED: &[&str] = &["USR1", "USR2", "PIPE", "ALRM", "VTALRM", "PROF", "XFSZ", "IO"];
 
-/// Each signal of `sigs`, `each` times, at a random point of a run. snaprsync
+/// Each signal of `sigs`, `each` times, at a random point of a run once it
+/// holds signals (a snapshot exists from a few ms later). snaprsync
 /// must never die of it; an ignored signal must not even stop the backup.
 fn held_signals(rng: &mut Lcg, sigs: &[&'static str], each: usize, fault: &'static str) -> Row {
     let b = Bench::new(400, 24);
@@ -219,7 +225,9 @@ fn held_signals(rng: &mut Lcg, sigs: &[&'static str], each: usize, fault: &'stat
     for sig in sigs.iter().flat_map(|s| std::iter::repeat_n(*s, each)) {
         t += 1;
         let mut child = b.spawn(&format!("dst{t}"), 40_000);
-        std::thread::sleep(Duration::from_millis(rng.below(900)));
+        // From the sweep on (signals are held from just before it) to the end.
+        wait_for_log(&b, child.id(), "running: btrfs subvolume list");
+        std::thread::sleep(Duration::from_millis(rng.below(700)));
         signal(child.id(), sig);
         let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("snaprsync did not end after a signal");
         let died = std::os::unix::process::ExitStatusExt::signal(&status);
@@ -272,12 +280,13 @@ fn dropped_client(rng: &mut Lcg, how: Drop, fault: &'static str) -> Row {
             std::thread::sleep(Duration::from_millis(10));
         }
         std::thread::sleep(Duration::from_millis(200 + rng.below(1300)));
-        let fault_at = Instant::now();
         if how == Drop::StopThenKill {
             signal(client.id(), "STOP");
             // Long enough for the pipe to fill and rsync to block writing.
             std::thread::sleep(Duration::from_millis(1000));
         }
+        // The connection drops here.
+        let fault_at = Instant::now();
         signal(client.id(), "KILL");
         client.wait().unwrap();
         while !b.fs.leftover_snapshots().is_empty() && fault_at.elapsed() < 3 * REMOVAL_LIMIT {
