@@ -53,7 +53,7 @@ fn list(cfg: &Config) -> Result<()> {
             Some(e) => ("dead", e.created.as_str(), e.pid.to_string()),
             None => ("none", "-", "-".to_owned()),
         };
-        println!("{:<8} {:<7} {:<22} {:<8} {}", provider.name(), owner, created, pid, l.path.display());
+        println!("{:<8} {:<7} {:<22} {:<8} {}", l.provider, owner, created, pid, l.path.display());
     }
     for c in corrupt {
         println!("corrupt journal file {}: {}", c.path.display(), c.why);

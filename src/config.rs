@@ -31,6 +31,7 @@ pub enum ProviderChoice {
     #[default]
     Auto,
     Btrfs,
+    Lvm,
     Vss,
     /// Never snapshot: run rsync on the live files.
     None,
@@ -57,6 +58,53 @@ pub enum Expose {
     DriveLetter,
     /// The shadow copy's device path; no letter needed.
     DevicePath,
+}
+
+/// How big a thick snapshot is made (config `lvm_snapshot_size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotSize {
+    /// A percentage of the origin's size, 1–100.
+    Percent(u8),
+    /// Bytes.
+    Bytes(u64),
+}
+
+impl SnapshotSize {
+    /// Reads `10%`, `512M`, `2G`, `1T`, or plain bytes.
+    pub fn parse(text: &str) -> std::result::Result<SnapshotSize, String> {
+        let t = text.trim();
+        if let Some(p) = t.strip_suffix('%') {
+            return match p.trim().parse::<u8>() {
+                Ok(n @ 1..=100) => Ok(SnapshotSize::Percent(n)),
+                _ => Err(format!("{text:?}: a percentage is 1% to 100%")),
+            };
+        }
+        let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+            Some((i, _)) => {
+                let mult = match t[i..].to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+                    "K" => 1u64 << 10,
+                    "M" => 1 << 20,
+                    "G" => 1 << 30,
+                    "T" => 1 << 40,
+                    _ => return Err(format!("{text:?}: write a percentage (10%) or a size (512M, 2G)")),
+                };
+                (&t[..i], mult)
+            }
+            None => (t, 1),
+        };
+        match num.trim().parse::<u64>().ok().and_then(|n| n.checked_mul(mult)) {
+            Some(b) if b >= 1 << 20 => Ok(SnapshotSize::Bytes(b)),
+            _ => Err(format!("{text:?}: write a percentage (10%) or a size of at least 1M (512M, 2G)")),
+        }
+    }
+
+    /// The snapshot's size in bytes for an origin of `origin` bytes.
+    pub fn bytes_for(self, origin: u64) -> u64 {
+        match self {
+            SnapshotSize::Percent(p) => (origin / 100).saturating_mul(u64::from(p)).max(1 << 20),
+            SnapshotSize::Bytes(b) => b,
+        }
+    }
 }
 
 /// Log verbosity for the log file.
@@ -89,7 +137,7 @@ pub struct Config {
     pub rsync_path: Option<PathBuf>,
     /// `fail` (default) or `live`.
     pub on_snapshot_failure: OnSnapshotFailure,
-    /// `auto` (default), `btrfs`, `vss` or `none`.
+    /// `auto` (default), `btrfs`, `lvm`, `vss` or `none`.
     pub provider: ProviderChoice,
     /// Where log lines go besides stderr. Default: none (stderr only).
     pub log_file: Option<PathBuf>,
@@ -110,6 +158,12 @@ pub struct Config {
     /// Windows: seconds to wait for each VSS step, including retries while
     /// another snapshot set is in progress. Default 600.
     pub vss_timeout: u64,
+    /// LVM: the size of a thick snapshot, a percentage of the origin (`"10%"`,
+    /// the default) or a size (`"2G"`).
+    pub lvm_snapshot_size: String,
+    /// LVM: the most a thin pool's data or metadata may be used, in percent,
+    /// before a thin snapshot is refused. Default 90.
+    pub lvm_thin_pool_max_percent: u8,
 }
 
 impl Default for Config {
@@ -125,6 +179,8 @@ impl Default for Config {
             snapshot_removal: Removal::Background,
             expose: Expose::DriveLetter,
             drive_letters: "RSTUVWXYZ".into(),
+            lvm_snapshot_size: "10%".into(),
+            lvm_thin_pool_max_percent: 90,
             vss_timeout: 600,
         }
     }
@@ -135,7 +191,7 @@ impl Default for Config {
 const KEYS: &[(&str, &str)] = &[
     ("rsync_path", "the path of the real rsync, as a quoted string"),
     ("on_snapshot_failure", r#""fail" or "live""#),
-    ("provider", r#""auto", "btrfs", "vss" or "none""#),
+    ("provider", r#""auto", "btrfs", "lvm", "vss" or "none""#),
     ("log_file", "a file path, as a quoted string"),
     ("log_level", r#""error", "warn", "info" or "debug""#),
     ("btrfs_snapshot_dir", r#"one plain directory name as a quoted string, without "/" and not "." or "..", such as ".snaprsync""#),
@@ -144,6 +200,8 @@ const KEYS: &[(&str, &str)] = &[
     ("expose", r#""drive-letter" or "device-path""#),
     ("drive_letters", r#"upper-case letters A-Z as a quoted string, such as "RSTUVWXYZ""#),
     ("vss_timeout", "a whole number of seconds, at least 1, such as 600"),
+    ("lvm_snapshot_size", r#"a percentage of the origin such as "10%", or a size of at least 1M such as "2G""#),
+    ("lvm_thin_pool_max_percent", "a whole number from 1 to 99, such as 90"),
 ];
 
 impl Config {
@@ -163,6 +221,11 @@ impl Config {
                 .log_level;
         }
         Ok(cfg)
+    }
+
+    /// `lvm_snapshot_size`, read.
+    pub fn lvm_snapshot_size(&self) -> std::result::Result<SnapshotSize, String> {
+        SnapshotSize::parse(&self.lvm_snapshot_size)
     }
 
     /// Parses config text; `path` is only for messages.
@@ -202,6 +265,12 @@ impl Config {
         }
         if self.vss_timeout == 0 {
             return Some(("vss_timeout", "must be at least 1"));
+        }
+        if self.lvm_snapshot_size().is_err() {
+            return Some(("lvm_snapshot_size", "not a percentage or a size"));
+        }
+        if !(1..=99).contains(&self.lvm_thin_pool_max_percent) {
+            return Some(("lvm_thin_pool_max_percent", "out of range"));
         }
         None
     }
@@ -366,6 +435,20 @@ fn validate_error(text: &str, table: &DeTable<'_>, key: &str, problem: &str) -> 
 mod tests {
     use super::*;
 
+    #[test]
+    fn sizes() {
+        assert_eq!(SnapshotSize::parse("10%"), Ok(SnapshotSize::Percent(10)));
+        assert_eq!(SnapshotSize::parse("512M"), Ok(SnapshotSize::Bytes(512 << 20)));
+        assert_eq!(SnapshotSize::parse("2G"), Ok(SnapshotSize::Bytes(2 << 30)));
+        assert_eq!(SnapshotSize::parse("2GiB"), Ok(SnapshotSize::Bytes(2 << 30)));
+        assert_eq!(SnapshotSize::parse("1t"), Ok(SnapshotSize::Bytes(1 << 40)));
+        for bad in ["0%", "101%", "x", "10K", "-5G", "", "5Q"] {
+            assert!(SnapshotSize::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(SnapshotSize::Percent(10).bytes_for(10 << 30), (10u64 << 30) / 100 * 10);
+        assert_eq!(SnapshotSize::Percent(1).bytes_for(1 << 20), 1 << 20, "at least 1 MiB");
+    }
+
     fn parse(text: &str) -> Result<Config> {
         Config::parse(text, Path::new("/etc/snaprsync/config.toml"))
     }
@@ -478,7 +561,13 @@ mod tests {
 
     #[test]
     fn known_key_written_as_table_is_named_with_its_dotted_key() {
-        assert_names("[provider]\nbtrfs = 1", "provider.btrfs", 2, "= 1", r#"provider = "auto", "btrfs", "vss" or "none", not a table"#);
+        assert_names(
+            "[provider]\nbtrfs = 1",
+            "provider.btrfs",
+            2,
+            "= 1",
+            r#"provider = "auto", "btrfs", "lvm", "vss" or "none", not a table"#,
+        );
     }
 
     #[test]

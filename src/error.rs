@@ -36,6 +36,8 @@ pub mod status {
     pub const VSS_VOLUME_UNSUPPORTED: u8 = 91;
     /// Windows: VSS is not available (service off, 32-bit snaprsync on 64-bit Windows, wine).
     pub const VSS_UNAVAILABLE: u8 = 92;
+    /// LVM: a thick snapshot filled up while rsync read it; what was read is garbage.
+    pub const SNAPSHOT_OVERFLOW: u8 = 93;
 }
 
 /// One failure of snaprsync itself; rsync's own failures are exit statuses, not errors.
@@ -71,6 +73,9 @@ pub enum Error {
     #[error("{what}: HRESULT {hresult:#010x}: {msg}")]
     Vss { what: String, hresult: u32, msg: String, status: u8 },
 
+    #[error("the snapshot {snapshot} of {volume} filled up while rsync read it, so this backup is not a consistent copy; raise lvm_snapshot_size (or use a thin volume)", volume = volume.display())]
+    SnapshotOverflow { volume: PathBuf, snapshot: String },
+
     #[error("stopped by signal {0} before rsync started; nothing was left behind")]
     Interrupted(i32),
 
@@ -96,6 +101,7 @@ impl Error {
             Error::Refused(_) => status::REFUSED,
             Error::Expose { .. } => status::EXPOSE,
             Error::Vss { status, .. } => *status,
+            Error::SnapshotOverflow { .. } => status::SNAPSHOT_OVERFLOW,
             Error::Interrupted(sig) => 128u8.saturating_add(*sig as u8),
             Error::Io { .. } => status::INTERNAL,
         }
@@ -134,6 +140,7 @@ mod tests {
             status::VSS_NO_STORAGE,
             status::VSS_VOLUME_UNSUPPORTED,
             status::VSS_UNAVAILABLE,
+            status::SNAPSHOT_OVERFLOW,
         ] {
             assert!(!RSYNC_CODES.contains(&code), "{code} is an rsync status");
             assert!(code < 128, "{code} looks like a signal death");

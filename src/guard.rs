@@ -162,6 +162,12 @@ impl Exposed {
         self.snap.provider_name()
     }
 
+    /// Whether the snapshots stayed whole while rsync read them (see
+    /// [`Provider::verify`]).
+    pub fn verify(&self) -> Result<()> {
+        self.snap.provider.verify(&self.snap.set)
+    }
+
     /// Runs rsync in the exposure (see [`Exposure::run`]).
     pub fn run(&mut self, program: &Path, argv: &[std::ffi::OsString]) -> Result<u8> {
         self.exposure.run(program, argv)

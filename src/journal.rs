@@ -46,6 +46,12 @@ pub fn parse_stamp(stamp: &str) -> Option<(std::time::SystemTime, u32)> {
 /// journal entry (which may sit in another `state_dir`): its pid runs, and
 /// that process started no later than the stamp was made. A reused pid
 /// belongs to a process started after the run died, so it does not count.
+/// The run stamp in a snapshot's name (`<stamp>-<n>`), if it is one of snaprsync's.
+pub fn stamp_of_name(name: &str) -> Option<&str> {
+    let (stamp, n) = name.rsplit_once('-')?;
+    (name.starts_with(NAME_PREFIX) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(stamp)
+}
+
 pub fn stamp_owner_may_live(stamp: &str) -> bool {
     let Some((made, pid)) = parse_stamp(stamp) else { return false };
     crate::host::process_started_at(pid).is_some_and(|started| started <= made + std::time::Duration::from_secs(2))

@@ -12,6 +12,8 @@ pub struct Mount {
     pub mount_point: PathBuf,
     pub fstype: String,
     pub source: String,
+    /// The device's `major:minor`, as in `/sys/dev/block/`.
+    pub dev: String,
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, `\011`, `\012`, `\134`).
@@ -40,7 +42,13 @@ pub fn parse(text: &str) -> Vec<Mount> {
             let mut post = post.split(' ');
             let fstype = post.next()?.to_owned();
             let source = unescape(post.next()?);
-            Some(Mount { root: unescape(pre.get(3)?).into(), mount_point: unescape(pre.get(4)?).into(), fstype, source })
+            Some(Mount {
+                root: unescape(pre.get(3)?).into(),
+                mount_point: unescape(pre.get(4)?).into(),
+                fstype,
+                source,
+                dev: (*pre.get(2)?).to_owned(),
+            })
         })
         .collect()
 }

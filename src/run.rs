@@ -273,6 +273,8 @@ fn snapshot_and_run(req: &Request) -> Result<u8> {
     let status = exposed.run(&req.rsync, &argv);
     let ran = ran.elapsed();
     crate::fault::point("after-rsync");
+    // Checked before removal, also when rsync failed: a torn copy must not pass.
+    let whole = exposed.verify();
     let removing = Instant::now();
     let removed = exposed.finish(cfg.snapshot_removal, req.opts);
     let removed_in = removing.elapsed();
@@ -289,6 +291,13 @@ fn snapshot_and_run(req: &Request) -> Result<u8> {
     // rsync's status wins over a failed removal: the backup itself is fine.
     if let Err(e) = removed {
         log::error!("{e}");
+    }
+    // Not over a snapshot that overflowed: then the backup is not.
+    if let Err(e) = whole {
+        if let Ok(s) = &status {
+            log::error!("rsync ended with {s}, but {e}");
+        }
+        return Err(e);
     }
     status
 }

@@ -142,7 +142,7 @@ mod tests {
     }
 
     fn snap(stamp: &str) -> Leftover {
-        Leftover { path: Path::new("/m/.snaprsync").join(format!("{stamp}-0")), stamp: stamp.into() }
+        Leftover { provider: "btrfs", path: Path::new("/m/.snaprsync").join(format!("{stamp}-0")), stamp: stamp.into() }
     }
 
     #[test]

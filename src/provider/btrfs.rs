@@ -297,7 +297,9 @@ impl Provider for Btrfs {
                 Ok(snap)
             });
             match made {
-                Ok(snap) => set.volumes.push(VolumeSnapshot { origin: origin.clone(), id: snap.display().to_string(), snapshot: snap }),
+                Ok(snap) => {
+                    set.volumes.push(VolumeSnapshot { origin: origin.clone(), id: snap.display().to_string(), snapshot: snap, mount: None })
+                }
                 Err(e) => {
                     // All or nothing: undo what this set already made.
                     if let Err(undo) = self.remove(&set) {
@@ -356,7 +358,7 @@ impl Provider for Btrfs {
                 let Some(stamp) = stamp_of(&name) else { continue };
                 let path = item.path();
                 match Facts::lstat(&path).map(|f| f.not_a_subvolume()) {
-                    Ok(None) => found.push(Leftover { path, stamp: stamp.to_owned() }),
+                    Ok(None) => found.push(Leftover { provider: "btrfs", path, stamp: stamp.to_owned() }),
                     Ok(Some(why)) => log::warn!("{}: not a snapshot snaprsync made ({why}); left alone", path.display()),
                     Err(e) => log::warn!("{}: {e}; left alone", path.display()),
                 }
@@ -382,10 +384,7 @@ impl Provider for Btrfs {
 
 /// The run stamp in a snapshot name `<stamp>-<n>`; `None` for names snaprsync
 /// does not give, which are never touched.
-fn stamp_of(name: &str) -> Option<&str> {
-    let (stamp, n) = name.rsplit_once('-')?;
-    (name.starts_with(NAME_PREFIX) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(stamp)
-}
+use crate::journal::stamp_of_name as stamp_of;
 
 #[cfg(test)]
 mod tests {

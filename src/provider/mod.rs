@@ -11,6 +11,8 @@ use crate::error::Result;
 
 #[cfg(target_os = "linux")]
 pub mod btrfs;
+#[cfg(target_os = "linux")]
+pub mod lvm;
 #[cfg(windows)]
 pub mod vss;
 
@@ -22,9 +24,21 @@ pub struct VolumeSnapshot {
     /// Where that root's frozen copy can be read, e.g. `/.snaprsync/snaprsync-…`
     /// or `\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy7\`.
     pub snapshot: PathBuf,
-    /// The provider's own identity for it (snapshot path, VSS snapshot id), for
-    /// the log and for removal.
+    /// The provider's own identity for it (snapshot path, VSS snapshot id,
+    /// `VG/LV`), for the log and for removal.
     pub id: String,
+    /// A snapshot that is a block device (LVM): the exposure mounts it, inside
+    /// rsync's private namespace, at `snapshot` first.
+    pub mount: Option<DeviceMount>,
+}
+
+/// How a snapshot block device is mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceMount {
+    pub device: PathBuf,
+    pub fstype: String,
+    /// Read-only, with what the filesystem needs to mount a frozen copy.
+    pub options: String,
 }
 
 /// Everything one run snapshotted. `volumes` is ordered parents before
@@ -59,6 +73,13 @@ pub trait Provider {
     /// Removes every snapshot of `set`.
     fn remove(&mut self, set: &SnapshotSet) -> Result<()>;
 
+    /// After rsync read `set`: whether every snapshot stayed whole (an LVM
+    /// thick snapshot that filled up is garbage). Most cannot overflow.
+    fn verify(&self, set: &SnapshotSet) -> Result<()> {
+        let _ = set;
+        Ok(())
+    }
+
     /// Snapshots this provider made that still exist, from any run. Only what
     /// it can tell it made, never by name alone: anything else is logged and
     /// left out. Providers whose snapshots cannot outlive their process (VSS
@@ -85,8 +106,53 @@ pub trait Provider {
 /// A snapshot found on disk, and the stamp of the run that made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leftover {
+    /// Which provider found it (`Provider::name`).
+    pub provider: &'static str,
     pub path: PathBuf,
     pub stamp: String,
+}
+
+/// Several providers as one, for the sweep, `list` and `cleanup`: each
+/// leftover and each set goes back to the provider that made it.
+pub struct Several(pub Vec<Box<dyn Provider>>);
+
+impl Several {
+    fn part(&mut self, name: &str) -> Result<&mut Box<dyn Provider>> {
+        self.0
+            .iter_mut()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| crate::error::Error::Usage(format!("no {name} provider on this machine")))
+    }
+}
+
+impl Provider for Several {
+    fn name(&self) -> &'static str {
+        "several"
+    }
+
+    fn create(&mut self, _sources: &[PathBuf]) -> Result<SnapshotSet> {
+        Err(crate::error::Error::Usage("snapshots are made by one provider, not by the sweep's".into()))
+    }
+
+    fn remove(&mut self, set: &SnapshotSet) -> Result<()> {
+        self.part(set.provider)?.remove(set)
+    }
+
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
+        let mut all = Vec::new();
+        for p in &self.0 {
+            all.extend(p.leftovers()?);
+        }
+        Ok(all)
+    }
+
+    fn removal_can_detach(&self) -> bool {
+        self.0.iter().any(|p| p.removal_can_detach())
+    }
+
+    fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
+        self.part(leftover.provider)?.remove_leftover(leftover)
+    }
 }
 
 #[cfg(test)]
@@ -94,7 +160,7 @@ mod tests {
     use super::*;
 
     fn set() -> SnapshotSet {
-        let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: s.into() };
+        let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: s.into(), mount: None };
         SnapshotSet { provider: "test", volumes: vec![v("/", "/.s/root"), v("/home", "/home/.s/home")] }
     }
 
@@ -111,7 +177,7 @@ mod tests {
     fn locate_outside_every_volume_is_none() {
         let s = SnapshotSet {
             provider: "t",
-            volumes: vec![VolumeSnapshot { origin: "/srv".into(), snapshot: "/x".into(), id: String::new() }],
+            volumes: vec![VolumeSnapshot { origin: "/srv".into(), snapshot: "/x".into(), id: String::new(), mount: None }],
         };
         assert_eq!(s.locate(Path::new("/etc")), None);
     }

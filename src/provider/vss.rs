@@ -190,7 +190,12 @@ impl Vss {
         for (v, id) in ids {
             let device = bc.snapshot_device(id).inspect_err(|_| bc.abort_backup())?;
             log::info!("vss: {v} is shadowed as {device} (snapshot {id})");
-            snaps.push(VolumeSnapshot { origin: PathBuf::from(&v), snapshot: PathBuf::from(format!("{device}\\")), id: id.to_string() });
+            snaps.push(VolumeSnapshot {
+                origin: PathBuf::from(&v),
+                snapshot: PathBuf::from(format!("{device}\\")),
+                id: id.to_string(),
+                mount: None,
+            });
         }
         Ok((bc, snaps))
     }

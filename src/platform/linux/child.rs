@@ -28,7 +28,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 
 use crate::error::status;
-use crate::provider::SnapshotSet;
+use crate::provider::{DeviceMount, SnapshotSet};
 
 /// The subcommand word of the child.
 pub const WORD: &str = "__rsync-child";
@@ -57,6 +57,8 @@ pub struct Confinement {
     pub files: Vec<PathBuf>,
     /// The working directory rsync starts in (created empty if not shown).
     pub cwd: PathBuf,
+    /// Snapshot devices (LVM) to mount first, each at the directory `read` names.
+    pub devices: Vec<(DeviceMount, PathBuf)>,
 }
 
 impl Spec {
@@ -73,6 +75,15 @@ impl Spec {
             }
             for f in &c.files {
                 a.extend(["--file".into(), f.clone().into()]);
+            }
+            for (d, at) in &c.devices {
+                a.extend([
+                    "--device".into(),
+                    d.device.clone().into(),
+                    d.fstype.clone().into(),
+                    d.options.clone().into(),
+                    at.clone().into(),
+                ]);
             }
         }
         a.push("--".into());
@@ -100,6 +111,12 @@ impl Spec {
                 Some("--read") => c.read.push((next("--read")?.into(), next("--read")?.into())),
                 Some("--write") => c.write.push(next("--write")?.into()),
                 Some("--file") => c.files.push(next("--file")?.into()),
+                Some("--device") => {
+                    let device = next("--device")?.into();
+                    let fstype = next("--device")?.to_string_lossy().into_owned();
+                    let options = next("--device")?.to_string_lossy().into_owned();
+                    c.devices.push((DeviceMount { device, fstype, options }, next("--device")?.into()));
+                }
                 Some("--") => break,
                 _ => return Err(format!("{WORD}: unexpected {}", word.to_string_lossy())),
             }
@@ -176,6 +193,11 @@ fn confine(c: &Confinement) -> Result<(), String> {
     unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
         .map_err(|e| format!("making mounts private: {e}"))?;
+    // Device snapshots are mounted where `read` will find them: in this
+    // namespace only.
+    for (dev, at) in &c.devices {
+        super::ns::mount_device(dev, at)?;
+    }
     // Everything is opened before the new root hides anything.
     let mut read: Vec<(&PathBuf, OwnedFd)> = Vec::new();
     for (at, from) in &c.read {
@@ -292,6 +314,10 @@ mod tests {
                 write: vec!["/in".into()],
                 files: vec!["/usr/bin/rsync".into(), "/etc/passwd".into()],
                 cwd: "/root".into(),
+                devices: vec![(
+                    DeviceMount { device: "/dev/vg/s-0".into(), fstype: "xfs".into(), options: "ro,norecovery,nouuid".into() },
+                    "/st/mnt/s-0".into(),
+                )],
             }),
             args: vec!["--".into(), "--parent".into()],
             ..plain
@@ -313,7 +339,7 @@ mod tests {
             provider: "btrfs",
             volumes: vols
                 .iter()
-                .map(|(o, s)| crate::provider::VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: s.to_string() })
+                .map(|(o, s)| crate::provider::VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: s.to_string(), mount: None })
                 .collect(),
         }
     }

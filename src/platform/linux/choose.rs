@@ -1,6 +1,7 @@
 //! Provider choice on Linux: the filesystem of each source, from
-//! `/proc/self/mountinfo`, picks the provider; and the path a source argument
-//! names, as rsync will resolve it.
+//! `/proc/self/mountinfo` and sysfs, picks the provider (btrfs, or LVM for a
+//! logical volume); and the path a source argument names, as rsync will
+//! resolve it.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -12,7 +13,56 @@ use crate::error::{Error, Result};
 use crate::mountinfo::{self, Mount};
 use crate::platform::Volumes;
 use crate::provider::btrfs::Btrfs;
-use crate::provider::Provider;
+use crate::provider::lvm::{self, Lvm};
+use crate::provider::{Provider, Several};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Btrfs,
+    Lvm,
+}
+
+/// The provider for every source from its filesystem: btrfs, or a logical
+/// volume (told by sysfs, no `lvs` needed). One run has one provider.
+fn detect(mounts: &[Mount], sources: &[PathBuf]) -> Result<Kind> {
+    let mut kind = None;
+    for s in sources {
+        let m = mountinfo::find(mounts, s).ok_or_else(|| Error::NoProvider { path: s.clone(), fstype: "unknown".into() })?;
+        let this = if m.fstype == "btrfs" {
+            Kind::Btrfs
+        } else if lvm::lv_of(m).is_some() {
+            Kind::Lvm
+        } else {
+            return Err(Error::NoProvider { path: s.clone(), fstype: m.fstype.clone() });
+        };
+        match kind {
+            Some(k) if k != this => {
+                return Err(Error::Usage(format!(
+                    "{} is on {this:?} and an earlier source on {k:?}: one run snapshots one kind of volume; back them up in separate runs",
+                    s.display()
+                )))
+            }
+            _ => kind = Some(this),
+        }
+    }
+    Ok(kind.unwrap_or(Kind::Btrfs))
+}
+
+fn lvm(cfg: &Config, mounts: Vec<Mount>) -> Result<Box<dyn Provider>> {
+    let size = cfg.lvm_snapshot_size().map_err(Error::Usage)?;
+    let state = cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir);
+    Ok(Box::new(Lvm::new(mounts, size, cfg.lvm_thin_pool_max_percent, &state)))
+}
+
+/// Whether any device-mapper device here is LVM's: only then does the sweep
+/// ask `lvs`.
+fn lvm_in_use() -> bool {
+    std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| std::fs::read_to_string(e.path().join("dm/uuid")).is_ok_and(|u| u.starts_with("LVM-")))
+}
 
 fn read_mounts() -> Result<Vec<Mount>> {
     let path = "/proc/self/mountinfo";
@@ -37,22 +87,26 @@ impl Volumes for Platform {
 
     fn provider(cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Provider>> {
         let mounts = read_mounts()?;
-        if cfg.provider == ProviderChoice::Auto {
-            for s in sources {
-                match mountinfo::find(&mounts, s) {
-                    Some(m) if m.fstype == "btrfs" => {}
-                    Some(m) => return Err(Error::NoProvider { path: s.clone(), fstype: m.fstype.clone() }),
-                    None => return Err(Error::NoProvider { path: s.clone(), fstype: "unknown".into() }),
-                }
+        let kind = match cfg.provider {
+            ProviderChoice::Btrfs => Kind::Btrfs,
+            ProviderChoice::Lvm => Kind::Lvm,
+            ProviderChoice::Auto => detect(&mounts, sources)?,
+            other => {
+                return Err(Error::Usage(format!("provider = {other:?} is not available on Linux; use \"auto\", \"btrfs\" or \"lvm\"")))
             }
-        }
-        match cfg.provider {
-            ProviderChoice::Auto | ProviderChoice::Btrfs => Ok(Box::new(Btrfs::new(mounts, &cfg.btrfs_snapshot_dir))),
-            other => Err(Error::Usage(format!("provider = {other:?} is not available on Linux; use \"auto\" or \"btrfs\""))),
-        }
+        };
+        Ok(match kind {
+            Kind::Btrfs => Box::new(Btrfs::new(mounts, &cfg.btrfs_snapshot_dir)),
+            Kind::Lvm => lvm(cfg, mounts)?,
+        })
     }
 
     fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>> {
-        Ok(Box::new(Btrfs::new(read_mounts()?, &cfg.btrfs_snapshot_dir)))
+        let mounts = read_mounts()?;
+        let mut parts: Vec<Box<dyn Provider>> = vec![Box::new(Btrfs::new(mounts.clone(), &cfg.btrfs_snapshot_dir))];
+        if lvm_in_use() {
+            parts.push(lvm(cfg, mounts)?);
+        }
+        Ok(Box::new(Several(parts)))
     }
 }

@@ -114,6 +114,9 @@ impl Exposing for Platform {
             write: real(confine.write),
             files,
             cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
+            devices: set
+                .map(|s| s.volumes.iter().filter_map(|v| v.mount.clone().map(|m| (m, v.snapshot.clone()))).collect())
+                .unwrap_or_default(),
         };
         log::debug!("confined: {confinement:?}");
         Ok(Some(Exposure::new(inv.args.clone(), "confined", Held::Confined(confinement))))

@@ -14,6 +14,7 @@ use nix::sched::{unshare, CloneFlags};
 
 use super::plan::Plan;
 use crate::error::{Error, Result};
+use crate::provider::DeviceMount;
 
 /// The calls an exposure makes.
 pub trait MountOps {
@@ -23,6 +24,8 @@ pub trait MountOps {
     /// propagate back: what rsync sees changes for rsync alone.
     fn private_namespace(&mut self) -> Result<()>;
     fn open(&mut self, path: &Path) -> Result<Self::Dir>;
+    /// Mounts a snapshot device read-only at `at`.
+    fn mount_device(&mut self, dev: &DeviceMount, at: &Path) -> Result<()>;
     /// Mounts the opened `dir` (which is `snapshot`) over `target`.
     fn bind(&mut self, dir: &Self::Dir, snapshot: &Path, target: &Path) -> Result<()>;
     fn unmount(&mut self, target: &Path) -> Result<()>;
@@ -44,6 +47,12 @@ impl MountOps for Kernel {
         File::open(path).map_err(|e| Error::io(path, e))
     }
 
+    fn mount_device(&mut self, dev: &DeviceMount, at: &Path) -> Result<()> {
+        mount_device(dev, at).map_err(|msg| Error::Expose { path: at.into(), msg })?;
+        log::debug!("mounted {} ({}, {}) at {}", dev.device.display(), dev.fstype, dev.options, at.display());
+        Ok(())
+    }
+
     /// Mounts through /proc/self/fd: the directory opened, not whatever its
     /// path names by now (an earlier mount may hide it).
     fn bind(&mut self, dir: &File, snapshot: &Path, target: &Path) -> Result<()> {
@@ -59,6 +68,16 @@ impl MountOps for Kernel {
     }
 }
 
+/// Mounts a snapshot device read-only (and nosuid, nodev) at `at`; `ro` in
+/// its options is the read-only flag, the rest goes to the filesystem.
+pub fn mount_device(dev: &DeviceMount, at: &Path) -> std::result::Result<(), String> {
+    let data: Vec<&str> = dev.options.split(',').filter(|o| *o != "ro" && !o.is_empty()).collect();
+    let data = data.join(",");
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount(Some(&dev.device), at, Some(dev.fstype.as_str()), flags, (!data.is_empty()).then_some(data.as_str()))
+        .map_err(|e| format!("mounting {} ({} -o {}): {e}", dev.device.display(), dev.fstype, dev.options))
+}
+
 /// What [`apply`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Applied {
@@ -72,15 +91,39 @@ pub enum Applied {
 /// snapshot is opened first: an earlier mount may hide a later one's path. If a
 /// mount fails, those already made are unmounted before the error returns.
 pub fn apply<M: MountOps>(ops: &mut M, plan: &Plan) -> Result<Applied> {
-    if plan.binds.is_empty() {
+    if plan.binds.is_empty() && plan.devices.is_empty() {
         return Ok(Applied::Mounted(Vec::new()));
     }
     if let Err(e) = ops.private_namespace() {
+        if let Some((dev, _)) = plan.devices.first() {
+            // A device snapshot has no directory to read without a mount.
+            return Err(Error::Expose {
+                path: dev.device.clone(),
+                msg: format!("it must be mounted, and there is no private mount namespace to do it in ({e}); run snaprsync as root"),
+            });
+        }
         // Never mount in the host's namespace: everyone would see it.
         return Ok(Applied::NoNamespace(e.to_string()));
     }
-    let opened = plan.binds.iter().map(|(snap, target)| Ok((ops.open(snap)?, snap, target))).collect::<Result<Vec<_>>>()?;
     let mut made = Vec::new();
+    for (dev, at) in &plan.devices {
+        if let Err(e) = ops.mount_device(dev, at) {
+            if let Err(undo) = unmount_all(ops, &made) {
+                log::error!("{undo}");
+            }
+            return Err(e);
+        }
+        made.push(at.clone());
+    }
+    let opened = match plan.binds.iter().map(|(snap, target)| Ok((ops.open(snap)?, snap, target))).collect::<Result<Vec<_>>>() {
+        Ok(o) => o,
+        Err(e) => {
+            if let Err(undo) = unmount_all(ops, &made) {
+                log::error!("{undo}");
+            }
+            return Err(e);
+        }
+    };
     for (dir, snapshot, target) in &opened {
         if let Err(e) = ops.bind(dir, snapshot, target) {
             if let Err(undo) = unmount_all(ops, &made) {
@@ -132,6 +175,14 @@ impl MountOps for Recorder {
         Ok(path.to_owned())
     }
 
+    fn mount_device(&mut self, dev: &DeviceMount, at: &Path) -> Result<()> {
+        self.calls.push(format!("mount {} {} {} {}", dev.device.display(), dev.fstype, dev.options, at.display()));
+        if self.fail_bind.as_deref() == Some(at) {
+            return Err(Error::Expose { path: at.into(), msg: "EINVAL".into() });
+        }
+        Ok(())
+    }
+
     fn bind(&mut self, dir: &PathBuf, _snapshot: &Path, target: &Path) -> Result<()> {
         self.calls.push(format!("bind {} {}", dir.display(), target.display()));
         if self.fail_bind.as_deref() == Some(target) {
@@ -154,7 +205,40 @@ mod tests {
     use super::*;
 
     fn plan(binds: &[(&str, &str)]) -> Plan {
-        Plan { argv: Vec::new(), method: "namespace", binds: binds.iter().map(|(s, t)| (s.into(), t.into())).collect() }
+        Plan { argv: Vec::new(), method: "namespace", binds: binds.iter().map(|(s, t)| (s.into(), t.into())).collect(), devices: vec![] }
+    }
+
+    fn dev(name: &str) -> DeviceMount {
+        DeviceMount { device: format!("/dev/vg/{name}").into(), fstype: "ext4".into(), options: "ro,noload".into() }
+    }
+
+    #[test]
+    fn devices_are_mounted_before_the_binds_that_read_them() {
+        let mut r = Recorder::default();
+        let mut p = plan(&[("/st/mnt/s-0", "/srv")]);
+        p.devices = vec![(dev("s-0"), "/st/mnt/s-0".into())];
+        let got = apply(&mut r, &p).unwrap();
+        assert_eq!(got, Applied::Mounted(vec!["/st/mnt/s-0".into(), "/srv".into()]));
+        assert_eq!(r.calls, ["unshare", "mount /dev/vg/s-0 ext4 ro,noload /st/mnt/s-0", "open /st/mnt/s-0", "bind /st/mnt/s-0 /srv"]);
+    }
+
+    #[test]
+    fn a_failed_bind_unmounts_the_devices_too() {
+        let mut r = Recorder { fail_bind: Some("/srv".into()), ..Recorder::default() };
+        let mut p = plan(&[("/st/mnt/s-0", "/srv")]);
+        p.devices = vec![(dev("s-0"), "/st/mnt/s-0".into())];
+        assert!(apply(&mut r, &p).is_err());
+        assert_eq!(r.calls.last().map(String::as_str), Some("unmount /st/mnt/s-0"));
+    }
+
+    #[test]
+    fn devices_without_a_namespace_are_an_error_not_a_host_mount() {
+        let mut r = Recorder { fail_namespace: true, ..Recorder::default() };
+        let mut p = plan(&[]);
+        p.devices = vec![(dev("s-0"), "/st/mnt/s-0".into())];
+        let e = apply(&mut r, &p).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::status::EXPOSE);
+        assert_eq!(r.calls, ["unshare"]);
     }
 
     #[test]

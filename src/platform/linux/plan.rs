@@ -8,7 +8,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use crate::provider::SnapshotSet;
+use crate::provider::{DeviceMount, SnapshotSet};
 use crate::rsync_args::Invocation;
 
 /// How rsync will see the snapshot: its argv and the bind mounts to make.
@@ -18,6 +18,13 @@ pub struct Plan {
     pub method: &'static str,
     /// (snapshot, where to mount it), in order.
     pub binds: Vec<(PathBuf, PathBuf)>,
+    /// Snapshot devices to mount first, each at its snapshot directory (LVM).
+    pub devices: Vec<(DeviceMount, PathBuf)>,
+}
+
+/// The device snapshots of `set`, each with the directory it is read at.
+fn devices(set: &SnapshotSet) -> Vec<(DeviceMount, PathBuf)> {
+    set.volumes.iter().filter_map(|v| v.mount.clone().map(|m| (m, v.snapshot.clone()))).collect()
 }
 
 /// Pure: the namespace method (each snapshot mounted over its origin, argv
@@ -26,7 +33,7 @@ pub struct Plan {
 pub fn plan(set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf]) -> Plan {
     if set.volumes.iter().all(|v| v.origin != Path::new("/")) {
         let binds = set.volumes.iter().map(|v| (v.snapshot.clone(), v.origin.clone())).collect();
-        return Plan { argv: inv.args.clone(), method: "namespace", binds };
+        return Plan { argv: inv.args.clone(), method: "namespace", binds, devices: devices(set) };
     }
     plan_rewrite(set, inv, sources, true)
 }
@@ -51,7 +58,7 @@ pub fn plan_rewrite(set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf], ne
             }
         }
     }
-    Plan { argv, method: "rewrite", binds }
+    Plan { argv, method: "rewrite", binds, devices: devices(set) }
 }
 
 fn rewrite_one(set: &SnapshotSet, relative: bool, arg: &OsStr, src: &Path) -> Option<OsString> {
@@ -87,7 +94,10 @@ pub(super) mod tests {
     pub(crate) fn set(vols: &[(&str, &str)]) -> SnapshotSet {
         SnapshotSet {
             provider: "btrfs",
-            volumes: vols.iter().map(|(o, s)| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: s.to_string() }).collect(),
+            volumes: vols
+                .iter()
+                .map(|(o, s)| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: s.to_string(), mount: None })
+                .collect(),
         }
     }
 

@@ -61,7 +61,7 @@ impl Provider for DirDouble {
             }
             let snap = self.scratch.join(format!("snap{}", volumes.len()));
             copy_tree(&origin, &snap).map_err(|e| Error::io(&origin, e))?;
-            volumes.push(VolumeSnapshot { origin, snapshot: snap.clone(), id: snap.display().to_string() });
+            volumes.push(VolumeSnapshot { origin, snapshot: snap.clone(), id: snap.display().to_string(), mount: None });
         }
         Ok(SnapshotSet { provider: "dir-double", volumes })
     }

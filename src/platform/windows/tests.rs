@@ -49,7 +49,7 @@ fn echo(argv: &[OsString], exit: &str, sleep_ms: &str) -> (u8, Vec<String>) {
 const SHADOW: &str = r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy9\";
 
 fn shadow_set() -> SnapshotSet {
-    let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: "{id}".into() };
+    let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: "{id}".into(), mount: None };
     SnapshotSet { provider: "vss", volumes: vec![v(r"C:\", SHADOW), v(r"D:\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\")] }
 }
 

@@ -1,0 +1,396 @@
+//! LVM provider: a snapshot logical volume of each logical volume that holds a
+//! source (and of each one mounted below a source), for ext4 and XFS.
+//!
+//! - A **thick** origin gets a classic snapshot of `lvm_snapshot_size` (a
+//!   percentage of the origin, or a size); the volume group's free space is
+//!   checked first. A thick snapshot that fills up becomes invalid and its
+//!   contents garbage, so after rsync ran each is checked ([`Provider::verify`]):
+//!   an overflow fails the backup with its own status.
+//! - A **thin** origin gets a thin snapshot, activated despite the skip flag
+//!   (`-kn`); the pool's data and metadata use are checked first against
+//!   `lvm_thin_pool_max_percent`, since a full pool stalls every volume in it.
+//!
+//! Creating a snapshot suspends its origin and freezes the filesystem on it:
+//! each snapshot is crash-consistent. Several volumes are snapshotted one
+//! after another, each its own point in time (LVM has no command that takes
+//! them together), and the log says so.
+//!
+//! The snapshot is not mounted here: [`VolumeSnapshot::mount`] tells the
+//! exposure to mount it read-only (ext4 `noload`, XFS `norecovery,nouuid`)
+//! inside rsync's private namespace, at a directory under `state_dir`, from
+//! where it is shown over the origin like any snapshot.
+//!
+//! Names are `snaprsync-<UTC>-p<pid>-<n>` with the LVM tag `snaprsync`: the
+//! sweep, `list` and `cleanup` remove only LVs that carry both.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::command::Cmd;
+use crate::config::SnapshotSize;
+use crate::error::{Error, Result};
+use crate::mountinfo::{self, Mount};
+use crate::provider::{DeviceMount, Leftover, Provider, SnapshotSet, VolumeSnapshot};
+
+/// The LVM tag every snapshot snaprsync makes carries.
+pub const TAG: &str = "snaprsync";
+
+/// What `lvs` says of one logical volume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lv {
+    pub vg: String,
+    pub name: String,
+    /// `lv_attr`: character 1 is the type (`V` thin, `s`/`S` snapshot), 5 the state.
+    pub attr: String,
+    pub size: u64,
+    pub pool: String,
+    pub vg_free: u64,
+    pub data_percent: Option<f64>,
+    pub metadata_percent: Option<f64>,
+    pub snap_percent: Option<f64>,
+    pub tags: Vec<String>,
+}
+
+impl Lv {
+    pub fn is_thin(&self) -> bool {
+        self.attr.starts_with('V') || !self.pool.is_empty()
+    }
+
+    /// A thick snapshot that overflowed: invalid (attr 5 `I`, or `S` while
+    /// suspended) or 100% full.
+    pub fn overflowed(&self) -> bool {
+        matches!(self.attr.chars().nth(4), Some('I' | 'S')) || self.snap_percent.is_some_and(|p| p >= 100.0)
+    }
+}
+
+/// The fields `lvs` is asked for, in [`parse_lvs`]'s order.
+const LVS_FIELDS: &str = "vg_name,lv_name,lv_attr,lv_size,pool_lv,vg_free,data_percent,metadata_percent,snap_percent,lv_tags";
+
+/// Pure: `lvs --noheadings --nosuffix --units b --separator '|' -o LVS_FIELDS` output.
+pub fn parse_lvs(out: &str) -> Vec<Lv> {
+    out.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.trim().split('|').map(str::trim).collect();
+            if f.len() < 10 {
+                return None;
+            }
+            let pct = |s: &str| s.parse::<f64>().ok();
+            Some(Lv {
+                vg: f[0].to_owned(),
+                name: f[1].to_owned(),
+                attr: f[2].to_owned(),
+                size: f[3].parse().ok()?,
+                pool: f[4].to_owned(),
+                vg_free: f[5].parse().unwrap_or(0),
+                data_percent: pct(f[6]),
+                metadata_percent: pct(f[7]),
+                snap_percent: pct(f[8]),
+                tags: f[9].split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect(),
+            })
+        })
+        .collect()
+}
+
+/// Pure: a device-mapper name (`vg-lv`, each `-` inside a name doubled) as
+/// volume group and logical volume.
+pub fn split_dm_name(dm: &str) -> Option<(String, String)> {
+    let b = dm.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'-' {
+            if b.get(i + 1) == Some(&b'-') {
+                i += 2;
+                continue;
+            }
+            let (vg, lv) = (&dm[..i], &dm[i + 1..]);
+            if vg.is_empty() || lv.is_empty() {
+                return None;
+            }
+            return Some((vg.replace("--", "-"), lv.replace("--", "-")));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Pure: the mount options a read-only snapshot of `fstype` needs. ext3/ext4
+/// would replay their journal even read-only; XFS would refuse the log a
+/// frozen filesystem left, and the origin's UUID.
+pub fn mount_options(fstype: &str) -> &'static str {
+    match fstype {
+        "ext3" | "ext4" => "ro,noload",
+        "xfs" => "ro,norecovery,nouuid",
+        _ => "ro",
+    }
+}
+
+/// The logical volume behind a mount, if any: from sysfs, by the device's
+/// major:minor (`dm/uuid` starts with `LVM-`), named by `dm/name`.
+pub fn lv_of(mount: &Mount) -> Option<(String, String)> {
+    let sys = PathBuf::from(format!("/sys/dev/block/{}", mount.dev));
+    let uuid = std::fs::read_to_string(sys.join("dm/uuid")).ok()?;
+    if !uuid.starts_with("LVM-") {
+        return None;
+    }
+    split_dm_name(std::fs::read_to_string(sys.join("dm/name")).ok()?.trim())
+}
+
+/// `lvs` for `what` (`VG/LV` names, or nothing for all).
+fn lvs(what: &[String]) -> Result<Vec<Lv>> {
+    let mut c = Cmd::new("lvs").arg("--noheadings").arg("--nosuffix").arg("--units").arg("b").arg("--separator").arg("|");
+    c = c.arg("-o").arg(LVS_FIELDS);
+    for w in what {
+        c = c.arg(w);
+    }
+    Ok(parse_lvs(&c.run()?))
+}
+
+pub struct Lvm {
+    mounts: Vec<Mount>,
+    size: SnapshotSize,
+    thin_max_percent: u8,
+    /// Where the exposure mounts each snapshot (a directory per snapshot).
+    mount_dir: PathBuf,
+    stamp: String,
+}
+
+impl Lvm {
+    pub fn new(mounts: Vec<Mount>, size: SnapshotSize, thin_max_percent: u8, state_dir: &Path) -> Self {
+        Lvm { mounts, size, thin_max_percent, mount_dir: state_dir.join("mnt"), stamp: crate::journal::run_stamp().to_owned() }
+    }
+
+    /// The mounts to snapshot: the one holding each source, and every LV
+    /// mounted below a source; parents first, each once.
+    fn volumes(&self, sources: &[PathBuf]) -> Result<Vec<(Mount, String, String)>> {
+        let mut out: Vec<(Mount, String, String)> = Vec::new();
+        let mut add = |m: &Mount| -> Result<()> {
+            if out.iter().any(|(o, ..)| o.mount_point == m.mount_point) {
+                return Ok(());
+            }
+            let Some((vg, lv)) = lv_of(m) else {
+                return Err(Error::NoProvider { path: m.mount_point.clone(), fstype: format!("{} (not on a logical volume)", m.fstype) });
+            };
+            out.push((m.clone(), vg, lv));
+            Ok(())
+        };
+        for s in sources {
+            let m = mountinfo::find(&self.mounts, s).ok_or_else(|| Error::Snapshot { path: s.clone(), msg: "no mount holds it".into() })?;
+            add(m)?;
+            for nested in self.mounts.iter().filter(|n| n.mount_point.starts_with(s) && &n.mount_point != s) {
+                // Only the last mount at a place is visible.
+                if mountinfo::find(&self.mounts, &nested.mount_point).is_some_and(|top| top == nested) && lv_of(nested).is_some() {
+                    add(nested)?;
+                }
+            }
+        }
+        out.sort_by_key(|(m, ..)| m.mount_point.components().count());
+        Ok(out)
+    }
+
+    /// Refuses a snapshot that would not fit, or a thin pool too full to take one.
+    fn check_room(&self, lv: &Lv, pool: Option<&Lv>, taken: u64) -> Result<u64> {
+        let name = format!("{}/{}", lv.vg, lv.name);
+        if lv.is_thin() {
+            let Some(p) = pool else { return Ok(0) };
+            let max = f64::from(self.thin_max_percent);
+            for (what, used) in [("data", p.data_percent), ("metadata", p.metadata_percent)] {
+                if used.is_some_and(|u| u >= max) {
+                    return Err(Error::Snapshot {
+                        path: name.into(),
+                        msg: format!(
+                            "thin pool {}/{} {what} is {:.1}% used, at or over lvm_thin_pool_max_percent = {}: a full pool stalls every volume in it; extend the pool or raise the limit",
+                            p.vg,
+                            p.name,
+                            used.unwrap_or(0.0),
+                            self.thin_max_percent
+                        ),
+                    });
+                }
+            }
+            return Ok(0);
+        }
+        let want = self.size.bytes_for(lv.size);
+        if lv.vg_free.saturating_sub(taken) < want {
+            return Err(Error::Snapshot {
+                path: name.into(),
+                msg: format!(
+                    "volume group {} has {} MiB free, the snapshot needs {} MiB: free space in the volume group or lower lvm_snapshot_size",
+                    lv.vg,
+                    lv.vg_free.saturating_sub(taken) >> 20,
+                    want.div_ceil(1 << 20)
+                ),
+            });
+        }
+        Ok(want)
+    }
+}
+
+fn remove_lv(vg_lv: &str) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        match Cmd::new("lvremove").arg("-y").arg(vg_lv).run() {
+            Ok(_) => return Ok(()),
+            // Right after an unmount the LV can still be open for a moment.
+            Err(e) if tries < 25 && (e.to_string().contains("in use") || e.to_string().contains("open")) => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) if e.to_string().contains("Failed to find logical volume") => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Provider for Lvm {
+    fn name(&self) -> &'static str {
+        "lvm"
+    }
+
+    fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
+        let vols = self.volumes(sources)?;
+        if vols.len() > 1 {
+            log::info!("lvm: {} volumes are snapshotted one after another, each its own point in time", vols.len());
+        }
+        let info = lvs(&vols.iter().map(|(_, vg, lv)| format!("{vg}/{lv}")).collect::<Vec<_>>())?;
+        let mut set = SnapshotSet { provider: self.name(), volumes: Vec::new() };
+        // What earlier snapshots of this run took from each volume group.
+        let mut taken: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        std::fs::create_dir_all(&self.mount_dir).map_err(|e| Error::io(&self.mount_dir, e))?;
+        for (n, (mount, vg, lvname)) in vols.iter().enumerate() {
+            let made = (|| {
+                let lv = info
+                    .iter()
+                    .find(|l| &l.vg == vg && &l.name == lvname)
+                    .ok_or_else(|| Error::Snapshot { path: mount.mount_point.clone(), msg: format!("lvs does not list {vg}/{lvname}") })?;
+                let pool = if lv.is_thin() { lvs(&[format!("{vg}/{}", lv.pool)])?.into_iter().next() } else { None };
+                let bytes = self.check_room(lv, pool.as_ref(), *taken.get(vg).unwrap_or(&0))?;
+                *taken.entry(vg.clone()).or_default() += bytes;
+                let name = format!("{}-{n}", self.stamp);
+                let mut c = Cmd::new("lvcreate").arg("-s").arg("-n").arg(&name).arg("--addtag").arg(TAG);
+                c = if lv.is_thin() { c.arg("-kn") } else { c.arg("-L").arg(format!("{bytes}b")) };
+                c.arg(format!("{vg}/{lvname}")).run()?;
+                let at = self.mount_dir.join(&name);
+                std::fs::create_dir_all(&at).map_err(|e| Error::io(&at, e))?;
+                Ok(VolumeSnapshot {
+                    origin: mount.mount_point.clone(),
+                    snapshot: at,
+                    id: format!("{vg}/{name}"),
+                    mount: Some(DeviceMount {
+                        device: PathBuf::from(format!("/dev/{vg}/{name}")),
+                        fstype: mount.fstype.clone(),
+                        options: mount_options(&mount.fstype).to_owned(),
+                    }),
+                })
+            })();
+            match made {
+                Ok(v) => set.volumes.push(v),
+                Err(e) => {
+                    // All or nothing.
+                    if let Err(r) = self.remove(&set) {
+                        log::error!("{r}");
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    fn remove(&mut self, set: &SnapshotSet) -> Result<()> {
+        let mut first = None;
+        for v in set.volumes.iter().rev() {
+            if let Err(e) = remove_lv(&v.id) {
+                first.get_or_insert(e);
+            }
+            let _ = std::fs::remove_dir(&v.snapshot);
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    fn verify(&self, set: &SnapshotSet) -> Result<()> {
+        let info = lvs(&set.volumes.iter().map(|v| v.id.clone()).collect::<Vec<_>>())?;
+        for v in &set.volumes {
+            if let Some(lv) = info.iter().find(|l| format!("{}/{}", l.vg, l.name) == v.id) {
+                if lv.overflowed() {
+                    return Err(Error::SnapshotOverflow { volume: v.origin.clone(), snapshot: v.id.clone() });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
+        Ok(lvs(&[])?
+            .into_iter()
+            .filter(|l| l.tags.iter().any(|t| t == TAG))
+            .filter_map(|l| {
+                let stamp = crate::journal::stamp_of_name(&l.name)?;
+                Some(Leftover { provider: "lvm", path: PathBuf::from(format!("{}/{}", l.vg, l.name)), stamp: stamp.to_owned() })
+            })
+            .collect())
+    }
+
+    fn removal_can_detach(&self) -> bool {
+        true
+    }
+
+    fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
+        let vg_lv = leftover.path.to_string_lossy();
+        // Checked again: still ours.
+        let still = lvs(&[vg_lv.to_string()]).unwrap_or_default();
+        if !still.iter().any(|l| l.tags.iter().any(|t| t == TAG)) {
+            return Ok(());
+        }
+        remove_lv(&vg_lv)?;
+        if let Some(name) = leftover.path.file_name() {
+            let _ = std::fs::remove_dir(self.mount_dir.join(name));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dm_names() {
+        assert_eq!(split_dm_name("vg0-root"), Some(("vg0".into(), "root".into())));
+        assert_eq!(split_dm_name("my--vg-my--lv"), Some(("my-vg".into(), "my-lv".into())));
+        assert_eq!(split_dm_name("vg-lv--x"), Some(("vg".into(), "lv-x".into())));
+        assert_eq!(split_dm_name("nodash"), None);
+        assert_eq!(split_dm_name("-lv"), None);
+    }
+
+    #[test]
+    fn lvs_output() {
+        let out = "  vg|data|owi-aos---|1073741824||524288000|||||\n  vg|snaprsync-20260101T000000Z-p1-0|swi-a-s---|107374182|data|0|||12.50|snaprsync\n  vg|thin|Vwi-a-tz--|1073741824|pool|0|5.00||||\n  garbage\n";
+        let l = parse_lvs(out);
+        assert_eq!(l.len(), 3);
+        assert_eq!((l[0].size, l[0].vg_free, l[0].is_thin()), (1 << 30, 524288000, false));
+        assert_eq!(l[1].snap_percent, Some(12.5));
+        assert_eq!(l[1].tags, vec!["snaprsync".to_owned()]);
+        assert!(!l[1].overflowed());
+        assert!(l[2].is_thin());
+    }
+
+    #[test]
+    fn overflow_is_seen_in_attr_or_percent() {
+        let mut lv = parse_lvs("vg|s|swi-a-s---|1|o|0|||50.00|snaprsync").remove(0);
+        assert!(!lv.overflowed());
+        lv.attr = "swi-I-s---".into();
+        assert!(lv.overflowed());
+        lv.attr = "swi-S-s---".into();
+        assert!(lv.overflowed());
+        lv.attr = "swi-a-s---".into();
+        lv.snap_percent = Some(100.0);
+        assert!(lv.overflowed());
+    }
+
+    #[test]
+    fn options_per_filesystem() {
+        assert_eq!(mount_options("ext4"), "ro,noload");
+        assert_eq!(mount_options("xfs"), "ro,norecovery,nouuid");
+        assert_eq!(mount_options("vfat"), "ro");
+    }
+}
