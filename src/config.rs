@@ -255,14 +255,11 @@ fn line_text(text: &str, at: usize) -> &str {
     &text[start..end]
 }
 
-/// Text from the file made fit for a one-line message: newlines shown as `\n`, long text cut.
+/// Text from the file made fit for a one-line message: trimmed, control
+/// characters escaped (a newline as `\n`), long text cut.
 fn one_line(s: &str) -> String {
     const MAX: usize = 80;
-    let s = s.trim().replace("\r\n", "\\n").replace(['\n', '\r'], "\\n");
-    match s.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s,
-    }
+    crate::text::shown(s.trim().as_bytes(), MAX)
 }
 
 /// A toml error message on one line.

@@ -164,10 +164,9 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(arg: impl AsRef<[u8]>, why: impl Into<String>) -> Self {
-        let why: String = why.into();
         // The reason may quote a path (a resolved one): keep it on one line too.
-        let why = why.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect();
-        Refusal { arg: shown(arg.as_ref()), why }
+        let why = crate::text::one_line(&why.into()).into_owned();
+        Refusal { arg: crate::text::shown(arg.as_ref(), SHOWN_CHARS), why }
     }
 
     /// The offending argument, for logging.
@@ -182,27 +181,8 @@ impl From<Refusal> for crate::error::Error {
     }
 }
 
-/// `b` on one line: control characters escaped, at most 200 characters.
-fn shown(b: &[u8]) -> String {
-    const MAX: usize = 200;
-    if b.is_empty() {
-        return "''".into();
-    }
-    let text = String::from_utf8_lossy(b);
-    let mut out = String::new();
-    for (n, c) in text.chars().enumerate() {
-        if n == MAX {
-            out.push_str("...");
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+/// How much of an offending argument a refusal shows, in characters.
+const SHOWN_CHARS: usize = 200;
 
 const ORIGINAL: &str = "SSH_ORIGINAL_COMMAND";
 
@@ -1776,10 +1756,10 @@ mod tests {
     #[test]
     fn refusal_is_one_line_and_maps_to_status_85() {
         let r = Refusal::new(b"a\nb\x00c", "why");
-        assert_eq!(r.arg(), "a\\nb\\u{0}c");
+        assert_eq!(r.arg(), "a\\nb\\x00c");
         let e: crate::error::Error = r.into();
         assert_eq!(e.exit_code(), crate::error::status::REFUSED);
-        assert_eq!(e.to_string(), "refused: a\\nb\\u{0}c: why");
+        assert_eq!(e.to_string(), "refused: a\\nb\\x00c: why");
         assert!(Refusal::new("x".repeat(1000), "w").arg().len() < 210);
         assert_eq!(Refusal::new("a", "resolves to /x\ny\r").why, "resolves to /x\\ny\\r");
     }
