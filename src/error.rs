@@ -51,7 +51,7 @@ pub enum Error {
     Snapshot { path: PathBuf, msg: String },
 
     #[error("{cmd} failed ({status}): {stderr}")]
-    Command { cmd: String, status: String, stderr: String },
+    Command { cmd: String, status: crate::command::Exit, stderr: String },
 
     #[error("cannot start rsync {path}: {msg}")]
     RsyncMissing { path: PathBuf, msg: String },
