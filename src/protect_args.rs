@@ -55,8 +55,8 @@
 //! block. The returned strings are therefore `OsString`s built from UTF-8 on
 //! every platform.
 //!
-//! Errors map to exit status [`crate::error::status::PROTECT_ARGS`] through
-//! `From<ProtectArgsError> for crate::error::Error`.
+//! Errors map to exit status [`crate::error::status::PROTECT_ARGS`] as
+//! [`crate::error::Error::ProtectArgs`].
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
@@ -135,12 +135,6 @@ pub enum ProtectArgsError {
 
     #[error("cannot read the arguments from stdin: {0}; check the connection to the backup server")]
     Io(#[source] io::Error),
-}
-
-impl From<ProtectArgsError> for crate::error::Error {
-    fn from(e: ProtectArgsError) -> Self {
-        crate::error::Error::ProtectArgs(e.to_string())
-    }
 }
 
 /// How many characters of an offending string an error message shows.

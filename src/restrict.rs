@@ -177,8 +177,26 @@ impl Refusal {
 
 impl From<Refusal> for crate::error::Error {
     fn from(r: Refusal) -> Self {
-        crate::error::Error::Refused(r.to_string())
+        crate::error::Error::Refused(Refused::Argument(r))
     }
+}
+
+/// Why restricted mode refused a request: because of one argument, or as a
+/// whole. Becomes [`crate::error::Error::Refused`] (exit status 85).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// One argument of the request.
+    #[error(transparent)]
+    Argument(#[from] Refusal),
+    /// snaprsync was not started by sshd for a forced command.
+    #[error("no SSH_ORIGINAL_COMMAND: --snap-restrict works only as an ssh forced command")]
+    NotForced,
+    /// An argv that rsync itself rejects.
+    #[error("rsync arguments: {0}")]
+    RsyncArgs(#[from] crate::rsync_args::ArgError),
+    /// The config turns snapshots off, and a restricted key reads only from one.
+    #[error("provider = \"none\" in the config: restricted mode reads only from a snapshot; set provider = \"auto\"")]
+    NoSnapshots,
 }
 
 /// How much of an offending argument a refusal shows, in characters.
