@@ -70,6 +70,26 @@ pub enum LogLevel {
     Debug,
 }
 
+/// A log level that is none of `error`, `warn`, `info`, `debug`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a level; write error, warn, info or debug")]
+pub struct NotALogLevel;
+
+/// The spellings the config file takes (`--snap-log-level` reads the same).
+impl std::str::FromStr for LogLevel {
+    type Err = NotALogLevel;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "error" => Ok(LogLevel::Error),
+            "warn" => Ok(LogLevel::Warn),
+            "info" => Ok(LogLevel::Info),
+            "debug" => Ok(LogLevel::Debug),
+            _ => Err(NotALogLevel),
+        }
+    }
+}
+
 impl LogLevel {
     pub fn filter(self) -> log::LevelFilter {
         match self {
@@ -347,6 +367,15 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config> {
         Config::parse(text, Path::new("/etc/snaprsync/config.toml"))
+    }
+
+    #[test]
+    fn log_level_from_str_reads_what_the_file_takes() {
+        for word in ["error", "warn", "info", "debug", "Info", "DEBUG", "trace", "warning", "", " info", "info\n"] {
+            let file = parse(&format!("log_level = {word:?}")).ok().map(|c| c.log_level);
+            assert_eq!(word.parse::<LogLevel>().ok(), file, "{word:?}");
+        }
+        assert_eq!("trace".parse::<LogLevel>(), Err(NotALogLevel));
     }
 
     #[test]

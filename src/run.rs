@@ -27,9 +27,7 @@ pub fn load_config(opts: &Options) -> Result<Config> {
         cfg.log_file = Some(f.clone());
     }
     if let Some(l) = &opts.log_level {
-        cfg.log_level = Config::parse(&format!("log_level = {l:?}"), Path::new("--snap-log-level"))
-            .map_err(|_| Error::Usage(format!("--snap-log-level={l}: not a level; write error, warn, info or debug")))?
-            .log_level;
+        cfg.log_level = l.parse().map_err(|e| Error::Usage(format!("--snap-log-level={l}: {e}")))?;
     }
     Ok(cfg)
 }
