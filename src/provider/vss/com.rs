@@ -4,7 +4,9 @@
 //! and the `VSS_SNAPSHOT_PROP` layout are checked against mingw-w64's headers
 //! by the provider's `tests::binding_matches_mingw_headers`.
 //!
-//! All `unsafe` of the provider is here, and every block says why it holds.
+//! All `unsafe` of the provider is here: the only module of it that may have
+//! any, and every block says why it holds.
+#![allow(unsafe_code)]
 // The C names are kept as the headers spell them, so that the check can compare them.
 #![allow(non_snake_case, clippy::upper_case_acronyms)]
 
