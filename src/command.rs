@@ -1,6 +1,9 @@
 //! The one way snaprsync runs helper programs (`btrfs`, `mount`, ...): the exact
 //! command line is logged, stdout/stderr are captured (never inherited: stdout
-//! belongs to rsync), and a failure carries the command line and its stderr.
+//! belongs to rsync), and a failure carries the command line, how it ended
+//! ([`Exit`]) and its stderr. Helpers run with `LC_ALL=C`, so that their
+//! messages are the ones snaprsync recognises ([`Error::is_busy`]), whatever
+//! locale the ssh client passed on.
 //! The real rsync is not run through here: it inherits stdio (see `platform`).
 
 use std::ffi::{OsStr, OsString};
@@ -31,17 +34,60 @@ impl Cmd {
         log::debug!("running: {self}");
         let out = Command::new(&self.program)
             .args(&self.args)
+            .env("LC_ALL", "C")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
-            .map_err(|e| Error::Command { cmd: self.to_string(), status: "could not start".into(), stderr: e.to_string() })?;
+            .map_err(|e| Error::Command { cmd: self.to_string(), status: Exit::NotStarted, stderr: e.to_string() })?;
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stderr = stderr.trim().replace('\n', " | ");
-        Err(Error::Command { cmd: self.to_string(), status: out.status.to_string(), stderr })
+        Err(Error::Command { cmd: self.to_string(), status: Exit::from(out.status), stderr })
+    }
+}
+
+/// How a helper command that did not succeed ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It could not be started (why is in the error's `stderr`).
+    NotStarted,
+    /// It exited with this status.
+    Code(i32),
+    /// A signal ended it (Unix).
+    Signal(i32),
+}
+
+impl From<std::process::ExitStatus> for Exit {
+    fn from(s: std::process::ExitStatus) -> Self {
+        #[cfg(unix)]
+        if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&s) {
+            return Exit::Signal(sig);
+        }
+        // Windows always has a code; on Unix it is either a code or a signal.
+        Exit::Code(s.code().unwrap_or(-1))
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::NotStarted => f.write_str("could not start"),
+            Exit::Code(c) => write!(f, "exit status: {c}"),
+            Exit::Signal(s) => write!(f, "signal: {s}"),
+        }
+    }
+}
+
+impl Error {
+    /// Whether a helper ran and failed because what it acted on is in use
+    /// (EBUSY: a subvolume a just-released mount still holds). Only stderr
+    /// tells: `btrfs` exits 1 for every failure. glibc says "Device or
+    /// resource busy", musl "Resource busy" (`LC_ALL=C` keeps it English).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Error::Command { status: Exit::Code(_), stderr, .. } if stderr.to_ascii_lowercase().contains("resource busy"))
     }
 }
 
@@ -164,6 +210,35 @@ mod tests {
     fn missing_program_is_an_error_not_a_panic() {
         let e = Cmd::new("/nonexistent/snaprsync-helper").run().unwrap_err();
         assert!(e.to_string().contains("could not start"), "{e}");
+        assert!(matches!(e, Error::Command { status: Exit::NotStarted, .. }) && !e.is_busy(), "{e:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn exit_code_and_signal_are_data() {
+        let e = Cmd::new("sh").arg("-c").arg("exit 3").run().unwrap_err();
+        assert!(matches!(e, Error::Command { status: Exit::Code(3), .. }), "{e:?}");
+        let e = Cmd::new("sh").arg("-c").arg("kill -9 $$").run().unwrap_err();
+        assert!(matches!(e, Error::Command { status: Exit::Signal(9), .. }), "{e:?}");
+        assert!(e.to_string().contains("signal: 9"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn busy_is_told_by_the_failure_not_by_the_command_line() {
+        let busy = |script: &str| Cmd::new("sh").arg("-c").arg(script).run().unwrap_err().is_busy();
+        assert!(busy("echo 'ERROR: Could not destroy subvolume/snapshot: Device or resource busy' >&2; exit 1"));
+        assert!(busy("echo 'rm: cannot remove x: Resource busy' >&2; exit 1"));
+        // The word in the command line (a path) or on stdout is not the failure.
+        assert!(!busy("echo busy; echo 'resource busy' >/dev/null; echo 'No such file or directory' >&2; exit 1"));
+        assert!(!Error::Usage("Device or resource busy".into()).is_busy());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn helpers_run_in_the_c_locale() {
+        let out = Cmd::new("sh").arg("-c").arg("echo $LC_ALL").run().unwrap();
+        assert_eq!(out, "C\n");
     }
 
     #[cfg(unix)]

@@ -118,6 +118,26 @@ pub enum LogLevel {
     Debug,
 }
 
+/// A log level that is none of `error`, `warn`, `info`, `debug`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a level; write error, warn, info or debug")]
+pub struct NotALogLevel;
+
+/// The spellings the config file takes (`--snap-log-level` reads the same).
+impl std::str::FromStr for LogLevel {
+    type Err = NotALogLevel;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "error" => Ok(LogLevel::Error),
+            "warn" => Ok(LogLevel::Warn),
+            "info" => Ok(LogLevel::Info),
+            "debug" => Ok(LogLevel::Debug),
+            _ => Err(NotALogLevel),
+        }
+    }
+}
+
 impl LogLevel {
     pub fn filter(self) -> log::LevelFilter {
         match self {
@@ -216,9 +236,7 @@ impl Config {
             cfg.log_file = Some(f.clone());
         }
         if let Some(l) = &opts.log_level {
-            cfg.log_level = Config::parse(&format!("log_level = {l:?}"), Path::new("--snap-log-level"))
-                .map_err(|_| Error::Usage(format!("--snap-log-level={l}: not a level; write error, warn, info or debug")))?
-                .log_level;
+            cfg.log_level = l.parse().map_err(|e| Error::Usage(format!("--snap-log-level={l}: {e}")))?;
         }
         Ok(cfg)
     }
@@ -342,14 +360,11 @@ fn line_text(text: &str, at: usize) -> &str {
     &text[start..end]
 }
 
-/// Text from the file made fit for a one-line message: newlines shown as `\n`, long text cut.
+/// Text from the file made fit for a one-line message: trimmed, control
+/// characters escaped (a newline as `\n`), long text cut.
 fn one_line(s: &str) -> String {
     const MAX: usize = 80;
-    let s = s.trim().replace("\r\n", "\\n").replace(['\n', '\r'], "\\n");
-    match s.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s,
-    }
+    crate::text::shown(s.trim().as_bytes(), MAX)
 }
 
 /// A toml error message on one line.
@@ -451,6 +466,15 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config> {
         Config::parse(text, Path::new("/etc/snaprsync/config.toml"))
+    }
+
+    #[test]
+    fn log_level_from_str_reads_what_the_file_takes() {
+        for word in ["error", "warn", "info", "debug", "Info", "DEBUG", "trace", "warning", "", " info", "info\n"] {
+            let file = parse(&format!("log_level = {word:?}")).ok().map(|c| c.log_level);
+            assert_eq!(word.parse::<LogLevel>().ok(), file, "{word:?}");
+        }
+        assert_eq!("trace".parse::<LogLevel>(), Err(NotALogLevel));
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub enum Error {
     Snapshot { path: PathBuf, msg: String },
 
     #[error("{cmd} failed ({status}): {stderr}")]
-    Command { cmd: String, status: String, stderr: String },
+    Command { cmd: String, status: crate::command::Exit, stderr: String },
 
     #[error("cannot start rsync {path}: {msg}")]
     RsyncMissing { path: PathBuf, msg: String },
@@ -62,10 +62,10 @@ pub enum Error {
     NoProvider { path: PathBuf, fstype: String },
 
     #[error("protect-args block on stdin: {0}")]
-    ProtectArgs(String),
+    ProtectArgs(#[from] crate::protect_args::ProtectArgsError),
 
     #[error("refused: {0}")]
-    Refused(String),
+    Refused(#[from] crate::restrict::Refused),
 
     #[error("cannot show the snapshot of {path} to rsync: {msg}")]
     Expose { path: PathBuf, msg: String },
@@ -145,5 +145,44 @@ mod tests {
             assert!(!RSYNC_CODES.contains(&code), "{code} is an rsync status");
             assert!(code < 128, "{code} looks like a signal death");
         }
+    }
+
+    /// The typed errors keep the words of the one stderr line and their statuses.
+    #[test]
+    fn typed_errors_keep_their_words_and_statuses() {
+        use crate::command::Exit;
+        use crate::protect_args::ProtectArgsError;
+        use crate::restrict::{Refusal, Refused};
+        use crate::rsync_args::ArgError;
+        let cases: [(Error, &str, u8); 6] = [
+            (
+                Refused::NotForced.into(),
+                "refused: no SSH_ORIGINAL_COMMAND: --snap-restrict works only as an ssh forced command",
+                status::REFUSED,
+            ),
+            (
+                Refused::NoSnapshots.into(),
+                "refused: provider = \"none\" in the config: restricted mode reads only from a snapshot; set provider = \"auto\"",
+                status::REFUSED,
+            ),
+            (Refused::RsyncArgs(ArgError::EmptySource).into(), "refused: rsync arguments: empty source argument", status::REFUSED),
+            (Refusal::new("-L", "follows symlinks").into(), "refused: -L: follows symlinks", status::REFUSED),
+            (
+                ProtectArgsError::EmptyArg { index: 2 }.into(),
+                "protect-args block on stdin: argument 2 is empty and would end the block early; send \".\" instead, as rsync clients do",
+                status::PROTECT_ARGS,
+            ),
+            (
+                Error::Command { cmd: "btrfs subvolume delete /x".into(), status: Exit::Code(1), stderr: "ERROR: boom".into() },
+                "btrfs subvolume delete /x failed (exit status: 1): ERROR: boom",
+                status::SNAPSHOT,
+            ),
+        ];
+        for (e, line, code) in cases {
+            assert_eq!(e.to_string(), line);
+            assert_eq!(e.exit_code(), code, "{line}");
+        }
+        assert!(matches!(Error::from(ProtectArgsError::EmptyBlock), Error::ProtectArgs(ProtectArgsError::EmptyBlock)));
+        assert!(matches!(Error::from(Refusal::new("x", "y")), Error::Refused(Refused::Argument(r)) if r.arg() == "x"));
     }
 }

@@ -26,6 +26,7 @@ pub mod restrict;
 pub mod rsync_args;
 pub mod run;
 pub mod sweep;
+pub mod text;
 pub mod winpath;
 
 use std::ffi::OsString;

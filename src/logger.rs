@@ -4,16 +4,17 @@
 //! Everything at or above `log_level` also goes to `log_file` when one is set,
 //! one timestamped line each, so an unattended night can be read afterwards.
 //! Messages quote names a client chose: control characters in them are escaped
-//! ([`one_line`]), so that a record is always one line and cannot forge another.
+//! ([`crate::text::one_line`]), so that a record is always one line and cannot
+//! forge another.
 
-use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
+
+use crate::text::one_line;
 
 struct Logger {
     file: Option<Mutex<File>>,
@@ -46,38 +47,6 @@ impl Log for Logger {
     fn flush(&self) {}
 }
 
-/// Whether `c` must not reach a log line as it is: a control character (C0,
-/// DEL, C1: a line break, a terminal escape), a line or paragraph separator, or
-/// a bidirectional override that would show the line's text out of order.
-fn must_escape(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
-/// `s` on one line: `\n`, `\r` and `\t` written so, other control bytes as
-/// `\x1b`, the other characters of [`must_escape`] as `\u{2028}`.
-/// Backslashes are kept as they are (Windows paths stay readable).
-pub fn one_line(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(must_escape) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x80 && must_escape(c) => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
-            }
-            c if must_escape(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
 /// Installs the logger once. A log file that cannot be opened is reported on
 /// stderr and otherwise ignored: logging must never cost a backup.
 pub fn init(log_file: Option<&Path>, level: LevelFilter) {
@@ -97,26 +66,6 @@ pub fn init(log_file: Option<&Path>, level: LevelFilter) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert!(matches!(one_line("plain /srv/ünïcödé/naïve €.txt C:\\x"), Cow::Borrowed(_)));
-        for (raw, want) in [
-            ("a\nb", "a\\nb"),
-            ("a\r\nb", "a\\r\\nb"),
-            ("tab\there", "tab\\there"),
-            ("esc\x1b[31mred", "esc\\x1b[31mred"),
-            ("nul\0", "nul\\x00"),
-            ("del\x7f", "del\\x7f"),
-            ("bell\x07", "bell\\x07"),
-            ("nel\u{85}x", "nel\\u{85}x"),
-            ("ls\u{2028}ps\u{2029}", "ls\\u{2028}ps\\u{2029}"),
-            ("bidi\u{202e}txt.exe", "bidi\\u{202e}txt.exe"),
-            ("back\\slash", "back\\slash"),
-        ] {
-            assert_eq!(one_line(raw), want, "{raw:?}");
-        }
-    }
 
     #[test]
     fn one_record_is_one_line() {

@@ -55,8 +55,8 @@
 //! block. The returned strings are therefore `OsString`s built from UTF-8 on
 //! every platform.
 //!
-//! Errors map to exit status [`crate::error::status::PROTECT_ARGS`] through
-//! `From<ProtectArgsError> for crate::error::Error`.
+//! Errors map to exit status [`crate::error::status::PROTECT_ARGS`] as
+//! [`crate::error::Error::ProtectArgs`].
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
@@ -137,23 +137,12 @@ pub enum ProtectArgsError {
     Io(#[source] io::Error),
 }
 
-impl From<ProtectArgsError> for crate::error::Error {
-    fn from(e: ProtectArgsError) -> Self {
-        crate::error::Error::ProtectArgs(e.to_string())
-    }
-}
-
-/// How many bytes of an offending string an error message shows.
-const SHOWN_BYTES: usize = 60;
+/// How many characters of an offending string an error message shows.
+const SHOWN_CHARS: usize = 60;
 
 /// A short, one-line, printable rendering of `bytes` for an error message.
 fn show(bytes: &[u8]) -> String {
-    let cut = &bytes[..bytes.len().min(SHOWN_BYTES)];
-    let mut s = cut.escape_ascii().to_string();
-    if cut.len() < bytes.len() {
-        s.push_str("...");
-    }
-    s
+    crate::text::shown(bytes, SHOWN_CHARS)
 }
 
 /// Reads one protect-args block from `reader` under the default [`Limits`].
@@ -248,7 +237,7 @@ pub fn render_block_with<S: AsRef<OsStr>>(args: &[S], limits: &Limits) -> Result
     for (index, arg) in args.iter().enumerate() {
         let arg = arg.as_ref();
         let Some(s) = arg.to_str() else {
-            return Err(ProtectArgsError::NotUtf8 { index, shown: show(arg.to_string_lossy().as_bytes()) });
+            return Err(ProtectArgsError::NotUtf8 { index, shown: show(arg.as_encoded_bytes()) });
         };
         let bytes = s.as_bytes();
         if bytes.is_empty() {

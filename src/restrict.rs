@@ -164,10 +164,9 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(arg: impl AsRef<[u8]>, why: impl Into<String>) -> Self {
-        let why: String = why.into();
         // The reason may quote a path (a resolved one): keep it on one line too.
-        let why = why.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect();
-        Refusal { arg: shown(arg.as_ref()), why }
+        let why = crate::text::one_line(&why.into()).into_owned();
+        Refusal { arg: crate::text::shown(arg.as_ref(), SHOWN_CHARS), why }
     }
 
     /// The offending argument, for logging.
@@ -178,31 +177,30 @@ impl Refusal {
 
 impl From<Refusal> for crate::error::Error {
     fn from(r: Refusal) -> Self {
-        crate::error::Error::Refused(r.to_string())
+        crate::error::Error::Refused(Refused::Argument(r))
     }
 }
 
-/// `b` on one line: control characters escaped, at most 200 characters.
-fn shown(b: &[u8]) -> String {
-    const MAX: usize = 200;
-    if b.is_empty() {
-        return "''".into();
-    }
-    let text = String::from_utf8_lossy(b);
-    let mut out = String::new();
-    for (n, c) in text.chars().enumerate() {
-        if n == MAX {
-            out.push_str("...");
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// Why restricted mode refused a request: because of one argument, or as a
+/// whole. Becomes [`crate::error::Error::Refused`] (exit status 85).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// One argument of the request.
+    #[error(transparent)]
+    Argument(#[from] Refusal),
+    /// snaprsync was not started by sshd for a forced command.
+    #[error("no SSH_ORIGINAL_COMMAND: --snap-restrict works only as an ssh forced command")]
+    NotForced,
+    /// An argv that rsync itself rejects.
+    #[error("rsync arguments: {0}")]
+    RsyncArgs(#[from] crate::rsync_args::ArgError),
+    /// The config turns snapshots off, and a restricted key reads only from one.
+    #[error("provider = \"none\" in the config: restricted mode reads only from a snapshot; set provider = \"auto\"")]
+    NoSnapshots,
 }
+
+/// How much of an offending argument a refusal shows, in characters.
+const SHOWN_CHARS: usize = 200;
 
 const ORIGINAL: &str = "SSH_ORIGINAL_COMMAND";
 
@@ -1776,10 +1774,10 @@ mod tests {
     #[test]
     fn refusal_is_one_line_and_maps_to_status_85() {
         let r = Refusal::new(b"a\nb\x00c", "why");
-        assert_eq!(r.arg(), "a\\nb\\u{0}c");
+        assert_eq!(r.arg(), "a\\nb\\x00c");
         let e: crate::error::Error = r.into();
         assert_eq!(e.exit_code(), crate::error::status::REFUSED);
-        assert_eq!(e.to_string(), "refused: a\\nb\\u{0}c: why");
+        assert_eq!(e.to_string(), "refused: a\\nb\\x00c: why");
         assert!(Refusal::new("x".repeat(1000), "w").arg().len() < 210);
         assert_eq!(Refusal::new("a", "resolves to /x\ny\r").why, "resolves to /x\\ny\\r");
     }

@@ -553,7 +553,8 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, ArgError> {
             return Err(ArgError::EmptySource);
         }
         if is_remote(s) {
-            return Err(ArgError::MixedSources(s.to_string_lossy().into_owned()));
+            // A name the client chose: one line in the message.
+            return Err(ArgError::MixedSources(crate::text::shown(s.as_encoded_bytes(), 200)));
         }
     }
     inv.role = Role::Client { local_sources: true };
@@ -825,6 +826,7 @@ mod tests {
         assert_eq!(e(&["--sender", "--server", ".", "/x"]), ArgError::SenderWithoutServer);
         assert_eq!(e(&["-a", "", "/y"]), ArgError::EmptySource);
         assert_eq!(e(&["-a", "/x", "h:/z", "/y"]), ArgError::MixedSources("h:/z".into()));
+        assert_eq!(e(&["-a", "/x", "h:/z\n\x1b[2K", "/y"]), ArgError::MixedSources("h:/z\\n\\x1b[2K".into()));
         assert_eq!(e(&["--server", "-s", "--old-args", "."]), ArgError::OldArgsConflict);
     }
 

@@ -58,14 +58,14 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
         None => argv,
         Some(_) => {
             let Some(cmd) = std::env::var_os("SSH_ORIGINAL_COMMAND") else {
-                return Err(Error::Refused("no SSH_ORIGINAL_COMMAND: --snap-restrict works only as an ssh forced command".into()));
+                return Err(restrict::Refused::NotForced.into());
             };
             restrict::command_argv(cmd.as_encoded_bytes()).map_err(refuse)?
         }
     };
     let rsync = crate::real_rsync::find(cfg)?;
     let bad_args = |e: rsync_args::ArgError| match policy {
-        Some(_) => Error::Refused(format!("rsync arguments: {e}")),
+        Some(_) => Error::Refused(e.into()),
         None => Error::Usage(format!("rsync arguments: {e}")),
     };
     let mut inv = rsync_args::parse(&argv).map_err(bad_args)?;
@@ -94,9 +94,7 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
         if req.inv.role == Role::ServerReceiver {
             return push_confined(&req);
         } else if cfg.provider == ProviderChoice::None {
-            return Err(Error::Refused(
-                "provider = \"none\" in the config: restricted mode reads only from a snapshot; set provider = \"auto\"".into(),
-            ));
+            return Err(restrict::Refused::NoSnapshots.into());
         }
     }
     if !req.inv.reads_local_files() || cfg.provider == ProviderChoice::None {

@@ -236,7 +236,7 @@ fn delete_snapshot(path: &Path) -> Result<()> {
     loop {
         match Cmd::new("btrfs").arg("subvolume").arg("delete").arg(path).run() {
             // A just-released mount can hold it busy for a moment.
-            Err(e) if tries < 5 && e.to_string().contains("busy") => {
+            Err(e) if tries < 5 && e.is_busy() => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(50 * tries));
             }

@@ -17,7 +17,7 @@
 //! could not be built; 82: rsync could not be started) and one stderr line;
 //! snaprsync passes that status on like rsync's.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
@@ -292,11 +292,11 @@ pub fn ldd_paths(out: &str) -> Vec<PathBuf> {
 
 fn log_cwd(cwd: &Path) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "snaprsync: note: rsync starts in / (working directory {} is not shown)", shown(cwd.as_os_str()));
-}
-
-fn shown(s: &OsStr) -> String {
-    String::from_utf8_lossy(s.as_bytes()).escape_debug().to_string()
+    let _ = writeln!(
+        std::io::stderr(),
+        "snaprsync: note: rsync starts in / (working directory {} is not shown)",
+        crate::text::shown(cwd.as_os_str().as_bytes(), 200)
+    );
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! letters (DefineDosDevice / QueryDosDevice), the console control handler,
 //! and the Job Object that ties rsync's life to snaprsync's.
 //!
-//! All `unsafe` of `platform::windows` is in this file.
+//! All `unsafe` of `platform::windows` is in this file, the only module of it
+//! that may have any; every block says why it holds.
+#![allow(unsafe_code)]
 
 use std::ffi::{OsStr, OsString};
 use std::io;

@@ -1,0 +1,472 @@
+//! The COM binding for `IVssBackupComponents` and `IVssAsync`, written by hand
+//! (neither `windows` nor `windows-sys` has it), and every Win32 call of the
+//! VSS provider, each behind a small safe function or method. The vtable slots
+//! and the `VSS_SNAPSHOT_PROP` layout are checked against mingw-w64's headers
+//! by the provider's `tests::binding_matches_mingw_headers`.
+//!
+//! All `unsafe` of the provider is here: the only module of it that may have
+//! any, and every block says why it holds.
+#![allow(unsafe_code)]
+// The C names are kept as the headers spell them, so that the check can compare them.
+#![allow(non_snake_case, clippy::upper_case_acronyms)]
+
+use std::ffi::c_void;
+use std::fmt;
+use std::os::windows::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use windows_sys::Win32::Foundation::{FreeLibrary, HMODULE};
+use windows_sys::Win32::Storage::FileSystem::{GetDriveTypeW, GetVolumePathNameW};
+use windows_sys::Win32::System::Com::{
+    CoInitializeEx, CoInitializeSecurity, CoTaskMemFree, COINIT_MULTITHREADED, EOAC_STATIC_CLOAKING, RPC_C_AUTHN_LEVEL_PKT_PRIVACY,
+    RPC_C_IMP_LEVEL_IMPERSONATE,
+};
+use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryExW, LOAD_LIBRARY_SEARCH_SYSTEM32};
+use windows_sys::Win32::System::Threading::{GetCurrentProcess, IsWow64Process};
+
+use super::hr;
+
+pub type HRESULT = i32;
+pub type Failure = (String, u32);
+
+pub const VSS_CTX_BACKUP: i32 = 0;
+pub const VSS_BT_COPY: i32 = 5;
+const DRIVE_REMOTE: u32 = 4;
+
+/// VSS_ID / GUID.
+#[repr(C)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct GUID {
+    pub data1: u32,
+    pub data2: u16,
+    pub data3: u16,
+    pub data4: [u8; 8],
+}
+
+impl fmt::Display for GUID {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.data4;
+        write!(
+            f,
+            "{{{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}}}",
+            self.data1, self.data2, self.data3, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]
+        )
+    }
+}
+
+/// VSS_SNAPSHOT_PROP, field for field as vss.h has it.
+#[repr(C)]
+pub struct VSS_SNAPSHOT_PROP {
+    pub m_SnapshotId: GUID,
+    pub m_SnapshotSetId: GUID,
+    pub m_lSnapshotsCount: i32,
+    pub m_pwszSnapshotDeviceObject: *mut u16,
+    pub m_pwszOriginalVolumeName: *mut u16,
+    pub m_pwszOriginatingMachine: *mut u16,
+    pub m_pwszServiceMachine: *mut u16,
+    pub m_pwszExposedName: *mut u16,
+    pub m_pwszExposedPath: *mut u16,
+    pub m_ProviderId: GUID,
+    pub m_lSnapshotAttributes: i32,
+    pub m_tsCreationTimestamp: i64,
+    pub m_eStatus: i32,
+}
+
+/// The fields of VSS_SNAPSHOT_PROP with their byte offsets, for the header check.
+#[cfg(test)]
+pub fn snapshot_prop_fields() -> Vec<(&'static str, usize)> {
+    use std::mem::offset_of;
+    macro_rules! f { ($($n:ident),*) => { vec![$((stringify!($n), offset_of!(VSS_SNAPSHOT_PROP, $n))),*] } }
+    f!(
+        m_SnapshotId,
+        m_SnapshotSetId,
+        m_lSnapshotsCount,
+        m_pwszSnapshotDeviceObject,
+        m_pwszOriginalVolumeName,
+        m_pwszOriginatingMachine,
+        m_pwszServiceMachine,
+        m_pwszExposedName,
+        m_pwszExposedPath,
+        m_ProviderId,
+        m_lSnapshotAttributes,
+        m_tsCreationTimestamp,
+        m_eStatus
+    )
+}
+
+/// A vtable struct whose fields are named like the C methods, in order, plus
+/// the list of (method, slot) that the header check compares.
+macro_rules! vtable {
+    ($name:ident { $($method:ident : $ty:ty,)* }) => {
+        #[repr(C)]
+        pub struct $name { $(pub $method: $ty,)* }
+        impl $name {
+            #[cfg(test)]
+            pub fn slots() -> Vec<(&'static str, usize)> {
+                vec![$((stringify!($method), std::mem::offset_of!($name, $method) / std::mem::size_of::<usize>()),)*]
+            }
+        }
+    };
+}
+
+/// A slot snaprsync never calls: only its place matters.
+type Unused = usize;
+type This = *mut IVssBackupComponents;
+type Async = *mut *mut IVssAsync;
+
+vtable!(IVssBackupComponentsVtbl {
+    QueryInterface: Unused,
+    AddRef: Unused,
+    Release: unsafe extern "system" fn(This) -> u32,
+    GetWriterComponentsCount: Unused,
+    GetWriterComponents: Unused,
+    InitializeForBackup: unsafe extern "system" fn(This, *mut u16) -> HRESULT,
+    SetBackupState: unsafe extern "system" fn(This, u8, u8, i32, u8) -> HRESULT,
+    InitializeForRestore: Unused,
+    SetRestoreState: Unused,
+    GatherWriterMetadata: unsafe extern "system" fn(This, Async) -> HRESULT,
+    GetWriterMetadataCount: Unused,
+    GetWriterMetadata: Unused,
+    FreeWriterMetadata: Unused,
+    AddComponent: Unused,
+    PrepareForBackup: unsafe extern "system" fn(This, Async) -> HRESULT,
+    AbortBackup: unsafe extern "system" fn(This) -> HRESULT,
+    GatherWriterStatus: Unused,
+    GetWriterStatusCount: Unused,
+    FreeWriterStatus: Unused,
+    GetWriterStatus: Unused,
+    SetBackupSucceeded: Unused,
+    SetBackupOptions: Unused,
+    SetSelectedForRestore: Unused,
+    SetRestoreOptions: Unused,
+    SetAdditionalRestores: Unused,
+    SetPreviousBackupStamp: Unused,
+    SaveAsXML: Unused,
+    BackupComplete: unsafe extern "system" fn(This, Async) -> HRESULT,
+    AddAlternativeLocationMapping: Unused,
+    AddRestoreSubcomponent: Unused,
+    SetFileRestoreStatus: Unused,
+    AddNewTarget: Unused,
+    SetRangesFilePath: Unused,
+    PreRestore: Unused,
+    PostRestore: Unused,
+    SetContext: unsafe extern "system" fn(This, i32) -> HRESULT,
+    StartSnapshotSet: unsafe extern "system" fn(This, *mut GUID) -> HRESULT,
+    AddToSnapshotSet: unsafe extern "system" fn(This, *const u16, GUID, *mut GUID) -> HRESULT,
+    DoSnapshotSet: unsafe extern "system" fn(This, Async) -> HRESULT,
+    DeleteSnapshots: Unused,
+    ImportSnapshots: Unused,
+    BreakSnapshotSet: Unused,
+    GetSnapshotProperties: unsafe extern "system" fn(This, GUID, *mut VSS_SNAPSHOT_PROP) -> HRESULT,
+    Query: Unused,
+    IsVolumeSupported: unsafe extern "system" fn(This, GUID, *const u16, *mut i32) -> HRESULT,
+    DisableWriterClasses: Unused,
+    EnableWriterClasses: Unused,
+    DisableWriterInstances: Unused,
+    ExposeSnapshot: Unused,
+    RevertToSnapshot: Unused,
+    QueryRevertStatus: Unused,
+});
+
+vtable!(IVssAsyncVtbl {
+    QueryInterface: Unused,
+    AddRef: Unused,
+    Release: unsafe extern "system" fn(*mut IVssAsync) -> u32,
+    Cancel: unsafe extern "system" fn(*mut IVssAsync) -> HRESULT,
+    Wait: Unused,
+    QueryStatus: unsafe extern "system" fn(*mut IVssAsync, *mut HRESULT, *mut i32) -> HRESULT,
+});
+
+#[repr(C)]
+pub struct IVssBackupComponents {
+    vtbl: *const IVssBackupComponentsVtbl,
+}
+
+#[repr(C)]
+pub struct IVssAsync {
+    vtbl: *const IVssAsyncVtbl,
+}
+
+type CreateFn = unsafe extern "system" fn(*mut *mut IVssBackupComponents) -> HRESULT;
+
+fn wide(s: &str) -> Vec<u16> {
+    s.encode_utf16().chain(std::iter::once(0)).collect()
+}
+
+fn check(what: &str, h: HRESULT) -> Result<(), Failure> {
+    if h < 0 {
+        Err((what.to_owned(), h as u32))
+    } else {
+        Ok(())
+    }
+}
+
+/// COM for this process, with the security VSS requires (packet privacy,
+/// impersonation, static cloaking). Idempotent.
+pub fn init() -> Result<(), Failure> {
+    // SAFETY: plain calls with a null reserved pointer; COM reference counts
+    // repeated initialisation on the same thread.
+    let h = unsafe { CoInitializeEx(std::ptr::null(), COINIT_MULTITHREADED as u32) };
+    check("CoInitializeEx", h)?;
+    // SAFETY: all pointer arguments are null (defaults); the rest are constants.
+    let h = unsafe {
+        CoInitializeSecurity(
+            std::ptr::null_mut(),
+            -1,
+            std::ptr::null(),
+            std::ptr::null(),
+            RPC_C_AUTHN_LEVEL_PKT_PRIVACY,
+            RPC_C_IMP_LEVEL_IMPERSONATE,
+            std::ptr::null(),
+            EOAC_STATIC_CLOAKING as u32,
+            std::ptr::null(),
+        )
+    };
+    if h < 0 && h as u32 != hr::RPC_E_TOO_LATE {
+        return Err(("CoInitializeSecurity".into(), h as u32));
+    }
+    Ok(())
+}
+
+/// True for a 32-bit process on 64-bit Windows.
+pub fn is_wow64() -> bool {
+    let mut wow = 0;
+    // SAFETY: the pseudo handle of this process and a valid out pointer.
+    let ok = unsafe { IsWow64Process(GetCurrentProcess(), &mut wow) };
+    ok != 0 && wow != 0
+}
+
+/// The root of the volume holding `path`, with a trailing `\`.
+pub fn volume_path_name(path: &Path) -> std::io::Result<String> {
+    let w: Vec<u16> = path.as_os_str().encode_wide().chain(std::iter::once(0)).collect();
+    let mut buf = vec![0u16; w.len() + 64];
+    // SAFETY: `w` is NUL-terminated; `buf` is writable for its length.
+    let ok = unsafe { GetVolumePathNameW(w.as_ptr(), buf.as_mut_ptr(), buf.len() as u32) };
+    if ok == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let n = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
+    Ok(String::from_utf16_lossy(&buf[..n]))
+}
+
+pub fn is_remote_drive(root: &str) -> bool {
+    let w = wide(root);
+    // SAFETY: NUL-terminated string.
+    unsafe { GetDriveTypeW(w.as_ptr()) == DRIVE_REMOTE }
+}
+
+/// An `IVssBackupComponents` reference, released on drop.
+pub struct BackupComponents {
+    ptr: *mut IVssBackupComponents,
+    lib: HMODULE,
+}
+
+/// An `IVssAsync` reference, released on drop.
+pub struct AsyncOp {
+    ptr: *mut IVssAsync,
+}
+
+impl BackupComponents {
+    fn vtbl(&self) -> &IVssBackupComponentsVtbl {
+        // SAFETY: `ptr` is a live COM object (we hold a reference) whose first
+        // field is its vtable pointer.
+        unsafe { &*(*self.ptr).vtbl }
+    }
+
+    /// CreateVssBackupComponents (the `...Internal` export of vssapi.dll,
+    /// loaded from System32 only, so a system without it is reported, not fatal).
+    pub fn create() -> Result<BackupComponents, Failure> {
+        let name = wide("vssapi.dll");
+        // SAFETY: NUL-terminated name, no file handle, a documented flag.
+        let lib = unsafe { LoadLibraryExW(name.as_ptr(), std::ptr::null_mut(), LOAD_LIBRARY_SEARCH_SYSTEM32) };
+        if lib.is_null() {
+            return Err(("LoadLibrary(vssapi.dll)".into(), hr::REGDB_E_CLASSNOTREG));
+        }
+        // SAFETY: `lib` is a loaded module; the name is NUL-terminated ASCII.
+        let proc = unsafe { GetProcAddress(lib, c"CreateVssBackupComponentsInternal".as_ptr().cast()) };
+        let Some(proc) = proc else {
+            // SAFETY: `lib` was loaded above and nothing from it is in use.
+            unsafe { FreeLibrary(lib) };
+            return Err(("CreateVssBackupComponents".into(), hr::E_NOTIMPL));
+        };
+        // SAFETY: vsbackup.h declares this export as
+        // HRESULT STDAPICALLTYPE (IVssBackupComponents **).
+        let create: CreateFn = unsafe { std::mem::transmute::<unsafe extern "system" fn() -> isize, CreateFn>(proc) };
+        let mut ptr = std::ptr::null_mut();
+        // SAFETY: a valid out pointer.
+        let h = unsafe { create(&mut ptr) };
+        if h < 0 || ptr.is_null() {
+            // SAFETY: as above.
+            unsafe { FreeLibrary(lib) };
+            return Err(("CreateVssBackupComponents".into(), if h < 0 { h as u32 } else { hr::E_OUTOFMEMORY }));
+        }
+        Ok(BackupComponents { ptr, lib })
+    }
+
+    pub fn initialize_for_backup(&self) -> Result<(), Failure> {
+        // SAFETY: live object; a null BSTR means "no saved document".
+        check("InitializeForBackup", unsafe { (self.vtbl().InitializeForBackup)(self.ptr, std::ptr::null_mut()) })
+    }
+
+    pub fn set_context(&self, ctx: i32) -> Result<(), Failure> {
+        // SAFETY: live object, plain value.
+        check("SetContext", unsafe { (self.vtbl().SetContext)(self.ptr, ctx) })
+    }
+
+    /// No component selection, no bootable system state, no partial files.
+    pub fn set_backup_state(&self, kind: i32) -> Result<(), Failure> {
+        // SAFETY: live object, plain values (C `boolean` is one byte).
+        check("SetBackupState", unsafe { (self.vtbl().SetBackupState)(self.ptr, 0, 0, kind, 0) })
+    }
+
+    fn async_call(&self, what: &str, f: unsafe extern "system" fn(This, Async) -> HRESULT) -> Result<AsyncOp, Failure> {
+        let mut a = std::ptr::null_mut();
+        // SAFETY: `f` is a slot of this object's vtable taking (this, IVssAsync**).
+        let h = unsafe { f(self.ptr, &mut a) };
+        check(what, h)?;
+        if a.is_null() {
+            return Err((what.to_owned(), hr::VSS_E_UNEXPECTED));
+        }
+        Ok(AsyncOp { ptr: a })
+    }
+
+    pub fn gather_writer_metadata(&self) -> Result<AsyncOp, Failure> {
+        self.async_call("GatherWriterMetadata", self.vtbl().GatherWriterMetadata)
+    }
+
+    pub fn prepare_for_backup(&self) -> Result<AsyncOp, Failure> {
+        self.async_call("PrepareForBackup", self.vtbl().PrepareForBackup)
+    }
+
+    pub fn do_snapshot_set(&self) -> Result<AsyncOp, Failure> {
+        self.async_call("DoSnapshotSet", self.vtbl().DoSnapshotSet)
+    }
+
+    pub fn backup_complete(&self) -> Result<AsyncOp, Failure> {
+        self.async_call("BackupComplete", self.vtbl().BackupComplete)
+    }
+
+    /// Best effort: only logs.
+    pub fn abort_backup(&self) {
+        // SAFETY: live object, no arguments.
+        let h = unsafe { (self.vtbl().AbortBackup)(self.ptr) };
+        if h < 0 {
+            log::warn!("vss: AbortBackup: HRESULT {:#010x}", h as u32);
+        }
+    }
+
+    pub fn is_volume_supported(&self, volume: &str) -> Result<bool, Failure> {
+        let w = wide(volume);
+        let mut yes = 0;
+        // SAFETY: live object, GUID_NULL = any provider, NUL-terminated name, valid out pointer.
+        let h = unsafe { (self.vtbl().IsVolumeSupported)(self.ptr, GUID::default(), w.as_ptr(), &mut yes) };
+        check(&format!("IsVolumeSupported({volume})"), h)?;
+        Ok(yes != 0)
+    }
+
+    pub fn start_snapshot_set(&self) -> Result<GUID, Failure> {
+        let mut id = GUID::default();
+        // SAFETY: live object, valid out pointer.
+        check("StartSnapshotSet", unsafe { (self.vtbl().StartSnapshotSet)(self.ptr, &mut id) })?;
+        Ok(id)
+    }
+
+    pub fn add_to_snapshot_set(&self, volume: &str) -> Result<GUID, Failure> {
+        let w = wide(volume);
+        let mut id = GUID::default();
+        // SAFETY: live object, NUL-terminated name, GUID_NULL = default provider, valid out pointer.
+        let h = unsafe { (self.vtbl().AddToSnapshotSet)(self.ptr, w.as_ptr(), GUID::default(), &mut id) };
+        check(&format!("AddToSnapshotSet({volume})"), h)?;
+        Ok(id)
+    }
+
+    /// The shadow copy's device object, `\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopyN`.
+    pub fn snapshot_device(&self, id: GUID) -> Result<String, Failure> {
+        // SAFETY: an all-zero VSS_SNAPSHOT_PROP is valid (null pointers, zero ids).
+        let mut prop: VSS_SNAPSHOT_PROP = unsafe { std::mem::zeroed() };
+        // SAFETY: live object, valid out pointer; on success VSS fills `prop`
+        // with CoTaskMemAlloc'd strings that we free below.
+        let h = unsafe { (self.vtbl().GetSnapshotProperties)(self.ptr, id, &mut prop) };
+        check("GetSnapshotProperties", h)?;
+        let device = take_wstr(prop.m_pwszSnapshotDeviceObject);
+        for p in [
+            prop.m_pwszOriginalVolumeName,
+            prop.m_pwszOriginatingMachine,
+            prop.m_pwszServiceMachine,
+            prop.m_pwszExposedName,
+            prop.m_pwszExposedPath,
+        ] {
+            // SAFETY: each is null or a CoTaskMemAlloc'd string owned by us now
+            // (what VssFreeSnapshotProperties does).
+            unsafe { CoTaskMemFree(p as *const c_void) };
+        }
+        device.filter(|d| !d.is_empty()).ok_or_else(|| ("GetSnapshotProperties: no device object".into(), hr::VSS_E_UNEXPECTED))
+    }
+}
+
+/// Copies and frees a CoTaskMemAlloc'd wide string.
+fn take_wstr(p: *mut u16) -> Option<String> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` is a NUL-terminated string from VSS; we read up to the NUL.
+    let s = unsafe {
+        let mut n = 0;
+        while *p.add(n) != 0 {
+            n += 1;
+        }
+        String::from_utf16_lossy(std::slice::from_raw_parts(p, n))
+    };
+    // SAFETY: allocated by VSS with CoTaskMemAlloc, not used after this.
+    unsafe { CoTaskMemFree(p as *const c_void) };
+    Some(s)
+}
+
+impl Drop for BackupComponents {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference; after Release the pointer is not used.
+        // The library stays loaded for the process (objects may still run code from it).
+        unsafe { (self.vtbl().Release)(self.ptr) };
+        let _ = self.lib;
+    }
+}
+
+impl AsyncOp {
+    fn vtbl(&self) -> &IVssAsyncVtbl {
+        // SAFETY: live COM object we hold a reference to.
+        unsafe { &*(*self.ptr).vtbl }
+    }
+
+    /// Polls until the operation ends or `deadline` passes (then cancels it).
+    pub fn wait(self, deadline: Instant, what: &str) -> Result<(), Failure> {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let mut status: HRESULT = 0;
+            // SAFETY: live object, valid out pointer, null reserved pointer.
+            let h = unsafe { (self.vtbl().QueryStatus)(self.ptr, &mut status, std::ptr::null_mut()) };
+            check(what, h)?;
+            match status as u32 {
+                hr::VSS_S_ASYNC_PENDING => {}
+                hr::VSS_S_ASYNC_FINISHED => return Ok(()),
+                hr::VSS_S_ASYNC_CANCELLED => return Err((format!("{what} (cancelled)"), hr::TIMEOUT)),
+                s if (s as i32) < 0 => return Err((what.to_owned(), s)),
+                _ => return Ok(()),
+            }
+            if Instant::now() >= deadline {
+                // SAFETY: live object; cancelling a pending operation is allowed.
+                unsafe { (self.vtbl().Cancel)(self.ptr) };
+                return Err((what.to_owned(), hr::TIMEOUT));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+}
+
+impl Drop for AsyncOp {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference; not used after.
+        unsafe { (self.vtbl().Release)(self.ptr) };
+    }
+}
