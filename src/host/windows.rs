@@ -25,7 +25,14 @@ pub fn default_state_dir() -> PathBuf {
 }
 
 pub fn root_dir() -> PathBuf {
-    std::env::var_os("SystemDrive").map_or_else(|| PathBuf::from(r"C:\"), |d| PathBuf::from(d).join("\\"))
+    // `C:` plus a separator: the drive's root, not its current directory.
+    std::env::var_os("SystemDrive").map_or_else(
+        || PathBuf::from(r"C:\"),
+        |mut d| {
+            d.push("\\");
+            PathBuf::from(d)
+        },
+    )
 }
 
 pub fn detach(cmd: &mut Command) {

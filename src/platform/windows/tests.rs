@@ -217,8 +217,7 @@ fn missing_vss_fails_with_its_status_or_falls_back_to_live() {
     std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
 
     let err = crate::run::rsync(&cfg_for(Expose::DriveLetter, false), &crate::cli::Options::default(), argv.clone())
-        .err()
-        .expect("VSS cannot work under wine");
+        .expect_err("VSS cannot work under wine");
     assert_eq!(err.exit_code(), crate::provider::vss::status::UNAVAILABLE, "{err}");
     assert!(err.to_string().contains("on_snapshot_failure"), "{err}");
     assert!(!out.exists(), "rsync must not run when the snapshot failed");
