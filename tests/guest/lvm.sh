@@ -1,0 +1,97 @@
+#!/bin/bash
+# LVM end to end, run inside the test guest (scripts/guest.sh) as root, with
+# a blank disk (the first of GUEST_DISKS). Needs SNAPRSYNC (the binary under test) and
+# TORTURE (the consistency writer and checker) in the environment. Prints one
+# "RESULT <name> ok|fail <detail>" line per check; the Rust test judges them.
+set -u
+export LVM_SYSTEM_DIR=${LVM_SYSTEM_DIR:-/etc/lvm}
+work=/tmp/lab
+mkdir -p "$work/state"
+result() { echo "RESULT $1 $2 ${3:-}"; }
+quiet() { "$@" >/dev/null 2>&1; }
+snap_lvs() { lvs --noheadings -o lv_name vg 2>/dev/null | grep -c snaprsync- || true; }
+config() {
+  cat > "$work/cfg.toml" <<CFG
+rsync_path = "/usr/bin/rsync"
+state_dir = "$work/state"
+log_file = "$work/snaprsync.log"
+log_level = "debug"
+snapshot_removal = "wait"
+$1
+CFG
+}
+
+disk=${GUEST_DISKS%% *}
+pvcreate -y "$disk" >"$work/pv.log" 2>&1 && vgcreate vg "$disk" >>"$work/pv.log" 2>&1 \
+  || { result setup fail "no volume group on $disk: $(tr '\n' ' ' < "$work/pv.log")"; exit 1; }
+for fs in ext xfs; do
+  quiet lvcreate -y -L 400M -n "$fs" vg || { result setup fail "lvcreate $fs"; exit 1; }
+done
+quiet mkfs.ext4 -q /dev/vg/ext && quiet mkfs.xfs -q /dev/vg/xfs || { result setup fail mkfs; exit 1; }
+quiet lvcreate -y -L 500M -T vg/pool && quiet lvcreate -y -V 400M -T vg/pool -n thin && quiet mkfs.xfs -q /dev/vg/thin \
+  || { result setup fail "thin pool"; exit 1; }
+for fs in ext xfs thin; do
+  mkdir -p "$work/$fs" && mount "/dev/vg/$fs" "$work/$fs" || { result setup fail "mount $fs"; exit 1; }
+  mkdir -p "$work/$fs/data"
+done
+result setup ok "pv, vg, thick ext4 and xfs, thin xfs"
+
+# Consistency under a writer, for each kind of volume, plain and --relative.
+config 'lvm_snapshot_size = "25%"'
+for fs in ext xfs thin; do
+  "$TORTURE" write "$work/$fs/data" --seconds 6 & writer=$!
+  sleep 1
+  "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$work/$fs/data/" "$work/out-$fs/"; rc=$?
+  "$SNAPRSYNC" --snap-config="$work/cfg.toml" -aR "$work/$fs/./data/" "$work/rel-$fs/"; rrc=$?
+  wait $writer
+  verdict=$("$TORTURE" check "$work/out-$fs" 2>&1) && ok=ok || ok=fail
+  result "consistent-$fs" "$ok" "status $rc: $verdict"
+  [ -d "$work/rel-$fs/data" ] && "$TORTURE" check "$work/rel-$fs/data" >/dev/null 2>&1 && r=ok || r=fail
+  result "relative-names-$fs" "$r" "status $rrc"
+  left=$(snap_lvs)
+  [ "$left" = 0 ] && result "no-lv-left-$fs" ok || result "no-lv-left-$fs" fail "$left snapshot LVs"
+done
+grep -q "provider=lvm" "$work/snaprsync.log" && result provider-lvm ok || result provider-lvm fail "$(tail -3 "$work/snaprsync.log")"
+
+# The check can fail: plain rsync of the live tree under the same writer.
+"$TORTURE" write "$work/ext/data" --seconds 6 --size 200000 & writer=$!
+sleep 1
+rsync -a --bwlimit=20000 "$work/ext/data/" "$work/plain/"
+wait $writer
+"$TORTURE" check "$work/plain" >/dev/null 2>&1 && result control-torn fail "plain rsync looked consistent" || result control-torn ok
+
+# An overflowing thick snapshot: 1 MiB, and 40 MiB written to the origin while rsync reads.
+config 'lvm_snapshot_size = "1M"'
+head -c 20M /dev/urandom > "$work/ext/data/big"
+( sleep 1.5; dd if=/dev/urandom of="$work/ext/data/churn" bs=1M count=40 conv=fsync 2>/dev/null ) & churn=$!
+"$SNAPRSYNC" --snap-config="$work/cfg.toml" -a --bwlimit=5000 "$work/ext/data/" "$work/over/" 2>"$work/over.err"; rc=$?
+wait $churn
+[ "$rc" = 93 ] && result overflow ok "$(cat "$work/over.err")" || result overflow fail "status $rc: $(cat "$work/over.err")"
+[ "$(snap_lvs)" = 0 ] && result overflow-no-lv-left ok || result overflow-no-lv-left fail
+rm -f "$work/ext/data/big" "$work/ext/data/churn"
+
+# Too little free space in the volume group: 81, nothing left.
+config 'lvm_snapshot_size = "100G"'
+"$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$work/ext/data/" "$work/nospace/" 2>"$work/nospace.err"; rc=$?
+[ "$rc" = 81 ] && grep -q "free" "$work/nospace.err" && result no-space ok "$(cat "$work/nospace.err")" || result no-space fail "status $rc: $(cat "$work/nospace.err")"
+[ "$(snap_lvs)" = 0 ] && result no-space-no-lv-left ok || result no-space-no-lv-left fail
+
+# A thin pool over the limit refuses.
+config 'lvm_thin_pool_max_percent = 1'
+"$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$work/thin/data/" "$work/pool/" 2>"$work/pool.err"; rc=$?
+[ "$rc" = 81 ] && grep -q "thin pool" "$work/pool.err" && result thin-pool-full ok "$(cat "$work/pool.err")" || result thin-pool-full fail "status $rc: $(cat "$work/pool.err")"
+
+# kill -9 during a run, then the next run's sweep leaves no LV.
+config 'lvm_snapshot_size = "25%"'
+head -c 30M /dev/urandom > "$work/xfs/data/big"
+"$SNAPRSYNC" --snap-config="$work/cfg.toml" -a --bwlimit=5000 "$work/xfs/data/" "$work/killed/" & victim=$!
+for _ in $(seq 100); do [ "$(snap_lvs)" != 0 ] && break; sleep 0.1; done
+sleep 0.5
+kill -9 $victim; wait $victim 2>/dev/null
+before=$(snap_lvs)
+"$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$work/xfs/data/" "$work/after-kill/"; rc=$?
+[ "$before" != 0 ] && [ "$(snap_lvs)" = 0 ] && [ "$rc" = 0 ] && result kill-then-sweep ok "$before left by the kill, swept" \
+  || result kill-then-sweep fail "before=$before after=$(snap_lvs) status=$rc"
+
+for fs in ext xfs thin; do umount "$work/$fs"; done
+echo DONE
