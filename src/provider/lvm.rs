@@ -152,11 +152,33 @@ pub struct Lvm {
     /// Where the exposure mounts each snapshot (a directory per snapshot).
     mount_dir: PathBuf,
     stamp: String,
+    /// One `lvs` of every volume, taken by the sweep or by `create`, whichever
+    /// comes first: each LVM command costs tens of milliseconds.
+    all: std::cell::OnceCell<Vec<Lv>>,
+    /// The thick snapshots this run made (`VG/NAME`): only they can overflow.
+    thick: Vec<String>,
 }
 
 impl Lvm {
     pub fn new(mounts: Vec<Mount>, size: SnapshotSize, thin_max_percent: u8, state_dir: &Path) -> Self {
-        Lvm { mounts, size, thin_max_percent, mount_dir: state_dir.join("mnt"), stamp: crate::journal::run_stamp().to_owned() }
+        Lvm {
+            mounts,
+            size,
+            thin_max_percent,
+            mount_dir: state_dir.join("mnt"),
+            stamp: crate::journal::run_stamp().to_owned(),
+            all: std::cell::OnceCell::new(),
+            thick: Vec::new(),
+        }
+    }
+
+    /// Every logical volume, as `lvs` said at the first call.
+    fn all(&self) -> Result<&[Lv]> {
+        if let Some(all) = self.all.get() {
+            return Ok(all);
+        }
+        let listed = lvs(&[])?;
+        Ok(self.all.get_or_init(|| listed))
     }
 
     /// The mounts to snapshot: the one holding each source, and every LV
@@ -251,7 +273,7 @@ impl Provider for Lvm {
         if vols.len() > 1 {
             log::info!("lvm: {} volumes are snapshotted one after another, each its own point in time", vols.len());
         }
-        let info = lvs(&vols.iter().map(|(_, vg, lv)| format!("{vg}/{lv}")).collect::<Vec<_>>())?;
+        let info = self.all()?.to_vec();
         let mut set = SnapshotSet { provider: self.name(), volumes: Vec::new() };
         // What earlier snapshots of this run took from each volume group.
         let mut taken: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
@@ -262,13 +284,16 @@ impl Provider for Lvm {
                     .iter()
                     .find(|l| &l.vg == vg && &l.name == lvname)
                     .ok_or_else(|| Error::Snapshot { path: mount.mount_point.clone(), msg: format!("lvs does not list {vg}/{lvname}") })?;
-                let pool = if lv.is_thin() { lvs(&[format!("{vg}/{}", lv.pool)])?.into_iter().next() } else { None };
+                let pool = info.iter().find(|p| lv.is_thin() && &p.vg == vg && p.name == lv.pool).cloned();
                 let bytes = self.check_room(lv, pool.as_ref(), *taken.get(vg).unwrap_or(&0))?;
                 *taken.entry(vg.clone()).or_default() += bytes;
                 let name = format!("{}-{n}", self.stamp);
                 let mut c = Cmd::new("lvcreate").arg("-s").arg("-n").arg(&name).arg("--addtag").arg(TAG);
                 c = if lv.is_thin() { c.arg("-kn") } else { c.arg("-L").arg(format!("{bytes}b")) };
                 c.arg(format!("{vg}/{lvname}")).run()?;
+                if !lv.is_thin() {
+                    self.thick.push(format!("{vg}/{name}"));
+                }
                 let at = self.mount_dir.join(&name);
                 std::fs::create_dir_all(&at).map_err(|e| Error::io(&at, e))?;
                 Ok(VolumeSnapshot {
@@ -308,7 +333,12 @@ impl Provider for Lvm {
     }
 
     fn verify(&self, set: &SnapshotSet) -> Result<()> {
-        let info = lvs(&set.volumes.iter().map(|v| v.id.clone()).collect::<Vec<_>>())?;
+        // Thin snapshots share their pool and cannot overflow on their own.
+        let thick: Vec<String> = set.volumes.iter().filter(|v| self.thick.contains(&v.id)).map(|v| v.id.clone()).collect();
+        if thick.is_empty() {
+            return Ok(());
+        }
+        let info = lvs(&thick)?;
         for v in &set.volumes {
             if let Some(lv) = info.iter().find(|l| format!("{}/{}", l.vg, l.name) == v.id) {
                 if lv.overflowed() {
@@ -320,8 +350,9 @@ impl Provider for Lvm {
     }
 
     fn leftovers(&self) -> Result<Vec<Leftover>> {
-        Ok(lvs(&[])?
-            .into_iter()
+        Ok(self
+            .all()?
+            .iter()
             .filter(|l| l.tags.iter().any(|t| t == TAG))
             .filter_map(|l| {
                 let stamp = crate::journal::stamp_of_name(&l.name)?;
