@@ -4,6 +4,8 @@
 # fault-injection, protect-args and restricted-mode suites with real sshd,
 # rsync, dirvish, rsnapshot, BackupPC on loop-mounted btrfs; needs root).
 # Ends with one line: "N passed, N failed".
+#
+# FAULT_SEED=N replays the random points of the fault-injection suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --tests
@@ -22,12 +24,24 @@ fi
 if cargo clippy --version >/dev/null 2>&1; then
   cargo clippy --locked --workspace --all-targets -- -D warnings
 fi
-table=${CARGO_TARGET_DIR:-target}/tmp/faults-table.md
-rm -f "$table"
-cargo test --locked --workspace --all-targets -- --test-threads=2 2>&1 | tee -a "$log"
-# The fault-injection table (README "Faults"), as this run measured it.
-if [ -f "$table" ]; then
-  cat "$table"
+
+# The seed is set here so that the table's header can name it.
+: "${FAULT_SEED:=$(date +%s)}"
+export FAULT_SEED
+rows=${CARGO_TARGET_DIR:-target}/tmp/faults
+rm -rf "$rows"
+# A failure still gets the table and the closing line.
+tests_rc=0
+cargo test --locked --workspace --all-targets --no-fail-fast -- --test-threads=2 2>&1 | tee -a "$log" || tests_rc=$?
+# The fault-injection table (README "Faults"), as this run measured it: one
+# row per fault test, in the table's order.
+if [ -d "$rows" ]; then
+  printf '\nfault injection (FAULT_SEED=%s)\n' "$FAULT_SEED"
+  echo '| fault | trials | leftovers | snapshot removed after (median / max) | note |'
+  echo '|---|---|---|---|---|'
+  find "$rows" -name '*.md' | sort | xargs cat
 fi
 
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log"
+summary_rc=0
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log" || summary_rc=$?
+[ "$tests_rc" = 0 ] && [ "$summary_rc" = 0 ]
