@@ -3,7 +3,7 @@
 # and property tests and the integration tests (tests/main.rs: end-to-end,
 # fault-injection, protect-args and restricted-mode suites with real sshd,
 # rsync, dirvish, rsnapshot, BackupPC on loop-mounted btrfs; needs root).
-# Ends with one line: "N passed, N failed".
+# rustfmt and clippy must pass too. Ends with one line: "N passed, N failed".
 #
 # FAULT_SEED=N replays the random points of the fault-injection suite.
 set -euo pipefail
@@ -18,12 +18,8 @@ scripts/windows.sh test 2>&1 | tee -a "$log"
 cargo build --locked --workspace --all-targets
 # The fuzz targets are built, not run, so that they keep compiling.
 cargo build --locked --manifest-path fuzz/Cargo.toml --bins
-if cargo fmt --version >/dev/null 2>&1; then
-  cargo fmt --all --check
-fi
-if cargo clippy --version >/dev/null 2>&1; then
-  cargo clippy --locked --workspace --all-targets -- -D warnings
-fi
+cargo fmt --all --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 # The seed is set here so that the table's header can name it.
 : "${FAULT_SEED:=$(date +%s)}"
