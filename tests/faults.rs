@@ -147,10 +147,13 @@ fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Waits until the run's rsync has started (snaprsync logs the command line).
+/// Waits until the run's rsync runs: snaprsync logs its command line, then
+/// starts it (through `snaprsync __rsync-child`, which becomes rsync), so the
+/// log line alone can come before there is an rsync to kill.
 fn wait_for_rsync(b: &Rig, pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !b.log().contains(&format!("[{pid}] running /")) {
+    let rsync_runs = || children(pid).into_iter().any(|c| comm(c).as_deref() == Some("rsync"));
+    while !b.log().contains(&format!("[{pid}] running /")) || !rsync_runs() {
         assert!(Instant::now() < deadline, "rsync never started\n{}", b.log());
         std::thread::sleep(Duration::from_millis(10));
     }
