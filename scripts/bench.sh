@@ -78,10 +78,15 @@ elif [ -n "$SNAPRSYNC_REV" ]; then
   (cd "$W/src" && CARGO_TARGET_DIR=$W/target cargo build --release --locked --quiet)
   SNAPRSYNC=$W/target/release/snaprsync
   version="commit $rev"
-else
-  log "cargo build --release"
-  (cd "$repo" && cargo build --release --quiet)
-  SNAPRSYNC=$repo/target/release/snaprsync
+fi
+# testbed (the tests' btrfs image and sshd) always comes from the working tree.
+pkgs=(-p testbed)
+[ -n "$SNAPRSYNC" ] || pkgs+=(-p snaprsync)
+log "cargo build --release ${pkgs[*]}"
+(cd "$repo" && cargo build --release --quiet "${pkgs[@]}" --bins)
+target=$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+if [ -z "$SNAPRSYNC" ]; then
+  SNAPRSYNC=$target/release/snaprsync
   version="working tree $(cd "$repo" && git describe --always --dirty)"
 fi
 [ -x "$SNAPRSYNC" ] || die "no snaprsync binary at $SNAPRSYNC"
@@ -90,13 +95,13 @@ OUT=${BENCH_OUT:-$(mktemp -d)}
 # Results are appended: an old run's files would mix into this run's tables.
 [ -z "$(ls -A "$OUT" 2>/dev/null)" ] || die "BENCH_OUT=$OUT is not empty"
 mkdir -p "$OUT"
-MNT=$W/mnt
+MNT=
 DST=$W/dst
 BIN=$W/bin
+TESTBED=$BIN/testbed
 S=$W/ssh
-LOOP=
-IMG=$W/btrfs.img
-[ -z "$BENCH_IMAGE_DIR" ] || IMG=$(mktemp -p "$BENCH_IMAGE_DIR" snaprsync-bench.XXXXXX.img)
+IMGDIR=$W/btrfs
+[ -z "$BENCH_IMAGE_DIR" ] || IMGDIR=$(mktemp -d -p "$BENCH_IMAGE_DIR" srs-bench.XXXXXX)
 TRACER=
 
 cleanup() {
@@ -110,22 +115,21 @@ cleanup() {
     kill "$(cat "$S/sshd.pid")" 2>/dev/null
   fi
   mountpoint -q "$DST" && umount "$DST"
-  if mountpoint -q "$MNT"; then
-    for _ in 1 2 3 4 5 6 7 8 9 10; do umount "$MNT" 2>/dev/null && break; sleep 0.3; done
-    mountpoint -q "$MNT" && umount -l "$MNT"
-  fi
-  [ -n "$LOOP" ] && losetup -d "$LOOP"
   [ -n "$TRACER" ] && kill -INT "$TRACER" 2>/dev/null
-  rm -f "$IMG"
-  rm -rf "$W"
+  # Whatever is still mounted stays, rather than be deleted through the mount.
+  if [ ! -d "$IMGDIR" ] || "$TESTBED" btrfs-remove "$IMGDIR"; then
+    [ -z "$BENCH_IMAGE_DIR" ] || rm -rf "$IMGDIR"
+    rm -rf "$W"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # A private copy of everything executed, so a rebuild during the run changes nothing.
-mkdir -p "$BIN" "$S" "$MNT" "$DST"
+mkdir -p "$BIN" "$S" "$IMGDIR" "$DST"
 cp "$SNAPRSYNC" "$BIN/snaprsync"
+cp "$target/release/testbed" "$TESTBED"
 cp "$here/bench/naive-rsync.sh" "$here/bench/local-rsh" "$BIN/"
 SNAP=$BIN/snaprsync
 NAIVE=$BIN/naive-rsync.sh
@@ -156,10 +160,7 @@ LRSH=$BIN/local-rsh
 need_big=0; want protect && need_big=1
 img_mb=$(( (BENCH_TREE_MB + need_big * BENCH_BIG_MB) * 13 / 10 + 1024 ))
 log "btrfs image of $img_mb MiB"
-truncate -s "${img_mb}M" "$IMG"
-mkfs.btrfs -q "$IMG"
-LOOP=$(losetup --find --show "$IMG")
-mount -t btrfs "$LOOP" "$MNT"
+MNT=$("$TESTBED" btrfs-image "$img_mb" "$IMGDIR")
 # The destination is a tmpfs: only the sending side's cost is compared.
 mount -t tmpfs -o size=$(( (need_big * BENCH_BIG_MB > BENCH_TREE_MB ? BENCH_BIG_MB : BENCH_TREE_MB) + 512 ))m bench-dst "$DST"
 
@@ -180,60 +181,15 @@ echo "core_tree=$BENCH_FILES files, $BENCH_TREE_MB MiB ($(du -s --apparent-size 
 echo "lat_tree=$BENCH_LAT_FILES files of 4 KiB" >>"$OUT/meta.env"
 echo "protect_tree=$BENCH_BIG_FILES files, $BENCH_BIG_MB MiB" >>"$OUT/meta.env"
 echo "protect_bytes=$((BENCH_BIG_MB * 1024 * 1024))" >>"$OUT/meta.env"
-echo "image=$(df --output=fstype "$(dirname "$IMG")" | tail -1) ($([ -z "$BENCH_IMAGE_DIR" ] && echo "the scratch dir" || echo "$BENCH_IMAGE_DIR"))" >>"$OUT/meta.env"
+echo "image=$(df --output=fstype "$IMGDIR" | tail -1) ($([ -z "$BENCH_IMAGE_DIR" ] && echo "the scratch dir" || echo "$BENCH_IMAGE_DIR"))" >>"$OUT/meta.env"
 
 # ---------------------------------------------------------------- sshd
-start_sshd() {
-  mkdir -p /run/sshd
-  ssh-keygen -q -t ed25519 -N '' -f "$S/host_key"
-  ssh-keygen -q -t ed25519 -N '' -f "$S/client_key"
-  cp "$S/client_key.pub" "$S/authorized_keys"
-  local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  cat >"$S/sshd_config" <<EOF
-ListenAddress 127.0.0.1
-Port $port
-HostKey $S/host_key
-PidFile $S/sshd.pid
-AuthorizedKeysFile $S/authorized_keys
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-UseDNS no
-PrintMotd no
-PrintLastLog no
-EOF
-  cat >"$S/config" <<EOF
-Host bench
-  HostName 127.0.0.1
-  Port $port
-  User root
-  IdentityFile $S/client_key
-  IdentitiesOnly yes
-  HostKeyAlias bench
-  UserKnownHostsFile $S/known_hosts
-  GlobalKnownHostsFile /dev/null
-  StrictHostKeyChecking yes
-  BatchMode yes
-  LogLevel ERROR
-EOF
-  echo "bench $(cat "$S/host_key.pub")" >"$S/known_hosts"
-  /usr/sbin/sshd -f "$S/sshd_config" -E "$S/sshd.log"
-  for _ in $(seq 50); do
-    [ "$(ssh -F "$S/config" bench echo ok 2>/dev/null)" = ok ] && return 0
-    sleep 0.1
-  done
-  cat "$S/sshd.log" >&2
-  die "cannot log in to the private sshd"
-}
+SSH_CONFIG=
 if want core || want latency || want rss; then
-  start_sshd
+  SSH_CONFIG=$("$TESTBED" sshd "$S" bench)
   log "sshd on 127.0.0.1 up"
 fi
-RSH="ssh -F $S/config"
+RSH="ssh -F $SSH_CONFIG"
 
 # ---------------------------------------------------------------- helpers
 # The command as it can be pasted into a shell, with this run's temp paths
@@ -251,7 +207,7 @@ show() {
     out+=("$e")
   done
   local q="${out[*]}"
-  q=${q//"$S/config"/'$SSH_CONFIG'}
+  q=${q//"$SSH_CONFIG"/'$SSH_CONFIG'}
   q=${q//"$BIN/snaprsync"/'$SNAPRSYNC'}
   q=${q//"$BIN/naive-rsync.sh"/scripts/bench/naive-rsync.sh}
   q=${q//"$BIN/local-rsh"/scripts/bench/local-rsh}
@@ -396,7 +352,7 @@ if want latency; then
   rounds latency "$BENCH_LAT_RUNS" prep_latency plain snaprsync naive
   ssh_ms=()
   for _ in $(seq 10); do
-    t0=$EPOCHREALTIME; ssh -F "$S/config" bench true; t1=$EPOCHREALTIME
+    t0=$EPOCHREALTIME; ssh -F "$SSH_CONFIG" bench true; t1=$EPOCHREALTIME
     ssh_ms+=("$(python3 -c "print(round(($t1 - $t0) * 1000, 1))")")
   done
   echo "ssh_true_ms=${ssh_ms[*]}" >>"$OUT/meta.env"

@@ -6,27 +6,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-cargo build --release --quiet --bin snaprsync --example torture
-bin=target/release/snaprsync
-torture=target/release/examples/torture
+# snaprsync, and testbed: the tests' btrfs image and torture writer/checker.
+cargo build --release --quiet -p snaprsync -p testbed --bins
+target=${CARGO_TARGET_DIR:-target}/release
+bin=$target/snaprsync
+testbed=$target/testbed
 
 work=$(mktemp -d /tmp/snaprsync-demo.XXXXXX)
-mnt=$work/mnt
 cleanup() {
   [ -n "${writer:-}" ] && kill "$writer" 2>/dev/null && wait "$writer" 2>/dev/null
-  mountpoint -q "$mnt" && umount "$mnt"
+  "$testbed" btrfs-remove "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-truncate -s 1G "$work/btrfs.img"
-mkfs.btrfs -q "$work/btrfs.img"
-mkdir "$mnt"
-mount -o loop "$work/btrfs.img" "$mnt"
+mnt=$("$testbed" btrfs-image 1024 "$work")
 mkdir "$mnt/data"
 echo "btrfs image mounted at $mnt; a writer now rewrites 400 files of 256 KiB, in order, generation after generation"
 
-"$torture" write "$mnt/data" --seconds 30 --files 400 --size 262144 &
+"$testbed" torture write "$mnt/data" --seconds 30 --files 400 --size 262144 &
 writer=$!
 sleep 2
 
@@ -35,7 +33,7 @@ backup() { # $1 = label, $2 = program acting as the source side
   rc=0
   "$2" -a --bwlimit=40000 "$mnt/data/" "$work/$1/" >"$work/$1.log" 2>&1 || rc=$?
   printf '%-10s exit %-3s ' "$1:" "$rc"
-  "$torture" check "$work/$1" || true
+  "$testbed" torture check "$work/$1" || true
 }
 echo "backing up while the writer runs (each copy is slowed to ~40 MB/s so that it spans many generations)"
 backup rsync rsync
@@ -49,7 +47,7 @@ for _ in $(seq 50); do
   [ "$left" -eq 0 ] && break
   sleep 0.1
 done
-if "$torture" check "$work/snaprsync" >/dev/null && [ "$left" -eq 0 ]; then
+if "$testbed" torture check "$work/snaprsync" >/dev/null && [ "$left" -eq 0 ]; then
   echo "VERDICT: the snaprsync backup is one point in time, and no snapshot remains ($left left)."
 else
   echo "VERDICT: FAILED: snaprsync backup consistent? see above; snapshots left: $left"

@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # Installs the Debian packages snaprsync needs (run as root on Debian 12):
 #   scripts/deps.sh           what the demo needs
-#   scripts/deps.sh --tests   plus the real servers the test suites drive
+#   scripts/deps.sh --tests   plus the real servers the test suites drive,
+#                             rustfmt and clippy
 set -euo pipefail
 pkgs=(rsync btrfs-progs util-linux procps)
 if [ "${1:-}" = --tests ]; then
   pkgs+=(openssh-server openssh-client dirvish rsnapshot backuppc g++)
+  # rustfmt and clippy of the toolchain in use: rustup's components, or the
+  # Debian packages that go with cargo-web.
+  if command -v rustup >/dev/null; then
+    if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+      rustup component add rustfmt clippy
+    fi
+  else
+    pkgs+=(rustfmt-web rust-web-clippy)
+  fi
 fi
 missing=()
 for p in "${pkgs[@]}"; do

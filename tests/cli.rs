@@ -1,52 +1,44 @@
 //! The snaprsync binary run directly (no ssh): its own failures, exit-status
 //! passthrough, signals, and that nothing ever reaches stdout in the rsync role.
-//! Needs root and btrfs-progs, like the end-to-end suite.
-#![cfg(target_os = "linux")]
-
-mod support;
+//! Needs btrfs-progs, like the end-to-end suite.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::btrfs::Btrfs;
-use support::cmd::{cmd, Cmd};
+use crate::support::rig::Rig;
+use crate::support::snaprsync;
+use testbed::btrfs::{create_subvolume, is_subvolume, snapshot_ro};
+use testbed::cmd::{cmd, Cmd, Output};
 
-/// A btrfs filesystem with `data/` holding a few files, and a work dir.
-struct World {
-    fs: Btrfs,
-    work: tempfile::TempDir,
+/// A btrfs filesystem with `data/` holding a few files, and a work dir; no sshd.
+fn world() -> Rig {
+    Rig::build("cli")
+        .size(300)
+        .without_sshd()
+        .data(|data| {
+            fs::create_dir_all(data.join("sub")).unwrap();
+            for i in 0..5 {
+                fs::write(data.join(format!("f{i}")), format!("file {i}\n")).unwrap();
+            }
+            fs::write(data.join("sub/deep"), "deep\n").unwrap();
+        })
+        .start()
 }
 
-impl World {
-    fn new() -> World {
-        let fs = Btrfs::new(300);
-        let data = fs.mnt().join("data");
-        fs::create_dir_all(data.join("sub")).unwrap();
-        for i in 0..5 {
-            fs::write(data.join(format!("f{i}")), format!("file {i}\n")).unwrap();
-        }
-        fs::write(data.join("sub/deep"), "deep\n").unwrap();
-        World { fs, work: support::tempdir("cli") }
-    }
+/// A config file holding just `text` (none of the rig's log and state settings).
+fn config(w: &Rig, text: &str) -> PathBuf {
+    let p = w.work.path().join("config.toml");
+    fs::write(&p, text).unwrap();
+    p
+}
 
-    fn data(&self) -> PathBuf {
-        self.fs.mnt().join("data")
-    }
-
-    fn config(&self, text: &str) -> PathBuf {
-        let p = self.work.path().join("config.toml");
-        fs::write(&p, text).unwrap();
-        p
-    }
-
-    /// snaprsync as a server sender of `sources`, the way a backup server runs it.
-    fn sender(&self, config: &Path, sources: &[&Path]) -> Cmd {
-        cmd(support::snaprsync())
-            .arg(format!("--snap-config={}", config.display()))
-            .args(["--server", "--sender", "-logDtpre.iLsfxCIvu", "."])
-            .args(sources)
-    }
+/// snaprsync as a server sender of `sources`, the way a backup server runs it.
+fn sender(config: &Path, sources: &[&Path]) -> Cmd {
+    cmd(snaprsync())
+        .arg(format!("--snap-config={}", config.display()))
+        .args(["--server", "--sender", "-logDtpre.iLsfxCIvu", "."])
+        .args(sources)
 }
 
 /// An rsh for `rsync -e` that runs the remote command here, the way sshd does
@@ -60,6 +52,16 @@ fn local_rsh(dir: &Path) -> String {
     p.display().to_string()
 }
 
+/// `rsync -a` through [`local_rsh`] with snaprsync and `config` as the remote
+/// rsync; add the sources and the destination.
+fn local_pull(w: &Rig, config: &Path) -> Cmd {
+    cmd("rsync").args(["-a", "-e", &local_rsh(w.work.path())]).arg(format!(
+        "--rsync-path={} --snap-config={}",
+        snaprsync(),
+        config.display()
+    ))
+}
+
 /// Exactly one line on stderr, naming `what`.
 fn one_line_naming(stderr: &str, what: &str) {
     let lines: Vec<&str> = stderr.lines().collect();
@@ -70,8 +72,8 @@ fn one_line_naming(stderr: &str, what: &str) {
 
 #[test]
 fn missing_config_file_is_status_80_with_nothing_on_stdout() {
-    let w = World::new();
-    let out = w.sender(&w.work.path().join("nope.toml"), &[&w.data()]).run();
+    let w = world();
+    let out = sender(&w.work.path().join("nope.toml"), &[&w.src()]).run();
     out.expect_code(80).expect_stdout_empty();
     one_line_naming(&out.stderr, "nope.toml");
     w.fs.assert_no_snapshot_left();
@@ -79,9 +81,9 @@ fn missing_config_file_is_status_80_with_nothing_on_stdout() {
 
 #[test]
 fn bad_config_value_and_unknown_key_are_named() {
-    let w = World::new();
+    let w = world();
     for (text, name) in [("on_snapshot_failure = \"maybe\"\n", "maybe"), ("rsync_pth = \"/x\"\n", "rsync_pth")] {
-        let out = w.sender(&w.config(text), &[&w.data()]).run();
+        let out = sender(&config(&w, text), &[&w.src()]).run();
         out.expect_code(80).expect_stdout_empty();
         one_line_naming(&out.stderr, name);
     }
@@ -89,16 +91,16 @@ fn bad_config_value_and_unknown_key_are_named() {
 
 #[test]
 fn unknown_own_option_is_a_usage_error() {
-    let out = cmd(support::snaprsync()).args(["--snap-bogus=1", "--server", "--sender", "-e.", ".", "/"]).run();
+    let out = cmd(snaprsync()).args(["--snap-bogus=1", "--server", "--sender", "-e.", ".", "/"]).run();
     out.expect_code(80).expect_stdout_empty();
     one_line_naming(&out.stderr, "--snap-bogus");
 }
 
 #[test]
 fn rsync_missing_is_status_82_and_leaves_no_snapshot() {
-    let w = World::new();
-    let cfg = w.config("rsync_path = \"/nonexistent/rsync\"\n");
-    let out = w.sender(&cfg, &[&w.data()]).run();
+    let w = world();
+    let cfg = config(&w, "rsync_path = \"/nonexistent/rsync\"\n");
+    let out = sender(&cfg, &[&w.src()]).run();
     out.expect_code(82).expect_stdout_empty();
     one_line_naming(&out.stderr, "/nonexistent/rsync");
     w.fs.assert_no_snapshot_left();
@@ -107,24 +109,19 @@ fn rsync_missing_is_status_82_and_leaves_no_snapshot() {
 #[test]
 fn source_on_a_filesystem_without_provider() {
     // The work dir is not on btrfs.
-    let w = World::new();
+    let w = world();
     let live = w.work.path().join("live");
     fs::create_dir(&live).unwrap();
     fs::write(live.join("x"), "x").unwrap();
 
-    let out = w.sender(&w.config(""), &[&live]).run();
+    let out = sender(&config(&w, ""), &[&live]).run();
     out.expect_code(83).expect_stdout_empty();
     one_line_naming(&out.stderr, "cannot snapshot");
 
     // `live` runs rsync on the live files and says so.
-    let cfg = w.config("on_snapshot_failure = \"live\"\n");
+    let cfg = config(&w, "on_snapshot_failure = \"live\"\n");
     let dst = w.work.path().join("dst");
-    let out = cmd("rsync")
-        .args(["-a", "-e", &local_rsh(w.work.path())])
-        .arg(format!("--rsync-path={} --snap-config={}", support::snaprsync(), cfg.display()))
-        .arg(format!("x:{}/", live.display()))
-        .arg(&dst)
-        .run();
+    let out = local_pull(&w, &cfg).arg(format!("x:{}/", live.display())).arg(&dst).run();
     out.expect_code(0);
     assert!(out.stderr.contains("LIVE"), "{}", out.report());
     assert_eq!(fs::read_to_string(dst.join("x")).unwrap(), "x");
@@ -132,17 +129,11 @@ fn source_on_a_filesystem_without_provider() {
 
 #[test]
 fn rsync_status_passes_through_from_a_snapshot_run() {
-    let w = World::new();
-    let cfg = w.config(&format!("log_file = \"{}/log\"\nlog_level = \"info\"\n", w.work.path().display()));
+    let w = world();
+    let cfg = config(&w, &format!("log_file = \"{}/log\"\nlog_level = \"info\"\n", w.work.path().display()));
     let dst = w.work.path().join("dst");
-    let missing = w.data().join("missing");
-    let out = cmd("rsync")
-        .args(["-a", "-e", &local_rsh(w.work.path())])
-        .arg(format!("--rsync-path={} --snap-config={}", support::snaprsync(), cfg.display()))
-        .arg(format!("x:{}/", w.data().display()))
-        .arg(format!(":{}", missing.display()))
-        .arg(&dst)
-        .run();
+    let missing = w.src().join("missing");
+    let out = local_pull(&w, &cfg).arg(format!("x:{}/", w.src().display())).arg(format!(":{}", missing.display())).arg(&dst).run();
     out.expect_code(23);
     assert_eq!(fs::read_to_string(dst.join("f3")).unwrap(), "file 3\n");
     let log = fs::read_to_string(w.work.path().join("log")).unwrap();
@@ -152,30 +143,30 @@ fn rsync_status_passes_through_from_a_snapshot_run() {
 
 #[test]
 fn rsync_killed_by_a_signal_becomes_128_plus_n() {
-    let w = World::new();
+    let w = world();
     // A stand-in for rsync that dies by SIGTERM, to show the status mapping.
     let fake = w.work.path().join("dies-by-sigterm");
     fs::write(&fake, "#!/bin/sh\nkill -TERM $$\n").unwrap();
     cmd("chmod").arg("+x").arg(&fake).ok();
-    let cfg = w.config(&format!("rsync_path = \"{}\"\n", fake.display()));
-    let out = w.sender(&cfg, &[&w.data()]).run();
+    let cfg = config(&w, &format!("rsync_path = \"{}\"\n", fake.display()));
+    let out = sender(&cfg, &[&w.src()]).run();
     out.expect_code(128 + 15).expect_stdout_empty();
     w.fs.assert_no_snapshot_left();
 }
 
 #[test]
 fn ending_signals_reach_rsync_and_the_snapshot_is_removed() {
-    let w = World::new();
+    let w = world();
     // Enough data that rsync is still sending when the signal comes.
-    fs::write(w.data().join("big"), vec![7u8; 64 << 20]).unwrap();
+    fs::write(w.src().join("big"), vec![7u8; 64 << 20]).unwrap();
     let log = w.work.path().join("log");
-    let cfg = w.config(&format!("log_file = \"{}\"\nlog_level = \"debug\"\n", log.display()));
+    let cfg = config(&w, &format!("log_file = \"{}\"\nlog_level = \"debug\"\n", log.display()));
     // QUIT and XCPU reach rsync as TERM (see README "Signals").
     for (sig, passed) in [("INT", "INT"), ("TERM", "TERM"), ("HUP", "HUP"), ("QUIT", "TERM"), ("XCPU", "TERM")] {
-        let mut child = std::process::Command::new(support::snaprsync())
+        let mut child = std::process::Command::new(snaprsync())
             .arg(format!("--snap-config={}", cfg.display()))
             .args(["-a", "--bwlimit=1000"])
-            .arg(format!("{}/", w.data().display()))
+            .arg(format!("{}/", w.src().display()))
             .arg(w.work.path().join(format!("dst-{sig}")))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -201,14 +192,14 @@ fn ending_signals_reach_rsync_and_the_snapshot_is_removed() {
 
 #[test]
 fn never_recurses_into_itself_when_installed_as_rsync() {
-    let w = World::new();
+    let w = world();
     let bin = w.work.path().join("bin");
     fs::create_dir(&bin).unwrap();
-    std::os::unix::fs::symlink(support::snaprsync(), bin.join("rsync")).unwrap();
+    std::os::unix::fs::symlink(snaprsync(), bin.join("rsync")).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let dst = w.work.path().join("dst");
     // No config: the default lookup must skip the snaprsync that is named rsync.
-    let out = cmd(bin.join("rsync")).env("PATH", &path).args(["-a"]).arg(format!("{}/", w.data().display())).arg(&dst).run();
+    let out = cmd(bin.join("rsync")).env("PATH", &path).args(["-a"]).arg(format!("{}/", w.src().display())).arg(&dst).run();
     out.expect_code(0).expect_stdout_empty();
     assert_eq!(fs::read_to_string(dst.join("sub/deep")).unwrap(), "deep\n");
     w.fs.assert_no_snapshot_left();
@@ -216,30 +207,30 @@ fn never_recurses_into_itself_when_installed_as_rsync() {
 
 #[test]
 fn passthrough_runs_rsync_unchanged() {
-    let out = cmd(support::snaprsync()).arg("--version").run();
+    let out = cmd(snaprsync()).arg("--version").run();
     out.expect_code(0);
     assert!(out.stdout_str().starts_with("rsync  version"), "{}", out.report());
 }
 
 #[test]
 fn subcommand_word_with_arguments_explains_dot_slash() {
-    let out = cmd(support::snaprsync()).args(["list", "/backup/"]).run();
+    let out = cmd(snaprsync()).args(["list", "/backup/"]).run();
     out.expect_code(80).expect_stdout_empty();
     one_line_naming(&out.stderr, "./list");
 }
 
 #[test]
 fn a_hung_rsync_is_ended_when_the_server_connection_drops() {
-    let w = World::new();
+    let w = world();
     // A stand-in for an rsync that hangs after losing its peer and ignores SIGTERM.
     let fake = w.work.path().join("hangs");
     fs::write(&fake, "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.1; done\n").unwrap();
     cmd("chmod").arg("+x").arg(&fake).ok();
-    let cfg = w.config(&format!("rsync_path = \"{}\"\n", fake.display()));
-    let mut child = std::process::Command::new(support::snaprsync())
+    let cfg = config(&w, &format!("rsync_path = \"{}\"\n", fake.display()));
+    let mut child = std::process::Command::new(snaprsync())
         .arg(format!("--snap-config={}", cfg.display()))
         .args(["--server", "--sender", "-logDtpre.iLsfxCIvu", "."])
-        .arg(w.data())
+        .arg(w.src())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -273,17 +264,17 @@ fn a_hung_rsync_is_ended_when_the_server_connection_drops() {
 
 #[test]
 fn not_root_gives_a_clear_snapshot_error_and_leaves_nothing() {
-    let w = World::new();
+    let w = world();
     let state = w.work.path().join("state");
-    let cfg = w.config(&format!("state_dir = \"{}\"\n", state.display()));
+    let cfg = config(&w, &format!("state_dir = \"{}\"\n", state.display()));
     // Let nobody read the config and the tree: only the privilege is missing.
     cmd("chmod").args(["-R", "a+rX"]).arg(w.work.path()).arg(w.fs.mnt()).ok();
     let out = cmd("setpriv")
         .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-        .arg(support::snaprsync())
+        .arg(snaprsync())
         .arg(format!("--snap-config={}", cfg.display()))
         .args(["--server", "--sender", "-logDtpre.iLsfxCIvu", "."])
-        .arg(w.data())
+        .arg(w.src())
         .run();
     out.expect_code(81).expect_stdout_empty();
     one_line_naming(&out.stderr, "root");
@@ -293,13 +284,13 @@ fn not_root_gives_a_clear_snapshot_error_and_leaves_nothing() {
 
 #[test]
 fn read_only_snapshot_location_gives_a_clear_error_and_leaves_nothing() {
-    let w = World::new();
+    let w = world();
     let state = w.work.path().join("state");
-    let cfg = w.config(&format!("state_dir = \"{}\"\n", state.display()));
+    let cfg = config(&w, &format!("state_dir = \"{}\"\n", state.display()));
     let dir = w.fs.mnt().join(".snaprsync");
     cmd("btrfs").args(["subvolume", "create"]).arg(&dir).ok();
     cmd("btrfs").args(["property", "set"]).arg(&dir).args(["ro", "true"]).ok();
-    let out = w.sender(&cfg, &[&w.data()]).run();
+    let out = sender(&cfg, &[&w.src()]).run();
     out.expect_code(81).expect_stdout_empty();
     one_line_naming(&out.stderr, ".snaprsync");
     w.fs.assert_no_snapshot_left();
@@ -309,7 +300,7 @@ fn read_only_snapshot_location_gives_a_clear_error_and_leaves_nothing() {
 
 #[test]
 fn failed_removal_keeps_rsyncs_status_and_the_next_run_sweeps_it() {
-    let w = World::new();
+    let w = world();
     let state = w.work.path().join("state");
     let log = w.work.path().join("log");
     // A wrapper around the real rsync that makes the snapshot location
@@ -328,17 +319,20 @@ fn failed_removal_keeps_rsyncs_status_and_the_next_run_sweeps_it() {
     )
     .unwrap();
     cmd("chmod").arg("+x").arg(&wrapper).ok();
-    let locked = w.config(&format!(
-        "rsync_path = \"{}\"\nstate_dir = \"{}\"\nlog_file = \"{}\"\nsnapshot_removal = \"wait\"\n",
-        wrapper.display(),
-        state.display(),
-        log.display()
-    ));
+    let locked = config(
+        &w,
+        &format!(
+            "rsync_path = \"{}\"\nstate_dir = \"{}\"\nlog_file = \"{}\"\nsnapshot_removal = \"wait\"\n",
+            wrapper.display(),
+            state.display(),
+            log.display()
+        ),
+    );
     let dst = w.work.path().join("dst");
-    let out = cmd(support::snaprsync())
+    let out = cmd(snaprsync())
         .arg(format!("--snap-config={}", locked.display()))
         .arg("-a")
-        .arg(format!("{}/", w.data().display()))
+        .arg(format!("{}/", w.src().display()))
         .arg(&dst)
         .run();
     // The backup itself succeeded: rsync's 0 stands.
@@ -349,16 +343,11 @@ fn failed_removal_keeps_rsyncs_status_and_the_next_run_sweeps_it() {
 
     // `list` shows it with a dead owner; the next run sweeps it.
     cmd("btrfs").args(["property", "set"]).arg(&dir).args(["ro", "false"]).ok();
-    let plain = w.config(&format!("state_dir = \"{}\"\nlog_file = \"{}\"\n", state.display(), log.display()));
-    let listed = cmd(support::snaprsync()).arg(format!("--snap-config={}", plain.display())).arg("list").ok();
+    let plain = config(&w, &format!("state_dir = \"{}\"\nlog_file = \"{}\"\n", state.display(), log.display()));
+    let listed = cmd(snaprsync()).arg(format!("--snap-config={}", plain.display())).arg("list").ok();
     let text = listed.stdout_str();
     assert!(text.lines().any(|l| l.starts_with("btrfs") && l.contains(" dead ") && l.contains("snaprsync-")), "{text}");
-    cmd(support::snaprsync())
-        .arg(format!("--snap-config={}", plain.display()))
-        .arg("-a")
-        .arg(format!("{}/", w.data().display()))
-        .arg(&dst)
-        .ok();
+    cmd(snaprsync()).arg(format!("--snap-config={}", plain.display())).arg("-a").arg(format!("{}/", w.src().display())).arg(&dst).ok();
     w.fs.assert_no_snapshot_left();
     // The background removal drops the run's own record right after its snapshot.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -373,7 +362,7 @@ fn failed_removal_keeps_rsyncs_status_and_the_next_run_sweeps_it() {
 /// mount) and logs at info level to `log`. Tests that plant things use a name
 /// of their own: every sweep looks into every btrfs mount, and other tests
 /// running at the same time must neither see nor sweep what they plant.
-fn sweep_config(w: &World, name: &str, snapshot_dir: &str, log: &Path) -> PathBuf {
+fn sweep_config(w: &Rig, name: &str, snapshot_dir: &str, log: &Path) -> PathBuf {
     let p = w.work.path().join(format!("{name}.toml"));
     let text = format!(
         "btrfs_snapshot_dir = \"{snapshot_dir}\"\nstate_dir = \"{}\"\nlog_file = \"{}\"\nlog_level = \"info\"\n",
@@ -385,19 +374,19 @@ fn sweep_config(w: &World, name: &str, snapshot_dir: &str, log: &Path) -> PathBu
 }
 
 /// `snaprsync cleanup`, with the log emptied first so it shows this run alone.
-fn cleanup(config: &Path, log: &Path) -> (support::cmd::Output, String) {
+fn cleanup(config: &Path, log: &Path) -> (Output, String) {
     fs::write(log, "").unwrap();
-    let out = cmd(support::snaprsync()).arg(format!("--snap-config={}", config.display())).arg("cleanup").run();
+    let out = cmd(snaprsync()).arg(format!("--snap-config={}", config.display())).arg("cleanup").run();
     (out, fs::read_to_string(log).unwrap())
 }
 
 /// An ordinary snapshot run (a local copy of `data/`), with the log emptied first.
-fn backup(w: &World, config: &Path, log: &Path) -> (support::cmd::Output, String) {
+fn backup(w: &Rig, config: &Path, log: &Path) -> (Output, String) {
     fs::write(log, "").unwrap();
-    let out = cmd(support::snaprsync())
+    let out = cmd(snaprsync())
         .arg(format!("--snap-config={}", config.display()))
         .arg("-a")
-        .arg(format!("{}/", w.data().display()))
+        .arg(format!("{}/", w.src().display()))
         .arg(w.work.path().join("dst"))
         .run();
     (out, fs::read_to_string(log).unwrap())
@@ -409,7 +398,7 @@ fn lstat(path: &Path) -> fs::Metadata {
 
 /// A victim subvolume is still there, as a subvolume, with its file.
 fn assert_intact(victim: &Path) {
-    assert!(support::btrfs::is_subvolume(victim), "{} was deleted", victim.display());
+    assert!(is_subvolume(victim), "{} was deleted", victim.display());
     assert_eq!(fs::read_to_string(victim.join("keep")).unwrap(), "keep\n");
 }
 
@@ -417,8 +406,7 @@ fn assert_intact(victim: &Path) {
 fn settled_snapshots_in(dir: &Path) -> Vec<PathBuf> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let left: Vec<PathBuf> =
-            fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| support::btrfs::is_subvolume(p)).collect();
+        let left: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| is_subvolume(p)).collect();
         if left.is_empty() || Instant::now() > deadline {
             return left;
         }
@@ -434,9 +422,8 @@ fn settled_snapshots_in(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn sweep_deletes_only_real_snapshots_in_a_root_only_snapshot_dir() {
     use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
-    use support::btrfs::{create_subvolume, is_subvolume, snapshot_ro};
 
-    let w = World::new();
+    let w = world();
     let mnt = w.fs.mnt().to_owned();
     let log = w.work.path().join("sweep.log");
     let good = sweep_config(&w, "good", ".snaps-attacked", &log);
@@ -559,19 +546,19 @@ fn sweep_deletes_only_real_snapshots_in_a_root_only_snapshot_dir() {
 #[test]
 fn an_older_snapshot_dir_is_set_to_0700_and_then_swept() {
     use std::os::unix::fs::MetadataExt;
-    let w = World::new();
+    let w = world();
     let log = w.work.path().join("sweep.log");
     let config = sweep_config(&w, "old", ".snaps-old", &log);
     let snapdir = w.fs.mnt().join(".snaps-old");
-    support::btrfs::create_subvolume(&snapdir);
+    create_subvolume(&snapdir);
     assert_eq!(lstat(&snapdir).mode() & 0o7777, 0o755);
     let stale = snapdir.join("snaprsync-20200101T000000Z-p1-0");
-    support::btrfs::snapshot_ro(w.fs.mnt(), &stale);
+    snapshot_ro(w.fs.mnt(), &stale);
 
     let (out, text) = cleanup(&config, &log);
     out.expect_code(0);
     assert!(!out.stderr.contains(".snaps-old"), "no alarm for a directory snaprsync made itself: {}", out.report());
-    assert!(support::btrfs::is_subvolume(&stale), "swept before the directory was closed:\n{text}");
+    assert!(is_subvolume(&stale), "swept before the directory was closed:\n{text}");
 
     let (out, text) = backup(&w, &config, &log);
     out.expect_code(0).expect_stdout_empty();
@@ -590,24 +577,24 @@ fn an_older_snapshot_dir_is_set_to_0700_and_then_swept() {
 #[test]
 fn a_snapshot_dir_below_a_directory_others_can_change_is_not_used() {
     use std::os::unix::fs::PermissionsExt;
-    let w = World::new();
+    let w = world();
     let log = w.work.path().join("sweep.log");
     let config = sweep_config(&w, "below", ".snaps-below", &log);
     let (out, _) = backup(&w, &config, &log);
     out.expect_code(0);
     let stale = w.fs.mnt().join(".snaps-below/snaprsync-20200101T000000Z-p1-0");
-    support::btrfs::snapshot_ro(w.fs.mnt(), &stale);
+    snapshot_ro(w.fs.mnt(), &stale);
 
     fs::set_permissions(w.fs.mnt(), fs::Permissions::from_mode(0o777)).unwrap();
     let why = format!("{} above it: its mode 0777 lets others than root change it", w.fs.mnt().display());
     let (out, text) = cleanup(&config, &log);
     out.expect_code(0);
     assert!(text.contains(&why), "{text}");
-    assert!(support::btrfs::is_subvolume(&stale));
+    assert!(is_subvolume(&stale));
     let (out, _) = backup(&w, &config, &log);
     out.expect_code(81).expect_stdout_empty();
     assert!(out.stderr.contains(&why), "{}", out.report());
-    assert!(support::btrfs::is_subvolume(&stale));
+    assert!(is_subvolume(&stale));
 
     fs::set_permissions(w.fs.mnt(), fs::Permissions::from_mode(0o755)).unwrap();
     let (out, _) = cleanup(&config, &log);

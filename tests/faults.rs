@@ -1,21 +1,28 @@
 //! Fault injection: kills, signals, a dropped connection, a full filesystem,
 //! concurrent runs and a corrupt journal, each repeated, each followed by a
-//! count of the snapshots and journal entries left behind. It prints a table
-//! (run with `--nocapture` to see it) and fails unless every leftover count is 0.
-//! Needs root, btrfs-progs, rsync and sshd, like the end-to-end suite.
-#![cfg(target_os = "linux")]
+//! count of the snapshots and journal entries left behind. One test per
+//! fault, which fails unless that count is 0. Each writes its row of the
+//! table to `<target>/tmp/faults/NN-name.md` (NN: the table's order), which
+//! `scripts/test.sh` prints under its header; `--nocapture` shows the rows here.
+//! Needs btrfs-progs, rsync and sshd, like the end-to-end suite.
+//!
+//!     cargo test --test main faults::                 the whole table
+//!     cargo test --test main faults::ssh_kill         one fault (FAULT_ONLY=ssh-kill before)
+//!     FAULT_SEED=N cargo test --test main faults::    the random points of an earlier run
+//!     SNAPRSYNC_UNDER_TEST=/path/to/snaprsync ...     another build, e.g. to see a fault fail
+//!
+//! The faults run one at a time, as they did in one test before: their
+//! timings (removal within 5 s of a dropped connection) assume it.
 
-mod support;
-
-use std::fmt::Write as _;
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use support::btrfs::Btrfs;
-use support::cmd::cmd;
-use support::rig::Rig;
+use crate::support::rig::{Remote, Rig};
+use crate::support::{snaprsync, snaprsync_path, tree};
+use testbed::cmd::cmd;
 
 /// One row of the table.
 struct Row {
@@ -46,69 +53,51 @@ impl Row {
 /// The longest a snapshot may outlive a dropped connection.
 const REMOVAL_LIMIT: Duration = Duration::from_secs(5);
 
-/// A btrfs source with some data, a config with its own state dir and log.
-struct Bench {
-    fs: Btrfs,
-    work: tempfile::TempDir,
-    config: PathBuf,
+/// A btrfs source of `size_mb` MiB whose `data/` holds `data_mb` MiB and a
+/// small file, a config with its own state dir and log, no sshd.
+fn bench(size_mb: u64, data_mb: usize) -> Rig {
+    Rig::build("faults")
+        .size(size_mb)
+        .without_sshd()
+        .config("")
+        .data(move |data| {
+            fs::create_dir_all(data.join("sub")).unwrap();
+            for i in 0..data_mb {
+                fs::write(data.join(format!("sub/chunk{i:03}")), tree::pattern(1 << 20, i as u8)).unwrap();
+            }
+            fs::write(data.join("small"), "small\n").unwrap();
+        })
+        .start()
 }
 
-impl Bench {
-    fn new(size_mb: u64, data_mb: usize) -> Bench {
-        let fs = Btrfs::new(size_mb);
-        let work = support::tempdir("faults");
-        let config = support::write_config(work.path(), "");
-        let data = fs.mnt().join("data");
-        fs::create_dir_all(data.join("sub")).unwrap();
-        for i in 0..data_mb {
-            fs::write(data.join(format!("sub/chunk{i:03}")), support::tree::pattern(1 << 20, i as u8)).unwrap();
-        }
-        fs::write(data.join("small"), "small\n").unwrap();
-        Bench { fs, work, config }
-    }
+fn state(b: &Rig) -> PathBuf {
+    b.work.path().join("state")
+}
 
-    fn state(&self) -> PathBuf {
-        self.work.path().join("state")
+/// `snaprsync -a [--bwlimit] data/ DEST` as a local client: it snapshots the source.
+fn spawn(b: &Rig, dest: &str, bwlimit_kb: u32) -> Child {
+    let mut c = cmd(snaprsync()).arg(format!("--snap-config={}", b.config.display())).arg("-a");
+    if bwlimit_kb > 0 {
+        c = c.arg(format!("--bwlimit={bwlimit_kb}"));
     }
+    c.arg(format!("{}/", b.src().display())).arg(b.dest(dest)).spawn()
+}
 
-    /// `snaprsync -a [--bwlimit] data/ DEST` as a local client: it snapshots the source.
-    fn spawn(&self, dest: &str, bwlimit_kb: u32) -> Child {
-        let mut c = Command::new(support::snaprsync());
-        c.arg(format!("--snap-config={}", self.config.display())).arg("-a");
-        if bwlimit_kb > 0 {
-            c.arg(format!("--bwlimit={bwlimit_kb}"));
-        }
-        c.arg(format!("{}/", self.fs.mnt().join("data").display()))
-            .arg(self.work.path().join(dest))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+/// Snapshots plus journal entries left, once background removal is done.
+fn left_behind(b: &Rig) -> usize {
+    let entries =
+        || fs::read_dir(state(b)).map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".toml")).count()).unwrap_or(0);
+    let snapshots = b.fs.settled_leftovers().len();
+    // The journal entry goes right after the snapshots.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while entries() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
+    snapshots + entries()
+}
 
-    /// Snapshots plus journal entries left, once background removal is done.
-    fn leftovers(&self) -> usize {
-        let entries = || {
-            fs::read_dir(self.state())
-                .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".toml")).count())
-                .unwrap_or(0)
-        };
-        let snapshots = self.fs.settled_leftovers().len();
-        // The journal entry goes right after the snapshots.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while entries() > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        snapshots + entries()
-    }
-
-    fn sweep(&self) {
-        cmd(support::snaprsync()).arg(format!("--snap-config={}", self.config.display())).arg("cleanup").ok();
-    }
-
-    fn log(&self) -> String {
-        support::snaprsync_log(&self.config)
-    }
+fn sweep(b: &Rig) {
+    cmd(snaprsync()).arg(format!("--snap-config={}", b.config.display())).arg("cleanup").ok();
 }
 
 /// A small deterministic generator (the seed is printed, so a run can be replayed).
@@ -136,7 +125,7 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::Exit
 
 fn signal(pid: u32, sig: &str) {
     // The process may already be gone at a late kill point; that is a trial too.
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).stderr(Stdio::null()).status();
+    let _ = cmd("kill").arg(format!("-{sig}")).arg(pid.to_string()).run();
 }
 
 /// The command name of process `pid`.
@@ -158,13 +147,20 @@ fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Waits until the run's rsync has started (snaprsync logs the command line).
-fn wait_for_rsync(b: &Bench, pid: u32) {
-    wait_for_log(b, pid, "running /");
+/// Waits until the run's rsync runs: snaprsync logs its command line, then
+/// starts it (through `snaprsync __rsync-child`, which becomes rsync), so the
+/// log line alone can come before there is an rsync to kill.
+fn wait_for_rsync(b: &Rig, pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rsync_runs = || children(pid).into_iter().any(|c| comm(c).as_deref() == Some("rsync"));
+    while !b.log().contains(&format!("[{pid}] running /")) || !rsync_runs() {
+        assert!(Instant::now() < deadline, "rsync never started\n{}", b.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Waits until run `pid` has logged a line starting with `what`.
-fn wait_for_log(b: &Bench, pid: u32, what: &str) {
+fn wait_for_log(b: &Rig, pid: u32, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !b.log().contains(&format!("[{pid}] {what}")) {
         assert!(Instant::now() < deadline, "run {pid} never logged {what:?}\n{}", b.log());
@@ -173,7 +169,7 @@ fn wait_for_log(b: &Bench, pid: u32, what: &str) {
 }
 
 fn sigkill_at_random_points(rng: &mut Lcg) -> Row {
-    let b = Bench::new(400, 24);
+    let b = bench(400, 24);
     let trials = 30;
     let mut leftovers = 0;
     let mut killed_with_snapshot = 0;
@@ -181,7 +177,7 @@ fn sigkill_at_random_points(rng: &mut Lcg) -> Row {
     let mut outlived = 0;
     for t in 0..trials {
         // Slow enough (3 s) that rsync would still be reading when snaprsync dies.
-        let mut child = b.spawn(&format!("dst{t}"), 8_000);
+        let mut child = spawn(&b, &format!("dst{t}"), 8_000);
         std::thread::sleep(Duration::from_millis(rng.below(900)));
         if !b.fs.leftover_snapshots().is_empty() {
             killed_with_snapshot += 1;
@@ -198,8 +194,8 @@ fn sigkill_at_random_points(rng: &mut Lcg) -> Row {
         let survivors = rsyncs.iter().filter(|p| alive(**p)).count();
         outlived += survivors;
         with_rsync += usize::from(!rsyncs.is_empty());
-        b.sweep();
-        leftovers += b.leftovers() + survivors;
+        sweep(&b);
+        leftovers += left_behind(&b) + survivors;
     }
     Row::new(
         "SIGKILL at a random point, then a sweep",
@@ -218,13 +214,13 @@ const IGNORED: &[&str] = &["USR1", "USR2", "PIPE", "ALRM", "VTALRM", "PROF", "XF
 /// holds signals (a snapshot exists from a few ms later). snaprsync
 /// must never die of it; an ignored signal must not even stop the backup.
 fn held_signals(rng: &mut Lcg, sigs: &[&'static str], each: usize, fault: &'static str) -> Row {
-    let b = Bench::new(400, 24);
+    let b = bench(400, 24);
     let mut leftovers = 0;
     let mut codes = Vec::new();
     let mut t = 0;
     for sig in sigs.iter().flat_map(|s| std::iter::repeat_n(*s, each)) {
         t += 1;
-        let mut child = b.spawn(&format!("dst{t}"), 40_000);
+        let mut child = spawn(&b, &format!("dst{t}"), 40_000);
         // From the sweep on (signals are held from just before it) to the end.
         wait_for_log(&b, child.id(), "running: btrfs subvolume list");
         std::thread::sleep(Duration::from_millis(rng.below(700)));
@@ -237,11 +233,22 @@ fn held_signals(rng: &mut Lcg, sigs: &[&'static str], each: usize, fault: &'stat
         }
         codes.push(status.code().map_or_else(|| "?".into(), |c| c.to_string()));
         // No sweep: the run itself must have removed everything.
-        leftovers += b.leftovers();
+        leftovers += left_behind(&b);
     }
     codes.sort();
     codes.dedup();
     Row::new(fault, t, leftovers, format!("statuses seen: {}", codes.join(" ")))
+}
+
+/// How long `b`'s snapshot outlived the fault at `fault_at` (trial `trial`,
+/// where `what` happened); fails beyond [`REMOVAL_LIMIT`].
+fn removal_after(b: &Rig, fault_at: Instant, trial: &str, what: &str) -> Duration {
+    while !b.fs.leftover_snapshots().is_empty() && fault_at.elapsed() < 3 * REMOVAL_LIMIT {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = fault_at.elapsed();
+    assert!(took < REMOVAL_LIMIT, "{trial}: snapshot still there {took:.2?} after {what}\n{}", b.log());
+    took
 }
 
 /// How a dropped-connection trial ends the backup server's rsync.
@@ -257,28 +264,21 @@ enum Drop {
 /// as a child of the client, over pipes), whose client dies mid-transfer:
 /// the snapshot must be gone within [`REMOVAL_LIMIT`] every time.
 fn dropped_client(rng: &mut Lcg, how: Drop, fault: &'static str) -> Row {
-    let b = Bench::new(400, 48);
+    let b = bench(400, 48);
     let rsh = format!("{}/scripts/bench/local-rsh", env!("CARGO_MANIFEST_DIR"));
     let trials = 20;
     let mut leftovers = 0;
     let mut removal = Vec::new();
     for t in 0..trials {
-        let mut client = Command::new("rsync")
+        let mut client = cmd("rsync")
             .arg("-e")
             .arg(&rsh)
-            .arg(format!("--rsync-path={}", support::snaprsync_path(&b.config)))
+            .arg(format!("--rsync-path={}", snaprsync_path(&b.config)))
             .args(["-a", "--bwlimit=20000"])
-            .arg(format!("x:{}/", b.fs.mnt().join("data").display()))
-            .arg(b.work.path().join(format!("dst{t}")))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while b.fs.leftover_snapshots().is_empty() {
-            assert!(Instant::now() < deadline, "no snapshot appeared\n{}", b.log());
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            .arg(format!("x:{}/", b.src().display()))
+            .arg(b.dest(&format!("dst{t}")))
+            .spawn();
+        b.wait_for_snapshot();
         std::thread::sleep(Duration::from_millis(200 + rng.below(1300)));
         if how == Drop::StopThenKill {
             signal(client.id(), "STOP");
@@ -289,13 +289,8 @@ fn dropped_client(rng: &mut Lcg, how: Drop, fault: &'static str) -> Row {
         let fault_at = Instant::now();
         signal(client.id(), "KILL");
         client.wait().unwrap();
-        while !b.fs.leftover_snapshots().is_empty() && fault_at.elapsed() < 3 * REMOVAL_LIMIT {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let took = fault_at.elapsed();
-        removal.push(took);
-        assert!(took < REMOVAL_LIMIT, "trial {t}: snapshot still there {took:.2?} after the client died\n{}", b.log());
-        leftovers += b.leftovers();
+        removal.push(removal_after(&b, fault_at, &format!("trial {t}"), "the client died"));
+        leftovers += left_behind(&b);
     }
     let signalled = b.log().matches("ignored SIGUSR").count();
     let mut row = Row::new(fault, trials, leftovers, format!("rsync signalled snaprsync (ignored) in {signalled} trials"));
@@ -304,57 +299,46 @@ fn dropped_client(rng: &mut Lcg, how: Drop, fault: &'static str) -> Row {
 }
 
 fn kill_rsync() -> Row {
-    let b = Bench::new(400, 24);
+    let b = bench(400, 24);
     let trials = 5;
     let mut leftovers = 0;
     for t in 0..trials {
-        let mut child = b.spawn(&format!("dst{t}"), 20_000);
+        let mut child = spawn(&b, &format!("dst{t}"), 20_000);
         wait_for_rsync(&b, child.id());
         for rsync in children(child.id()) {
             signal(rsync, "KILL");
         }
         let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("snaprsync did not end");
         assert_eq!(status.code(), Some(128 + 9), "killed rsync's status passes on\n{}", b.log());
-        leftovers += b.leftovers();
+        leftovers += left_behind(&b);
     }
     Row::new("SIGKILL of rsync", trials, leftovers, "status 137 passed on")
 }
 
 fn kill_ssh_client(rng: &mut Lcg) -> Row {
-    let rig = Rig::with_size("faults-ssh", 400);
-    for i in 0..24 {
-        fs::write(rig.src().join(format!("chunk{i}")), support::tree::pattern(1 << 20, i)).unwrap();
-    }
+    let rig = Rig::build("faults-ssh")
+        .data(|data| {
+            for i in 0..24 {
+                fs::write(data.join(format!("chunk{i}")), tree::pattern(1 << 20, i)).unwrap();
+            }
+        })
+        .start();
     let trials = 20;
     let mut leftovers = 0;
     let mut removal = Vec::new();
     for t in 0..trials {
-        let mut client = Command::new("rsync")
-            .arg("-e")
-            .arg(rig.sshd.rsh())
-            .arg(format!("--rsync-path={}", rig.rsync_path(support::rig::Remote::Snaprsync)))
+        let mut client = rig
+            .rsync(Remote::Snaprsync)
             .args(["-a", "--bwlimit=2000"])
             .arg(rig.remote_dir(&rig.src()))
             .arg(rig.dest(&format!("dst{t}")))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while rig.fs.leftover_snapshots().is_empty() {
-            assert!(Instant::now() < deadline, "no snapshot appeared\n{}", rig.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            .spawn();
+        rig.wait_for_snapshot();
         std::thread::sleep(Duration::from_millis(200 + rng.below(1300)));
         for ssh in children(client.id()) {
             signal(ssh, "KILL");
         }
-        let killed = Instant::now();
-        while !rig.fs.leftover_snapshots().is_empty() && killed.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        removal.push(killed.elapsed());
-        assert!(killed.elapsed() < REMOVAL_LIMIT, "snapshot still there {:.2?} after the ssh client died\n{}", killed.elapsed(), rig.log());
+        removal.push(removal_after(&rig, Instant::now(), &format!("trial {t}"), "the ssh client died"));
         wait_timeout(&mut client, Duration::from_secs(10));
         leftovers += rig.fs.leftover_snapshots().len();
     }
@@ -365,9 +349,9 @@ fn kill_ssh_client(rng: &mut Lcg) -> Row {
 
 fn full_filesystem() -> Row {
     // A small image filled to the brim: the snapshot may or may not fit.
-    let b = Bench::new(200, 4);
+    let b = bench(200, 4);
     let fill = b.fs.mnt().join("fill");
-    let _ = Command::new("dd").args(["if=/dev/zero", "bs=1M"]).arg(format!("of={}", fill.display())).stderr(Stdio::null()).status();
+    let _ = cmd("dd").args(["if=/dev/zero", "bs=1M"]).arg(format!("of={}", fill.display())).run();
     for i in 0..2000 {
         if fs::write(b.fs.mnt().join(format!("meta{i}")), [0u8; 2048]).is_err() {
             break;
@@ -377,10 +361,10 @@ fn full_filesystem() -> Row {
     let mut leftovers = 0;
     let mut codes = Vec::new();
     for t in 0..trials {
-        let mut child = b.spawn(&format!("dst{t}"), 0);
+        let mut child = spawn(&b, &format!("dst{t}"), 0);
         let status = wait_timeout(&mut child, Duration::from_secs(60)).expect("snaprsync hung on a full filesystem");
         codes.push(status.code().unwrap_or(-1).to_string());
-        leftovers += b.leftovers();
+        leftovers += left_behind(&b);
     }
     codes.sort();
     codes.dedup();
@@ -388,8 +372,8 @@ fn full_filesystem() -> Row {
 }
 
 fn concurrent_runs() -> Row {
-    let b = Bench::new(400, 8);
-    let mut kids: Vec<Child> = (0..8).map(|t| b.spawn(&format!("dst{t}"), 20_000)).collect();
+    let b = bench(400, 8);
+    let mut kids: Vec<Child> = (0..8).map(|t| spawn(&b, &format!("dst{t}"), 20_000)).collect();
     let mut ok = 0;
     for k in &mut kids {
         if wait_timeout(k, Duration::from_secs(120)).is_some_and(|s| s.success()) {
@@ -404,63 +388,105 @@ fn concurrent_runs() -> Row {
     stamps.dedup();
     assert_eq!(stamps.len(), 8, "each run has its own snapshot: {stamps:?}");
     for t in 0..8 {
-        assert_eq!(fs::read_to_string(b.work.path().join(format!("dst{t}/small"))).unwrap(), "small\n");
+        assert_eq!(fs::read_to_string(b.dest(&format!("dst{t}/small"))).unwrap(), "small\n");
     }
-    Row::new("8 concurrent runs of one filesystem", 8, b.leftovers(), "8 distinct snapshots, 8 successes")
+    Row::new("8 concurrent runs of one filesystem", 8, left_behind(&b), "8 distinct snapshots, 8 successes")
 }
 
-fn corrupt_journal() -> Row {
-    let b = Bench::new(400, 2);
-    fs::create_dir_all(b.state()).unwrap();
-    fs::write(b.state().join("snaprsync-20260101T000000Z-p1.toml"), "stamp = \"snaprsync-2026").unwrap();
-    fs::write(b.state().join("garbage.toml"), [0xffu8, 0x00, 0x13]).unwrap();
+fn corrupt_journal_runs() -> Row {
+    let b = bench(400, 2);
+    fs::create_dir_all(state(&b)).unwrap();
+    fs::write(state(&b).join("snaprsync-20260101T000000Z-p1.toml"), "stamp = \"snaprsync-2026").unwrap();
+    fs::write(state(&b).join("garbage.toml"), [0xffu8, 0x00, 0x13]).unwrap();
     let trials = 3;
     let mut leftovers = 0;
     for t in 0..trials {
-        let mut child = b.spawn(&format!("dst{t}"), 0);
+        let mut child = spawn(&b, &format!("dst{t}"), 0);
         let status = wait_timeout(&mut child, Duration::from_secs(60)).unwrap();
         assert!(status.success(), "a corrupt journal never fails a backup\n{}", b.log());
-        leftovers += b.leftovers();
+        leftovers += left_behind(&b);
     }
-    let aside = fs::read_dir(b.state()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".corrupt")).count();
+    let aside = fs::read_dir(state(&b)).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".corrupt")).count();
     assert_eq!(aside, 2, "both corrupt files are set aside");
     assert!(b.log().contains("corrupt"), "the corruption is reported\n{}", b.log());
     Row::new("corrupt journal", trials, leftovers, "reported and set aside; backups succeed")
 }
 
-#[test]
-fn fault_injection_suite() {
-    let seed = std::env::var("FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs());
-    let mut rng = Lcg(seed);
+/// The seed of every fault's random points: `FAULT_SEED`, or the time.
+fn seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| {
+        std::env::var("FAULT_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs())
+    })
+}
+
+/// Runs the fault `name`, row `order` of the table, while no other fault
+/// runs; writes its row and fails on any leftover.
+fn fault(order: u8, name: &str, run: impl FnOnce(&mut Lcg) -> Row) {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    // A fault that failed still leaves the next one a clean start.
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let seed = seed();
     let started = Instant::now();
-    // FAULT_ONLY=WORD runs only the faults whose name holds WORD (to replay one,
-    // or to show one failing on an older build through SNAPRSYNC_UNDER_TEST).
-    let only = std::env::var("FAULT_ONLY").unwrap_or_default();
-    type Fault = (&'static str, fn(&mut Lcg) -> Row);
-    let faults: Vec<Fault> = vec![
-        ("sigkill", sigkill_at_random_points),
-        ("ending-signals", |r| held_signals(r, ENDING, 4, "HUP, INT, QUIT, TERM, XCPU at a random point")),
-        ("ignored-signals", |r| held_signals(r, IGNORED, 3, "USR1, USR2, PIPE, ALRM, VTALRM, PROF, XFSZ, IO at a random point")),
-        ("bwlimit-kill", |r| dropped_client(r, Drop::Kill, "client killed while rsync sleeps in --bwlimit")),
-        ("stop-kill", |r| dropped_client(r, Drop::StopThenKill, "client stopped (rsync blocks writing), then killed")),
-        ("ssh-kill", kill_ssh_client),
-        ("rsync-kill", |_| kill_rsync()),
-        ("full-fs", |_| full_filesystem()),
-        ("concurrent", |_| concurrent_runs()),
-        ("corrupt-journal", |_| corrupt_journal()),
-    ];
-    let rows: Vec<Row> = faults.into_iter().filter(|(name, _)| name.contains(only.as_str())).map(|(_, f)| f(&mut rng)).collect();
-    let mut table = format!("\nfault injection (FAULT_SEED={seed}, {:.0?})\n", started.elapsed());
-    let _ = writeln!(table, "| fault | trials | leftovers | snapshot removed after (median / max) | note |\n|---|---|---|---|---|");
-    for r in &rows {
-        let _ = writeln!(table, "| {} | {} | {} | {} | {} |", r.fault, r.trials, r.leftovers, r.times(), r.note);
-    }
-    eprintln!("{table}");
-    // For the test script to show: the README's table comes from here.
-    let _ = fs::write(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("faults-table.md"), &table);
-    let total: usize = rows.iter().map(|r| r.leftovers).sum();
-    assert_eq!(total, 0, "leftovers after faults:{table}");
+    let r = run(&mut Lcg(seed));
+    let row = format!("| {} | {} | {} | {} | {} |", r.fault, r.trials, r.leftovers, r.times(), r.note);
+    eprintln!("{row}\n(FAULT_SEED={seed}, {:.0?})", started.elapsed());
+    // For the test script to show: the README's table comes from these rows.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("faults");
+    let _ = fs::create_dir_all(&dir);
+    let _ = fs::write(dir.join(format!("{order:02}-{name}.md")), format!("{row}\n"));
+    assert_eq!(r.leftovers, 0, "leftovers after the fault (FAULT_SEED={seed}):\n{row}");
+}
+
+#[test]
+fn sigkill() {
+    fault(1, "sigkill", sigkill_at_random_points);
+}
+
+#[test]
+fn ending_signals() {
+    fault(2, "ending-signals", |r| held_signals(r, ENDING, 4, "HUP, INT, QUIT, TERM, XCPU at a random point"));
+}
+
+#[test]
+fn ignored_signals() {
+    fault(3, "ignored-signals", |r| held_signals(r, IGNORED, 3, "USR1, USR2, PIPE, ALRM, VTALRM, PROF, XFSZ, IO at a random point"));
+}
+
+#[test]
+fn bwlimit_kill() {
+    fault(4, "bwlimit-kill", |r| dropped_client(r, Drop::Kill, "client killed while rsync sleeps in --bwlimit"));
+}
+
+#[test]
+fn stop_kill() {
+    fault(5, "stop-kill", |r| dropped_client(r, Drop::StopThenKill, "client stopped (rsync blocks writing), then killed"));
+}
+
+#[test]
+fn ssh_kill() {
+    fault(6, "ssh-kill", kill_ssh_client);
+}
+
+#[test]
+fn rsync_kill() {
+    fault(7, "rsync-kill", |_| kill_rsync());
+}
+
+#[test]
+fn full_fs() {
+    fault(8, "full-fs", |_| full_filesystem());
+}
+
+#[test]
+fn concurrent() {
+    fault(9, "concurrent", |_| concurrent_runs());
+}
+
+#[test]
+fn corrupt_journal() {
+    fault(10, "corrupt-journal", |_| corrupt_journal_runs());
 }

@@ -13,23 +13,18 @@
 //!   backup through snaprsync; its content, restored with
 //!   `BackupPC_tarCreate`, equals the source.
 //!
-//! Linux only; needs root and the packages rsync, btrfs-progs, openssh-server,
-//! openssh-client, backuppc and backuppc-rsync. Nothing is skipped.
+//! Needs the packages rsync, btrfs-progs, openssh-server, openssh-client,
+//! backuppc and backuppc-rsync.
 
-#![cfg(target_os = "linux")]
-
-mod support;
-
+use crate::support::backuppc::BackupPc;
+use crate::support::rig::{Remote, Rig};
+use crate::support::{assert_a_live_copy_is_torn, snaprsync, snaprsync_log, tree};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-use support::backuppc::BackupPc;
-use support::btrfs::Btrfs;
-use support::cmd::cmd;
-use support::rig::{Remote, Rig};
-use support::torture::{self, Config, Writer};
-use support::tree;
+use testbed::cmd::cmd;
+use testbed::sshd::HOST;
+use testbed::torture::{self, Config, Writer};
 
 /// BackupPC 4's default `RsyncArgs` (as its documentation lists them).
 const BACKUPPC_ARGS: &[&str] = &[
@@ -156,14 +151,6 @@ const CFG: Config = Config { files: 200, size: 64 * 1024 };
 /// a generation every few hundred milliseconds.
 const BWLIMIT: &str = "--bwlimit=8000";
 
-fn wait_for_generation(writer: &Writer, gen: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while writer.generation() < gen {
-        assert!(Instant::now() < deadline, "torture writer stuck at generation {}", writer.generation());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// With `-s` and BackupPC's arguments, a backup through snaprsync made while
 /// the torture writer runs is one point in time; the same check catches a
 /// plain `-s` rsync of the live tree torn, which shows the check can fail.
@@ -171,9 +158,9 @@ fn wait_for_generation(writer: &Writer, gen: u64) {
 fn protect_args_backup_is_consistent_while_a_writer_runs() {
     // The writer churns ~12.8 MB per generation and a snapshot pins one
     // generation's extents: leave btrfs room (the image is sparse).
-    let rig = Rig::with_size("pa-consistency", 1024);
+    let rig = Rig::build("pa-consistency").size(1024).start();
     let writer = Writer::start(&rig.src(), CFG).expect("start torture writer");
-    wait_for_generation(&writer, 1);
+    writer.wait_for(1);
     let pull =
         |remote: Remote, dest: &Path| rig.rsync(remote).args(BACKUPPC_ARGS).arg(BWLIMIT).arg(rig.remote_dir(&rig.src())).arg(dest).run();
 
@@ -194,21 +181,7 @@ fn protect_args_backup_is_consistent_while_a_writer_runs() {
     assert!(before <= lo && hi <= after + 1, "copy holds generations {lo}..={hi}, outside {before}..={}", after + 1);
     eprintln!("-s copy through snaprsync: {verdict} (writer went {before}..={after} during the copy)");
 
-    let mut verdicts = Vec::new();
-    for attempt in 0..5 {
-        let dest = rig.dest(&format!("live{attempt}"));
-        let out = pull(Remote::Plain, &dest);
-        // 24: the writer's temp files vanished during the copy.
-        assert!(matches!(out.code(), Some(0 | 24)), "plain -s rsync failed\n{}", out.report());
-        let verdict = torture::check(&dest).expect("read copy");
-        eprintln!("plain -s rsync copy {attempt}: {verdict}");
-        if !verdict.consistent() {
-            writer.stop().expect("torture writer");
-            return;
-        }
-        verdicts.push(verdict.to_string());
-    }
-    panic!("the checker never caught a plain -s rsync tearing the live tree, so it proves nothing: {verdicts:?}");
+    assert_a_live_copy_is_torn(&rig, writer, "plain -s rsync", |dest| pull(Remote::Plain, dest));
 }
 
 /// Every entry of `dir`, recursively (empty if it does not exist).
@@ -239,15 +212,12 @@ fn arg(bytes: &[u8]) -> Vec<u8> {
 /// real source on btrfs, so a run that went on would have snapshotted it.
 #[test]
 fn malformed_blocks_fail_with_84_and_leave_nothing() {
-    let fs = Btrfs::new(300);
-    let work = support::tempdir("pa-malformed");
-    let config = support::write_config(work.path(), "on_snapshot_failure = \"fail\"\n");
-    let state = work.path().join("state");
-    let src = fs.mnt().join("data");
-    tree::make_sample(&src);
+    let rig = Rig::build("pa-malformed").size(300).without_sshd().data(tree::make_sample).start();
+    let state = rig.work.path().join("state");
+    let src = rig.src();
     let non_utf8 = OsStr::from_bytes(b"caf\xe9 latin-1");
     std::fs::write(src.join(non_utf8), "not UTF-8\n").unwrap();
-    let subvolumes = fs.subvolumes();
+    let subvolumes = rig.fs.subvolumes();
 
     let p = src.as_os_str().as_bytes();
     let head = [arg(b"rsync"), arg(b"--numeric-ids"), arg(b".")].concat();
@@ -265,12 +235,12 @@ fn malformed_blocks_fail_with_84_and_leave_nothing() {
         ("a non-UTF-8 path", [head.clone(), arg(src.join(non_utf8).as_os_str().as_bytes()), arg(b"")].concat(), "is not UTF-8"),
     ];
     for (what, stdin, cause) in cases {
-        let out = cmd(support::snaprsync())
-            .arg(format!("--snap-config={}", config.display()))
+        let out = cmd(snaprsync())
+            .arg(format!("--snap-config={}", rig.config.display()))
             .args(["--server", "--sender", "-slogDtpre.iLsfxCIvu"])
             .stdin(stdin)
             .run();
-        let log = support::snaprsync_log(&config);
+        let log = snaprsync_log(&rig.config);
         assert_eq!(out.code(), Some(84), "{what}: exit status\n{}\n--- snaprsync log ---\n{log}", out.report());
         out.expect_stdout_empty();
         let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -281,7 +251,7 @@ fn malformed_blocks_fail_with_84_and_leave_nothing() {
             out.report()
         );
         assert!(!log.contains("btrfs subvolume snapshot"), "{what}: snaprsync snapshotted\n--- snaprsync log ---\n{log}");
-        assert_eq!(fs.subvolumes(), subvolumes, "{what}: subvolumes changed");
+        assert_eq!(rig.fs.subvolumes(), subvolumes, "{what}: subvolumes changed");
         let left = entries(&state);
         assert!(left.iter().all(|e| e.is_dir()), "{what}: journal entries left in {}: {left:?}", state.display());
         eprintln!("{what}: {}", lines[0]);
@@ -338,12 +308,7 @@ fn glob_patterns_in_protected_paths_expand_as_rsync_expands_them() {
     }
     let pattern = format!("{}/logs-*", rig.src().display());
     let pull = |remote: Remote, dest: &Path| {
-        let out = rig
-            .rsync(remote)
-            .args(["-a", "-s"])
-            .arg(format!("{}:{pattern}", support::sshd::HOST))
-            .arg(format!("{}/", dest.display()))
-            .run();
+        let out = rig.rsync(remote).args(["-a", "-s"]).arg(format!("{}:{pattern}", HOST)).arg(format!("{}/", dest.display())).run();
         assert!(out.status.success(), "-s glob pull through {remote:?}\n{}\n--- snaprsync log ---\n{}", out.report(), rig.log());
     };
     let with = rig.dest("snap");

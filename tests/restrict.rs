@@ -3,22 +3,19 @@
 //! client and a loop-mounted btrfs. Hostile requests are refused with status
 //! 85, one stderr line, a log entry, no snapshot and nothing changed; the pulls
 //! dirvish, rsnapshot and BackupPC make go through and read the snapshot.
-//! Linux only; needs root and rsync, btrfs-progs, openssh-server and -client.
-
-#![cfg(target_os = "linux")]
-
-mod support;
+//! Needs rsync, btrfs-progs, openssh-server and -client.
 
 use std::path::{Path, PathBuf};
 
-use support::forced::ForcedKey;
-use support::rig::Rig;
-use support::{snaprsync, tree};
+use crate::support::forced::ForcedKey;
+use crate::support::rig::{Remote, Rig};
+use crate::support::{snaprsync, tree, write_config};
+use testbed::cmd::cmd;
 
 /// A rig whose source tree holds symlinks that lead out of it, a secret next
 /// to it (outside the allowed directory, on the same btrfs), and a key that
 /// may read only the source tree.
-struct World {
+struct Restricted {
     rig: Rig,
     key: ForcedKey,
     secret: PathBuf,
@@ -27,17 +24,16 @@ struct World {
 const SECRET: &str = "not for the backup server\n";
 const PWNED: &str = "/tmp/srs-restrict-pwned";
 
-impl World {
-    fn new(tag: &str) -> World {
-        let rig = Rig::new(tag);
-        tree::make_sample(&rig.src());
+impl Restricted {
+    fn new(tag: &str) -> Restricted {
+        let rig = Rig::build(tag).data(tree::make_sample).start();
         let secret = rig.fs.mnt().join("secret");
         std::fs::create_dir(&secret).unwrap();
         std::fs::write(secret.join("secret.txt"), SECRET).unwrap();
         std::os::unix::fs::symlink(&secret, rig.src().join("link-out")).unwrap();
         std::os::unix::fs::symlink("../secret/secret.txt", rig.src().join("rel-out")).unwrap();
-        let key = ForcedKey::new(&rig.sshd, "restricted", &forced_command(&rig, &format!("--snap-allow={}", rig.src().display())));
-        World { rig, key, secret }
+        let key = ForcedKey::new(rig.sshd(), "restricted", &forced_command(&rig, &format!("--snap-allow={}", rig.src().display())));
+        Restricted { rig, key, secret }
     }
 
     fn src(&self) -> PathBuf {
@@ -216,7 +212,7 @@ fn hostile_table() -> Vec<Hostile> {
 /// no trace.
 #[test]
 fn hostile_requests_are_refused() {
-    let w = World::new("hostile");
+    let w = Restricted::new("hostile");
     let before = tree::describe(&w.src());
     let table = hostile_table();
     assert!(table.len() >= 30);
@@ -251,7 +247,7 @@ fn hostile_requests_are_refused() {
 /// the connection close first), nothing copied, nothing deleted, no snapshot.
 #[test]
 fn hostile_rsync_clients_are_refused() {
-    let w = World::new("clients");
+    let w = Restricted::new("clients");
     let before = tree::describe(&w.src());
     let s = w.src().display().to_string();
     let list = w.rig.work.path().join("list");
@@ -301,7 +297,7 @@ fn hostile_rsync_clients_are_refused() {
 /// symlink that leads out is copied as a symlink, never followed.
 #[test]
 fn backup_tool_pulls_succeed_from_the_snapshot() {
-    let w = World::new("legit");
+    let w = Restricted::new("legit");
     let s = w.src().display().to_string();
     let src = tree::describe(&w.src());
     let pulls: &[(&str, &[&str], bool)] = &[
@@ -355,11 +351,11 @@ fn backup_tool_pulls_succeed_from_the_snapshot() {
 /// for a receiver) and nowhere else; it still pulls from its read directory.
 #[test]
 fn allow_write_permits_pushes_there_only() {
-    let w = World::new("write");
+    let w = Restricted::new("write");
     let inbox = w.rig.fs.mnt().join("in");
     std::fs::create_dir(&inbox).unwrap();
     let allow = format!("--snap-allow={} --snap-allow-write={}", w.src().display(), inbox.display());
-    let key = ForcedKey::new(&w.rig.sshd, "writer", &forced_command(&w.rig, &allow));
+    let key = ForcedKey::new(w.rig.sshd(), "writer", &forced_command(&w.rig, &allow));
     let local = w.rig.dest("local");
     tree::make_sample(&local);
     let out = key.rsync(&["-a", "--delete", &format!("{}/", local.display()), &key.remote(&inbox.join("copy"))]);
@@ -391,11 +387,11 @@ fn allow_write_permits_pushes_there_only() {
 /// or device named so neither hangs nor reads anything.
 #[test]
 fn filter_rules_cannot_reach_outside_the_allowed_tree() {
-    let w = World::new("filters");
+    let w = Restricted::new("filters");
     let mnt = w.rig.fs.mnt().to_path_buf();
     std::fs::write(mnt.join("rules"), "- top.txt\n").unwrap();
     std::fs::write(w.secret.join("rules"), "- top.txt\n").unwrap();
-    support::cmd::cmd("mkfifo").arg(mnt.join("fifo")).ok();
+    cmd("mkfifo").arg(mnt.join("fifo")).ok();
     let m = mnt.display().to_string();
     let leaking: Vec<String> = vec![
         format!("dir-merge {m}/rules"),
@@ -422,14 +418,8 @@ fn filter_rules_cannot_reach_outside_the_allowed_tree() {
     let mut leaked_plain = 0;
     for (k, attack) in leaking.iter().enumerate() {
         let control = w.rig.dest(&format!("control{k}"));
-        let out = w
-            .rig
-            .rsync(support::rig::Remote::Plain)
-            .arg("-a")
-            .arg(format!("--filter={attack}"))
-            .arg(w.rig.remote_dir(&w.src()))
-            .arg(&control)
-            .run();
+        let out =
+            w.rig.rsync(Remote::Plain).arg("-a").arg(format!("--filter={attack}")).arg(w.rig.remote_dir(&w.src())).arg(&control).run();
         if out.status.success() && !control.join("top.txt").exists() {
             leaked_plain += 1;
         }
@@ -438,7 +428,7 @@ fn filter_rules_cannot_reach_outside_the_allowed_tree() {
     // The key as it is, and as with an rsync that has no --confine-root: the
     // confinement alone must hold.
     let bare = ForcedKey::new(
-        &w.rig.sshd,
+        w.rig.sshd(),
         "bare",
         &format!("SNAPRSYNC_FAULT=without-confine-root {}", forced_command(&w.rig, &format!("--snap-allow={}", w.src().display()))),
     );
@@ -447,7 +437,7 @@ fn filter_rules_cannot_reach_outside_the_allowed_tree() {
         let remote = format!("{}:{}/", key.host, w.src().display());
         let dest = w.rig.dest(&format!("f{k}"));
         let started = std::time::Instant::now();
-        let out = support::cmd::cmd("timeout")
+        let out = cmd("timeout")
             .arg("60")
             .arg("rsync")
             .arg("-e")
@@ -479,13 +469,13 @@ fn filter_rules_cannot_reach_outside_the_allowed_tree() {
 /// plain snapshot exposure the same swap would read the secret.
 #[test]
 fn a_swap_after_the_checks_reaches_nothing_outside() {
-    let w = World::new("swap");
+    let w = Restricted::new("swap");
     let hold = w.rig.dest("hold");
     let inbox = w.rig.fs.mnt().join("in");
     std::fs::create_dir(&inbox).unwrap();
     let allow = format!("--snap-allow={} --snap-allow-write={}", w.src().display(), inbox.display());
     let command = format!("SNAPRSYNC_FAULT=after-check:hold={} {}", hold.display(), forced_command(&w.rig, &allow));
-    let key = ForcedKey::new(&w.rig.sshd, "swapper", &command);
+    let key = ForcedKey::new(w.rig.sshd(), "swapper", &command);
     let held = PathBuf::from(format!("{}.held", hold.display()));
     let mut trials = 0;
     for round in 0..10 {
@@ -573,12 +563,12 @@ fn rsyncs_of(config: &Path) -> Vec<u32> {
 /// the secret next to the allowed tree.
 #[test]
 fn the_confined_root_holds_only_what_rsync_needs() {
-    let w = World::new("root");
+    let w = Restricted::new("root");
     let inbox = w.rig.fs.mnt().join("in");
     std::fs::create_dir(&inbox).unwrap();
     let allow = format!("--snap-allow={} --snap-allow-write={}", w.src().display(), inbox.display());
     // A variable the session sets must not reach rsync (RSYNC_MAX_ALLOC=0 lifts its cap).
-    let key = ForcedKey::new(&w.rig.sshd, "looker", &format!("RSYNC_MAX_ALLOC=0 {}", forced_command(&w.rig, &allow)));
+    let key = ForcedKey::new(w.rig.sshd(), "looker", &format!("RSYNC_MAX_ALLOC=0 {}", forced_command(&w.rig, &allow)));
     let local = w.rig.dest("local");
     std::fs::create_dir_all(&local).unwrap();
     std::fs::write(local.join("big"), tree::pattern(3_000_000, 9)).unwrap();
@@ -654,22 +644,22 @@ fn the_confined_root_holds_only_what_rsync_needs() {
 /// snapshotted fails instead of being read live.
 #[test]
 fn restricted_mode_never_reads_the_live_tree() {
-    let w = World::new("live");
+    let w = Restricted::new("live");
     let dest = w.rig.dest("missing");
     let out = w.key.rsync(&["-a", &format!("{}/", w.key.remote(&w.src().join("missing"))), &dest.display().to_string()]);
     assert!(matches!(out.code(), Some(85 | 12)) && out.stderr.contains("does not exist"), "a missing source\n{}", out.report());
     assert!(!dest.exists());
     // A live directory next to the rig, on a filesystem that cannot be snapshotted.
-    let live = support::tempdir("live-src");
+    let live = testbed::tempdir("live-src");
     std::fs::write(live.path().join("file"), "live\n").unwrap();
     for (name, extra, allowed) in [
         ("provider none", "provider = \"none\"\n", w.src()),
         ("live fallback", "on_snapshot_failure = \"live\"\n", live.path().to_path_buf()),
     ] {
-        let dir = support::tempdir("live-cfg");
-        let config = support::write_config(dir.path(), extra);
+        let dir = testbed::tempdir("live-cfg");
+        let config = write_config(dir.path(), extra);
         let command = format!("{} --snap-config={} --snap-restrict --snap-allow={}", snaprsync(), config.display(), allowed.display());
-        let key = ForcedKey::new(&w.rig.sshd, &format!("k{}", name.len()), &command);
+        let key = ForcedKey::new(w.rig.sshd(), &format!("k{}", name.len()), &command);
         let dest = w.rig.dest(&format!("live-{}", name.len()));
         let out = key.rsync(&["-a", &format!("{}/", key.remote(&allowed)), &dest.display().to_string()]);
         assert!(!out.status.success(), "{name}: the live tree was read\n{}", out.report());
@@ -683,7 +673,7 @@ fn restricted_mode_never_reads_the_live_tree() {
 /// the confined rsync is shown the C library's converters and the pull works.
 #[test]
 fn iconv_works_only_where_the_key_allows_it() {
-    let w = World::new("iconv");
+    let w = Restricted::new("iconv");
     let args = |key: &ForcedKey, dest: &Path| {
         key.rsync(&["-a", "--iconv=UTF-8,ISO-8859-15", &format!("{}/", key.remote(&w.src())), &dest.display().to_string()])
     };
@@ -692,7 +682,7 @@ fn iconv_works_only_where_the_key_allows_it() {
     assert!(matches!(out.code(), Some(85 | 12)) && out.stderr.contains("iconv"), "{}", out.report());
     assert!(!dest.join("top.txt").exists());
     let allow = format!("--snap-allow-iconv --snap-allow={}", w.src().display());
-    let key = ForcedKey::new(&w.rig.sshd, "iconv", &forced_command(&w.rig, &allow));
+    let key = ForcedKey::new(w.rig.sshd(), "iconv", &forced_command(&w.rig, &allow));
     let dest = w.rig.dest("allowed");
     let out = w.rig.assert_snapshotted("iconv pull", || args(&key, &dest));
     assert!(out.status.success(), "{}\n{}", out.report(), w.rig.log());

@@ -3,9 +3,9 @@
 //! single point in time; the same check must catch the tearing of a copy made
 //! by plain rsync of the live tree, which proves the check can fail.
 
+use crate::support::assert_a_live_copy_is_torn;
 use crate::support::rig::{Remote, Rig};
-use crate::support::torture::{self, Config, Writer};
-use std::time::Duration;
+use testbed::torture::{self, Config, Writer};
 
 const CFG: Config = Config { files: 200, size: 64 * 1024 };
 /// 12.8 MB at 8000 KiB/s: each copy takes about 1.6 s, while the writer
@@ -13,21 +13,13 @@ const CFG: Config = Config { files: 200, size: 64 * 1024 };
 const BWLIMIT: &str = "--bwlimit=8000";
 const MIN_GENERATIONS_DURING_COPY: u64 = 2;
 
-fn wait_for_generation(writer: &Writer, gen: u64) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while writer.generation() < gen {
-        assert!(std::time::Instant::now() < deadline, "torture writer stuck at generation {}", writer.generation());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn snapshot_copy_is_consistent_and_live_copy_is_torn() {
     // The writer churns ~12.8 MB per generation and a snapshot pins one
     // generation's extents: leave btrfs room (the image is sparse).
-    let rig = Rig::with_size("consistency", 1024);
+    let rig = Rig::build("consistency").size(1024).start();
     let writer = Writer::start(&rig.src(), CFG).expect("start torture writer");
-    wait_for_generation(&writer, 1);
+    writer.wait_for(1);
 
     // Through snaprsync: every copy is consistent although it overlaps
     // several generations.
@@ -53,19 +45,7 @@ fn snapshot_copy_is_consistent_and_live_copy_is_torn() {
     }
 
     // Plain rsync of the live tree: the same check must see the tearing.
-    let mut verdicts = Vec::new();
-    for attempt in 0..5 {
-        let dest = rig.dest(&format!("live{attempt}"));
-        let out = rig.rsync(Remote::Plain).arg("-a").arg(BWLIMIT).arg(rig.remote_dir(&rig.src())).arg(&dest).run();
-        // 24: the writer's temp files vanished during the copy.
-        assert!(matches!(out.code(), Some(0 | 24)), "plain rsync failed\n{}", out.report());
-        let verdict = torture::check(&dest).expect("read copy");
-        eprintln!("plain rsync copy {attempt}: {verdict}");
-        if !verdict.consistent() {
-            writer.stop().expect("torture writer");
-            return;
-        }
-        verdicts.push(verdict.to_string());
-    }
-    panic!("the checker never caught plain rsync tearing a live tree, so it proves nothing: {verdicts:?}");
+    assert_a_live_copy_is_torn(&rig, writer, "plain rsync", |dest| {
+        rig.rsync(Remote::Plain).arg("-a").arg(BWLIMIT).arg(rig.remote_dir(&rig.src())).arg(dest).run()
+    });
 }

@@ -3,12 +3,12 @@
 //! path is compiled into the script, so the test runs a copy of
 //! `/usr/sbin/dirvish` whose `$CONFDIR` points at a temp dir.
 
-use crate::support::cmd::{cmd, Cmd};
 use crate::support::rig::{Remote, Rig};
-use crate::support::sshd::HOST;
 use crate::support::tree;
 use std::fs;
 use std::path::{Path, PathBuf};
+use testbed::cmd::{cmd, Cmd};
+use testbed::sshd::HOST;
 
 struct Bank {
     script: PathBuf,
@@ -37,7 +37,7 @@ fn setup(rig: &Rig) -> Bank {
         format!(
             "client: {HOST}\ntree: {tree}\nrsh: {rsh}\nrsync-client: {client}\nxdev: 1\nindex: none\n",
             tree = rig.src().display(),
-            rsh = rig.sshd.rsh(),
+            rsh = rig.sshd().rsh(),
             client = rig.rsync_path(Remote::Snaprsync),
         ),
     )

@@ -1,11 +1,11 @@
 //! Real rsnapshot with its default `--relative`, naming snaprsync in
 //! `rsync_long_args --rsync-path=...` and reaching the client through `ssh -F`.
 
-use crate::support::cmd::cmd;
 use crate::support::rig::{Remote, Rig};
-use crate::support::sshd::HOST;
 use crate::support::tree;
 use std::path::{Path, PathBuf};
+use testbed::cmd::cmd;
+use testbed::sshd::HOST;
 
 /// Writes an rsnapshot config (fields are tab-separated) backing up the rig's
 /// source as `host/`, and returns its path.
@@ -22,7 +22,7 @@ fn config(rig: &Rig, name: &str, remote: Remote) -> (PathBuf, PathBuf) {
         ("cmd_rm", "/bin/rm".to_owned()),
         ("cmd_rsync", "/usr/bin/rsync".to_owned()),
         ("cmd_ssh", "/usr/bin/ssh".to_owned()),
-        ("ssh_args", format!("-F {}", rig.sshd.ssh_config().display())),
+        ("ssh_args", format!("-F {}", rig.sshd().ssh_config().display())),
         ("verbose", "2".to_owned()),
         ("loglevel", "3".to_owned()),
         ("lockfile", dir.join("rsnapshot.pid").display().to_string()),

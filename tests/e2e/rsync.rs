@@ -1,7 +1,7 @@
 //! Plain rsync clients pulling from and pushing to the btrfs side.
 
 use crate::support::rig::{Remote, Rig};
-use crate::support::tree;
+use crate::support::{snaprsync_log, snaprsync_path, tree, write_config};
 
 /// A pull through snaprsync copies the tree exactly and leaves no snapshot.
 #[test]
@@ -89,10 +89,10 @@ fn source_not_on_btrfs() {
     tree::make_sample(&src);
 
     // As sshd runs it: exactly 83, one line, nothing on stdout.
-    let args = crate::status::sender_args(&src).join(" ");
+    let args = super::status::sender_args(&src).join(" ");
     let out = rig.ssh(&format!("{} {args}", rig.rsync_path(Remote::Snaprsync)));
     out.expect_code(83).expect_stdout_empty();
-    crate::status::assert_one_line("non-btrfs source", &out.stderr);
+    super::status::assert_one_line("non-btrfs source", &out.stderr);
     rig.fs.assert_no_snapshot_left();
 
     // Through a client rsync (which reports 83, or 12 if it saw the pipe close first).
@@ -103,11 +103,11 @@ fn source_not_on_btrfs() {
 
     let live_dir = rig.work.path().join("live-config");
     std::fs::create_dir(&live_dir).unwrap();
-    let live_conf = crate::support::write_config(&live_dir, "on_snapshot_failure = \"live\"\n");
+    let live_conf = write_config(&live_dir, "on_snapshot_failure = \"live\"\n");
     let dest = rig.dest("live");
     let out = rig
         .rsync(Remote::Plain)
-        .arg(format!("--rsync-path={}", crate::support::snaprsync_path(&live_conf)))
+        .arg(format!("--rsync-path={}", snaprsync_path(&live_conf)))
         .arg("-a")
         .arg(rig.remote_dir(&src))
         .arg(&dest)
@@ -116,7 +116,7 @@ fn source_not_on_btrfs() {
         out.status.success(),
         "on_snapshot_failure = live must copy the live files\n{}\n--- snaprsync log ---\n{}",
         out.report(),
-        crate::support::snaprsync_log(&live_conf)
+        snaprsync_log(&live_conf)
     );
     tree::assert_same("live fallback vs source", &tree::describe(&src), &tree::describe(&dest));
 }
@@ -128,7 +128,7 @@ fn nested_subvolume_is_copied() {
     let rig = Rig::new("nested");
     tree::make_sample(&rig.src());
     let sub = rig.src().join("nested-subvol");
-    crate::support::cmd::cmd("btrfs").args(["subvolume", "create"]).arg(&sub).ok();
+    testbed::cmd::cmd("btrfs").args(["subvolume", "create"]).arg(&sub).ok();
     std::fs::write(sub.join("inside.txt"), "inside a nested subvolume\n").unwrap();
     let with = rig.dest("snap");
     let without = rig.dest("live");

@@ -2,9 +2,9 @@
 //! statuses with one line on stderr, and nothing of snaprsync's reaches stdout
 //! (which belongs to rsync's protocol).
 
-use crate::support::cmd::cmd;
 use crate::support::rig::{Remote, Rig};
 use crate::support::{snaprsync, tree};
+use testbed::cmd::cmd;
 
 /// rsync's "partial transfer" (23) for a missing source path reaches the
 /// client unchanged through ssh and snaprsync, and the existing path is still
@@ -115,7 +115,6 @@ fn nothing_reaches_stdout_from_snaprsync() {
 /// snapshot.
 #[test]
 fn interrupted_backup_leaves_no_snapshot() {
-    use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
     let rig = Rig::new("interrupt");
@@ -124,18 +123,7 @@ fn interrupted_backup_leaves_no_snapshot() {
         std::fs::write(rig.src().join(format!("big{i}")), tree::pattern(2_000_000, i)).unwrap();
     }
     let dest = rig.dest("dst");
-    let mut child = Command::new("rsync")
-        .arg("-e")
-        .arg(rig.sshd.rsh())
-        .arg(format!("--rsync-path={}", rig.rsync_path(Remote::Snaprsync)))
-        .args(["-a", "--bwlimit=1000"])
-        .arg(rig.remote_dir(&rig.src()))
-        .arg(&dest)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start rsync");
+    let mut child = rig.rsync(Remote::Snaprsync).args(["-a", "--bwlimit=1000"]).arg(rig.remote_dir(&rig.src())).arg(&dest).spawn();
     // Wait until the snapshot exists, i.e. the transfer is under way.
     let deadline = Instant::now() + Duration::from_secs(20);
     while rig.fs.leftover_snapshots().is_empty() {

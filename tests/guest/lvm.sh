@@ -1,13 +1,15 @@
 #!/bin/bash
 # LVM end to end, run inside the test guest (scripts/guest.sh) as root, with
 # a blank disk (the first of GUEST_DISKS). Needs SNAPRSYNC (the binary under test) and
-# TORTURE (the consistency writer and checker) in the environment. Prints one
+# TESTBED (the test-support binary: its `torture` writes and checks) in the
+# environment. Prints one
 # "RESULT <name> ok|fail <detail>" line per check; the Rust test judges them.
 set -u
 export LVM_SYSTEM_DIR=${LVM_SYSTEM_DIR:-/etc/lvm}
 work=/tmp/lab
 mkdir -p "$work/state"
 result() { echo "RESULT $1 $2 ${3:-}"; }
+torture() { "$TESTBED" torture "$@"; }
 quiet() { "$@" >/dev/null 2>&1; }
 snap_lvs() { lvs --noheadings -o lv_name vg 2>/dev/null | grep -c snaprsync- || true; }
 config() {
@@ -39,26 +41,40 @@ result setup ok "pv, vg, thick ext4 and xfs, thin xfs"
 # Consistency under a writer, for each kind of volume, plain and --relative.
 config 'lvm_snapshot_size = "25%"'
 for fs in ext xfs thin; do
-  "$TORTURE" write "$work/$fs/data" --seconds 6 & writer=$!
+  torture write "$work/$fs/data" --seconds 6 & writer=$!
   sleep 1
   "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$work/$fs/data/" "$work/out-$fs/"; rc=$?
   "$SNAPRSYNC" --snap-config="$work/cfg.toml" -aR "$work/$fs/./data/" "$work/rel-$fs/"; rrc=$?
   wait $writer
-  verdict=$("$TORTURE" check "$work/out-$fs" 2>&1) && ok=ok || ok=fail
+  verdict=$(torture check "$work/out-$fs" 2>&1) && ok=ok || ok=fail
   result "consistent-$fs" "$ok" "status $rc: $verdict"
-  [ -d "$work/rel-$fs/data" ] && "$TORTURE" check "$work/rel-$fs/data" >/dev/null 2>&1 && r=ok || r=fail
+  [ -d "$work/rel-$fs/data" ] && torture check "$work/rel-$fs/data" >/dev/null 2>&1 && r=ok || r=fail
   result "relative-names-$fs" "$r" "status $rrc"
   left=$(snap_lvs)
   [ "$left" = 0 ] && result "no-lv-left-$fs" ok || result "no-lv-left-$fs" fail "$left snapshot LVs"
 done
 grep -q "provider=lvm" "$work/snaprsync.log" && result provider-lvm ok || result provider-lvm fail "$(tail -3 "$work/snaprsync.log")"
 
+# A logical volume mounted below a source is snapshotted too, and shown in place.
+if quiet lvcreate -y -L 64M -n inner vg && quiet mkfs.ext4 -q /dev/vg/inner; then
+  mkdir -p "$work/ext/tree/inner" && mount /dev/vg/inner "$work/ext/tree/inner"
+  echo outer > "$work/ext/tree/o"; echo inner > "$work/ext/tree/inner/i"
+  config 'lvm_snapshot_size = "25%"'
+  : > "$work/snaprsync.log"
+  "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$work/ext/tree/" "$work/out-nested/"; rc=$?
+  [ "$rc" = 0 ] && [ "$(cat "$work/out-nested/inner/i" 2>/dev/null)" = inner ] && grep -q "snapshots=2" "$work/snaprsync.log" \
+    && result nested-lv ok || result nested-lv fail "status $rc: $(grep summary "$work/snaprsync.log")"
+  umount "$work/ext/tree/inner"
+else
+  result nested-lv fail "lvcreate inner"
+fi
+
 # The check can fail: plain rsync of the live tree under the same writer.
-"$TORTURE" write "$work/ext/data" --seconds 6 --size 200000 & writer=$!
+torture write "$work/ext/data" --seconds 6 --size 200000 & writer=$!
 sleep 1
 rsync -a --bwlimit=20000 "$work/ext/data/" "$work/plain/"
 wait $writer
-"$TORTURE" check "$work/plain" >/dev/null 2>&1 && result control-torn fail "plain rsync looked consistent" || result control-torn ok
+torture check "$work/plain" >/dev/null 2>&1 && result control-torn fail "plain rsync looked consistent" || result control-torn ok
 
 # An overflowing thick snapshot: 1 MiB, and 40 MiB written to the origin while rsync reads.
 config 'lvm_snapshot_size = "1M"'

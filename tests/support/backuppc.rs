@@ -16,9 +16,10 @@
 //! no scheduled backups, `RsyncClientPath` naming snaprsync, and
 //! `RsyncSshArgs` naming an `ssh -F` config that reaches the rig's sshd.
 
-use super::cmd::{cmd, Output};
 use super::rig::Rig;
 use std::path::{Path, PathBuf};
+use testbed::cmd::{cmd, Output};
+use testbed::sshd::HOST;
 
 /// The client name in BackupPC's hosts file.
 pub const CLIENT: &str = "snaphost";
@@ -39,7 +40,7 @@ impl BackupPc {
         for tool in [DEFAULT_CONFIG, RSYNC_BPC, "/etc/backuppc"] {
             assert!(Path::new(tool).exists(), "{tool} is missing: install the Debian packages backuppc and backuppc-rsync");
         }
-        let dir = super::tempdir("backuppc");
+        let dir = testbed::tempdir("backuppc");
         let d = dir.path();
         for sub in ["conf", "top/pc", "top/cpool", "top/pool", "log", "run"] {
             std::fs::create_dir_all(d.join(sub)).expect("create BackupPC dirs");
@@ -47,9 +48,8 @@ impl BackupPc {
 
         // BackupPC connects to the address, not the alias: the rig's ssh
         // config, with 127.0.0.1 as a second name for the same host.
-        let ssh_config = std::fs::read_to_string(rig.sshd.ssh_config()).expect("read ssh config");
-        let ssh_config =
-            ssh_config.replacen(&format!("Host {}\n", super::sshd::HOST), &format!("Host {} 127.0.0.1\n", super::sshd::HOST), 1);
+        let ssh_config = std::fs::read_to_string(rig.sshd().ssh_config()).expect("read ssh config");
+        let ssh_config = ssh_config.replacen(&format!("Host {HOST}\n"), &format!("Host {HOST} 127.0.0.1\n"), 1);
         assert!(ssh_config.contains("127.0.0.1\n"), "unexpected ssh config layout:\n{ssh_config}");
         std::fs::write(d.join("ssh_config"), ssh_config).expect("write ssh config");
 
@@ -90,10 +90,6 @@ $Conf{{RsyncShareName}} = [{share}];
         std::fs::write(d.join("conf/config.pl"), format!("{base}\n{overrides}")).expect("write config.pl");
         std::fs::write(d.join("conf/hosts"), format!("host dhcp user moreUsers\n{CLIENT} 0 root\n")).expect("write hosts");
         BackupPc { dir, share: share.to_owned() }
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// Runs `steps` (a POSIX shell fragment; `$BIN` is BackupPC's bin dir,
@@ -151,7 +147,7 @@ exit $rc
         let tar = self.dir.path().join("latest.tar");
         let out = self.run(&format!(
             r#""$BIN/BackupPC_tarCreate" -h {CLIENT} -n -1 -s "$SHARE" . > {}"#,
-            super::cmd::quote(&tar.display().to_string())
+            testbed::cmd::quote(&tar.display().to_string())
         ));
         if !out.status.success() {
             return out;

@@ -3,10 +3,10 @@
 //! whose Host alias logs in with it. sshd reads `authorized_keys` at every
 //! login, so the key works as soon as it is appended.
 
-use super::cmd::{cmd, Cmd, Output};
-use super::sshd::Sshd;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use testbed::cmd::{cmd, Cmd, Output};
+use testbed::sshd::Sshd;
 
 pub struct ForcedKey {
     /// The Host alias of this key in its own ssh config.
@@ -19,23 +19,17 @@ impl ForcedKey {
     /// Generates a key, pins it to `command` (inserted in the `command="..."`
     /// option; `"` and `\` are escaped) and writes a client config for `alias`.
     pub fn new(sshd: &Sshd, alias: &str, command: &str) -> ForcedKey {
-        let dir = super::tempdir("forced");
+        let dir = testbed::tempdir("forced");
         let d = dir.path();
         let key = d.join("forced_key");
         cmd("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", alias, "-f"]).arg(&key).ok();
         let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
         let escaped = command.replace('\\', "\\\\").replace('"', "\\\"");
-        let sshd_dir = sshd.ssh_config().parent().expect("sshd dir");
-        let mut auth = std::fs::OpenOptions::new().append(true).open(sshd_dir.join("authorized_keys")).expect("open authorized_keys");
+        let mut auth = std::fs::OpenOptions::new().append(true).open(sshd.dir().join("authorized_keys")).expect("open authorized_keys");
         writeln!(auth, "command=\"{escaped}\",restrict {}", public.trim()).expect("append to authorized_keys");
         let ssh_config = d.join("ssh_config");
-        let text = super::sshd::ssh_config_text(alias, sshd.port(), &key, &sshd_dir.join("known_hosts"));
-        std::fs::write(&ssh_config, text).expect("write ssh config");
+        std::fs::write(&ssh_config, sshd.client_config(alias, &key)).expect("write ssh config");
         ForcedKey { host: alias.to_owned(), ssh_config, _dir: dir }
-    }
-
-    pub fn ssh_config(&self) -> &Path {
-        &self.ssh_config
     }
 
     /// The `-e` / rsh value for rsync: `ssh -F <config>`.

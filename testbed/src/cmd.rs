@@ -5,8 +5,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
@@ -14,7 +13,6 @@ pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
-    cwd: Option<PathBuf>,
     stdin: Option<Vec<u8>>,
 }
 
@@ -24,7 +22,7 @@ pub fn cmd(program: impl AsRef<OsStr>) -> Cmd {
 
 impl Cmd {
     pub fn new(program: impl AsRef<OsStr>) -> Self {
-        Cmd { program: program.as_ref().to_owned(), args: Vec::new(), env: Vec::new(), cwd: None, stdin: None }
+        Cmd { program: program.as_ref().to_owned(), args: Vec::new(), env: Vec::new(), stdin: None }
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -46,30 +44,32 @@ impl Cmd {
         self
     }
 
-    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
-        self.cwd = Some(dir.as_ref().to_owned());
-        self
-    }
-
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(bytes.into());
         self
     }
 
-    /// Runs to completion and captures everything. Panics only if the program
-    /// cannot be started at all (a missing tool is a test failure).
-    pub fn run(&self) -> Output {
+    fn start(&self, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> Child {
         let mut command = Command::new(&self.program);
-        command.args(&self.args).stdout(Stdio::piped()).stderr(Stdio::piped());
-        command.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        command.args(&self.args).stdin(stdin).stdout(stdout).stderr(stderr);
         for (k, v) in &self.env {
             command.env(k, v);
         }
-        if let Some(dir) = &self.cwd {
-            command.current_dir(dir);
-        }
+        command.spawn().unwrap_or_else(|e| panic!("cannot start `{self}`: {e} (is the package installed?)"))
+    }
+
+    /// Starts the program in the background with stdin, stdout and stderr on
+    /// `/dev/null`, for a caller that signals, kills or waits for it.
+    pub fn spawn(&self) -> Child {
+        self.start(Stdio::null(), Stdio::null(), Stdio::null())
+    }
+
+    /// Runs to completion and captures everything. Panics only if the program
+    /// cannot be started at all (a missing tool is a test failure).
+    pub fn run(&self) -> Output {
         let start = Instant::now();
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start `{self}`: {e} (is the package installed?)"));
+        let stdin = if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() };
+        let mut child = self.start(stdin, Stdio::piped(), Stdio::piped());
         if let Some(bytes) = &self.stdin {
             let mut pipe = child.stdin.take().expect("stdin pipe");
             let bytes = bytes.clone();
@@ -91,13 +91,6 @@ impl Cmd {
     /// Runs and asserts exit status 0.
     pub fn ok(&self) -> Output {
         self.run().success()
-    }
-
-    /// Runs and asserts the given exit status.
-    pub fn status(&self, code: i32) -> Output {
-        let out = self.run();
-        out.expect_code(code);
-        out
     }
 }
 

@@ -14,10 +14,7 @@
 //! writer runs that reads the files one by one (plain rsync) sees later files
 //! at later generations and fails.
 //!
-//! This file is also compiled into `examples/torture.rs`, so it uses only std
-//! (and rustix for `syncfs` on Unix).
-
-#![allow(dead_code)]
+//! `testbed torture write|check` runs them from the command line (the demo).
 
 use std::fmt;
 use std::fs;
@@ -132,6 +129,15 @@ impl Writer {
     /// The last generation completely renamed into place.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Waits until generation `gen` is in place; panics after 30 s (a stuck writer).
+    pub fn wait_for(&self, gen: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.generation() < gen {
+            assert!(Instant::now() < deadline, "torture writer stuck at generation {}", self.generation());
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Stops after the generation in progress; returns the last one written.

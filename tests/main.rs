@@ -1,0 +1,20 @@
+//! snaprsync's integration tests, one binary with a module per area (the
+//! layout of ripgrep's `tests/tests.rs`). They drive the real binary with real
+//! programs: sshd on 127.0.0.1, rsync, dirvish, rsnapshot and BackupPC, on
+//! loop-mounted btrfs. Linux only; needs root and the packages
+//! `scripts/deps.sh --tests` installs. A missing tool fails the test; nothing
+//! is skipped.
+//!
+//!     cargo test --test main                    everything
+//!     cargo test --test main restrict::         one area
+//!     cargo test --test main faults::sigkill    one fault (was FAULT_ONLY=sigkill)
+
+#![cfg(target_os = "linux")]
+
+mod support;
+
+mod cli;
+mod e2e;
+mod faults;
+mod protect_args;
+mod restrict;
