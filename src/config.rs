@@ -98,12 +98,14 @@ impl SnapshotSize {
         }
     }
 
-    /// The snapshot's size in bytes for an origin of `origin` bytes.
+    /// The snapshot's size in bytes for an origin of `origin` bytes, in whole
+    /// MiB (lvcreate takes only multiples of 512 bytes, and rounds to extents).
     pub fn bytes_for(self, origin: u64) -> u64 {
-        match self {
-            SnapshotSize::Percent(p) => (origin / 100).saturating_mul(u64::from(p)).max(1 << 20),
+        let b = match self {
+            SnapshotSize::Percent(p) => (origin / 100).saturating_mul(u64::from(p)),
             SnapshotSize::Bytes(b) => b,
-        }
+        };
+        b.div_ceil(1 << 20).max(1).saturating_mul(1 << 20)
     }
 }
 
@@ -460,7 +462,9 @@ mod tests {
         for bad in ["0%", "101%", "x", "10K", "-5G", "", "5Q"] {
             assert!(SnapshotSize::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(SnapshotSize::Percent(10).bytes_for(10 << 30), (10u64 << 30) / 100 * 10);
+        assert_eq!(SnapshotSize::Percent(10).bytes_for((10 << 30) + 7), 1 << 30, "rounded up to whole MiB");
+        assert_eq!(SnapshotSize::Percent(25).bytes_for(64 << 20), 16 << 20);
+        assert_eq!(SnapshotSize::Bytes((2 << 20) + 1).bytes_for(0), 3 << 20);
         assert_eq!(SnapshotSize::Percent(1).bytes_for(1 << 20), 1 << 20, "at least 1 MiB");
     }
 
