@@ -1,6 +1,7 @@
 //! Shared fixtures for snaprsync's end-to-end tests: a command runner, a
-//! loop-mounted btrfs filesystem, a private sshd, tree helpers, and the torture
-//! writer/checker that proves a copy is (or is not) point-in-time.
+//! loop-mounted btrfs filesystem, a private sshd, tree helpers, the torture
+//! writer/checker that proves a copy is (or is not) point-in-time, and the
+//! guest lab (a QEMU guest for what the host kernel lacks, such as LVM).
 //!
 //! Everything here drives real programs. A required tool that is missing makes
 //! the test fail with the command line that could not start; nothing is skipped.
@@ -11,13 +12,15 @@
 pub mod cmd;
 pub mod torture;
 
-// Linux only: btrfs, sshd and POSIX file metadata.
+// Linux only: btrfs, sshd, the guest lab and POSIX file metadata.
 #[cfg(target_os = "linux")]
 pub mod backuppc;
 #[cfg(target_os = "linux")]
 pub mod btrfs;
 #[cfg(target_os = "linux")]
 pub mod forced;
+#[cfg(target_os = "linux")]
+pub mod guest;
 #[cfg(target_os = "linux")]
 pub mod rig;
 #[cfg(target_os = "linux")]
