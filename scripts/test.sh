@@ -2,10 +2,12 @@
 # Runs every test: the Windows build with its tests under wine, then the unit
 # and property tests and the end-to-end, fault-injection, protect-args and
 # restricted-mode suites (real sshd, rsync, dirvish, rsnapshot, BackupPC on
-# loop-mounted btrfs; needs root). Ends with one line: "N passed, N failed".
+# loop-mounted btrfs; needs root) and the guest lab (LVM in a QEMU guest).
+# Ends with one line: "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --tests
+scripts/guest.sh setup
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
