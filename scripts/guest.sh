@@ -21,6 +21,7 @@
 #         GUEST_DISKS     the --disk images as guest block devices, in order
 #                         (space-separated, e.g. "/dev/vda /dev/vdb")
 #         LVM_SYSTEM_DIR  an lvm.conf that works without udev
+#         LVM_SUPPRESS_FD_WARNINGS=1  (a test's extra open descriptors are fine)
 #       --disk IMG:SIZE creates IMG as a sparse file of SIZE (as truncate(1) reads
 #       it, e.g. 2G) when it does not exist; an existing IMG is used as it is.
 #       A SCRIPT under /tmp, /run, /dev, /proc or /sys (hidden in the guest) is
@@ -99,6 +100,7 @@ fetch_kernel() {
     mkdir -p "$CACHE/deb"
     (cd "$CACHE/deb" && apt-get download -qq -o APT::Sandbox::User=root "$pkg")
     dpkg -x "$CACHE"/deb/*.deb "$CACHE/kernel"
+    rm -rf "$CACHE/deb"
     local kver
     kver=$(kernel_release)
     # The package ships no modules.dep (its postinst makes it): make one.
@@ -205,7 +207,7 @@ while [ -e $G/ctl/disk$n ]; do
 done
 say "running the job"
 chroot $R /usr/bin/env -i PATH="$(cat /etc/guest/path)" HOME=/root LANG=C.UTF-8 TERM=dumb \
-    GUEST_SHARE=/run/guest/share GUEST_DISKS="$disks" LVM_SYSTEM_DIR=/run/guest/lvm \
+    GUEST_SHARE=/run/guest/share GUEST_DISKS="$disks" LVM_SYSTEM_DIR=/run/guest/lvm LVM_SUPPRESS_FD_WARNINGS=1 \
     /bin/bash /run/guest/ctl/job </dev/null >$G/ctl/stdout 2>$G/ctl/stderr
 echo $? >$G/ctl/status.new && mv $G/ctl/status.new $G/ctl/status
 sync
