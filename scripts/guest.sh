@@ -30,9 +30,9 @@
 #       once the guest has powered off; the guest kernel's messages are not.
 #       The guest powers off when SCRIPT ends; after --timeout (default 600 s,
 #       or $GUEST_TIMEOUT) QEMU is killed.
-#       Exit status: SCRIPT's; 124 when the timeout struck, 125 when the guest
-#       failed before SCRIPT ended (both with "guest.sh: error:" on stderr and the
-#       guest's console log). --status-file FILE receives SCRIPT's status only
+#       Exit status: SCRIPT's; 124 when the timeout struck, 125 when guest.sh or
+#       the guest failed before SCRIPT ended (both with "guest.sh: error:" on
+#       stderr, after the guest's console log when it booted). --status-file FILE receives SCRIPT's status only
 #       when SCRIPT ran to its end, so a caller can tell the two apart.
 #       GUEST_DEBUG=1 keeps the kernel's messages in the console log and prints
 #       that log on stderr after the run.
@@ -397,7 +397,9 @@ run() {
         n=$((n + 1))
     done
     local cmdline="console=ttyS0 panic=-1 rdinit=/init"
-    [[ -n ${GUEST_DEBUG:-} ]] || cmdline+=" quiet loglevel=0"
+    # Emergencies only (a panic says why the guest died): every message
+    # costs time on the emulated serial port.
+    [[ -n ${GUEST_DEBUG:-} ]] || cmdline+=" quiet loglevel=1"
     args+=(-append "$cmdline")
 
     timeout -k 5 "$timeout" qemu-system-x86_64 "${args[@]}" </dev/null >"$run_dir/qemu.log" 2>&1 &
