@@ -2,13 +2,21 @@
 # LVM end to end, run inside the test guest (scripts/guest.sh) as root, with
 # a blank disk (the first of GUEST_DISKS). Needs SNAPRSYNC (the binary under test) and
 # TESTBED (the test-support binary: its `torture` writes and checks) in the
-# environment. Prints one
-# "RESULT <name> ok|fail <detail>" line per check; the Rust test judges them.
+# environment. Prints one "CHECK <name> ok" or "CHECK <name> FAIL <detail>"
+# line per check, and "VALUE <name> <text>" for what a passing check saw; the
+# Rust test (tests/lvm.rs) judges them.
 set -u
 export LVM_SYSTEM_DIR=${LVM_SYSTEM_DIR:-/etc/lvm}
 work=/tmp/lab
 mkdir -p "$work/state"
-result() { echo "RESULT $1 $2 ${3:-}"; }
+result() {
+  if [ "$2" = ok ]; then
+    echo "CHECK $1 ok"
+    [ -z "${3:-}" ] || echo "VALUE $1 $3"
+  else
+    echo "CHECK $1 FAIL ${3:-}"
+  fi
+}
 torture() { "$TESTBED" torture "$@"; }
 quiet() { "$@" >/dev/null 2>&1; }
 snap_lvs() { lvs --noheadings -o lv_name vg 2>/dev/null | grep -c snaprsync- || true; }
@@ -82,7 +90,8 @@ head -c 20M /dev/urandom > "$work/ext/data/big"
 ( sleep 1.5; dd if=/dev/urandom of="$work/ext/data/churn" bs=1M count=40 conv=fsync 2>/dev/null ) & churn=$!
 "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a --bwlimit=5000 "$work/ext/data/" "$work/over/" 2>"$work/over.err"; rc=$?
 wait $churn
-[ "$rc" = 93 ] && result overflow ok "$(cat "$work/over.err")" || result overflow fail "status $rc: $(cat "$work/over.err")"
+said=$(grep '^snaprsync:' "$work/over.err" | tail -1)
+[ "$rc" = 93 ] && result overflow ok "$said" || result overflow fail "status $rc: $(tr '\n' ' ' < "$work/over.err")"
 [ "$(snap_lvs)" = 0 ] && result overflow-no-lv-left ok || result overflow-no-lv-left fail
 rm -f "$work/ext/data/big" "$work/ext/data/churn"
 
@@ -110,4 +119,3 @@ before=$(snap_lvs)
   || result kill-then-sweep fail "before=$before after=$(snap_lvs) status=$rc"
 
 for fs in ext xfs thin; do umount "$work/$fs"; done
-echo DONE

@@ -9,6 +9,7 @@
 
 pub mod backuppc;
 pub mod forced;
+pub mod guest;
 pub mod rig;
 pub mod tree;
 
