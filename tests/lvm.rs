@@ -1,7 +1,7 @@
 //! The LVM provider end to end, in one boot of the guest lab (the host kernel
 //! has no device-mapper): `tests/guest/lvm.sh` runs snaprsync on thick ext4,
 //! thick XFS and thin XFS volumes under the consistency writer, with
-//! `--relative`, a volume nested below a source, an overflowing thick
+//! `--relative` and through real rsnapshot, a volume nested below a source, an overflowing thick
 //! snapshot, too little space, a full thin pool and a kill -9 followed by a
 //! sweep; plain rsync under the same writer is shown torn, so the consistency
 //! check can fail.
@@ -23,6 +23,7 @@ const CHECKS: &[&str] = &[
     "relative-names-thin",
     "no-lv-left-thin",
     "provider-lvm",
+    "rsnapshot",
     "nested-lv",
     "control-torn",
     "overflow",
@@ -40,8 +41,13 @@ fn lvm_snapshots_in_the_guest() {
     // when the workspace is built, as scripts/test.sh does.
     let testbed = Path::new(env!("CARGO_BIN_EXE_snaprsync")).with_file_name("testbed");
     assert!(testbed.exists(), "{} is missing: build the workspace (cargo build --workspace)", testbed.display());
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guest/lvm.sh");
-    let script = format!("#!/bin/bash\nexport SNAPRSYNC={snaprsync} TESTBED={}\nexec {}\n", testbed.display(), scenario.display());
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = format!(
+        "#!/bin/bash\nexport SNAPRSYNC={snaprsync} TESTBED={} LOCAL_RSH={}\nexec {}\n",
+        testbed.display(),
+        repo.join("scripts/bench/local-rsh").display(),
+        repo.join("tests/guest/lvm.sh").display()
+    );
     let out = Guest::default().disk("pv", 2048).mem_mb(1024).timeout_secs(900).exec(&script);
     let report = Report::parse(&out);
     report.assert_all_ok(CHECKS, &out);

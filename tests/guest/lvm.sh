@@ -1,8 +1,8 @@
 #!/bin/bash
 # LVM end to end, run inside the test guest (scripts/guest.sh) as root, with
 # a blank disk (the first of GUEST_DISKS). Needs SNAPRSYNC (the binary under test) and
-# TESTBED (the test-support binary: its `torture` writes and checks) in the
-# environment. Prints one "CHECK <name> ok" or "CHECK <name> FAIL <detail>"
+# TESTBED (the test-support binary: its `torture` writes and checks) and
+# LOCAL_RSH (a remote shell that runs the command here) in the environment. Prints one "CHECK <name> ok" or "CHECK <name> FAIL <detail>"
 # line per check, and "VALUE <name> <text>" for what a passing check saw; the
 # Rust test (tests/lvm.rs) judges them.
 set -u
@@ -62,6 +62,33 @@ for fs in ext xfs thin; do
   [ "$left" = 0 ] && result "no-lv-left-$fs" ok || result "no-lv-left-$fs" fail "$left snapshot LVs"
 done
 grep -q "provider=lvm" "$work/snaprsync.log" && result provider-lvm ok || result provider-lvm fail "$(tail -3 "$work/snaprsync.log")"
+
+# rsnapshot (its default --relative) through snaprsync, over a local remote
+# shell (LOCAL_RSH: no sshd in the guest), while the writer runs.
+config 'lvm_snapshot_size = "25%"'
+T=$(printf '\t')
+cat > "$work/rsnapshot.conf" <<CONF
+config_version${T}1.2
+snapshot_root${T}$work/rsnap/
+no_create_root${T}0
+cmd_cp${T}/bin/cp
+cmd_rm${T}/bin/rm
+cmd_rsync${T}/usr/bin/rsync
+cmd_ssh${T}$LOCAL_RSH
+lockfile${T}$work/rsnapshot.pid
+rsync_long_args${T}--delete --numeric-ids --relative --delete-excluded --rsync-path="$SNAPRSYNC --snap-config=$work/cfg.toml"
+retain${T}alpha${T}2
+backup${T}localhost:$work/xfs/data/${T}host/
+CONF
+: > "$work/snaprsync.log"
+torture write "$work/xfs/data" --seconds 5 & writer=$!
+sleep 1
+rsnapshot -c "$work/rsnapshot.conf" alpha >"$work/rsnapshot.out" 2>&1; rc=$?
+wait $writer
+copy="$work/rsnap/alpha.0/host$work/xfs/data"
+verdict=$(torture check "$copy" 2>&1)
+[ "$rc" = 0 ] && [[ $verdict == consistent* ]] && grep -q "provider=lvm" "$work/snaprsync.log" \
+  && result rsnapshot ok "$verdict" || result rsnapshot fail "status $rc: $verdict: $(tr '\n' ' ' < "$work/rsnapshot.out")"
 
 # A logical volume mounted below a source is snapshotted too, and shown in place.
 if quiet lvcreate -y -L 64M -n inner vg && quiet mkfs.ext4 -q /dev/vg/inner; then
