@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(rsync btrfs-progs util-linux procps)
 if [ "${1:-}" = --tests ]; then
-  pkgs+=(openssh-server openssh-client dirvish rsnapshot backuppc g++)
+  pkgs+=(openssh-server openssh-client dirvish rsnapshot backuppc g++ tar restic borgbackup sqlite3)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
