@@ -19,10 +19,13 @@ Use it wherever a backup server names the remote rsync:
   snaprsync [--snap-config=FILE] [--snap-log-file=FILE] [--snap-log-level=LEVEL] RSYNC-ARGS...
   snaprsync [--snap-config=FILE] list      snapshots snaprsync made that still exist, and their owners
   snaprsync [--snap-config=FILE] cleanup [--dry-run]   remove what killed runs left
+  snaprsync [--snap-config=FILE] exec PATH... -- COMMAND [ARGS...]
+                                           run COMMAND on a snapshot of every volume holding a PATH
+                                           (restic, borg, tar...); exits with COMMAND's status
   snaprsync help | version
 
 To copy a local directory named like a subcommand, write ./list.
-Exit statuses: rsync's own, or 80-89 for snaprsync's failures (see README).";
+Exit statuses: rsync's (or COMMAND's) own, or 80-94 for snaprsync's failures (see README).";
 
 pub fn run(cfg: &Config, cmd: Admin) -> Result<u8> {
     match cmd {

@@ -3,8 +3,9 @@
 //! snaprsync's options are `--snap-*` long options placed before rsync's
 //! arguments, so they fit in `--rsync-path="snaprsync --snap-config=/x.toml"`.
 //! Then, a first word that is a subcommand (`list`, `help`, ...) selects an
-//! admin command; anything else is rsync's argv, passed on untouched. To copy a
-//! local directory named like a subcommand, write it as `./list`.
+//! admin command, or `exec` (any program on a snapshot); anything else is
+//! rsync's argv, passed on untouched. To copy a local directory named like a
+//! subcommand, write it as `./list`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -33,7 +34,19 @@ pub enum Admin {
 pub const REMOVE_RUN: &str = "__remove-run";
 
 /// The subcommand words; a first rsync argument equal to one must be written `./WORD`.
-pub const SUBCOMMANDS: &[&str] = &["list", "cleanup", "help", "version", "selftest"];
+pub const SUBCOMMANDS: &[&str] = &["list", "cleanup", "help", "version", "selftest", EXEC];
+
+/// The subcommand that runs any program on a snapshot.
+pub const EXEC: &str = "exec";
+
+/// `exec PATH... -- COMMAND [ARGS...]`: snapshot what holds the PATHs, run
+/// COMMAND on the snapshot. It writes nothing to stdout (that is COMMAND's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exec {
+    pub paths: Vec<OsString>,
+    /// The program, then its arguments.
+    pub command: Vec<OsString>,
+}
 
 /// snaprsync's own options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,7 +73,31 @@ pub struct Options {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     Admin(Admin),
+    Exec(Exec),
     Rsync(Vec<OsString>),
+}
+
+/// Reads `exec`'s words (after the word itself).
+fn exec(words: &[OsString]) -> Result<Exec> {
+    const USE: &str = "write snaprsync exec PATH... -- COMMAND [ARGS...]";
+    let Some(dashes) = words.iter().position(|w| w == "--") else {
+        return Err(Error::Usage(format!("exec: no `--` before the command; {USE}")));
+    };
+    let (paths, command) = (&words[..dashes], &words[dashes + 1..]);
+    if paths.is_empty() {
+        return Err(Error::Usage(format!("exec: no PATH to snapshot; {USE}")));
+    }
+    if command.is_empty() || command[0].is_empty() {
+        return Err(Error::Usage(format!("exec: no command after `--`; {USE}")));
+    }
+    if let Some(opt) = paths.iter().find(|p| p.as_encoded_bytes().starts_with(b"-")) {
+        return Err(Error::Usage(format!(
+            "exec: {} looks like an option, and exec takes none; write a PATH starting with - as ./{}",
+            opt.to_string_lossy(),
+            opt.to_string_lossy()
+        )));
+    }
+    Ok(Exec { paths: paths.to_vec(), command: command.to_vec() })
 }
 
 /// Reads argv (without argv[0]).
@@ -115,6 +152,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
         Some("help") if rest.len() == 1 => Mode::Admin(Admin::Help),
         Some("version") if rest.len() == 1 => Mode::Admin(Admin::Version),
         Some("selftest") => Mode::Admin(Admin::Selftest(rest[1..].to_vec())),
+        Some(EXEC) => Mode::Exec(exec(&rest[1..])?),
         Some(REMOVE_RUN) if rest.len() == 2 => match rest[1].to_str() {
             Some(stamp) if stamp.starts_with(crate::journal::NAME_PREFIX) => Mode::Admin(Admin::RemoveRun(stamp.to_owned())),
             _ => return Err(Error::Usage(format!("{REMOVE_RUN} takes a run stamp"))),
@@ -163,6 +201,31 @@ mod tests {
         assert_eq!(parse(argv(&["./list", "/backup/"])).unwrap().1, Mode::Rsync(argv(&["./list", "/backup/"])));
         let e = parse(argv(&["list", "/backup/"])).unwrap_err().to_string();
         assert!(e.contains("./list"), "{e}");
+    }
+
+    #[test]
+    fn exec_takes_paths_then_the_command_after_dashes() {
+        let (o, m) = parse(argv(&["--snap-config=/c", "exec", "/srv", "rel dir", "--", "tar", "-cf", "-", "--", "x"])).unwrap();
+        assert_eq!(o.config, Some("/c".into()));
+        assert_eq!(m, Mode::Exec(Exec { paths: argv(&["/srv", "rel dir"]), command: argv(&["tar", "-cf", "-", "--", "x"]) }));
+        for bad in [
+            &["exec"][..],
+            &["exec", "/srv"],
+            &["exec", "/srv", "--"],
+            &["exec", "--", "tar"],
+            &["exec", "/srv", "--", ""],
+            &["exec", "-v", "/srv", "--", "tar"],
+        ] {
+            let e = parse(argv(bad)).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::status::USAGE, "{bad:?}");
+            assert!(e.to_string().contains("exec"), "{e}");
+        }
+        // A directory named exec is rsync's when written ./exec.
+        assert_eq!(parse(argv(&["./exec", "/backup/"])).unwrap().1, Mode::Rsync(argv(&["./exec", "/backup/"])));
+        assert!(
+            parse(argv(&["--snap-restrict", "--snap-allow=/srv", "exec", "/srv", "--", "sh"])).is_err(),
+            "no exec for a restricted key"
+        );
     }
 
     #[test]

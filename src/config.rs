@@ -60,6 +60,17 @@ pub enum Expose {
     DevicePath,
 }
 
+/// What a hook that fails or outlasts `hook_timeout` means for the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HookFailure {
+    /// The run fails with status 94, leaving nothing behind (the default).
+    #[default]
+    Fail,
+    /// A warning on stderr and in the log; the run goes on.
+    Warn,
+}
+
 /// How big a thick snapshot is made (config `lvm_snapshot_size`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotSize {
@@ -186,6 +197,16 @@ pub struct Config {
     /// LVM: the most a thin pool's data or metadata may be used, in percent,
     /// before a thin snapshot is refused. Default 90.
     pub lvm_thin_pool_max_percent: u8,
+    /// A program and its arguments, run (without a shell) just before the
+    /// snapshot set is created. Default: none.
+    pub pre_snapshot: Option<Vec<String>>,
+    /// A program and its arguments, run just after the snapshot set is
+    /// created, or failed to be; always once `pre_snapshot` has started.
+    pub post_snapshot: Option<Vec<String>>,
+    /// Seconds each hook may run before its process group is ended. Default 60.
+    pub hook_timeout: u64,
+    /// `fail` (default) or `warn`: what a failed or timed-out hook means.
+    pub hook_failure: HookFailure,
 }
 
 impl Default for Config {
@@ -204,6 +225,10 @@ impl Default for Config {
             lvm_snapshot_size: "10%".into(),
             lvm_thin_pool_max_percent: 90,
             vss_timeout: 600,
+            pre_snapshot: None,
+            post_snapshot: None,
+            hook_timeout: 60,
+            hook_failure: HookFailure::Fail,
         }
     }
 }
@@ -224,7 +249,14 @@ const KEYS: &[(&str, &str)] = &[
     ("vss_timeout", "a whole number of seconds, at least 1, such as 600"),
     ("lvm_snapshot_size", r#"a percentage of the origin such as "10%", or a size of at least 1M such as "2G""#),
     ("lvm_thin_pool_max_percent", "a whole number from 1 to 99, such as 90"),
+    ("pre_snapshot", HOOK_ACCEPTED),
+    ("post_snapshot", HOOK_ACCEPTED),
+    ("hook_timeout", "a whole number of seconds, at least 1, such as 60"),
+    ("hook_failure", r#""fail" or "warn""#),
 ];
+
+/// What `pre_snapshot` and `post_snapshot` accept.
+const HOOK_ACCEPTED: &str = r#"an array of strings, the program and its arguments, run without a shell, such as ["/usr/bin/sqlite3", "/srv/app.db", "PRAGMA wal_checkpoint(TRUNCATE)"] (for a shell: ["/bin/sh", "-c", "..."])"#;
 
 impl Config {
     /// The config named by snaprsync's own options (or the default one), with
@@ -291,6 +323,14 @@ impl Config {
         }
         if !(1..=99).contains(&self.lvm_thin_pool_max_percent) {
             return Some(("lvm_thin_pool_max_percent", "out of range"));
+        }
+        for (key, hook) in [("pre_snapshot", &self.pre_snapshot), ("post_snapshot", &self.post_snapshot)] {
+            if hook.as_ref().is_some_and(|argv| argv.first().is_none_or(String::is_empty)) {
+                return Some((key, "names no program"));
+            }
+        }
+        if self.hook_timeout == 0 {
+            return Some(("hook_timeout", "must be at least 1"));
         }
         None
     }
@@ -501,6 +541,10 @@ mod tests {
             expose = "device-path"
             drive_letters = "QR"
             vss_timeout = 30
+            pre_snapshot = ["/usr/bin/sqlite3", "/srv/app.db", "PRAGMA wal_checkpoint(TRUNCATE)"]
+            post_snapshot = ["/bin/sh", "-c", "echo done"]
+            hook_timeout = 5
+            hook_failure = "warn"
             "#,
         )
         .unwrap();
@@ -513,6 +557,20 @@ mod tests {
         assert_eq!(cfg.expose, Expose::DevicePath);
         assert_eq!(cfg.drive_letters, "QR");
         assert_eq!(cfg.vss_timeout, 30);
+        assert_eq!(cfg.pre_snapshot.as_deref().map(<[String]>::len), Some(3));
+        assert_eq!(cfg.post_snapshot, Some(vec!["/bin/sh".into(), "-c".into(), "echo done".into()]));
+        assert_eq!((cfg.hook_timeout, cfg.hook_failure), (5, HookFailure::Warn));
+    }
+
+    #[test]
+    fn hook_errors_name_key_line_value_and_accepted() {
+        // A string is not run through a shell: it is refused, with the array form shown.
+        assert_names("\npre_snapshot = \"sqlite3 db\"", "pre_snapshot", 2, "\"sqlite3 db\"", "an array of strings");
+        assert_names("post_snapshot = []", "post_snapshot", 1, "[]", "names no program");
+        assert_names("post_snapshot = [\"\", \"x\"]", "post_snapshot", 1, "[\"\", \"x\"]", "run without a shell");
+        assert_names("pre_snapshot = [1]", "pre_snapshot", 1, "[1]", "an array of strings");
+        assert_names("hook_timeout = 0", "hook_timeout", 1, "= 0", "at least 1");
+        assert_names("hook_failure = \"ignore\"", "hook_failure", 1, "\"ignore\"", r#""fail" or "warn""#);
     }
 
     #[test]
@@ -623,7 +681,7 @@ mod tests {
         let ours: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
         assert_eq!(fields, ours);
         // Every value the message offers for an enum key parses.
-        for key in ["on_snapshot_failure", "provider", "log_level", "snapshot_removal", "expose"] {
+        for key in ["on_snapshot_failure", "provider", "log_level", "snapshot_removal", "expose", "hook_failure"] {
             let what = KEYS.iter().find(|(k, _)| *k == key).unwrap().1;
             for word in what.split('"').skip(1).step_by(2) {
                 parse(&format!("{key} = \"{word}\"")).unwrap_or_else(|e| panic!("{key} = {word:?}: {e}"));

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 /// snaprsync's own exit statuses. rsync uses 0-35 and 128+N for signals; these
-/// sit in 80-92 so that they never collide. Documented in README "Exit statuses".
+/// sit in 80-94 so that they never collide. Documented in README "Exit statuses".
 pub mod status {
     /// A `--snap-*` option, the config file or a subcommand is wrong.
     pub const USAGE: u8 = 80;
@@ -38,6 +38,9 @@ pub mod status {
     pub const VSS_UNAVAILABLE: u8 = 92;
     /// LVM: a thick snapshot filled up while rsync read it; what was read is garbage.
     pub const SNAPSHOT_OVERFLOW: u8 = 93;
+    /// A `pre_snapshot` or `post_snapshot` hook failed or outlasted
+    /// `hook_timeout` (with `hook_failure = "fail"`); nothing was left behind.
+    pub const HOOK: u8 = 94;
 }
 
 /// One failure of snaprsync itself; rsync's own failures are exit statuses, not errors.
@@ -55,8 +58,9 @@ pub enum Error {
     #[error("{cmd} failed ({status}): {stderr}")]
     Command { cmd: String, status: crate::command::Exit, stderr: String },
 
-    #[error("cannot start rsync {path}: {msg}")]
-    RsyncMissing { path: PathBuf, msg: String },
+    /// The program a run starts (`what`: rsync, or exec's command) could not be found or started.
+    #[error("cannot start {what} {path}: {msg}")]
+    NotStarted { what: &'static str, path: PathBuf, msg: String },
 
     #[error("{path} is on a {fstype} filesystem, which snaprsync cannot snapshot; back it up without snaprsync, or set on_snapshot_failure = \"live\"")]
     NoProvider { path: PathBuf, fstype: String },
@@ -67,7 +71,7 @@ pub enum Error {
     #[error("refused: {0}")]
     Refused(#[from] crate::restrict::Refused),
 
-    #[error("cannot show the snapshot of {path} to rsync: {msg}")]
+    #[error("cannot show the snapshot of {path}: {msg}")]
     Expose { path: PathBuf, msg: String },
 
     #[error("{what}: HRESULT {hresult:#010x}: {msg}")]
@@ -76,7 +80,11 @@ pub enum Error {
     #[error("the snapshot {snapshot} of {volume} filled up while rsync read it, so this backup is not a consistent copy; raise lvm_snapshot_size (or use a thin volume)", volume = volume.display())]
     SnapshotOverflow { volume: PathBuf, snapshot: String },
 
-    #[error("stopped by signal {0} before rsync started; nothing was left behind")]
+    /// A hook (`pre_snapshot`, `post_snapshot`) failed with `hook_failure = "fail"`.
+    #[error("{hook} {msg}; nothing was left behind; fix the hook, or set hook_failure = \"warn\" to go on without it")]
+    Hook { hook: &'static str, msg: String },
+
+    #[error("stopped by signal {0} before the backup program started; nothing was left behind")]
     Interrupted(i32),
 
     #[error("{path}: {source}")]
@@ -95,13 +103,14 @@ impl Error {
         match self {
             Error::Usage(_) | Error::Config { .. } => status::USAGE,
             Error::Snapshot { .. } | Error::Command { .. } => status::SNAPSHOT,
-            Error::RsyncMissing { .. } => status::RSYNC_MISSING,
+            Error::NotStarted { .. } => status::RSYNC_MISSING,
             Error::NoProvider { .. } => status::NO_PROVIDER,
             Error::ProtectArgs(_) => status::PROTECT_ARGS,
             Error::Refused(_) => status::REFUSED,
             Error::Expose { .. } => status::EXPOSE,
             Error::Vss { status, .. } => *status,
             Error::SnapshotOverflow { .. } => status::SNAPSHOT_OVERFLOW,
+            Error::Hook { .. } => status::HOOK,
             Error::Interrupted(sig) => 128u8.saturating_add(*sig as u8),
             Error::Io { .. } => status::INTERNAL,
         }
@@ -141,6 +150,7 @@ mod tests {
             status::VSS_VOLUME_UNSUPPORTED,
             status::VSS_UNAVAILABLE,
             status::SNAPSHOT_OVERFLOW,
+            status::HOOK,
         ] {
             assert!(!RSYNC_CODES.contains(&code), "{code} is an rsync status");
             assert!(code < 128, "{code} looks like a signal death");

@@ -6,13 +6,14 @@
 //! is the backstop for an error or a panic in between, and only logs. What
 //! `Drop` cannot cover (kill -9, power loss) the journal's sweep covers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::cli::Options;
 use crate::config::{Config, Removal};
 use crate::error::{Error, Result};
+use crate::hook::{self, Hook, Outcome};
 use crate::journal::{self, Entry, Journal};
-use crate::platform::{Exposure, Platform, Volumes};
+use crate::platform::{Exposure, Launch, Platform, Processes, Volumes};
 use crate::provider::{Provider, SnapshotSet};
 use crate::sweep;
 
@@ -26,8 +27,9 @@ pub struct Snapshotted {
 }
 
 impl Snapshotted {
-    /// Sweeps what dead runs left, records this run, and makes its snapshots.
-    /// On failure nothing is left behind, the record included.
+    /// Sweeps what dead runs left, records this run, and makes its snapshots
+    /// between the `pre_snapshot` and `post_snapshot` hooks. On failure
+    /// nothing is left behind, the record included.
     pub fn create(cfg: &Config, sources: &[PathBuf]) -> Result<Snapshotted> {
         let mut provider = Platform::provider(cfg, sources)?;
         let journal = Journal::new(&cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir));
@@ -43,13 +45,49 @@ impl Snapshotted {
             path: journal.dir().to_owned(),
             msg: format!("cannot record the run before snapshotting ({e}); make state_dir writable by root"),
         })?;
-        match provider.create(sources) {
-            Ok(set) => Ok(Snapshotted { provider, journal, set, owned: true }),
-            Err(e) => {
-                // create() left nothing behind; nor may the record.
-                if let Err(j) = journal.remove(journal::run_stamp()) {
-                    log::warn!("{j}");
+        let forget = |journal: &Journal| {
+            if let Err(j) = journal.remove(journal::run_stamp()) {
+                log::warn!("{j}");
+            }
+        };
+        if let Some(sig) = Platform::pending_signal() {
+            forget(&journal);
+            return Err(Error::Interrupted(sig));
+        }
+        // post_snapshot runs whenever pre_snapshot started (to undo it), or,
+        // without pre_snapshot, after the attempt.
+        let mut attempted = false;
+        let pre = hook::run(cfg, Hook::Pre, sources, None);
+        // A signal (passed on to the hook, which then failed) outranks the hook's failure.
+        let created = match (pre, Platform::pending_signal()) {
+            (_, Some(sig)) => Err(Error::Interrupted(sig)),
+            (Err(e), None) => Err(e),
+            (Ok(()), None) => {
+                attempted = true;
+                provider.create(sources)
+            }
+        };
+        let outcome = match (&created, attempted) {
+            (Ok(_), _) => Outcome::Created,
+            (Err(_), true) => Outcome::Failed,
+            (Err(_), false) => Outcome::Skipped,
+        };
+        let post = hook::run(cfg, Hook::Post, sources, Some(outcome));
+        match (created, post) {
+            (Ok(set), Ok(())) => Ok(Snapshotted { provider, journal, set, owned: true }),
+            (Ok(set), Err(e)) => {
+                let mut made = Snapshotted { provider, journal, set, owned: true };
+                if let Err(r) = made.remove() {
+                    log::error!("cleanup after the failed hook: {r}");
                 }
+                Err(e)
+            }
+            (Err(e), post) => {
+                // create() left nothing behind; nor may the record.
+                if let Err(p) = post {
+                    log::error!("{p}");
+                }
+                forget(&journal);
                 Err(e)
             }
         }
@@ -168,9 +206,9 @@ impl Exposed {
         self.snap.provider.verify(&self.snap.set)
     }
 
-    /// Runs rsync in the exposure (see [`Exposure::run`]).
-    pub fn run(&mut self, program: &Path, argv: &[std::ffi::OsString]) -> Result<u8> {
-        self.exposure.run(program, argv)
+    /// Runs rsync (or exec's command) in the exposure (see [`Exposure::run`]).
+    pub fn run(&mut self, launch: &Launch) -> Result<u8> {
+        self.exposure.run(launch)
     }
 
     /// Undoes the exposure, then removes the snapshots as `removal` says; the

@@ -2,19 +2,24 @@
 //! point-in-time snapshot (btrfs on Linux, VSS on Windows).
 //!
 //! One run flows through these modules in order: `cli` splits snaprsync's own
-//! options from rsync's argv, `rsync_args` reads that argv, `run` plans the
-//! snapshots through a `provider`, shows them to rsync through `platform`'s
-//! exposure, runs the real rsync, and removes everything again.
+//! options from rsync's argv, `rsync_args` reads that argv, `run` says what
+//! rsync reads, and `lifecycle` snapshots it through a `provider` (between
+//! the `hook`s), shows it to rsync through `platform`'s exposure, runs the
+//! real rsync, and removes everything again. `exec` is the same lifecycle for
+//! any other program.
 
 pub mod admin;
 pub mod cli;
 pub mod command;
 pub mod config;
 pub mod error;
+pub mod exec;
 pub mod fault;
 pub mod guard;
+pub mod hook;
 pub mod host;
 pub mod journal;
+pub mod lifecycle;
 pub mod logger;
 #[cfg(target_os = "linux")]
 pub mod mountinfo;
@@ -56,6 +61,7 @@ pub fn main(argv: Vec<OsString>) -> u8 {
             logger::init(cfg.log_file.as_deref(), cfg.log_level.filter());
             match mode {
                 cli::Mode::Admin(cmd) => admin::run(&cfg, cmd),
+                cli::Mode::Exec(e) => exec::run(&cfg, &opts, e),
                 cli::Mode::Rsync(argv) => run::rsync(&cfg, &opts, argv),
             }
         })

@@ -19,7 +19,8 @@ pub fn find(cfg: &Config) -> Result<PathBuf> {
     }
     let name = crate::host::rsync_file_name();
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file() && !is_me(p)).ok_or_else(|| Error::RsyncMissing {
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file() && !is_me(p)).ok_or_else(|| Error::NotStarted {
+        what: "rsync",
         path: name.into(),
         msg: "no rsync on PATH other than snaprsync; install rsync or set rsync_path in the config".into(),
     })

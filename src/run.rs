@@ -1,16 +1,18 @@
 //! One snaprsync run in the rsync role: read the argv, snapshot what this side
 //! reads, show the snapshot to the real rsync, run it, remove everything, and
-//! return rsync's exit status. Nothing here writes to stdout.
+//! return rsync's exit status. The snapshot's lifecycle is `lifecycle`'s,
+//! shared with exec; this module says what rsync reads and how its argv is
+//! made. Nothing here writes to stdout.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use crate::cli::Options;
-use crate::config::{Config, OnSnapshotFailure, ProviderChoice};
+use crate::config::{Config, ProviderChoice};
 use crate::error::{Error, Result};
-use crate::guard::{Exposed, Snapshotted};
-use crate::platform::{Confine, Exposing, Exposure, Platform, Processes, Volumes};
+use crate::guard::Exposed;
+use crate::lifecycle::{self, Task};
+use crate::platform::{Confine, Exposing, Exposure, Launch, Platform, Processes, Volumes};
 use crate::protect_args;
 use crate::provider::SnapshotSet;
 use crate::restrict;
@@ -32,6 +34,11 @@ impl Request<'_> {
     /// The argv to start rsync with, for an exposure that shows it `exposed`.
     fn rsync_argv(&self, exposed: &[OsString]) -> Result<Vec<OsString>> {
         rsync_argv(self.protected.as_ref(), &self.inv.args, exposed)
+    }
+
+    /// rsync started with `argv`.
+    fn launch(&self, argv: Vec<OsString>) -> Launch {
+        Launch { program: self.rsync.clone(), args: argv, env: Vec::new(), what: "rsync", watch_peer: true }
     }
 
     /// What a restricted rsync may reach.
@@ -99,7 +106,7 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
     }
     if !req.inv.reads_local_files() || cfg.provider == ProviderChoice::None {
         log::debug!("nothing to snapshot ({:?}); running {} unchanged", req.inv.role, req.rsync.display());
-        return Platform::run_unchanged(&req.rsync, &req.rsync_argv(&req.inv.args)?);
+        return Platform::run_unchanged(&req.launch(req.rsync_argv(&req.inv.args)?));
     }
     snapshot_and_run(&req)
 }
@@ -112,11 +119,11 @@ fn push_confined(req: &Request) -> Result<u8> {
     match Platform::expose_confined(req.cfg, None, &req.inv, &req.rsync, &confine)? {
         Some(mut exposure) => {
             let argv = with_confine_root(&req.rsync, req.rsync_argv(exposure.argv())?, confine.write);
-            let status = exposure.run(&req.rsync, &argv);
+            let status = exposure.run(&req.launch(argv));
             exposure.undo()?;
             status
         }
-        None => Platform::run_unchanged(&req.rsync, &req.rsync_argv(&req.inv.args)?),
+        None => Platform::run_unchanged(&req.launch(req.rsync_argv(&req.inv.args)?)),
     }
 }
 
@@ -204,9 +211,10 @@ fn snapshot_target(path: &Path) -> Option<PathBuf> {
     glob.then(|| path.ancestors().skip(1).find(|a| a.is_dir()).map(Path::to_owned)).flatten()
 }
 
-/// Snapshots what rsync reads, shows it to rsync, runs rsync, removes everything.
+/// Snapshots what rsync reads, then runs rsync on the snapshot through the
+/// one lifecycle (`lifecycle::run`).
 fn snapshot_and_run(req: &Request) -> Result<u8> {
-    let (cfg, inv) = (req.cfg, &req.inv);
+    let inv = &req.inv;
     // Aligned with inv.sources(); a source that does not exist is left to rsync.
     let sources: Vec<PathBuf> = inv.sources().map(|a| Platform::source_path(a).unwrap_or_else(|| PathBuf::from(a))).collect();
     let mut existing: Vec<PathBuf> = sources.iter().filter_map(|p| snapshot_target(p)).collect();
@@ -221,81 +229,51 @@ fn snapshot_and_run(req: &Request) -> Result<u8> {
         }
     }
     if existing.is_empty() {
-        return Platform::run_unchanged(&req.rsync, &req.rsync_argv(&inv.args)?);
+        return Platform::run_unchanged(&req.launch(req.rsync_argv(&inv.args)?));
+    }
+    lifecycle::run(req.cfg, req.opts, &existing, &RsyncTask { req, sources })
+}
+
+/// The rsync role as a lifecycle task: rsync's own paths, shown in a private
+/// namespace, rewritten, or confined.
+struct RsyncTask<'r> {
+    req: &'r Request<'r>,
+    /// Aligned with `req.inv.sources()`.
+    sources: Vec<PathBuf>,
+}
+
+impl Task for RsyncTask<'_> {
+    fn expose(&self, cfg: &Config, set: &SnapshotSet) -> Result<Exposure> {
+        let req = self.req;
+        let confined = match req.confine() {
+            Some(c) => Platform::expose_confined(cfg, Some(set), &req.inv, &req.rsync, &c)?,
+            None => None,
+        };
+        match confined {
+            Some(e) => Ok(e),
+            None => Platform::expose(cfg, set, &req.inv, &self.sources, &req.rsync),
+        }
     }
 
-    Platform::hold_signals()?;
-    // Tests change the tree here: after the checks, before the snapshot.
-    crate::fault::point("after-check");
-    let started = Instant::now();
-    let prepared = Snapshotted::create(cfg, &existing).and_then(|snap| {
-        Exposed::new(snap, |set| {
-            let confined = match req.confine() {
-                Some(c) => Platform::expose_confined(cfg, Some(set), inv, &req.rsync, &c)?,
-                None => None,
-            };
-            match confined {
-                Some(e) => Ok(e),
-                None => Platform::expose(cfg, set, inv, &sources, &req.rsync),
-            }
-        })
-    });
-    let mut exposed = match prepared {
-        Ok(e) => e,
+    fn check(&self, exposed: &Exposed) -> Result<()> {
+        match &self.req.policy {
+            // The same confinement again, now as rsync will see the paths: inside the snapshot.
+            Some(p) => confine_in_snapshot(p, &self.req.inv, exposed.exposure(), exposed.set(), &self.sources).map_err(refuse),
+            None => Ok(()),
+        }
+    }
+
+    fn launch(&self, exposure: &Exposure) -> Result<Launch> {
+        let mut argv = self.req.rsync_argv(exposure.argv())?;
+        if let Some(p) = &self.req.policy {
+            argv = with_confine_root(&self.req.rsync, argv, &p.allow);
+        }
+        Ok(self.req.launch(argv))
+    }
+
+    fn live(&self) -> Option<Result<Launch>> {
         // Never in restricted mode: a key reads snapshots or nothing.
-        Err(e) if e.is_snapshot_failure() && cfg.on_snapshot_failure == OnSnapshotFailure::Live && req.policy.is_none() => {
-            log::warn!("{e}; on_snapshot_failure = \"live\": backing up the LIVE files, not a snapshot");
-            return Platform::run_unchanged(&req.rsync, &req.rsync_argv(&inv.args)?);
-        }
-        Err(e) => return Err(e),
-    };
-    let created = started.elapsed();
-    crate::fault::point("after-create");
-    if let Some(p) = &req.policy {
-        // The same confinement again, now as rsync will see the paths: inside the snapshot.
-        confine_in_snapshot(p, inv, exposed.exposure(), exposed.set(), &sources).map_err(refuse)?;
+        let req = self.req;
+        req.policy.is_none().then(|| req.rsync_argv(&req.inv.args).map(|argv| req.launch(argv)))
     }
-    if let Some(sig) = Platform::pending_signal() {
-        // Drop removes what was made.
-        return Err(Error::Interrupted(sig));
-    }
-    let method = exposed.exposure().method();
-    let mut argv = req.rsync_argv(exposed.exposure().argv())?;
-    if let Some(p) = &req.policy {
-        argv = with_confine_root(&req.rsync, argv, &p.allow);
-    }
-    log::debug!("running {}", crate::command::shell_line(std::iter::once(req.rsync.as_os_str()).chain(argv.iter().map(|a| a.as_os_str()))));
-    let snapshots = exposed.set().volumes.len();
-    let provider = exposed.provider_name();
-    let ran = Instant::now();
-    let status = exposed.run(&req.rsync, &argv);
-    let ran = ran.elapsed();
-    crate::fault::point("after-rsync");
-    // Checked before removal, also when rsync failed: a torn copy must not pass.
-    let whole = exposed.verify();
-    let removing = Instant::now();
-    let removed = exposed.finish(cfg.snapshot_removal, req.opts);
-    let removed_in = removing.elapsed();
-    log::info!(
-        "summary: sources={:?} provider={provider} method={method} snapshots={snapshots} create={}ms rsync={}ms remove={}ms ({:?}) rsync_status={} removal={}",
-        sources,
-        created.as_millis(),
-        ran.as_millis(),
-        removed_in.as_millis(),
-        cfg.snapshot_removal,
-        status.as_ref().map_or_else(|e| format!("not run ({e})"), |s| s.to_string()),
-        removed.as_ref().map_or_else(|e| format!("FAILED ({e})"), |_| "ok".into()),
-    );
-    // rsync's status wins over a failed removal: the backup itself is fine.
-    if let Err(e) = removed {
-        log::error!("{e}");
-    }
-    // Not over a snapshot that overflowed: then the backup is not.
-    if let Err(e) = whole {
-        if let Ok(s) = &status {
-            log::error!("rsync ended with {s}, but {e}");
-        }
-        return Err(e);
-    }
-    status
 }

@@ -148,7 +148,7 @@ fn children(pid: u32) -> Vec<u32> {
 }
 
 /// Waits until the run's rsync runs: snaprsync logs its command line, then
-/// starts it (through `snaprsync __rsync-child`, which becomes rsync), so the
+/// starts it (through `snaprsync __child`, which becomes rsync), so the
 /// log line alone can come before there is an rsync to kill.
 fn wait_for_rsync(b: &Rig, pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(20);

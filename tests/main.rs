@@ -15,6 +15,7 @@ mod support;
 
 mod cli;
 mod e2e;
+mod exec;
 mod faults;
 mod guest_lab;
 mod lvm;

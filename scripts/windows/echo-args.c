@@ -2,7 +2,13 @@
  * each argument it got (as CommandLineToArgvW splits its command line) to the
  * file named by SNAPRSYNC_ECHO_OUT, one per line, UTF-8; for each argument
  * that is a directory, also the contents of its probe.txt ("read <arg>: ...");
- * sleeps SNAPRSYNC_ECHO_SLEEP ms; exits with SNAPRSYNC_ECHO_EXIT. */
+ * then, when run by exec (SNAPRSYNC_EXPOSE set), each SNAPRSYNC_* variable
+ * but its own ("env NAME=VALUE") and the
+ * probe.txt in SNAPRSYNC_PATH_0 ("read-path0: ..."), which is what exec tells
+ * a command; sleeps SNAPRSYNC_ECHO_SLEEP ms; exits with SNAPRSYNC_ECHO_EXIT.
+ * Run as a hook (SNAPRSYNC_HOOK set), it instead appends "hook NAME STATE" to
+ * SNAPRSYNC_ECHO_HOOK_OUT, overwrites the file SNAPRSYNC_ECHO_CLOBBER (a live
+ * change after the snapshot) and exits 0. */
 #include <windows.h>
 #include <shellapi.h>
 #include <stdio.h>
@@ -16,8 +22,63 @@ static void put(FILE *f, const wchar_t *w)
         fputs(buf, f);
 }
 
+static void probe(FILE *f, const char *label, const wchar_t *dir)
+{
+    wchar_t p[8192];
+    size_t len = wcslen(dir);
+    if (len == 0 || len > 8000)
+        return;
+    wcscpy(p, dir);
+    if (p[len - 1] != L'\\' && p[len - 1] != L'/')
+        wcscat(p, L"\\");
+    wcscat(p, L"probe.txt");
+    FILE *r = _wfopen(p, L"rb");
+    if (!r)
+        return;
+    char line[1024] = {0};
+    size_t got = fread(line, 1, sizeof line - 1, r);
+    fclose(r);
+    line[got] = 0;
+    fputs(label, f);
+    put(f, dir);
+    fputs(": ", f);
+    fputs(line, f);
+    fputs("\n", f);
+}
+
+static int hook(void)
+{
+    wchar_t out[4096], name[256], state[256], clobber[4096];
+    if (GetEnvironmentVariableW(L"SNAPRSYNC_ECHO_HOOK_OUT", out, 4096)) {
+        FILE *f = _wfopen(out, L"ab");
+        if (!f)
+            return 70;
+        if (!GetEnvironmentVariableW(L"SNAPRSYNC_HOOK", name, 256))
+            name[0] = 0;
+        if (!GetEnvironmentVariableW(L"SNAPRSYNC_SNAPSHOT", state, 256))
+            wcscpy(state, L"-");
+        fputs("hook ", f);
+        put(f, name);
+        fputs(" ", f);
+        put(f, state);
+        fputs("\n", f);
+        fclose(f);
+    }
+    if (GetEnvironmentVariableW(L"SNAPRSYNC_ECHO_CLOBBER", clobber, 4096)) {
+        FILE *c = _wfopen(clobber, L"wb");
+        if (!c)
+            return 71;
+        fputs("changed after the snapshot", c);
+        fclose(c);
+    }
+    return 0;
+}
+
 int main(void)
 {
+    wchar_t hookname[64];
+    if (GetEnvironmentVariableW(L"SNAPRSYNC_HOOK", hookname, 64))
+        return hook();
     int argc = 0;
     wchar_t **argv = CommandLineToArgvW(GetCommandLineW(), &argc);
     wchar_t out[4096], num[64];
@@ -30,28 +91,23 @@ int main(void)
         put(f, argv[i]);
         fputs("\n", f);
     }
-    for (int i = 1; i < argc; i++) {
-        wchar_t p[8192];
-        size_t len = wcslen(argv[i]);
-        if (len == 0 || len > 8000)
-            continue;
-        wcscpy(p, argv[i]);
-        if (p[len - 1] != L'\\' && p[len - 1] != L'/')
-            wcscat(p, L"\\");
-        wcscat(p, L"probe.txt");
-        FILE *r = _wfopen(p, L"rb");
-        if (!r)
-            continue;
-        char line[1024] = {0};
-        size_t got = fread(line, 1, sizeof line - 1, r);
-        fclose(r);
-        line[got] = 0;
-        fputs("read ", f);
-        put(f, argv[i]);
-        fputs(": ", f);
-        fputs(line, f);
-        fputs("\n", f);
+    for (int i = 1; i < argc; i++)
+        probe(f, "read ", argv[i]);
+    /* Only as exec's command: rsync's tests compare every line. */
+    wchar_t expose[64];
+    wchar_t *env = GetEnvironmentVariableW(L"SNAPRSYNC_EXPOSE", expose, 64) ? GetEnvironmentStringsW() : NULL;
+    for (wchar_t *e = env; e && *e; e += wcslen(e) + 1) {
+        if (wcsncmp(e, L"SNAPRSYNC_", 10) == 0 && wcsncmp(e, L"SNAPRSYNC_ECHO_", 15) != 0) {
+            fputs("env ", f);
+            put(f, e);
+            fputs("\n", f);
+        }
     }
+    if (env)
+        FreeEnvironmentStringsW(env);
+    wchar_t path0[4096];
+    if (GetEnvironmentVariableW(L"SNAPRSYNC_PATH_0", path0, 4096))
+        probe(f, "read-path0 ", path0);
     fflush(f);
     if (f != stderr)
         fclose(f);

@@ -4,11 +4,13 @@
 //! fails:
 //!
 //! - [`Volumes`]: which filesystem holds a source, and which provider snapshots it;
-//! - [`Exposing`]: how rsync is shown a snapshot set ([`Exposure`]);
-//! - [`Processes`]: snaprsync's own signals, and running rsync.
+//! - [`Exposing`]: how rsync, or exec's command, is shown a snapshot set ([`Exposure`]);
+//! - [`Processes`]: snaprsync's own signals, running rsync or the command
+//!   ([`Launch`]), and hooks with a time limit.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::Result;
@@ -30,18 +32,57 @@ pub use imp::Platform;
 #[cfg(windows)]
 pub use imp::selftest;
 
-/// How rsync is shown the snapshot: the argv it gets, and what the platform
-/// set up for it (`imp::Held`: mounts, drive letters), which
-/// [`Exposure::undo`] removes before the snapshot is.
+/// What a run starts while the snapshot is shown: rsync in the rsync role,
+/// the command in `exec`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub program: PathBuf,
+    /// Without argv[0].
+    pub args: Vec<OsString>,
+    /// Set in its environment, on top of snaprsync's own.
+    pub env: Vec<(OsString, OsString)>,
+    /// What it is called in messages and the summary: `rsync` or `command`.
+    pub what: &'static str,
+    /// Whether stdout is a backup server's connection, watched while it runs
+    /// (the rsync role); exec's stdout is just the command's output.
+    pub watch_peer: bool,
+}
+
+/// How rsync (or exec's command) is shown the snapshot: the argv rsync gets,
+/// where each snapshot is seen, and what the platform set up for it
+/// (`imp::Held`: mounts, drive letters), which [`Exposure::undo`] removes
+/// before the snapshot is.
 pub struct Exposure {
     argv: Vec<OsString>,
     method: &'static str,
+    places: Vec<Place>,
     held: imp::Held,
+}
+
+/// Where a program reads one volume's snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    /// The live volume (btrfs subvolume, LVM mount, Windows volume), e.g. `/srv` or `C:\`.
+    pub origin: PathBuf,
+    /// Where its snapshot is seen: the origin itself in a private namespace,
+    /// a drive letter or a device path on Windows.
+    pub seen: PathBuf,
 }
 
 impl Exposure {
     pub(crate) fn new(argv: Vec<OsString>, method: &'static str, held: imp::Held) -> Exposure {
-        Exposure { argv, method, held }
+        Exposure { argv, method, places: Vec::new(), held }
+    }
+
+    /// The same, telling where each volume's snapshot is seen (exec).
+    pub(crate) fn with_places(mut self, places: Vec<Place>) -> Exposure {
+        self.places = places;
+        self
+    }
+
+    /// Where each snapshot is seen; empty for the rsync role's exposures.
+    pub fn places(&self) -> &[Place] {
+        &self.places
     }
 
     /// The argv to give the real rsync (without argv[0]).
@@ -55,11 +96,11 @@ impl Exposure {
         self.method
     }
 
-    /// Runs `program` with `argv` (normally [`Exposure::argv`]) while the
-    /// exposure is in effect; returns rsync's exit status (128+N for signal N),
-    /// with stdio inherited and signals/console events forwarded.
-    pub fn run(&mut self, program: &Path, argv: &[OsString]) -> Result<u8> {
-        self.held.run(program, argv)
+    /// Runs `launch` while the exposure is in effect; returns its exit status
+    /// (128+N for signal N), with stdio inherited and signals/console events
+    /// forwarded.
+    pub fn run(&mut self, launch: &Launch) -> Result<u8> {
+        self.held.run(launch)
     }
 
     /// Removes whatever the exposure set up; a second call finds nothing to do.
@@ -86,6 +127,11 @@ pub trait Volumes {
     /// the argument is not a local path.
     fn source_path(arg: &OsStr) -> Option<PathBuf>;
 
+    /// exec: the absolute path a PATH argument names, with symlinks followed
+    /// (the command reads what they lead to, so that is what is snapshotted).
+    /// `None` when it does not exist.
+    fn exec_path(arg: &OsStr) -> Option<PathBuf>;
+
     /// The provider for these sources: from the filesystem type, or as configured.
     fn provider(cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Provider>>;
 
@@ -111,6 +157,23 @@ pub trait Exposing {
         rsync: &Path,
         confine: &Confine,
     ) -> Result<Option<Exposure>>;
+
+    /// exec: shows every snapshot of `set` to a program that names no paths
+    /// snaprsync could rewrite, with [`Exposure::places`] telling where.
+    /// Linux: each snapshot over its origin in a private namespace (an
+    /// origin of `/` is refused); Windows: the configured `expose`.
+    fn expose_in_place(cfg: &Config, set: &SnapshotSet) -> Result<Exposure>;
+}
+
+/// How a program run with a time limit ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bounded {
+    Code(i32),
+    /// Ended by a signal (Unix), or by a console event (Windows: 2).
+    Signal(i32),
+    /// It outlasted its time and was ended, with its process group (Unix) or
+    /// job (Windows).
+    TimedOut,
 }
 
 /// snaprsync's own process (signals, stdin) and the running of rsync.
@@ -131,9 +194,17 @@ pub trait Processes {
     /// command line instead.
     fn refeed_stdin(prefix: Vec<u8>) -> Result<bool>;
 
-    /// Runs rsync with `argv` unchanged (nothing to snapshot, or `live` fallback);
-    /// returns its exit status. May replace the current process.
-    fn run_unchanged(program: &Path, argv: &[OsString]) -> Result<u8>;
+    /// Runs `launch` on the live files (nothing to snapshot, or the `live`
+    /// fallback); returns its exit status. May replace the current process.
+    fn run_unchanged(launch: &Launch) -> Result<u8>;
+
+    /// Runs a hook: stdin from the null device, stdout and stderr to
+    /// snaprsync's stderr (stdout belongs to rsync or the command), in a
+    /// process group (Windows: job) of its own that is ended as a whole when it
+    /// outlasts `limit`. An ending signal snaprsync holds is passed on to it.
+    /// What it leaves running after it exits by itself is left alone (a
+    /// helper that holds a lock until `post_snapshot`).
+    fn run_bounded(program: &Path, args: &[OsString], env: &[(OsString, OsString)], limit: Duration) -> std::io::Result<Bounded>;
 
     /// Runs this process as an internal helper if `argv` (without argv[0])
     /// asks for one, and returns its exit status; `None` otherwise.

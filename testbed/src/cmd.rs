@@ -14,6 +14,7 @@ pub struct Cmd {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     stdin: Option<Vec<u8>>,
+    cwd: Option<std::path::PathBuf>,
 }
 
 pub fn cmd(program: impl AsRef<OsStr>) -> Cmd {
@@ -22,7 +23,7 @@ pub fn cmd(program: impl AsRef<OsStr>) -> Cmd {
 
 impl Cmd {
     pub fn new(program: impl AsRef<OsStr>) -> Self {
-        Cmd { program: program.as_ref().to_owned(), args: Vec::new(), env: Vec::new(), stdin: None }
+        Cmd { program: program.as_ref().to_owned(), args: Vec::new(), env: Vec::new(), stdin: None, cwd: None }
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -44,6 +45,11 @@ impl Cmd {
         self
     }
 
+    pub fn current_dir(mut self, dir: impl AsRef<std::path::Path>) -> Self {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(bytes.into());
         self
@@ -54,6 +60,9 @@ impl Cmd {
         command.args(&self.args).stdin(stdin).stdout(stdout).stderr(stderr);
         for (k, v) in &self.env {
             command.env(k, v);
+        }
+        if let Some(dir) = &self.cwd {
+            command.current_dir(dir);
         }
         command.spawn().unwrap_or_else(|e| panic!("cannot start `{self}`: {e} (is the package installed?)"))
     }
@@ -91,6 +100,13 @@ impl Cmd {
     /// Runs and asserts exit status 0.
     pub fn ok(&self) -> Output {
         self.run().success()
+    }
+
+    /// Runs and asserts exit status `code`.
+    pub fn status(&self, code: i32) -> Output {
+        let out = self.run();
+        out.expect_code(code);
+        out
     }
 }
 

@@ -1,6 +1,7 @@
-//! The process rsync runs in. snaprsync starts rsync as a fresh exec of
-//! itself (`snaprsync __rsync-child ...`), which prepares the process and then
-//! becomes rsync with `exec`:
+//! The process rsync (or exec's command) runs in. snaprsync starts it as a
+//! fresh exec of itself (`snaprsync __child ...`), which prepares the process
+//! and then becomes the program with `exec`. What is said of rsync here holds
+//! for exec's command alike, except confinement, which is restricted mode's:
 //!
 //! - it asks the kernel to SIGKILL it when snaprsync dies (a parent-death
 //!   signal), so that rsync never outlives a killed snaprsync and keeps its
@@ -14,8 +15,8 @@
 //!   `RSYNC_*` environment variables are cleared too.
 //!
 //! Failures end this process with snaprsync's own status (86: the confinement
-//! could not be built; 82: rsync could not be started) and one stderr line;
-//! snaprsync passes that status on like rsync's.
+//! could not be built; 82: the program could not be started) and one stderr
+//! line; snaprsync passes that status on like the program's own.
 
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -31,7 +32,7 @@ use crate::error::status;
 use crate::provider::{DeviceMount, SnapshotSet};
 
 /// The subcommand word of the child.
-pub const WORD: &str = "__rsync-child";
+pub const WORD: &str = "__child";
 
 /// What the child does before it becomes rsync.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,15 +141,27 @@ pub fn main(args: &[OsString]) -> u8 {
     }
     if nix::unistd::getppid().as_raw() as u32 != spec.parent {
         // snaprsync died before the signal was set: rsync must not start.
-        return fail(status::INTERNAL, "snaprsync ended before rsync started");
+        return fail(status::INTERNAL, "snaprsync ended before the program started");
     }
     if let Some(c) = &spec.confine {
         if let Err(e) = confine(c) {
             return fail(status::EXPOSE, &format!("cannot confine rsync: {e}; nothing was read"));
         }
+    } else {
+        reenter_cwd();
     }
     let err = std::process::Command::new(&spec.program).args(&spec.args).exec();
-    fail(status::RSYNC_MISSING, &format!("cannot start rsync {}: {err}", spec.program.display()))
+    fail(status::RSYNC_MISSING, &format!("cannot start {}: {err}", spec.program.display()))
+}
+
+/// The working directory, entered again by its path: the one inherited is the
+/// live directory even where a snapshot is now mounted over it, so relative
+/// paths would read the live files. If the path is gone (from the snapshot
+/// too), the inherited one stays.
+fn reenter_cwd() {
+    if let Ok(cwd) = std::env::current_dir() {
+        let _ = std::env::set_current_dir(cwd);
+    }
 }
 
 fn fail(code: u8, msg: &str) -> u8 {

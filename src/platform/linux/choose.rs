@@ -85,6 +85,10 @@ impl Volumes for Platform {
         full.parent()?.canonicalize().ok().map(|p| p.join(name))
     }
 
+    fn exec_path(arg: &OsStr) -> Option<PathBuf> {
+        std::fs::canonicalize(arg).ok()
+    }
+
     fn provider(cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Provider>> {
         let mounts = read_mounts()?;
         let kind = match cfg.provider {

@@ -1,18 +1,18 @@
 //! Exposure on Linux: a private mount namespace in which each snapshot is
 //! mounted over its origin (or, for an origin of `/`, rsync's paths rewritten
-//! into the snapshot), or in restricted mode a root of rsync's own (`child`).
+//! into the snapshot; exec refuses that origin, having no paths to rewrite), or
+//! in restricted mode a root of rsync's own (`child`).
 
-use std::ffi::OsString;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use super::ns::{self, Applied, Kernel, MountOps};
-use super::plan::{plan, plan_rewrite};
+use super::plan::{plan, plan_in_place, plan_rewrite};
 use super::{child, supervise, Platform};
 use crate::command::Cmd;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::platform::{Confine, Exposing, Exposure};
+use crate::platform::{Confine, Exposing, Exposure, Launch, Place};
 use crate::provider::SnapshotSet;
 use crate::rsync_args::Invocation;
 
@@ -25,10 +25,10 @@ pub enum Held {
 }
 
 impl Held {
-    pub fn run(&mut self, program: &Path, argv: &[OsString]) -> Result<u8> {
+    pub fn run(&mut self, launch: &Launch) -> Result<u8> {
         match self {
-            Held::Mounts(_) => supervise::run(program, argv, None),
-            Held::Confined(c) => supervise::run(program, argv, Some(c)),
+            Held::Mounts(_) => supervise::run(launch, None),
+            Held::Confined(c) => supervise::run(launch, Some(c)),
         }
     }
 
@@ -59,7 +59,35 @@ fn expose_with<M: MountOps>(ops: &mut M, set: &SnapshotSet, inv: &Invocation, so
     Ok(exposure)
 }
 
+/// exec's exposure of `set`, made through `ops`: every snapshot over its
+/// origin, or an error that says why not and what to do.
+fn expose_in_place_with<M: MountOps>(ops: &mut M, set: &SnapshotSet) -> Result<Exposure> {
+    let plan = plan_in_place(set).map_err(|origin| Error::Expose {
+        path: origin,
+        msg: "a PATH lies on the root filesystem's own volume (origin /), which cannot be mounted over for a running command, \
+              and exec does not rewrite the command's arguments; give the data a btrfs subvolume (or logical volume) of its own \
+              and name a PATH there, or back up / through the rsync role, which reads it from the snapshot's own path"
+            .into(),
+    })?;
+    let made = match ns::apply(ops, &plan)? {
+        Applied::Mounted(made) => made,
+        Applied::NoNamespace(why) => {
+            // Never the live files under the snapshot's name, and never a mount everyone sees.
+            return Err(Error::Expose {
+                path: set.volumes.first().map_or_else(|| "/".into(), |v| v.origin.clone()),
+                msg: format!("no private mount namespace ({why}); run snaprsync as root"),
+            });
+        }
+    };
+    let places = set.volumes.iter().map(|v| Place { origin: v.origin.clone(), seen: v.origin.clone() }).collect();
+    Ok(Exposure::new(Vec::new(), "namespace", Held::Mounts(made)).with_places(places))
+}
+
 impl Exposing for Platform {
+    fn expose_in_place(_cfg: &Config, set: &SnapshotSet) -> Result<Exposure> {
+        expose_in_place_with(&mut Kernel, set)
+    }
+
     fn expose(_cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf], _rsync: &Path) -> Result<Exposure> {
         expose_with(&mut Kernel, set, inv, sources)
     }
@@ -127,6 +155,7 @@ impl Exposing for Platform {
 mod tests {
     use super::*;
     use crate::platform::imp::plan::tests::{inv, set};
+    use std::ffi::OsString;
 
     #[test]
     fn namespace_exposure_mounts_and_keeps_the_argv() {
@@ -147,6 +176,32 @@ mod tests {
         assert_eq!(e.method(), "rewrite");
         assert_eq!(e.argv()[4], OsString::from("/mnt/.s/a-0/data/"));
         assert!(matches!(e.held, Held::Mounts(ref m) if m.is_empty()));
+        assert_eq!(r.calls, ["unshare"]);
+    }
+
+    #[test]
+    fn in_place_exposure_mounts_every_snapshot_and_says_where() {
+        let mut r = ns::Recorder::default();
+        let s = set(&[("/srv", "/srv/.s/a-0"), ("/srv/n", "/srv/n/.s/a-1")]);
+        let e = expose_in_place_with(&mut r, &s).unwrap();
+        assert_eq!(e.method(), "namespace");
+        assert!(matches!(e.held, Held::Mounts(ref m) if m == &[PathBuf::from("/srv"), PathBuf::from("/srv/n")]));
+        assert_eq!(
+            e.places().iter().map(|p| (&p.origin, &p.seen)).collect::<Vec<_>>(),
+            [(&s.volumes[0].origin, &s.volumes[0].origin), (&s.volumes[1].origin, &s.volumes[1].origin)]
+        );
+    }
+
+    #[test]
+    fn in_place_exposure_refuses_root_and_a_missing_namespace_without_mounting() {
+        let mut r = ns::Recorder::default();
+        let err = expose_in_place_with(&mut r, &set(&[("/", "/.s/a-0")])).err().expect("origin / is refused");
+        assert_eq!(err.exit_code(), crate::error::status::EXPOSE);
+        assert!(err.to_string().contains("origin /") && err.to_string().contains("subvolume"), "{err}");
+        assert!(r.calls.is_empty(), "{:?}", r.calls);
+        let mut r = ns::Recorder { fail_namespace: true, ..ns::Recorder::default() };
+        let err = expose_in_place_with(&mut r, &set(&[("/srv", "/srv/.s/a-0")])).err().expect("no namespace, no exposure");
+        assert_eq!(err.exit_code(), crate::error::status::EXPOSE);
         assert_eq!(r.calls, ["unshare"]);
     }
 

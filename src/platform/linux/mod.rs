@@ -2,8 +2,10 @@
 //! shows rsync the snapshot under the original names (`plan`, `ns`,
 //! `expose`), or in restricted mode a root of its own (`child`); one loop
 //! waits for rsync, passing signals on and watching the connection
-//! (`supervise`); the `--protect-args` block is handed on through stdin (`feed`).
+//! (`supervise`); the `--protect-args` block is handed on through stdin (`feed`);
+//! hooks run with a time limit in a process group of their own (`bounded`).
 
+mod bounded;
 pub mod child;
 mod choose;
 mod expose;

@@ -38,6 +38,17 @@ pub fn plan(set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf]) -> Plan {
     plan_rewrite(set, inv, sources, true)
 }
 
+/// Pure: exec's plan, each snapshot mounted over its origin, for a program
+/// whose paths snaprsync cannot rewrite. An origin of `/` cannot be mounted
+/// over for a running program: it is returned as the error.
+pub fn plan_in_place(set: &SnapshotSet) -> Result<Plan, PathBuf> {
+    if let Some(root) = set.volumes.iter().find(|v| v.origin == Path::new("/")) {
+        return Err(root.origin.clone());
+    }
+    let binds = set.volumes.iter().map(|v| (v.snapshot.clone(), v.origin.clone())).collect();
+    Ok(Plan { argv: Vec::new(), method: "namespace", binds, devices: devices(set) })
+}
+
 /// Pure: source arguments rewritten into the snapshot, with nested snapshots
 /// mounted inside their parent snapshot. With `--relative`, the names are kept
 /// by marking the snapshot root with `/./` when the origin is `/`.
@@ -109,6 +120,16 @@ pub(super) mod tests {
         assert_eq!(p.method, "namespace");
         assert_eq!(p.argv, i.args);
         assert_eq!(p.binds, vec![("/mnt/.snaprsync/a-0".into(), "/mnt".into()), ("/mnt/.snaprsync/a-1".into(), "/mnt/data/n".into())]);
+    }
+
+    #[test]
+    fn in_place_mounts_every_snapshot_over_its_origin_and_refuses_root() {
+        let s = set(&[("/mnt", "/mnt/.snaprsync/a-0"), ("/mnt/data/n", "/mnt/.snaprsync/a-1")]);
+        let p = plan_in_place(&s).unwrap();
+        assert_eq!((p.method, p.argv.len()), ("namespace", 0));
+        assert_eq!(p.binds, vec![("/mnt/.snaprsync/a-0".into(), "/mnt".into()), ("/mnt/.snaprsync/a-1".into(), "/mnt/data/n".into())]);
+        let s = set(&[("/", "/.snaprsync/a-0"), ("/home", "/home/.snaprsync/a-1")]);
+        assert_eq!(plan_in_place(&s), Err(PathBuf::from("/")));
     }
 
     #[test]

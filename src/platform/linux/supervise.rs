@@ -1,6 +1,8 @@
-//! Supervision of snaprsync's own process and of rsync: which signals end a
-//! run and which are ignored, and the one loop that waits for rsync while it
-//! passes signals on and watches the backup server's connection.
+//! Supervision of snaprsync's own process and of rsync (or exec's command):
+//! which signals end a run and which are ignored, and the one loop that waits
+//! for the program while it passes signals on and, in the rsync role, watches
+//! the backup server's connection. What is said of rsync here holds for exec's
+//! command alike.
 //!
 //! From the moment a run is about to make a snapshot until it exits, no signal
 //! that another process can send ends snaprsync without cleanup. Those whose
@@ -39,9 +41,9 @@ use signal_hook::consts::{
     SIGALRM, SIGHUP, SIGINT, SIGIO, SIGPIPE, SIGPROF, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGVTALRM, SIGXCPU, SIGXFSZ,
 };
 
-use super::{child, feed, Platform};
+use super::{bounded, child, feed, Platform};
 use crate::error::{Error, Result};
-use crate::platform::Processes;
+use crate::platform::{Bounded, Launch, Processes};
 
 /// Signals that end the run in order (see the module header).
 const ENDING: [i32; 5] = [SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGXCPU];
@@ -50,7 +52,7 @@ const ENDING: [i32; 5] = [SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGXCPU];
 const IGNORED: [i32; 8] = [SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGVTALRM, SIGPROF, SIGXFSZ, SIGIO];
 
 /// The signal rsync is sent for an ending signal snaprsync received.
-fn passed_on(sig: i32) -> i32 {
+pub(super) fn passed_on(sig: i32) -> i32 {
     if sig == SIGQUIT || sig == SIGXCPU {
         SIGTERM
     } else {
@@ -86,13 +88,17 @@ impl Processes for Platform {
         feed::refeed_stdin(prefix)
     }
 
-    fn run_unchanged(program: &Path, argv: &[OsString]) -> Result<u8> {
+    fn run_unchanged(launch: &Launch) -> Result<u8> {
         if feed::refed() {
             // The thread that feeds stdin must outlive rsync: no exec.
-            return run(program, argv, None);
+            return run(launch, None);
         }
-        let err = Command::new(program).args(argv).exec();
-        Err(Error::RsyncMissing { path: program.into(), msg: err.to_string() })
+        let err = Command::new(&launch.program).args(&launch.args).envs(launch.env.iter().map(|(k, v)| (k, v))).exec();
+        Err(Error::NotStarted { what: launch.what, path: launch.program.clone(), msg: err.to_string() })
+    }
+
+    fn run_bounded(program: &Path, args: &[OsString], env: &[(OsString, OsString)], limit: Duration) -> std::io::Result<Bounded> {
+        bounded::run(program, args, env, limit)
     }
 
     fn internal(argv: &[OsString]) -> Option<u8> {
@@ -100,14 +106,16 @@ impl Processes for Platform {
     }
 }
 
-/// Runs rsync with inherited stdio; INT, TERM and HUP sent to snaprsync go to
-/// rsync, which then ends in its own way; snaprsync waits for it either way.
+/// Runs rsync (or the command) with inherited stdio; INT, TERM and HUP sent to
+/// snaprsync go to it, and it then ends in its own way; snaprsync waits for it
+/// either way.
 ///
-/// One loop on this thread does the waiting, the forwarding and the watch on
-/// the backup server's connection (see `Watch`). It sleeps in a poll on a
-/// pidfd of rsync, which becomes readable when rsync ends, and on a socket
-/// the signal handlers write to.
-pub fn run(program: &Path, argv: &[OsString], confine: Option<&child::Confinement>) -> Result<u8> {
+/// One loop on this thread does the waiting, the forwarding and, for rsync,
+/// the watch on the backup server's connection (see `Watch`). It sleeps in a
+/// poll on a pidfd of the program, which becomes readable when it ends, and on
+/// a socket the signal handlers write to.
+pub fn run(launch: &Launch, confine: Option<&child::Confinement>) -> Result<u8> {
+    let program = launch.program.as_path();
     let (wake, woken) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
     woken.set_nonblocking(true).map_err(|e| Error::io("socketpair", e))?;
     let forwarded = ENDING.map(|sig| (sig, Arc::new(AtomicBool::new(false))));
@@ -128,29 +136,35 @@ pub fn run(program: &Path, argv: &[OsString], confine: Option<&child::Confinemen
         .and_then(|()| {
             // rsync is started through a fresh snaprsync (see `child`), which sets
             // its parent-death signal and, in restricted mode, its confinement.
-            let spec =
-                child::Spec { parent: std::process::id(), confine: confine.cloned(), program: program.to_owned(), args: argv.to_vec() };
+            let spec = child::Spec {
+                parent: std::process::id(),
+                confine: confine.cloned(),
+                program: program.to_owned(),
+                args: launch.args.clone(),
+            };
             Command::new("/proc/self/exe")
                 .arg0("snaprsync")
                 .arg(child::WORD)
                 .args(spec.to_args())
+                .envs(launch.env.iter().map(|(k, v)| (k, v)))
                 .spawn()
-                .map_err(|e| Error::RsyncMissing { path: program.into(), msg: e.to_string() })
+                .map_err(|e| Error::NotStarted { what: launch.what, path: program.into(), msg: e.to_string() })
         })
-        .and_then(|child| wait_forwarding(child, program, &forwarded, woken));
+        .and_then(|child| wait_forwarding(child, launch, &forwarded, woken));
     for id in ids {
         signal_hook::low_level::unregister(id);
     }
     result
 }
 
-/// The loop of `run`, until rsync has ended.
+/// The loop of `run`, until rsync (or the command) has ended.
 fn wait_forwarding(
     mut child: std::process::Child,
-    program: &Path,
+    launch: &Launch,
     forwarded: &[(i32, Arc<AtomicBool>)],
     woken: std::os::unix::net::UnixStream,
 ) -> Result<u8> {
+    let program = launch.program.as_path();
     let pid = Pid::from_raw(child.id() as i32);
     // A signal held just before the spawn is passed on too.
     if let Some(sig) = Platform::pending_signal().and_then(|s| Signal::try_from(passed_on(s)).ok()) {
@@ -167,13 +181,15 @@ fn wait_forwarding(
         for (sig, flag) in forwarded {
             if flag.swap(false, Ordering::SeqCst) {
                 if let (Ok(got), Ok(sent)) = (Signal::try_from(*sig), Signal::try_from(passed_on(*sig))) {
-                    log::info!("got {got}; passing {sent} on to rsync");
+                    log::info!("got {got}; passing {sent} on to {}", launch.what);
                     let _ = kill(pid, sent);
                 }
             }
         }
         note_ignored();
-        watch.check(pid);
+        if launch.watch_peer {
+            watch.check(pid);
+        }
         let mut fds = vec![PollFd::new(woken.as_fd(), PollFlags::POLLIN)];
         let mut timeout = watch.next_check();
         match &pidfd {
@@ -184,7 +200,7 @@ fn wait_forwarding(
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
                 // Never leave rsync running on the snapshot: wait without the extras.
-                log::warn!("poll failed ({e}); waiting for rsync without forwarding signals");
+                log::warn!("poll failed ({e}); waiting for {} without forwarding signals", launch.what);
                 break child.wait().map_err(|e| Error::io(program, e))?;
             }
         }
@@ -193,11 +209,16 @@ fn wait_forwarding(
         while matches!(std::io::Read::read(&mut &woken, &mut buf), Ok(n) if n > 0) {}
     };
     note_ignored();
-    Ok(match (status.code(), status.signal()) {
+    Ok(shell_status(status))
+}
+
+/// An exit status as a shell reports it: the code, or 128+N for signal N.
+pub fn shell_status(status: std::process::ExitStatus) -> u8 {
+    match (status.code(), status.signal()) {
         (Some(code), _) => code as u8,
         (None, Some(sig)) => 128u8.saturating_add(sig as u8),
         (None, None) => 255,
-    })
+    }
 }
 
 /// Logs an ignored signal once it has arrived.

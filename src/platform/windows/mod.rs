@@ -1,8 +1,10 @@
 //! Windows: one VSS shadow copy set for every volume holding a source, shown
 //! to rsync on a free drive letter (`expose = "drive-letter"`) or by the shadow
 //! copy's device path (`expose = "device-path"`), with each source argument of
-//! rsync's argv rewritten in the path style it came in. rsync runs in a Job
-//! Object that dies with snaprsync; console events end it and clean up.
+//! rsync's argv rewritten in the path style it came in; for exec, the same
+//! exposure per volume, told to the command in its environment. rsync (or the
+//! command, or a hook) runs in a Job Object that dies with snaprsync; console
+//! events end it and clean up.
 
 #[cfg(test)]
 mod dir_double;
@@ -14,8 +16,9 @@ mod tests;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use super::{Exposing, Exposure, Processes, Volumes};
+use super::{Bounded, Exposing, Exposure, Launch, Place, Processes, Volumes};
 use crate::config::{Config, Expose, ProviderChoice};
 use crate::error::{Error, Result};
 use crate::provider::vss::Vss;
@@ -58,6 +61,11 @@ impl Volumes for Platform {
         Some(normalize(&full))
     }
 
+    fn exec_path(arg: &OsStr) -> Option<PathBuf> {
+        // Not canonicalize: that gives \\?\ paths, which the command would be told.
+        Self::source_path(arg).filter(|p| p.exists())
+    }
+
     fn provider(cfg: &Config, _sources: &[PathBuf]) -> Result<Box<dyn Provider>> {
         #[cfg(test)]
         if let Some(p) = dir_double::installed() {
@@ -90,6 +98,10 @@ impl Exposing for Platform {
         // No mount namespaces: restricted mode rests on the path checks here.
         Ok(None)
     }
+
+    fn expose_in_place(cfg: &Config, set: &SnapshotSet) -> Result<Exposure> {
+        expose_places(cfg.expose, &cfg.drive_letters, set)
+    }
 }
 
 impl Processes for Platform {
@@ -112,8 +124,12 @@ impl Processes for Platform {
         Ok(false)
     }
 
-    fn run_unchanged(program: &Path, argv: &[OsString]) -> Result<u8> {
-        run_child(program, argv)
+    fn run_unchanged(launch: &Launch) -> Result<u8> {
+        run_child(launch)
+    }
+
+    fn run_bounded(program: &Path, args: &[OsString], env: &[(OsString, OsString)], limit: Duration) -> std::io::Result<Bounded> {
+        run_bounded(program, args, env, limit)
     }
 }
 
@@ -196,8 +212,8 @@ pub struct Held {
 }
 
 impl Held {
-    pub fn run(&mut self, program: &Path, argv: &[OsString]) -> Result<u8> {
-        run_child(program, argv)
+    pub fn run(&mut self, launch: &Launch) -> Result<u8> {
+        run_child(launch)
     }
 
     pub fn undo(&mut self) -> Result<()> {
@@ -232,6 +248,45 @@ enum Root {
     Letter(char),
     Device(String),
     Dir(DrivePath),
+}
+
+/// Where the snapshot of `vol` is read, with `mode`: a drive letter is mapped
+/// (and added to `letters`, which remove it again).
+fn root_of(mode: Expose, candidates: &str, vol: &VolumeSnapshot, letters: &mut Vec<Letter>, taken: &mut Vec<char>) -> Result<Root> {
+    let snapshot = vol.snapshot.to_string_lossy().into_owned();
+    Ok(match (mode, winpath::raw_target(&snapshot)) {
+        (Expose::DriveLetter, target) => {
+            let target = target.unwrap_or_else(|| format!(r"\??\{}", snapshot.trim_end_matches('\\')));
+            let l = map_free_letter(candidates, &target, taken)?;
+            let c = l.letter;
+            letters.push(l);
+            Root::Letter(c)
+        }
+        (Expose::DevicePath, Some(_)) => Root::Device(snapshot.clone()),
+        (Expose::DevicePath, None) => Root::Dir(winpath::parse(&snapshot, Flavor::Native).ok_or_else(|| Error::Expose {
+            path: vol.origin.clone(),
+            msg: format!("snapshot {snapshot} is neither a device nor a drive path"),
+        })?),
+    })
+}
+
+/// exec's exposure: each volume's snapshot on a drive letter or by its device
+/// path, told to the command through [`Exposure::places`] (its argv is its own).
+fn expose_places(mode: Expose, candidates: &str, set: &SnapshotSet) -> Result<Exposure> {
+    let (mut letters, mut taken, mut places) = (Vec::new(), Vec::new(), Vec::new());
+    for vol in &set.volumes {
+        let seen = match root_of(mode, candidates, vol, &mut letters, &mut taken)? {
+            Root::Letter(c) => PathBuf::from(format!("{c}:\\")),
+            // A device path, or the test double's directory: read as it is.
+            Root::Device(_) | Root::Dir(_) => vol.snapshot.clone(),
+        };
+        places.push(Place { origin: vol.origin.clone(), seen });
+    }
+    let method = match mode {
+        Expose::DriveLetter => "drive-letter",
+        Expose::DevicePath => "device-path",
+    };
+    Ok(Exposure::new(Vec::new(), method, Held { letters }).with_places(places))
 }
 
 fn expose_with(
@@ -295,22 +350,8 @@ fn expose_with(
                 true
             }
         });
-        let snapshot = vol.snapshot.to_string_lossy().into_owned();
         if roots[i].is_none() {
-            roots[i] = Some(match (mode, winpath::raw_target(&snapshot)) {
-                (Expose::DriveLetter, target) => {
-                    let target = target.unwrap_or_else(|| format!(r"\??\{}", snapshot.trim_end_matches('\\')));
-                    let l = map_free_letter(candidates, &target, &mut taken)?;
-                    let c = l.letter;
-                    letters.push(l);
-                    Root::Letter(c)
-                }
-                (Expose::DevicePath, Some(_)) => Root::Device(snapshot.clone()),
-                (Expose::DevicePath, None) => Root::Dir(
-                    winpath::parse(&snapshot, Flavor::Native)
-                        .ok_or_else(|| fail(format!("snapshot {snapshot} is neither a device nor a drive path")))?,
-                ),
-            });
+            roots[i] = Some(root_of(mode, candidates, vol, &mut letters, &mut taken)?);
         }
         let out = match roots[i].as_ref().expect("set above") {
             Root::Letter(c) => dp.with_drive(*c),
@@ -347,26 +388,68 @@ fn expose_with(
     Ok(Exposure::new(argv, method, Held { letters }))
 }
 
-/// Runs `program` with `argv`, stdio inherited, inside a kill-on-close Job
-/// Object; returns its exit status (an NTSTATUS death becomes 255, an end
-/// by a console event 130).
-pub fn run_child(program: &Path, argv: &[OsString]) -> Result<u8> {
+/// Runs `launch`, stdio inherited, inside a kill-on-close Job Object; returns
+/// its exit status (an NTSTATUS death becomes 255, an end by a console event
+/// 130).
+pub fn run_child(launch: &Launch) -> Result<u8> {
     if let Err(e) = ffi::install_console_handler() {
         log::warn!("cannot install the console handler: {e}");
     }
-    let spawn_err = |e: std::io::Error| Error::RsyncMissing { path: program.to_owned(), msg: e.to_string() };
+    let program = launch.program.as_path();
+    let spawn_err = |e: std::io::Error| Error::NotStarted { what: launch.what, path: program.to_owned(), msg: e.to_string() };
     let job = ffi::Job::new().map_err(|e| Error::io("job object", e))?;
-    let mut child = Command::new(program).args(argv).spawn().map_err(spawn_err)?;
+    let mut child = Command::new(program).args(&launch.args).envs(launch.env.iter().map(|(k, v)| (k, v))).spawn().map_err(spawn_err)?;
     if let Err(e) = job.assign(&child) {
-        log::warn!("cannot put rsync in a job object: {e}");
+        log::warn!("cannot put {} in a job object: {e}", launch.what);
     }
     let running = ffi::Running::publish(&job);
     let status = child.wait().map_err(|e| Error::io(program, e))?;
     drop(running);
+    Ok(status_of(status))
+}
+
+fn status_of(status: std::process::ExitStatus) -> u8 {
     let code = status.code().map_or(255, |c| c as u32);
-    Ok(match code {
+    match code {
         0..=255 => code as u8,
         0xC000_013A => ffi::KILLED_STATUS as u8,
         _ => 255,
-    })
+    }
+}
+
+/// A hook: stdin from NUL, stdout to snaprsync's stderr, in a Job Object that
+/// is ended as a whole when it outlasts `limit` or a console event arrives.
+fn run_bounded(program: &Path, args: &[OsString], env: &[(OsString, OsString)], limit: Duration) -> std::io::Result<Bounded> {
+    use std::os::windows::io::AsHandle;
+    use std::process::Stdio;
+    let stderr = std::io::stderr().as_handle().try_clone_to_owned()?;
+    let job = ffi::Job::new()?;
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stderr.try_clone()?))
+        .stderr(Stdio::from(stderr))
+        .current_dir(crate::host::root_dir())
+        .spawn()?;
+    if let Err(e) = job.assign(&child) {
+        log::warn!("cannot put the hook in a job object: {e}");
+    }
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            // Kept open until snaprsync exits, so that a helper the hook left
+            // running (one holding a lock until post_snapshot) is not ended now.
+            std::mem::forget(job);
+            return Ok(Bounded::Code(i32::from(status_of(status))));
+        }
+        if ffi::stopping() || Instant::now() >= deadline {
+            // Closing the kill-on-close job ends the hook and all it started.
+            drop(job);
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(if ffi::stopping() { Bounded::Signal(2) } else { Bounded::TimedOut });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -40,7 +40,8 @@ fn echo(argv: &[OsString], exit: &str, sleep_ms: &str) -> (u8, Vec<String>) {
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     std::env::set_var("SNAPRSYNC_ECHO_EXIT", exit);
     std::env::set_var("SNAPRSYNC_ECHO_SLEEP", sleep_ms);
-    let status = run_child(&echo_exe(), argv).unwrap();
+    let launch = Launch { program: echo_exe(), args: argv.to_vec(), env: Vec::new(), what: "rsync", watch_peer: true };
+    let status = run_child(&launch).unwrap();
     std::env::remove_var("SNAPRSYNC_ECHO_SLEEP");
     let text = std::fs::read_to_string(&out).unwrap_or_default();
     (status, text.lines().map(str::to_owned).collect())
@@ -271,4 +272,71 @@ fn selftest_under_wine_reports_the_failure_and_writes_the_report() {
         assert!(text.contains("FAIL"), "{text}");
     }
     assert!(text.contains("live read of the locked file"), "{text}");
+}
+
+/// `snaprsync exec C:\...\My Files -- prog args` with the directory TEST
+/// DOUBLE in place of VSS: the program gets its own argv untouched, the
+/// documented variables, and reads the snapshot where SNAPRSYNC_PATH_0 says,
+/// although a post_snapshot hook (the same helper) changed the live file
+/// after the snapshot; its status passes through and the snapshot is removed.
+#[test]
+fn exec_shows_the_snapshot_where_the_environment_says() {
+    let _g = serial();
+    ffi::reset_stopping();
+    let dir = source_tree("exec");
+    let snaps = scratch("exec-snaps");
+    let out = scratch("exec-out").join("out.txt");
+    let hook_out = scratch("exec-hook").join("hooks.txt");
+    std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
+    std::env::set_var("SNAPRSYNC_ECHO_EXIT", "7");
+    std::env::set_var("SNAPRSYNC_ECHO_HOOK_OUT", &hook_out);
+    std::env::set_var("SNAPRSYNC_ECHO_CLOBBER", dir.join("probe.txt"));
+    let echo = echo_exe().display().to_string();
+    let cfg = Config { post_snapshot: Some(vec![echo.clone()]), ..cfg_for(Expose::DevicePath, false) };
+    dir_double::install(&snaps);
+    let exec = crate::cli::Exec { paths: vec![dir.clone().into()], command: os(&[&echo, "arg one", r"C:\x y\"]) };
+    let status = crate::exec::run(&cfg, &crate::cli::Options::default(), exec);
+    dir_double::uninstall();
+    std::env::remove_var("SNAPRSYNC_ECHO_CLOBBER");
+    std::env::remove_var("SNAPRSYNC_ECHO_HOOK_OUT");
+    assert_eq!(status.unwrap(), 7, "the command's status is exec's");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(&lines[..2], ["arg one", r"C:\x y\"], "the command's argv is its own: {text}");
+    let snap = snaps.join("snap0");
+    for want in [
+        "env SNAPRSYNC_EXPOSE=device-path".to_owned(),
+        "env SNAPRSYNC_SNAPSHOT_COUNT=1".to_owned(),
+        format!("env SNAPRSYNC_SNAPSHOT_0_ORIGIN={}", dir.parent().unwrap().display()),
+        format!("env SNAPRSYNC_SNAPSHOT_0_PATH={}", snap.display()),
+        "env SNAPRSYNC_PATH_COUNT=1".to_owned(),
+        format!("env SNAPRSYNC_PATH_0={}", snap.join("My Files").display()),
+        format!("read-path0 {}: original content", snap.join("My Files").display()),
+    ] {
+        assert!(lines.contains(&want.as_str()), "{want:?} missing from:\n{text}");
+    }
+    assert!(lines.iter().any(|l| l.starts_with("env SNAPRSYNC_STAMP=snaprsync-")), "{text}");
+    assert_eq!(std::fs::read_to_string(dir.join("probe.txt")).unwrap(), "changed after the snapshot", "the hook changed the live file");
+    assert_eq!(std::fs::read_to_string(&hook_out).unwrap().trim(), "hook post_snapshot created");
+    assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 0, "the double's snapshot was not removed");
+}
+
+/// A failing pre_snapshot hook under Windows: status 94, the command never
+/// runs, nothing is snapshotted.
+#[test]
+fn exec_with_a_failing_hook_is_94_and_runs_nothing() {
+    let _g = serial();
+    ffi::reset_stopping();
+    let dir = source_tree("exec-hook");
+    let snaps = scratch("exec-hook-snaps");
+    let out = scratch("exec-hook-out").join("out.txt");
+    std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
+    let cfg = Config { pre_snapshot: Some(vec![r"C:\nonexistent\hook.exe".into()]), ..cfg_for(Expose::DevicePath, false) };
+    dir_double::install(&snaps);
+    let exec = crate::cli::Exec { paths: vec![dir.into()], command: os(&[&echo_exe().display().to_string()]) };
+    let err = crate::exec::run(&cfg, &crate::cli::Options::default(), exec).expect_err("the hook cannot start");
+    dir_double::uninstall();
+    assert_eq!(err.exit_code(), crate::error::status::HOOK, "{err}");
+    assert!(!out.exists(), "the command must not run");
+    assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 0);
 }

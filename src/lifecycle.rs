@@ -1,0 +1,104 @@
+//! The one lifecycle of a snapshot run, shared by the rsync role and `exec`:
+//! signals held → hooks around the snapshot set's creation → exposure →
+//! checks → the program runs → the snapshots are verified → everything is
+//! removed → one summary line. The rsync role is one [`Task`] (`run.rs`),
+//! exec another (`exec.rs`): a task says how the set is shown, what program
+//! runs there with which argv, and whether it may read the live files instead
+//! when no snapshot can be made.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::cli::Options;
+use crate::config::{Config, OnSnapshotFailure};
+use crate::error::{Error, Result};
+use crate::guard::{Exposed, Snapshotted};
+use crate::platform::{Exposure, Launch, Platform, Processes};
+use crate::provider::SnapshotSet;
+
+/// What a run does with its snapshot set.
+pub trait Task {
+    /// Shows `set` to the program.
+    fn expose(&self, cfg: &Config, set: &SnapshotSet) -> Result<Exposure>;
+
+    /// Checks made once the set is shown, before the program starts.
+    fn check(&self, exposed: &Exposed) -> Result<()> {
+        let _ = exposed;
+        Ok(())
+    }
+
+    /// The program to run in `exposure`, and its argv.
+    fn launch(&self, exposure: &Exposure) -> Result<Launch>;
+
+    /// The program to run on the live files when no snapshot can be made and
+    /// `on_snapshot_failure = "live"`; `None` where that is never allowed.
+    fn live(&self) -> Option<Result<Launch>>;
+}
+
+/// Snapshots `sources` (absolute, existing), runs `task`'s program on the
+/// snapshot, removes everything, and returns the program's exit status.
+pub fn run(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task) -> Result<u8> {
+    Platform::hold_signals()?;
+    // Tests change the tree here: after the checks, before the snapshot.
+    crate::fault::point("after-check");
+    let started = Instant::now();
+    let prepared = Snapshotted::create(cfg, sources).and_then(|snap| Exposed::new(snap, |set| task.expose(cfg, set)));
+    let mut exposed = match prepared {
+        Ok(e) => e,
+        Err(e) if e.is_snapshot_failure() && cfg.on_snapshot_failure == OnSnapshotFailure::Live => match task.live() {
+            Some(launch) => {
+                log::warn!("{e}; on_snapshot_failure = \"live\": backing up the LIVE files, not a snapshot");
+                return Platform::run_unchanged(&launch?);
+            }
+            None => return Err(e),
+        },
+        Err(e) => return Err(e),
+    };
+    let created = started.elapsed();
+    crate::fault::point("after-create");
+    task.check(&exposed)?;
+    if let Some(sig) = Platform::pending_signal() {
+        // Drop removes what was made.
+        return Err(Error::Interrupted(sig));
+    }
+    let method = exposed.exposure().method();
+    let launch = task.launch(exposed.exposure())?;
+    log::debug!(
+        "running {}",
+        crate::command::shell_line(std::iter::once(launch.program.as_os_str()).chain(launch.args.iter().map(|a| a.as_os_str())))
+    );
+    let snapshots = exposed.set().volumes.len();
+    let provider = exposed.provider_name();
+    let ran = Instant::now();
+    let status = exposed.run(&launch);
+    let ran = ran.elapsed();
+    crate::fault::point("after-rsync");
+    // Checked before removal, also when the program failed: a torn copy must not pass.
+    let whole = exposed.verify();
+    let removing = Instant::now();
+    let removed = exposed.finish(cfg.snapshot_removal, opts);
+    let removed_in = removing.elapsed();
+    let what = launch.what;
+    log::info!(
+        "summary: sources={:?} provider={provider} method={method} snapshots={snapshots} create={}ms {what}={}ms remove={}ms ({:?}) {what}_status={} removal={}",
+        sources,
+        created.as_millis(),
+        ran.as_millis(),
+        removed_in.as_millis(),
+        cfg.snapshot_removal,
+        status.as_ref().map_or_else(|e| format!("not run ({e})"), |s| s.to_string()),
+        removed.as_ref().map_or_else(|e| format!("FAILED ({e})"), |_| "ok".into()),
+    );
+    // The program's status wins over a failed removal: the backup itself is fine.
+    if let Err(e) = removed {
+        log::error!("{e}");
+    }
+    // Not over a snapshot that overflowed: then the backup is not.
+    if let Err(e) = whole {
+        if let Ok(s) = &status {
+            log::error!("{what} ended with {s}, but {e}");
+        }
+        return Err(e);
+    }
+    status
+}
