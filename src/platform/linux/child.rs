@@ -244,7 +244,8 @@ fn confine(c: &Confinement) -> Result<(), String> {
         if std::fs::symlink_metadata(&target).is_err() {
             std::fs::File::create(&target).map_err(|e| format!("{}: {e}", target.display()))?;
         }
-        bind(fd, &target, ro | MsFlags::MS_NOSUID)?;
+        // Not nodev: /dev/null is a device, and the list holds no other.
+        bind(fd, &target, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID)?;
     }
     // rsync resolves relative paths from here, as on the host; an empty
     // directory where the host's is not shown.
