@@ -7,7 +7,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::de::DeTable;
 
 use crate::error::{Error, Result};
@@ -149,6 +149,56 @@ impl LogLevel {
     }
 }
 
+/// Where log records at `log_level` go (config `log`). Warnings and errors
+/// go to stderr as well, whatever this says.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum LogTarget {
+    /// The journal if it runs here, else syslog, else nowhere but stderr.
+    #[default]
+    Auto,
+    /// systemd's journal, through its native socket.
+    Journald,
+    /// The local syslog socket.
+    Syslog,
+    /// stderr, which the backup server shows or logs.
+    Stderr,
+    /// A file, appended to.
+    File(PathBuf),
+}
+
+/// A `log` value that is none of the words and not an absolute path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not \"auto\", \"journald\", \"syslog\", \"stderr\" or an absolute file path")]
+pub struct NotALogTarget;
+
+impl TryFrom<String> for LogTarget {
+    type Error = NotALogTarget;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Ok(match s.as_str() {
+            "auto" => LogTarget::Auto,
+            "journald" => LogTarget::Journald,
+            "syslog" => LogTarget::Syslog,
+            "stderr" => LogTarget::Stderr,
+            _ if Path::new(&s).is_absolute() => LogTarget::File(s.into()),
+            _ => return Err(NotALogTarget),
+        })
+    }
+}
+
+impl From<LogTarget> for String {
+    fn from(t: LogTarget) -> String {
+        match t {
+            LogTarget::Auto => "auto".into(),
+            LogTarget::Journald => "journald".into(),
+            LogTarget::Syslog => "syslog".into(),
+            LogTarget::Stderr => "stderr".into(),
+            LogTarget::File(p) => p.display().to_string(),
+        }
+    }
+}
+
 /// The whole configuration. Field docs are the reference; keep README in step.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -159,9 +209,11 @@ pub struct Config {
     pub on_snapshot_failure: OnSnapshotFailure,
     /// `auto` (default), `btrfs`, `lvm`, `vss` or `none`.
     pub provider: ProviderChoice,
-    /// Where log lines go besides stderr. Default: none (stderr only).
+    /// Where log records go: `auto` (default), `journald`, `syslog`, `stderr` or a file.
+    pub log: LogTarget,
+    /// A file that gets the log records as well. Default: none.
     pub log_file: Option<PathBuf>,
-    /// Level for `log_file`: `error`, `warn`, `info` (default) or `debug`.
+    /// Level for `log` and `log_file`: `error`, `warn`, `info` (default) or `debug`.
     pub log_level: LogLevel,
     /// btrfs: directory (a subvolume) at the root of each mounted btrfs
     /// filesystem that holds snaprsync's snapshots. Default `.snaprsync`.
@@ -192,6 +244,7 @@ impl Default for Config {
             rsync_path: None,
             on_snapshot_failure: OnSnapshotFailure::Fail,
             provider: ProviderChoice::Auto,
+            log: LogTarget::Auto,
             log_file: None,
             log_level: LogLevel::Info,
             btrfs_snapshot_dir: ".snaprsync".into(),
@@ -212,6 +265,7 @@ const KEYS: &[(&str, &str)] = &[
     ("rsync_path", "the path of the real rsync, as a quoted string"),
     ("on_snapshot_failure", r#""fail" or "live""#),
     ("provider", r#""auto", "btrfs", "lvm", "vss" or "none""#),
+    ("log", r#""auto", "journald", "syslog", "stderr", or an absolute file path as a quoted string"#),
     ("log_file", "a file path, as a quoted string"),
     ("log_level", r#""error", "warn", "info" or "debug""#),
     ("btrfs_snapshot_dir", r#"one plain directory name as a quoted string, without "/" and not "." or "..", such as ".snaprsync""#),
@@ -619,12 +673,26 @@ mod tests {
         let ours: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
         assert_eq!(fields, ours);
         // Every value the message offers for an enum key parses.
-        for key in ["on_snapshot_failure", "provider", "log_level", "snapshot_removal", "expose"] {
+        for key in ["on_snapshot_failure", "provider", "log", "log_level", "snapshot_removal", "expose"] {
             let what = KEYS.iter().find(|(k, _)| *k == key).unwrap().1;
             for word in what.split('"').skip(1).step_by(2) {
                 parse(&format!("{key} = \"{word}\"")).unwrap_or_else(|e| panic!("{key} = {word:?}: {e}"));
             }
         }
+    }
+
+    #[test]
+    fn log_targets() {
+        for (text, want) in
+            [("auto", LogTarget::Auto), ("journald", LogTarget::Journald), ("syslog", LogTarget::Syslog), ("stderr", LogTarget::Stderr)]
+        {
+            assert_eq!(parse(&format!("log = {text:?}")).unwrap().log, want);
+        }
+        let file = std::env::temp_dir().join("snaprsync.log");
+        let quoted = toml::Value::String(file.display().to_string());
+        assert_eq!(parse(&format!("log = {quoted}")).unwrap().log, LogTarget::File(file));
+        assert_names("log = \"journal\"", "log", 1, "\"journal\"", "an absolute file path");
+        assert!(parse("log = \"snaprsync.log\"").is_err(), "a relative path depends on the directory sshd starts in");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod restrict;
 pub mod rsync_args;
 pub mod run;
 pub mod sweep;
+pub mod system_log;
 pub mod text;
 pub mod winpath;
 
@@ -53,7 +54,7 @@ pub fn main(argv: Vec<OsString>) -> u8 {
     let run = || {
         cli::parse(argv).and_then(|(opts, mode)| {
             let cfg = config::Config::for_options(&opts)?;
-            logger::init(cfg.log_file.as_deref(), cfg.log_level.filter());
+            logger::init(&logger::Destinations::of(&cfg));
             match mode {
                 cli::Mode::Admin(cmd) => admin::run(&cfg, cmd),
                 cli::Mode::Rsync(argv) => run::rsync(&cfg, &opts, argv),

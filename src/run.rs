@@ -276,15 +276,24 @@ fn snapshot_and_run(req: &Request) -> Result<u8> {
     let removing = Instant::now();
     let removed = exposed.finish(cfg.snapshot_removal, req.opts);
     let removed_in = removing.elapsed();
+    // One line per run for the system log; its pairs are fields of their own in the journal.
+    let sources_text = sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",");
+    let rsync_status = status.as_ref().map_or_else(|e| format!("not run ({e})"), |s| s.to_string());
+    let removal = removed.as_ref().map_or_else(|e| format!("FAILED ({e})"), |_| "ok".into());
+    let snapshot_removal = format!("{:?}", cfg.snapshot_removal).to_lowercase();
     log::info!(
-        "summary: sources={:?} provider={provider} method={method} snapshots={snapshots} create={}ms rsync={}ms remove={}ms ({:?}) rsync_status={} removal={}",
-        sources,
-        created.as_millis(),
-        ran.as_millis(),
-        removed_in.as_millis(),
-        cfg.snapshot_removal,
-        status.as_ref().map_or_else(|e| format!("not run ({e})"), |s| s.to_string()),
-        removed.as_ref().map_or_else(|e| format!("FAILED ({e})"), |_| "ok".into()),
+        run = crate::journal::run_stamp(),
+        sources = sources_text.as_str(),
+        provider = provider,
+        method = method,
+        snapshots = snapshots,
+        create_ms = created.as_millis() as u64,
+        rsync_ms = ran.as_millis() as u64,
+        remove_ms = removed_in.as_millis() as u64,
+        snapshot_removal = snapshot_removal.as_str(),
+        removal = removal.as_str(),
+        rsync_status = rsync_status.as_str();
+        "summary"
     );
     // rsync's status wins over a failed removal: the backup itself is fine.
     if let Err(e) = removed {
