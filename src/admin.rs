@@ -1,5 +1,5 @@
-//! Admin subcommands (`list`, `help`, `version`): the only code that prints to
-//! stdout, since they never run in the rsync role.
+//! Admin subcommands (`list`, `help`, `version`; `doctor` is its own module):
+//! the only code that prints to stdout, since they never run in the rsync role.
 #![allow(clippy::print_stdout)]
 
 use crate::cli::Admin;
@@ -19,10 +19,11 @@ Use it wherever a backup server names the remote rsync:
   snaprsync [--snap-config=FILE] [--snap-log-file=FILE] [--snap-log-level=LEVEL] RSYNC-ARGS...
   snaprsync [--snap-config=FILE] list      snapshots snaprsync made that still exist, and their owners
   snaprsync [--snap-config=FILE] cleanup [--dry-run]   remove what killed runs left
+  snaprsync [--snap-config=FILE] doctor [--authorized-keys-line=LINE] [PATH...]   check this client once
   snaprsync help | version
 
 To copy a local directory named like a subcommand, write ./list.
-Exit statuses: rsync's own, or 80-89 for snaprsync's failures (see README).";
+Exit statuses: rsync's own, or 80-94 for snaprsync's (see README).";
 
 pub fn run(cfg: &Config, cmd: Admin) -> Result<u8> {
     match cmd {
@@ -31,6 +32,8 @@ pub fn run(cfg: &Config, cmd: Admin) -> Result<u8> {
         Admin::List => list(cfg)?,
         Admin::Cleanup { dry_run } => return cleanup(cfg, dry_run),
         Admin::Selftest(args) => return selftest(cfg, &args),
+        // Dispatched before the config is read (see lib.rs).
+        Admin::Doctor(_) => return Err(crate::error::Error::Usage("doctor runs before the config is read".into())),
         Admin::RemoveRun(stamp) => {
             let mut provider = Platform::sweep_provider(cfg)?;
             sweep::remove_run(&journal_of(cfg), provider.as_mut(), &stamp)?;

@@ -24,16 +24,27 @@ pub enum Admin {
     Version,
     /// `selftest [ARGS]`: a platform self-test (Windows VSS).
     Selftest(Vec<OsString>),
+    /// `doctor [--authorized-keys-line=LINE] [PATH...]`: checks this client's set-up.
+    Doctor(Doctor),
     /// `__remove-run STAMP`: removes one finished run's snapshots and record;
     /// started detached by that run (not for people).
     RemoveRun(String),
+}
+
+/// What `snaprsync doctor` checks besides the machine itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Doctor {
+    /// Source paths to snapshot and expose as a backup would.
+    pub paths: Vec<PathBuf>,
+    /// An `authorized_keys` line whose forced command is checked.
+    pub key_line: Option<String>,
 }
 
 /// The internal subcommand a run starts to remove its snapshots in the background.
 pub const REMOVE_RUN: &str = "__remove-run";
 
 /// The subcommand words; a first rsync argument equal to one must be written `./WORD`.
-pub const SUBCOMMANDS: &[&str] = &["list", "cleanup", "help", "version", "selftest"];
+pub const SUBCOMMANDS: &[&str] = &["list", "cleanup", "doctor", "help", "version", "selftest"];
 
 /// snaprsync's own options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -115,6 +126,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
         Some("help") if rest.len() == 1 => Mode::Admin(Admin::Help),
         Some("version") if rest.len() == 1 => Mode::Admin(Admin::Version),
         Some("selftest") => Mode::Admin(Admin::Selftest(rest[1..].to_vec())),
+        Some("doctor") => Mode::Admin(Admin::Doctor(doctor_args(&rest[1..])?)),
         Some(REMOVE_RUN) if rest.len() == 2 => match rest[1].to_str() {
             Some(stamp) if stamp.starts_with(crate::journal::NAME_PREFIX) => Mode::Admin(Admin::RemoveRun(stamp.to_owned())),
             _ => return Err(Error::Usage(format!("{REMOVE_RUN} takes a run stamp"))),
@@ -127,6 +139,37 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
         _ => Mode::Rsync(rest),
     };
     Ok((opts, mode))
+}
+
+/// `doctor`'s arguments: `--authorized-keys-line=LINE` (or `--authorized-keys-line LINE`), then paths.
+fn doctor_args(args: &[OsString]) -> Result<Doctor> {
+    const KEY_LINE: &str = "--authorized-keys-line";
+    let mut d = Doctor::default();
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        let text = a.to_str();
+        let line = match text {
+            Some(KEY_LINE) => Some(
+                rest.next()
+                    .and_then(|v| v.to_str())
+                    .ok_or_else(|| Error::Usage(format!("{KEY_LINE} needs a line of authorized_keys, in quotes")))?,
+            ),
+            Some(t) => t.strip_prefix(KEY_LINE).and_then(|v| v.strip_prefix('=')),
+            None => None,
+        };
+        match line {
+            Some(_) if d.key_line.is_some() => return Err(Error::Usage(format!("doctor: give {KEY_LINE} once"))),
+            Some(l) => d.key_line = Some(l.to_owned()),
+            None if text.is_some_and(|t| t.starts_with("--")) => {
+                return Err(Error::Usage(format!(
+                    "doctor: unknown option {}; it takes {KEY_LINE}=LINE and paths",
+                    text.unwrap_or_default()
+                )))
+            }
+            None => d.paths.push(PathBuf::from(a)),
+        }
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -193,6 +236,27 @@ mod tests {
             &["--snap-restrict", "--snap-allow=/x", "--snap-allow-iconv=1"],
         ] {
             assert_eq!(parse(argv(bad)).unwrap_err().exit_code(), crate::error::status::USAGE, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn doctor_arguments() {
+        let d = |words: &[&str]| match parse(argv(words)) {
+            Ok((_, Mode::Admin(Admin::Doctor(d)))) => Ok(d),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(d(&["doctor"]).unwrap(), Doctor::default());
+        let line = r#"command="/usr/bin/snaprsync --snap-restrict --snap-allow=/srv",restrict ssh-ed25519 AAAA k"#;
+        let want = Doctor { paths: vec!["/srv".into(), "/home".into()], key_line: Some(line.into()) };
+        assert_eq!(d(&["doctor", "--authorized-keys-line", line, "/srv", "/home"]).unwrap(), want);
+        assert_eq!(d(&["doctor", "/srv", &format!("--authorized-keys-line={line}"), "/home"]).unwrap(), want);
+        for bad in [
+            &["doctor", "--authorized-keys-line"][..],
+            &["doctor", "--bogus"],
+            &["doctor", "--authorized-keys-line=a", "--authorized-keys-line=b"],
+        ] {
+            assert_eq!(d(bad).unwrap_err().exit_code(), crate::error::status::USAGE, "{bad:?}");
         }
     }
 

@@ -38,6 +38,8 @@ pub mod status {
     pub const VSS_UNAVAILABLE: u8 = 92;
     /// LVM: a thick snapshot filled up while rsync read it; what was read is garbage.
     pub const SNAPSHOT_OVERFLOW: u8 = 93;
+    /// `snaprsync doctor`: at least one check failed.
+    pub const CHECK_FAILED: u8 = 94;
 }
 
 /// One failure of snaprsync itself; rsync's own failures are exit statuses, not errors.
@@ -141,6 +143,7 @@ mod tests {
             status::VSS_VOLUME_UNSUPPORTED,
             status::VSS_UNAVAILABLE,
             status::SNAPSHOT_OVERFLOW,
+            status::CHECK_FAILED,
         ] {
             assert!(!RSYNC_CODES.contains(&code), "{code} is an rsync status");
             assert!(code < 128, "{code} looks like a signal death");

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod fault;
 pub mod guard;
@@ -53,6 +54,11 @@ pub fn main(argv: Vec<OsString>) -> u8 {
     }));
     let run = || {
         cli::parse(argv).and_then(|(opts, mode)| {
+            if let cli::Mode::Admin(cli::Admin::Doctor(args)) = &mode {
+                // A config that does not parse is one of doctor's findings, not its end.
+                logger::init_stderr();
+                return Ok(doctor::run(&opts, args));
+            }
             let cfg = config::Config::for_options(&opts)?;
             logger::init(&logger::Destinations::of(&cfg));
             match mode {

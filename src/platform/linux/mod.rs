@@ -2,10 +2,12 @@
 //! shows rsync the snapshot under the original names (`plan`, `ns`,
 //! `expose`), or in restricted mode a root of its own (`child`); one loop
 //! waits for rsync, passing signals on and watching the connection
-//! (`supervise`); the `--protect-args` block is handed on through stdin (`feed`).
+//! (`supervise`); the `--protect-args` block is handed on through stdin (`feed`);
+//! `snaprsync doctor` reads privileges, filesystems and free space (`diagnose`).
 
 pub mod child;
 mod choose;
+mod diagnose;
 mod expose;
 mod feed;
 mod ns;

@@ -4,6 +4,7 @@
 //! rsync's argv rewritten in the path style it came in. rsync runs in a Job
 //! Object that dies with snaprsync; console events end it and clean up.
 
+mod diagnose;
 #[cfg(test)]
 mod dir_double;
 mod ffi;
