@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod cli;
 pub mod command;
+pub mod completion;
 pub mod config;
 pub mod doctor;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod guard;
 pub mod host;
 pub mod journal;
 pub mod logger;
+pub mod manual;
 #[cfg(target_os = "linux")]
 pub mod mountinfo;
 pub mod platform;
