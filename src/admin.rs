@@ -13,7 +13,7 @@ use crate::sweep;
 pub fn run(cfg: &Config, cmd: Admin) -> Result<u8> {
     match cmd {
         Admin::Help => println!("{}", crate::manual::usage()),
-        Admin::Version => println!("snaprsync {}", env!("CARGO_PKG_VERSION")),
+        Admin::Version => return version(cfg),
         Admin::Doc(doc) => print!("{}", document(doc)),
         // Dispatched before the config is read (see lib.rs); here only for completeness.
         Admin::Doctor(_) => return Err(Error::Usage("doctor runs before the config is read".into())),
@@ -25,6 +25,18 @@ pub fn run(cfg: &Config, cmd: Admin) -> Result<u8> {
             sweep::remove_run(&journal_of(cfg), provider.as_mut(), &stamp)?;
         }
     }
+    Ok(0)
+}
+
+/// snaprsync's version, and the first line of the real rsync's `--version`.
+fn version(cfg: &Config) -> Result<u8> {
+    println!("snaprsync {}", env!("CARGO_PKG_VERSION"));
+    let rsync = crate::real_rsync::find(cfg)?;
+    let out = crate::command::Cmd::new(&rsync)
+        .arg("--version")
+        .run()
+        .map_err(|e| Error::RsyncMissing { path: rsync.clone(), msg: format!("{e}; install rsync or fix rsync_path") })?;
+    println!("{} ({})", out.lines().next().unwrap_or("").trim(), rsync.display());
     Ok(0)
 }
 

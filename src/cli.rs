@@ -21,7 +21,7 @@ pub enum Admin {
     Cleanup { dry_run: bool },
     /// `help`: usage.
     Help,
-    /// `version`.
+    /// `version` (or `--version` alone at a terminal): snaprsync's version and the real rsync's.
     Version,
     /// `selftest [ARGS]`: a platform self-test (Windows VSS).
     Selftest(Vec<OsString>),
@@ -165,7 +165,12 @@ pub const COMMANDS: &[CommandDoc] = &[
                 and the fix), status 94 if any check fails",
     },
     CommandDoc { name: "help", args: "", options: &[], about: "print a short usage" },
-    CommandDoc { name: "version", args: "", options: &[], about: "print snaprsync's version" },
+    CommandDoc {
+        name: "version",
+        args: "",
+        options: &[],
+        about: "print snaprsync's version and the real rsync's version line (also `snaprsync --version` alone at a terminal)",
+    },
     CommandDoc {
         name: "selftest",
         args: "[--report FILE]",
@@ -309,6 +314,18 @@ fn doctor_args(args: &[OsString]) -> Result<Doctor> {
     Ok(d)
 }
 
+/// `--version` alone is rsync's (a backup server or a script asking the
+/// remote rsync gets rsync's own answer, unchanged); typed by a person at a
+/// terminal, it is snaprsync's `version`, which shows both.
+pub fn at_terminal(opts: &Options, mode: Mode, stdout_is_terminal: bool) -> Mode {
+    match mode {
+        Mode::Rsync(argv) if stdout_is_terminal && !opts.restrict && argv.len() == 1 && argv[0] == "--version" => {
+            Mode::Admin(Admin::Version)
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,6 +442,19 @@ mod tests {
         ] {
             assert_eq!(d(bad).unwrap_err().exit_code(), crate::error::status::USAGE, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn version_alone_at_a_terminal_is_snaprsyncs() {
+        let o = Options::default();
+        let v = || Mode::Rsync(argv(&["--version"]));
+        assert_eq!(at_terminal(&o, v(), true), Mode::Admin(Admin::Version));
+        assert_eq!(at_terminal(&o, v(), false), v(), "through a pipe or ssh it stays rsync's");
+        let more = Mode::Rsync(argv(&["--version", "-a"]));
+        assert_eq!(at_terminal(&o, more.clone(), true), more);
+        let r = Options { restrict: true, ..Options::default() };
+        assert_eq!(at_terminal(&r, v(), true), v());
+        assert_eq!(parse(argv(&["version"])).unwrap().1, Mode::Admin(Admin::Version));
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub mod text;
 pub mod winpath;
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 /// The whole program: returns the exit status. Errors become one stderr line.
 /// A panic is a bug: it becomes one stderr line too, and status 89, after
@@ -56,6 +56,7 @@ pub fn main(argv: Vec<OsString>) -> u8 {
     }));
     let run = || {
         cli::parse(argv).and_then(|(opts, mode)| {
+            let mode = cli::at_terminal(&opts, mode, std::io::stdout().is_terminal());
             if let cli::Mode::Admin(cli::Admin::Doctor(args)) = &mode {
                 // A config that does not parse is one of doctor's findings, not its end.
                 logger::init_stderr();
