@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages snaprsync needs (run as root on Debian 12):
 #   scripts/deps.sh           what the demo needs
-#   scripts/deps.sh --tests   plus the real servers the test suites drive
+#   scripts/deps.sh --tests   plus the real servers the test suites drive, and
+#                             what the Debian package's test needs (dpkg-dev
+#                             for cargo-deb, man-db, the shells it completes in)
 set -euo pipefail
 pkgs=(rsync btrfs-progs util-linux procps)
 if [ "${1:-}" = --tests ]; then
   pkgs+=(openssh-server openssh-client dirvish rsnapshot backuppc g++)
+  pkgs+=(dpkg-dev man-db bash-completion zsh fish)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

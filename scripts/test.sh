@@ -2,7 +2,8 @@
 # Runs every test: the Windows build with its tests under wine, then the unit
 # and property tests and the end-to-end, fault-injection, protect-args and
 # restricted-mode suites (real sshd, rsync, dirvish, rsnapshot, BackupPC on
-# loop-mounted btrfs; needs root). Ends with one line: "N passed, N failed".
+# loop-mounted btrfs; needs root), and the Debian package built, installed,
+# used and purged (scripts/deb-test.sh). Ends with one line: "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --tests
@@ -27,5 +28,7 @@ cargo test --locked --all-targets -- --test-threads=2 2>&1 | tee -a "$log"
 if [ -f target/tmp/faults-table.md ]; then
   cat target/tmp/faults-table.md
 fi
+
+scripts/deb-test.sh 2>&1 | tee -a "$log"
 
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log"
