@@ -329,8 +329,9 @@ fn leftovers(cfg: &Config, journal: &Journal) -> Finding {
 fn source(cfg: &Config, opts: &Options, rsync: Option<&Path>, path: &Path) -> Vec<Finding> {
     let name = path.display().to_string();
     let at = |what: &str| format!("{name}: {what}");
-    let Some(arg) = Some(path.as_os_str()).filter(|a| !a.is_empty()) else { return vec![] };
-    let Some(real) = Platform::source_path(arg).filter(|p| p.exists()) else {
+    let arg = path.as_os_str();
+    // The path as rsync would resolve it, as the rsync role finds it.
+    let Some(real) = Platform::source_path(arg).filter(|p| !arg.is_empty() && p.exists()) else {
         return vec![Finding::fail(at("path"), "does not exist", "name an existing path")];
     };
     let mut out = Vec::new();
@@ -338,8 +339,9 @@ fn source(cfg: &Config, opts: &Options, rsync: Option<&Path>, path: &Path) -> Ve
         Ok(fs) => out.push(Finding::ok(at("filesystem"), fs)),
         Err(e) => out.push(Finding::fail(at("filesystem"), e.to_string(), "")),
     }
-    if let Ok(space) = Platform::space(&real).map_err(|e| out.push(Finding::warn(at("free space"), e.to_string(), ""))) {
-        out.push(free_space(&at("free space"), space));
+    match Platform::space(&real) {
+        Ok(space) => out.push(free_space(&at("free space"), space)),
+        Err(e) => out.push(Finding::warn(at("free space"), e.to_string(), "")),
     }
     if cfg.provider == ProviderChoice::None {
         out.push(Finding::warn(at("provider"), "provider = \"none\": its backups read the live files", "set provider = \"auto\""));
