@@ -2,11 +2,14 @@
 # Installs the Debian packages snaprsync needs (run as root on Debian 12):
 #   scripts/deps.sh           what the demo needs
 #   scripts/deps.sh --tests   plus the real servers the test suites drive,
-#                             rustfmt and clippy
+#                             rustfmt and clippy, and what the Debian
+#                             package's test needs (dpkg-dev for cargo-deb,
+#                             man-db, the shells it completes in)
 set -euo pipefail
 pkgs=(rsync btrfs-progs util-linux procps)
 if [ "${1:-}" = --tests ]; then
   pkgs+=(openssh-server openssh-client dirvish rsnapshot backuppc g++ tar restic borgbackup sqlite3)
+  pkgs+=(dpkg-dev man-db bash-completion zsh fish)
   # rustfmt and clippy of the toolchain in use: rustup's components, or the
   # Debian packages that go with cargo-web.
   if command -v rustup >/dev/null; then

@@ -3,8 +3,9 @@
 # and property tests and the integration tests (tests/main.rs: end-to-end,
 # fault-injection, protect-args and restricted-mode suites with real sshd,
 # rsync, dirvish, rsnapshot, BackupPC on loop-mounted btrfs; needs root).
-# LVM runs in a QEMU guest (scripts/guest.sh). rustfmt and clippy must pass
-# too. Ends with one line: "N passed, N failed".
+# LVM runs in a QEMU guest (scripts/guest.sh); the Debian package is built,
+# installed, used and purged (scripts/deb-test.sh). rustfmt and clippy must
+# pass too. Ends with one line: "N passed, N failed".
 #
 # FAULT_SEED=N replays the random points of the fault-injection suite.
 set -euo pipefail
@@ -45,6 +46,10 @@ if [ -d "$rows" ]; then
   find "$rows" -name '*.md' | sort | xargs cat
 fi
 
+# The Debian package: built, installed, used and purged.
+deb_rc=0
+scripts/deb-test.sh 2>&1 | tee -a "$log" || deb_rc=$?
+
 summary_rc=0
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log" || summary_rc=$?
-[ "$tests_rc" = 0 ] && [ "$summary_rc" = 0 ]
+[ "$tests_rc" = 0 ] && [ "$deb_rc" = 0 ] && [ "$summary_rc" = 0 ]

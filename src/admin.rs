@@ -1,36 +1,22 @@
-//! Admin subcommands (`list`, `help`, `version`): the only code that prints to
-//! stdout, since they never run in the rsync role.
+//! Admin subcommands (`list`, `cleanup`, `help`, `version`, the internal
+//! `__remove-run` and `__doc`; `doctor` is its own module): the only code that
+//! prints to stdout, since they never run in the rsync role.
 #![allow(clippy::print_stdout)]
 
-use crate::cli::Admin;
+use crate::cli::{Admin, Doc};
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::platform::{Platform, Volumes};
 use crate::sweep;
 
-const HELP: &str = "\
-snaprsync: rsync that reads from a point-in-time snapshot
-
-Use it wherever a backup server names the remote rsync:
-  rsync --rsync-path=snaprsync ...        dirvish: rsync-client: snaprsync
-  rsnapshot: rsync_long_args ... --rsync-path=snaprsync
-
-  snaprsync [--snap-config=FILE] [--snap-log-file=FILE] [--snap-log-level=LEVEL] RSYNC-ARGS...
-  snaprsync [--snap-config=FILE] list      snapshots snaprsync made that still exist, and their owners
-  snaprsync [--snap-config=FILE] cleanup [--dry-run]   remove what killed runs left
-  snaprsync [--snap-config=FILE] exec PATH... -- COMMAND [ARGS...]
-                                           run COMMAND on a snapshot of every volume holding a PATH
-                                           (restic, borg, tar...); exits with COMMAND's status
-  snaprsync help | version
-
-To copy a local directory named like a subcommand, write ./list.
-Exit statuses: rsync's (or COMMAND's) own, or 80-94 for snaprsync's failures (see README).";
-
 pub fn run(cfg: &Config, cmd: Admin) -> Result<u8> {
     match cmd {
-        Admin::Help => println!("{HELP}"),
-        Admin::Version => println!("snaprsync {}", env!("CARGO_PKG_VERSION")),
+        Admin::Help => println!("{}", crate::manual::usage()),
+        Admin::Version => return version(cfg),
+        Admin::Doc(doc) => print!("{}", document(doc)),
+        // Dispatched before the config is read (see lib.rs); here only for completeness.
+        Admin::Doctor(_) => return Err(Error::Usage("doctor runs before the config is read".into())),
         Admin::List => list(cfg)?,
         Admin::Cleanup { dry_run } => return cleanup(cfg, dry_run),
         Admin::Selftest(args) => return selftest(cfg, &args),
@@ -40,6 +26,31 @@ pub fn run(cfg: &Config, cmd: Admin) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// snaprsync's version, and the first line of the real rsync's `--version`.
+fn version(cfg: &Config) -> Result<u8> {
+    println!("snaprsync {}", env!("CARGO_PKG_VERSION"));
+    let rsync = crate::real_rsync::find(cfg)?;
+    let out = crate::command::Cmd::new(&rsync).arg("--version").run().map_err(|e| Error::NotStarted {
+        what: "rsync",
+        path: rsync.clone(),
+        msg: format!("{e}; install rsync or fix rsync_path"),
+    })?;
+    println!("{} ({})", out.lines().next().unwrap_or("").trim(), rsync.display());
+    Ok(0)
+}
+
+/// A generated document (`__doc WHAT`).
+fn document(doc: Doc) -> String {
+    match doc {
+        Doc::Man1 => crate::manual::man1(),
+        Doc::Man5 => crate::manual::man5(),
+        Doc::Config => crate::manual::sample_config(),
+        Doc::Bash => crate::completion::bash(),
+        Doc::Zsh => crate::completion::zsh(),
+        Doc::Fish => crate::completion::fish(),
+    }
 }
 
 /// Every snapshot snaprsync made that still exists, with its owner's state.

@@ -9,6 +9,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
@@ -21,20 +22,175 @@ pub enum Admin {
     Cleanup { dry_run: bool },
     /// `help`: usage.
     Help,
-    /// `version`.
+    /// `version` (or `--version` alone at a terminal): snaprsync's version and the real rsync's.
     Version,
     /// `selftest [ARGS]`: a platform self-test (Windows VSS).
     Selftest(Vec<OsString>),
+    /// `doctor [--authorized-keys-line=LINE] [PATH...]`: checks this client's set-up.
+    Doctor(Doctor),
     /// `__remove-run STAMP`: removes one finished run's snapshots and record;
     /// started detached by that run (not for people).
     RemoveRun(String),
+    /// `__doc WHAT`: a generated document on stdout (man pages, completions,
+    /// the sample config), for packaging.
+    Doc(Doc),
+}
+
+/// What `snaprsync doctor` checks besides the machine itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Doctor {
+    /// Source paths to snapshot and expose as a backup would.
+    pub paths: Vec<PathBuf>,
+    /// An `authorized_keys` line whose forced command is checked.
+    pub key_line: Option<String>,
+}
+
+/// The documents `__doc` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Doc {
+    /// snaprsync(1).
+    Man1,
+    /// snaprsync.toml(5).
+    Man5,
+    /// The commented sample config.
+    Config,
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl FromStr for Doc {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Doc> {
+        Ok(match s {
+            "man1" => Doc::Man1,
+            "man5" => Doc::Man5,
+            "config" => Doc::Config,
+            "bash" => Doc::Bash,
+            "zsh" => Doc::Zsh,
+            "fish" => Doc::Fish,
+            _ => return Err(Error::Usage(format!("{DOC} takes man1, man5, config, bash, zsh or fish, not {s:?}"))),
+        })
+    }
 }
 
 /// The internal subcommand a run starts to remove its snapshots in the background.
 pub const REMOVE_RUN: &str = "__remove-run";
 
-/// The subcommand words; a first rsync argument equal to one must be written `./WORD`.
-pub const SUBCOMMANDS: &[&str] = &["list", "cleanup", "help", "version", "selftest", EXEC];
+/// The internal subcommand that writes the generated documents.
+pub const DOC: &str = "__doc";
+
+/// One of snaprsync's own options, as usage, the man page and the completions show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionDoc {
+    /// `--snap-config`.
+    pub name: &'static str,
+    /// What the value is (`FILE`), for an option written `NAME=VALUE`.
+    pub value: Option<&'static str>,
+    /// May be given more than once.
+    pub repeats: bool,
+    pub about: &'static str,
+}
+
+/// Every own option, in the order usage shows them; `parse` reads exactly these
+/// (a test holds it to that).
+pub const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "--snap-config",
+        value: Some("FILE"),
+        repeats: false,
+        about: "read this config file instead of the default one; a named file that is missing is an error",
+    },
+    OptionDoc { name: "--snap-log-file", value: Some("FILE"), repeats: false, about: "append log records to FILE (overrides `log_file`)" },
+    OptionDoc {
+        name: "--snap-log-level",
+        value: Some("LEVEL"),
+        repeats: false,
+        about: "`error`, `warn`, `info` or `debug` (overrides `log_level`)",
+    },
+    OptionDoc {
+        name: "--snap-restrict",
+        value: None,
+        repeats: false,
+        about: "restricted mode, for an ssh forced command: the rsync command comes from `SSH_ORIGINAL_COMMAND`, is checked, \
+                and may read only the allowed directories, from a snapshot",
+    },
+    OptionDoc { name: "--snap-allow", value: Some("DIR"), repeats: true, about: "restricted mode: a directory the key may read" },
+    OptionDoc {
+        name: "--snap-allow-write",
+        value: Some("DIR"),
+        repeats: true,
+        about: "restricted mode: a directory the key may write to (a push)",
+    },
+    OptionDoc {
+        name: "--snap-allow-iconv",
+        value: None,
+        repeats: false,
+        about: "restricted mode: allow `--iconv`, which gives up the text checks of names sent with `-s`",
+    },
+];
+
+/// One subcommand, as usage, the man page and the completions show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandDoc {
+    pub name: &'static str,
+    /// What follows the word, in usage notation.
+    pub args: &'static str,
+    /// Options the subcommand takes (for completion).
+    pub options: &'static [&'static str],
+    pub about: &'static str,
+}
+
+/// The subcommands people use; a first rsync argument equal to one must be written `./WORD`.
+pub const COMMANDS: &[CommandDoc] = &[
+    CommandDoc {
+        name: "list",
+        args: "",
+        options: &[],
+        about: "list the snapshots snaprsync made that still exist, and whether their run is live, dead or unrecorded",
+    },
+    CommandDoc {
+        name: "cleanup",
+        args: "[--dry-run]",
+        options: &["--dry-run"],
+        about: "remove what dead runs left (snapshots and run records); with `--dry-run`, only say what would go",
+    },
+    CommandDoc {
+        name: "doctor",
+        args: "[--authorized-keys-line=LINE] [PATH...]",
+        options: &["--authorized-keys-line="],
+        about: "check this client once: privileges, the real rsync, the config, `state_dir`, the log, leftovers, and for each PATH \
+                its filesystem, provider, free space and a snapshot actually made, shown as rsync would see it, and removed; \
+                LINE is an `authorized_keys` line whose forced command is checked; one line per check (OK, WARN or FAIL, \
+                and the fix), status 95 if any check fails",
+    },
+    CommandDoc {
+        name: "exec",
+        args: "PATH... -- COMMAND [ARGS...]",
+        options: &[],
+        about: "snapshot every filesystem that holds a PATH, show each snapshot at its original path, run COMMAND there \
+                (stdio its own), remove everything, and exit with COMMAND's status",
+    },
+    CommandDoc { name: "help", args: "", options: &[], about: "print a short usage" },
+    CommandDoc {
+        name: "version",
+        args: "",
+        options: &[],
+        about: "print snaprsync's version and the real rsync's version line (also `snaprsync --version` alone at a terminal)",
+    },
+    CommandDoc {
+        name: "selftest",
+        args: "[--report FILE]",
+        options: &["--report"],
+        about: "Windows: snapshot a volume and read a file held open with no sharing through both exposures, and write a report",
+    },
+];
+
+/// Whether `word` is a subcommand word (never rsync's as a first argument).
+pub fn is_subcommand(word: &str) -> bool {
+    COMMANDS.iter().any(|c| c.name == word)
+}
 
 /// The subcommand that runs any program on a snapshot.
 pub const EXEC: &str = "exec";
@@ -122,9 +278,12 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
             "--snap-allow-write" => opts.allow_write.push(need(value)?.into()),
             "--snap-allow-iconv" if value.is_none() => opts.allow_iconv = true,
             _ => {
+                let known: Vec<String> =
+                    OPTIONS.iter().map(|o| format!("{}{}", o.name, if o.value.is_some() { "=" } else { "" })).collect();
                 return Err(Error::Usage(format!(
-                    "unknown option {key}; snaprsync's own options are --snap-config=, --snap-log-file=, --snap-log-level=, --snap-restrict, --snap-allow=, --snap-allow-write=, --snap-allow-iconv (see snaprsync help)"
-                )))
+                    "unknown option {key}; snaprsync's own options are {} (see snaprsync help)",
+                    known.join(", ")
+                )));
             }
         }
         rest.next();
@@ -153,11 +312,13 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
         Some("version") if rest.len() == 1 => Mode::Admin(Admin::Version),
         Some("selftest") => Mode::Admin(Admin::Selftest(rest[1..].to_vec())),
         Some(EXEC) => Mode::Exec(exec(&rest[1..])?),
+        Some("doctor") => Mode::Admin(Admin::Doctor(doctor_args(&rest[1..])?)),
         Some(REMOVE_RUN) if rest.len() == 2 => match rest[1].to_str() {
             Some(stamp) if stamp.starts_with(crate::journal::NAME_PREFIX) => Mode::Admin(Admin::RemoveRun(stamp.to_owned())),
             _ => return Err(Error::Usage(format!("{REMOVE_RUN} takes a run stamp"))),
         },
-        Some(word) if SUBCOMMANDS.contains(&word) => {
+        Some(DOC) if rest.len() == 2 => Mode::Admin(Admin::Doc(rest[1].to_str().unwrap_or("").parse()?)),
+        Some(word) if is_subcommand(word) => {
             return Err(Error::Usage(format!(
                 "snaprsync {word}: unexpected arguments (see snaprsync help); to copy a local directory named {word}, write ./{word}"
             )))
@@ -165,6 +326,49 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
         _ => Mode::Rsync(rest),
     };
     Ok((opts, mode))
+}
+
+/// `doctor`'s arguments: `--authorized-keys-line=LINE` (or `--authorized-keys-line LINE`), then paths.
+fn doctor_args(args: &[OsString]) -> Result<Doctor> {
+    const KEY_LINE: &str = "--authorized-keys-line";
+    let mut d = Doctor::default();
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        let text = a.to_str();
+        let line = match text {
+            Some(KEY_LINE) => Some(
+                rest.next()
+                    .and_then(|v| v.to_str())
+                    .ok_or_else(|| Error::Usage(format!("{KEY_LINE} needs a line of authorized_keys, in quotes")))?,
+            ),
+            Some(t) => t.strip_prefix(KEY_LINE).and_then(|v| v.strip_prefix('=')),
+            None => None,
+        };
+        match line {
+            Some(_) if d.key_line.is_some() => return Err(Error::Usage(format!("doctor: give {KEY_LINE} once"))),
+            Some(l) => d.key_line = Some(l.to_owned()),
+            None if text.is_some_and(|t| t.starts_with("--")) => {
+                return Err(Error::Usage(format!(
+                    "doctor: unknown option {}; it takes {KEY_LINE}=LINE and paths",
+                    text.unwrap_or_default()
+                )))
+            }
+            None => d.paths.push(PathBuf::from(a)),
+        }
+    }
+    Ok(d)
+}
+
+/// `--version` alone is rsync's (a backup server or a script asking the
+/// remote rsync gets rsync's own answer, unchanged); typed by a person at a
+/// terminal, it is snaprsync's `version`, which shows both.
+pub fn at_terminal(opts: &Options, mode: Mode, stdout_is_terminal: bool) -> Mode {
+    match mode {
+        Mode::Rsync(argv) if stdout_is_terminal && !opts.restrict && argv.len() == 1 && argv[0] == "--version" => {
+            Mode::Admin(Admin::Version)
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -257,6 +461,82 @@ mod tests {
         ] {
             assert_eq!(parse(argv(bad)).unwrap_err().exit_code(), crate::error::status::USAGE, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn every_documented_option_is_read_and_nothing_else() {
+        for o in OPTIONS {
+            let arg = match o.value {
+                Some(_) => format!("{}=/v", o.name),
+                None => o.name.to_owned(),
+            };
+            // The allow options need restricted mode, and restricted mode an allow.
+            let mut words = vec![arg.as_str()];
+            words.extend(["--snap-restrict", "--snap-allow=/x"].into_iter().filter(|w| *w != o.name));
+            parse(argv(&words)).unwrap_or_else(|e| panic!("{arg}: {e}"));
+            if o.value.is_some() {
+                assert!(parse(argv(&[o.name, "--snap-restrict", "--snap-allow=/x"])).is_err(), "{} without a value", o.name);
+            }
+        }
+        let e = parse(argv(&["--snap-nope"])).unwrap_err().to_string();
+        for o in OPTIONS {
+            assert!(e.contains(o.name), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_command_word_is_a_subcommand() {
+        for c in COMMANDS {
+            if c.name == EXEC {
+                let m = parse(argv(&[c.name, "/srv", "--", "true"])).map(|(_, m)| m);
+                assert!(matches!(m, Ok(Mode::Exec(_))), "{}: {m:?}", c.name);
+                continue;
+            }
+            let m = parse(argv(&[c.name])).map(|(_, m)| m);
+            assert!(matches!(m, Ok(Mode::Admin(_))), "{}: {m:?}", c.name);
+            assert!(!matches!(m, Ok(Mode::Rsync(_))));
+        }
+    }
+
+    #[test]
+    fn doctor_arguments() {
+        let d = |words: &[&str]| match parse(argv(words)) {
+            Ok((_, Mode::Admin(Admin::Doctor(d)))) => Ok(d),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(d(&["doctor"]).unwrap(), Doctor::default());
+        let line = r#"command="/usr/bin/snaprsync --snap-restrict --snap-allow=/srv",restrict ssh-ed25519 AAAA k"#;
+        let want = Doctor { paths: vec!["/srv".into(), "/home".into()], key_line: Some(line.into()) };
+        assert_eq!(d(&["doctor", "--authorized-keys-line", line, "/srv", "/home"]).unwrap(), want);
+        assert_eq!(d(&["doctor", "/srv", &format!("--authorized-keys-line={line}"), "/home"]).unwrap(), want);
+        for bad in [
+            &["doctor", "--authorized-keys-line"][..],
+            &["doctor", "--bogus"],
+            &["doctor", "--authorized-keys-line=a", "--authorized-keys-line=b"],
+        ] {
+            assert_eq!(d(bad).unwrap_err().exit_code(), crate::error::status::USAGE, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn version_alone_at_a_terminal_is_snaprsyncs() {
+        let o = Options::default();
+        let v = || Mode::Rsync(argv(&["--version"]));
+        assert_eq!(at_terminal(&o, v(), true), Mode::Admin(Admin::Version));
+        assert_eq!(at_terminal(&o, v(), false), v(), "through a pipe or ssh it stays rsync's");
+        let more = Mode::Rsync(argv(&["--version", "-a"]));
+        assert_eq!(at_terminal(&o, more.clone(), true), more);
+        let r = Options { restrict: true, ..Options::default() };
+        assert_eq!(at_terminal(&r, v(), true), v());
+        assert_eq!(parse(argv(&["version"])).unwrap().1, Mode::Admin(Admin::Version));
+    }
+
+    #[test]
+    fn doc_words() {
+        assert_eq!(parse(argv(&["__doc", "man1"])).unwrap().1, Mode::Admin(Admin::Doc(Doc::Man1)));
+        assert_eq!(parse(argv(&["__doc", "fish"])).unwrap().1, Mode::Admin(Admin::Doc(Doc::Fish)));
+        assert!(parse(argv(&["__doc", "man7"])).is_err());
     }
 
     #[test]

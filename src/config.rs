@@ -1,19 +1,21 @@
 //! The typed configuration: one optional TOML file, read once per run.
 //!
-//! Every key is optional and documented in README "Configuration". Any error
-//! in the file is one line naming the file, the key, its line, the bad value
-//! and what is accepted. With no file at the default location, the defaults apply.
+//! Every key is optional and described in [`KEYS`], which README
+//! "Configuration", snaprsync.toml(5) and the sample config are made from (or,
+//! for README, checked against). Any error in the file is one line naming the
+//! file, the key, its line, the bad value and what is accepted. With no file at
+//! the default location, the defaults apply.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::de::DeTable;
 
 use crate::error::{Error, Result};
 
 /// What to do when a snapshot cannot be made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnSnapshotFailure {
     /// Fail the backup with snaprsync's own exit status (the default).
@@ -24,7 +26,7 @@ pub enum OnSnapshotFailure {
 }
 
 /// Which snapshot provider to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderChoice {
     /// From the filesystem type of each source (the default).
@@ -38,7 +40,7 @@ pub enum ProviderChoice {
 }
 
 /// When the snapshots are removed after rsync ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Removal {
     /// By a detached process, so the backup server gets rsync's status at once
@@ -50,7 +52,7 @@ pub enum Removal {
 }
 
 /// How a Windows shadow copy is shown to rsync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Expose {
     /// A free drive letter mapped with DefineDosDevice (what tb-rsync-vss did).
@@ -61,7 +63,7 @@ pub enum Expose {
 }
 
 /// What a hook that fails or outlasts `hook_timeout` means for the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HookFailure {
     /// The run fails with status 94, leaving nothing behind (the default).
@@ -121,7 +123,7 @@ impl SnapshotSize {
 }
 
 /// Log verbosity for the log file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     Error,
@@ -162,8 +164,58 @@ impl LogLevel {
     }
 }
 
-/// The whole configuration. Field docs are the reference; keep README in step.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// Where log records at `log_level` go (config `log`). Warnings and errors
+/// go to stderr as well, whatever this says.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum LogTarget {
+    /// The journal if it runs here, else syslog, else nowhere but stderr.
+    #[default]
+    Auto,
+    /// systemd's journal, through its native socket.
+    Journald,
+    /// The local syslog socket.
+    Syslog,
+    /// stderr, which the backup server shows or logs.
+    Stderr,
+    /// A file, appended to.
+    File(PathBuf),
+}
+
+/// A `log` value that is none of the words and not an absolute path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not \"auto\", \"journald\", \"syslog\", \"stderr\" or an absolute file path")]
+pub struct NotALogTarget;
+
+impl TryFrom<String> for LogTarget {
+    type Error = NotALogTarget;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Ok(match s.as_str() {
+            "auto" => LogTarget::Auto,
+            "journald" => LogTarget::Journald,
+            "syslog" => LogTarget::Syslog,
+            "stderr" => LogTarget::Stderr,
+            _ if Path::new(&s).is_absolute() => LogTarget::File(s.into()),
+            _ => return Err(NotALogTarget),
+        })
+    }
+}
+
+impl From<LogTarget> for String {
+    fn from(t: LogTarget) -> String {
+        match t {
+            LogTarget::Auto => "auto".into(),
+            LogTarget::Journald => "journald".into(),
+            LogTarget::Syslog => "syslog".into(),
+            LogTarget::Stderr => "stderr".into(),
+            LogTarget::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// The whole configuration. [`KEYS`] says what each key means; keep it in step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The real rsync. Default: the first `rsync` on PATH that is not snaprsync.
@@ -172,9 +224,11 @@ pub struct Config {
     pub on_snapshot_failure: OnSnapshotFailure,
     /// `auto` (default), `btrfs`, `lvm`, `vss` or `none`.
     pub provider: ProviderChoice,
-    /// Where log lines go besides stderr. Default: none (stderr only).
+    /// Where log records go: `auto` (default), `journald`, `syslog`, `stderr` or a file.
+    pub log: LogTarget,
+    /// A file that gets the log records as well. Default: none.
     pub log_file: Option<PathBuf>,
-    /// Level for `log_file`: `error`, `warn`, `info` (default) or `debug`.
+    /// Level for `log` and `log_file`: `error`, `warn`, `info` (default) or `debug`.
     pub log_level: LogLevel,
     /// btrfs: directory (a subvolume) at the root of each mounted btrfs
     /// filesystem that holds snaprsync's snapshots. Default `.snaprsync`.
@@ -215,10 +269,11 @@ impl Default for Config {
             rsync_path: None,
             on_snapshot_failure: OnSnapshotFailure::Fail,
             provider: ProviderChoice::Auto,
+            log: LogTarget::Auto,
             log_file: None,
             log_level: LogLevel::Info,
             btrfs_snapshot_dir: ".snaprsync".into(),
-            state_dir: None,
+            state_dir: Some(crate::host::default_state_dir()),
             snapshot_removal: Removal::Background,
             expose: Expose::DriveLetter,
             drive_letters: "RSTUVWXYZ".into(),
@@ -233,30 +288,150 @@ impl Default for Config {
     }
 }
 
-/// Every key and what it accepts, for error messages. Tests keep it in step
-/// with `Config` and its enums.
-const KEYS: &[(&str, &str)] = &[
-    ("rsync_path", "the path of the real rsync, as a quoted string"),
-    ("on_snapshot_failure", r#""fail" or "live""#),
-    ("provider", r#""auto", "btrfs", "lvm", "vss" or "none""#),
-    ("log_file", "a file path, as a quoted string"),
-    ("log_level", r#""error", "warn", "info" or "debug""#),
-    ("btrfs_snapshot_dir", r#"one plain directory name as a quoted string, without "/" and not "." or "..", such as ".snaprsync""#),
-    ("snapshot_removal", r#""background" or "wait""#),
-    ("state_dir", "a directory path, as a quoted string"),
-    ("expose", r#""drive-letter" or "device-path""#),
-    ("drive_letters", r#"upper-case letters A-Z as a quoted string, such as "RSTUVWXYZ""#),
-    ("vss_timeout", "a whole number of seconds, at least 1, such as 600"),
-    ("lvm_snapshot_size", r#"a percentage of the origin such as "10%", or a size of at least 1M such as "2G""#),
-    ("lvm_thin_pool_max_percent", "a whole number from 1 to 99, such as 90"),
-    ("pre_snapshot", HOOK_ACCEPTED),
-    ("post_snapshot", HOOK_ACCEPTED),
-    ("hook_timeout", "a whole number of seconds, at least 1, such as 60"),
-    ("hook_failure", r#""fail" or "warn""#),
+/// Which systems a key applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    Any,
+    Windows,
+}
+
+/// One config key: what it accepts (for error messages) and what it means
+/// (for the man page, the sample config and README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub name: &'static str,
+    pub accepts: &'static str,
+    pub about: &'static str,
+    /// The default of a key that is unset by default, in words.
+    pub unset: &'static str,
+    /// A value to show in examples (for a key with no default value).
+    pub example: &'static str,
+    pub os: Os,
+}
+
+const fn key(name: &'static str, accepts: &'static str, about: &'static str) -> Key {
+    Key { name, accepts, about, unset: "", example: "", os: Os::Any }
+}
+
+/// Every key, in `Config`'s order. Tests keep it in step with `Config` and its enums.
+pub const KEYS: &[Key] = &[
+    Key {
+        unset: "the first `rsync` on PATH that is not snaprsync",
+        example: "\"/usr/bin/rsync\"",
+        ..key("rsync_path", "the path of the real rsync, as a quoted string", "the real rsync")
+    },
+    key(
+        "on_snapshot_failure",
+        r#""fail" or "live""#,
+        "`\"live\"`: back up the live files when no snapshot can be made, saying so on stderr and in the log; \
+         `\"fail\"`: fail the backup with snaprsync's own status",
+    ),
+    key(
+        "provider",
+        r#""auto", "btrfs", "lvm", "vss" or "none""#,
+        "`\"auto\"` picks it from the filesystem of each source (btrfs, or LVM for a logical volume; VSS on Windows); \
+         `\"none\"` never snapshots",
+    ),
+    key(
+        "log",
+        r#""auto", "journald", "syslog", "stderr", or an absolute file path as a quoted string"#,
+        "where log records at `log_level` go: the journal (`journalctl -t snaprsync`), syslog (`/dev/log`), stderr, or a file; \
+         `\"auto\"` is the journal if it runs here, else syslog, else nowhere; warnings and errors go to stderr as well, always",
+    ),
+    Key {
+        unset: "none",
+        example: "\"/var/log/snaprsync.log\"",
+        ..key("log_file", "a file path, as a quoted string", "a file that gets the log records as well (`--snap-log-file` overrides it)")
+    },
+    key(
+        "log_level",
+        r#""error", "warn", "info" or "debug""#,
+        "the least level logged to `log` and `log_file`; `\"info\"` is one summary line per run",
+    ),
+    key(
+        "btrfs_snapshot_dir",
+        r#"one plain directory name as a quoted string, without "/" and not "." or "..", such as ".snaprsync""#,
+        "btrfs: the subvolume at the root of each mounted btrfs filesystem that holds snaprsync's snapshots",
+    ),
+    key(
+        "snapshot_removal",
+        r#""background" or "wait""#,
+        "`\"background\"`: after rsync ends, a detached `snaprsync __remove-run` removes the snapshots, so the backup server \
+         gets rsync's status at once; `\"wait\"`: remove them before exiting and report a failure on stderr",
+    ),
+    key("state_dir", "a directory path, as a quoted string", "where runs are recorded before they snapshot, for crash recovery"),
+    Key {
+        os: Os::Windows,
+        ..key(
+            "expose",
+            r#""drive-letter" or "device-path""#,
+            "Windows: how rsync is shown the shadow copy: a free drive letter, or its device path",
+        )
+    },
+    Key {
+        os: Os::Windows,
+        ..key(
+            "drive_letters",
+            r#"upper-case letters A-Z as a quoted string, such as "RSTUVWXYZ""#,
+            "Windows: the letters `expose = \"drive-letter\"` may use, tried in order",
+        )
+    },
+    Key {
+        os: Os::Windows,
+        ..key(
+            "vss_timeout",
+            "a whole number of seconds, at least 1, such as 600",
+            "Windows: seconds to wait for each VSS step, including retries while another snapshot set is in progress",
+        )
+    },
+    key(
+        "lvm_snapshot_size",
+        r#"a percentage of the origin such as "10%", or a size of at least 1M such as "2G""#,
+        "LVM: the size of a thick snapshot; the volume group's free space is checked first",
+    ),
+    key(
+        "lvm_thin_pool_max_percent",
+        "a whole number from 1 to 99, such as 90",
+        "LVM: the most a thin pool's data or metadata may be used, in percent, before a thin snapshot is refused",
+    ),
+    Key {
+        unset: "none",
+        example: r#"["/usr/local/bin/flush-app", "--lock"]"#,
+        ..key("pre_snapshot", HOOK_ACCEPTED, "a command run just before the snapshot set is made: the program and its arguments, no shell")
+    },
+    Key {
+        unset: "none",
+        example: r#"["/usr/local/bin/unlock-app"]"#,
+        ..key(
+            "post_snapshot",
+            HOOK_ACCEPTED,
+            "a command run just after, whether the set was made or not; always once `pre_snapshot` has started",
+        )
+    },
+    key(
+        "hook_timeout",
+        "a whole number of seconds, at least 1, such as 60",
+        "seconds each hook may run before it is ended with every process it started",
+    ),
+    key(
+        "hook_failure",
+        r#""fail" or "warn""#,
+        "`\"fail\"`: a failed or timed-out hook fails the run with 94, leaving nothing; `\"warn\"`: log it and go on",
+    ),
 ];
 
 /// What `pre_snapshot` and `post_snapshot` accept.
 const HOOK_ACCEPTED: &str = r#"an array of strings, the program and its arguments, run without a shell, such as ["/usr/bin/sqlite3", "/srv/app.db", "PRAGMA wal_checkpoint(TRUNCATE)"] (for a shell: ["/bin/sh", "-c", "..."])"#;
+
+/// A key's default as written in the file (`"fail"`, `600`), or in words for
+/// a key that is unset by default. From `Config::default()` itself.
+pub fn default_text(key: &Key) -> String {
+    let value = toml::Value::try_from(Config::default()).ok();
+    match value.as_ref().and_then(|v| v.get(key.name)) {
+        Some(v) => v.to_string(),
+        None => key.unset.to_owned(),
+    }
+}
 
 impl Config {
     /// The config named by snaprsync's own options (or the default one), with
@@ -358,9 +533,9 @@ impl Spot {
     /// What the key accepts; a table where a top-level key belongs gets that key's values.
     fn accepted(&self) -> String {
         let top = self.path.first().map(String::as_str).unwrap_or("");
-        match KEYS.iter().find(|(k, _)| *k == top) {
-            Some((_, what)) if self.path.len() == 1 => (*what).to_owned(),
-            Some((_, what)) => format!("{top} = {what}, not a table"),
+        match KEYS.iter().find(|k| k.name == top) {
+            Some(k) if self.path.len() == 1 => k.accepts.to_owned(),
+            Some(k) => format!("{top} = {}, not a table", k.accepts),
             None => accepted_keys(),
         }
     }
@@ -384,7 +559,7 @@ fn locate(table: &DeTable<'_>, at: usize) -> Option<Spot> {
 }
 
 fn accepted_keys() -> String {
-    let names: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+    let names: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
     format!("the keys {}, each as key = value at the top level (there are no [tables])", names.join(", "))
 }
 
@@ -435,8 +610,8 @@ fn syntax_error(text: &str, table: &DeTable<'_>, e: &toml::de::Error) -> String 
             None => name.to_owned(),
         }
     };
-    let accepted = match KEYS.iter().find(|(k, _)| *k == name) {
-        Some((_, what)) => (*what).to_owned(),
+    let accepted = match KEYS.iter().find(|k| k.name == name) {
+        Some(k) => k.accepts.to_owned(),
         None => accepted_keys(),
     };
     format!("line {line}: {}: {} (key {name}); accepted: {accepted}", one_line(here), flat(e.message()))
@@ -478,7 +653,7 @@ fn value_type(table: &DeTable<'_>, spot: &Spot) -> &'static str {
 
 /// A value that parsed but `validate` refused; it came from the file, so its key is there.
 fn validate_error(text: &str, table: &DeTable<'_>, key: &str, problem: &str) -> String {
-    let accepted = KEYS.iter().find(|(k, _)| *k == key).map_or("", |(_, what)| what);
+    let accepted = KEYS.iter().find(|k| k.name == key).map_or("", |k| k.accepts);
     match table.iter().find(|(k, _)| k.get_ref() == key) {
         Some((k, v)) => {
             let spot = Spot { path: vec![key.to_owned()], key: k.span(), value: v.span() };
@@ -678,15 +853,50 @@ mod tests {
         // serde lists the real fields in its own unknown-field message.
         let e = toml::from_str::<Config>("zz = 1").unwrap_err();
         let fields: Vec<&str> = e.message().split('`').skip(3).step_by(2).collect();
-        let ours: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+        let ours: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
         assert_eq!(fields, ours);
         // Every value the message offers for an enum key parses.
-        for key in ["on_snapshot_failure", "provider", "log_level", "snapshot_removal", "expose", "hook_failure"] {
-            let what = KEYS.iter().find(|(k, _)| *k == key).unwrap().1;
+        for key in ["on_snapshot_failure", "provider", "log", "log_level", "snapshot_removal", "expose", "hook_failure"] {
+            let what = KEYS.iter().find(|k| k.name == key).unwrap().accepts;
             for word in what.split('"').skip(1).step_by(2) {
                 parse(&format!("{key} = \"{word}\"")).unwrap_or_else(|e| panic!("{key} = {word:?}: {e}"));
             }
         }
+    }
+
+    #[test]
+    fn every_key_has_a_default_and_its_example_parses() {
+        for k in KEYS {
+            let d = default_text(k);
+            assert!(!d.is_empty(), "{}: no default and no words for it", k.name);
+            if k.unset.is_empty() {
+                parse(&format!("{} = {d}", k.name)).unwrap_or_else(|e| panic!("{} = {d}: {e}", k.name));
+            } else {
+                assert!(!k.example.is_empty(), "{} is unset by default: it needs an example", k.name);
+                parse(&format!("{} = {}", k.name, k.example)).unwrap_or_else(|e| panic!("{} = {}: {e}", k.name, k.example));
+            }
+        }
+        let text = |name: &str| default_text(KEYS.iter().find(|k| k.name == name).unwrap());
+        assert_eq!(text("on_snapshot_failure"), "\"fail\"");
+        assert_eq!(text("vss_timeout"), "600");
+        assert_eq!(text("log"), "\"auto\"");
+        assert_eq!(text("log_file"), "none");
+        let state = toml::Value::String(crate::host::default_state_dir().display().to_string());
+        assert_eq!(text("state_dir"), state.to_string());
+    }
+
+    #[test]
+    fn log_targets() {
+        for (text, want) in
+            [("auto", LogTarget::Auto), ("journald", LogTarget::Journald), ("syslog", LogTarget::Syslog), ("stderr", LogTarget::Stderr)]
+        {
+            assert_eq!(parse(&format!("log = {text:?}")).unwrap().log, want);
+        }
+        let file = std::env::temp_dir().join("snaprsync.log");
+        let quoted = toml::Value::String(file.display().to_string());
+        assert_eq!(parse(&format!("log = {quoted}")).unwrap().log, LogTarget::File(file));
+        assert_names("log = \"journal\"", "log", 1, "\"journal\"", "an absolute file path");
+        assert!(parse("log = \"snaprsync.log\"").is_err(), "a relative path depends on the directory sshd starts in");
     }
 
     #[test]

@@ -41,7 +41,43 @@ pub mod status {
     /// A `pre_snapshot` or `post_snapshot` hook failed or outlasted
     /// `hook_timeout` (with `hook_failure = "fail"`); nothing was left behind.
     pub const HOOK: u8 = 94;
+    /// `snaprsync doctor`: at least one check failed.
+    pub const CHECK_FAILED: u8 = 95;
 }
+
+/// Every status of [`status`] with what it means, as README "Exit statuses",
+/// the man page and `snaprsync help` show it (text between backquotes is code).
+/// A test keeps README's table equal to this one.
+pub const STATUSES: &[(u8, &str)] = &[
+    (status::USAGE, "usage: a bad `--snap-*` option, config file or subcommand"),
+    (
+        status::SNAPSHOT,
+        "a snapshot could not be created (with `on_snapshot_failure = \"fail\"`): not root, no space, the snapshot location read-only, the run could not be recorded in `state_dir`",
+    ),
+    (status::RSYNC_MISSING, "the real rsync could not be found or started (exec: COMMAND could not be started)"),
+    (status::NO_PROVIDER, "a source path is on a filesystem no provider can snapshot"),
+    (status::PROTECT_ARGS, "the `--protect-args` argument block on stdin is malformed or too large"),
+    (status::REFUSED, "restricted mode refused the command"),
+    (status::EXPOSE, "the snapshot could not be shown to rsync under its original names"),
+    (status::ACCESS_DENIED, "Windows: VSS access denied (not elevated, not in Backup Operators)"),
+    (status::VSS_BUSY, "Windows: another snapshot set stayed in progress, or VSS outlasted `vss_timeout`"),
+    (status::INTERNAL, "any other failure of snaprsync itself, including a panic (a bug: the line says where)"),
+    (status::VSS_NO_STORAGE, "Windows: not enough shadow storage, or the maximum number of shadow copies"),
+    (status::VSS_VOLUME_UNSUPPORTED, "Windows: a volume VSS cannot shadow (network drive, FAT)"),
+    (status::VSS_UNAVAILABLE, "Windows: VSS unavailable"),
+    (
+        status::SNAPSHOT_OVERFLOW,
+        "LVM: a thick snapshot filled up while rsync read it; the copy is not consistent (raise `lvm_snapshot_size`). Reported also when rsync itself failed",
+    ),
+    (
+        status::HOOK,
+        "a `pre_snapshot` or `post_snapshot` hook failed or outlasted `hook_timeout` (with `hook_failure = \"fail\"`); nothing was left behind",
+    ),
+    (status::CHECK_FAILED, "`snaprsync doctor`: at least one check failed (its line says FAIL)"),
+];
+
+/// The meaning of status 128+N, which is not one number.
+pub const SIGNAL_STATUS: &str = "snaprsync itself was stopped by signal N before rsync (or COMMAND) started (after removing what it made)";
 
 /// One failure of snaprsync itself; rsync's own failures are exit statuses, not errors.
 #[derive(Debug, thiserror::Error)]
@@ -135,25 +171,35 @@ mod tests {
 
     #[test]
     fn own_statuses_never_collide_with_rsync() {
-        for code in [
-            status::USAGE,
-            status::SNAPSHOT,
-            status::RSYNC_MISSING,
-            status::NO_PROVIDER,
-            status::PROTECT_ARGS,
-            status::REFUSED,
-            status::EXPOSE,
-            status::ACCESS_DENIED,
-            status::VSS_BUSY,
-            status::INTERNAL,
-            status::VSS_NO_STORAGE,
-            status::VSS_VOLUME_UNSUPPORTED,
-            status::VSS_UNAVAILABLE,
-            status::SNAPSHOT_OVERFLOW,
-            status::HOOK,
-        ] {
+        for &(code, _) in STATUSES {
             assert!(!RSYNC_CODES.contains(&code), "{code} is an rsync status");
             assert!(code < 128, "{code} looks like a signal death");
+        }
+    }
+
+    /// The table is in order, has no status twice, and holds every status an
+    /// error can end with.
+    #[test]
+    fn statuses_table_is_complete() {
+        let codes: Vec<u8> = STATUSES.iter().map(|(c, _)| *c).collect();
+        assert!(codes.windows(2).all(|w| w[0] < w[1]), "{codes:?}");
+        assert_eq!(codes, (status::USAGE..=status::CHECK_FAILED).collect::<Vec<_>>(), "no gaps");
+        let vss = |status| Error::Vss { what: String::new(), hresult: 0, msg: String::new(), status };
+        let errors = [
+            Error::Usage(String::new()),
+            Error::Snapshot { path: PathBuf::new(), msg: String::new() },
+            Error::NotStarted { what: "rsync", path: PathBuf::new(), msg: String::new() },
+            Error::Hook { hook: "pre_snapshot", msg: String::new() },
+            Error::NoProvider { path: PathBuf::new(), fstype: String::new() },
+            Error::ProtectArgs(crate::protect_args::ProtectArgsError::EmptyBlock),
+            Error::Refused(crate::restrict::Refused::NotForced),
+            Error::Expose { path: PathBuf::new(), msg: String::new() },
+            vss(status::ACCESS_DENIED),
+            Error::SnapshotOverflow { volume: PathBuf::new(), snapshot: String::new() },
+            Error::io("", std::io::Error::other("x")),
+        ];
+        for e in errors {
+            assert!(codes.contains(&e.exit_code()), "{e:?} ends with {}, which is not in STATUSES", e.exit_code());
         }
     }
 

@@ -11,7 +11,9 @@
 pub mod admin;
 pub mod cli;
 pub mod command;
+pub mod completion;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod exec;
 pub mod fault;
@@ -21,6 +23,7 @@ pub mod host;
 pub mod journal;
 pub mod lifecycle;
 pub mod logger;
+pub mod manual;
 #[cfg(target_os = "linux")]
 pub mod mountinfo;
 pub mod platform;
@@ -31,11 +34,12 @@ pub mod restrict;
 pub mod rsync_args;
 pub mod run;
 pub mod sweep;
+pub mod system_log;
 pub mod text;
 pub mod winpath;
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 /// The whole program: returns the exit status. Errors become one stderr line.
 /// A panic is a bug: it becomes one stderr line too, and status 89, after
@@ -57,8 +61,14 @@ pub fn main(argv: Vec<OsString>) -> u8 {
     }));
     let run = || {
         cli::parse(argv).and_then(|(opts, mode)| {
+            let mode = cli::at_terminal(&opts, mode, std::io::stdout().is_terminal());
+            if let cli::Mode::Admin(cli::Admin::Doctor(args)) = &mode {
+                // A config that does not parse is one of doctor's findings, not its end.
+                logger::init_stderr();
+                return Ok(doctor::run(&opts, args));
+            }
             let cfg = config::Config::for_options(&opts)?;
-            logger::init(cfg.log_file.as_deref(), cfg.log_level.filter());
+            logger::init(&logger::Destinations::of(&cfg));
             match mode {
                 cli::Mode::Admin(cmd) => admin::run(&cfg, cmd),
                 cli::Mode::Exec(e) => exec::run(&cfg, &opts, e),

@@ -79,16 +79,28 @@ pub fn run(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task) -
     let removed = exposed.finish(cfg.snapshot_removal, opts);
     let removed_in = removing.elapsed();
     let what = launch.what;
-    log::info!(
-        "summary: sources={:?} provider={provider} method={method} snapshots={snapshots} create={}ms {what}={}ms remove={}ms ({:?}) {what}_status={} removal={}",
-        sources,
-        created.as_millis(),
-        ran.as_millis(),
-        removed_in.as_millis(),
-        cfg.snapshot_removal,
-        status.as_ref().map_or_else(|e| format!("not run ({e})"), |s| s.to_string()),
-        removed.as_ref().map_or_else(|e| format!("FAILED ({e})"), |_| "ok".into()),
-    );
+    // One line per run for the system log; its pairs are fields of their own in the journal.
+    let sources_text = sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",");
+    let program_status = status.as_ref().map_or_else(|e| format!("not run ({e})"), |s| s.to_string());
+    let removal = removed.as_ref().map_or_else(|e| format!("FAILED ({e})"), |_| "ok".into());
+    let snapshot_removal = format!("{:?}", cfg.snapshot_removal).to_lowercase();
+    let (create_ms, ran_ms, remove_ms) = (created.as_millis() as u64, ran.as_millis() as u64, removed_in.as_millis() as u64);
+    // The keys name the program, as the journal's fields do (rsync_status, command_status).
+    if what == "rsync" {
+        log::info!(
+            run = crate::journal::run_stamp(), sources = sources_text.as_str(), provider = provider, method = method,
+            snapshots = snapshots, create_ms = create_ms, rsync_ms = ran_ms, remove_ms = remove_ms,
+            snapshot_removal = snapshot_removal.as_str(), removal = removal.as_str(), rsync_status = program_status.as_str();
+            "summary"
+        );
+    } else {
+        log::info!(
+            run = crate::journal::run_stamp(), sources = sources_text.as_str(), provider = provider, method = method,
+            snapshots = snapshots, create_ms = create_ms, command_ms = ran_ms, remove_ms = remove_ms,
+            snapshot_removal = snapshot_removal.as_str(), removal = removal.as_str(), command_status = program_status.as_str();
+            "summary"
+        );
+    }
     // The program's status wins over a failed removal: the backup itself is fine.
     if let Err(e) = removed {
         log::error!("{e}");

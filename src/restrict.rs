@@ -284,6 +284,13 @@ fn shell_meaning(b: u8) -> Option<&'static str> {
 }
 
 /// Splits the command into words by the quoting rules of the module documentation.
+/// Splits a command into words as [`command_argv`] does (quotes and
+/// backslashes; any other shell syntax is refused), for checking a forced
+/// command written in `authorized_keys`.
+pub fn shell_words(s: &[u8]) -> Result<Vec<Vec<u8>>, Refusal> {
+    split_words(s)
+}
+
 fn split_words(s: &[u8]) -> Result<Vec<Vec<u8>>, Refusal> {
     let mut words = Vec::new();
     let mut cur: Option<Vec<u8>> = None;

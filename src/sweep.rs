@@ -103,7 +103,8 @@ pub fn remove_run(journal: &Journal, provider: &mut dyn Provider, stamp: &str) -
     match first {
         Some(e) => Err(e),
         None => {
-            log::info!("removed {} snapshot(s) of {stamp} in {}ms", mine.len(), started.elapsed().as_millis());
+            // Debug: the run's summary line already stands for it at info.
+            log::debug!("removed {} snapshot(s) of {stamp} in {}ms", mine.len(), started.elapsed().as_millis());
             journal.remove(stamp)
         }
     }

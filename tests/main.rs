@@ -14,10 +14,13 @@
 mod support;
 
 mod cli;
+mod doctor;
 mod e2e;
 mod exec;
 mod faults;
 mod guest_lab;
+mod logs;
 mod lvm;
 mod protect_args;
 mod restrict;
+mod version;

@@ -48,12 +48,22 @@ def med(xs):
     return statistics.median(xs)
 
 
+def summaries(path):
+    """The key=value pairs of each summary line of snaprsync's log."""
+    out_ = []
+    with open(path) as f:
+        for line in f:
+            if " summary " in line and "rsync_ms=" in line:
+                out_.append(dict(re.findall(r'(\w+)=("[^"]*"|\S+)', line)))
+    return out_
+
+
 def log_costs(bench):
     """Median create+remove ms from snaprsync's own log."""
     path = os.path.join(out, f"{bench}-snaprsync.log")
     if not os.path.exists(path):
         return None
-    xs = [int(a) + int(b) for a, b in re.findall(r"create=(\d+)ms rsync=\d+ms remove=(\d+)ms", open(path).read())]
+    xs = [int(f["create_ms"]) + int(f["remove_ms"]) for f in summaries(path)]
     return med(xs) if xs else None
 
 
@@ -61,12 +71,8 @@ def log_breakdown(bench):
     path = os.path.join(out, f"{bench}-snaprsync.log")
     if not os.path.exists(path):
         return None
-    rows = []
-    with open(path) as f:
-        for line in f:
-            m = re.search(r"method=(\S+) snapshots=(\d+) create=(\d+)ms rsync=(\d+)ms remove=(\d+)ms rsync_status=(\S+) removal=(\S+)", line)
-            if m:
-                rows.append(m.groups())
+    keys = ("method", "snapshots", "create_ms", "rsync_ms", "remove_ms", "rsync_status", "removal")
+    rows = [tuple(f[k] for k in keys) for f in summaries(path)]
     if not rows:
         return None
     methods = sorted({r[0] for r in rows})

@@ -1,8 +1,9 @@
 //! The host on Linux: fixed paths, and process identity from `/proc`.
 
 use std::ffi::OsStr;
+use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
@@ -42,6 +43,18 @@ pub fn process_started_at(pid: u32) -> Option<SystemTime> {
 
 pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
+pub fn journald_socket() -> Option<PathBuf> {
+    Some(PathBuf::from("/run/systemd/journal/socket"))
+}
+
+pub fn syslog_socket() -> Option<PathBuf> {
+    Some(PathBuf::from("/dev/log"))
+}
+
+pub fn send_datagram(socket: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    UnixDatagram::unbound()?.send_to(bytes, socket).map(drop)
 }
 
 /// Field 22 of `/proc/PID/stat` (start time in clock ticks after boot); `None`

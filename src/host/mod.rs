@@ -36,3 +36,12 @@ pub use imp::process_started_at;
 
 /// Identifies the current boot of the machine.
 pub use imp::boot_id;
+
+/// The journal's native socket, where the platform has one.
+pub use imp::journald_socket;
+
+/// The local syslog socket, where the platform has one.
+pub use imp::syslog_socket;
+
+/// Sends one datagram to a local socket (a system log).
+pub use imp::send_datagram;

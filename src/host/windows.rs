@@ -5,7 +5,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{OsStr, OsString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,6 +43,19 @@ pub fn detach(cmd: &mut Command) {
 
 pub fn rsync_file_name() -> &'static OsStr {
     OsStr::new("rsync.exe")
+}
+
+/// The journal is Linux's; the Application event log is not written yet.
+pub fn journald_socket() -> Option<PathBuf> {
+    None
+}
+
+pub fn syslog_socket() -> Option<PathBuf> {
+    None
+}
+
+pub fn send_datagram(socket: &Path, _bytes: &[u8]) -> std::io::Result<()> {
+    Err(std::io::Error::new(std::io::ErrorKind::Unsupported, format!("no local datagram sockets on Windows ({})", socket.display())))
 }
 
 /// When process `pid` started (FILETIME, 100 ns since 1601); `None` if it is gone.

@@ -1,12 +1,13 @@
 //! Platform seam: what differs between Linux and Windows above the host layer
-//! (`crate::host`), as three capabilities that one `Platform` type implements
+//! (`crate::host`), as four capabilities that one `Platform` type implements
 //! per OS, in the module chosen here; if one OS lacks a method, the build
 //! fails:
 //!
 //! - [`Volumes`]: which filesystem holds a source, and which provider snapshots it;
 //! - [`Exposing`]: how rsync, or exec's command, is shown a snapshot set ([`Exposure`]);
 //! - [`Processes`]: snaprsync's own signals, running rsync or the command
-//!   ([`Launch`]), and hooks with a time limit.
+//!   ([`Launch`]), and hooks with a time limit;
+//! - [`Diagnosing`]: what `snaprsync doctor` asks of the machine.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -209,4 +210,39 @@ pub trait Processes {
     /// Runs this process as an internal helper if `argv` (without argv[0])
     /// asks for one, and returns its exit status; `None` otherwise.
     fn internal(argv: &[OsString]) -> Option<u8>;
+}
+
+/// Space on the filesystem holding a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// Bytes a root process may still write.
+    pub available: u64,
+    pub total: u64,
+}
+
+/// What a process lacks to make snapshots, and how to give it that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lacking {
+    pub what: String,
+    pub fix: String,
+}
+
+/// The machine's facts that `snaprsync doctor` checks and that differ per OS;
+/// the snapshot check itself goes through [`Volumes`] and [`Exposing`], as a run does.
+pub trait Diagnosing {
+    /// Whether this process may make snapshots and expose them; `Ok` says how.
+    fn privileges() -> std::result::Result<String, Lacking>;
+
+    /// The filesystem (or volume) holding the existing `path`, in words.
+    fn filesystem(path: &Path) -> Result<String>;
+
+    /// The space on the filesystem holding `path`.
+    fn space(path: &Path) -> Result<Space>;
+
+    /// The identity of the file at `path` (device, inode), to tell a snapshot
+    /// from the live tree; `None` where the platform has no such thing.
+    fn identity(path: &Path) -> Option<(u64, u64)>;
+
+    /// Notes on the rsync found, such as which build it is (Windows).
+    fn rsync_notes(rsync: &Path) -> Option<String>;
 }

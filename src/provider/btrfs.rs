@@ -72,9 +72,11 @@ impl Btrfs {
             ),
         };
         check_ancestors(&dir).map_err(refuse)?;
+        let mut made = false;
         match std::fs::symlink_metadata(&dir) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                made = true;
                 if let Err(e) = Cmd::new("btrfs").arg("subvolume").arg("create").arg(&dir).run() {
                     // Another run may have made it at the same moment.
                     if std::fs::symlink_metadata(&dir).is_err() {
@@ -87,7 +89,7 @@ impl Btrfs {
         let facts = Facts::lstat(&dir).map_err(|e| Error::io(&dir, e))?;
         // New ones come out as the umask says, and earlier versions left 0755.
         if snapshot_dir_problem(&facts).is_some() && may_tighten(&facts) {
-            tighten(&dir).map_err(|e| refuse(format!("cannot set its mode to 0700: {e}")))?;
+            tighten(&dir, made).map_err(|e| refuse(format!("cannot set its mode to 0700: {e}")))?;
         }
         check_snapshot_dir(&dir).map_err(refuse)?;
         Ok(dir)
@@ -180,8 +182,9 @@ fn may_tighten(f: &Facts) -> bool {
 }
 
 /// Sets a snapshot directory to 0700 through a handle opened without following
-/// a symlink, and rechecked, so what is changed is what was checked.
-fn tighten(dir: &Path) -> std::io::Result<()> {
+/// a symlink, and rechecked, so what is changed is what was checked. For one
+/// this run `just_made`, that is routine: logged at debug, not in the night's log.
+fn tighten(dir: &Path, just_made: bool) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let f = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_DIRECTORY).open(dir)?;
     let facts = Facts::of(&f.metadata()?);
@@ -189,7 +192,8 @@ fn tighten(dir: &Path) -> std::io::Result<()> {
         return Err(std::io::Error::other("it changed while being checked"));
     }
     f.set_permissions(std::fs::Permissions::from_mode(0o700))?;
-    log::info!("snapshot directory {}: mode {:04o} set to 0700, so that only root can enter it", dir.display(), facts.mode);
+    let level = if just_made { log::Level::Debug } else { log::Level::Info };
+    log::log!(level, "snapshot directory {}: mode {:04o} set to 0700, so that only root can enter it", dir.display(), facts.mode);
     Ok(())
 }
 

@@ -3,11 +3,13 @@
 //! `expose`), or in restricted mode a root of its own (`child`); one loop
 //! waits for rsync, passing signals on and watching the connection
 //! (`supervise`); the `--protect-args` block is handed on through stdin (`feed`);
-//! hooks run with a time limit in a process group of their own (`bounded`).
+//! hooks run with a time limit in a process group of their own (`bounded`);
+//! `snaprsync doctor` reads privileges, filesystems and free space (`diagnose`).
 
 mod bounded;
 pub mod child;
 mod choose;
+mod diagnose;
 mod expose;
 mod feed;
 mod ns;

@@ -17,7 +17,8 @@ use std::time::Duration;
 use windows_sys::core::BOOL;
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
 use windows_sys::Win32::Storage::FileSystem::{
-    DefineDosDeviceW, GetLogicalDrives, QueryDosDeviceW, DDD_EXACT_MATCH_ON_REMOVE, DDD_RAW_TARGET_PATH, DDD_REMOVE_DEFINITION,
+    DefineDosDeviceW, GetDiskFreeSpaceExW, GetLogicalDrives, QueryDosDeviceW, DDD_EXACT_MATCH_ON_REMOVE, DDD_RAW_TARGET_PATH,
+    DDD_REMOVE_DEFINITION,
 };
 use windows_sys::Win32::System::Console::{
     SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_CLOSE_EVENT, CTRL_C_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT,
@@ -33,6 +34,18 @@ pub const KILLED_STATUS: u32 = 130;
 
 fn wide(s: &OsStr) -> Vec<u16> {
     s.encode_wide().chain(std::iter::once(0)).collect()
+}
+
+/// Bytes the caller may still write, and the size, of the volume holding `path`.
+pub fn disk_space(path: &std::path::Path) -> io::Result<(u64, u64)> {
+    let p = wide(path.as_os_str());
+    let (mut available, mut total, mut free) = (0u64, 0u64, 0u64);
+    // SAFETY: NUL-terminated path; the three out-pointers are valid u64s.
+    let ok = unsafe { GetDiskFreeSpaceExW(p.as_ptr(), &mut available, &mut total, &mut free) };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((available, total))
 }
 
 /// The GetLogicalDrives bitmask (bit 0 = A:).

@@ -6,6 +6,7 @@
 //! command, or a hook) runs in a Job Object that dies with snaprsync; console
 //! events end it and clean up.
 
+mod diagnose;
 #[cfg(test)]
 mod dir_double;
 mod ffi;
