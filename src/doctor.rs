@@ -1,6 +1,6 @@
 //! `snaprsync doctor [--authorized-keys-line=LINE] [PATH...]`: checks a
 //! client once, before the first night, and prints one line per check: OK,
-//! WARN or FAIL, what was found and the fix. Any FAIL ends it with status 94.
+//! WARN or FAIL, what was found and the fix. Any FAIL ends it with status 95.
 //!
 //! The snapshot check of a PATH is a backup's own path through the code
 //! (`guard::Snapshotted::create`, `platform::Exposing::expose`, then

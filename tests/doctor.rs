@@ -2,7 +2,7 @@
 //! rsync, writable state_dir, a well-formed forced command), and each failing
 //! check brought about on purpose (not root, no rsync, a tmpfs source, a full
 //! filesystem, a corrupt journal, a config that does not parse), each giving
-//! its FAIL line and status 94. Linux only; needs root, btrfs-progs, rsync
+//! its FAIL line and status 95. Linux only; needs root, btrfs-progs, rsync
 //! and setpriv (util-linux).
 
 use std::fs;
@@ -12,7 +12,7 @@ use testbed::btrfs::Btrfs;
 use testbed::cmd::{cmd, Cmd, Output};
 
 /// `snaprsync doctor`'s status when a check fails.
-const CHECK_FAILED: i32 = 94;
+const CHECK_FAILED: i32 = 95;
 
 /// A client: a btrfs filesystem with `data/`, and a config whose state and
 /// log live in a work dir of their own.
@@ -71,7 +71,7 @@ fn says(out: &Output, check: &str, level: &str, words: &str) {
     assert!(l.contains(words), "{check} should say {words:?}: {l}\n{}", out.report());
 }
 
-/// A failing check ends doctor with 94, after every other line and the tally.
+/// A failing check ends doctor with 95, after every other line and the tally.
 fn failed(out: &Output) {
     out.expect_code(CHECK_FAILED);
     let text = out.stdout_str();
