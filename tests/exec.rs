@@ -621,3 +621,26 @@ fn a_relative_source_is_read_from_the_snapshot() {
     assert_eq!(fs::read_to_string(dest.join("file")).unwrap(), "frozen\n", "rsync read the live file");
     w.assert_nothing_left("relative source");
 }
+
+/// A signal that comes while `pre_snapshot` runs ends the run (128+N), but
+/// `post_snapshot`, which undoes it, still runs to its end: it is not handed
+/// the signal that came before it started.
+#[test]
+fn post_snapshot_runs_to_its_end_after_a_signal_during_pre_snapshot() {
+    for round in 0..5 {
+        let marks = testbed::tempdir("exec-post");
+        let done = marks.path().join("post-done");
+        let extra = format!(
+            "snapshot_removal = \"wait\"\npre_snapshot = [\"/bin/sh\", \"-c\", \"sleep 2\"]\npost_snapshot = [\"/bin/sh\", \"-c\", \"sleep 0.5; touch '{}'\"]\n",
+            done.display()
+        );
+        let w = World::new(&format!("exec-post{round}"), 300, &extra);
+        let mut child = w.exec(&[&w.src()], &["true"]).spawn();
+        std::thread::sleep(Duration::from_millis(700));
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(128 + 15), "round {round}: TERM during pre_snapshot\n{}", w.log());
+        assert!(done.exists(), "round {round}: post_snapshot was cut short\n{}", w.log());
+        w.assert_nothing_left("a signal during pre_snapshot");
+    }
+}

@@ -692,3 +692,33 @@ fn iconv_works_only_where_the_key_allows_it() {
     assert_eq!(std::fs::read_to_string(dest.join("top.txt")).unwrap(), "top level\n");
     w.rig.fs.assert_no_snapshot_left();
 }
+
+/// A key allowed `/` (to read, or to write) is refused: confined to `/`,
+/// rsync would be shown the host's root itself, and building that root would
+/// touch the host's filesystems. The host's root stays as it was.
+#[test]
+fn an_allowed_root_directory_is_refused() {
+    let w = Restricted::new("slash");
+    let root_options = || {
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        mounts.lines().find(|l| l.split(' ').nth(4) == Some("/")).map(|l| l.split(' ').nth(5).unwrap_or("").to_owned())
+    };
+    let before = root_options();
+    let local = w.rig.dest("local");
+    tree::make_sample(&local);
+    for (name, allow) in [("read", "--snap-allow=/"), ("write", "--snap-allow-write=/")] {
+        let key = ForcedKey::new(w.rig.sshd(), &format!("slash-{name}"), &forced_command(&w.rig, allow));
+        let dest = w.rig.dest(&format!("slash-{name}"));
+        let out = if name == "read" {
+            key.rsync(&["-a", &format!("{}/", key.remote(&w.src())), &dest.display().to_string()])
+        } else {
+            key.rsync(&["-a", &format!("{}/", local.display()), &format!("{}/", key.remote(&dest))])
+        };
+        assert!(!out.status.success(), "{name}: a key confined to / ran\n{}", out.report());
+        assert!(out.stderr.contains("cannot confine rsync to /"), "{name}: says why\n{}", out.report());
+        assert!(!dest.join("top.txt").exists(), "{name}: files arrived");
+        assert_eq!(root_options(), before, "{name}: the host's root changed its mount options");
+        assert!(!Path::new("/dev/null").is_file(), "{name}: a plain file replaced /dev/null");
+    }
+    w.rig.fs.assert_no_snapshot_left();
+}

@@ -39,7 +39,9 @@ pub fn run(program: &Path, args: &[OsString], env: &[(OsString, OsString)], limi
         .spawn()?;
     let group = Pid::from_raw(child.id() as i32);
     let deadline = Instant::now() + limit;
-    let mut passed = None;
+    // Only a signal that comes while the hook runs is passed on: one held
+    // before must not kill post_snapshot, the hook that undoes pre_snapshot.
+    let mut passed = Platform::pending_signal();
     while !exited(group) {
         if let Some(sig) = Platform::pending_signal().filter(|s| Some(*s) != passed) {
             passed = Some(sig);

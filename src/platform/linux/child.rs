@@ -224,6 +224,11 @@ fn confine(c: &Confinement) -> Result<(), String> {
     mount(Some("tmpfs"), root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755,size=1m,nr_inodes=4096"))
         .map_err(|e| format!("mounting a tmpfs on {}: {e}", root.display()))?;
     let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    // Nothing is shown at the root itself: the tmpfs must stay the top mount
+    // there, or what is created and remounted below would be the host's.
+    if c.read.iter().map(|(at, _)| at).chain(&c.write).any(|p| inside(root, p).is_ok_and(|t| &t == root)) {
+        return Err("an allowed directory of / would be shown as the whole root; allow the directories below it".into());
+    }
     // Parents before children: a nested snapshot is mounted inside its parent's.
     read.sort_by_key(|(at, _)| at.components().count());
     for (at, fd) in &read {
@@ -251,7 +256,8 @@ fn confine(c: &Confinement) -> Result<(), String> {
     // directory where the host's is not shown.
     let cwd = inside(root, &c.cwd)?;
     let _ = std::fs::create_dir_all(&cwd);
-    mount(None::<&str>, root, None::<&str>, MsFlags::MS_REMOUNT | ro, None::<&str>)
+    // MS_BIND: this mount alone, never the filesystem beneath it.
+    mount(None::<&str>, root, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro, None::<&str>)
         .map_err(|e| format!("making the new root read-only: {e}"))?;
     // The new root over the old one, and the old one detached: nothing of the
     // host's tree stays reachable, not even through `..` or /proc.

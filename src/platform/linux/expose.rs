@@ -101,6 +101,12 @@ impl Exposing for Platform {
     ) -> Result<Option<Exposure>> {
         // Allowed directories by their real paths: the snapshot paths are real.
         let real = |dirs: &[PathBuf]| dirs.iter().filter_map(|d| d.canonicalize().ok()).collect::<Vec<_>>();
+        if real(confine.read).iter().chain(&real(confine.write)).any(|d| d == Path::new("/")) {
+            // The confined root would be the host's root: nothing confined.
+            return Err(Error::Usage(
+                "restricted mode cannot confine rsync to / (--snap-allow=/ or --snap-allow-write=/); allow the directories below it".into(),
+            ));
+        }
         let state = cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir);
         let root = state.join("confine-root");
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&root).map_err(|e| Error::io(&root, e))?;
