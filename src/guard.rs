@@ -158,11 +158,13 @@ fn remover(opts: &Options) -> std::process::Command {
     use std::process::Stdio;
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("snaprsync"));
     let mut c = std::process::Command::new(exe);
+    // Absolute: the remover starts in the root directory, not here.
+    let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
     if let Some(p) = &opts.config {
-        c.arg(format!("--snap-config={}", p.display()));
+        c.arg(format!("--snap-config={}", absolute(p).display()));
     }
     if let Some(p) = &opts.log_file {
-        c.arg(format!("--snap-log-file={}", p.display()));
+        c.arg(format!("--snap-log-file={}", absolute(p).display()));
     }
     if let Some(l) = &opts.log_level {
         c.arg(format!("--snap-log-level={l}"));

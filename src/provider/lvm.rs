@@ -288,14 +288,19 @@ impl Provider for Lvm {
                 let bytes = self.check_room(lv, pool.as_ref(), *taken.get(vg).unwrap_or(&0))?;
                 *taken.entry(vg.clone()).or_default() += bytes;
                 let name = format!("{}-{n}", self.stamp);
+                // The directory first: once the LV exists, nothing may fail
+                // before it is in the set that a failure removes.
+                let at = self.mount_dir.join(&name);
+                std::fs::create_dir_all(&at).map_err(|e| Error::io(&at, e))?;
                 let mut c = Cmd::new("lvcreate").arg("-s").arg("-n").arg(&name).arg("--addtag").arg(TAG);
                 c = if lv.is_thin() { c.arg("-kn") } else { c.arg("-L").arg(format!("{bytes}b")) };
-                c.arg(format!("{vg}/{lvname}")).run()?;
+                if let Err(e) = c.arg(format!("{vg}/{lvname}")).run() {
+                    let _ = std::fs::remove_dir(&at);
+                    return Err(e);
+                }
                 if !lv.is_thin() {
                     self.thick.push(format!("{vg}/{name}"));
                 }
-                let at = self.mount_dir.join(&name);
-                std::fs::create_dir_all(&at).map_err(|e| Error::io(&at, e))?;
                 Ok(VolumeSnapshot {
                     origin: mount.mount_point.clone(),
                     snapshot: at,

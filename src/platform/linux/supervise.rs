@@ -68,6 +68,13 @@ static HELD: LazyLock<Arc<AtomicUsize>> = LazyLock::new(|| Arc::new(AtomicUsize:
 
 impl Processes for Platform {
     fn hold_signals() -> Result<()> {
+        // Once: the handlers stay for the life of the process.
+        static HOLDING: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+        let mut holding = HOLDING.lock().unwrap_or_else(|e| e.into_inner());
+        if *holding {
+            return Ok(());
+        }
+        *holding = true;
         for sig in ENDING {
             signal_hook::flag::register_usize(sig, Arc::clone(&HELD), sig as usize).map_err(|e| Error::io("signal handler", e))?;
         }
@@ -115,6 +122,9 @@ impl Processes for Platform {
 /// poll on a pidfd of the program, which becomes readable when it ends, and on
 /// a socket the signal handlers write to.
 pub fn run(launch: &Launch, confine: Option<&child::Confinement>) -> Result<u8> {
+    // Also where no snapshot exists (a push, a re-fed stdin): rsync signals
+    // its parent with USR1, which must not end snaprsync before rsync.
+    Platform::hold_signals()?;
     let program = launch.program.as_path();
     let (wake, woken) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
     woken.set_nonblocking(true).map_err(|e| Error::io("socketpair", e))?;
