@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # The guest lab: a QEMU virtual machine for the tests that need kernel features
-# the host lacks (device-mapper for LVM, later ZFS). Debian 12, as root.
+# the host lacks (device-mapper for LVM, the ZFS module). Debian 12, as root.
 #
 #   scripts/guest.sh setup
 #       Installs QEMU, busybox and the LVM and filesystem tools with apt, downloads
 #       Debian's kernel package and builds a small initramfs, all cached under
 #       target/guest/ (or $GUEST_CACHE). Cheap to run again; remove that
 #       directory to take the newest kernel.
+#       ZFS: adds Debian's contrib component to apt when it is missing, installs
+#       zfsutils-linux (the guest uses the host's tools) and zfs-dkms with the
+#       guest kernel's headers, has dkms build the module for the guest kernel,
+#       and keeps the built modules in the cache (debug info stripped): a
+#       second setup builds nothing. GUEST_ZFS=0 leaves ZFS out.
 #
-#   scripts/guest.sh run [--disk IMG[:SIZE]]... [--share DIR] [--mem MB]
+#   scripts/guest.sh run [--disk IMG[:SIZE]]... [--zfs] [--share DIR] [--mem MB]
 #                        [--smp N] [--timeout SECS] [--status-file FILE]
 #                        -- SCRIPT [ARGS]...
 #       Boots the guest and runs SCRIPT as root in a chroot of the host's root
@@ -22,6 +27,7 @@
 #                         (space-separated, e.g. "/dev/vda /dev/vdb")
 #         LVM_SYSTEM_DIR  an lvm.conf that works without udev
 #         LVM_SUPPRESS_FD_WARNINGS=1  (a test's extra open descriptors are fine)
+#       --zfs loads the ZFS modules before SCRIPT starts (/dev/zfs is there).
 #       --disk IMG:SIZE creates IMG as a sparse file of SIZE (as truncate(1) reads
 #       it, e.g. 2G) when it does not exist; an existing IMG is used as it is.
 #       A SCRIPT under /tmp, /run, /dev, /proc or /sys (hidden in the guest) is
@@ -42,7 +48,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${GUEST_CACHE:-$ROOT/target/guest}
-PACKAGES=(qemu-system-x86 busybox-static lvm2 xfsprogs e2fsprogs thin-provisioning-tools xz-utils)
+PACKAGES=(qemu-system-x86 busybox-static lvm2 xfsprogs e2fsprogs thin-provisioning-tools xz-utils fdisk)
 # Loaded in this order in the guest, each after the modules it depends on.
 # crc32c_generic comes first: xfs, ext4 and dm_persistent_data ask the crypto
 # API for crc32c at run time, which no module dependency records.
@@ -114,10 +120,12 @@ kernel_release() {
     basename "${dirs[0]}"
 }
 
-# Prints the .ko paths (relative to the modules dir) of MODULES and of every
-# module they depend on, each after its dependencies, builtins left out.
+# Prints the .ko paths (relative to the modules dir) of the modules named
+# after MODDIR and of every module they depend on, each after its
+# dependencies, builtins left out.
 module_closure() {
     local moddir=$1
+    shift
     declare -gA dep_of=() path_of=() seen=()
     local line key deps
     while IFS= read -r line; do
@@ -134,7 +142,7 @@ module_closure() {
         builtin+=$(sed 's|.*/||; s|\.ko$||; s|-|_|g' "$moddir/modules.builtin" | tr '\n' ' ')
     fi
     local m
-    for m in "${MODULES[@]}"; do
+    for m in "$@"; do
         if [[ $builtin == *" $m "* ]]; then continue; fi
         visit "$m"
     done
@@ -192,6 +200,12 @@ mkdir -p $G/ctl $G/share $G/lvm $R/run/lock $R/run/lvm
 mount -t 9p -o $P9 guestctl $G/ctl || fail "mount control share"
 mount -t 9p -o $P9 guestshare $G/share || fail "mount share"
 cp /etc/guest/lvm.conf $G/lvm/lvm.conf
+if [ -e $G/ctl/zfs ]; then
+    [ -f /etc/guest/modules.zfs ] || fail "no ZFS modules in the guest: run scripts/guest.sh setup"
+    for m in $(cat /etc/guest/modules.zfs); do
+        insmod "/lib/modules/$(uname -r)/$m" || fail "insmod $m"
+    done
+fi
 # The disks in the order given: QEMU gave each a serial guestdiskN.
 disks=
 n=0
@@ -261,7 +275,7 @@ extract_vmlinux() {
 strip_signature() {
     local f=$1 size len
     # ($(...) drops the marker's final newline.)
-    [[ $(tail -c 28 "$f") == '~Module signature appended~' ]] || return 0
+    [[ $(tail -c 28 "$f" | tr -d '\0') == '~Module signature appended~' ]] || return 0
     size=$(stat -c %s "$f")
     # struct module_signature (12 bytes, ending in the big-endian signature
     # length) sits before the 28-byte marker.
@@ -278,7 +292,7 @@ build_initramfs() {
     mknod "$stage/dev/console" c 5 1
     mknod "$stage/dev/null" c 1 3
     local closure m
-    closure=$(module_closure "$moddir")
+    closure=$(module_closure "$moddir" "${MODULES[@]}")
     : >"$stage/etc/guest/modules"
     for m in $closure; do
         mkdir -p "$stage/lib/modules/$kver/$(dirname "$m")"
@@ -286,6 +300,17 @@ build_initramfs() {
         strip_signature "$stage/lib/modules/$kver/$m"
         printf '%s\n' "$m" >>"$stage/etc/guest/modules"
     done
+    # ZFS's modules (and what they need beyond the above), loaded on demand.
+    if [[ -f $moddir/updates/dkms/zfs.ko ]]; then
+        : >"$stage/etc/guest/modules.zfs"
+        for m in $(module_closure "$moddir" "${MODULES[@]}" zfs); do
+            grep -qxF "$m" "$stage/etc/guest/modules" && continue
+            mkdir -p "$stage/lib/modules/$kver/$(dirname "$m")"
+            cp "$moddir/$m" "$stage/lib/modules/$kver/$m"
+            strip_signature "$stage/lib/modules/$kver/$m"
+            printf '%s\n' "$m" >>"$stage/etc/guest/modules.zfs"
+        done
+    fi
     cp "$moddir"/modules.{builtin,order} "$stage/lib/modules/$kver/" 2>/dev/null || true
     busybox depmod -b "$stage" "$kver"
     printf '%s\n' "$GUEST_PATH" >"$stage/etc/guest/path"
@@ -294,6 +319,70 @@ build_initramfs() {
     # Uncompressed: decompressing under emulation costs more than reading it.
     (cd "$stage" && find . | LC_ALL=C sort | busybox cpio -o -H newc >"$CACHE/initramfs.cpio.new" 2>/dev/null)
     mv "$CACHE/initramfs.cpio.new" "$CACHE/initramfs.cpio"
+}
+
+# Debian's ZFS is in contrib: a sources entry for it, unless apt knows zfs-dkms.
+ensure_contrib() {
+    [[ $(apt-cache policy zfs-dkms 2>/dev/null | sed -n 's/^ *Candidate: //p') =~ ^[0-9] ]] && return
+    local codename
+    codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+    log "adding Debian's contrib component for $codename (ZFS)"
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s %s-updates\nComponents: contrib\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$codename" "$codename" >/etc/apt/sources.list.d/debian-contrib.sources
+    apt_updated=
+    apt_update
+}
+
+# The ZFS module built by dkms for the guest kernel, its .ko files kept in the
+# kernel tree of the cache; zfsutils-linux on the host (the guest runs the
+# host's tools). Takes minutes the first time (the build), nothing after.
+setup_zfs() {
+    local pkg=$1 kver=$2 version=${1#*=}
+    local dest=$CACHE/kernel/lib/modules/$kver/updates/dkms
+    local want=(zfsutils-linux zfs-dkms dkms "linux-headers-$kver")
+    local missing=() p
+    for p in "${want[@]}"; do installed "$p" || missing+=("$p"); done
+    if ((${#missing[@]})); then
+        [[ $(id -u) == 0 ]] || die "installing packages needs root (or install: ${missing[*]})"
+        ensure_contrib
+        log "installing ${missing[*]} (dkms builds the ZFS module for $kver: minutes)"
+        local started=$SECONDS args=() policy=/usr/sbin/policy-rc.d made=''
+        for p in "${missing[@]}"; do
+            # The headers of the guest's kernel, at its version.
+            [[ $p == linux-headers-* ]] && p+="=$version"
+            args+=("$p")
+        done
+        # zfsutils-linux brings services (zed, zfs-mount): keep them from starting.
+        if [[ ! -e $policy ]]; then
+            printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made=1
+        fi
+        apt_update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${args[@]}" >/dev/null \
+            || { [[ -z $made ]] || rm -f "$policy"; die "could not install ${args[*]}"; }
+        [[ -z $made ]] || rm -f "$policy"
+        log "ZFS packages installed (with the module build) in $((SECONDS - started)) s"
+    fi
+    local zver
+    zver=$(dpkg-query -W -f='${Version}' zfs-dkms)
+    zver=${zver%%-*}
+    if [[ -f $CACHE/zfs.stamp && $(<"$CACHE/zfs.stamp") == "zfs-$zver" && -f $dest/zfs.ko ]]; then
+        return
+    fi
+    local built=/var/lib/dkms/zfs/$zver/$kver/x86_64/module
+    if [[ ! -f $built/zfs.ko ]]; then
+        log "dkms: building zfs $zver for $kver (minutes)"
+        local started=$SECONDS
+        dkms build "zfs/$zver" -k "$kver" >/dev/null || die "dkms could not build zfs $zver for $kver (see /var/lib/dkms/zfs/$zver/build/make.log)"
+        log "dkms built zfs in $((SECONDS - started)) s"
+    fi
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    local ko
+    for ko in "$built"/*.ko; do
+        strip --strip-debug -o "$dest/$(basename "$ko")" "$ko"
+    done
+    busybox depmod -b "$CACHE/kernel" "$kver"
+    printf 'zfs-%s\n' "$zver" >"$CACHE/zfs.stamp"
 }
 
 setup() {
@@ -309,8 +398,12 @@ setup() {
         fetch_kernel "$pkg"
     fi
     kver=$(kernel_release)
-    # The initramfs follows the kernel and this script (which holds /init).
-    stamp="$pkg $(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
+    [[ ${GUEST_ZFS:-1} == 0 ]] || setup_zfs "$pkg" "$kver"
+    # The initramfs follows the kernel, the ZFS modules and this script (which
+    # holds /init).
+    local zfs_stamp=none
+    [[ ! -f $CACHE/zfs.stamp ]] || zfs_stamp=$(<"$CACHE/zfs.stamp")
+    stamp="$pkg $zfs_stamp $(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
     if [[ -f $CACHE/initramfs.cpio && -f $CACHE/initramfs.stamp && $(<"$CACHE/initramfs.stamp") == "$stamp" ]]; then
         return
     fi
@@ -321,10 +414,11 @@ setup() {
 }
 
 run() {
-    local disks=() share='' mem=1024 smp=2 timeout=${GUEST_TIMEOUT:-600} status_file=''
+    local disks=() zfs='' share='' mem=1024 smp=2 timeout=${GUEST_TIMEOUT:-600} status_file=''
     while (($#)); do
         case $1 in
             --disk) disks+=("${2:?--disk needs IMG[:SIZE]}"); shift 2 ;;
+            --zfs) zfs=1; shift ;;
             --share) share=${2:?--share needs a directory}; shift 2 ;;
             --mem) mem=${2:?--mem needs megabytes}; shift 2 ;;
             --smp) smp=${2:?--smp needs a count}; shift 2 ;;
@@ -347,6 +441,10 @@ run() {
     trap 'if [[ -n $qemu_pid ]]; then kill "$qemu_pid" 2>/dev/null; wait "$qemu_pid" || true; fi; rm -rf "$run_dir"' EXIT
     trap 'exit 130' INT TERM HUP
     mkdir "$run_dir/ctl"
+    if [[ -n $zfs ]]; then
+        [[ -f $CACHE/zfs.stamp ]] || die "the guest has no ZFS modules: run scripts/guest.sh setup (without GUEST_ZFS=0)"
+        : >"$run_dir/ctl/zfs"
+    fi
     if [[ -z $share ]]; then
         share=$run_dir/share
         mkdir "$share"

@@ -3,7 +3,7 @@
 # and property tests and the integration tests (tests/main.rs: end-to-end,
 # fault-injection, protect-args and restricted-mode suites with real sshd,
 # rsync, dirvish, rsnapshot, BackupPC on loop-mounted btrfs; needs root).
-# LVM runs in a QEMU guest (scripts/guest.sh); the Debian package is built,
+# LVM and ZFS run in a QEMU guest (scripts/guest.sh); the Debian package is built,
 # installed, used and purged (scripts/deb-test.sh). rustfmt and clippy must
 # pass too. Ends with one line: "N passed, N failed".
 #
@@ -31,12 +31,12 @@ rows=${CARGO_TARGET_DIR:-target}/tmp/faults
 rm -rf "$rows"
 # A failure still gets the table and the closing line.
 tests_rc=0
-cargo test --locked --workspace --all-targets --no-fail-fast -- --test-threads=2 --skip guest_lab:: --skip lvm::lvm_snapshots_in_the_guest 2>&1 | tee -a "$log" || tests_rc=$?
+cargo test --locked --workspace --all-targets --no-fail-fast -- --test-threads=2 --skip guest_lab:: --skip lvm::lvm_snapshots_in_the_guest --skip zfs::zfs_snapshots_in_the_guest 2>&1 | tee -a "$log" || tests_rc=$?
 # The guest lab's tests on their own: QEMU's software emulation takes both
 # cores, which would distort the timing of the fault tests above.
 guest_started=$(date +%s)
-cargo test --locked --test main --no-fail-fast -- --test-threads=1 guest_lab:: lvm::lvm_snapshots_in_the_guest 2>&1 | tee -a "$log" || tests_rc=$?
-echo "guest lab tests (LVM in QEMU): $(( $(date +%s) - guest_started )) s"
+cargo test --locked --test main --no-fail-fast -- --test-threads=1 guest_lab:: lvm::lvm_snapshots_in_the_guest zfs::zfs_snapshots_in_the_guest 2>&1 | tee -a "$log" || tests_rc=$?
+echo "guest lab tests (LVM and ZFS in QEMU): $(( $(date +%s) - guest_started )) s"
 # The fault-injection table (README "Faults"), as this run measured it: one
 # row per fault test, in the table's order.
 if [ -d "$rows" ]; then

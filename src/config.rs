@@ -34,6 +34,7 @@ pub enum ProviderChoice {
     Auto,
     Btrfs,
     Lvm,
+    Zfs,
     Vss,
     /// Never snapshot: run rsync on the live files.
     None,
@@ -222,7 +223,7 @@ pub struct Config {
     pub rsync_path: Option<PathBuf>,
     /// `fail` (default) or `live`.
     pub on_snapshot_failure: OnSnapshotFailure,
-    /// `auto` (default), `btrfs`, `lvm`, `vss` or `none`.
+    /// `auto` (default), `btrfs`, `lvm`, `zfs`, `vss` or `none`.
     pub provider: ProviderChoice,
     /// Where log records go: `auto` (default), `journald`, `syslog`, `stderr` or a file.
     pub log: LogTarget,
@@ -328,8 +329,8 @@ pub const KEYS: &[Key] = &[
     ),
     key(
         "provider",
-        r#""auto", "btrfs", "lvm", "vss" or "none""#,
-        "`\"auto\"` picks it from the filesystem of each source (btrfs, or LVM for a logical volume; VSS on Windows); \
+        r#""auto", "btrfs", "lvm", "zfs", "vss" or "none""#,
+        "`\"auto\"` picks it from the filesystem of each source (btrfs, ZFS, or LVM for a logical volume; VSS on Windows); \
          `\"none\"` never snapshots",
     ),
     key(
@@ -827,7 +828,7 @@ mod tests {
             "provider.btrfs",
             2,
             "= 1",
-            r#"provider = "auto", "btrfs", "lvm", "vss" or "none", not a table"#,
+            r#"provider = "auto", "btrfs", "lvm", "zfs", "vss" or "none", not a table"#,
         );
     }
 

@@ -1,7 +1,7 @@
 //! snaprsync's integration tests, one binary with a module per area (the
 //! layout of ripgrep's `tests/tests.rs`). They drive the real binary with real
 //! programs: sshd on 127.0.0.1, rsync, dirvish, rsnapshot and BackupPC, on
-//! loop-mounted btrfs, and LVM in a QEMU guest (`scripts/guest.sh`). Linux only; needs root and the packages
+//! loop-mounted btrfs, and LVM and ZFS in a QEMU guest (`scripts/guest.sh`). Linux only; needs root and the packages
 //! `scripts/deps.sh --tests` installs. A missing tool fails the test; nothing
 //! is skipped.
 //!
@@ -24,3 +24,4 @@ mod lvm;
 mod protect_args;
 mod restrict;
 mod version;
+mod zfs;

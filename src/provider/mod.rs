@@ -15,6 +15,8 @@ pub mod btrfs;
 pub mod lvm;
 #[cfg(windows)]
 pub mod vss;
+#[cfg(target_os = "linux")]
+pub mod zfs;
 
 /// One snapshot of one volume (a btrfs subvolume, a Windows volume).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +29,12 @@ pub struct VolumeSnapshot {
     /// The provider's own identity for it (snapshot path, VSS snapshot id,
     /// `VG/LV`), for the log and for removal.
     pub id: String,
-    /// A snapshot that is a block device (LVM): the exposure mounts it, inside
-    /// rsync's private namespace, at `snapshot` first.
+    /// A snapshot that must be mounted (an LVM device, a ZFS snapshot): the
+    /// exposure mounts it, inside rsync's private namespace, at `snapshot` first.
     pub mount: Option<DeviceMount>,
 }
 
-/// How a snapshot block device is mounted.
+/// How a snapshot is mounted: a block device, or a ZFS `pool/fs@name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceMount {
     pub device: PathBuf,

@@ -1,6 +1,6 @@
 //! The guest lab from the tests' side: runs a script as root in a QEMU guest
-//! booted by `scripts/guest.sh`, where device-mapper, LVM and XFS exist (the
-//! host kernel has none of them). The guest sees the host's root read-only, so
+//! booted by `scripts/guest.sh`, where device-mapper, LVM, XFS and ZFS exist
+//! (the host kernel has none of them). The guest sees the host's root read-only, so
 //! host tools and this build's binaries are there.
 //!
 //! `scripts/guest.sh setup` (which `scripts/test.sh` runs) must have built the
@@ -20,6 +20,7 @@ pub struct Guest {
     disks: Vec<(String, u64)>,
     mem_mb: Option<u64>,
     timeout_secs: Option<u64>,
+    zfs: bool,
 }
 
 impl Guest {
@@ -37,6 +38,12 @@ impl Guest {
     /// added, in `GUEST_DISKS` (e.g. "/dev/vda /dev/vdb").
     pub fn disk(mut self, name: &str, size_mib: u64) -> Self {
         self.disks.push((name.to_owned(), size_mib));
+        self
+    }
+
+    /// Loads the ZFS modules (built by dkms in `scripts/guest.sh setup`).
+    pub fn zfs(mut self) -> Self {
+        self.zfs = true;
         self
     }
 
@@ -70,6 +77,9 @@ impl Guest {
             // guest.sh creates the image: a fresh temp dir means a blank disk.
             let image = dir.path().join(format!("{name}.img"));
             c = c.arg("--disk").arg(format!("{}:{size_mib}M", image.display()));
+        }
+        if self.zfs {
+            c = c.arg("--zfs");
         }
         if let Some(mb) = self.mem_mb {
             c = c.arg("--mem").arg(mb.to_string());

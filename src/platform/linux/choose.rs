@@ -1,6 +1,6 @@
 //! Provider choice on Linux: the filesystem of each source, from
-//! `/proc/self/mountinfo` and sysfs, picks the provider (btrfs, or LVM for a
-//! logical volume); and the path a source argument names, as rsync will
+//! `/proc/self/mountinfo` and sysfs, picks the provider (btrfs, ZFS, or LVM
+//! for a logical volume); and the path a source argument names, as rsync will
 //! resolve it.
 
 use std::ffi::OsStr;
@@ -11,25 +11,29 @@ use super::Platform;
 use crate::config::{Config, ProviderChoice};
 use crate::error::{Error, Result};
 use crate::mountinfo::{self, Mount};
-use crate::platform::Volumes;
+use crate::platform::{Diagnosing, Volumes};
 use crate::provider::btrfs::Btrfs;
 use crate::provider::lvm::{self, Lvm};
+use crate::provider::zfs::{self, Zfs};
 use crate::provider::{Provider, Several};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Btrfs,
     Lvm,
+    Zfs,
 }
 
-/// The provider for every source from its filesystem: btrfs, or a logical
-/// volume (told by sysfs, no `lvs` needed). One run has one provider.
+/// The provider for every source from its filesystem: btrfs, ZFS, or a
+/// logical volume (told by sysfs, no `lvs` needed). One run has one provider.
 fn detect(mounts: &[Mount], sources: &[PathBuf]) -> Result<Kind> {
     let mut kind = None;
     for s in sources {
         let m = mountinfo::find(mounts, s).ok_or_else(|| Error::NoProvider { path: s.clone(), fstype: "unknown".into() })?;
         let this = if m.fstype == "btrfs" {
             Kind::Btrfs
+        } else if zfs::is_dataset(m) {
+            Kind::Zfs
         } else if lvm::lv_of(m).is_some() {
             Kind::Lvm
         } else {
@@ -50,8 +54,11 @@ fn detect(mounts: &[Mount], sources: &[PathBuf]) -> Result<Kind> {
 
 fn lvm(cfg: &Config, mounts: Vec<Mount>) -> Result<Box<dyn Provider>> {
     let size = cfg.lvm_snapshot_size().map_err(Error::Usage)?;
-    let state = cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir);
-    Ok(Box::new(Lvm::new(mounts, size, cfg.lvm_thin_pool_max_percent, &state)))
+    Ok(Box::new(Lvm::new(mounts, size, cfg.lvm_thin_pool_max_percent, &state_dir(cfg))))
+}
+
+fn state_dir(cfg: &Config) -> PathBuf {
+    cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir)
 }
 
 /// Whether any device-mapper device here is LVM's: only then does the sweep
@@ -94,14 +101,18 @@ impl Volumes for Platform {
         let kind = match cfg.provider {
             ProviderChoice::Btrfs => Kind::Btrfs,
             ProviderChoice::Lvm => Kind::Lvm,
+            ProviderChoice::Zfs => Kind::Zfs,
             ProviderChoice::Auto => detect(&mounts, sources)?,
             other => {
-                return Err(Error::Usage(format!("provider = {other:?} is not available on Linux; use \"auto\", \"btrfs\" or \"lvm\"")))
+                return Err(Error::Usage(format!(
+                    "provider = {other:?} is not available on Linux; use \"auto\", \"btrfs\", \"lvm\" or \"zfs\""
+                )))
             }
         };
         Ok(match kind {
             Kind::Btrfs => Box::new(Btrfs::new(mounts, &cfg.btrfs_snapshot_dir)),
             Kind::Lvm => lvm(cfg, mounts)?,
+            Kind::Zfs => Box::new(Zfs::new(mounts, &state_dir(cfg), Platform::privileges().err().map(|l| l.what))),
         })
     }
 
@@ -109,7 +120,11 @@ impl Volumes for Platform {
         let mounts = read_mounts()?;
         let mut parts: Vec<Box<dyn Provider>> = vec![Box::new(Btrfs::new(mounts.clone(), &cfg.btrfs_snapshot_dir))];
         if lvm_in_use() {
-            parts.push(lvm(cfg, mounts)?);
+            parts.push(lvm(cfg, mounts.clone())?);
+        }
+        // /dev/zfs exists once the module is loaded: only then is `zfs` asked.
+        if std::path::Path::new("/dev/zfs").exists() {
+            parts.push(Box::new(Zfs::new(mounts, &state_dir(cfg), None)));
         }
         Ok(Box::new(Several(parts)))
     }

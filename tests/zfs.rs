@@ -1,0 +1,56 @@
+//! The ZFS provider end to end, in one boot of the guest lab (the host kernel
+//! has no ZFS; `scripts/guest.sh setup` has dkms build the module for the
+//! guest kernel): `tests/guest/zfs.sh` makes a pool on a raw disk with a
+//! dataset and a child dataset, runs the consistency writer in both and a
+//! counter pair across them, and backs them up through snaprsync (plain,
+//! `--relative` and real rsnapshot). Plain rsync under the same writers is
+//! shown torn across the datasets, so that check can fail. Then the failures:
+//! a full pool, a busy snapshot (a clone of it), no permission, a snapshot held
+//! by another tool, another tool's snapshots left alone, and kill -9 then the sweep.
+
+use std::path::Path;
+
+use crate::support::guest::{Guest, Report};
+
+/// Every check the scenario makes, in order.
+const CHECKS: &[&str] = &[
+    "setup",
+    "consistent",
+    "consistent-child",
+    "across-datasets",
+    "one-command",
+    "relative-names",
+    "no-snapshot-left",
+    "provider-zfs",
+    "snapdir-visible",
+    "rsnapshot",
+    "control-torn-across",
+    "pool-full",
+    "pool-full-no-snapshot-left",
+    "permission-denied",
+    "permission-no-snapshot-left",
+    "busy-clone",
+    "busy-swept-after-clone-gone",
+    "others-untouched",
+    "kill-then-sweep",
+];
+
+#[test]
+fn zfs_snapshots_in_the_guest() {
+    let snaprsync = crate::support::snaprsync();
+    let testbed = Path::new(env!("CARGO_BIN_EXE_snaprsync")).with_file_name("testbed");
+    assert!(testbed.exists(), "{} is missing: build the workspace (cargo build --workspace)", testbed.display());
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = format!(
+        "#!/bin/bash\nexport SNAPRSYNC={snaprsync} TESTBED={} LOCAL_RSH={}\nexec {}\n",
+        testbed.display(),
+        repo.join("scripts/bench/local-rsh").display(),
+        repo.join("tests/guest/zfs.sh").display()
+    );
+    let out = Guest::default().zfs().disk("pool", 1024).mem_mb(1536).timeout_secs(900).exec(&script);
+    let report = Report::parse(&out);
+    report.assert_all_ok(CHECKS, &out);
+    assert_eq!(out.code(), Some(0), "{}", out.report());
+    assert!(report.value("permission-denied", &out).contains("root"), "the refusal names the fix\n{}", out.report());
+    assert!(report.value("busy-clone", &out).contains("clone"), "the failure names the clone\n{}", out.report());
+}
