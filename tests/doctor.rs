@@ -220,10 +220,10 @@ fn a_corrupt_journal_fails_the_journal_check() {
 #[test]
 fn a_config_that_does_not_parse_fails_and_the_rest_still_runs() {
     let c = Client::new(300);
-    c.set_config("provider = \"zfs\"\n");
+    c.set_config("provider = \"xfs\"\n");
     let out = c.doctor().run();
     failed(&out);
-    says(&out, "config", "FAIL", "provider = \"zfs\"");
+    says(&out, "config", "FAIL", "provider = \"xfs\"");
     says(&out, "rsync", "OK", "rsync version");
 }
 

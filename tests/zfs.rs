@@ -5,8 +5,10 @@
 //! counter pair across them, and backs them up through snaprsync (plain,
 //! `--relative` and real rsnapshot). Plain rsync under the same writers is
 //! shown torn across the datasets, so that check can fail. Then the failures:
-//! a full pool, a busy snapshot (a clone of it), no permission, a snapshot held
-//! by another tool, another tool's snapshots left alone, and kill -9 then the sweep.
+//! sources in two pools, a full pool, a non-root user with a `zfs allow`
+//! delegation, another tool's `zfs destroy` while rsync reads, a clone that
+//! blocks removal, other tools' snapshots left alone, and kill -9 then `list`
+//! and the sweep.
 
 use std::path::Path;
 
@@ -25,13 +27,16 @@ const CHECKS: &[&str] = &[
     "snapdir-visible",
     "rsnapshot",
     "control-torn-across",
+    "two-pools",
     "pool-full",
     "pool-full-no-snapshot-left",
     "permission-denied",
     "permission-no-snapshot-left",
+    "held-against-destroy",
     "busy-clone",
     "busy-swept-after-clone-gone",
     "others-untouched",
+    "list-shows-leftover",
     "kill-then-sweep",
 ];
 
@@ -47,7 +52,7 @@ fn zfs_snapshots_in_the_guest() {
         repo.join("scripts/bench/local-rsh").display(),
         repo.join("tests/guest/zfs.sh").display()
     );
-    let out = Guest::default().zfs().disk("pool", 1024).mem_mb(1536).timeout_secs(900).exec(&script);
+    let out = Guest::default().zfs().disk("pool", 1024).disk("other", 128).mem_mb(1536).timeout_secs(900).exec(&script);
     let report = Report::parse(&out);
     report.assert_all_ok(CHECKS, &out);
     assert_eq!(out.code(), Some(0), "{}", out.report());

@@ -139,6 +139,24 @@ wait_writers
 # The counters alone: the child's is read seconds after the parent's.
 v=$(across "$work/plain") && result control-torn-across fail "plain rsync looked one instant across the datasets: $v" || result control-torn-across ok "$v"
 
+# Sources in two pools: one command per pool, and the log says the pools are
+# not one instant.
+disk2=${GUEST_DISKS#* }
+printf 'label: gpt\n,,\n' | sfdisk -q "$disk2" >"$work/setup2.log" 2>&1
+for _ in $(seq 50); do [ -b "${disk2}1" ] && break; sleep 0.1; done
+if zpool create -f -o cachefile=none -O mountpoint="$work/other" other "${disk2}1" >>"$work/setup2.log" 2>&1; then
+  echo other > "$work/other/o"
+  : > "$work/snaprsync.log"
+  "$SNAPRSYNC" --snap-config="$work/cfg.toml" -aR "$work/other/o" "$A/counter" "$work/two-pools/"; rc=$?
+  said=$(grep -o 'zfs: 2 pools.*' "$work/snaprsync.log" | head -n1)
+  n=$(grep -c 'running: zfs snapshot' "$work/snaprsync.log")
+  [ "$rc" = 0 ] && [ -n "$said" ] && [ "$n" = 2 ] && [ -f "$work/two-pools$work/other/o" ] && [ "$(ours)" = 0 ] \
+    && result two-pools ok "$said" || result two-pools fail "status $rc, $n snapshot commands, log: $said"
+  zpool destroy other
+else
+  result two-pools fail "second pool: $(tr '\n' ' ' < "$work/setup2.log")"
+fi
+
 # A full pool: the backup either succeeds from a whole snapshot, or fails
 # with 81 naming the full pool; either way nothing is left.
 zfs create -o compression=off tank/fill
@@ -179,6 +197,11 @@ for _ in $(seq 100); do
   [ -n "$snap" ] && break
   sleep 0.1
 done
+if [ -n "$snap" ] && zfs destroy "$snap" 2>"$work/other-destroy.err"; then
+  result held-against-destroy fail "another tool destroyed $snap while rsync read it"
+else
+  result held-against-destroy ok "$(cat "$work/other-destroy.err")"
+fi
 [ -n "$snap" ] && zfs clone "$snap" tank/clone
 wait $run; rc=$?
 said=$(grep '^snaprsync:' "$work/clone.err" | tail -n1)
@@ -197,6 +220,8 @@ for _ in $(seq 100); do [ "$(ours)" != 0 ] && break; sleep 0.1; done
 sleep 0.5
 kill -9 $victim; wait $victim 2>/dev/null
 before=$(ours)
+listed=$("$SNAPRSYNC" --snap-config="$work/cfg.toml" list 2>&1)
+[[ $listed == *"zfs "*"tank/data@snaprsync-"* ]] && result list-shows-leftover ok || result list-shows-leftover fail "$listed"
 "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$A/counter" "$work/after-kill/"; rc=$?
 [ "$before" != 0 ] && [ "$(ours)" = 0 ] && [ "$rc" = 0 ] && result kill-then-sweep ok "$before left by the kill, swept" \
   || result kill-then-sweep fail "before=$before after=$(ours) status=$rc"
