@@ -191,9 +191,11 @@ fn destroy(names: &[String]) -> Result<()> {
     if names.is_empty() {
         return Ok(());
     }
+    let mut busy: Vec<&String> = Vec::new();
     for n in names {
         if let Err(e) = destroy_deferred(n) {
             log::debug!("{e}");
+            busy.push(n);
         }
     }
     // Each snapshot is released on its own; one without the hold (the run
@@ -207,8 +209,10 @@ fn destroy(names: &[String]) -> Result<()> {
     }
     let mut first = None;
     for n in names {
-        // Once more: one that was busy above may be free now.
-        let _ = destroy_deferred(n);
+        if busy.contains(&n) {
+            // Once more: one that was busy above may be free now.
+            let _ = destroy_deferred(n);
+        }
         match left(n) {
             Ok(None) => {}
             Ok(Some((_, _, clones))) if !clones.is_empty() => {
