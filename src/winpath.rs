@@ -5,8 +5,12 @@
 //! (`/cygdrive/c/Users/`), MSYS2 (`/c/Users/`), native (`C:\Users`, `C:/Users`)
 //! or verbatim (`\\?\C:\Users`). [`DrivePath`] keeps the style, the drive, the
 //! components below it and whether a trailing separator was given, so that the
-//! same place can be written back in the same style on another drive letter or
-//! inside a shadow copy's device, with rsync's trailing-slash meaning intact.
+//! same place can be written back on another drive letter or inside a shadow
+//! copy's device, with rsync's trailing-slash meaning intact.
+//!
+//! The rsync that reads decides the form written back, not the argument: a
+//! cygwin or MSYS2 rsync does not take `\` as a separator, so it never gets a
+//! backslash or `\\?\` ([`DrivePath::for_reader`], [`DrivePath::in_device`]).
 
 /// Which rsync build reads the paths; decides how ambiguous forms are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +135,18 @@ impl DrivePath {
         self.parts.is_empty() && !self.trailing_slash
     }
 
+    /// The same place in a form `flavor`'s rsync reads as the argument meant
+    /// it. A cygwin or MSYS2 rsync gets a native or verbatim argument as
+    /// `C:/...`: forward slashes, which every cygwin reads whatever its
+    /// cygdrive prefix, and no `\\?\` (cygwin handles long paths itself).
+    /// Posix forms, and every form for a native rsync, stay as written.
+    pub fn for_reader(mut self, flavor: Flavor) -> DrivePath {
+        if flavor != Flavor::Native && !self.style.is_posix() {
+            self.style = Style::Native { sep: '/' };
+        }
+        self
+    }
+
     /// The same path written in its own style.
     pub fn render(&self) -> String {
         self.with_drive(self.drive)
@@ -156,12 +172,12 @@ impl DrivePath {
 
     /// The same place inside a shadow copy's device, given as VSS names it
     /// (`\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy3`, with or without the
-    /// trailing separator): `/proc/sys/Device/...` for cygwin-based readers,
-    /// `\\?\GLOBALROOT\Device\...` for native ones. `None` if `device` is not a
-    /// device path.
-    pub fn in_device(&self, device: &str) -> Option<String> {
+    /// trailing separator): `/proc/sys/Device/...` for a cygwin or MSYS2
+    /// reader, whatever the argument's form; `\\?\GLOBALROOT\Device\...` for
+    /// a native one. `None` if `device` is not a device path.
+    pub fn in_device(&self, device: &str, reader: Flavor) -> Option<String> {
         let dev = device_name(device)?;
-        Some(if self.style.is_posix() {
+        Some(if reader != Flavor::Native {
             self.posix(&format!("/proc/sys/{}", dev.replace('\\', "/")))
         } else {
             format!(r"\\?\GLOBALROOT\{}", self.joined(dev, '\\'))
@@ -348,27 +364,61 @@ mod tests {
     }
 
     #[test]
-    fn device_rewrite_follows_the_reader() {
+    fn device_rewrite_follows_the_reader_not_the_argument() {
+        use Flavor::{Cygwin, Msys, Native};
         let cases = [
-            ("/cygdrive/c/Users/", "/proc/sys/Device/HarddiskVolumeShadowCopy7/Users/"),
-            ("/c/Users", "/proc/sys/Device/HarddiskVolumeShadowCopy7/Users"),
-            ("/cygdrive/c/", "/proc/sys/Device/HarddiskVolumeShadowCopy7/"),
-            (r"C:\Users\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy7\Users\"),
-            ("C:/Users", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy7\Users"),
-            (r"C:\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy7\"),
-            (r"\\?\C:\x\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy7\x\"),
+            ("/cygdrive/c/Users/", Cygwin, "/proc/sys/Device/HarddiskVolumeShadowCopy7/Users/"),
+            ("/c/Users", Msys, "/proc/sys/Device/HarddiskVolumeShadowCopy7/Users"),
+            ("/cygdrive/c/", Msys, "/proc/sys/Device/HarddiskVolumeShadowCopy7/"),
+            // A native form given to a cygwin or MSYS2 rsync: still posix, the
+            // trailing slash and the last component kept exactly.
+            (r"C:\Users\", Cygwin, "/proc/sys/Device/HarddiskVolumeShadowCopy7/Users/"),
+            ("C:/x/", Cygwin, "/proc/sys/Device/HarddiskVolumeShadowCopy7/x/"),
+            ("C:/Users", Msys, "/proc/sys/Device/HarddiskVolumeShadowCopy7/Users"),
+            (r"\\?\C:\x\", Cygwin, "/proc/sys/Device/HarddiskVolumeShadowCopy7/x/"),
+            (r"C:\", Msys, "/proc/sys/Device/HarddiskVolumeShadowCopy7/"),
+            // A native rsync: the verbatim device form.
+            (r"C:\Users\", Native, r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy7\Users\"),
+            ("C:/Users", Native, r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy7\Users"),
+            (r"C:\", Native, r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy7\"),
+            (r"\\?\C:\x\", Native, r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy7\x\"),
         ];
-        for (arg, want) in cases {
-            assert_eq!(p(arg).in_device(SHADOW).as_deref(), Some(want), "{arg}");
+        for (arg, reader, want) in cases {
+            let got = parse(arg, reader).expect(arg).for_reader(reader).in_device(SHADOW, reader);
+            assert_eq!(got.as_deref(), Some(want), "{arg} for a {reader:?} rsync");
+            assert!(reader == Native || !got.as_deref().unwrap_or("").contains(['\\', '?']), "{arg}: {got:?}");
         }
-        assert_eq!(p("/c/x").in_device("C:\\").as_deref(), None);
+        assert_eq!(p("/c/x").in_device("C:\\", Msys).as_deref(), None);
+    }
+
+    #[test]
+    fn a_drive_letter_follows_the_reader_not_the_argument() {
+        use Flavor::{Cygwin, Msys, Native};
+        let cases = [
+            (r"C:\Users\", Cygwin, "R:/Users/"),
+            (r"C:\Users", Msys, "R:/Users"),
+            (r"\\?\C:\x y\", Cygwin, "R:/x y/"),
+            ("C:/x/", Cygwin, "R:/x/"),
+            (r"C:\.\Users\", Cygwin, "R:/./Users/"),
+            ("/cygdrive/c/x/", Cygwin, "/cygdrive/r/x/"),
+            ("/c/x", Msys, "/r/x"),
+            (r"C:\Users\", Native, r"R:\Users\"),
+            (r"\\?\C:\x\", Native, r"\\?\R:\x\"),
+        ];
+        for (arg, reader, want) in cases {
+            assert_eq!(parse(arg, reader).expect(arg).for_reader(reader).with_drive('R'), want, "{arg} for a {reader:?} rsync");
+        }
+        // Long: no verbatim prefix for a cygwin reader.
+        let deep: String = (0..40).map(|i| format!("d{i:02}xxxxxxx")).collect::<Vec<_>>().join("\\");
+        let long = parse(&format!("C:\\{deep}\\"), Cygwin).unwrap().for_reader(Cygwin).with_drive('R');
+        assert!(long.starts_with("R:/d00xxxxxxx/") && !long.contains('\\'), "{long}");
     }
 
     #[test]
     fn relative_marker_survives_rewrites() {
         let d = p("/cygdrive/c/./Users/alice/");
         assert_eq!(d.with_drive('S'), "/cygdrive/s/./Users/alice/");
-        assert_eq!(d.in_device(SHADOW).unwrap(), "/proc/sys/Device/HarddiskVolumeShadowCopy7/./Users/alice/");
+        assert_eq!(d.in_device(SHADOW, Flavor::Cygwin).unwrap(), "/proc/sys/Device/HarddiskVolumeShadowCopy7/./Users/alice/");
         assert_eq!(d.native(), r"C:\Users\alice");
     }
 
@@ -378,7 +428,10 @@ mod tests {
         assert_eq!(d.native(), r"C:\Users\Jürgen Müller\Документы\日本語 メモ");
         assert_eq!(d.with_drive('T'), "/cygdrive/t/Users/Jürgen Müller/Документы/日本語 メモ/");
         let n = p(r"D:\Données partagées\été 2024");
-        assert_eq!(n.in_device(SHADOW).unwrap(), r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy7\Données partagées\été 2024");
+        assert_eq!(
+            n.in_device(SHADOW, Flavor::Native).unwrap(),
+            r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy7\Données partagées\été 2024"
+        );
     }
 
     #[test]
@@ -390,7 +443,7 @@ mod tests {
         assert!(d.with_drive('R').starts_with("/cygdrive/r/directory00/"));
         let n = p(&format!("C:\\{}", deep.replace('/', "\\")));
         assert!(n.with_drive('R').starts_with(r"\\?\R:\directory00\"));
-        assert!(n.in_device(SHADOW).unwrap().starts_with(r"\\?\GLOBALROOT\Device\"));
+        assert!(n.in_device(SHADOW, Flavor::Native).unwrap().starts_with(r"\\?\GLOBALROOT\Device\"));
         // Short ones stay plain.
         assert_eq!(p(r"C:\short").with_drive('R'), r"R:\short");
     }

@@ -45,6 +45,22 @@ pub fn flavor_of(rsync: &Path) -> Flavor {
     }
 }
 
+/// What a cygwin or MSYS2 rsync needs in its environment: `noglob` added to
+/// `CYGWIN` or `MSYS`, so that its runtime does not expand `*`, `?` or `[` in
+/// the rewritten arguments (started from a native program, it would).
+pub fn reader_env(flavor: Flavor) -> Vec<(OsString, OsString)> {
+    let var = match flavor {
+        Flavor::Cygwin => "CYGWIN",
+        Flavor::Msys => "MSYS",
+        Flavor::Native => return Vec::new(),
+    };
+    let value = match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => format!("{} noglob", v.trim()),
+        _ => "noglob".to_owned(),
+    };
+    vec![(OsString::from(var), OsString::from(value))]
+}
+
 impl Volumes for Platform {
     fn source_path(arg: &OsStr) -> Option<PathBuf> {
         let s = arg.to_str()?;
@@ -310,17 +326,13 @@ fn expose_with(
             rewritten.push(Ok(arg.to_owned()));
             continue;
         };
-        let mut dp = match winpath::parse(text, flavor) {
+        let dp = match winpath::parse(text, flavor) {
             Some(d) => d,
             None => {
-                // A relative argument: absolute from here on, in the reader's style.
+                // A relative argument: absolute from here on (in the reader's
+                // form, below).
                 let mut d = winpath::parse(&source.to_string_lossy(), Flavor::Native)
                     .ok_or_else(|| fail(format!("cannot read {text:?} as a path on a drive")))?;
-                d.style = match flavor {
-                    Flavor::Cygwin => Style::Cygwin,
-                    Flavor::Msys => Style::Msys,
-                    Flavor::Native => Style::Native { sep: '\\' },
-                };
                 d.trailing_slash = text.ends_with(['/', '\\']) || text == "." || text.ends_with("/.");
                 if inv.relative {
                     return Err(fail(format!(
@@ -330,6 +342,8 @@ fn expose_with(
                 d
             }
         };
+        // The rsync that reads decides the form, not the argument.
+        let mut dp = dp.for_reader(flavor);
         if dp.is_bare_root() {
             return Err(fail(format!(
                 "{text:?} (a drive root without a trailing slash) would be sent under the snapshot's name; write {text}/"
@@ -356,12 +370,12 @@ fn expose_with(
         }
         let out = match roots[i].as_ref().expect("set above") {
             Root::Letter(c) => dp.with_drive(*c),
-            Root::Device(d) => dp.in_device(d).ok_or_else(|| fail(format!("bad device {d}")))?,
+            Root::Device(d) => dp.in_device(d, flavor).ok_or_else(|| fail(format!("bad device {d}")))?,
             Root::Dir(base) => {
                 let mut d = dp.clone();
                 d.drive = base.drive;
                 d.parts = base.parts.iter().cloned().chain(dp.parts.iter().cloned()).collect();
-                if !d.style.is_posix() {
+                if flavor == Flavor::Native {
                     d.style = Style::Native { sep: '\\' };
                 }
                 d.render()
@@ -399,7 +413,11 @@ pub fn run_child(launch: &Launch) -> Result<u8> {
     let program = launch.program.as_path();
     let spawn_err = |e: std::io::Error| Error::NotStarted { what: launch.what, path: program.to_owned(), msg: e.to_string() };
     let job = ffi::Job::new().map_err(|e| Error::io("job object", e))?;
-    let mut child = Command::new(program).args(&launch.args).envs(launch.env.iter().map(|(k, v)| (k, v))).spawn().map_err(spawn_err)?;
+    let mut env = launch.env.clone();
+    if launch.what == "rsync" {
+        env.extend(reader_env(flavor_of(program)));
+    }
+    let mut child = Command::new(program).args(&launch.args).envs(env.iter().map(|(k, v)| (k, v))).spawn().map_err(spawn_err)?;
     if let Err(e) = job.assign(&child) {
         log::warn!("cannot put {} in a job object: {e}", launch.what);
     }

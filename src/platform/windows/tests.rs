@@ -76,7 +76,7 @@ fn config_lives_under_programdata() {
 }
 
 #[test]
-fn device_path_rewrites_each_source_in_its_style() {
+fn device_path_rewrites_each_source_for_the_reader() {
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/cygdrive/c/Users/Jürgen Müller/", r"D:\data base", "C:/x/"]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
     let mut e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &shadow_set(), &inv, &sources_of(&inv)).unwrap();
@@ -89,11 +89,51 @@ fn device_path_rewrites_each_source_in_its_style() {
             "-logDtpre.iLsfxCIvu",
             ".",
             "/proc/sys/Device/HarddiskVolumeShadowCopy9/Users/Jürgen Müller/",
-            r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\data base",
-            r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy9\x\",
+            // Native forms, for a cygwin rsync: posix too, trailing slash kept.
+            "/proc/sys/Device/HarddiskVolumeShadowCopy10/data base",
+            "/proc/sys/Device/HarddiskVolumeShadowCopy9/x/",
         ])
     );
     e.undo().unwrap();
+}
+
+#[test]
+fn a_native_rsync_gets_native_forms() {
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", r"C:\Users\", "D:/data base", r"\\?\C:\x"]);
+    let inv = crate::rsync_args::parse(&argv).unwrap();
+    let e = expose_with(Expose::DevicePath, "RS", Flavor::Native, &shadow_set(), &inv, &sources_of(&inv)).unwrap();
+    assert_eq!(
+        e.argv()[4..],
+        os(&[
+            r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy9\Users\",
+            r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\data base",
+            r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy9\x",
+        ])[..]
+    );
+}
+
+#[test]
+fn the_flavor_is_told_by_the_runtime_beside_rsync_exe() {
+    let d = scratch("flavor");
+    for (dll, want) in [(None, Flavor::Native), (Some("cygwin1.dll"), Flavor::Cygwin), (Some("msys-2.0.dll"), Flavor::Msys)] {
+        let dir = d.join(format!("{want:?}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some(dll) = dll {
+            std::fs::write(dir.join(dll), b"").unwrap();
+        }
+        assert_eq!(flavor_of(&dir.join("rsync.exe")), want, "{dll:?}");
+    }
+}
+
+#[test]
+fn a_cygwin_or_msys_rsync_gets_noglob() {
+    let _g = serial();
+    std::env::set_var("CYGWIN", "winsymlinks:native");
+    std::env::remove_var("MSYS");
+    assert_eq!(reader_env(Flavor::Cygwin), [(OsString::from("CYGWIN"), OsString::from("winsymlinks:native noglob"))]);
+    assert_eq!(reader_env(Flavor::Msys), [(OsString::from("MSYS"), OsString::from("noglob"))]);
+    assert!(reader_env(Flavor::Native).is_empty());
+    std::env::remove_var("CYGWIN");
 }
 
 #[test]
@@ -145,8 +185,9 @@ fn drive_letter_exposure_rewrites_and_undo_unmaps() {
     assert_ne!(c.to_ascii_uppercase(), d);
     assert_eq!(a[4], format!("/cygdrive/{c}/Users/"));
     assert_eq!(a[5], format!("/{c}/Users/x"));
-    assert_eq!(a[6], format!(r"{}:\Users\", c.to_ascii_uppercase()));
-    assert_eq!(a[7], format!(r"{d}:\data"));
+    // Native forms, for an MSYS2 rsync: forward slashes, never a backslash.
+    assert_eq!(a[6], format!("{}:/Users/", c.to_ascii_uppercase()));
+    assert_eq!(a[7], format!("{d}:/data"));
     let cu = c.to_ascii_uppercase();
     assert_eq!(ffi::query_dos_device(&format!("{cu}:")), [r"\Device\HarddiskVolumeShadowCopy9"]);
     assert_eq!(ffi::query_dos_device(&format!("{d}:")), [r"\Device\HarddiskVolumeShadowCopy10"]);
