@@ -358,7 +358,7 @@ fn source(cfg: &Config, opts: &Options, rsync: Option<&Path>, path: &Path) -> Ve
                 (Level::Fail, format!("a backup of it ends with status {}", status::NO_PROVIDER))
             };
             let detail = format!("{fstype}, which no provider can snapshot: {then}");
-            let fix = "keep it out of snaprsync's backups, or move it to btrfs or an LVM logical volume";
+            let fix = "keep it out of snaprsync's backups, or move it to btrfs, ZFS or an LVM logical volume";
             out.push(Finding { level, check: at("provider"), detail, fix: fix.into() });
             return out;
         }

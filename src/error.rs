@@ -16,7 +16,8 @@ pub mod status {
     pub const SNAPSHOT: u8 = 81;
     /// The real rsync could not be found or started.
     pub const RSYNC_MISSING: u8 = 82;
-    /// A source path lies on a filesystem that no provider can snapshot.
+    /// A source path lies on a filesystem that no provider can snapshot, or
+    /// cannot be matched to a snapshotted volume.
     pub const NO_PROVIDER: u8 = 83;
     /// The rsync argument block read from stdin (`--protect-args`) is malformed.
     pub const PROTECT_ARGS: u8 = 84;
@@ -55,7 +56,10 @@ pub const STATUSES: &[(u8, &str)] = &[
         "a snapshot could not be created (with `on_snapshot_failure = \"fail\"`): not root, no space, the snapshot location read-only, the run could not be recorded in `state_dir`",
     ),
     (status::RSYNC_MISSING, "the real rsync could not be found or started (exec: COMMAND could not be started)"),
-    (status::NO_PROVIDER, "a source path is on a filesystem no provider can snapshot"),
+    (
+        status::NO_PROVIDER,
+        "a source path is on a filesystem no provider can snapshot, or cannot be matched to a snapshotted volume (Windows: a path under the cygwin root)",
+    ),
     (status::PROTECT_ARGS, "the `--protect-args` argument block on stdin is malformed or too large"),
     (status::REFUSED, "restricted mode refused the command"),
     (status::EXPOSE, "the snapshot could not be shown to rsync under its original names"),
@@ -101,6 +105,11 @@ pub enum Error {
     #[error("{path} is on a {fstype} filesystem, which snaprsync cannot snapshot; back it up without snaprsync, or set on_snapshot_failure = \"live\"")]
     NoProvider { path: PathBuf, fstype: String },
 
+    /// A source rsync would read that cannot be matched to a snapshotted
+    /// volume: never read live in silence.
+    #[error("{arg}: {why}; or set on_snapshot_failure = \"live\" to back it up live")]
+    Unmatched { arg: String, why: String },
+
     #[error("protect-args block on stdin: {0}")]
     ProtectArgs(#[from] crate::protect_args::ProtectArgsError),
 
@@ -140,7 +149,7 @@ impl Error {
             Error::Usage(_) | Error::Config { .. } => status::USAGE,
             Error::Snapshot { .. } | Error::Command { .. } => status::SNAPSHOT,
             Error::NotStarted { .. } => status::RSYNC_MISSING,
-            Error::NoProvider { .. } => status::NO_PROVIDER,
+            Error::NoProvider { .. } | Error::Unmatched { .. } => status::NO_PROVIDER,
             Error::ProtectArgs(_) => status::PROTECT_ARGS,
             Error::Refused(_) => status::REFUSED,
             Error::Expose { .. } => status::EXPOSE,
@@ -154,7 +163,15 @@ impl Error {
 
     /// Whether `on_snapshot_failure = "live"` may turn this error into a live backup.
     pub fn is_snapshot_failure(&self) -> bool {
-        matches!(self, Error::Snapshot { .. } | Error::Command { .. } | Error::NoProvider { .. } | Error::Vss { .. } | Error::Expose { .. })
+        matches!(
+            self,
+            Error::Snapshot { .. }
+                | Error::Command { .. }
+                | Error::NoProvider { .. }
+                | Error::Unmatched { .. }
+                | Error::Vss { .. }
+                | Error::Expose { .. }
+        )
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
@@ -191,6 +208,7 @@ mod tests {
             Error::NotStarted { what: "rsync", path: PathBuf::new(), msg: String::new() },
             Error::Hook { hook: "pre_snapshot", msg: String::new() },
             Error::NoProvider { path: PathBuf::new(), fstype: String::new() },
+            Error::Unmatched { arg: String::new(), why: String::new() },
             Error::ProtectArgs(crate::protect_args::ProtectArgsError::EmptyBlock),
             Error::Refused(crate::restrict::Refused::NotForced),
             Error::Expose { path: PathBuf::new(), msg: String::new() },

@@ -215,6 +215,14 @@ fn snapshot_target(path: &Path) -> Option<PathBuf> {
 /// one lifecycle (`lifecycle::run`).
 fn snapshot_and_run(req: &Request) -> Result<u8> {
     let inv = &req.inv;
+    if let Some((arg, why)) = inv.sources().find_map(|a| Platform::unmatched(a).map(|why| (a, why))) {
+        let e = Error::Unmatched { arg: arg.to_string_lossy().into_owned(), why };
+        if req.cfg.on_snapshot_failure != crate::config::OnSnapshotFailure::Live || req.policy.is_some() {
+            return Err(e);
+        }
+        log::warn!("{e}; on_snapshot_failure = \"live\": backing up the LIVE files, not a snapshot");
+        return Platform::run_unchanged(&req.launch(req.rsync_argv(&inv.args)?));
+    }
     // Aligned with inv.sources(); a source that does not exist is left to rsync.
     let sources: Vec<PathBuf> = inv.sources().map(|a| Platform::source_path(a).unwrap_or_else(|| PathBuf::from(a))).collect();
     let mut existing: Vec<PathBuf> = sources.iter().filter_map(|p| snapshot_target(p)).collect();

@@ -128,6 +128,14 @@ pub trait Volumes {
     /// the argument is not a local path.
     fn source_path(arg: &OsStr) -> Option<PathBuf>;
 
+    /// Why rsync would read `arg` somewhere snaprsync cannot tell, if so
+    /// (Windows: `/home/alice` is under the cygwin or MSYS2 root, which only
+    /// rsync's runtime knows). Such a source is never read live in silence.
+    fn unmatched(arg: &OsStr) -> Option<String> {
+        let _ = arg;
+        None
+    }
+
     /// exec: the absolute path a PATH argument names, with symlinks followed
     /// (the command reads what they lead to, so that is what is snapshotted).
     /// `None` when it does not exist.

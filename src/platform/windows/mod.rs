@@ -78,6 +78,16 @@ impl Volumes for Platform {
         Some(normalize(&full))
     }
 
+    fn unmatched(arg: &OsStr) -> Option<String> {
+        let s = arg.to_str()?;
+        // A posix path that names no drive: under the cygwin or MSYS2 root
+        // (`/home/alice` is `C:\cygwin64\home\alice` to cygwin), which only
+        // rsync's runtime resolves.
+        (s.starts_with('/') && !s.starts_with("//") && winpath::parse(s, Flavor::Msys).is_none()).then(|| {
+            "a path under the cygwin or MSYS2 root, which snaprsync cannot match to a volume; name it by its drive (e.g. /cygdrive/c/cygwin64/home/alice/ or C:/cygwin64/home/alice/)".to_owned()
+        })
+    }
+
     fn exec_path(arg: &OsStr) -> Option<PathBuf> {
         // Not canonicalize: that gives \\?\ paths, which the command would be told.
         Self::source_path(arg).filter(|p| p.exists())
@@ -252,7 +262,10 @@ fn find_volume<'a>(set: &'a SnapshotSet, source: &Path) -> Option<(usize, &'a Vo
         .iter()
         .enumerate()
         .filter(|(_, v)| {
+            // Either side may carry the verbatim prefix (wine's
+            // GetVolumePathNameW gives `\\?\C:\` for a `\\?\` path).
             let o = v.origin.to_string_lossy().to_ascii_uppercase();
+            let o = o.strip_prefix(r"\\?\").unwrap_or(&o);
             let o = o.trim_end_matches('\\');
             s == o || s.starts_with(&format!("{o}\\"))
         })
@@ -322,7 +335,14 @@ fn expose_with(
         let fail = |msg: String| Error::Expose { path: source.clone(), msg };
         let text = arg.to_str().ok_or_else(|| fail("the argument is not valid Unicode".into()))?;
         let Some((i, vol)) = find_volume(set, source) else {
-            // Not snapshotted (it did not exist): rsync reports it.
+            if source.symlink_metadata().is_ok() {
+                // It exists, but on no volume of the set: never read live in silence.
+                return Err(Error::Unmatched {
+                    arg: text.to_owned(),
+                    why: format!("{} is on no volume that was snapshotted; name it by its drive letter path", source.display()),
+                });
+            }
+            // It does not exist: rsync reports it.
             rewritten.push(Ok(arg.to_owned()));
             continue;
         };

@@ -137,6 +137,46 @@ fn a_cygwin_or_msys_rsync_gets_noglob() {
 }
 
 #[test]
+fn a_source_on_no_snapshotted_volume_is_never_read_live_in_silence() {
+    // It exists (the temp dir), but the set has no volume for its drive.
+    let here = scratch("unmatched");
+    let set = SnapshotSet { provider: "vss", volumes: vec![] };
+    let arg = here.to_string_lossy().into_owned();
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
+    let inv = crate::rsync_args::parse(&argv).unwrap();
+    let err = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &set, &inv, &sources_of(&inv)).err().expect("refused");
+    assert_eq!(err.exit_code(), crate::error::status::NO_PROVIDER, "{err}");
+    assert!(err.is_snapshot_failure(), "on_snapshot_failure = \"live\" may still take it, with a warning");
+    assert!(err.to_string().contains("on no volume that was snapshotted"), "{err}");
+    // One that does not exist is rsync's to report.
+    let gone = format!("{arg}\\nothing-here");
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &gone]);
+    let inv = crate::rsync_args::parse(&argv).unwrap();
+    let e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &set, &inv, &sources_of(&inv)).unwrap();
+    assert_eq!(e.argv()[4], gone.as_str());
+}
+
+#[test]
+fn a_cygwin_root_path_is_refused_with_the_fix() {
+    for arg in ["/home/alice", "/home/alice/", "/usr/x", "/"] {
+        let why = Platform::unmatched(arg.as_ref()).unwrap_or_else(|| panic!("{arg} passed"));
+        assert!(why.contains("cygwin") && why.contains("/cygdrive/c/"), "{why}");
+    }
+    for arg in ["/cygdrive/c/x/", "/c/x", "C:/x", r"C:\x", r"\\?\C:\x", "//server/share", "relative/x"] {
+        assert_eq!(Platform::unmatched(arg.as_ref()), None, "{arg}");
+    }
+}
+
+#[test]
+fn a_verbatim_volume_origin_still_matches() {
+    let v = VolumeSnapshot { origin: r"\\?\C:\".into(), snapshot: SHADOW.into(), id: "{id}".into(), mount: None };
+    let set = SnapshotSet { provider: "vss", volumes: vec![v] };
+    assert!(find_volume(&set, Path::new(r"C:\Users\x")).is_some());
+    assert!(find_volume(&set, Path::new(r"\\?\C:\Users\x")).is_some());
+    assert!(find_volume(&set, Path::new(r"D:\Users")).is_none());
+}
+
+#[test]
 fn relative_without_marker_is_refused_with_the_fix() {
     let argv = os(&["--server", "--sender", "-logDtpRe.iLsfxCIvu", ".", "/cygdrive/c/Users/"]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
@@ -270,6 +310,25 @@ fn missing_vss_fails_with_its_status_or_falls_back_to_live() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(&lines[..5], ["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", arg.as_str()], "live runs the argv unchanged");
     assert!(text.contains("read ") && text.contains("original content"), "{text}");
+}
+
+#[test]
+fn a_run_with_a_cygwin_root_source_fails_83_or_goes_live_with_a_warning() {
+    let _g = serial();
+    ffi::reset_stopping();
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/home/alice/"]);
+    let out = scratch("cygroot-out").join("out.txt");
+    std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
+    std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
+    let err = crate::run::rsync(&cfg_for(Expose::DevicePath, false), &crate::cli::Options::default(), argv.clone())
+        .expect_err("a cygwin-root source is refused");
+    assert_eq!(err.exit_code(), crate::error::status::NO_PROVIDER, "{err}");
+    assert!(err.to_string().contains("/home/alice/") && err.to_string().contains("on_snapshot_failure"), "{err}");
+    assert!(!out.exists(), "rsync must not run");
+    let status = crate::run::rsync(&cfg_for(Expose::DevicePath, true), &crate::cli::Options::default(), argv).unwrap();
+    assert_eq!(status, 0);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().nth(4), Some("/home/alice/"), "live: the argv unchanged\n{text}");
 }
 
 /// The whole orchestration (argv -> provider -> exposure -> rsync -> removal),
