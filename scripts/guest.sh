@@ -321,11 +321,11 @@ build_initramfs() {
     mv "$CACHE/initramfs.cpio.new" "$CACHE/initramfs.cpio"
 }
 
-# Debian's ZFS is in contrib: a sources entry for it, unless apt knows zfs-dkms.
+# Debian's ZFS is in contrib: a sources entry for it, unless apt reads contrib.
 ensure_contrib() {
-    [[ $(apt-cache policy zfs-dkms 2>/dev/null | sed -n 's/^ *Candidate: //p') =~ ^[0-9] ]] && return
     local codename
     codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+    apt-cache policy 2>/dev/null | grep -q " $codename/contrib " && return
     log "adding Debian's contrib component for $codename (ZFS)"
     printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s %s-updates\nComponents: contrib\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
         "$codename" "$codename" >/etc/apt/sources.list.d/debian-contrib.sources
