@@ -76,7 +76,7 @@ pub fn main(argv: Vec<OsString>) -> u8 {
             }
         })
     };
-    match std::panic::catch_unwind(run) {
+    let status = match std::panic::catch_unwind(run) {
         Ok(Ok(status)) => status,
         Ok(Err(e)) => {
             report(&e.to_string());
@@ -84,7 +84,9 @@ pub fn main(argv: Vec<OsString>) -> u8 {
         }
         // The hook has reported it.
         Err(_) => error::status::INTERNAL,
-    }
+    };
+    platform::Platform::finished();
+    status
 }
 
 /// One line on stderr: through the logger (which also writes it to the log

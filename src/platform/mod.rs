@@ -195,6 +195,10 @@ pub trait Processes {
     /// The signal held since `hold_signals`, if any.
     fn pending_signal() -> Option<i32>;
 
+    /// Everything the run made is released and snaprsync is about to exit
+    /// (Windows: a close, logoff or shutdown event waits for this).
+    fn finished() {}
+
     /// Makes stdin read `prefix` and then the rest of the original stdin, for
     /// every child started from now on (a pipe fed by a thread). Used to hand
     /// the real rsync the `--protect-args` block snaprsync read, so that rsync

@@ -17,8 +17,8 @@ use std::time::Duration;
 use windows_sys::core::BOOL;
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
 use windows_sys::Win32::Storage::FileSystem::{
-    DefineDosDeviceW, GetDiskFreeSpaceExW, GetLogicalDrives, QueryDosDeviceW, DDD_EXACT_MATCH_ON_REMOVE, DDD_RAW_TARGET_PATH,
-    DDD_REMOVE_DEFINITION,
+    DefineDosDeviceW, GetDiskFreeSpaceExW, GetLogicalDrives, QueryDosDeviceW, DDD_EXACT_MATCH_ON_REMOVE, DDD_NO_BROADCAST_SYSTEM,
+    DDD_RAW_TARGET_PATH, DDD_REMOVE_DEFINITION,
 };
 use windows_sys::Win32::System::Console::{
     SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_CLOSE_EVENT, CTRL_C_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT,
@@ -66,12 +66,15 @@ pub fn query_dos_device(name: &str) -> Vec<String> {
     OsString::from_wide(&buf[..len.min(buf.len())]).to_string_lossy().split('\0').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
-/// Maps `letter:` to the NT path `target` (DDD_RAW_TARGET_PATH) for this logon session.
+/// Maps `letter:` to the NT path `target` (DDD_RAW_TARGET_PATH) for this
+/// logon session, without telling every window of the system
+/// (DDD_NO_BROADCAST_SYSTEM: the broadcast can stall on a hung window, and
+/// nobody but rsync needs the letter).
 pub fn define_letter(letter: char, target: &str) -> io::Result<()> {
     let n = wide(OsStr::new(&format!("{letter}:")));
     let t = wide(OsStr::new(target));
     // SAFETY: both strings are NUL-terminated.
-    let ok = unsafe { DefineDosDeviceW(DDD_RAW_TARGET_PATH, n.as_ptr(), t.as_ptr()) };
+    let ok = unsafe { DefineDosDeviceW(DDD_RAW_TARGET_PATH | DDD_NO_BROADCAST_SYSTEM, n.as_ptr(), t.as_ptr()) };
     if ok == 0 {
         return Err(io::Error::last_os_error());
     }
@@ -82,7 +85,7 @@ pub fn define_letter(letter: char, target: &str) -> io::Result<()> {
 pub fn remove_letter(letter: char, target: &str) -> io::Result<()> {
     let n = wide(OsStr::new(&format!("{letter}:")));
     let t = wide(OsStr::new(target));
-    let flags = DDD_REMOVE_DEFINITION | DDD_EXACT_MATCH_ON_REMOVE | DDD_RAW_TARGET_PATH;
+    let flags = DDD_REMOVE_DEFINITION | DDD_EXACT_MATCH_ON_REMOVE | DDD_RAW_TARGET_PATH | DDD_NO_BROADCAST_SYSTEM;
     // SAFETY: both strings are NUL-terminated.
     let ok = unsafe { DefineDosDeviceW(flags, n.as_ptr(), t.as_ptr()) };
     if ok == 0 {
@@ -153,6 +156,25 @@ static RUNNING_JOB: AtomicPtr<core::ffi::c_void> = AtomicPtr::new(std::ptr::null
 static STOPPING: AtomicBool = AtomicBool::new(false);
 static HANDLER: std::sync::Once = std::sync::Once::new();
 
+/// Set by the main thread once every shadow copy and drive letter is released
+/// (the run is over); a close, logoff or shutdown event waits for it.
+static CLEANED: (std::sync::Mutex<bool>, std::sync::Condvar) = (std::sync::Mutex::new(false), std::sync::Condvar::new());
+
+/// The run is over and everything it made is released: a console event that
+/// waits may let Windows end the process now.
+pub fn cleaned_up() {
+    let mut done = CLEANED.0.lock().unwrap_or_else(|e| e.into_inner());
+    *done = true;
+    CLEANED.1.notify_all();
+}
+
+/// Waits until [`cleaned_up`], at most `limit`; whether it came.
+fn wait_cleaned(limit: Duration) -> bool {
+    let done = CLEANED.0.lock().unwrap_or_else(|e| e.into_inner());
+    let (done, _) = CLEANED.1.wait_timeout_while(done, limit, |d| !*d).unwrap_or_else(|e| e.into_inner());
+    *done
+}
+
 /// Whether a console event (Ctrl-C, Ctrl-Break, close, logoff, shutdown) arrived.
 pub fn stopping() -> bool {
     STOPPING.load(Ordering::SeqCst)
@@ -178,11 +200,13 @@ unsafe extern "system" fn on_console_event(event: u32) -> BOOL {
             1
         }
         // Windows ends the process when this returns (or after ~5 s): end
-        // rsync now and give the main thread that time to release the shadow
-        // copy and the letter.
+        // rsync now, and return once the main thread has released the shadow
+        // copy and the letter, not after a fixed time.
         CTRL_CLOSE_EVENT | CTRL_LOGOFF_EVENT | CTRL_SHUTDOWN_EVENT => {
             end_running();
-            std::thread::sleep(Duration::from_millis(4500));
+            if !wait_cleaned(Duration::from_millis(4500)) {
+                log::warn!("console event {event}: cleanup still under way when Windows ends the process");
+            }
             1
         }
         _ => 0,
@@ -220,10 +244,11 @@ impl Drop for Running<'_> {
     }
 }
 
-/// Forgets a console event (tests only: the flag is process-wide).
+/// Forgets a console event and a finished cleanup (tests only: the flags are process-wide).
 #[cfg(test)]
 pub fn reset_stopping() {
     STOPPING.store(false, Ordering::SeqCst);
+    *CLEANED.0.lock().unwrap_or_else(|e| e.into_inner()) = false;
 }
 
 /// Sends this process's console group a Ctrl-Break, as a user pressing it

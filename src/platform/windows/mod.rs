@@ -141,6 +141,10 @@ impl Processes for Platform {
         ffi::stopping().then_some(2)
     }
 
+    fn finished() {
+        ffi::cleaned_up();
+    }
+
     fn internal(_argv: &[OsString]) -> Option<u8> {
         None
     }

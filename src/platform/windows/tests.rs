@@ -267,6 +267,26 @@ fn console_event_ends_rsync_and_is_held_for_cleanup() {
     ffi::reset_stopping();
 }
 
+#[test]
+fn a_close_event_waits_for_the_cleanup_not_a_timer() {
+    let _g = serial();
+    ffi::reset_stopping();
+    Platform::hold_signals().unwrap();
+    let started = std::time::Instant::now();
+    let t = std::thread::spawn(|| {
+        ffi::raise_console_event(2 /* CTRL_CLOSE_EVENT */);
+        std::time::Instant::now()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(!t.is_finished(), "the handler returned before the cleanup");
+    let cleaned = std::time::Instant::now();
+    Platform::finished();
+    let returned = t.join().unwrap();
+    assert!(returned >= cleaned, "the handler returned before the cleanup");
+    assert!(returned.duration_since(started).as_millis() < 3000, "the handler waited out a timer: {:?}", returned.duration_since(started));
+    ffi::reset_stopping();
+}
+
 /// Writes a source tree with a probe file; returns (dir, native arg with trailing slash).
 fn source_tree(tag: &str) -> PathBuf {
     let dir = scratch(tag).join("My Files");
