@@ -59,9 +59,26 @@ pub mod hr {
     pub const VSS_E_OBJECT_NOT_FOUND: u32 = 0x8004_2308;
 }
 
-/// Retry pacing while another snapshot set is in progress.
+/// Retry pacing while another snapshot set is in progress, or after a
+/// writer could not flush or hold its writes in time.
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How many times a flush or hold timeout is tried again: it is a busy
+/// moment, not a broken writer, but one that never ends is reported.
+const TIMEOUT_RETRIES: u32 = 2;
+
+/// Pure: why a failed attempt is worth another one (`tries` timeouts so far),
+/// or `None`. Another set in progress is retried until `vss_timeout`; a flush
+/// or hold timeout (the system was too busy to freeze in VSS's 10 or 60 s) a
+/// few times.
+pub fn retry_reason(hresult: u32, tries: u32) -> Option<&'static str> {
+    match hresult {
+        hr::VSS_E_SNAPSHOT_SET_IN_PROGRESS => Some("another snapshot set is in progress"),
+        hr::VSS_E_FLUSH_WRITES_TIMEOUT if tries < TIMEOUT_RETRIES => Some("the system could not flush its writes in time"),
+        hr::VSS_E_HOLD_WRITES_TIMEOUT if tries < TIMEOUT_RETRIES => Some("the system could not hold its writes in time"),
+        _ => None,
+    }
+}
 
 /// The one-line message, with the fix, and the exit status for a failed VSS step.
 pub fn classify(what: &str, hresult: u32, timeout_secs: u64) -> Error {
@@ -166,6 +183,9 @@ impl Vss {
         bc.set_context(com::VSS_CTX_BACKUP)?;
         bc.set_backup_state(com::VSS_BT_COPY)?;
         bc.gather_writer_metadata()?.wait(deadline, "GatherWriterMetadata")?;
+        if let Err((what, h)) = bc.free_writer_metadata() {
+            log::debug!("vss: {what}: {h:#010x}");
+        }
         for v in volumes {
             if !bc.is_volume_supported(v)? {
                 return Err((format!("IsVolumeSupported({v})"), hr::VSS_E_VOLUME_NOT_SUPPORTED));
@@ -238,14 +258,19 @@ impl Provider for Vss {
         com::init().map_err(|(what, h)| classify(&what, h, self.timeout_secs()))?;
         let deadline = Instant::now() + self.timeout;
         let mut backoff = FIRST_BACKOFF;
+        let mut timeouts = 0;
         loop {
             match self.attempt(&volumes, deadline) {
                 Ok((bc, snaps)) => {
                     self.live = Some(bc);
                     return Ok(SnapshotSet { provider: "vss", volumes: snaps });
                 }
-                Err((what, h)) if h == hr::VSS_E_SNAPSHOT_SET_IN_PROGRESS && Instant::now() + backoff < deadline => {
-                    log::warn!("vss: {what}: another snapshot set is in progress; retrying in {} s", backoff.as_secs());
+                Err((what, h)) if Instant::now() + backoff < deadline && retry_reason(h, timeouts).is_some() => {
+                    let why = retry_reason(h, timeouts).unwrap_or_default();
+                    if h != hr::VSS_E_SNAPSHOT_SET_IN_PROGRESS {
+                        timeouts += 1;
+                    }
+                    log::warn!("vss: {what}: {why}; retrying in {} s", backoff.as_secs());
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
@@ -277,6 +302,18 @@ impl Drop for Vss {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transient_failures_are_retried_a_bounded_number_of_times() {
+        assert!(retry_reason(hr::VSS_E_SNAPSHOT_SET_IN_PROGRESS, 99).is_some(), "until vss_timeout");
+        for h in [hr::VSS_E_FLUSH_WRITES_TIMEOUT, hr::VSS_E_HOLD_WRITES_TIMEOUT] {
+            assert!(retry_reason(h, 0).is_some() && retry_reason(h, 1).is_some());
+            assert_eq!(retry_reason(h, TIMEOUT_RETRIES), None, "{h:#x}: a timeout that never ends is reported");
+        }
+        for h in [hr::E_ACCESSDENIED, hr::VSS_E_INSUFFICIENT_STORAGE, hr::VSS_E_PROVIDER_VETO, hr::TIMEOUT] {
+            assert_eq!(retry_reason(h, 0), None, "{h:#x}");
+        }
+    }
 
     /// The vtable slots, struct layout and HRESULT values of the binding
     /// against mingw-w64's headers (dumped by `scripts/windows.sh check-abi`,

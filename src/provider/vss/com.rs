@@ -128,7 +128,7 @@ vtable!(IVssBackupComponentsVtbl {
     GatherWriterMetadata: unsafe extern "system" fn(This, Async) -> HRESULT,
     GetWriterMetadataCount: Unused,
     GetWriterMetadata: Unused,
-    FreeWriterMetadata: Unused,
+    FreeWriterMetadata: unsafe extern "system" fn(This) -> HRESULT,
     AddComponent: Unused,
     PrepareForBackup: unsafe extern "system" fn(This, Async) -> HRESULT,
     AbortBackup: unsafe extern "system" fn(This) -> HRESULT,
@@ -333,6 +333,15 @@ impl BackupComponents {
 
     pub fn gather_writer_metadata(&self) -> Result<AsyncOp, Failure> {
         self.async_call("GatherWriterMetadata", self.vtbl().GatherWriterMetadata)
+    }
+
+    /// Frees what GatherWriterMetadata collected; snaprsync selects no
+    /// components, so it needs none of it after the gather.
+    pub fn free_writer_metadata(&self) -> Result<(), Failure> {
+        // SAFETY: a slot of this object's vtable taking only `this`, called
+        // after GatherWriterMetadata completed.
+        let h = unsafe { (self.vtbl().FreeWriterMetadata)(self.ptr) };
+        check("FreeWriterMetadata", h)
     }
 
     pub fn prepare_for_backup(&self) -> Result<AsyncOp, Failure> {
