@@ -161,11 +161,29 @@ fn unavailable(what: &str, msg: String) -> Error {
 pub struct Vss {
     timeout: Duration,
     live: Option<com::BackupComponents>,
+    /// Whether the run was asked to stop (a console event): creation then
+    /// cancels between VSS steps and inside the waits, instead of waiting
+    /// out `vss_timeout`, and removal skips BackupComplete.
+    stop: fn() -> bool,
 }
 
 impl Vss {
     pub fn new(vss_timeout_secs: u64) -> Vss {
-        Vss { timeout: Duration::from_secs(vss_timeout_secs), live: None }
+        Vss { timeout: Duration::from_secs(vss_timeout_secs), live: None, stop: || false }
+    }
+
+    /// The same, cancelled when `stop` says so.
+    pub fn stopped_by(mut self, stop: fn() -> bool) -> Vss {
+        self.stop = stop;
+        self
+    }
+
+    /// The stop check between steps: a cancelled step's failure.
+    fn go_on(&self, step: &str) -> std::result::Result<(), (String, u32)> {
+        if (self.stop)() {
+            return Err((format!("{step} (stopped)"), hr::VSS_S_ASYNC_CANCELLED));
+        }
+        Ok(())
     }
 
     fn timeout_secs(&self) -> u64 {
@@ -178,11 +196,13 @@ impl Vss {
         volumes: &[String],
         deadline: Instant,
     ) -> std::result::Result<(com::BackupComponents, Vec<VolumeSnapshot>), (String, u32)> {
+        let stop = self.stop;
+        self.go_on("CreateVssBackupComponents")?;
         let bc = com::BackupComponents::create()?;
         bc.initialize_for_backup()?;
         bc.set_context(com::VSS_CTX_BACKUP)?;
         bc.set_backup_state(com::VSS_BT_COPY)?;
-        bc.gather_writer_metadata()?.wait(deadline, "GatherWriterMetadata")?;
+        bc.gather_writer_metadata()?.wait(deadline, "GatherWriterMetadata", stop)?;
         if let Err((what, h)) = bc.free_writer_metadata() {
             log::debug!("vss: {what}: {h:#010x}");
         }
@@ -203,8 +223,12 @@ impl Vss {
                 }
             }
         }
-        let prepared = bc.prepare_for_backup().and_then(|a| a.wait(deadline, "PrepareForBackup"));
-        let done = prepared.and_then(|()| bc.do_snapshot_set()).and_then(|a| a.wait(deadline, "DoSnapshotSet"));
+        let prepared =
+            self.go_on("PrepareForBackup").and_then(|()| bc.prepare_for_backup()).and_then(|a| a.wait(deadline, "PrepareForBackup", stop));
+        let done = prepared
+            .and_then(|()| self.go_on("DoSnapshotSet"))
+            .and_then(|()| bc.do_snapshot_set())
+            .and_then(|a| a.wait(deadline, "DoSnapshotSet", stop));
         if let Err(e) = done {
             bc.abort_backup();
             return Err(e);
@@ -265,6 +289,11 @@ impl Provider for Vss {
                     self.live = Some(bc);
                     return Ok(SnapshotSet { provider: "vss", volumes: snaps });
                 }
+                // A console event: end now, nothing is left (the attempt aborted).
+                Err((what, h)) if h == hr::VSS_S_ASYNC_CANCELLED && (self.stop)() => {
+                    log::warn!("vss: {what}: the run was asked to stop");
+                    return Err(Error::Interrupted(2));
+                }
                 Err((what, h)) if Instant::now() + backoff < deadline && retry_reason(h, timeouts).is_some() => {
                     let why = retry_reason(h, timeouts).unwrap_or_default();
                     if h != hr::VSS_E_SNAPSHOT_SET_IN_PROGRESS {
@@ -281,8 +310,16 @@ impl Provider for Vss {
 
     fn remove(&mut self, set: &SnapshotSet) -> Result<()> {
         let Some(bc) = self.live.take() else { return Ok(()) };
+        if (self.stop)() {
+            // Stopping: no BackupComplete (writers would be told of a backup
+            // that did not finish); releasing deletes the shadow copies.
+            bc.abort_backup();
+            drop(bc);
+            log::info!("vss: stopped: released {} shadow cop{}", set.volumes.len(), if set.volumes.len() == 1 { "y" } else { "ies" });
+            return Ok(());
+        }
         let deadline = Instant::now() + self.timeout;
-        let completed = bc.backup_complete().and_then(|a| a.wait(deadline, "BackupComplete"));
+        let completed = bc.backup_complete().and_then(|a| a.wait(deadline, "BackupComplete", || false));
         // Releasing the components deletes the non-persistent shadow copies.
         drop(bc);
         log::info!("vss: released {} shadow cop{}", set.volumes.len(), if set.volumes.len() == 1 { "y" } else { "ies" });

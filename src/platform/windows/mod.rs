@@ -99,13 +99,13 @@ impl Volumes for Platform {
             return Ok(p);
         }
         match cfg.provider {
-            ProviderChoice::Auto | ProviderChoice::Vss => Ok(Box::new(Vss::new(cfg.vss_timeout))),
+            ProviderChoice::Auto | ProviderChoice::Vss => Ok(Box::new(Vss::new(cfg.vss_timeout).stopped_by(ffi::stopping))),
             other => Err(Error::Usage(format!("provider = {other:?} is not available on Windows; use \"auto\" or \"vss\""))),
         }
     }
 
     fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>> {
-        Ok(Box::new(Vss::new(cfg.vss_timeout)))
+        Ok(Box::new(Vss::new(cfg.vss_timeout).stopped_by(ffi::stopping)))
     }
 }
 

@@ -268,6 +268,25 @@ fn console_event_ends_rsync_and_is_held_for_cleanup() {
 }
 
 #[test]
+fn a_console_event_during_creation_ends_it_with_130_not_after_vss_timeout() {
+    let _g = serial();
+    ffi::reset_stopping();
+    let dir = source_tree("stop");
+    let mut cfg = cfg_for(Expose::DevicePath, false);
+    cfg.vss_timeout = 600;
+    let mut p = Platform::provider(&cfg, std::slice::from_ref(&dir)).unwrap();
+    ffi::raise_console_event(0 /* CTRL_C_EVENT */);
+    let started = std::time::Instant::now();
+    let err = p.create(std::slice::from_ref(&dir)).err().expect("stopped");
+    assert_eq!(err.exit_code(), 130, "{err}");
+    assert!(started.elapsed().as_secs() < 5, "waited {:?}", started.elapsed());
+    ffi::reset_stopping();
+    // Without the event, the same call reaches VSS (which wine lacks: 92).
+    let err = p.create(std::slice::from_ref(&dir)).err().expect("no VSS under wine");
+    assert_eq!(err.exit_code(), crate::provider::vss::status::UNAVAILABLE, "{err}");
+}
+
+#[test]
 fn a_close_event_waits_for_the_cleanup_not_a_timer() {
     let _g = serial();
     ffi::reset_stopping();

@@ -448,28 +448,42 @@ impl AsyncOp {
     }
 
     /// Polls until the operation ends or `deadline` passes (then cancels it).
-    pub fn wait(self, deadline: Instant, what: &str) -> Result<(), Failure> {
+    /// Polls until the operation ends, `deadline` passes or `stop()` says so;
+    /// the last two cancel it and wait (a few seconds at most) for the
+    /// cancel to land, so that the next step does not race a live one.
+    pub fn wait(self, deadline: Instant, what: &str, stop: fn() -> bool) -> Result<(), Failure> {
         let mut pause = Duration::from_millis(50);
         loop {
-            let mut status: HRESULT = 0;
-            // SAFETY: live object, valid out pointer, null reserved pointer.
-            let h = unsafe { (self.vtbl().QueryStatus)(self.ptr, &mut status, std::ptr::null_mut()) };
-            check(what, h)?;
-            match status as u32 {
+            let status = self.status(what)?;
+            match status {
                 hr::VSS_S_ASYNC_PENDING => {}
                 hr::VSS_S_ASYNC_FINISHED => return Ok(()),
                 hr::VSS_S_ASYNC_CANCELLED => return Err((format!("{what} (cancelled)"), hr::TIMEOUT)),
                 s if (s as i32) < 0 => return Err((what.to_owned(), s)),
                 _ => return Ok(()),
             }
-            if Instant::now() >= deadline {
+            let stopping = stop();
+            if stopping || Instant::now() >= deadline {
                 // SAFETY: live object; cancelling a pending operation is allowed.
                 unsafe { (self.vtbl().Cancel)(self.ptr) };
-                return Err((what.to_owned(), hr::TIMEOUT));
+                let landed = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < landed && self.status(what).is_ok_and(|s| s == hr::VSS_S_ASYNC_PENDING) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let code = if stopping { hr::VSS_S_ASYNC_CANCELLED } else { hr::TIMEOUT };
+                return Err((what.to_owned(), code));
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(500));
         }
+    }
+
+    fn status(&self, what: &str) -> Result<u32, Failure> {
+        let mut status: HRESULT = 0;
+        // SAFETY: live object, valid out pointer, null reserved pointer.
+        let h = unsafe { (self.vtbl().QueryStatus)(self.ptr, &mut status, std::ptr::null_mut()) };
+        check(what, h)?;
+        Ok(status as u32)
     }
 }
 
