@@ -23,10 +23,14 @@ use windows_sys::Win32::Storage::FileSystem::{
 use windows_sys::Win32::System::Console::{
     SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_CLOSE_EVENT, CTRL_C_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT,
 };
+use windows_sys::Win32::System::Diagnostics::ToolHelp::{
+    CreateToolhelp32Snapshot, Thread32First, Thread32Next, TH32CS_SNAPTHREAD, THREADENTRY32,
+};
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation, SetInformationJobObject, TerminateJobObject,
     JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
 };
+use windows_sys::Win32::System::Threading::{OpenThread, ResumeThread, THREAD_SUSPEND_RESUME};
 
 /// The exit status snaprsync gives rsync when it ends it on a console event
 /// (128 + SIGINT, as on Linux).
@@ -96,6 +100,46 @@ pub fn remove_letter(letter: char, target: &str) -> io::Result<()> {
 
 /// A Job Object that kills every process in it when its last handle closes:
 /// if snaprsync dies, however, rsync dies with it.
+/// Resumes the threads of `child`, started with CREATE_SUSPENDED so that it
+/// joined its job before running a single instruction (std gives no handle
+/// to its main thread, so they are found in a thread snapshot).
+pub fn resume(child: &Child) -> io::Result<()> {
+    let pid = child.id();
+    // SAFETY: a snapshot of the system's threads; closed below.
+    let snap = unsafe { CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0) };
+    if snap.is_null() || snap as isize == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: an all-zero THREADENTRY32 is valid; dwSize is set before use.
+    let mut entry: THREADENTRY32 = unsafe { std::mem::zeroed() };
+    entry.dwSize = std::mem::size_of::<THREADENTRY32>() as u32;
+    let mut resumed = 0;
+    // SAFETY: a live snapshot handle and an entry with its size set.
+    let mut more = unsafe { Thread32First(snap, &mut entry) } != 0;
+    while more {
+        if entry.th32OwnerProcessID == pid {
+            // SAFETY: a thread id from the snapshot; the handle is closed below.
+            let t = unsafe { OpenThread(THREAD_SUSPEND_RESUME, 0, entry.th32ThreadID) };
+            if !t.is_null() {
+                // SAFETY: a live thread handle with THREAD_SUSPEND_RESUME, closed once.
+                unsafe {
+                    ResumeThread(t);
+                    CloseHandle(t);
+                }
+                resumed += 1;
+            }
+        }
+        // SAFETY: as for Thread32First.
+        more = unsafe { Thread32Next(snap, &mut entry) } != 0;
+    }
+    // SAFETY: the snapshot handle, closed once.
+    unsafe { CloseHandle(snap) };
+    if resumed == 0 {
+        return Err(io::Error::other(format!("no thread of process {pid} found to resume")));
+    }
+    Ok(())
+}
+
 pub struct Job(HANDLE);
 
 // SAFETY: a job handle may be used from any thread.

@@ -15,6 +15,7 @@ mod selftest;
 mod tests;
 
 use std::ffi::{OsStr, OsString};
+use std::os::windows::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -441,9 +442,20 @@ pub fn run_child(launch: &Launch) -> Result<u8> {
     if launch.what == "rsync" {
         env.extend(reader_env(flavor_of(program)));
     }
-    let mut child = Command::new(program).args(&launch.args).envs(env.iter().map(|(k, v)| (k, v))).spawn().map_err(spawn_err)?;
+    // Suspended until it is in the job: it can start nothing that escapes it.
+    let mut child = Command::new(program)
+        .args(&launch.args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .creation_flags(windows_sys::Win32::System::Threading::CREATE_SUSPENDED)
+        .spawn()
+        .map_err(spawn_err)?;
     if let Err(e) = job.assign(&child) {
         log::warn!("cannot put {} in a job object: {e}", launch.what);
+    }
+    if let Err(e) = ffi::resume(&child) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(spawn_err(e));
     }
     let running = ffi::Running::publish(&job);
     let status = child.wait().map_err(|e| Error::io(program, e))?;
