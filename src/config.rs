@@ -74,6 +74,18 @@ pub enum HookFailure {
     Warn,
 }
 
+/// Windows: what a VSS writer that failed while the shadow copy was made means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VssWriters {
+    /// A warning naming the writer; the backup goes on (its data is then
+    /// crash-consistent only). The default.
+    #[default]
+    Warn,
+    /// The run fails with 81, leaving nothing.
+    Require,
+}
+
 /// How big a thick snapshot is made (config `lvm_snapshot_size`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotSize {
@@ -246,6 +258,9 @@ pub struct Config {
     /// Windows: seconds to wait for each VSS step, including retries while
     /// another snapshot set is in progress. Default 600.
     pub vss_timeout: u64,
+    /// Windows: `warn` (default) or `require`: what a VSS writer that failed
+    /// while the shadow copy was made means.
+    pub vss_writers: VssWriters,
     /// LVM: the size of a thick snapshot, a percentage of the origin (`"10%"`,
     /// the default) or a size (`"2G"`).
     pub lvm_snapshot_size: String,
@@ -281,6 +296,7 @@ impl Default for Config {
             lvm_snapshot_size: "10%".into(),
             lvm_thin_pool_max_percent: 90,
             vss_timeout: 600,
+            vss_writers: VssWriters::Warn,
             pre_snapshot: None,
             post_snapshot: None,
             hook_timeout: 60,
@@ -383,6 +399,15 @@ pub const KEYS: &[Key] = &[
             "vss_timeout",
             "a whole number of seconds, at least 1, such as 600",
             "Windows: seconds to wait for each VSS step, including retries while another snapshot set is in progress",
+        )
+    },
+    Key {
+        os: Os::Windows,
+        ..key(
+            "vss_writers",
+            r#""warn" or "require""#,
+            "Windows: what a VSS writer that failed while the shadow copy was made means (its application's files are then only \
+             crash-consistent): `\"warn\"` names it on stderr and in the log and goes on; `\"require\"` fails the run with 81",
         )
     },
     key(
@@ -857,7 +882,7 @@ mod tests {
         let ours: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
         assert_eq!(fields, ours);
         // Every value the message offers for an enum key parses.
-        for key in ["on_snapshot_failure", "provider", "log", "log_level", "snapshot_removal", "expose", "hook_failure"] {
+        for key in ["on_snapshot_failure", "provider", "log", "log_level", "snapshot_removal", "expose", "vss_writers", "hook_failure"] {
             let what = KEYS.iter().find(|k| k.name == key).unwrap().accepts;
             for word in what.split('"').skip(1).step_by(2) {
                 parse(&format!("{key} = \"{word}\"")).unwrap_or_else(|e| panic!("{key} = {word:?}: {e}"));

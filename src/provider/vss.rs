@@ -59,6 +59,30 @@ pub mod hr {
     pub const VSS_E_OBJECT_NOT_FOUND: u32 = 0x8004_2308;
 }
 
+/// Pure: the writers that failed (`VSS_WS_FAILED_AT_*`, states 8 to 17),
+/// each named with the step it failed at and its HRESULT.
+pub fn failed_writers(status: &[(String, i32, u32)]) -> Vec<String> {
+    const STEPS: [&str; 10] = [
+        "identify",
+        "prepare backup",
+        "prepare snapshot",
+        "freeze",
+        "thaw",
+        "post snapshot",
+        "backup complete",
+        "pre restore",
+        "post restore",
+        "backup shutdown",
+    ];
+    status
+        .iter()
+        .filter_map(|(name, state, failure)| {
+            let step = STEPS.get(usize::try_from(state - 8).ok()?)?;
+            Some(format!("{name} (failed at {step}, {failure:#010x})"))
+        })
+        .collect()
+}
+
 /// Retry pacing while another snapshot set is in progress, or after a
 /// writer could not flush or hold its writes in time.
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
@@ -165,11 +189,19 @@ pub struct Vss {
     /// cancels between VSS steps and inside the waits, instead of waiting
     /// out `vss_timeout`, and removal skips BackupComplete.
     stop: fn() -> bool,
+    /// `vss_writers = "require"`: a failed writer fails the run.
+    require_writers: bool,
 }
 
 impl Vss {
     pub fn new(vss_timeout_secs: u64) -> Vss {
-        Vss { timeout: Duration::from_secs(vss_timeout_secs), live: None, stop: || false }
+        Vss { timeout: Duration::from_secs(vss_timeout_secs), live: None, stop: || false, require_writers: false }
+    }
+
+    /// The same, failing when a writer failed (`vss_writers = "require"`).
+    pub fn requiring_writers(mut self, require: bool) -> Vss {
+        self.require_writers = require;
+        self
     }
 
     /// The same, cancelled when `stop` says so.
@@ -195,7 +227,7 @@ impl Vss {
         &self,
         volumes: &[String],
         deadline: Instant,
-    ) -> std::result::Result<(com::BackupComponents, Vec<VolumeSnapshot>), (String, u32)> {
+    ) -> std::result::Result<(com::BackupComponents, Vec<VolumeSnapshot>, Vec<String>), (String, u32)> {
         let stop = self.stop;
         self.go_on("CreateVssBackupComponents")?;
         let bc = com::BackupComponents::create()?;
@@ -244,7 +276,14 @@ impl Vss {
                 mount: None,
             });
         }
-        Ok((bc, snaps))
+        let failed = match bc.writer_status(deadline, stop) {
+            Ok(writers) => failed_writers(&writers),
+            Err((what, h)) => {
+                log::warn!("vss: {what} failed ({h:#010x}): whether every writer froze its application is unknown");
+                Vec::new()
+            }
+        };
+        Ok((bc, snaps, failed))
     }
 }
 
@@ -285,7 +324,23 @@ impl Provider for Vss {
         let mut timeouts = 0;
         loop {
             match self.attempt(&volumes, deadline) {
-                Ok((bc, snaps)) => {
+                Ok((bc, snaps, failed)) => {
+                    if !failed.is_empty() {
+                        let which = failed.join("; ");
+                        if self.require_writers {
+                            // Dropping the components releases the set.
+                            bc.abort_backup();
+                            return Err(Error::Snapshot {
+                                path: PathBuf::from(volumes.join(" ")),
+                                msg: format!(
+                                    "VSS writers failed while the shadow copy was made: {which}; their applications' files would be only crash-consistent, and vss_writers = \"require\" refuses that: see `vssadmin list writers`, or set vss_writers = \"warn\""
+                                ),
+                            });
+                        }
+                        log::warn!(
+                            "vss: writers failed while the shadow copy was made: {which}; their applications' files are only crash-consistent in this backup (see `vssadmin list writers`)"
+                        );
+                    }
                     self.live = Some(bc);
                     return Ok(SnapshotSet { provider: "vss", volumes: snaps });
                 }
@@ -339,6 +394,23 @@ impl Drop for Vss {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_writers_are_named_with_their_step() {
+        let status = [
+            ("System Writer".to_owned(), 1, 0),
+            ("SqlServerWriter".to_owned(), 11, 0x800423F2),
+            ("Registry Writer".to_owned(), 5, 0),
+            ("WMI Writer".to_owned(), 17, 0x800423F4),
+            ("Odd Writer".to_owned(), 18, 0),
+            ("Negative".to_owned(), -1, 0),
+        ];
+        assert_eq!(
+            failed_writers(&status),
+            ["SqlServerWriter (failed at freeze, 0x800423f2)", "WMI Writer (failed at backup shutdown, 0x800423f4)"]
+        );
+        assert!(failed_writers(&status[..1]).is_empty());
+    }
 
     #[test]
     fn transient_failures_are_retried_a_bounded_number_of_times() {

@@ -100,7 +100,11 @@ impl Volumes for Platform {
             return Ok(p);
         }
         match cfg.provider {
-            ProviderChoice::Auto | ProviderChoice::Vss => Ok(Box::new(Vss::new(cfg.vss_timeout).stopped_by(ffi::stopping))),
+            ProviderChoice::Auto | ProviderChoice::Vss => Ok(Box::new(
+                Vss::new(cfg.vss_timeout)
+                    .stopped_by(ffi::stopping)
+                    .requiring_writers(cfg.vss_writers == crate::config::VssWriters::Require),
+            )),
             other => Err(Error::Usage(format!("provider = {other:?} is not available on Windows; use \"auto\" or \"vss\""))),
         }
     }

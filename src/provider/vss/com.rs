@@ -132,10 +132,10 @@ vtable!(IVssBackupComponentsVtbl {
     AddComponent: Unused,
     PrepareForBackup: unsafe extern "system" fn(This, Async) -> HRESULT,
     AbortBackup: unsafe extern "system" fn(This) -> HRESULT,
-    GatherWriterStatus: Unused,
-    GetWriterStatusCount: Unused,
-    FreeWriterStatus: Unused,
-    GetWriterStatus: Unused,
+    GatherWriterStatus: unsafe extern "system" fn(This, Async) -> HRESULT,
+    GetWriterStatusCount: unsafe extern "system" fn(This, *mut u32) -> HRESULT,
+    FreeWriterStatus: unsafe extern "system" fn(This) -> HRESULT,
+    GetWriterStatus: unsafe extern "system" fn(This, u32, *mut GUID, *mut GUID, *mut *mut u16, *mut i32, *mut HRESULT) -> HRESULT,
     SetBackupSucceeded: Unused,
     SetBackupOptions: Unused,
     SetSelectedForRestore: Unused,
@@ -344,6 +344,32 @@ impl BackupComponents {
         check("FreeWriterMetadata", h)
     }
 
+    /// Each writer's name, state (`VSS_WRITER_STATE`) and failure HRESULT,
+    /// as gathered after the snapshot set was made.
+    pub fn writer_status(&self, deadline: Instant, stop: fn() -> bool) -> Result<Vec<(String, i32, u32)>, Failure> {
+        self.async_call("GatherWriterStatus", self.vtbl().GatherWriterStatus)?.wait(deadline, "GatherWriterStatus", stop)?;
+        let mut n = 0u32;
+        // SAFETY: a slot taking (this, UINT*); `n` is a valid out pointer.
+        check("GetWriterStatusCount", unsafe { (self.vtbl().GetWriterStatusCount)(self.ptr, &mut n) })?;
+        let mut out = Vec::new();
+        for i in 0..n {
+            let (mut instance, mut writer) = (GUID::default(), GUID::default());
+            let mut name: *mut u16 = std::ptr::null_mut();
+            let (mut state, mut failure): (i32, HRESULT) = (0, 0);
+            // SAFETY: a slot taking (this, index, VSS_ID*, VSS_ID*, BSTR*,
+            // VSS_WRITER_STATE*, HRESULT*); every out pointer is valid.
+            let h = unsafe { (self.vtbl().GetWriterStatus)(self.ptr, i, &mut instance, &mut writer, &mut name, &mut state, &mut failure) };
+            if h < 0 {
+                continue;
+            }
+            let text = bstr(name);
+            out.push((text, state, failure as u32));
+        }
+        // SAFETY: a slot taking only `this`, after the status was read.
+        unsafe { (self.vtbl().FreeWriterStatus)(self.ptr) };
+        Ok(out)
+    }
+
     pub fn prepare_for_backup(&self) -> Result<AsyncOp, Failure> {
         self.async_call("PrepareForBackup", self.vtbl().PrepareForBackup)
     }
@@ -412,6 +438,24 @@ impl BackupComponents {
         }
         device.filter(|d| !d.is_empty()).ok_or_else(|| ("GetSnapshotProperties: no device object".into(), hr::VSS_E_UNEXPECTED))
     }
+}
+
+/// Copies and frees a BSTR (a writer's name).
+fn bstr(p: *mut u16) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: a BSTR is NUL-terminated; we read up to the NUL.
+    let s = unsafe {
+        let mut n = 0;
+        while *p.add(n) != 0 {
+            n += 1;
+        }
+        String::from_utf16_lossy(std::slice::from_raw_parts(p, n))
+    };
+    // SAFETY: a BSTR VSS allocated for us, freed once.
+    unsafe { windows_sys::Win32::Foundation::SysFreeString(p) };
+    s
 }
 
 /// Copies and frees a CoTaskMemAlloc'd wide string.
