@@ -71,6 +71,7 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
         }
     };
     let rsync = crate::real_rsync::find(cfg)?;
+    Platform::reader(&rsync);
     let bad_args = |e: rsync_args::ArgError| match policy {
         Some(_) => Error::Refused(e.into()),
         None => Error::Usage(format!("rsync arguments: {e}")),

@@ -128,6 +128,13 @@ pub trait Volumes {
     /// the argument is not a local path.
     fn source_path(arg: &OsStr) -> Option<PathBuf>;
 
+    /// The rsync this run starts, once found: on Windows its build decides
+    /// how a posix argument reads (`/c/x` is `C:\x` to MSYS2, a path under
+    /// the cygwin root to cygwin). Until then every form is read.
+    fn reader(rsync: &Path) {
+        let _ = rsync;
+    }
+
     /// Why rsync would read `arg` somewhere snaprsync cannot tell, if so
     /// (Windows: `/home/alice` is under the cygwin or MSYS2 root, which only
     /// rsync's runtime knows). Such a source is never read live in silence.

@@ -62,10 +62,23 @@ pub fn reader_env(flavor: Flavor) -> Vec<(OsString, OsString)> {
     vec![(OsString::from(var), OsString::from(value))]
 }
 
+/// The build of the rsync this run starts, once known (see `Volumes::reader`).
+static READER: std::sync::Mutex<Option<Flavor>> = std::sync::Mutex::new(None);
+
+/// How source arguments are read: as the run's rsync reads them, or every
+/// form (MSYS2's reading) before it is known.
+fn reader() -> Flavor {
+    READER.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(Flavor::Msys)
+}
+
 impl Volumes for Platform {
+    fn reader(rsync: &Path) {
+        *READER.lock().unwrap_or_else(|e| e.into_inner()) = Some(flavor_of(rsync));
+    }
+
     fn source_path(arg: &OsStr) -> Option<PathBuf> {
         let s = arg.to_str()?;
-        if let Some(d) = winpath::parse(s, Flavor::Msys) {
+        if let Some(d) = winpath::parse(s, reader()) {
             return Some(PathBuf::from(d.native()));
         }
         if s.starts_with(r"\\") || s.starts_with("//") {
@@ -84,8 +97,15 @@ impl Volumes for Platform {
         // A posix path that names no drive: under the cygwin or MSYS2 root
         // (`/home/alice` is `C:\cygwin64\home\alice` to cygwin), which only
         // rsync's runtime resolves.
-        (s.starts_with('/') && !s.starts_with("//") && winpath::parse(s, Flavor::Msys).is_none()).then(|| {
-            "a path under the cygwin or MSYS2 root, which snaprsync cannot match to a volume; name it by its drive (e.g. /cygdrive/c/cygwin64/home/alice/ or C:/cygwin64/home/alice/)".to_owned()
+        (s.starts_with('/') && !s.starts_with("//") && winpath::parse(s, reader()).is_none()).then(|| {
+            format!(
+                "a path under the {} root, which snaprsync cannot match to a volume; name it by its drive (e.g. C:/cygwin64/home/alice/)",
+                match reader() {
+                    Flavor::Cygwin => "cygwin",
+                    Flavor::Msys => "MSYS2",
+                    Flavor::Native => "current drive's",
+                }
+            )
         })
     }
 
