@@ -261,6 +261,9 @@ pub struct Config {
     /// Windows: `warn` (default) or `require`: what a VSS writer that failed
     /// while the shadow copy was made means.
     pub vss_writers: VssWriters,
+    /// Windows: the VSS provider: `any` (default: VSS picks, a hardware
+    /// provider first), `system` (Microsoft's software provider) or a GUID.
+    pub vss_provider: String,
     /// LVM: the size of a thick snapshot, a percentage of the origin (`"10%"`,
     /// the default) or a size (`"2G"`).
     pub lvm_snapshot_size: String,
@@ -297,6 +300,7 @@ impl Default for Config {
             lvm_thin_pool_max_percent: 90,
             vss_timeout: 600,
             vss_writers: VssWriters::Warn,
+            vss_provider: "any".into(),
             pre_snapshot: None,
             post_snapshot: None,
             hook_timeout: 60,
@@ -410,6 +414,15 @@ pub const KEYS: &[Key] = &[
              crash-consistent): `\"warn\"` names it on stderr and in the log and goes on; `\"require\"` fails the run with 81",
         )
     },
+    Key {
+        os: Os::Windows,
+        ..key(
+            "vss_provider",
+            r#""any", "system", or a provider GUID such as "{b5946137-7b9f-4925-af80-51abd60b20d5}""#,
+            "Windows: the VSS provider that makes the shadow copies: `\"any\"` lets VSS choose (a hardware provider first); \
+             `\"system\"` is Microsoft's software provider; a GUID names one (`vssadmin list providers`)",
+        )
+    },
     key(
         "lvm_snapshot_size",
         r#"a percentage of the origin such as "10%", or a size of at least 1M such as "2G""#,
@@ -446,6 +459,17 @@ pub const KEYS: &[Key] = &[
     ),
 ];
 
+/// Pure: a GUID as `{8-4-4-4-12}` hex digits (braces optional), as a number
+/// whose hex digits read in the same order.
+pub fn parse_guid(s: &str) -> Option<u128> {
+    let s = s.strip_prefix('{').and_then(|r| r.strip_suffix('}')).unwrap_or(s);
+    let groups: Vec<&str> = s.split('-').collect();
+    let shape = groups.iter().map(|g| g.len()).collect::<Vec<_>>() == [8, 4, 4, 4, 12];
+    (shape && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit())))
+        .then(|| u128::from_str_radix(&groups.concat(), 16).ok())
+        .flatten()
+}
+
 /// What `pre_snapshot` and `post_snapshot` accept.
 const HOOK_ACCEPTED: &str = r#"an array of strings, the program and its arguments, run without a shell, such as ["/usr/bin/sqlite3", "/srv/app.db", "PRAGMA wal_checkpoint(TRUNCATE)"] (for a shell: ["/bin/sh", "-c", "..."])"#;
 
@@ -474,6 +498,16 @@ impl Config {
             cfg.log_level = l.parse().map_err(|e| Error::Usage(format!("--snap-log-level={l}: {e}")))?;
         }
         Ok(cfg)
+    }
+
+    /// `vss_provider`, read: `None` for any provider, else the provider's id.
+    pub fn vss_provider_id(&self) -> std::result::Result<Option<u128>, String> {
+        match self.vss_provider.as_str() {
+            "any" => Ok(None),
+            // Microsoft Software Shadow Copy provider 1.0.
+            "system" => Ok(Some(0xb5946137_7b9f_4925_af80_51abd60b20d5)),
+            s => parse_guid(s).map(Some).ok_or_else(|| format!("{s:?} is not a GUID")),
+        }
     }
 
     /// `lvm_snapshot_size`, read.
@@ -518,6 +552,9 @@ impl Config {
         }
         if self.vss_timeout == 0 {
             return Some(("vss_timeout", "must be at least 1"));
+        }
+        if self.vss_provider_id().is_err() {
+            return Some(("vss_provider", "not \"any\", \"system\" or a GUID"));
         }
         if self.lvm_snapshot_size().is_err() {
             return Some(("lvm_snapshot_size", "not a percentage or a size"));
@@ -872,6 +909,25 @@ mod tests {
         let e = parse("rsync_path = \"\"\"\n/usr/bin/\nrsync\"\"\"\r\nnope = 1\r\n").unwrap_err().to_string();
         assert!(!e.contains('\n') && !e.contains('\r'), "{e}");
         assert!(e.contains("line 4: nope = 1: unknown key nope"), "{e}");
+    }
+
+    #[test]
+    fn vss_provider_is_any_system_or_a_guid() {
+        let id = |s: &str| Config { vss_provider: s.into(), ..Config::default() }.vss_provider_id();
+        assert_eq!(id("any"), Ok(None));
+        assert_eq!(id("system"), Ok(Some(0xb5946137_7b9f_4925_af80_51abd60b20d5)));
+        assert_eq!(id("{B5946137-7B9F-4925-AF80-51ABD60B20D5}"), id("system"));
+        assert_eq!(id("b5946137-7b9f-4925-af80-51abd60b20d5"), id("system"));
+        for bad in [
+            "",
+            "hardware",
+            "{b5946137-7b9f-4925-af80-51abd60b20d}",
+            "b59461377b9f4925af8051abd60b20d5",
+            "{g5946137-7b9f-4925-af80-51abd60b20d5}",
+        ] {
+            assert!(id(bad).is_err(), "{bad:?}");
+        }
+        assert_names("vss_provider = \"hw\"", "vss_provider", 1, "\"hw\"", "GUID");
     }
 
     #[test]

@@ -191,16 +191,30 @@ pub struct Vss {
     stop: fn() -> bool,
     /// `vss_writers = "require"`: a failed writer fails the run.
     require_writers: bool,
+    /// `vss_provider`: GUID_NULL lets VSS choose.
+    provider: com::GUID,
 }
 
 impl Vss {
     pub fn new(vss_timeout_secs: u64) -> Vss {
-        Vss { timeout: Duration::from_secs(vss_timeout_secs), live: None, stop: || false, require_writers: false }
+        Vss {
+            timeout: Duration::from_secs(vss_timeout_secs),
+            live: None,
+            stop: || false,
+            require_writers: false,
+            provider: com::GUID::default(),
+        }
     }
 
     /// The same, failing when a writer failed (`vss_writers = "require"`).
     pub fn requiring_writers(mut self, require: bool) -> Vss {
         self.require_writers = require;
+        self
+    }
+
+    /// The same, with the shadow copies made by provider `id` (`vss_provider`).
+    pub fn with_provider(mut self, id: Option<u128>) -> Vss {
+        self.provider = id.map(com::GUID::from_u128).unwrap_or_default();
         self
     }
 
@@ -247,7 +261,7 @@ impl Vss {
         log::debug!("vss: snapshot set {set_id}");
         let mut ids = Vec::new();
         for v in volumes {
-            match bc.add_to_snapshot_set(v) {
+            match bc.add_to_snapshot_set(v, self.provider) {
                 Ok(id) => ids.push((v.clone(), id)),
                 Err(e) => {
                     bc.abort_backup();
@@ -296,11 +310,22 @@ fn volumes_of(sources: &[PathBuf]) -> Result<Vec<String>> {
         if com::is_remote_drive(&v) {
             return Err(classify(&format!("{} is on network drive {v}", s.display()), hr::VSS_E_VOLUME_NOT_SUPPORTED, 0));
         }
-        if !volumes.iter().any(|x| x.eq_ignore_ascii_case(&v)) {
+        // The same volume reached by two forms (`C:\`, `\\?\C:\`) is added once.
+        if !volumes.iter().any(|x| same_volume(x, &v)) {
             volumes.push(v);
         }
     }
     Ok(volumes)
+}
+
+/// Pure: whether two volume paths name the same volume root, whatever the
+/// case, the verbatim prefix or the trailing separator.
+pub fn same_volume(a: &str, b: &str) -> bool {
+    let key = |s: &str| {
+        let s = s.strip_prefix(r"\\?\").unwrap_or(s);
+        s.trim_end_matches('\\').to_ascii_uppercase()
+    };
+    key(a) == key(b)
 }
 
 impl Provider for Vss {
@@ -394,6 +419,21 @@ impl Drop for Vss {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_volume_in_two_forms_is_one() {
+        assert!(same_volume(r"C:\", r"\\?\c:\"));
+        assert!(same_volume(r"C:\Mount\Data\", r"c:\mount\data"));
+        assert!(!same_volume(r"C:\", r"D:\"));
+        assert!(!same_volume(r"C:\Mount\", r"C:\"));
+    }
+
+    #[test]
+    fn a_provider_id_becomes_the_guid_it_reads_as() {
+        let system = crate::config::parse_guid("{b5946137-7b9f-4925-af80-51abd60b20d5}").unwrap();
+        assert_eq!(com::GUID::from_u128(system).to_string(), "{B5946137-7B9F-4925-AF80-51ABD60B20D5}");
+        assert!(com::GUID::from_u128(0) == com::GUID::default());
+    }
 
     #[test]
     fn failed_writers_are_named_with_their_step() {

@@ -123,7 +123,8 @@ impl Volumes for Platform {
             ProviderChoice::Auto | ProviderChoice::Vss => Ok(Box::new(
                 Vss::new(cfg.vss_timeout)
                     .stopped_by(ffi::stopping)
-                    .requiring_writers(cfg.vss_writers == crate::config::VssWriters::Require),
+                    .requiring_writers(cfg.vss_writers == crate::config::VssWriters::Require)
+                    .with_provider(cfg.vss_provider_id().ok().flatten()),
             )),
             other => Err(Error::Usage(format!("provider = {other:?} is not available on Windows; use \"auto\" or \"vss\""))),
         }

@@ -44,6 +44,14 @@ pub struct GUID {
     pub data4: [u8; 8],
 }
 
+impl GUID {
+    /// From a number whose hex digits read as the GUID's text does
+    /// (`config::parse_guid`).
+    pub fn from_u128(v: u128) -> GUID {
+        GUID { data1: (v >> 96) as u32, data2: (v >> 80) as u16, data3: (v >> 64) as u16, data4: (v as u64).to_be_bytes() }
+    }
+}
+
 impl fmt::Display for GUID {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = &self.data4;
@@ -407,11 +415,12 @@ impl BackupComponents {
         Ok(id)
     }
 
-    pub fn add_to_snapshot_set(&self, volume: &str) -> Result<GUID, Failure> {
+    /// Adds `volume`, shadowed by `provider` (GUID_NULL: VSS chooses).
+    pub fn add_to_snapshot_set(&self, volume: &str, provider: GUID) -> Result<GUID, Failure> {
         let w = wide(volume);
         let mut id = GUID::default();
-        // SAFETY: live object, NUL-terminated name, GUID_NULL = default provider, valid out pointer.
-        let h = unsafe { (self.vtbl().AddToSnapshotSet)(self.ptr, w.as_ptr(), GUID::default(), &mut id) };
+        // SAFETY: live object, NUL-terminated name, a provider id by value, valid out pointer.
+        let h = unsafe { (self.vtbl().AddToSnapshotSet)(self.ptr, w.as_ptr(), provider, &mut id) };
         check(&format!("AddToSnapshotSet({volume})"), h)?;
         Ok(id)
     }
