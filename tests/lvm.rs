@@ -6,9 +6,7 @@
 //! sweep; plain rsync under the same writer is shown torn, so the consistency
 //! check can fail.
 
-use std::path::Path;
-
-use crate::support::guest::{Guest, Report};
+use crate::support::guest::{scenario, Guest, Report};
 
 /// Every check the scenario makes, in order.
 const CHECKS: &[&str] = &[
@@ -36,18 +34,7 @@ const CHECKS: &[&str] = &[
 
 #[test]
 fn lvm_snapshots_in_the_guest() {
-    let snaprsync = crate::support::snaprsync();
-    // testbed's binary (the torture writer and checker) sits beside snaprsync
-    // when the workspace is built, as scripts/test.sh does.
-    let testbed = Path::new(env!("CARGO_BIN_EXE_snaprsync")).with_file_name("testbed");
-    assert!(testbed.exists(), "{} is missing: build the workspace (cargo build --workspace)", testbed.display());
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script = format!(
-        "#!/bin/bash\nexport SNAPRSYNC={snaprsync} TESTBED={} LOCAL_RSH={}\nexec {}\n",
-        testbed.display(),
-        repo.join("scripts/bench/local-rsh").display(),
-        repo.join("tests/guest/lvm.sh").display()
-    );
+    let script = scenario("lvm.sh");
     let out = Guest::default().disk("pv", 2048).mem_mb(1024).timeout_secs(900).exec(&script);
     let report = Report::parse(&out);
     report.assert_all_ok(CHECKS, &out);

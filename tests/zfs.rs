@@ -10,9 +10,7 @@
 //! blocks removal, other tools' snapshots left alone, and kill -9 then `list`
 //! and the sweep.
 
-use std::path::Path;
-
-use crate::support::guest::{Guest, Report};
+use crate::support::guest::{scenario, Guest, Report};
 
 /// Every check the scenario makes, in order.
 const CHECKS: &[&str] = &[
@@ -42,16 +40,7 @@ const CHECKS: &[&str] = &[
 
 #[test]
 fn zfs_snapshots_in_the_guest() {
-    let snaprsync = crate::support::snaprsync();
-    let testbed = Path::new(env!("CARGO_BIN_EXE_snaprsync")).with_file_name("testbed");
-    assert!(testbed.exists(), "{} is missing: build the workspace (cargo build --workspace)", testbed.display());
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script = format!(
-        "#!/bin/bash\nexport SNAPRSYNC={snaprsync} TESTBED={} LOCAL_RSH={}\nexec {}\n",
-        testbed.display(),
-        repo.join("scripts/bench/local-rsh").display(),
-        repo.join("tests/guest/zfs.sh").display()
-    );
+    let script = scenario("zfs.sh");
     let out = Guest::default().zfs().disk("pool", 1024).disk("other", 128).mem_mb(1536).timeout_secs(900).exec(&script);
     let report = Report::parse(&out);
     report.assert_all_ok(CHECKS, &out);

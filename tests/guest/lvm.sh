@@ -9,27 +9,8 @@ set -u
 export LVM_SYSTEM_DIR=${LVM_SYSTEM_DIR:-/etc/lvm}
 work=/tmp/lab
 mkdir -p "$work/state"
-result() {
-  if [ "$2" = ok ]; then
-    echo "CHECK $1 ok"
-    [ -z "${3:-}" ] || echo "VALUE $1 $3"
-  else
-    echo "CHECK $1 FAIL ${3:-}"
-  fi
-}
-torture() { "$TESTBED" torture "$@"; }
-quiet() { "$@" >/dev/null 2>&1; }
+. "$(dirname "$0")/lib.sh"
 snap_lvs() { lvs --noheadings -o lv_name vg 2>/dev/null | grep -c snaprsync- || true; }
-config() {
-  cat > "$work/cfg.toml" <<CFG
-rsync_path = "/usr/bin/rsync"
-state_dir = "$work/state"
-log_file = "$work/snaprsync.log"
-log_level = "debug"
-snapshot_removal = "wait"
-$1
-CFG
-}
 
 disk=${GUEST_DISKS%% *}
 pvcreate -y "$disk" >"$work/pv.log" 2>&1 && vgcreate vg "$disk" >>"$work/pv.log" 2>&1 \
@@ -66,20 +47,7 @@ grep -q "provider=lvm" "$work/snaprsync.log" && result provider-lvm ok || result
 # rsnapshot (its default --relative) through snaprsync, over a local remote
 # shell (LOCAL_RSH: no sshd in the guest), while the writer runs.
 config 'lvm_snapshot_size = "25%"'
-T=$(printf '\t')
-cat > "$work/rsnapshot.conf" <<CONF
-config_version${T}1.2
-snapshot_root${T}$work/rsnap/
-no_create_root${T}0
-cmd_cp${T}/bin/cp
-cmd_rm${T}/bin/rm
-cmd_rsync${T}/usr/bin/rsync
-cmd_ssh${T}$LOCAL_RSH
-lockfile${T}$work/rsnapshot.pid
-rsync_long_args${T}--delete --numeric-ids --relative --delete-excluded --rsync-path="$SNAPRSYNC --snap-config=$work/cfg.toml"
-retain${T}alpha${T}2
-backup${T}localhost:$work/xfs/data/${T}host/
-CONF
+rsnapshot_conf "$work/xfs/data/"
 : > "$work/snaprsync.log"
 torture write "$work/xfs/data" --seconds 5 & writer=$!
 sleep 1

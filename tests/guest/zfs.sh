@@ -15,27 +15,8 @@
 set -u
 work=/tmp/lab
 mkdir -p "$work/state"
-result() {
-  if [ "$2" = ok ]; then
-    echo "CHECK $1 ok"
-    [ -z "${3:-}" ] || echo "VALUE $1 $3"
-  else
-    echo "CHECK $1 FAIL ${3:-}"
-  fi
-}
-torture() { "$TESTBED" torture "$@"; }
+. "$(dirname "$0")/lib.sh"
 ours() { zfs list -H -t snapshot -o name 2>/dev/null | grep -c '@snaprsync-' || true; }
-config() {
-  cat > "$work/cfg.toml" <<CFG
-rsync_path = "/usr/bin/rsync"
-state_dir = "$work/state"
-log_file = "$work/snaprsync.log"
-log_level = "debug"
-snapshot_removal = "wait"
-${1:-}
-CFG
-  chmod 644 "$work/cfg.toml"
-}
 A=$work/tank/data
 B=$A/zchild
 # The counter pair, for $1 seconds.
@@ -110,20 +91,7 @@ v=$(judge "$work/visible") && [ "$rc" = 0 ] && [ ! -e "$work/visible/.zfs" ] && 
 
 # rsnapshot (its default --relative) through snaprsync, over a local remote
 # shell (LOCAL_RSH: no sshd in the guest), while the writers run.
-T=$(printf '\t')
-cat > "$work/rsnapshot.conf" <<CONF
-config_version${T}1.2
-snapshot_root${T}$work/rsnap/
-no_create_root${T}0
-cmd_cp${T}/bin/cp
-cmd_rm${T}/bin/rm
-cmd_rsync${T}/usr/bin/rsync
-cmd_ssh${T}$LOCAL_RSH
-lockfile${T}$work/rsnapshot.pid
-rsync_long_args${T}--delete --numeric-ids --relative --delete-excluded --rsync-path="$SNAPRSYNC --snap-config=$work/cfg.toml"
-retain${T}alpha${T}2
-backup${T}localhost:$A/${T}host/
-CONF
+rsnapshot_conf "$A/"
 : > "$work/snaprsync.log"
 writers 7
 rsnapshot -c "$work/rsnapshot.conf" alpha >"$work/rsnapshot.out" 2>&1; rc=$?

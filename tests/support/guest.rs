@@ -10,6 +10,7 @@
 //! `VALUE <name> <value>` on stdout; [`Report`] reads them.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use testbed::cmd::{cmd, Output};
 
 const GUEST_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/guest.sh");
@@ -95,6 +96,24 @@ impl Guest {
         assert_eq!(out.code(), reported, "guest.sh's status is not the script's\n{}", out.report());
         out
     }
+}
+
+/// The script that runs the scenario `tests/guest/NAME` in the guest, with
+/// what it needs in its environment: the binary under test (`SNAPRSYNC`),
+/// testbed's (`TESTBED`: the torture writer and checker, built beside it by
+/// `cargo build --workspace`) and a remote shell that runs the command here
+/// (`LOCAL_RSH`: the guest has no sshd).
+pub fn scenario(name: &str) -> String {
+    let snaprsync = crate::support::snaprsync();
+    let testbed = Path::new(env!("CARGO_BIN_EXE_snaprsync")).with_file_name("testbed");
+    assert!(testbed.exists(), "{} is missing: build the workspace (cargo build --workspace)", testbed.display());
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    format!(
+        "#!/bin/bash\nexport SNAPRSYNC={snaprsync} TESTBED={} LOCAL_RSH={}\nexec {}\n",
+        testbed.display(),
+        repo.join("scripts/bench/local-rsh").display(),
+        repo.join("tests/guest").join(name).display()
+    )
 }
 
 /// The `CHECK` and `VALUE` lines of a guest script's stdout.

@@ -1,0 +1,50 @@
+# What the guest scenarios (tests/guest/*.sh) share; sourced, not run. Needs
+# TESTBED, SNAPRSYNC and LOCAL_RSH in the environment and $work set.
+
+# One "CHECK <name> ok" or "CHECK <name> FAIL <detail>" line; a passing
+# check's detail becomes "VALUE <name> <detail>".
+result() {
+  if [ "$2" = ok ]; then
+    echo "CHECK $1 ok"
+    [ -z "${3:-}" ] || echo "VALUE $1 $3"
+  else
+    echo "CHECK $1 FAIL ${3:-}"
+  fi
+}
+torture() { "$TESTBED" torture "$@"; }
+quiet() { "$@" >/dev/null 2>&1; }
+
+# $work/rsnapshot.conf: rsnapshot (its default --relative) backing up SOURCE
+# of localhost through snaprsync with $work/cfg.toml, over a local remote
+# shell (LOCAL_RSH: no sshd in the guest), into $work/rsnap/alpha.0/host/.
+rsnapshot_conf() {
+  local T
+  T=$(printf '\t')
+  cat > "$work/rsnapshot.conf" <<CONF
+config_version${T}1.2
+snapshot_root${T}$work/rsnap/
+no_create_root${T}0
+cmd_cp${T}/bin/cp
+cmd_rm${T}/bin/rm
+cmd_rsync${T}/usr/bin/rsync
+cmd_ssh${T}$LOCAL_RSH
+lockfile${T}$work/rsnapshot.pid
+rsync_long_args${T}--delete --numeric-ids --relative --delete-excluded --rsync-path="$SNAPRSYNC --snap-config=$work/cfg.toml"
+retain${T}alpha${T}2
+backup${T}localhost:$1${T}host/
+CONF
+}
+
+# $work/cfg.toml: snaprsync's config for a scenario (removal waited for, a
+# debug log in $work/snaprsync.log), with the lines given added.
+config() {
+  cat > "$work/cfg.toml" <<CFG
+rsync_path = "/usr/bin/rsync"
+state_dir = "$work/state"
+log_file = "$work/snaprsync.log"
+log_level = "debug"
+snapshot_removal = "wait"
+${1:-}
+CFG
+  chmod 644 "$work/cfg.toml"
+}
