@@ -406,15 +406,30 @@ fn expose_with(
         }
         // Drop the origin's own components (a volume mounted in a folder).
         let origin = winpath::parse(&vol.origin.to_string_lossy(), Flavor::Native).map(|o| o.parts.len()).unwrap_or(0);
-        let mut skipped = 0;
+        let (mut skipped, mut marked, mut after_marker) = (0, false, false);
         dp.parts.retain(|p| {
-            if skipped < origin && p != "." {
+            if p == "." {
+                marked = true;
+                true
+            } else if skipped < origin {
                 skipped += 1;
+                after_marker |= marked;
                 false
             } else {
                 true
             }
         });
+        if after_marker {
+            return Err(fail(format!(
+                "--relative would drop the part of {text:?} that is a volume mount point's folder; put the /./ marker at or below the mount point (e.g. {}/./...)",
+                vol.origin.display()
+            )));
+        }
+        if !dp.trailing_slash && dp.parts.iter().all(|p| p == ".") {
+            return Err(fail(format!(
+                "{text:?} is itself a volume mount point: without a trailing slash rsync would name the copy after the shadow copy's device; write {text}/ and name the destination folder"
+            )));
+        }
         if roots[i].is_none() {
             roots[i] = Some(root_of(mode, candidates, vol, &mut letters, &mut taken)?);
         }

@@ -213,6 +213,42 @@ fn a_verbatim_volume_origin_still_matches() {
 }
 
 #[test]
+fn a_source_that_is_a_mount_point_folder_never_becomes_a_bare_device_root() {
+    let _g = serial();
+    let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: "{id}".into(), mount: None };
+    let set = SnapshotSet {
+        provider: "vss",
+        volumes: vec![v(r"C:\", SHADOW), v(r"C:\Mount\Data\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy11\")],
+    };
+    let run = |args: &[&str]| {
+        let mut argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", "."]);
+        argv.extend(os(args));
+        let inv = crate::rsync_args::parse(&argv).unwrap();
+        let sources: Vec<PathBuf> = args.iter().map(|a| PathBuf::from(a.trim_end_matches(['/', '\\']).replace('/', "\\"))).collect();
+        expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &set, &inv, &sources)
+    };
+    // With a trailing slash: the contents, from the mounted volume's shadow copy.
+    let e = run(&["C:/Mount/Data/"]).unwrap();
+    assert_eq!(e.argv()[4], "/proc/sys/Device/HarddiskVolumeShadowCopy11/");
+    let e = run(&["C:/Mount/Data/sub"]).unwrap();
+    assert_eq!(e.argv()[4], "/proc/sys/Device/HarddiskVolumeShadowCopy11/sub");
+    // Without: it would be named after the device; refused, with the fix.
+    let err = run(&["C:/Mount/Data"]).err().expect("refused");
+    assert!(err.to_string().contains("volume mount point") && err.to_string().contains("C:/Mount/Data/"), "{err}");
+    assert_eq!(err.exit_code(), crate::error::status::EXPOSE);
+    // --relative with the marker above the mount point would drop Mount/Data from the names.
+    let argv = os(&["--server", "--sender", "-logDtpRe.iLsfxCIvu", ".", "C:/./Mount/Data/x"]);
+    let inv = crate::rsync_args::parse(&argv).unwrap();
+    let err =
+        expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &set, &inv, &[PathBuf::from(r"C:\Mount\Data\x")]).err().expect("refused");
+    assert!(err.to_string().contains("/./ marker at or below the mount point"), "{err}");
+    let argv = os(&["--server", "--sender", "-logDtpRe.iLsfxCIvu", ".", "C:/Mount/Data/./x"]);
+    let inv = crate::rsync_args::parse(&argv).unwrap();
+    let e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &set, &inv, &[PathBuf::from(r"C:\Mount\Data\x")]).unwrap();
+    assert_eq!(e.argv()[4], "/proc/sys/Device/HarddiskVolumeShadowCopy11/./x");
+}
+
+#[test]
 fn relative_without_marker_is_refused_with_the_fix() {
     let _g = serial();
     let argv = os(&["--server", "--sender", "-logDtpRe.iLsfxCIvu", ".", "/cygdrive/c/Users/"]);
