@@ -160,6 +160,8 @@ fn rsync(cfg: &Config) -> (Option<PathBuf>, Finding) {
         Ok(p) => p,
         Err(e) => return (None, Finding::fail("rsync", e.to_string(), fix)),
     };
+    // The paths checked below are read as this rsync will read them.
+    Platform::reader(&path);
     if copy_of_me(&path) {
         let detail = format!("{} is a copy of snaprsync itself, which would run itself", path.display());
         return (None, Finding::fail("rsync", detail, fix));

@@ -105,6 +105,11 @@ pub enum Error {
     #[error("{path} is on a {fstype} filesystem, which snaprsync cannot snapshot; back it up without snaprsync, or set on_snapshot_failure = \"live\"")]
     NoProvider { path: PathBuf, fstype: String },
 
+    /// Windows, `vss_writers = "require"`: a VSS writer failed while the
+    /// shadow copy was made. Not a snapshot failure: never turned into a live backup.
+    #[error("VSS writers failed while the shadow copy of {volumes} was made: {msg}")]
+    WritersFailed { volumes: String, msg: String },
+
     /// A source rsync would read that cannot be matched to a snapshotted
     /// volume: never read live in silence.
     #[error("{arg}: {why}; or set on_snapshot_failure = \"live\" to back it up live")]
@@ -147,7 +152,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Config { .. } => status::USAGE,
-            Error::Snapshot { .. } | Error::Command { .. } => status::SNAPSHOT,
+            Error::Snapshot { .. } | Error::Command { .. } | Error::WritersFailed { .. } => status::SNAPSHOT,
             Error::NotStarted { .. } => status::RSYNC_MISSING,
             Error::NoProvider { .. } | Error::Unmatched { .. } => status::NO_PROVIDER,
             Error::ProtectArgs(_) => status::PROTECT_ARGS,
@@ -209,6 +214,7 @@ mod tests {
             Error::Hook { hook: "pre_snapshot", msg: String::new() },
             Error::NoProvider { path: PathBuf::new(), fstype: String::new() },
             Error::Unmatched { arg: String::new(), why: String::new() },
+            Error::WritersFailed { volumes: String::new(), msg: String::new() },
             Error::ProtectArgs(crate::protect_args::ProtectArgsError::EmptyBlock),
             Error::Refused(crate::restrict::Refused::NotForced),
             Error::Expose { path: PathBuf::new(), msg: String::new() },
@@ -219,6 +225,17 @@ mod tests {
         for e in errors {
             assert!(codes.contains(&e.exit_code()), "{e:?} ends with {}, which is not in STATUSES", e.exit_code());
         }
+    }
+
+    /// A refusal by vss_writers = "require" is snaprsync's 81, but never a
+    /// snapshot failure that on_snapshot_failure = "live" turns into a live backup.
+    #[test]
+    fn a_refused_writer_is_never_taken_live() {
+        let e = Error::WritersFailed { volumes: "C:\\".into(), msg: "SqlServerWriter (failed at freeze, 0x800423f2)".into() };
+        assert_eq!(e.exit_code(), status::SNAPSHOT);
+        assert!(!e.is_snapshot_failure());
+        assert!(e.to_string().contains("SqlServerWriter"));
+        assert!(Error::Unmatched { arg: "/x".into(), why: String::new() }.is_snapshot_failure());
     }
 
     /// The typed errors keep the words of the one stderr line and their statuses.

@@ -52,7 +52,7 @@ for c in $(sed -n 's/^#define \(VSS_[ES]_[A-Z0-9_]*\) ((HRESULT)0x.*/\1/p' "$INC
     echo "    HR($c);"
 done
 for c in E_ACCESSDENIED E_NOTIMPL E_INVALIDARG E_OUTOFMEMORY REGDB_E_CLASSNOTREG RPC_E_TOO_LATE \
-         VSS_CTX_BACKUP VSS_BT_COPY VSS_BT_FULL; do
+         VSS_CTX_BACKUP VSS_BT_COPY VSS_BT_FULL VSS_WS_FAILED_AT_IDENTIFY VSS_WS_FAILED_AT_BACKUPSHUTDOWN; do
     echo "    HR($c);"
 done
 cat <<'C'

@@ -56,10 +56,15 @@ pub mod hr {
     pub const VSS_E_INSUFFICIENT_STORAGE: u32 = 0x8004_231F;
     pub const VSS_E_MAXIMUM_DIFFAREA_ASSOCIATIONS_REACHED: u32 = 0x8004_231E;
     pub const VSS_E_PROVIDER_VETO: u32 = 0x8004_2306;
+    pub const VSS_E_PROVIDER_NOT_REGISTERED: u32 = 0x8004_2304;
     pub const VSS_E_OBJECT_NOT_FOUND: u32 = 0x8004_2308;
 }
 
-/// Pure: the writers that failed (`VSS_WS_FAILED_AT_*`, states 8 to 17),
+/// `VSS_WS_FAILED_AT_IDENTIFY`, the first of the ten failed writer states
+/// (through `VSS_WS_FAILED_AT_BACKUPSHUTDOWN`, 15), as vss.h numbers them.
+pub const VSS_WS_FAILED_AT_IDENTIFY: i32 = 6;
+
+/// Pure: the writers that failed (`VSS_WS_FAILED_AT_*`, states 6 to 15),
 /// each named with the step it failed at and its HRESULT.
 pub fn failed_writers(status: &[(String, i32, u32)]) -> Vec<String> {
     const STEPS: [&str; 10] = [
@@ -77,7 +82,7 @@ pub fn failed_writers(status: &[(String, i32, u32)]) -> Vec<String> {
     status
         .iter()
         .filter_map(|(name, state, failure)| {
-            let step = STEPS.get(usize::try_from(state - 8).ok()?)?;
+            let step = STEPS.get(usize::try_from(state - VSS_WS_FAILED_AT_IDENTIFY).ok()?)?;
             Some(format!("{name} (failed at {step}, {failure:#010x})"))
         })
         .collect()
@@ -127,6 +132,12 @@ pub fn classify(what: &str, hresult: u32, timeout_secs: u64) -> Error {
                 "did not finish within vss_timeout = {timeout_secs} s: a writer may hang \
                  (check `vssadmin list writers`); raise vss_timeout or restart the stuck writer's service"
             ),
+        ),
+        VSS_E_PROVIDER_NOT_REGISTERED => (
+            status::UNAVAILABLE,
+            "the VSS provider named by vss_provider is not registered here: see `vssadmin list providers`, \
+             or set vss_provider = \"any\""
+                .into(),
         ),
         VSS_E_INSUFFICIENT_STORAGE | VSS_E_MAXIMUM_DIFFAREA_ASSOCIATIONS_REACHED => (
             status::NO_STORAGE,
@@ -253,7 +264,7 @@ impl Vss {
             log::debug!("vss: {what}: {h:#010x}");
         }
         for v in volumes {
-            if !bc.is_volume_supported(v)? {
+            if !bc.is_volume_supported(v, self.provider)? {
                 return Err((format!("IsVolumeSupported({v})"), hr::VSS_E_VOLUME_NOT_SUPPORTED));
             }
         }
@@ -291,11 +302,15 @@ impl Vss {
             });
         }
         let failed = match bc.writer_status(deadline, stop) {
-            Ok(writers) => failed_writers(&writers),
-            Err((what, h)) => {
-                log::warn!("vss: {what} failed ({h:#010x}): whether every writer froze its application is unknown");
-                Vec::new()
+            Ok((writers, unread)) => {
+                let mut failed = failed_writers(&writers);
+                if unread > 0 {
+                    failed.push(format!("{unread} writer(s) whose state could not be read"));
+                }
+                failed
             }
+            // Under vss_writers = "require" an unknown state is a failure too.
+            Err((what, h)) => vec![format!("every writer: {what} failed ({h:#010x}), so whether they froze their applications is unknown")],
         };
         Ok((bc, snaps, failed))
     }
@@ -355,10 +370,12 @@ impl Provider for Vss {
                         if self.require_writers {
                             // Dropping the components releases the set.
                             bc.abort_backup();
-                            return Err(Error::Snapshot {
-                                path: PathBuf::from(volumes.join(" ")),
+                            // Not a snapshot failure: on_snapshot_failure = "live"
+                            // must not turn a refused crash-consistent copy into a live one.
+                            return Err(Error::WritersFailed {
+                                volumes: volumes.join(" "),
                                 msg: format!(
-                                    "VSS writers failed while the shadow copy was made: {which}; their applications' files would be only crash-consistent, and vss_writers = \"require\" refuses that: see `vssadmin list writers`, or set vss_writers = \"warn\""
+                                    "{which}; their applications' files would be only crash-consistent, and vss_writers = \"require\" refuses that: see `vssadmin list writers`, or set vss_writers = \"warn\""
                                 ),
                             });
                         }
@@ -380,7 +397,13 @@ impl Provider for Vss {
                         timeouts += 1;
                     }
                     log::warn!("vss: {what}: {why}; retrying in {} s", backoff.as_secs());
-                    std::thread::sleep(backoff);
+                    let until = Instant::now() + backoff;
+                    while Instant::now() < until {
+                        if (self.stop)() {
+                            return Err(Error::Interrupted(2));
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err((what, h)) => return Err(classify(&format!("VSS {what} for {}", volumes.join(" ")), h, self.timeout_secs())),
@@ -439,15 +462,22 @@ mod tests {
     fn failed_writers_are_named_with_their_step() {
         let status = [
             ("System Writer".to_owned(), 1, 0),
-            ("SqlServerWriter".to_owned(), 11, 0x800423F2),
+            ("SqlServerWriter".to_owned(), 9, 0x800423F2),
             ("Registry Writer".to_owned(), 5, 0),
-            ("WMI Writer".to_owned(), 17, 0x800423F4),
-            ("Odd Writer".to_owned(), 18, 0),
+            ("COM+ Writer".to_owned(), 6, 0x800423F3),
+            ("ASR Writer".to_owned(), 7, 0x800423F4),
+            ("WMI Writer".to_owned(), 15, 0x800423F4),
+            ("Odd Writer".to_owned(), 16, 0),
             ("Negative".to_owned(), -1, 0),
         ];
         assert_eq!(
             failed_writers(&status),
-            ["SqlServerWriter (failed at freeze, 0x800423f2)", "WMI Writer (failed at backup shutdown, 0x800423f4)"]
+            [
+                "SqlServerWriter (failed at freeze, 0x800423f2)",
+                "COM+ Writer (failed at identify, 0x800423f3)",
+                "ASR Writer (failed at prepare backup, 0x800423f4)",
+                "WMI Writer (failed at backup shutdown, 0x800423f4)"
+            ]
         );
         assert!(failed_writers(&status[..1]).is_empty());
     }
@@ -529,6 +559,9 @@ mod tests {
             ("VSS_E_OBJECT_NOT_FOUND", VSS_E_OBJECT_NOT_FOUND),
             ("VSS_CTX_BACKUP", com::VSS_CTX_BACKUP as u32),
             ("VSS_BT_COPY", com::VSS_BT_COPY as u32),
+            ("VSS_WS_FAILED_AT_IDENTIFY", VSS_WS_FAILED_AT_IDENTIFY as u32),
+            ("VSS_WS_FAILED_AT_BACKUPSHUTDOWN", VSS_WS_FAILED_AT_IDENTIFY as u32 + 9),
+            ("VSS_E_PROVIDER_NOT_REGISTERED", VSS_E_PROVIDER_NOT_REGISTERED),
         ] {
             assert_eq!(v, value(name), "{name}");
         }
@@ -538,6 +571,7 @@ mod tests {
     fn every_user_facing_error_has_its_status_and_fix() {
         let cases = [
             (hr::E_ACCESSDENIED, status::ACCESS_DENIED, "Backup Operators"),
+            (hr::VSS_E_PROVIDER_NOT_REGISTERED, status::UNAVAILABLE, "vssadmin list providers"),
             (hr::VSS_E_SNAPSHOT_SET_IN_PROGRESS, status::BUSY, "vss_timeout"),
             (hr::TIMEOUT, status::BUSY, "vss_timeout"),
             (hr::VSS_E_INSUFFICIENT_STORAGE, status::NO_STORAGE, "vssadmin resize shadowstorage"),

@@ -122,11 +122,13 @@ pub fn resume(child: &Child) -> io::Result<()> {
             let t = unsafe { OpenThread(THREAD_SUSPEND_RESUME, 0, entry.th32ThreadID) };
             if !t.is_null() {
                 // SAFETY: a live thread handle with THREAD_SUSPEND_RESUME, closed once.
-                unsafe {
-                    ResumeThread(t);
-                    CloseHandle(t);
+                let was = unsafe { ResumeThread(t) };
+                // SAFETY: as above.
+                unsafe { CloseHandle(t) };
+                // u32::MAX: the call failed and the thread still sleeps.
+                if was != u32::MAX {
+                    resumed += 1;
                 }
-                resumed += 1;
             }
         }
         // SAFETY: as for Thread32First.

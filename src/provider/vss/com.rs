@@ -353,13 +353,16 @@ impl BackupComponents {
     }
 
     /// Each writer's name, state (`VSS_WRITER_STATE`) and failure HRESULT,
-    /// as gathered after the snapshot set was made.
-    pub fn writer_status(&self, deadline: Instant, stop: fn() -> bool) -> Result<Vec<(String, i32, u32)>, Failure> {
+    /// as gathered after the snapshot set was made, and how many writers'
+    /// state could not be read.
+    #[allow(clippy::type_complexity)]
+    pub fn writer_status(&self, deadline: Instant, stop: fn() -> bool) -> Result<(Vec<(String, i32, u32)>, u32), Failure> {
         self.async_call("GatherWriterStatus", self.vtbl().GatherWriterStatus)?.wait(deadline, "GatherWriterStatus", stop)?;
         let mut n = 0u32;
         // SAFETY: a slot taking (this, UINT*); `n` is a valid out pointer.
-        check("GetWriterStatusCount", unsafe { (self.vtbl().GetWriterStatusCount)(self.ptr, &mut n) })?;
+        let counted = check("GetWriterStatusCount", unsafe { (self.vtbl().GetWriterStatusCount)(self.ptr, &mut n) });
         let mut out = Vec::new();
+        let mut unread = 0;
         for i in 0..n {
             let (mut instance, mut writer) = (GUID::default(), GUID::default());
             let mut name: *mut u16 = std::ptr::null_mut();
@@ -368,6 +371,7 @@ impl BackupComponents {
             // VSS_WRITER_STATE*, HRESULT*); every out pointer is valid.
             let h = unsafe { (self.vtbl().GetWriterStatus)(self.ptr, i, &mut instance, &mut writer, &mut name, &mut state, &mut failure) };
             if h < 0 {
+                unread += 1;
                 continue;
             }
             let text = bstr(name);
@@ -375,7 +379,8 @@ impl BackupComponents {
         }
         // SAFETY: a slot taking only `this`, after the status was read.
         unsafe { (self.vtbl().FreeWriterStatus)(self.ptr) };
-        Ok(out)
+        counted?;
+        Ok((out, unread))
     }
 
     pub fn prepare_for_backup(&self) -> Result<AsyncOp, Failure> {
@@ -399,11 +404,12 @@ impl BackupComponents {
         }
     }
 
-    pub fn is_volume_supported(&self, volume: &str) -> Result<bool, Failure> {
+    /// Whether `provider` (GUID_NULL: any) can shadow `volume`.
+    pub fn is_volume_supported(&self, volume: &str, provider: GUID) -> Result<bool, Failure> {
         let w = wide(volume);
         let mut yes = 0;
-        // SAFETY: live object, GUID_NULL = any provider, NUL-terminated name, valid out pointer.
-        let h = unsafe { (self.vtbl().IsVolumeSupported)(self.ptr, GUID::default(), w.as_ptr(), &mut yes) };
+        // SAFETY: live object, a provider id by value, NUL-terminated name, valid out pointer.
+        let h = unsafe { (self.vtbl().IsVolumeSupported)(self.ptr, provider, w.as_ptr(), &mut yes) };
         check(&format!("IsVolumeSupported({volume})"), h)?;
         Ok(yes != 0)
     }
@@ -519,7 +525,8 @@ impl AsyncOp {
             if stopping || Instant::now() >= deadline {
                 // SAFETY: live object; cancelling a pending operation is allowed.
                 unsafe { (self.vtbl().Cancel)(self.ptr) };
-                let landed = Instant::now() + Duration::from_secs(5);
+                // Within the ~4.5 s a close event leaves the process.
+                let landed = Instant::now() + Duration::from_secs(2);
                 while Instant::now() < landed && self.status(what).is_ok_and(|s| s == hr::VSS_S_ASYNC_PENDING) {
                     std::thread::sleep(Duration::from_millis(50));
                 }
