@@ -237,6 +237,11 @@ fn end_running() {
 }
 
 unsafe extern "system" fn on_console_event(event: u32) -> BOOL {
+    // Windows sends every console process a logoff event when ANY user logs
+    // off; under an ssh server (a service) that is not this run's session.
+    if event == CTRL_LOGOFF_EVENT && std::env::var_os("SSH_CONNECTION").is_some() {
+        return 1;
+    }
     STOPPING.store(true, Ordering::SeqCst);
     match event {
         // rsync shares the console and sees these too; make sure it ends, and

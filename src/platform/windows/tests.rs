@@ -360,6 +360,22 @@ fn a_console_event_during_creation_ends_it_with_130_not_after_vss_timeout() {
 }
 
 #[test]
+fn another_users_logoff_does_not_end_a_backup_run_over_ssh() {
+    let _g = serial();
+    ffi::reset_stopping();
+    Platform::hold_signals().unwrap();
+    std::env::set_var("SSH_CONNECTION", "192.0.2.1 50000 192.0.2.2 22");
+    ffi::raise_console_event(5 /* CTRL_LOGOFF_EVENT */);
+    assert!(!ffi::stopping(), "a logoff under sshd ended the run");
+    std::env::remove_var("SSH_CONNECTION");
+    // At a console of its own, a logoff is this session's: the run ends.
+    Platform::finished();
+    ffi::raise_console_event(5);
+    assert!(ffi::stopping());
+    ffi::reset_stopping();
+}
+
+#[test]
 fn a_close_event_waits_for_the_cleanup_not_a_timer() {
     let _g = serial();
     ffi::reset_stopping();
