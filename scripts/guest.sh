@@ -19,6 +19,8 @@
 #       Boots the guest and runs SCRIPT as root in a chroot of the host's root
 #       (mounted read-only over 9p), so every host tool and build is there.
 #       /proc, /sys, /dev (devtmpfs), /run and /tmp (tmpfs) are the guest's own;
+#       This checkout is seen at its own path even when it lies under /tmp or
+#       /run (a clone made there): it is shared read-only over the guest's own.
 #       SCRIPT starts in the host's current directory when the guest can see it,
 #       else in /. Its environment:
 #         GUEST_SHARE     a writable directory shared with the host: --share DIR,
@@ -199,6 +201,11 @@ G=$R/run/guest
 mkdir -p $G/ctl $G/share $G/lvm $R/run/lock $R/run/lvm
 mount -t 9p -o $P9 guestctl $G/ctl || fail "mount control share"
 mount -t 9p -o $P9 guestshare $G/share || fail "mount share"
+if [ -e $G/ctl/repo ]; then
+    repo=$(cat $G/ctl/repo)
+    mkdir -p "$R$repo"
+    mount -t 9p -o $P9,ro,cache=loose hostrepo "$R$repo" || fail "mount the checkout at $repo"
+fi
 cp /etc/guest/lvm.conf $G/lvm/lvm.conf
 if [ -e $G/ctl/zfs ]; then
     [ -f /etc/guest/modules.zfs ] || fail "no ZFS modules in the guest: run scripts/guest.sh setup"
@@ -466,6 +473,16 @@ run() {
     fi
     local cwd=/
     case $PWD in /tmp | /tmp/* | /run | /run/* | /dev/* | /proc/* | /sys/*) ;; *) cwd=$PWD ;; esac
+    # A checkout under a directory the guest has its own of: shared at its path.
+    local repo_share=()
+    case $ROOT in
+        /tmp/* | /run/*)
+            [[ $ROOT != *,* ]] || die "a checkout path must not contain a comma: $ROOT"
+            printf '%s\n' "$ROOT" >"$run_dir/ctl/repo"
+            repo_share=(-virtfs "local,path=$ROOT,mount_tag=hostrepo,security_model=none,readonly=on,multidevs=remap")
+            [[ $PWD != "$ROOT" && $PWD != "$ROOT"/* ]] || cwd=$PWD
+            ;;
+    esac
     printf 'cd %q 2>/dev/null || cd /\nexec %q' "$cwd" "$script" >"$run_dir/ctl/job"
     local a
     for a in "$@"; do printf ' %q' "$a" >>"$run_dir/ctl/job"; done
@@ -477,7 +494,8 @@ run() {
         -kernel "$CACHE/vmlinux" -initrd "$CACHE/initramfs.cpio"
         -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
         -virtfs "local,path=$run_dir/ctl,mount_tag=guestctl,security_model=none"
-        -virtfs "local,path=$share,mount_tag=guestshare,security_model=none,multidevs=remap")
+        -virtfs "local,path=$share,mount_tag=guestshare,security_model=none,multidevs=remap"
+        "${repo_share[@]}")
     local n=0 d img size
     for d in "${disks[@]}"; do
         img=$d size=
