@@ -17,8 +17,8 @@ use std::time::Duration;
 use windows_sys::core::BOOL;
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
 use windows_sys::Win32::Storage::FileSystem::{
-    DefineDosDeviceW, GetDiskFreeSpaceExW, GetLogicalDrives, QueryDosDeviceW, DDD_EXACT_MATCH_ON_REMOVE, DDD_NO_BROADCAST_SYSTEM,
-    DDD_RAW_TARGET_PATH, DDD_REMOVE_DEFINITION,
+    DefineDosDeviceW, GetDiskFreeSpaceExW, GetFileAttributesW, GetLogicalDrives, QueryDosDeviceW, DDD_EXACT_MATCH_ON_REMOVE,
+    DDD_NO_BROADCAST_SYSTEM, DDD_RAW_TARGET_PATH, DDD_REMOVE_DEFINITION, INVALID_FILE_ATTRIBUTES,
 };
 use windows_sys::Win32::System::Console::{
     SetConsoleCtrlHandler, CTRL_BREAK_EVENT, CTRL_CLOSE_EVENT, CTRL_C_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT,
@@ -56,6 +56,15 @@ pub fn disk_space(path: &std::path::Path) -> io::Result<(u64, u64)> {
 pub fn logical_drives() -> u32 {
     // SAFETY: no arguments.
     unsafe { GetLogicalDrives() }
+}
+
+/// Whether the shadow copy device `target` (`\Device\HarddiskVolumeShadowCopy7`)
+/// still exists: its root can be read.
+pub fn device_exists(target: &str) -> bool {
+    let root = wide(OsStr::new(&format!(r"\\?\GLOBALROOT{}\", target.trim_end_matches('\\'))));
+    // SAFETY: a NUL-terminated path.
+    let attrs = unsafe { GetFileAttributesW(root.as_ptr()) };
+    attrs != INVALID_FILE_ATTRIBUTES
 }
 
 /// The current targets of DOS device `name` (`R:`), newest first; empty if none.

@@ -24,7 +24,7 @@ use super::{Bounded, Exposing, Exposure, Launch, Place, Processes, Volumes};
 use crate::config::{Config, Expose, ProviderChoice};
 use crate::error::{Error, Result};
 use crate::provider::vss::Vss;
-use crate::provider::{Provider, SnapshotSet, VolumeSnapshot};
+use crate::provider::{Leftover, Provider, SnapshotSet, VolumeSnapshot};
 use crate::rsync_args::Invocation;
 use crate::winpath::{self, DrivePath, Flavor, Style};
 
@@ -131,7 +131,7 @@ impl Volumes for Platform {
     }
 
     fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>> {
-        Ok(Box::new(Vss::new(cfg.vss_timeout).stopped_by(ffi::stopping)))
+        Ok(Box::new(crate::provider::Several(vec![Box::new(Vss::new(cfg.vss_timeout).stopped_by(ffi::stopping)), Box::new(StrayLetters)])))
     }
 }
 
@@ -261,6 +261,53 @@ fn map_free_letter(candidates: &str, target: &str, taken: &mut Vec<char>) -> Res
         path: PathBuf::from(target),
         msg: format!("no free drive letter among drive_letters = {candidates:?}: free one, add letters, or set expose = \"device-path\""),
     })
+}
+
+/// Drive letters a killed run left mapped to a shadow copy that is gone (VSS
+/// deleted it with the run): the sweep, `list` and `cleanup` remove them, each
+/// only while it still points at that dead device. Under LocalSystem such a
+/// letter would otherwise live until reboot.
+struct StrayLetters;
+
+impl Provider for StrayLetters {
+    fn name(&self) -> &'static str {
+        "letter"
+    }
+
+    fn create(&mut self, _sources: &[PathBuf]) -> Result<SnapshotSet> {
+        Err(Error::Usage("stray drive letters are only removed".into()))
+    }
+
+    fn remove(&mut self, _set: &SnapshotSet) -> Result<()> {
+        Ok(())
+    }
+
+    /// Each as `R:`; the stamp is none (no run can own a dead device).
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
+        Ok(('A'..='Z')
+            .filter_map(|l| {
+                stray_target(l).map(|_| Leftover { provider: "letter", path: PathBuf::from(format!("{l}:")), stamp: String::new() })
+            })
+            .collect())
+    }
+
+    fn removal_can_detach(&self) -> bool {
+        true
+    }
+
+    fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
+        let Some(letter) = leftover.path.to_string_lossy().chars().next() else { return Ok(()) };
+        // Checked again: still mapped, still to a dead shadow copy.
+        let Some(target) = stray_target(letter) else { return Ok(()) };
+        ffi::remove_letter(letter, &target).map_err(|e| Error::io(format!("{letter}:"), e))
+    }
+}
+
+/// The dead shadow copy device `letter:` is mapped to, if it is.
+fn stray_target(letter: char) -> Option<String> {
+    let target = ffi::query_dos_device(&format!("{letter}:")).into_iter().next()?;
+    let shadow = winpath::device_name(&target).is_some_and(|d| d.starts_with(r"Device\HarddiskVolumeShadowCopy"));
+    (shadow && !ffi::device_exists(&target)).then_some(target)
 }
 
 /// What an exposure set up: the drive letters to remove.

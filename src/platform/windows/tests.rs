@@ -287,6 +287,29 @@ fn drive_letter_is_mapped_exactly_and_removed_exactly() {
 }
 
 #[test]
+fn the_sweep_removes_a_letter_left_on_a_dead_shadow_copy_and_nothing_else() {
+    let _g = serial();
+    let dead = r"\Device\HarddiskVolumeShadowCopy4242";
+    let other_target = r"\Device\Mup\server\share";
+    // Mapped as a killed run left it (no Letter guard to undo it), and
+    // another tool's letter to something that is not a shadow copy.
+    let free: Vec<char> = "RSTUVWXY".chars().filter(|l| ffi::query_dos_device(&format!("{l}:")).is_empty()).collect();
+    let (stray, other) = (free[0], free[1]);
+    ffi::define_letter(stray, dead).unwrap();
+    ffi::define_letter(other, other_target).unwrap();
+    let mut p = Platform::sweep_provider(&Config::default()).unwrap();
+    let found: Vec<PathBuf> = p.leftovers().unwrap().into_iter().map(|l| l.path).collect();
+    assert!(found.contains(&PathBuf::from(format!("{stray}:"))), "{found:?}");
+    assert!(!found.contains(&PathBuf::from(format!("{other}:"))), "{found:?}");
+    for l in p.leftovers().unwrap() {
+        p.remove_leftover(&l).unwrap();
+    }
+    assert!(ffi::query_dos_device(&format!("{stray}:")).is_empty(), "the stray letter is still mapped");
+    assert_eq!(ffi::query_dos_device(&format!("{other}:")), [other_target]);
+    ffi::remove_letter(other, other_target).unwrap();
+}
+
+#[test]
 fn drive_letter_exposure_rewrites_and_undo_unmaps() {
     let _g = serial();
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/cygdrive/c/Users/", "/c/Users/x", r"C:\Users\", r"D:\data"]);
