@@ -140,10 +140,15 @@ impl Provider for Several {
         self.part(set.provider)?.remove(set)
     }
 
+    /// Every part's; one that cannot list (its tool missing or failing) is
+    /// logged and left out, so it never hides the others' leftovers.
     fn leftovers(&self) -> Result<Vec<Leftover>> {
         let mut all = Vec::new();
         for p in &self.0 {
-            all.extend(p.leftovers()?);
+            match p.leftovers() {
+                Ok(l) => all.extend(l),
+                Err(e) => log::warn!("{}: cannot list its snapshots: {e}", p.name()),
+            }
         }
         Ok(all)
     }
@@ -173,6 +178,34 @@ mod tests {
         assert_eq!(s.locate(Path::new("/home/u/f")), Some("/home/.s/home/u/f".into()));
         assert_eq!(s.locate(Path::new("/home")), Some("/home/.s/home".into()));
         assert_eq!(s.locate(Path::new("/homer")), Some("/.s/root/homer".into()));
+    }
+
+    /// A provider whose listing fails, or that lists one leftover.
+    struct Lists(Option<&'static str>);
+
+    impl Provider for Lists {
+        fn name(&self) -> &'static str {
+            self.0.unwrap_or("broken")
+        }
+        fn create(&mut self, _: &[PathBuf]) -> Result<SnapshotSet> {
+            unreachable!()
+        }
+        fn remove(&mut self, _: &SnapshotSet) -> Result<()> {
+            Ok(())
+        }
+        fn leftovers(&self) -> Result<Vec<Leftover>> {
+            match self.0 {
+                Some(name) => Ok(vec![Leftover { provider: name, path: "/x".into(), stamp: "s".into() }]),
+                None => Err(crate::error::Error::Usage("zfs: command not found".into())),
+            }
+        }
+    }
+
+    #[test]
+    fn one_part_that_cannot_list_hides_no_other_parts_leftovers() {
+        let several = Several(vec![Box::new(Lists(Some("btrfs"))), Box::new(Lists(None)), Box::new(Lists(Some("lvm")))]);
+        let found: Vec<&str> = several.leftovers().unwrap().iter().map(|l| l.provider).collect();
+        assert_eq!(found, ["btrfs", "lvm"]);
     }
 
     #[test]
