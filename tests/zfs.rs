@@ -8,7 +8,7 @@
 //! sources in two pools, a full pool, a non-root user with a `zfs allow`
 //! delegation, another tool's `zfs destroy` while rsync reads, a clone that
 //! blocks removal, other tools' snapshots left alone, and kill -9 then `list`
-//! and the sweep.
+//! and the sweep (once by hand, then ten times at random points).
 
 use crate::support::guest::{scenario, Guest, Report};
 
@@ -36,6 +36,7 @@ const CHECKS: &[&str] = &[
     "others-untouched",
     "list-shows-leftover",
     "kill-then-sweep",
+    "kill-random-x10",
 ];
 
 #[test]
@@ -47,4 +48,6 @@ fn zfs_snapshots_in_the_guest() {
     assert_eq!(out.code(), Some(0), "{}", out.report());
     assert!(report.value("permission-denied", &out).contains("root"), "the refusal names the fix\n{}", out.report());
     assert!(report.value("busy-clone", &out).contains("clone"), "the failure names the clone\n{}", out.report());
+    // For the record of a run (cargo test -- --nocapture).
+    eprintln!("kill-random-x10: {}", report.value("kill-random-x10", &out));
 }

@@ -194,4 +194,20 @@ listed=$("$SNAPRSYNC" --snap-config="$work/cfg.toml" list 2>&1)
 [ "$before" != 0 ] && [ "$(ours)" = 0 ] && [ "$rc" = 0 ] && result kill-then-sweep ok "$before left by the kill, swept" \
   || result kill-then-sweep fail "before=$before after=$(ours) status=$rc"
 
+# kill -9 at random points of a run (creation, hold, mount, rsync, removal),
+# ten times; after each, the next run's sweep. Judged by what is on the pool
+# and in the mount table, not by statuses.
+landed=0 bad=
+for t in $(seq 10); do
+  "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a --bwlimit=4000 "$A/" "$work/killed-$t/" 2>/dev/null & victim=$!
+  sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", r % 250 / 100 }')"
+  [ "$(ours)" != 0 ] && landed=$((landed + 1))
+  kill -9 $victim; wait $victim 2>/dev/null
+  "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$A/counter" "$work/swept-$t/" 2>/dev/null
+  mounted=$(grep -c '@snaprsync-' /proc/self/mounts)
+  [ "$(ours)" = 0 ] && [ "$mounted" = 0 ] || bad="$bad trial $t: $(ours) snapshots, $mounted mounts;"
+done
+[ -z "$bad" ] && result kill-random-x10 ok "10 kills, $landed while a snapshot existed, nothing left after each sweep" \
+  || result kill-random-x10 fail "$bad"
+
 zpool destroy tank
