@@ -121,6 +121,21 @@ pub struct Confine<'a> {
     pub iconv: bool,
 }
 
+/// A hook's command, the same on every platform: stdin from the null device,
+/// stdout and stderr to snaprsync's stderr (stdout carries the rsync
+/// protocol), started in the root directory. The platform adds the group or
+/// job that ends it as a whole.
+pub(crate) fn hook_command(program: &Path, args: &[OsString], env: &[(OsString, OsString)]) -> std::process::Command {
+    let mut c = std::process::Command::new(program);
+    c.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::io::stderr())
+        .stderr(std::io::stderr())
+        .current_dir(crate::host::root_dir());
+    c
+}
+
 /// Which filesystem holds a source, and which provider snapshots it.
 pub trait Volumes {
     /// The absolute native path an rsync source argument names, for finding its

@@ -5,10 +5,9 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
@@ -27,16 +26,7 @@ const TICK: Duration = Duration::from_millis(10);
 
 /// See `Processes::run_bounded`.
 pub fn run(program: &Path, args: &[OsString], env: &[(OsString, OsString)], limit: Duration) -> io::Result<Bounded> {
-    let stderr = io::stderr().as_fd().try_clone_to_owned()?;
-    let mut child = Command::new(program)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stderr.try_clone()?))
-        .stderr(Stdio::from(stderr))
-        .current_dir(crate::host::root_dir())
-        .process_group(0)
-        .spawn()?;
+    let mut child = crate::platform::hook_command(program, args, env).process_group(0).spawn()?;
     let group = Pid::from_raw(child.id() as i32);
     let deadline = Instant::now() + limit;
     // Only a signal that comes while the hook runs is passed on: one held

@@ -562,18 +562,8 @@ fn status_of(status: std::process::ExitStatus) -> u8 {
 /// A hook: stdin from NUL, stdout to snaprsync's stderr, in a Job Object that
 /// is ended as a whole when it outlasts `limit` or a console event arrives.
 fn run_bounded(program: &Path, args: &[OsString], env: &[(OsString, OsString)], limit: Duration) -> std::io::Result<Bounded> {
-    use std::os::windows::io::AsHandle;
-    use std::process::Stdio;
-    let stderr = std::io::stderr().as_handle().try_clone_to_owned()?;
     let job = ffi::Job::new()?;
-    let mut child = Command::new(program)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stderr.try_clone()?))
-        .stderr(Stdio::from(stderr))
-        .current_dir(crate::host::root_dir())
-        .spawn()?;
+    let mut child = super::hook_command(program, args, env).spawn()?;
     if let Err(e) = job.assign(&child) {
         log::warn!("cannot put the hook in a job object: {e}");
     }
