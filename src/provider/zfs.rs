@@ -237,6 +237,12 @@ fn destroy(names: &[String]) -> Result<()> {
     first.map_or(Ok(()), Err)
 }
 
+/// `zfs list` of snapshots with the run each was marked with, for
+/// [`parse_ours`]; all of them, or those named after it.
+fn list_marked() -> Cmd {
+    Cmd::new("zfs").arg("list").arg("-H").arg("-t").arg("snapshot").arg("-o").arg(format!("name,{PROPERTY}"))
+}
+
 impl Provider for Zfs {
     fn name(&self) -> &'static str {
         "zfs"
@@ -339,7 +345,7 @@ impl Provider for Zfs {
     }
 
     fn leftovers(&self) -> Result<Vec<Leftover>> {
-        let out = Cmd::new("zfs").arg("list").arg("-H").arg("-t").arg("snapshot").arg("-o").arg(format!("name,{PROPERTY}")).run()?;
+        let out = list_marked().run()?;
         Ok(parse_ours(&out).into_iter().map(|(name, stamp)| Leftover { provider: "zfs", path: PathBuf::from(name), stamp }).collect())
     }
 
@@ -350,16 +356,7 @@ impl Provider for Zfs {
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
         let name = leftover.path.to_string_lossy().into_owned();
         // Checked again: still ours.
-        let out = match Cmd::new("zfs")
-            .arg("list")
-            .arg("-H")
-            .arg("-t")
-            .arg("snapshot")
-            .arg("-o")
-            .arg(format!("name,{PROPERTY}"))
-            .arg(&name)
-            .run()
-        {
+        let out = match list_marked().arg(&name).run() {
             Ok(out) => out,
             Err(e) if gone(&e) => return Ok(()),
             Err(e) => return Err(e),
