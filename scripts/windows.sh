@@ -106,6 +106,18 @@ helpers() {
     x86_64-w64-mingw32-gcc -Wall -Werror -O2 -o "$WORK/helpers/echo-args.exe" "$ROOT/scripts/windows/echo-args.c" -lshell32
     SNAPRSYNC_ECHO_EXE=$(winepath -w "$WORK/helpers/echo-args.exe" 2>/dev/null)
     export SNAPRSYNC_ECHO_EXE
+    # A folder on C: that leads to another volume (Z:, wine's view of /). Wine
+    # 8 cannot make an NTFS junction; a symbolic link in the drive's directory
+    # behaves like one for every Win32 path call snaprsync makes.
+    local links="$WINEPREFIX/drive_c/snaprsync-links" target="$WORK/links-target"
+    rm -rf "$links" "$target"
+    mkdir -p "$links/data" "$target/sub"
+    echo "on the other volume" > "$target/sub/probe.txt"
+    echo "on C:" > "$links/data/probe.txt"
+    ln -s "$target" "$links/data/link"
+    SNAPRSYNC_LINK_FIXTURE='C:\snaprsync-links\data'
+    SNAPRSYNC_LINK_TARGET=$(winepath -w "$target" 2>/dev/null)
+    export SNAPRSYNC_LINK_FIXTURE SNAPRSYNC_LINK_TARGET
 }
 
 run_tests() {

@@ -86,6 +86,19 @@ pub enum VssWriters {
     Require,
 }
 
+/// Windows: what a volume mounted in a folder below a source means. Inside a
+/// shadow copy that folder still leads to the live volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VssMountPoints {
+    /// The run fails with 83 before any shadow copy is made, naming the
+    /// folder (with `on_snapshot_failure = "live"`: a live run, with a warning).
+    #[default]
+    Refuse,
+    /// A warning naming the folder, which rsync then reads LIVE; the run goes on.
+    Ignore,
+}
+
 /// How big a thick snapshot is made (config `lvm_snapshot_size`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotSize {
@@ -264,6 +277,13 @@ pub struct Config {
     /// Windows: the VSS provider: `any` (default: VSS picks, a hardware
     /// provider first), `system` (Microsoft's software provider) or a GUID.
     pub vss_provider: String,
+    /// Windows: `refuse` (default) or `ignore`: a volume mounted in a folder
+    /// below a source.
+    pub vss_mount_points: VssMountPoints,
+    /// Windows: volumes never shadowed (`"D:"`, a mount folder, or a
+    /// `\\?\Volume{...}\` name); their sources are read live, with a warning.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vss_exclude_volumes: Vec<String>,
     /// LVM: the size of a thick snapshot, a percentage of the origin (`"10%"`,
     /// the default) or a size (`"2G"`).
     pub lvm_snapshot_size: String,
@@ -301,6 +321,8 @@ impl Default for Config {
             vss_timeout: 600,
             vss_writers: VssWriters::Warn,
             vss_provider: "any".into(),
+            vss_mount_points: VssMountPoints::Refuse,
+            vss_exclude_volumes: Vec::new(),
             pre_snapshot: None,
             post_snapshot: None,
             hook_timeout: 60,
@@ -421,6 +443,27 @@ pub const KEYS: &[Key] = &[
             r#""any", "system", or a provider GUID such as "{b5946137-7b9f-4925-af80-51abd60b20d5}""#,
             "Windows: the VSS provider that makes the shadow copies: `\"any\"` lets VSS choose (a hardware provider first); \
              `\"system\"` is Microsoft's software provider; a GUID names one (`vssadmin list providers`)",
+        )
+    },
+    Key {
+        os: Os::Windows,
+        ..key(
+            "vss_mount_points",
+            r#""refuse" or "ignore""#,
+            "Windows: a volume mounted in a folder below a source, which inside a shadow copy still leads to the live volume: \
+             `\"refuse\"` fails the run with 83 before any shadow copy is made, naming the folder; `\"ignore\"` names it in a \
+             warning and lets rsync read it live",
+        )
+    },
+    Key {
+        os: Os::Windows,
+        unset: "none",
+        example: r#"["D:", "C:\\Mount\\Scratch"]"#,
+        ..key(
+            "vss_exclude_volumes",
+            r#"an array of volumes, each a drive such as "D:", a mount folder, or a name such as "\\?\Volume{...}\""#,
+            "Windows: volumes never shadowed (a volume VSS cannot or should not shadow); sources on them are read live, \
+             each named in a warning",
         )
     },
     key(
@@ -555,6 +598,9 @@ impl Config {
         }
         if self.vss_provider_id().is_err() {
             return Some(("vss_provider", "not \"any\", \"system\" or a GUID"));
+        }
+        if self.vss_exclude_volumes.iter().any(|v| v.trim().is_empty()) {
+            return Some(("vss_exclude_volumes", "has an empty volume"));
         }
         if self.lvm_snapshot_size().is_err() {
             return Some(("lvm_snapshot_size", "not a percentage or a size"));

@@ -5,8 +5,8 @@
 //! This file is the policy: the order of the VSS calls, retries, deadlines,
 //! and what each HRESULT means for the user (message, fix, exit status). The
 //! COM binding for `IVssBackupComponents` and `IVssAsync`, written by hand
-//! (neither `windows` nor `windows-sys` has it), is [`com`], in its own file
-//! with all the provider's `unsafe`. Its vtable slots and the
+//! (neither `windows` nor `windows-sys` has it), is [`com`]; the volume and
+//! path queries are [`volume`]. Those two files hold all the provider's `unsafe`. Its vtable slots and the
 //! `VSS_SNAPSHOT_PROP` layout are checked against mingw-w64's `vsbackup.h`
 //! and `vss.h` by `tests::binding_matches_mingw_headers`, which
 //! `scripts/windows.sh test` feeds with a dump made by a C compiler.
@@ -18,6 +18,7 @@ use super::{Provider, SnapshotSet, VolumeSnapshot};
 use crate::error::{self, Error, Result};
 
 mod com;
+pub mod volume;
 
 /// Exit statuses of VSS failures (README "Exit statuses", docs/windows.md).
 /// The statuses VSS failures map to (documented in README "Exit statuses").
@@ -250,10 +251,11 @@ impl Vss {
     /// One attempt at the whole sequence, for `volumes` (roots like `C:\`).
     fn attempt(
         &self,
-        volumes: &[String],
+        targets: &[(String, Vec<String>)],
         deadline: Instant,
     ) -> std::result::Result<(com::BackupComponents, Vec<VolumeSnapshot>, Vec<String>), (String, u32)> {
         let stop = self.stop;
+        let volumes: Vec<&String> = targets.iter().map(|(v, _)| v).collect();
         self.go_on("CreateVssBackupComponents")?;
         let bc = com::BackupComponents::create()?;
         bc.initialize_for_backup()?;
@@ -263,7 +265,7 @@ impl Vss {
         if let Err((what, h)) = bc.free_writer_metadata() {
             log::debug!("vss: {what}: {h:#010x}");
         }
-        for v in volumes {
+        for &v in &volumes {
             if !bc.is_volume_supported(v, self.provider)? {
                 return Err((format!("IsVolumeSupported({v})"), hr::VSS_E_VOLUME_NOT_SUPPORTED));
             }
@@ -271,9 +273,9 @@ impl Vss {
         let set_id = bc.start_snapshot_set()?;
         log::debug!("vss: snapshot set {set_id}");
         let mut ids = Vec::new();
-        for v in volumes {
+        for (v, aliases) in targets {
             match bc.add_to_snapshot_set(v, self.provider) {
-                Ok(id) => ids.push((v.clone(), id)),
+                Ok(id) => ids.push((v, aliases, id)),
                 Err(e) => {
                     bc.abort_backup();
                     return Err(e);
@@ -291,15 +293,18 @@ impl Vss {
             return Err(e);
         }
         let mut snaps = Vec::new();
-        for (v, id) in ids {
+        for (v, aliases, id) in ids {
             let device = bc.snapshot_device(id).inspect_err(|_| bc.abort_backup())?;
             log::info!("vss: {v} is shadowed as {device} (snapshot {id})");
-            snaps.push(VolumeSnapshot {
-                origin: PathBuf::from(&v),
-                snapshot: PathBuf::from(format!("{device}\\")),
-                id: id.to_string(),
-                mount: None,
-            });
+            // The same volume reached by another root: the same shadow copy.
+            for root in std::iter::once(v).chain(aliases) {
+                snaps.push(VolumeSnapshot {
+                    origin: PathBuf::from(root),
+                    snapshot: PathBuf::from(format!("{device}\\")),
+                    id: id.to_string(),
+                    mount: None,
+                });
+            }
         }
         let failed = match bc.writer_status(deadline, stop) {
             Ok((writers, unread)) => {
@@ -316,21 +321,65 @@ impl Vss {
     }
 }
 
-/// The volume roots (`C:\`, or a mount point `D:\mnt\data\`) holding `sources`,
-/// in first-seen order, without duplicates.
-fn volumes_of(sources: &[PathBuf]) -> Result<Vec<String>> {
-    let mut volumes: Vec<String> = Vec::new();
+/// The volumes holding `sources`, in first-seen order, each once: its root
+/// (`C:\`, or a mount folder `D:\Mount\Data\`) and the other roots a source
+/// reached the same volume by (a volume with a letter and a mount folder).
+fn volumes_of(sources: &[PathBuf]) -> Result<Vec<(String, Vec<String>)>> {
+    let mut roots: Vec<(String, Option<String>)> = Vec::new();
     for s in sources {
-        let v = com::volume_path_name(s).map_err(|e| Error::Snapshot { path: s.clone(), msg: format!("cannot find its volume: {e}") })?;
-        if com::is_remote_drive(&v) {
+        let v =
+            volume::volume_path_name(s).map_err(|e| Error::Snapshot { path: s.clone(), msg: format!("cannot find its volume: {e}") })?;
+        if volume::is_remote_drive(&v) {
             return Err(classify(&format!("{} is on network drive {v}", s.display()), hr::VSS_E_VOLUME_NOT_SUPPORTED, 0));
         }
-        // The same volume reached by two forms (`C:\`, `\\?\C:\`) is added once.
-        if !volumes.iter().any(|x| same_volume(x, &v)) {
-            volumes.push(v);
+        let guid = volume::volume_guid(&v).ok();
+        roots.push((v, guid));
+    }
+    Ok(group_volumes(&roots))
+}
+
+/// Pure: volume roots grouped by volume, in first-seen order: (root, other
+/// roots of the same volume). Two roots are one volume when their GUID names
+/// match, or, a GUID being unknown, when they are the same root in two forms
+/// (`C:\`, `\\?\C:\`).
+pub fn group_volumes(roots: &[(String, Option<String>)]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Option<String>, Vec<String>)> = Vec::new();
+    for (root, guid) in roots {
+        let same = |(r, g, aliases): &(String, Option<String>, Vec<String>)| {
+            let by_guid = matches!((g, guid), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b));
+            by_guid || same_volume(r, root) || aliases.iter().any(|a| same_volume(a, root))
+        };
+        match out.iter_mut().find(|e| same(e)) {
+            Some((r, _, aliases)) => {
+                if !same_volume(r, root) && !aliases.iter().any(|a| same_volume(a, root)) {
+                    aliases.push(root.clone());
+                }
+            }
+            None => out.push((root.clone(), guid.clone(), Vec::new())),
         }
     }
-    Ok(volumes)
+    out.into_iter().map(|(r, _, a)| (r, a)).collect()
+}
+
+/// Pure: the volume mount points strictly below a source: (source, mount
+/// folder). `mounts` are the folders volumes are mounted at (`C:\Mount\Data\`);
+/// inside a shadow copy such a folder still leads to the LIVE volume.
+pub fn mount_points_below(sources: &[PathBuf], mounts: &[String]) -> Vec<(PathBuf, String)> {
+    let key = |s: &str| {
+        let s = s.strip_prefix(r"\\?\").unwrap_or(s);
+        s.trim_end_matches('\\').to_ascii_uppercase()
+    };
+    let mut out = Vec::new();
+    for s in sources {
+        let src = key(&s.to_string_lossy());
+        for m in mounts {
+            let m_key = key(m);
+            if m_key.len() > src.len() && m_key.starts_with(&src) && m_key[src.len()..].starts_with('\\') {
+                out.push((s.clone(), m.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// Pure: whether two volume paths name the same volume root, whatever the
@@ -357,13 +406,14 @@ impl Provider for Vss {
                     .into(),
             ));
         }
-        let volumes = volumes_of(sources)?;
+        let targets = volumes_of(sources)?;
+        let volumes: Vec<String> = targets.iter().map(|(v, _)| v.clone()).collect();
         com::init().map_err(|(what, h)| classify(&what, h, self.timeout_secs()))?;
         let deadline = Instant::now() + self.timeout;
         let mut backoff = FIRST_BACKOFF;
         let mut timeouts = 0;
         loop {
-            match self.attempt(&volumes, deadline) {
+            match self.attempt(&targets, deadline) {
                 Ok((bc, snaps, failed)) => {
                     if !failed.is_empty() {
                         let which = failed.join("; ");
@@ -418,16 +468,23 @@ impl Provider for Vss {
             // that did not finish); releasing deletes the shadow copies.
             bc.abort_backup();
             drop(bc);
-            log::info!("vss: stopped: released {} shadow cop{}", set.volumes.len(), if set.volumes.len() == 1 { "y" } else { "ies" });
+            log::info!("vss: stopped: released {}", copies(set));
             return Ok(());
         }
         let deadline = Instant::now() + self.timeout;
         let completed = bc.backup_complete().and_then(|a| a.wait(deadline, "BackupComplete", || false));
         // Releasing the components deletes the non-persistent shadow copies.
         drop(bc);
-        log::info!("vss: released {} shadow cop{}", set.volumes.len(), if set.volumes.len() == 1 { "y" } else { "ies" });
+        log::info!("vss: released {}", copies(set));
         completed.map_err(|(what, h)| classify(&format!("VSS {what}"), h, self.timeout_secs()))
     }
+}
+
+/// "1 shadow copy", "2 shadow copies": one per volume (a volume reached by
+/// two roots is in the set twice, with one id).
+fn copies(set: &SnapshotSet) -> String {
+    let n = set.volumes.iter().map(|v| &v.id).collect::<std::collections::HashSet<_>>().len();
+    format!("{n} shadow cop{}", if n == 1 { "y" } else { "ies" })
 }
 
 impl Drop for Vss {
@@ -449,6 +506,37 @@ mod tests {
         assert!(same_volume(r"C:\Mount\Data\", r"c:\mount\data"));
         assert!(!same_volume(r"C:\", r"D:\"));
         assert!(!same_volume(r"C:\Mount\", r"C:\"));
+    }
+
+    #[test]
+    fn a_volume_reached_by_two_roots_is_shadowed_once() {
+        let g = |s: &str| Some(format!(r"\\?\Volume{{{s}}}\"));
+        let roots = [
+            (r"C:\".to_owned(), g("c")),
+            (r"D:\".to_owned(), g("d")),
+            // D: also mounted in a folder of C:, and C: written verbatim.
+            (r"C:\Mount\D\".to_owned(), g("d")),
+            (r"\\?\C:\".to_owned(), g("c")),
+            (r"c:\".to_owned(), None),
+            (r"E:\".to_owned(), None),
+            (r"\\?\e:\".to_owned(), None),
+        ];
+        assert_eq!(
+            group_volumes(&roots),
+            [(r"C:\".to_owned(), vec![]), (r"D:\".to_owned(), vec![r"C:\Mount\D\".to_owned()]), (r"E:\".to_owned(), vec![]),]
+        );
+    }
+
+    #[test]
+    fn mount_points_strictly_below_a_source_are_found() {
+        let mounts: Vec<String> = [r"C:\", r"D:\", r"C:\Data\Mnt\", r"\\?\C:\Data2\M\", r"C:\DataX\"].map(String::from).to_vec();
+        let found = |s: &str| -> Vec<String> { mount_points_below(&[PathBuf::from(s)], &mounts).into_iter().map(|(_, m)| m).collect() };
+        assert_eq!(found(r"C:\"), [r"C:\Data\Mnt\", r"\\?\C:\Data2\M\", r"C:\DataX\"]);
+        assert_eq!(found(r"C:\data"), [r"C:\Data\Mnt\"], "case does not matter; DataX is not below Data");
+        assert_eq!(found(r"\\?\C:\Data2\"), [r"\\?\C:\Data2\M\"]);
+        assert!(found(r"C:\Data\Mnt").is_empty(), "the mount folder itself is read from its own volume");
+        assert!(found(r"C:\Data\Mnt\x").is_empty());
+        assert!(found(r"D:\").is_empty());
     }
 
     #[test]

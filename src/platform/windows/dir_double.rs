@@ -3,6 +3,11 @@
 //! copies each source's parent directory into a scratch directory and reports
 //! that copy as the volume's snapshot; everything after that (argv rewrite,
 //! exposure, running rsync, removal) is the real code.
+//!
+//! It can also pretend that volumes are mounted in given folders
+//! ([`pretend_mounts`]), since wine cannot mount a volume in a folder, and it
+//! leaves out of its copies every folder that leads elsewhere (a junction or
+//! link): in a real shadow copy such a folder still leads to the live files.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -12,6 +17,17 @@ use crate::provider::{Provider, SnapshotSet, VolumeSnapshot};
 
 thread_local! {
     static INSTALLED: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+    static MOUNTS: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
+/// Makes the platform see volumes mounted at `folders` (`C:\...\mnt\`).
+pub fn pretend_mounts(folders: &[String]) {
+    MOUNTS.with(|m| *m.borrow_mut() = Some(folders.to_vec()));
+}
+
+/// The pretended mount folders, while the double is installed with some.
+pub fn mount_folders() -> Option<Vec<String>> {
+    MOUNTS.with(|m| m.borrow().clone())
 }
 
 /// Makes `Platform::provider` hand out a [`DirDouble`] on this thread,
@@ -22,6 +38,7 @@ pub fn install(scratch: &Path) {
 
 pub fn uninstall() {
     INSTALLED.with(|i| *i.borrow_mut() = None);
+    MOUNTS.with(|m| *m.borrow_mut() = None);
 }
 
 pub fn installed() -> Option<Box<dyn Provider>> {
@@ -38,6 +55,11 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     for e in std::fs::read_dir(from)? {
         let e = e?;
         let dest = to.join(e.file_name());
+        let leads_elsewhere = crate::provider::vss::volume::final_path(&e.path())
+            .is_ok_and(|real| !super::sources::same_place(&real, &e.path().to_string_lossy()));
+        if leads_elsewhere {
+            continue;
+        }
         if e.file_type()?.is_dir() {
             copy_tree(&e.path(), &dest)?;
         } else {

@@ -11,6 +11,7 @@ mod diagnose;
 mod dir_double;
 mod ffi;
 mod selftest;
+mod sources;
 #[cfg(test)]
 mod tests;
 
@@ -76,20 +77,18 @@ impl Volumes for Platform {
         *READER.lock().unwrap_or_else(|e| e.into_inner()) = Some(flavor_of(rsync));
     }
 
+    /// Resolved: junctions, symbolic links, mount points and short names on
+    /// the way are followed, so that the volume is the one rsync will read.
     fn source_path(arg: &OsStr) -> Option<PathBuf> {
         let s = arg.to_str()?;
-        if let Some(d) = winpath::parse(s, reader()) {
-            return Some(PathBuf::from(d.native()));
-        }
-        if s.starts_with(r"\\") || s.starts_with("//") {
+        let lexical = lexical_path(s)?;
+        let unc = (s.starts_with(r"\\") || s.starts_with("//")) && winpath::parse(s, reader()).is_none() && !is_volume_name(s);
+        if unc {
             // UNC: a network share; the provider says it cannot be shadowed.
-            return Some(PathBuf::from(s));
+            return Some(lexical);
         }
-        if s.starts_with('/') || s.is_empty() {
-            return None;
-        }
-        let full = std::env::current_dir().ok()?.join(s.replace('/', "\\"));
-        Some(normalize(&full))
+        let trailing = s.ends_with(['/', '\\']) || s == "." || s.ends_with("/.") || s.ends_with("\\.");
+        Some(sources::resolve(&lexical, trailing))
     }
 
     fn unmatched(arg: &OsStr) -> Option<String> {
@@ -110,24 +109,30 @@ impl Volumes for Platform {
     }
 
     fn exec_path(arg: &OsStr) -> Option<PathBuf> {
-        // Not canonicalize: that gives \\?\ paths, which the command would be told.
-        Self::source_path(arg).filter(|p| p.exists())
+        // The command follows every link on the way, the last one too. Not
+        // canonicalize: that gives \\?\ paths, which the command would be told.
+        let lexical = lexical_path(arg.to_str()?)?;
+        Some(sources::resolve(&lexical, true)).filter(|p| p.exists())
     }
 
-    fn provider(cfg: &Config, _sources: &[PathBuf]) -> Result<Box<dyn Provider>> {
+    fn provider(cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Provider>> {
+        let excluded = &cfg.vss_exclude_volumes;
+        let shadowed: Vec<PathBuf> = sources.iter().filter(|s| sources::excluded_by(s, excluded).is_none()).cloned().collect();
+        sources::check_mount_points(cfg, &shadowed, &sources::mount_folders())?;
         #[cfg(test)]
         if let Some(p) = dir_double::installed() {
-            return Ok(p);
+            return Ok(Box::new(sources::Excluding { inner: p, excluded: excluded.clone() }));
         }
-        match cfg.provider {
-            ProviderChoice::Auto | ProviderChoice::Vss => Ok(Box::new(
+        let inner: Box<dyn Provider> = match cfg.provider {
+            ProviderChoice::Auto | ProviderChoice::Vss => Box::new(
                 Vss::new(cfg.vss_timeout)
                     .stopped_by(ffi::stopping)
                     .requiring_writers(cfg.vss_writers == crate::config::VssWriters::Require)
                     .with_provider(cfg.vss_provider_id().ok().flatten()),
-            )),
-            other => Err(Error::Usage(format!("provider = {other:?} is not available on Windows; use \"auto\" or \"vss\""))),
-        }
+            ),
+            other => return Err(Error::Usage(format!("provider = {other:?} is not available on Windows; use \"auto\" or \"vss\""))),
+        };
+        Ok(Box::new(sources::Excluding { inner, excluded: excluded.clone() }))
     }
 
     fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>> {
@@ -138,7 +143,7 @@ impl Volumes for Platform {
 impl Exposing for Platform {
     fn expose(cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf], rsync: &Path) -> Result<Exposure> {
         let flavor = flavor_of(rsync);
-        expose_with(cfg.expose, &cfg.drive_letters, flavor, set, inv, sources)
+        expose_with(cfg.expose, &cfg.drive_letters, flavor, set, inv, sources, &cfg.vss_exclude_volumes)
     }
 
     fn expose_confined(
@@ -188,6 +193,35 @@ impl Processes for Platform {
     fn run_bounded(program: &Path, args: &[OsString], env: &[(OsString, OsString)], limit: Duration) -> std::io::Result<Bounded> {
         run_bounded(program, args, env, limit)
     }
+}
+
+/// `\\?\Volume{...}\...`: a volume named by its GUID.
+fn is_volume_name(s: &str) -> bool {
+    s.get(..11).is_some_and(|p| p.eq_ignore_ascii_case(r"\\?\Volume{"))
+}
+
+/// The absolute native path an argument names, as written (nothing followed).
+fn lexical_path(s: &str) -> Option<PathBuf> {
+    if is_volume_name(s) {
+        // `\\?\Volume{...}\x`: the same place below the volume's first mount path.
+        if let Some((guid, rest)) = s.split_once(r"}\").map(|(g, r)| (format!(r"{g}}}\"), r)) {
+            if let Some(root) = crate::provider::vss::volume::volume_paths(&guid).ok().and_then(|p| p.into_iter().next()) {
+                return Some(normalize(&Path::new(&root).join(rest)));
+            }
+        }
+        return Some(PathBuf::from(s));
+    }
+    if let Some(d) = winpath::parse(s, reader()) {
+        return Some(PathBuf::from(d.native()));
+    }
+    if s.starts_with(r"\\") || s.starts_with("//") {
+        return Some(PathBuf::from(s));
+    }
+    if s.starts_with('/') || s.is_empty() {
+        return None;
+    }
+    let full = std::env::current_dir().ok()?.join(s.replace('/', "\\"));
+    Some(normalize(&full))
 }
 
 /// `.` and `..` resolved lexically (the path need not exist).
@@ -403,6 +437,7 @@ fn expose_with(
     set: &SnapshotSet,
     inv: &Invocation,
     sources: &[PathBuf],
+    excluded: &[String],
 ) -> Result<Exposure> {
     let mut letters: Vec<Letter> = Vec::new();
     let mut taken = Vec::new();
@@ -412,6 +447,11 @@ fn expose_with(
         let fail = |msg: String| Error::Expose { path: source.clone(), msg };
         let text = arg.to_str().ok_or_else(|| fail("the argument is not valid Unicode".into()))?;
         let Some((i, vol)) = find_volume(set, source) else {
+            if let Some(entry) = sources::excluded_by(source, excluded) {
+                log::warn!("{text}: its volume is excluded from shadow copies (vss_exclude_volumes has {entry:?}): rsync reads it LIVE");
+                rewritten.push(Ok(arg.to_owned()));
+                continue;
+            }
             if source.symlink_metadata().is_ok() {
                 // It exists, but on no volume of the set: never read live in silence.
                 return Err(Error::Unmatched {
@@ -423,18 +463,30 @@ fn expose_with(
             rewritten.push(Ok(arg.to_owned()));
             continue;
         };
-        let dp = match winpath::parse(text, flavor) {
-            Some(d) => d,
-            None => {
-                // A relative argument: absolute from here on (in the reader's
-                // form, below).
+        let written = winpath::parse(text, flavor);
+        // Where the name leads, when a junction, link, mount point or short
+        // name on the way makes it another place than the text says.
+        let moved = written.as_ref().is_some_and(|d| !sources::same_place(&d.native(), &source.to_string_lossy()));
+        let dp = match written {
+            Some(d) if !moved => d,
+            _ => {
+                // Rebuilt from where it leads (or, for a relative argument,
+                // from its absolute path), in the reader's form below.
                 let mut d = winpath::parse(&source.to_string_lossy(), Flavor::Native)
                     .ok_or_else(|| fail(format!("cannot read {text:?} as a path on a drive")))?;
                 d.trailing_slash = text.ends_with(['/', '\\']) || text == "." || text.ends_with("/.");
                 if inv.relative {
-                    return Err(fail(format!(
-                        "--relative with the relative source {text:?} would send the snapshot's path; give an absolute source"
-                    )));
+                    return Err(fail(if moved {
+                        format!(
+                            "{text:?} leads through a junction, link or short name to {}: with --relative the copy's names would change; name that path itself",
+                            source.display()
+                        )
+                    } else {
+                        format!("--relative with {text:?}, which names no drive, would send the snapshot's path; give a drive-letter path such as C:/./dir/")
+                    }));
+                }
+                if moved {
+                    log::info!("{text} leads to {}: read there, in its volume's shadow copy", source.display());
                 }
                 d
             }

@@ -64,7 +64,9 @@ fn sources_of(inv: &Invocation) -> Vec<PathBuf> {
 #[test]
 fn source_paths_are_native() {
     let _g = serial();
-    assert_eq!(Platform::source_path("/cygdrive/c/Users/".as_ref()), Some(PathBuf::from(r"C:\Users")));
+    assert_eq!(Platform::source_path("/cygdrive/c/NoSuch/".as_ref()), Some(PathBuf::from(r"C:\NoSuch")));
+    // An existing one is named as the volume spells it (wine's is "users").
+    assert_eq!(Platform::source_path("/cygdrive/c/USERS/".as_ref()), Some(PathBuf::from(r"C:\users")));
     assert_eq!(Platform::source_path("/d/data".as_ref()), Some(PathBuf::from(r"D:\data")));
     assert_eq!(Platform::source_path("C:/x y/".as_ref()), Some(PathBuf::from(r"C:\x y")));
     let rel = Platform::source_path("sub/dir".as_ref()).unwrap();
@@ -84,7 +86,7 @@ fn device_path_rewrites_each_source_for_the_reader() {
     let _g = serial();
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/cygdrive/c/Users/Jürgen Müller/", r"D:\data base", "C:/x/"]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
-    let mut e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &shadow_set(), &inv, &sources_of(&inv)).unwrap();
+    let mut e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &shadow_set(), &inv, &sources_of(&inv), &[]).unwrap();
     assert_eq!(e.method(), "device-path");
     assert_eq!(
         e.argv(),
@@ -107,7 +109,7 @@ fn a_native_rsync_gets_native_forms() {
     let _g = serial();
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", r"C:\Users\", "D:/data base", r"\\?\C:\x"]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
-    let e = expose_with(Expose::DevicePath, "RS", Flavor::Native, &shadow_set(), &inv, &sources_of(&inv)).unwrap();
+    let e = expose_with(Expose::DevicePath, "RS", Flavor::Native, &shadow_set(), &inv, &sources_of(&inv), &[]).unwrap();
     assert_eq!(
         e.argv()[4..],
         os(&[
@@ -151,7 +153,7 @@ fn a_source_on_no_snapshotted_volume_is_never_read_live_in_silence() {
     let arg = here.to_string_lossy().into_owned();
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
-    let err = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &set, &inv, &sources_of(&inv)).err().expect("refused");
+    let err = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &set, &inv, &sources_of(&inv), &[]).err().expect("refused");
     assert_eq!(err.exit_code(), crate::error::status::NO_PROVIDER, "{err}");
     assert!(err.is_snapshot_failure(), "on_snapshot_failure = \"live\" may still take it, with a warning");
     assert!(err.to_string().contains("on no volume that was snapshotted"), "{err}");
@@ -159,7 +161,7 @@ fn a_source_on_no_snapshotted_volume_is_never_read_live_in_silence() {
     let gone = format!("{arg}\\nothing-here");
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &gone]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
-    let e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &set, &inv, &sources_of(&inv)).unwrap();
+    let e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &set, &inv, &sources_of(&inv), &[]).unwrap();
     assert_eq!(e.argv()[4], gone.as_str());
 }
 
@@ -225,7 +227,7 @@ fn a_source_that_is_a_mount_point_folder_never_becomes_a_bare_device_root() {
         argv.extend(os(args));
         let inv = crate::rsync_args::parse(&argv).unwrap();
         let sources: Vec<PathBuf> = args.iter().map(|a| PathBuf::from(a.trim_end_matches(['/', '\\']).replace('/', "\\"))).collect();
-        expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &set, &inv, &sources)
+        expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &set, &inv, &sources, &[])
     };
     // With a trailing slash: the contents, from the mounted volume's shadow copy.
     let e = run(&["C:/Mount/Data/"]).unwrap();
@@ -239,12 +241,13 @@ fn a_source_that_is_a_mount_point_folder_never_becomes_a_bare_device_root() {
     // --relative with the marker above the mount point would drop Mount/Data from the names.
     let argv = os(&["--server", "--sender", "-logDtpRe.iLsfxCIvu", ".", "C:/./Mount/Data/x"]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
-    let err =
-        expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &set, &inv, &[PathBuf::from(r"C:\Mount\Data\x")]).err().expect("refused");
+    let err = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &set, &inv, &[PathBuf::from(r"C:\Mount\Data\x")], &[])
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("/./ marker at or below the mount point"), "{err}");
     let argv = os(&["--server", "--sender", "-logDtpRe.iLsfxCIvu", ".", "C:/Mount/Data/./x"]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
-    let e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &set, &inv, &[PathBuf::from(r"C:\Mount\Data\x")]).unwrap();
+    let e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &set, &inv, &[PathBuf::from(r"C:\Mount\Data\x")], &[]).unwrap();
     assert_eq!(e.argv()[4], "/proc/sys/Device/HarddiskVolumeShadowCopy11/./x");
 }
 
@@ -254,12 +257,12 @@ fn relative_without_marker_is_refused_with_the_fix() {
     let argv = os(&["--server", "--sender", "-logDtpRe.iLsfxCIvu", ".", "/cygdrive/c/Users/"]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
     assert!(inv.relative);
-    let err = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &shadow_set(), &inv, &sources_of(&inv)).err().unwrap();
+    let err = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &shadow_set(), &inv, &sources_of(&inv), &[]).err().unwrap();
     assert!(err.to_string().contains("/./"), "{err}");
     assert!(err.is_snapshot_failure());
     let argv = os(&["--server", "--sender", "-logDtpRe.iLsfxCIvu", ".", "/cygdrive/c/./Users/"]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
-    let e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &shadow_set(), &inv, &sources_of(&inv)).unwrap();
+    let e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &shadow_set(), &inv, &sources_of(&inv), &[]).unwrap();
     assert_eq!(e.argv()[4], "/proc/sys/Device/HarddiskVolumeShadowCopy9/./Users/");
 }
 
@@ -314,7 +317,7 @@ fn drive_letter_exposure_rewrites_and_undo_unmaps() {
     let _g = serial();
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/cygdrive/c/Users/", "/c/Users/x", r"C:\Users\", r"D:\data"]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
-    let mut e = expose_with(Expose::DriveLetter, "RSTUVWXY", Flavor::Msys, &shadow_set(), &inv, &sources_of(&inv)).unwrap();
+    let mut e = expose_with(Expose::DriveLetter, "RSTUVWXY", Flavor::Msys, &shadow_set(), &inv, &sources_of(&inv), &[]).unwrap();
     let a: Vec<String> = e.argv().iter().map(|s| s.to_string_lossy().into_owned()).collect();
     let c = a[4].chars().nth("/cygdrive/".len()).unwrap();
     let d = a[7].chars().next().unwrap();
@@ -590,4 +593,234 @@ fn exec_with_a_failing_hook_is_94_and_runs_nothing() {
     assert_eq!(err.exit_code(), crate::error::status::HOOK, "{err}");
     assert!(!out.exists(), "the command must not run");
     assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 0);
+}
+
+/// The fixture scripts/windows.sh makes: `C:\snaprsync-links\data`, whose
+/// `link` leads to a folder on Z: (it stands in for a junction, which wine 8
+/// cannot make), and that folder's Windows path.
+fn link_fixture() -> (String, String) {
+    let var = |n: &str| std::env::var(n).unwrap_or_else(|_| panic!("{n} is not set: run scripts/windows.sh test"));
+    (var("SNAPRSYNC_LINK_FIXTURE"), var("SNAPRSYNC_LINK_TARGET").trim_end_matches('\\').to_owned())
+}
+
+/// A set shadowing C: (copy 9) and Z: (copy 10), as VSS would name them.
+fn c_and_z() -> SnapshotSet {
+    let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: o.into(), mount: None };
+    SnapshotSet { provider: "vss", volumes: vec![v(r"C:\", SHADOW), v(r"Z:\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\")] }
+}
+
+/// `Z:\a\b` → `a/b`.
+fn below_root(p: &str, sep: &str) -> String {
+    p[3..].replace('\\', sep)
+}
+
+#[test]
+fn a_source_through_a_linked_folder_is_read_on_the_volume_it_leads_to() {
+    let _g = serial();
+    let (data, target) = link_fixture();
+    let posix = data.replace('\\', "/");
+    // The name alone says C:, which is what GetVolumePathNameW answers.
+    let lexical = PathBuf::from(format!(r"{data}\link\sub"));
+    assert_eq!(crate::provider::vss::volume::volume_path_name(&lexical).unwrap(), r"C:\");
+    // Walked through (trailing slash, or a component below it): where it leads.
+    assert_eq!(Platform::source_path(format!("{posix}/link/sub/").as_ref()), Some(PathBuf::from(format!(r"{target}\sub"))));
+    assert_eq!(Platform::source_path(format!("{posix}/link/").as_ref()), Some(PathBuf::from(&target)));
+    // The last component without a slash is read as itself (rsync copies the
+    // link, from C:'s shadow copy).
+    assert_eq!(Platform::source_path(format!("{posix}/link").as_ref()), Some(PathBuf::from(format!(r"{data}\link"))));
+
+    let cygdrive = format!("/cygdrive/c/{}", below_root(&data, "/"));
+    let z = below_root(&target, "/");
+    let c = below_root(&data, "/");
+    for (flavor, copy10, copy9) in [
+        (
+            Flavor::Cygwin,
+            "/proc/sys/Device/HarddiskVolumeShadowCopy10/".to_owned(),
+            "/proc/sys/Device/HarddiskVolumeShadowCopy9/".to_owned(),
+        ),
+        (Flavor::Msys, "/proc/sys/Device/HarddiskVolumeShadowCopy10/".to_owned(), "/proc/sys/Device/HarddiskVolumeShadowCopy9/".to_owned()),
+        (Flavor::Native, r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\".to_owned(), SHADOW.to_owned()),
+    ] {
+        let native = flavor == Flavor::Native;
+        let sep = if native { "\\" } else { "/" };
+        let args: Vec<String> = if native {
+            vec![format!(r"{data}\link\sub\"), format!(r"{data}\link"), format!(r"{data}\link\")]
+        } else {
+            vec![format!("{cygdrive}/link/sub/"), format!("{posix}/link"), format!("{posix}/link/")]
+        };
+        let mut argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", "."]);
+        argv.extend(args.iter().map(OsString::from));
+        let inv = crate::rsync_args::parse(&argv).unwrap();
+        let e = expose_with(Expose::DevicePath, "RS", flavor, &c_and_z(), &inv, &sources_of(&inv), &[]).unwrap();
+        let want = [
+            format!("{copy10}{}{sep}sub{sep}", z.replace('/', sep)),
+            format!("{copy9}{}{sep}link", c.replace('/', sep)),
+            format!("{copy10}{}{sep}", z.replace('/', sep)),
+        ];
+        assert_eq!(e.argv()[4..], want.iter().map(OsString::from).collect::<Vec<_>>()[..], "{flavor:?}");
+    }
+
+    // --relative would send Z:'s names instead of the link's: refused, with the fix.
+    let argv = os(&["--server", "--sender", "-logDtpRe.iLsfxCIvu", ".", &format!("C:/./{c}/link/sub/")]);
+    let inv = crate::rsync_args::parse(&argv).unwrap();
+    let err = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &c_and_z(), &inv, &sources_of(&inv), &[]).err().expect("refused");
+    assert_eq!(err.exit_code(), crate::error::status::EXPOSE, "{err}");
+    assert!(err.to_string().contains("leads through a junction, link or short name"), "{err}");
+}
+
+#[test]
+fn a_short_name_source_is_read_by_its_long_name() {
+    let _g = serial();
+    let long = scratch("short").join("Long Directory Name");
+    std::fs::create_dir_all(long.join("x")).unwrap();
+    let short = crate::provider::vss::volume::short_path(&long).unwrap();
+    assert_ne!(short.to_uppercase(), long.to_string_lossy().to_uppercase(), "wine gives a short name");
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &format!(r"{short}\x\"), &short]);
+    let inv = crate::rsync_args::parse(&argv).unwrap();
+    let sources = sources_of(&inv);
+    assert_eq!(sources[0], long.join("x"));
+    let e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &shadow_set(), &inv, &sources, &[]).unwrap();
+    let long_posix = below_root(&long.to_string_lossy(), "/");
+    assert_eq!(e.argv()[4], format!("/proc/sys/Device/HarddiskVolumeShadowCopy9/{long_posix}/x/").as_str());
+    // Without a trailing slash the copy keeps the name it was given.
+    let short_name = short.rsplit('\\').next().unwrap();
+    assert!(e.argv()[5].to_string_lossy().ends_with(&format!("/{short_name}")), "{:?}", e.argv()[5]);
+}
+
+#[test]
+fn a_volume_guid_source_is_read_as_its_drive() {
+    let _g = serial();
+    let dir = source_tree("guid");
+    let guid = crate::provider::vss::volume::volume_guid(r"C:\").unwrap();
+    assert!(guid.starts_with(r"\\?\Volume{"), "{guid}");
+    let arg = format!("{guid}{}\\", below_root(&dir.to_string_lossy(), "\\"));
+    assert_eq!(Platform::source_path(arg.as_ref()), Some(dir.clone()));
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
+    let inv = crate::rsync_args::parse(&argv).unwrap();
+    for (flavor, want) in [
+        (Flavor::Cygwin, format!("/proc/sys/Device/HarddiskVolumeShadowCopy9/{}/", below_root(&dir.to_string_lossy(), "/"))),
+        (Flavor::Native, format!(r"{SHADOW}{}\", below_root(&dir.to_string_lossy(), "\\"))),
+    ] {
+        let e = expose_with(Expose::DevicePath, "RS", flavor, &shadow_set(), &inv, &sources_of(&inv), &[]).unwrap();
+        assert_eq!(e.argv()[4], want.as_str(), "{flavor:?}");
+    }
+}
+
+/// Runs `argv` through `run::rsync` with the directory TEST DOUBLE and the
+/// echo helper as rsync; returns (status or error, the lines rsync wrote,
+/// the double's scratch directory).
+fn run_with_double(cfg: &Config, argv: &[OsString], mounts: Option<&[String]>) -> (Result<u8>, Vec<String>, PathBuf) {
+    ffi::reset_stopping();
+    let snaps = scratch("double-snaps");
+    dir_double::install(&snaps);
+    if let Some(m) = mounts {
+        dir_double::pretend_mounts(m);
+    }
+    let out = scratch("double-out").join("out.txt");
+    std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
+    std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
+    let r = crate::run::rsync(cfg, &crate::cli::Options::default(), argv.to_vec());
+    dir_double::uninstall();
+    let lines = std::fs::read_to_string(&out).unwrap_or_default().lines().map(str::to_owned).collect();
+    (r, lines, snaps)
+}
+
+#[test]
+fn a_volume_mounted_below_a_source_is_refused_or_named() {
+    let _g = serial();
+    let dir = source_tree("mounted");
+    std::fs::create_dir_all(dir.join("mnt")).unwrap();
+    let folder = format!("{}\\mnt\\", dir.display());
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &format!("{}\\", dir.display())]);
+
+    let (r, lines, snaps) = run_with_double(&cfg_for(Expose::DevicePath, false), &argv, Some(std::slice::from_ref(&folder)));
+    let err = r.expect_err("refused");
+    assert_eq!(err.exit_code(), crate::error::status::NO_PROVIDER, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&folder) && msg.contains("vss_mount_points") && !msg.contains('\n'), "{msg}");
+    assert!(lines.is_empty(), "rsync must not run");
+    assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 0, "refused before anything was made");
+
+    // "ignore": the run goes on (the folder is named in a warning).
+    let cfg = Config { vss_mount_points: crate::config::VssMountPoints::Ignore, ..cfg_for(Expose::DevicePath, false) };
+    let (r, lines, snaps) = run_with_double(&cfg, &argv, Some(std::slice::from_ref(&folder)));
+    assert_eq!(r.unwrap(), 0);
+    assert!(Path::new(&lines[4]).starts_with(&snaps), "{lines:?}");
+
+    // A mount folder that is not below the source changes nothing.
+    let elsewhere = [r"C:\elsewhere\mnt\".to_owned()];
+    let (r, lines, _) = run_with_double(&cfg_for(Expose::DevicePath, false), &argv, Some(&elsewhere));
+    assert_eq!(r.unwrap(), 0, "{lines:?}");
+}
+
+#[test]
+fn an_excluded_volume_is_read_live_and_only_it() {
+    let _g = serial();
+    let on_c = source_tree("excl-c");
+    let (_, target) = link_fixture();
+    let on_z = format!(r"{target}\sub\");
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &format!("{}\\", on_c.display()), &on_z]);
+    let z_guid = crate::provider::vss::volume::volume_guid(r"Z:\").unwrap();
+    for entry in ["Z:", r"z:\", z_guid.as_str()] {
+        let cfg = Config { vss_exclude_volumes: vec![entry.to_owned()], ..cfg_for(Expose::DevicePath, false) };
+        let (r, lines, snaps) = run_with_double(&cfg, &argv, None);
+        assert_eq!(r.unwrap(), 0, "{entry}");
+        assert!(Path::new(&lines[4]).starts_with(&snaps), "{entry}: C: is shadowed: {lines:?}");
+        assert_eq!(lines[5], on_z, "{entry}: Z: is read live, as given");
+    }
+    // Without the exclusion both are shadowed.
+    let (r, lines, snaps) = run_with_double(&cfg_for(Expose::DevicePath, false), &argv, None);
+    assert_eq!(r.unwrap(), 0);
+    assert!(Path::new(&lines[5]).starts_with(&snaps), "{lines:?}");
+}
+
+/// An echo helper placed as a cygwin, MSYS2 or native `rsync.exe` (told apart
+/// by the runtime DLL beside it, here an empty stand-in file).
+fn flavored_rsync(flavor: Flavor) -> PathBuf {
+    let dir = scratch(&format!("rsync-{flavor:?}"));
+    let exe = dir.join("rsync.exe");
+    std::fs::copy(echo_exe(), &exe).unwrap();
+    match flavor {
+        Flavor::Cygwin => std::fs::write(dir.join("cygwin1.dll"), b"").unwrap(),
+        Flavor::Msys => std::fs::write(dir.join("msys-2.0.dll"), b"").unwrap(),
+        Flavor::Native => {}
+    }
+    assert_eq!(flavor_of(&exe), flavor);
+    exe
+}
+
+/// A whole run per rsync flavour, with the directory TEST DOUBLE: the exact
+/// source argument each rsync receives, and what it reads there.
+#[test]
+fn each_rsync_flavour_gets_its_own_form_in_a_whole_run() {
+    let _g = serial();
+    let dir = source_tree("flavours");
+    let posix = dir.to_string_lossy().replace('\\', "/");
+    let cygdrive = format!("/cygdrive/c/{}/", below_root(&dir.to_string_lossy(), "/"));
+    for flavor in [Flavor::Cygwin, Flavor::Msys, Flavor::Native] {
+        for (expose, arg) in [(Expose::DevicePath, format!("{posix}/")), (Expose::DriveLetter, cygdrive.clone())] {
+            if flavor == Flavor::Native && arg.starts_with('/') {
+                continue;
+            }
+            let cfg = Config { rsync_path: Some(flavored_rsync(flavor)), ..cfg_for(expose, false) };
+            let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
+            let (r, lines, snaps) = run_with_double(&cfg, &argv, None);
+            assert_eq!(r.unwrap(), 0, "{flavor:?} {expose:?}");
+            let got = &lines[4];
+            let copy = snaps.join("snap0").join("My Files");
+            let copy_below = below_root(&copy.to_string_lossy(), "/");
+            let want = match (flavor, expose) {
+                (Flavor::Native, _) => format!("{}\\", copy.display()),
+                (_, Expose::DevicePath) => format!("C:/{copy_below}/"),
+                // The double's copy is a folder: its letter maps that folder.
+                (_, Expose::DriveLetter) => format!("/cygdrive/{}/My Files/", got.chars().nth(10).unwrap()),
+            };
+            assert_eq!(got, &want, "{flavor:?} {expose:?}");
+            assert!(!got.contains('\\') || flavor == Flavor::Native, "{flavor:?}: a backslash for a posix rsync: {got}");
+            if !got.starts_with('/') {
+                // The stand-in is a native program: it can open only the Windows forms.
+                assert!(lines.iter().any(|l| l.starts_with("read ") && l.ends_with("original content")), "{lines:?}");
+            }
+        }
+    }
 }

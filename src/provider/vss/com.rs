@@ -12,12 +12,9 @@
 
 use std::ffi::c_void;
 use std::fmt;
-use std::os::windows::ffi::OsStrExt;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{FreeLibrary, HMODULE};
-use windows_sys::Win32::Storage::FileSystem::{GetDriveTypeW, GetVolumePathNameW};
 use windows_sys::Win32::System::Com::{
     CoInitializeEx, CoInitializeSecurity, CoTaskMemFree, COINIT_MULTITHREADED, EOAC_STATIC_CLOAKING, RPC_C_AUTHN_LEVEL_PKT_PRIVACY,
     RPC_C_IMP_LEVEL_IMPERSONATE,
@@ -32,7 +29,6 @@ pub type Failure = (String, u32);
 
 pub const VSS_CTX_BACKUP: i32 = 0;
 pub const VSS_BT_COPY: i32 = 5;
-const DRIVE_REMOTE: u32 = 4;
 
 /// VSS_ID / GUID.
 #[repr(C)]
@@ -243,25 +239,6 @@ pub fn is_wow64() -> bool {
     // SAFETY: the pseudo handle of this process and a valid out pointer.
     let ok = unsafe { IsWow64Process(GetCurrentProcess(), &mut wow) };
     ok != 0 && wow != 0
-}
-
-/// The root of the volume holding `path`, with a trailing `\`.
-pub fn volume_path_name(path: &Path) -> std::io::Result<String> {
-    let w: Vec<u16> = path.as_os_str().encode_wide().chain(std::iter::once(0)).collect();
-    let mut buf = vec![0u16; w.len() + 64];
-    // SAFETY: `w` is NUL-terminated; `buf` is writable for its length.
-    let ok = unsafe { GetVolumePathNameW(w.as_ptr(), buf.as_mut_ptr(), buf.len() as u32) };
-    if ok == 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let n = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
-    Ok(String::from_utf16_lossy(&buf[..n]))
-}
-
-pub fn is_remote_drive(root: &str) -> bool {
-    let w = wide(root);
-    // SAFETY: NUL-terminated string.
-    unsafe { GetDriveTypeW(w.as_ptr()) == DRIVE_REMOTE }
 }
 
 /// An `IVssBackupComponents` reference, released on drop.
