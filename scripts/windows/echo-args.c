@@ -8,7 +8,9 @@
  * a command; sleeps SNAPRSYNC_ECHO_SLEEP ms; exits with SNAPRSYNC_ECHO_EXIT.
  * Run as a hook (SNAPRSYNC_HOOK set), it instead appends "hook NAME STATE" to
  * SNAPRSYNC_ECHO_HOOK_OUT, overwrites the file SNAPRSYNC_ECHO_CLOBBER (a live
- * change after the snapshot) and exits 0. */
+ * change after the snapshot) and exits 0. Given --list-only first, it
+ * instead lists the directory named by its last argument on stdout, one
+ * "-rw-r--r--  SIZE 2026/01/01 00:00:00 NAME" line per entry, as rsync does. */
 #include <windows.h>
 #include <shellapi.h>
 #include <stdio.h>
@@ -74,6 +76,32 @@ static int hook(void)
     return 0;
 }
 
+static int list_only(const wchar_t *dir)
+{
+    wchar_t pattern[8192];
+    size_t len = wcslen(dir);
+    if (len == 0 || len > 8000)
+        return 23;
+    wcscpy(pattern, dir);
+    if (pattern[len - 1] != L'\\' && pattern[len - 1] != L'/')
+        wcscat(pattern, L"\\");
+    wcscat(pattern, L"*");
+    WIN32_FIND_DATAW fd;
+    HANDLE h = FindFirstFileW(pattern, &fd);
+    if (h == INVALID_HANDLE_VALUE)
+        return 23;
+    do {
+        if (wcscmp(fd.cFileName, L"..") == 0)
+            continue;
+        int is_dir = (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) != 0;
+        printf("%s %14lu 2026/01/01 00:00:00 ", is_dir ? "drwxr-xr-x" : "-rw-r--r--", (unsigned long)fd.nFileSizeLow);
+        put(stdout, fd.cFileName);
+        fputs("\n", stdout);
+    } while (FindNextFileW(h, &fd));
+    FindClose(h);
+    return 0;
+}
+
 int main(void)
 {
     wchar_t hookname[64];
@@ -81,6 +109,8 @@ int main(void)
         return hook();
     int argc = 0;
     wchar_t **argv = CommandLineToArgvW(GetCommandLineW(), &argc);
+    if (argc >= 3 && wcscmp(argv[1], L"--list-only") == 0)
+        return list_only(argv[argc - 1]);
     wchar_t out[4096], num[64];
     FILE *f = stderr;
     if (GetEnvironmentVariableW(L"SNAPRSYNC_ECHO_OUT", out, 4096))

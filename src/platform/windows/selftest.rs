@@ -1,7 +1,9 @@
 //! `snaprsync selftest [--report FILE]`: a once-per-machine check on real
 //! Windows, run as Administrator. It locks a file against every other reader,
 //! snapshots its volume, reads it through both exposures (device path and
-//! drive letter), removes everything, prints a verdict and writes a report.
+//! drive letter), has the real rsync list it through each (`--list-only` of
+//! the source argument rewritten as a backup's would be), removes everything,
+//! prints a verdict and writes a report.
 #![allow(clippy::print_stdout)]
 // Called by the admin dispatcher through `platform::selftest`.
 #![allow(dead_code)]
@@ -10,10 +12,10 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::os::windows::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::{ffi, map_free_letter};
-use crate::config::Config;
+use super::{expose_with, ffi, flavor_of, map_free_letter, reader_env};
+use crate::config::{Config, Expose};
 use crate::error::{Error, Result};
 use crate::provider::vss::Vss;
 use crate::provider::Provider;
@@ -36,7 +38,7 @@ pub fn selftest(cfg: &Config, args: &[OsString]) -> Result<u8> {
     let mut report = String::new();
     let outcome = run_checks(cfg, &base, &mut report);
     let verdict = match &outcome {
-        Ok(()) => "PASS: VSS snapshots work here; both expose methods read a locked file".to_owned(),
+        Ok(()) => "PASS: VSS snapshots work here; both expose methods read a locked file, and rsync lists it through each".to_owned(),
         Err(e) => format!("FAIL: {e}"),
     };
     let _ = writeln!(report, "verdict: {verdict}");
@@ -73,7 +75,7 @@ fn run_checks(cfg: &Config, base: &std::path::Path, report: &mut String) -> Resu
         for v in &set.volumes {
             let _ = writeln!(report, "snapshot: {} -> {}", v.origin.display(), v.snapshot.display());
         }
-        let checks = check_exposures(cfg, &set, &file, &content, report);
+        let checks = check_exposures(cfg, &set, &file, &content, report).and_then(|()| check_rsync(cfg, &set, &dir, &file, report));
         let removed = vss.remove(&set);
         let _ = writeln!(report, "snapshot removal: {}", removed.as_ref().map_or_else(|e| e.to_string(), |()| "ok".into()));
         checks.and(removed)
@@ -113,6 +115,77 @@ fn check_exposures(
         (Ok(a), Ok(b)) if a == content && b == content && left.is_empty() => Ok(()),
         _ => Err(fail("the locked file could not be read back through both exposures (see the report)".into())),
     }
+}
+
+/// The real rsync's `--list-only` of the locked file's folder through each
+/// exposure: the names it saw go in the report; the file must be among them.
+fn check_rsync(cfg: &Config, set: &crate::provider::SnapshotSet, dir: &Path, file: &Path, report: &mut String) -> Result<()> {
+    let rsync = crate::real_rsync::find(cfg)?;
+    let _ = writeln!(report, "rsync: {} ({:?} build)", rsync.display(), flavor_of(&rsync));
+    let want = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut first = Ok(());
+    for mode in [Expose::DevicePath, Expose::DriveLetter] {
+        let seen = list_through(cfg, set, dir, &rsync, mode);
+        let _ = match &seen {
+            Ok((arg, names)) => writeln!(report, "rsync --list-only {arg}: saw {}", names.join(" | ")),
+            Err(e) => writeln!(report, "rsync --list-only through {mode:?}: {e}"),
+        };
+        let ok = seen.as_ref().is_ok_and(|(_, names)| names.contains(&want));
+        if !ok && first.is_ok() {
+            first = Err(seen.err().unwrap_or_else(|| Error::Snapshot {
+                path: file.to_owned(),
+                msg: format!("rsync did not list the locked file through {mode:?} (see the report)"),
+            }));
+        }
+    }
+    first
+}
+
+/// `rsync --list-only` of `dir` in `set`, exposed by `mode`: the source
+/// argument as a backup's is rewritten (in the form `rsync`'s build reads),
+/// and the names rsync listed.
+pub(super) fn list_through(
+    cfg: &Config,
+    set: &crate::provider::SnapshotSet,
+    dir: &Path,
+    rsync: &Path,
+    mode: Expose,
+) -> Result<(String, Vec<String>)> {
+    let flavor = flavor_of(rsync);
+    let native = dir.to_string_lossy().into_owned();
+    let arg = if flavor == winpath::Flavor::Native { format!("{native}\\") } else { format!("{}/", native.replace('\\', "/")) };
+    let argv: Vec<OsString> = ["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg].map(OsString::from).to_vec();
+    let inv = crate::rsync_args::parse(&argv).map_err(|e| Error::Usage(e.to_string()))?;
+    let mut exposure = expose_with(mode, &cfg.drive_letters, flavor, set, &inv, &[dir.to_owned()], &[])?;
+    let shown = exposure.argv()[4].to_string_lossy().into_owned();
+    let out = std::process::Command::new(rsync).arg("--list-only").arg(&shown).envs(reader_env(flavor)).output();
+    exposure.undo()?;
+    let out = out.map_err(|e| Error::NotStarted { what: "rsync", path: rsync.to_owned(), msg: e.to_string() })?;
+    if !out.status.success() {
+        return Err(Error::Snapshot {
+            path: dir.to_owned(),
+            msg: format!(
+                "rsync --list-only {shown} ended with {}: {}",
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok((shown, listed_names(&String::from_utf8_lossy(&out.stdout))))
+}
+
+/// Pure: the names in `rsync --list-only` output (`-rw-r--r--  38 2026/01/01 00:00:00 NAME`).
+pub(super) fn listed_names(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| {
+            let mut rest = l.trim_start();
+            for _ in 0..4 {
+                let end = rest.find(char::is_whitespace)?;
+                rest = rest[end..].trim_start();
+            }
+            (!rest.is_empty()).then(|| rest.to_owned())
+        })
+        .collect()
 }
 
 fn verdict(r: &std::io::Result<String>, want: &str) -> String {

@@ -824,3 +824,56 @@ fn each_rsync_flavour_gets_its_own_form_in_a_whole_run() {
         }
     }
 }
+
+#[test]
+fn rsync_list_only_output_gives_the_names() {
+    let out = "drwxr-xr-x          4,096 2026/11/29 13:00:00 .\n-rw-r--r--             38 2026/11/29 13:00:00 locked by selftest ü.txt\n\n";
+    assert_eq!(selftest::listed_names(out), [".", "locked by selftest ü.txt"]);
+    assert!(selftest::listed_names("rsync: error\n").is_empty());
+}
+
+/// selftest's rsync step, with a shadow copy played by a copied folder (TEST
+/// DOUBLE) and the echo helper's `--list-only` mode standing in for rsync (no
+/// Windows rsync runs here): each exposure gives rsync a form it opens, and
+/// the names come back; a listing without the file fails the check.
+#[test]
+fn selftest_lists_through_each_exposure() {
+    let _g = serial();
+    let dir = source_tree("selftest-list");
+    let snaps = scratch("selftest-snaps");
+    let mut double = DirDoubleForTest::new(&snaps);
+    let set = double.create(std::slice::from_ref(&dir));
+    let cfg = cfg_for(Expose::DriveLetter, false);
+    for flavor in [Flavor::Native, Flavor::Cygwin] {
+        let rsync = flavored_rsync(flavor);
+        let (arg, names) = selftest::list_through(&cfg, &set, &dir, &rsync, Expose::DevicePath).unwrap();
+        assert!(names.contains(&"probe.txt".to_owned()), "{flavor:?} {arg}: {names:?}");
+        assert!(flavor == Flavor::Native || !arg.contains('\\'), "{flavor:?}: {arg}");
+        // Wine maps a letter (DefineDosDevice) but cannot open files through
+        // it: the listing fails, naming the letter, which is removed again.
+        let err = selftest::list_through(&cfg, &set, &dir, &rsync, Expose::DriveLetter).err().expect("wine reads no mapped letter");
+        let msg = err.to_string();
+        let letter = msg.split("--list-only ").nth(1).and_then(|a| a.chars().next()).unwrap();
+        assert!("RSTUVWXY".contains(letter), "{msg}");
+        assert!(ffi::query_dos_device(&format!("{letter}:")).is_empty(), "{letter}: left mapped");
+    }
+    double.remove(&set);
+}
+
+/// The directory double, driven directly.
+struct DirDoubleForTest(Box<dyn crate::provider::Provider>);
+
+impl DirDoubleForTest {
+    fn new(scratch: &Path) -> Self {
+        dir_double::install(scratch);
+        let p = dir_double::installed().unwrap();
+        dir_double::uninstall();
+        DirDoubleForTest(p)
+    }
+    fn create(&mut self, sources: &[PathBuf]) -> SnapshotSet {
+        self.0.create(sources).unwrap()
+    }
+    fn remove(&mut self, set: &SnapshotSet) {
+        self.0.remove(set).unwrap();
+    }
+}
