@@ -25,6 +25,12 @@
 #   coldread no rsync: a cold read (tar) of the core tree, live against a
 #            snapshot, and how long deleting the snapshot takes after that
 #            read and without it (the cause of most of snaprsync's fixed cost)
+#   incr     the nightly incremental: a tree of BENCH_INCR_FILES small files
+#            (1-4 KiB, 100 per directory) already copied, 0.1% of them changed
+#            before each run; plain rsync, snaprsync with prefetch (the
+#            default) and with prefetch = "off", over a local remote shell,
+#            warm caches (and cold: BENCH_INCR_CACHE="warm cold"), under each
+#            CPU set of BENCH_INCR_CPUS (taskset -c; "0" is one core)
 #
 # BENCH_IMAGE_DIR puts the btrfs image elsewhere: on /dev/shm the loop device
 # reads RAM, which takes the disk's run-to-run noise out of the cold runs.
@@ -45,6 +51,10 @@ set -euo pipefail
 : "${BENCH_BIG_FILES:=8}"        # protect: number of (equal) files
 : "${BENCH_BIG_RUNS:=10}"        # protect: timed runs per variant
 : "${BENCH_STARTUP_RUNS:=50}"    # startup: runs per variant
+: "${BENCH_INCR_FILES:=200000}"  # incr tree: number of files
+: "${BENCH_INCR_RUNS:=12}"       # incr: timed runs per variant
+: "${BENCH_INCR_CACHE:=warm}"    # incr: warm and/or cold
+: "${BENCH_INCR_CPUS:=0-1 0}"    # incr: CPU sets (taskset -c), one series each
 : "${BENCH_OUT:=}"               # where raw results go
 : "${SNAPRSYNC:=}"               # binary to measure (default: cargo build --release)
 : "${SNAPRSYNC_REV:=}"           # or build this commit (git archive, own target dir)
@@ -144,7 +154,7 @@ LRSH=$BIN/local-rsh
   echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "snaprsync=$version, sha256 $(sha256sum "$SNAP" | cut -c1-16)"
   env_used=""
-  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS; do
+  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS BENCH_INCR_FILES BENCH_INCR_RUNS BENCH_INCR_CACHE BENCH_INCR_CPUS; do
     env_used+="$v=\"${!v}\" "
   done
   [ "$BENCH_CORE_VARIANTS" = "plain snaprsync naive snapread" ] || env_used+="BENCH_CORE_VARIANTS=\"$BENCH_CORE_VARIANTS\" "
@@ -158,11 +168,14 @@ LRSH=$BIN/local-rsh
 
 # ---------------------------------------------------------------- btrfs source
 need_big=0; want protect && need_big=1
-img_mb=$(( (BENCH_TREE_MB + need_big * BENCH_BIG_MB) * 13 / 10 + 1024 ))
+incr_mb=0; want incr && incr_mb=$(( BENCH_INCR_FILES * 6 / 1024 ))
+img_mb=$(( (BENCH_TREE_MB + need_big * BENCH_BIG_MB + incr_mb) * 13 / 10 + 1024 ))
 log "btrfs image of $img_mb MiB"
 MNT=$("$TESTBED" btrfs-image "$img_mb" "$IMGDIR")
 # The destination is a tmpfs: only the sending side's cost is compared.
-mount -t tmpfs -o size=$(( (need_big * BENCH_BIG_MB > BENCH_TREE_MB ? BENCH_BIG_MB : BENCH_TREE_MB) + 512 ))m bench-dst "$DST"
+dst_mb=$(( need_big * BENCH_BIG_MB > BENCH_TREE_MB ? BENCH_BIG_MB : BENCH_TREE_MB ))
+dst_mb=$(( incr_mb > dst_mb ? incr_mb : dst_mb ))
+mount -t tmpfs -o size=$(( dst_mb + 512 ))m,nr_inodes=0 bench-dst "$DST"
 
 if want core || want rss || want coldread; then
   log "tree: $BENCH_FILES files, $BENCH_TREE_MB MiB"
@@ -172,6 +185,10 @@ if want latency || want latency-local; then
   mkdir -p "$MNT/tiny"
   for i in $(seq "$BENCH_LAT_FILES"); do head -c 4096 /dev/urandom >"$MNT/tiny/f$i"; done
 fi
+if want incr; then
+  log "incr tree: $BENCH_INCR_FILES files"
+  python3 "$here/bench/mktree.py" "$MNT/incr" "$BENCH_INCR_FILES" 0 small >&2
+fi
 if want protect; then
   log "big tree: $BENCH_BIG_FILES files, $BENCH_BIG_MB MiB"
   python3 "$here/bench/mktree.py" "$MNT/big" "$BENCH_BIG_FILES" "$BENCH_BIG_MB" big >&2
@@ -179,6 +196,7 @@ fi
 sync
 echo "core_tree=$BENCH_FILES files, $BENCH_TREE_MB MiB ($(du -s --apparent-size -B1M "$MNT/data" 2>/dev/null | cut -f1) MiB apparent), log-normal sizes" >>"$OUT/meta.env"
 echo "lat_tree=$BENCH_LAT_FILES files of 4 KiB" >>"$OUT/meta.env"
+echo "incr_tree=$BENCH_INCR_FILES" >>"$OUT/meta.env"
 echo "protect_tree=$BENCH_BIG_FILES files, $BENCH_BIG_MB MiB" >>"$OUT/meta.env"
 echo "protect_bytes=$((BENCH_BIG_MB * 1024 * 1024))" >>"$OUT/meta.env"
 echo "image=$(df --output=fstype "$IMGDIR" | tail -1) ($([ -z "$BENCH_IMAGE_DIR" ] && echo "the scratch dir" || echo "$BENCH_IMAGE_DIR"))" >>"$OUT/meta.env"
@@ -440,6 +458,39 @@ if want coldread; then
     btrfs subvolume snapshot -r "$MNT" "$snapdir" >/dev/null
     sync
     timed coldread-delete unread "$r" btrfs subvolume delete "$snapdir"
+  done
+fi
+
+# ---------------------------------------------------------------- incr
+if want incr; then
+  printf 'prefetch = "off"\n' >"$W/prefetch-off.toml"
+  incr_dst=$DST/incr
+  mkdir -p "$incr_dst"
+  record_cmd incr "initial copy (untimed)" rsync -a "$MNT/incr/" "$incr_dst/"
+  rsync -a "$MNT/incr/" "$incr_dst/"
+  incr_round=0
+  # 0.1% of the files get new contents before every run, so that each run
+  # has the same small amount to send.
+  change_incr() {
+    incr_round=$((incr_round + 1))
+    python3 "$here/bench/mktree.py" "$MNT/incr" "$BENCH_INCR_FILES" 0 change "$incr_round" >&2
+  }
+  check_incr() { :; }
+  for cpus in $BENCH_INCR_CPUS; do
+    for cache in $BENCH_INCR_CACHE; do
+      b="incr-$cache-cpus$cpus"
+      cmd_plain=(taskset -c "$cpus" rsync -a -e "$LRSH" --rsync-path=rsync "bench:$MNT/incr/" "$incr_dst/")
+      cmd_snaprsync=(taskset -c "$cpus" rsync -a -e "$LRSH" --rsync-path="$SNAP --snap-log-file=$OUT/$b-snaprsync.log" "bench:$MNT/incr/" "$incr_dst/")
+      cmd_nopf=(taskset -c "$cpus" rsync -a -e "$LRSH" --rsync-path="$SNAP --snap-config=$W/prefetch-off.toml --snap-log-file=$OUT/$b-nopf.log" "bench:$MNT/incr/" "$incr_dst/")
+      if [ "$cache" = cold ]; then
+        prep_incr() { wait_removers; change_incr; sync; drop_caches; }
+      else
+        prep_incr() { wait_removers; change_incr; sync; }
+      fi
+      eval "check_$b() { :; }"
+      log "$b: $BENCH_INCR_RUNS rounds of plain, snaprsync, nopf (+1 warm-up)"
+      rounds "$b" "$BENCH_INCR_RUNS" prep_incr plain snaprsync nopf
+    done
   done
 fi
 

@@ -99,6 +99,16 @@ pub enum VssMountPoints {
     Ignore,
 }
 
+/// Whether the snapshot's metadata is prefetched while rsync walks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Prefetch {
+    /// Where the snapshot is a directory snaprsync sees (btrfs, VSS). The default.
+    #[default]
+    Auto,
+    Off,
+}
+
 /// How big a thick snapshot is made (config `lvm_snapshot_size`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotSize {
@@ -261,6 +271,11 @@ pub struct Config {
     pub btrfs_snapshot_dir: String,
     /// `background` (default) or `wait`: when btrfs snapshots are removed.
     pub snapshot_removal: Removal,
+    /// `auto` (default) or `off`: threads that look at every inode of the
+    /// snapshot while rsync walks it, so that rsync finds them built.
+    pub prefetch: Prefetch,
+    /// How many prefetch threads; 0 (the default) is one per core but one.
+    pub prefetch_threads: u32,
     /// Where run records live (crash recovery). Default `/var/lib/snaprsync`
     /// (Windows: `%ProgramData%\snaprsync\state`).
     pub state_dir: Option<PathBuf>,
@@ -314,6 +329,8 @@ impl Default for Config {
             btrfs_snapshot_dir: ".snaprsync".into(),
             state_dir: Some(crate::host::default_state_dir()),
             snapshot_removal: Removal::Background,
+            prefetch: Prefetch::Auto,
+            prefetch_threads: 0,
             expose: Expose::DriveLetter,
             drive_letters: "RSTUVWXYZ".into(),
             lvm_snapshot_size: "10%".into(),
@@ -402,6 +419,14 @@ pub const KEYS: &[Key] = &[
         "`\"background\"`: after rsync ends, a detached `snaprsync __remove-run` removes the snapshots, so the backup server \
          gets rsync's status at once; `\"wait\"`: remove them before exiting and report a failure on stderr",
     ),
+    key(
+        "prefetch",
+        r#""auto" or "off""#,
+        "`\"auto\"`: while rsync walks a fresh snapshot, low-priority threads look at each of its inodes first (from the end \
+         of the tree, as rsync starts at its beginning), so that rsync finds them built; used where the snapshot is a \
+         directory snaprsync sees (btrfs, VSS), stopped when rsync ends",
+    ),
+    key("prefetch_threads", "a whole number, 0 to 64", "how many prefetch threads; 0 is one per core, less the one rsync uses"),
     key("state_dir", "a directory path, as a quoted string", "where runs are recorded before they snapshot, for crash recovery"),
     Key {
         os: Os::Windows,
@@ -592,6 +617,9 @@ impl Config {
         }
         if self.drive_letters.is_empty() || !self.drive_letters.chars().all(|c| c.is_ascii_uppercase()) {
             return Some(("drive_letters", "not only upper-case letters A-Z"));
+        }
+        if self.prefetch_threads > 64 {
+            return Some(("prefetch_threads", "more than 64"));
         }
         if self.vss_timeout == 0 {
             return Some(("vss_timeout", "must be at least 1"));

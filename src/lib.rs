@@ -27,6 +27,7 @@ pub mod manual;
 #[cfg(target_os = "linux")]
 pub mod mountinfo;
 pub mod platform;
+pub mod prefetch;
 pub mod protect_args;
 pub mod provider;
 pub mod real_rsync;

@@ -70,7 +70,10 @@ pub fn run(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task) -
     let snapshots = exposed.set().volumes.len();
     let provider = exposed.provider_name();
     let ran = Instant::now();
+    let prefetch = prefetch(cfg, exposed.set(), sources, method);
     let status = exposed.run(&launch);
+    // rsync is done with the snapshot: so is the prefetch.
+    drop(prefetch);
     let ran = ran.elapsed();
     crate::fault::point("after-rsync");
     // Checked before removal, also when the program failed: a torn copy must not pass.
@@ -113,4 +116,27 @@ pub fn run(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task) -
         return Err(e);
     }
     status
+}
+
+/// Starts the metadata prefetch of what the program will read in `set`, where
+/// `prefetch = "auto"` and snaprsync sees the snapshot as a directory: by its
+/// own path (a btrfs snapshot, a shadow copy's device), or, where it is
+/// mounted over its origin in snaprsync's own namespace, by the source's path.
+fn prefetch(cfg: &Config, set: &SnapshotSet, sources: &[PathBuf], method: &str) -> Option<crate::prefetch::Prefetch> {
+    if cfg.prefetch == crate::config::Prefetch::Off {
+        return None;
+    }
+    let roots: Vec<PathBuf> = sources
+        .iter()
+        .filter_map(|s| match set.locate(s) {
+            Some(p) if p.is_dir() => Some(p),
+            _ if method == "namespace" => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    let threads = match cfg.prefetch_threads {
+        0 => crate::prefetch::auto_threads(),
+        n => n as usize,
+    };
+    crate::prefetch::Prefetch::start(roots, threads, Platform::lower_thread_priority)
 }

@@ -234,6 +234,16 @@ if "protect" in TIMES:
     print(f"\nthroughput snaprsync ÷ plain = {thr:.3f} (median of per-round ratios {pr:.3f}; target ≥ 0.97: {'met' if thr >= 0.97 else 'NOT met'})\n")
     print_own_costs("protect", t)
 
+for bench in sorted(b for b in TIMES if b.startswith("incr-")):
+    _, cache, cpus = bench.split("-", 2)
+    print(f"## {bench}: incremental of {M.get('incr_tree', 'the')} small files, 0.1% changed, {cache} caches, taskset -c {cpus[4:]}\n")
+    print(table_seconds(bench, ["plain", "snaprsync", "nopf"], "plain"))
+    t = TIMES[bench]
+    pf = med(paired(t["nopf"], t["snaprsync"], lambda n, s: n / s))
+    print(f"\nsnaprsync ÷ plain = {med(t['snaprsync'].values()) / med(t['plain'].values()):.3f} "
+          f"(target ≤ 1.3: {'met' if med(t['snaprsync'].values()) / med(t['plain'].values()) <= 1.3 else 'NOT met'}); "
+          f"prefetch off ÷ on, median of per-round ratios: {pf:.3f}\n")
+
 rss_path = os.path.join(out, "rss.csv")
 if os.path.exists(rss_path):
     r = defaultdict(list)

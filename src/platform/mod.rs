@@ -221,6 +221,10 @@ pub trait Processes {
     /// (Windows: a close, logoff or shutdown event waits for this).
     fn finished() {}
 
+    /// Gives the calling thread the lowest CPU priority (the prefetch threads:
+    /// they must take only what rsync leaves idle).
+    fn lower_thread_priority() {}
+
     /// Makes stdin read `prefix` and then the rest of the original stdin, for
     /// every child started from now on (a pipe fed by a thread). Used to hand
     /// the real rsync the `--protect-args` block snaprsync read, so that rsync

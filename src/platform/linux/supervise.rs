@@ -67,6 +67,13 @@ static IGNORED_SEEN: LazyLock<Arc<AtomicUsize>> = LazyLock::new(|| Arc::new(Atom
 static HELD: LazyLock<Arc<AtomicUsize>> = LazyLock::new(|| Arc::new(AtomicUsize::new(0)));
 
 impl Processes for Platform {
+    fn lower_thread_priority() {
+        // Linux's nice value is per thread: `None` is the calling one.
+        if let Err(e) = rustix::process::setpriority_process(None, 19) {
+            log::debug!("prefetch: cannot lower the thread's priority: {e}");
+        }
+    }
+
     fn hold_signals() -> Result<()> {
         // Once: the handlers stay for the life of the process.
         static HOLDING: std::sync::Mutex<bool> = std::sync::Mutex::new(false);

@@ -30,7 +30,9 @@ use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation, SetInformationJobObject, TerminateJobObject,
     JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
 };
-use windows_sys::Win32::System::Threading::{OpenThread, ResumeThread, THREAD_SUSPEND_RESUME};
+use windows_sys::Win32::System::Threading::{
+    GetCurrentThread, OpenThread, ResumeThread, SetThreadPriority, THREAD_PRIORITY_IDLE, THREAD_SUSPEND_RESUME,
+};
 
 /// The exit status snaprsync gives rsync when it ends it on a console event
 /// (128 + SIGINT, as on Linux).
@@ -50,6 +52,15 @@ pub fn disk_space(path: &std::path::Path) -> io::Result<(u64, u64)> {
         return Err(io::Error::last_os_error());
     }
     Ok((available, total))
+}
+
+/// Gives the calling thread idle priority: it runs only when nothing else wants the CPU.
+pub fn idle_thread_priority() -> io::Result<()> {
+    // SAFETY: the pseudo-handle of the calling thread; no pointers.
+    if unsafe { SetThreadPriority(GetCurrentThread(), THREAD_PRIORITY_IDLE) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The GetLogicalDrives bitmask (bit 0 = A:).

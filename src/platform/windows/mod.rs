@@ -176,6 +176,12 @@ impl Processes for Platform {
         ffi::cleaned_up();
     }
 
+    fn lower_thread_priority() {
+        if let Err(e) = ffi::idle_thread_priority() {
+            log::debug!("prefetch: cannot lower the thread's priority: {e}");
+        }
+    }
+
     fn internal(_argv: &[OsString]) -> Option<u8> {
         None
     }
