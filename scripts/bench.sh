@@ -31,6 +31,9 @@
 #            default) and with prefetch = "off", over a local remote shell,
 #            warm caches (and cold: BENCH_INCR_CACHE="warm cold"), under each
 #            CPU set of BENCH_INCR_CPUS (taskset -c; "0" is one core)
+#   concurrency  N snaprsync runs started at once on one filesystem (each N of
+#            BENCH_CONC, e.g. "1 8 16"), each pulling the tiny tree over a local
+#            remote shell; each run's snapshot creation time from its log
 #
 # BENCH_IMAGE_DIR puts the btrfs image elsewhere: on /dev/shm the loop device
 # reads RAM, which takes the disk's run-to-run noise out of the cold runs.
@@ -55,6 +58,8 @@ set -euo pipefail
 : "${BENCH_INCR_RUNS:=12}"       # incr: timed runs per variant
 : "${BENCH_INCR_CACHE:=warm}"    # incr: warm and/or cold
 : "${BENCH_INCR_CPUS:=0-1 0}"    # incr: CPU sets (taskset -c), one series each
+: "${BENCH_CONC:=1 8 16}"        # concurrency: how many runs at once, one series each
+: "${BENCH_CONC_RUNS:=5}"        # concurrency: rounds of each series
 : "${BENCH_OUT:=}"               # where raw results go
 : "${SNAPRSYNC:=}"               # binary to measure (default: cargo build --release)
 : "${SNAPRSYNC_REV:=}"           # or build this commit (git archive, own target dir)
@@ -154,7 +159,7 @@ LRSH=$BIN/local-rsh
   echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "snaprsync=$version, sha256 $(sha256sum "$SNAP" | cut -c1-16)"
   env_used=""
-  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS BENCH_INCR_FILES BENCH_INCR_RUNS BENCH_INCR_CACHE BENCH_INCR_CPUS; do
+  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS BENCH_INCR_FILES BENCH_INCR_RUNS BENCH_INCR_CACHE BENCH_INCR_CPUS BENCH_CONC BENCH_CONC_RUNS; do
     env_used+="$v=\"${!v}\" "
   done
   [ "$BENCH_CORE_VARIANTS" = "plain snaprsync naive snapread" ] || env_used+="BENCH_CORE_VARIANTS=\"$BENCH_CORE_VARIANTS\" "
@@ -181,7 +186,7 @@ if want core || want rss || want coldread; then
   log "tree: $BENCH_FILES files, $BENCH_TREE_MB MiB"
   python3 "$here/bench/mktree.py" "$MNT/data" "$BENCH_FILES" "$BENCH_TREE_MB" >&2
 fi
-if want latency || want latency-local; then
+if want latency || want latency-local || want concurrency; then
   mkdir -p "$MNT/tiny"
   for i in $(seq "$BENCH_LAT_FILES"); do head -c 4096 /dev/urandom >"$MNT/tiny/f$i"; done
 fi
@@ -491,6 +496,24 @@ if want incr; then
       log "$b: $BENCH_INCR_RUNS rounds of plain, snaprsync, nopf (+1 warm-up)"
       rounds "$b" "$BENCH_INCR_RUNS" prep_incr plain snaprsync nopf
     done
+  done
+fi
+
+# ---------------------------------------------------------------- concurrency
+if want concurrency; then
+  for r in $(seq "$BENCH_CONC_RUNS"); do
+    for n in $BENCH_CONC; do
+      wait_removers; fresh_dst; sync
+      pids=()
+      for k in $(seq "$n"); do
+        c=(rsync -a -e "$LRSH" --rsync-path="$SNAP --snap-log-file=$OUT/concurrency-$n.log" "bench:$MNT/tiny/" "$DST/c$k/")
+        [ "$r$k" = 11 ] && record_cmd concurrency "$n at once (each)" "${c[@]}"
+        timeout "$BENCH_RUN_TIMEOUT" "${c[@]}" </dev/null >>"$OUT/stdout.log" 2>>"$OUT/stderr.log" &
+        pids+=($!)
+      done
+      for p in "${pids[@]}"; do wait "$p" || die "a concurrency run failed (see $OUT/stderr.log)"; done
+    done
+    log "concurrency: round $r of $BENCH_CONC_RUNS done"
   done
 fi
 

@@ -274,7 +274,7 @@ pub struct Config {
     /// `auto` (default) or `off`: threads that look at every inode of the
     /// snapshot while rsync walks it, so that rsync finds them built.
     pub prefetch: Prefetch,
-    /// How many prefetch threads; 0 (the default) is one per core but one.
+    /// How many prefetch threads; 0 (the default) is one per core and one more.
     pub prefetch_threads: u32,
     /// Where run records live (crash recovery). Default `/var/lib/snaprsync`
     /// (Windows: `%ProgramData%\snaprsync\state`).
@@ -422,11 +422,15 @@ pub const KEYS: &[Key] = &[
     key(
         "prefetch",
         r#""auto" or "off""#,
-        "`\"auto\"`: while rsync walks a fresh snapshot, low-priority threads look at each of its inodes first (from the end \
-         of the tree, as rsync starts at its beginning), so that rsync finds them built; used where the snapshot is a \
+        "`\"auto\"`: while rsync walks a fresh snapshot, low-priority threads look at each of its inodes first (in rsync's \
+         order, a few at once, ahead of it), so that rsync finds them built; used where the snapshot is a \
          directory snaprsync sees (btrfs, VSS), stopped when rsync ends",
     ),
-    key("prefetch_threads", "a whole number, 0 to 64", "how many prefetch threads; 0 is one per core, less the one rsync uses"),
+    key(
+        "prefetch_threads",
+        "a whole number, 0 to 64",
+        "how many prefetch threads; 0 is one per core and one more (they run at the lowest priority)",
+    ),
     key("state_dir", "a directory path, as a quoted string", "where runs are recorded before they snapshot, for crash recovery"),
     Key {
         os: Os::Windows,

@@ -244,6 +244,20 @@ for bench in sorted(b for b in TIMES if b.startswith("incr-")):
           f"(target ≤ 1.3: {'met' if med(t['snaprsync'].values()) / med(t['plain'].values()) <= 1.3 else 'NOT met'}); "
           f"prefetch off ÷ on, median of per-round ratios: {pf:.3f}\n")
 
+conc = sorted((int(f[len("concurrency-"):-4]), f) for f in os.listdir(out) if re.fullmatch(r"concurrency-\d+\.log", f))
+if conc:
+    print("## concurrency: runs started at once on one filesystem, snapshot creation time per run\n")
+    print("| runs at once | runs | median create ms | min | max | median ÷ one run's |")
+    print("|---|---|---|---|---|---|")
+    alone = None
+    for n, f in conc:
+        xs = [int(s["create_ms"]) for s in summaries(os.path.join(out, f))]
+        if not xs:
+            continue
+        alone = alone or med(xs)
+        print(f"| {n} | {len(xs)} | {med(xs):.0f} | {min(xs)} | {max(xs)} | {med(xs) / alone:.2f} |")
+    print()
+
 rss_path = os.path.join(out, "rss.csv")
 if os.path.exists(rss_path):
     r = defaultdict(list)

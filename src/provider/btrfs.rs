@@ -364,6 +364,8 @@ impl Provider for Btrfs {
                 match Facts::lstat(&path).map(|f| f.not_a_subvolume()) {
                     Ok(None) => found.push(Leftover { provider: "btrfs", path, stamp: stamp.to_owned() }),
                     Ok(Some(why)) => log::warn!("{}: not a snapshot snaprsync made ({why}); left alone", path.display()),
+                    // Removed since the listing (its own run's remover, or another sweep).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => log::debug!("{}: gone since listed", path.display()),
                     Err(e) => log::warn!("{}: {e}; left alone", path.display()),
                 }
             }
