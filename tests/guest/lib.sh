@@ -48,3 +48,13 @@ ${1:-}
 CFG
   chmod 644 "$work/cfg.toml"
 }
+
+# Waits until each torture directory holds its first whole generation (the
+# default 200 files), up to 30 s: under emulation a writer can take longer
+# than a second to get there, and a snapshot of an empty series proves nothing.
+started() {
+  local d
+  for d in "$@"; do
+    for _ in $(seq 300); do [ -e "$d/f0199" ] && break; sleep 0.1; done
+  done
+}

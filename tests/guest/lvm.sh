@@ -31,7 +31,8 @@ result setup ok "pv, vg, thick ext4 and xfs, thin xfs"
 config 'lvm_snapshot_size = "25%"'
 for fs in ext xfs thin; do
   torture write "$work/$fs/data" --seconds 6 & writer=$!
-  sleep 1
+  started "$work/$fs/data"
+  sleep 0.5
   "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$work/$fs/data/" "$work/out-$fs/"; rc=$?
   "$SNAPRSYNC" --snap-config="$work/cfg.toml" -aR "$work/$fs/./data/" "$work/rel-$fs/"; rrc=$?
   wait $writer
@@ -50,7 +51,8 @@ config 'lvm_snapshot_size = "25%"'
 rsnapshot_conf "$work/xfs/data/"
 : > "$work/snaprsync.log"
 torture write "$work/xfs/data" --seconds 5 & writer=$!
-sleep 1
+started "$work/xfs/data"
+sleep 0.5
 rsnapshot -c "$work/rsnapshot.conf" alpha >"$work/rsnapshot.out" 2>&1; rc=$?
 wait $writer
 copy="$work/rsnap/alpha.0/host$work/xfs/data"
@@ -74,7 +76,8 @@ fi
 
 # The check can fail: plain rsync of the live tree under the same writer.
 torture write "$work/ext/data" --seconds 6 --size 200000 & writer=$!
-sleep 1
+started "$work/ext/data"
+sleep 0.5
 rsync -a --bwlimit=20000 "$work/ext/data/" "$work/plain/"
 wait $writer
 torture check "$work/plain" >/dev/null 2>&1 && result control-torn fail "plain rsync looked consistent" || result control-torn ok

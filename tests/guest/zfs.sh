@@ -50,7 +50,8 @@ writers() {
   torture write "$A/series" --seconds "$1" & w1=$!
   torture write "$B/series" --seconds "$1" & w2=$!
   pair "$1" & w3=$!
-  sleep 1
+  started "$A/series" "$B/series"
+  sleep 0.5
 }
 wait_writers() { wait $w1 $w2 $w3; }
 
