@@ -5,9 +5,10 @@
 //! every inode and dentry of the new subvolume is built anew on first touch.
 //! rsync's walk is one thread. Threads of snaprsync's own, at the lowest
 //! priority, touch the same inodes (one `stat` each) so that rsync finds them
-//! built. They start once rsync has been started, take no more than a fixed
-//! amount of memory, and stop as soon as rsync ends: [`Prefetch`] is stopped
-//! and joined on drop.
+//! built. They start with rsync, take no more than a fixed amount of memory,
+//! and stop as soon as rsync ends: [`Prefetch`] is stopped on drop. A thread
+//! still stuck in one look after [`JOIN_WAIT`] (a hung disk) is left to end
+//! with the process rather than hold up the snapshot's removal.
 //!
 //! They walk in rsync's order (depth first, names sorted), several at once,
 //! so that they stay ahead of rsync's one walk. Measured on a 2-core machine
@@ -26,6 +27,8 @@ use std::time::Instant;
 const MAX_QUEUED: usize = 4096;
 /// Each thread's stack: a walk holds one directory's names at a time, on the heap.
 const STACK: usize = 64 * 1024;
+/// How long stopping waits for a thread to notice.
+pub const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What the threads share.
 struct Shared {
@@ -103,8 +106,16 @@ impl Drop for Prefetch {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         self.shared.wake.notify_all();
-        for t in self.threads.drain(..) {
+        let deadline = Instant::now() + JOIN_WAIT;
+        while self.threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let (done, stuck): (Vec<_>, Vec<_>) = self.threads.drain(..).partition(JoinHandle::is_finished);
+        for t in done {
             let _ = t.join();
+        }
+        if !stuck.is_empty() {
+            log::warn!("prefetch: {} thread(s) still in one look after {} s; left to end with snaprsync", stuck.len(), JOIN_WAIT.as_secs());
         }
         log::debug!("prefetch: {} inodes in {} ms, stopped", self.entries(), self.started.elapsed().as_millis());
     }
