@@ -602,3 +602,46 @@ fn a_snapshot_dir_below_a_directory_others_can_change_is_not_used() {
     assert!(fs::symlink_metadata(&stale).is_err(), "{}", out.report());
     w.fs.assert_no_snapshot_left();
 }
+
+/// After rsync's status has gone back, the detached remover owns the run: a
+/// sweep by another snaprsync (here `cleanup`) while the remover is held must
+/// not take the run for dead and delete its snapshot from under it. Judged by
+/// the snapshot on disk, five times over.
+#[test]
+fn a_sweep_leaves_a_handed_over_removal_to_its_remover() {
+    let w = world();
+    let log = w.work.path().join("handover.log");
+    let config = sweep_config(&w, "handover", ".snaprsync-handover", &log);
+    let gate = w.work.path().join("gate");
+    let held = w.work.path().join("gate.held");
+    let snapdir = w.fs.mnt().join(".snaprsync-handover");
+    let snapshots = || fs::read_dir(&snapdir).map_or(0, |d| d.count());
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}\n{}", fs::read_to_string(&log).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    for t in 0..5 {
+        let _ = fs::remove_file(&gate);
+        let _ = fs::remove_file(&held);
+        cmd(snaprsync())
+            .env("SNAPRSYNC_FAULT", format!("remove-run:hold={}", gate.display()))
+            .arg(format!("--snap-config={}", config.display()))
+            .arg("-a")
+            .arg(format!("{}/", w.src().display()))
+            .arg(w.work.path().join(format!("dst{t}")))
+            .run()
+            .expect_code(0);
+        // snaprsync has exited; its remover waits at the gate.
+        wait_for("the remover never reached its gate", &|| held.exists());
+        assert_eq!(snapshots(), 1, "trial {t}: the run's snapshot");
+        let (out, text) = cleanup(&config, &log);
+        out.expect_code(0);
+        assert_eq!(snapshots(), 1, "trial {t}: the sweep took a removal in hand for a dead run's\n{text}");
+        assert!(!text.contains("its run is gone"), "trial {t}\n{text}");
+        fs::write(&gate, b"").unwrap();
+        wait_for("the remover did not remove the snapshot", &|| snapshots() == 0);
+    }
+}
