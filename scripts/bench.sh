@@ -480,7 +480,6 @@ if want incr; then
     incr_round=$((incr_round + 1))
     python3 "$here/bench/mktree.py" "$MNT/incr" "$BENCH_INCR_FILES" 0 change "$incr_round" >&2
   }
-  check_incr() { :; }
   for cpus in $BENCH_INCR_CPUS; do
     for cache in $BENCH_INCR_CACHE; do
       b="incr-$cache-cpus$cpus"

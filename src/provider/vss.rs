@@ -365,15 +365,11 @@ pub fn group_volumes(roots: &[(String, Option<String>)]) -> Vec<(String, Vec<Str
 /// folder). `mounts` are the folders volumes are mounted at (`C:\Mount\Data\`);
 /// inside a shadow copy such a folder still leads to the LIVE volume.
 pub fn mount_points_below(sources: &[PathBuf], mounts: &[String]) -> Vec<(PathBuf, String)> {
-    let key = |s: &str| {
-        let s = s.strip_prefix(r"\\?\").unwrap_or(s);
-        s.trim_end_matches('\\').to_ascii_uppercase()
-    };
     let mut out = Vec::new();
     for s in sources {
-        let src = key(&s.to_string_lossy());
+        let src = root_key(&s.to_string_lossy());
         for m in mounts {
-            let m_key = key(m);
+            let m_key = root_key(m);
             if m_key.len() > src.len() && m_key.starts_with(&src) && m_key[src.len()..].starts_with('\\') {
                 out.push((s.clone(), m.clone()));
             }
@@ -385,11 +381,14 @@ pub fn mount_points_below(sources: &[PathBuf], mounts: &[String]) -> Vec<(PathBu
 /// Pure: whether two volume paths name the same volume root, whatever the
 /// case, the verbatim prefix or the trailing separator.
 pub fn same_volume(a: &str, b: &str) -> bool {
-    let key = |s: &str| {
-        let s = s.strip_prefix(r"\\?\").unwrap_or(s);
-        s.trim_end_matches('\\').to_ascii_uppercase()
-    };
-    key(a) == key(b)
+    root_key(a) == root_key(b)
+}
+
+/// A volume path as Windows compares it: no verbatim prefix, no trailing
+/// separator, upper case.
+fn root_key(s: &str) -> String {
+    let s = s.strip_prefix(r"\\?\").unwrap_or(s);
+    s.trim_end_matches('\\').to_ascii_uppercase()
 }
 
 impl Provider for Vss {

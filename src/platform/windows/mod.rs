@@ -87,8 +87,7 @@ impl Volumes for Platform {
             // UNC: a network share; the provider says it cannot be shadowed.
             return Some(lexical);
         }
-        let trailing = s.ends_with(['/', '\\']) || s == "." || s.ends_with("/.") || s.ends_with("\\.");
-        Some(sources::resolve(&lexical, trailing))
+        Some(sources::resolve(&lexical, sources::names_contents(s)))
     }
 
     fn unmatched(arg: &OsStr) -> Option<String> {
@@ -116,12 +115,12 @@ impl Volumes for Platform {
     }
 
     fn provider(cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Provider>> {
-        let excluded = &cfg.vss_exclude_volumes;
-        let shadowed: Vec<PathBuf> = sources.iter().filter(|s| sources::excluded_by(s, excluded).is_none()).cloned().collect();
+        let (skipped, shadowed): (Vec<PathBuf>, Vec<PathBuf>) =
+            sources.iter().cloned().partition(|s| sources::excluded_by(s, &cfg.vss_exclude_volumes).is_some());
         sources::check_mount_points(cfg, &shadowed, &sources::mount_folders())?;
         #[cfg(test)]
         if let Some(p) = dir_double::installed() {
-            return Ok(Box::new(sources::Excluding { inner: p, excluded: excluded.clone() }));
+            return Ok(Box::new(sources::Excluding { inner: p, skipped }));
         }
         let inner: Box<dyn Provider> = match cfg.provider {
             ProviderChoice::Auto | ProviderChoice::Vss => Box::new(
@@ -132,7 +131,7 @@ impl Volumes for Platform {
             ),
             other => return Err(Error::Usage(format!("provider = {other:?} is not available on Windows; use \"auto\" or \"vss\""))),
         };
-        Ok(Box::new(sources::Excluding { inner, excluded: excluded.clone() }))
+        Ok(Box::new(sources::Excluding { inner, skipped }))
     }
 
     fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>> {
@@ -480,7 +479,7 @@ fn expose_with(
                 // from its absolute path), in the reader's form below.
                 let mut d = winpath::parse(&source.to_string_lossy(), Flavor::Native)
                     .ok_or_else(|| fail(format!("cannot read {text:?} as a path on a drive")))?;
-                d.trailing_slash = text.ends_with(['/', '\\']) || text == "." || text.ends_with("/.");
+                d.trailing_slash = sources::names_contents(text);
                 if inv.relative {
                     return Err(fail(if moved {
                         format!(

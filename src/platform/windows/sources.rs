@@ -63,6 +63,12 @@ pub fn same_place(a: &str, b: &str) -> bool {
     key(a) == key(b)
 }
 
+/// Pure: whether a source argument names a folder's contents (a trailing
+/// separator, or `.` as its last component), so that rsync walks into it.
+pub fn names_contents(arg: &str) -> bool {
+    arg.ends_with(['/', '\\']) || arg == "." || arg.ends_with("/.") || arg.ends_with("\\.")
+}
+
 /// The entry of `excluded` (config `vss_exclude_volumes`) naming the volume
 /// that holds `source`, if one does: by its root (`D:`, `D:\`, a mount folder)
 /// or by its GUID name.
@@ -125,11 +131,12 @@ pub fn check_mount_points(cfg: &Config, sources: &[PathBuf], mounts: &[String]) 
     }
 }
 
-/// A provider with `vss_exclude_volumes` applied: sources on an excluded
-/// volume are not given to it (the exposure passes them on, with a warning).
+/// A provider with `vss_exclude_volumes` applied: `skipped`, the sources on
+/// an excluded volume, are not given to it (the exposure passes them on,
+/// with a warning).
 pub struct Excluding {
     pub inner: Box<dyn Provider>,
-    pub excluded: Vec<String>,
+    pub skipped: Vec<PathBuf>,
 }
 
 impl Provider for Excluding {
@@ -138,7 +145,7 @@ impl Provider for Excluding {
     }
 
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
-        let kept: Vec<PathBuf> = sources.iter().filter(|s| excluded_by(s, &self.excluded).is_none()).cloned().collect();
+        let kept: Vec<PathBuf> = sources.iter().filter(|s| !self.skipped.contains(s)).cloned().collect();
         if kept.is_empty() {
             return Ok(SnapshotSet { provider: self.inner.name(), volumes: Vec::new() });
         }
@@ -181,5 +188,15 @@ mod tests {
         assert!(!same_place(r"C:\x\link\sub", r"Z:\tmp\target\sub"));
         assert_eq!(without_verbatim(r"\\?\UNC\srv\share\x"), r"\\srv\share\x");
         assert_eq!(without_verbatim(r"\\?\Volume{1}\x"), r"\\?\Volume{1}\x");
+    }
+
+    #[test]
+    fn contents_are_named_by_a_trailing_separator_or_dot() {
+        for arg in ["C:/x/", r"C:\x\", ".", "/cygdrive/c/x/.", r"C:\x\."] {
+            assert!(names_contents(arg), "{arg}");
+        }
+        for arg in ["C:/x", r"C:\x", "x.", "/c/x/.."] {
+            assert!(!names_contents(arg), "{arg}");
+        }
     }
 }
