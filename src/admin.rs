@@ -21,7 +21,6 @@ pub fn run(cfg: &Config, cmd: Admin) -> Result<u8> {
         Admin::Cleanup { dry_run } => return cleanup(cfg, dry_run),
         Admin::Selftest(args) => return selftest(cfg, &args),
         Admin::RemoveRun(stamp) => {
-            crate::fault::point("remove-run");
             let mut provider = Platform::sweep_provider(cfg)?;
             sweep::remove_run(&journal_of(cfg), provider.as_mut(), &stamp)?;
         }

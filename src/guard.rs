@@ -21,8 +21,6 @@ use crate::sweep;
 pub struct Snapshotted {
     provider: Box<dyn Provider>,
     journal: Journal,
-    /// This run's record in the journal.
-    entry: Entry,
     set: SnapshotSet,
     /// False once the set is removed, or handed to the background remover.
     owned: bool,
@@ -76,9 +74,9 @@ impl Snapshotted {
         };
         let post = hook::run(cfg, Hook::Post, sources, Some(outcome));
         match (created, post) {
-            (Ok(set), Ok(())) => Ok(Snapshotted { provider, journal, entry, set, owned: true }),
+            (Ok(set), Ok(())) => Ok(Snapshotted { provider, journal, set, owned: true }),
             (Ok(set), Err(e)) => {
-                let mut made = Snapshotted { provider, journal, entry, set, owned: true };
+                let mut made = Snapshotted { provider, journal, set, owned: true };
                 if let Err(r) = made.remove() {
                     log::error!("cleanup after the failed hook: {r}");
                 }
@@ -135,15 +133,6 @@ impl Snapshotted {
             Ok(child) => {
                 log::debug!("removal handed to pid {}", child.id());
                 self.owned = false;
-                // The remover owns the run from now on: another run's sweep
-                // must not take this run for dead once this process exits.
-                // (Should the remover be gone already, the record is a dead
-                // run's, which the next sweep settles.)
-                let pid = child.id();
-                let handed = Entry { pid, start: crate::host::process_start(pid).unwrap_or(0), ..self.entry.clone() };
-                if let Err(e) = self.journal.write(&handed) {
-                    log::warn!("{e}; another run may sweep these snapshots while the remover works");
-                }
                 Ok(())
             }
             Err(e) => {
