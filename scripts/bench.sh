@@ -34,6 +34,11 @@
 #   concurrency  N snaprsync runs started at once on one filesystem (each N of
 #            BENCH_CONC, e.g. "1 8 16"), each pulling the tiny tree over a local
 #            remote shell; each run's snapshot creation time from its log
+#   nested   a pull of a tree holding N nested subvolumes (each N of
+#            BENCH_NESTED, e.g. "0 10 100 500"), over a local remote shell:
+#            snapshot creation time from snaprsync's log, and each run's wall
+#            time; with BENCH_BASE_REV, the build of that commit runs side by
+#            side ("base"), interleaved
 #
 # BENCH_IMAGE_DIR puts the btrfs image elsewhere: on /dev/shm the loop device
 # reads RAM, which takes the disk's run-to-run noise out of the cold runs.
@@ -60,6 +65,9 @@ set -euo pipefail
 : "${BENCH_INCR_CPUS:=0-1 0}"    # incr: CPU sets (taskset -c), one series each
 : "${BENCH_CONC:=1 8 16}"        # concurrency: how many runs at once, one series each
 : "${BENCH_CONC_RUNS:=5}"        # concurrency: rounds of each series
+: "${BENCH_NESTED:=0 10 100 500}" # nested: subvolumes below the source, one series each
+: "${BENCH_NESTED_RUNS:=7}"      # nested: timed runs per series and variant
+: "${BENCH_BASE_REV:=}"          # nested: also measure the build of this commit
 : "${BENCH_OUT:=}"               # where raw results go
 : "${SNAPRSYNC:=}"               # binary to measure (default: cargo build --release)
 : "${SNAPRSYNC_REV:=}"           # or build this commit (git archive, own target dir)
@@ -93,6 +101,15 @@ elif [ -n "$SNAPRSYNC_REV" ]; then
   (cd "$W/src" && CARGO_TARGET_DIR=$W/target cargo build --release --locked --quiet)
   SNAPRSYNC=$W/target/release/snaprsync
   version="commit $rev"
+fi
+BASE=
+if [ -n "$BENCH_BASE_REV" ]; then
+  base_rev=$(cd "$repo" && git rev-parse --short "$BENCH_BASE_REV")
+  log "cargo build --release of $base_rev (base)"
+  mkdir "$W/base-src"
+  (cd "$repo" && git archive "$base_rev") | tar -x -C "$W/base-src"
+  (cd "$W/base-src" && CARGO_TARGET_DIR=$W/base-target cargo build --release --locked --quiet --bin snaprsync)
+  BASE=$W/base-target/release/snaprsync
 fi
 # testbed (the tests' btrfs image and sshd) always comes from the working tree.
 pkgs=(-p testbed)
@@ -144,6 +161,7 @@ trap 'exit 143' TERM
 # A private copy of everything executed, so a rebuild during the run changes nothing.
 mkdir -p "$BIN" "$S" "$IMGDIR" "$DST"
 cp "$SNAPRSYNC" "$BIN/snaprsync"
+[ -z "$BASE" ] || cp "$BASE" "$BIN/snaprsync-base"
 cp "$target/release/testbed" "$TESTBED"
 cp "$here/bench/naive-rsync.sh" "$here/bench/local-rsh" "$BIN/"
 SNAP=$BIN/snaprsync
@@ -158,14 +176,16 @@ LRSH=$BIN/local-rsh
   echo "ssh=$(ssh -V 2>&1)"
   echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "snaprsync=$version, sha256 $(sha256sum "$SNAP" | cut -c1-16)"
+  [ -z "$BASE" ] || echo "base=commit $base_rev, sha256 $(sha256sum "$BIN/snaprsync-base" | cut -c1-16)"
   env_used=""
-  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS BENCH_INCR_FILES BENCH_INCR_RUNS BENCH_INCR_CACHE BENCH_INCR_CPUS BENCH_CONC BENCH_CONC_RUNS; do
+  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS BENCH_INCR_FILES BENCH_INCR_RUNS BENCH_INCR_CACHE BENCH_INCR_CPUS BENCH_CONC BENCH_CONC_RUNS BENCH_NESTED BENCH_NESTED_RUNS; do
     env_used+="$v=\"${!v}\" "
   done
   [ "$BENCH_CORE_VARIANTS" = "plain snaprsync naive snapread" ] || env_used+="BENCH_CORE_VARIANTS=\"$BENCH_CORE_VARIANTS\" "
   [ -z "$BENCH_IMAGE_DIR" ] || env_used+="BENCH_IMAGE_DIR=$BENCH_IMAGE_DIR "
   [ "$BENCH_TRACE" = 0 ] || env_used+="BENCH_TRACE=$BENCH_TRACE "
   [ -n "$SNAPRSYNC_REV" ] && env_used+="SNAPRSYNC_REV=$rev "
+  [ -n "$BENCH_BASE_REV" ] && env_used+="BENCH_BASE_REV=$base_rev "
   echo "reproduce=sudo ${env_used}scripts/bench.sh"
 } >"$OUT/meta.env"
 : >"$OUT/times.csv"
@@ -193,6 +213,17 @@ fi
 if want incr; then
   log "incr tree: $BENCH_INCR_FILES files"
   python3 "$here/bench/mktree.py" "$MNT/incr" "$BENCH_INCR_FILES" 0 small >&2
+fi
+if want nested; then
+  for n in $BENCH_NESTED; do
+    log "nested tree: $n subvolumes"
+    mkdir -p "$MNT/nested-$n"
+    echo top >"$MNT/nested-$n/top"
+    for i in $(seq "$n"); do
+      btrfs -q subvolume create "$MNT/nested-$n/s$i" >/dev/null
+      echo "$i" >"$MNT/nested-$n/s$i/f"
+    done
+  done
 fi
 if want protect; then
   log "big tree: $BENCH_BIG_FILES files, $BENCH_BIG_MB MiB"
@@ -513,6 +544,33 @@ if want concurrency; then
       for p in "${pids[@]}"; do wait "$p" || die "a concurrency run failed (see $OUT/stderr.log)"; done
     done
     log "concurrency: round $r of $BENCH_CONC_RUNS done"
+  done
+fi
+
+# ---------------------------------------------------------------- nested
+if want nested; then
+  nvariants=(snaprsync)
+  [ -z "$BASE" ] || nvariants+=(base)
+  for r in $(seq 0 "$BENCH_NESTED_RUNS"); do
+    for n in $BENCH_NESTED; do
+      mapfile -t order < <(python3 "$here/bench/order.py" "$r" "${nvariants[@]}")
+      for v in "${order[@]}"; do
+        bin=$SNAP
+        [ "$v" = snaprsync ] || bin=$BIN/snaprsync-base
+        log_file=$OUT/nested-$v-$n.log
+        [ "$r" != 0 ] || log_file=$W/nested-warmup.log
+        c=(rsync -a -e "$LRSH" --rsync-path="$bin --snap-log-file=$log_file" "bench:$MNT/nested-$n/" "$DST/")
+        [ "$r" != 1 ] || record_cmd nested "$v $n" "${c[@]}"
+        wait_removers; fresh_dst; sync
+        if [ "$r" = 0 ]; then
+          timeout "$BENCH_RUN_TIMEOUT" "${c[@]}" </dev/null >>"$OUT/stdout.log" 2>>"$OUT/stderr.log" || die "nested $v $n warm-up failed (see $OUT/stderr.log)"
+        else
+          timed nested "$v $n" "$r" "${c[@]}"
+        fi
+        [ "$(find "$DST" -name f | wc -l)" = "$n" ] || die "nested $v $n: the copy lacks the nested subvolumes' files"
+      done
+    done
+    log "nested: round $r of $BENCH_NESTED_RUNS done"
   done
 fi
 

@@ -6,7 +6,8 @@
 #                             package's test needs (dpkg-dev for cargo-deb,
 #                             man-db, the shells it completes in)
 set -euo pipefail
-pkgs=(rsync btrfs-progs util-linux procps)
+# libclang-dev: the btrfs ioctl crate generates its kernel bindings at build time.
+pkgs=(rsync btrfs-progs util-linux procps libclang-dev)
 if [ "${1:-}" = --tests ]; then
   pkgs+=(openssh-server openssh-client dirvish rsnapshot backuppc g++ tar restic borgbackup sqlite3)
   pkgs+=(dpkg-dev man-db bash-completion zsh fish)

@@ -31,6 +31,11 @@ impl Cmd {
 
     /// Runs it, and returns its stdout if it exits 0.
     pub fn run(&self) -> Result<String> {
+        self.run_bytes().map(|out| String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Runs it, and returns its stdout as it is (file names need not be UTF-8).
+    pub fn run_bytes(&self) -> Result<Vec<u8>> {
         log::debug!("running: {self}");
         let out = Command::new(&self.program)
             .args(&self.args)
@@ -41,7 +46,7 @@ impl Cmd {
             .output()
             .map_err(|e| Error::Command { cmd: self.to_string(), status: Exit::NotStarted, stderr: e.to_string() })?;
         if out.status.success() {
-            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+            return Ok(out.stdout);
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stderr = stderr.trim().replace('\n', " | ");
@@ -82,12 +87,17 @@ impl fmt::Display for Exit {
 }
 
 impl Error {
-    /// Whether a helper ran and failed because what it acted on is in use
-    /// (EBUSY: a subvolume a just-released mount still holds). Only stderr
-    /// tells: `btrfs` exits 1 for every failure. glibc says "Device or
-    /// resource busy", musl "Resource busy" (`LC_ALL=C` keeps it English).
+    /// Whether a helper or system call failed because what it acted on is in
+    /// use (EBUSY: a subvolume a just-released mount still holds). For a
+    /// helper only stderr tells: `btrfs` exits 1 for every failure. glibc
+    /// says "Device or resource busy", musl "Resource busy" (`LC_ALL=C`
+    /// keeps it English).
     pub fn is_busy(&self) -> bool {
-        matches!(self, Error::Command { status: Exit::Code(_), stderr, .. } if stderr.to_ascii_lowercase().contains("resource busy"))
+        match self {
+            Error::Command { status: Exit::Code(_), stderr, .. } => stderr.to_ascii_lowercase().contains("resource busy"),
+            Error::Syscall { source, .. } => source.kind() == std::io::ErrorKind::ResourceBusy,
+            _ => false,
+        }
     }
 }
 

@@ -99,6 +99,15 @@ pub enum Error {
     Command { cmd: String, status: crate::command::Exit, stderr: String },
 
     /// The program a run starts (`what`: rsync, or exec's command) could not be found or started.
+    /// A system call on a path failed, e.g. a btrfs ioctl; `op` names it.
+    #[error("{op} {path}: {source}")]
+    Syscall {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("cannot start {what} {path}: {msg}")]
     NotStarted { what: &'static str, path: PathBuf, msg: String },
 
@@ -152,7 +161,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Config { .. } => status::USAGE,
-            Error::Snapshot { .. } | Error::Command { .. } | Error::WritersFailed { .. } => status::SNAPSHOT,
+            Error::Snapshot { .. } | Error::Command { .. } | Error::Syscall { .. } | Error::WritersFailed { .. } => status::SNAPSHOT,
             Error::NotStarted { .. } => status::RSYNC_MISSING,
             Error::NoProvider { .. } | Error::Unmatched { .. } => status::NO_PROVIDER,
             Error::ProtectArgs(_) => status::PROTECT_ARGS,
@@ -172,6 +181,7 @@ impl Error {
             self,
             Error::Snapshot { .. }
                 | Error::Command { .. }
+                | Error::Syscall { .. }
                 | Error::NoProvider { .. }
                 | Error::Unmatched { .. }
                 | Error::Vss { .. }
@@ -218,6 +228,7 @@ mod tests {
             Error::ProtectArgs(crate::protect_args::ProtectArgsError::EmptyBlock),
             Error::Refused(crate::restrict::Refused::NotForced),
             Error::Expose { path: PathBuf::new(), msg: String::new() },
+            Error::Syscall { op: "ioctl", path: PathBuf::new(), source: std::io::Error::other("x") },
             vss(status::ACCESS_DENIED),
             Error::SnapshotOverflow { volume: PathBuf::new(), snapshot: String::new() },
             Error::io("", std::io::Error::other("x")),

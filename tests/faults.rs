@@ -383,7 +383,7 @@ fn concurrent_runs() -> Row {
     assert_eq!(ok, 8, "every concurrent run succeeds\n{}", b.log());
     let log = b.log();
     let mut stamps: Vec<&str> =
-        log.lines().filter(|l| l.contains("btrfs subvolume snapshot -r")).filter_map(|l| l.rsplit('/').next()).collect();
+        log.lines().filter(|l| l.contains("BTRFS_IOC_SNAP_CREATE_V2")).filter_map(|l| l.rsplit('/').next()).collect();
     stamps.sort();
     stamps.dedup();
     assert_eq!(stamps.len(), 8, "each run has its own snapshot: {stamps:?}");

@@ -258,6 +258,33 @@ if conc:
         print(f"| {n} | {len(xs)} | {med(xs):.0f} | {min(xs)} | {max(xs)} | {med(xs) / alone:.2f} |")
     print()
 
+nested = defaultdict(dict)  # variant -> n -> (create ms by run, wall s by run)
+for f in os.listdir(out):
+    m = re.fullmatch(r"nested-(\w+)-(\d+)\.log", f)
+    if m:
+        creates = [int(s["create_ms"]) for s in summaries(os.path.join(out, f))]
+        walls = TIMES["nested"].get(f"{m.group(1)} {m.group(2)}", {})
+        nested[m.group(1)][int(m.group(2))] = (creates, walls)
+if nested:
+    print("## nested: a pull of a tree with N nested subvolumes, snapshot creation per run\n")
+    print("| variant | nested subvolumes | runs | median create ms | min | max | median wall s | "
+          "create ms added per nested subvolume (vs 0) | wall ms added per nested subvolume (vs 0) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for v in sorted(nested, key=lambda v: v != "snaprsync"):
+        ns = nested[v]
+        for n in sorted(ns):
+            creates, walls = ns[n]
+            if not creates:
+                continue
+            per = per_wall = "—"
+            if n and 0 in ns and ns[0][0]:
+                per = f"{(med(creates) - med(ns[0][0])) / n:.2f}"
+                if walls and ns[0][1]:
+                    per_wall = f"{(med(walls.values()) - med(ns[0][1].values())) * 1000 / n:.2f}"
+            wall = f"{med(walls.values()):.3f}" if walls else "—"
+            print(f"| {v} | {n} | {len(creates)} | {med(creates):.0f} | {min(creates)} | {max(creates)} | {wall} | {per} | {per_wall} |")
+    print()
+
 rss_path = os.path.join(out, "rss.csv")
 if os.path.exists(rss_path):
     r = defaultdict(list)

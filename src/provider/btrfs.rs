@@ -7,12 +7,22 @@
 //! `snaprsync-<UTC time>-p<pid>-<n>`: the name says who made it and when, so a
 //! later sweep can recognise what a killed run left.
 //!
-//! A name alone proves nothing, and `btrfs subvolume delete` follows symlinks.
-//! So snaprsync deletes only real subvolumes (checked with lstat) directly in
-//! a snapshot directory that is a root-owned subvolume with mode 0700, reached
-//! through directories only root can change; anything else is left alone.
+//! Snapshots are made and deleted with the btrfs ioctls (through the
+//! `btrfs-uapi` crate), not one `btrfs` process each: a run with many nested
+//! subvolumes would otherwise pay a process start per subvolume.
+//!
+//! A name alone proves nothing. So snaprsync deletes only real subvolumes
+//! (checked with lstat) directly in a snapshot directory that is a root-owned
+//! subvolume with mode 0700, reached through directories only root can change;
+//! anything else is left alone. The delete names the entry inside that
+//! directory, opened without following a symlink, so the kernel never follows
+//! one either.
 
-use std::os::unix::fs::MetadataExt;
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -48,10 +58,18 @@ impl Btrfs {
 
     /// Every subvolume of `mount` visible below one of `sources`, as mounted paths.
     fn nested_below(&self, mount: &Mount, sources: &[PathBuf]) -> Result<Vec<PathBuf>> {
-        let out = Cmd::new("btrfs").arg("subvolume").arg("list").arg(&mount.mount_point).run()?;
+        let listed = match subvolume_paths(&mount.mount_point) {
+            Ok(paths) => paths,
+            // A name that is not UTF-8, which the crate does not resolve:
+            // btrfs-progs prints it as it is.
+            Err(Error::Syscall { source, .. }) if source.raw_os_error() == Some(nix::libc::EINVAL) => {
+                parse_subvolume_list(&Cmd::new("btrfs").arg("subvolume").arg("list").arg(&mount.mount_point).run_bytes()?)
+            }
+            Err(e) => return Err(e),
+        };
         let root = mount.root.strip_prefix("/").unwrap_or(&mount.root);
         let own = mount.mount_point.join(&self.snapshot_dir);
-        Ok(parse_subvolume_list(&out)
+        Ok(listed
             .into_iter()
             .filter_map(|p| p.strip_prefix(root).ok().map(|rel| mount.mount_point.join(rel)))
             .filter(|p| !p.starts_with(&own))
@@ -77,7 +95,7 @@ impl Btrfs {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 made = true;
-                if let Err(e) = Cmd::new("btrfs").arg("subvolume").arg("create").arg(&dir).run() {
+                if let Err(e) = create_subvolume(&dir) {
                     // Another run may have made it at the same moment.
                     if std::fs::symlink_metadata(&dir).is_err() {
                         return Err(e);
@@ -231,14 +249,14 @@ fn check_snapshot(path: &Path) -> std::result::Result<(), String> {
 fn delete_snapshot(path: &Path) -> Result<()> {
     check_snapshot(path)
         .map_err(|why| Error::io(path, std::io::Error::other(format!("not a snapshot snaprsync made ({why}); left alone"))))?;
-    // Checked by lstat, then deleted by path (btrfs follows symlinks). Nobody
-    // but root can swap it in between: the snapshot directory is root-owned
-    // 0700, so only root can add, rename or replace its entries, and the
+    // Checked by lstat, then deleted by name in its directory. Nobody but
+    // root can swap it in between: the snapshot directory is root-owned 0700,
+    // so only root can add, rename or replace its entries, and the
     // directories above it are root's and closed to others, so only root can
     // move it or put a symlink in its place.
     let mut tries = 0;
     loop {
-        match Cmd::new("btrfs").arg("subvolume").arg("delete").arg(path).run() {
+        match destroy(path) {
             // A just-released mount can hold it busy for a moment.
             Err(e) if tries < 5 && e.is_busy() => {
                 tries += 1;
@@ -247,6 +265,94 @@ fn delete_snapshot(path: &Path) -> Result<()> {
             r => return r.map(drop),
         }
     }
+}
+
+/// A failed btrfs command or ioctl while snapshotting `origin`, with the fix.
+fn with_fix(origin: &Path, e: Error) -> Error {
+    const FIX: &str = "snaprsync must run as root (or with CAP_SYS_ADMIN) and the filesystem needs free space";
+    match e {
+        Error::Command { cmd, stderr, .. } => Error::Snapshot { path: origin.to_owned(), msg: format!("{cmd}: {stderr}; {FIX}") },
+        Error::Syscall { op, path, source } => {
+            Error::Snapshot { path: origin.to_owned(), msg: format!("{op} {}: {source}; {FIX}", path.display()) }
+        }
+        e => e,
+    }
+}
+
+/// Opens a directory for an ioctl; with `nofollow`, a symlink in the last
+/// component is refused rather than followed.
+fn open_dir(path: &Path, nofollow: bool) -> std::io::Result<File> {
+    let mut flags = nix::fcntl::OFlag::O_DIRECTORY;
+    if nofollow {
+        flags |= nix::fcntl::OFlag::O_NOFOLLOW;
+    }
+    std::fs::OpenOptions::new().read(true).custom_flags(flags.bits()).open(path)
+}
+
+/// The last component of `path`, for the ioctls that take a name.
+fn leaf_name(path: &Path) -> std::io::Result<CString> {
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("it has no name"))?;
+    CString::new(name.as_bytes()).map_err(std::io::Error::other)
+}
+
+/// The path of every subvolume of the filesystem mounted at `mount_point`,
+/// from its top level (as `btrfs subvolume list` prints them), by tree search.
+fn subvolume_paths(mount_point: &Path) -> Result<Vec<PathBuf>> {
+    log::debug!("ioctl: BTRFS_IOC_TREE_SEARCH (subvolume list) {}", mount_point.display());
+    let fail = |source| Error::Syscall { op: "btrfs subvolume list ioctl of", path: mount_point.to_owned(), source };
+    let fd = open_dir(mount_point, false).map_err(fail)?;
+    let mut paths = Vec::new();
+    for item in btrfs_uapi::subvolume::subvolume_list(fd.as_fd()).map_err(|e| fail(e.into()))? {
+        match btrfs_uapi::inode::subvolid_resolve(fd.as_fd(), item.root_id).map_err(std::io::Error::from) {
+            Ok(p) => paths.push(PathBuf::from(p)),
+            // Deleted since the listing; its cleanup is still pending.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    Ok(paths)
+}
+
+/// Runs one btrfs ioctl on the entry `path` names: `call` gets its directory,
+/// opened without following a symlink, and its name there (which the kernel
+/// looks up without following one either). Logged like a helper's command
+/// line; a failure carries `op` and the path it is `about`.
+fn on_entry(
+    logged: std::fmt::Arguments,
+    op: &'static str,
+    about: &Path,
+    path: &Path,
+    call: impl FnOnce(BorrowedFd<'_>, &CStr) -> std::io::Result<()>,
+) -> Result<()> {
+    log::debug!("ioctl: {logged}");
+    let fail = |source| Error::Syscall { op, path: about.to_owned(), source };
+    let dir = path.parent().ok_or_else(|| fail(std::io::Error::other("it has no parent directory")))?;
+    let parent = open_dir(dir, true).map_err(fail)?;
+    let name = leaf_name(path).map_err(fail)?;
+    call(parent.as_fd(), &name).map_err(fail)
+}
+
+/// Makes the empty subvolume `path`.
+fn create_subvolume(path: &Path) -> Result<()> {
+    let logged = format_args!("BTRFS_IOC_SUBVOL_CREATE_V2 {}", path.display());
+    on_entry(logged, "btrfs subvolume create ioctl of", path, path, |dir, name| {
+        Ok(btrfs_uapi::subvolume::subvolume_create(dir, name, &[])?)
+    })
+}
+
+/// Makes `snap` a read-only snapshot of the subvolume at `origin`.
+fn snapshot(origin: &Path, snap: &Path) -> Result<()> {
+    let logged = format_args!("BTRFS_IOC_SNAP_CREATE_V2 read-only {} {}", origin.display(), snap.display());
+    on_entry(logged, "btrfs snapshot ioctl (read-only) of", origin, snap, |dir, name| {
+        let source = open_dir(origin, false)?;
+        Ok(btrfs_uapi::subvolume::snapshot_create(dir, source.as_fd(), name, true, &[])?)
+    })
+}
+
+/// Deletes the subvolume `path`.
+fn destroy(path: &Path) -> Result<()> {
+    let logged = format_args!("BTRFS_IOC_SNAP_DESTROY_V2 {}", path.display());
+    on_entry(logged, "btrfs subvolume delete ioctl of", path, path, |dir, name| Ok(btrfs_uapi::subvolume::subvolume_delete(dir, name)?))
 }
 
 /// The nearest ancestor of `path` (itself included) that is a subvolume root.
@@ -262,8 +368,12 @@ fn subvolume_root(path: &Path) -> Result<PathBuf> {
 }
 
 /// The `path` column of `btrfs subvolume list`.
-fn parse_subvolume_list(out: &str) -> Vec<PathBuf> {
-    out.lines().filter_map(|l| l.split_once(" path ").map(|(_, p)| PathBuf::from(p))).collect()
+fn parse_subvolume_list(out: &[u8]) -> Vec<PathBuf> {
+    const PATH: &[u8] = b" path ";
+    out.split(|&b| b == b'\n')
+        .filter_map(|l| l.windows(PATH.len()).position(|w| w == PATH).map(|at| &l[at + PATH.len()..]))
+        .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
+        .collect()
 }
 
 impl Provider for Btrfs {
@@ -286,7 +396,7 @@ impl Provider for Btrfs {
         }
         // One subvolume listing per filesystem, however many sources it holds.
         for mount in mounts {
-            for nested in self.nested_below(&mount, sources)? {
+            for nested in self.nested_below(&mount, sources).map_err(|e| with_fix(&mount.mount_point, e))? {
                 origins.push((nested, mount.clone()));
             }
         }
@@ -297,7 +407,7 @@ impl Provider for Btrfs {
         for (n, (origin, mount)) in origins.iter().enumerate() {
             let made = self.ensure_snapshot_dir(mount, origin).and_then(|dir| {
                 let snap = dir.join(format!("{}-{n}", self.stamp));
-                Cmd::new("btrfs").arg("subvolume").arg("snapshot").arg("-r").arg(origin).arg(&snap).run()?;
+                snapshot(origin, &snap)?;
                 Ok(snap)
             });
             match made {
@@ -309,15 +419,7 @@ impl Provider for Btrfs {
                     if let Err(undo) = self.remove(&set) {
                         log::error!("{undo}");
                     }
-                    return Err(match e {
-                        Error::Command { cmd, stderr, .. } => Error::Snapshot {
-                            path: origin.clone(),
-                            msg: format!(
-                                "{cmd}: {stderr}; snaprsync must run as root (or with CAP_SYS_ADMIN) and the filesystem needs free space"
-                            ),
-                        },
-                        e => e,
-                    });
+                    return Err(with_fix(origin, e));
                 }
             }
         }
@@ -398,8 +500,9 @@ mod tests {
 
     #[test]
     fn parses_subvolume_list() {
-        let out = "ID 256 gen 7 top level 5 path .snaprsync\nID 257 gen 9 top level 5 path data/with space/n\n";
-        assert_eq!(parse_subvolume_list(out), vec![PathBuf::from(".snaprsync"), PathBuf::from("data/with space/n")]);
+        let out = b"ID 256 gen 7 top level 5 path .snaprsync\nID 257 gen 9 top level 5 path data/with space/n\nID 258 gen 9 top level 5 path odd-\xff\n";
+        let odd = PathBuf::from(std::ffi::OsStr::from_bytes(b"odd-\xff"));
+        assert_eq!(parse_subvolume_list(out), vec![PathBuf::from(".snaprsync"), PathBuf::from("data/with space/n"), odd]);
     }
 
     #[test]

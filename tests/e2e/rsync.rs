@@ -122,14 +122,24 @@ fn source_not_on_btrfs() {
 }
 
 /// A nested subvolume inside the source (a btrfs snapshot does not descend
-/// into one: it shows up empty) still arrives whole, as with plain rsync.
+/// into one: it shows up empty) still arrives whole, as with plain rsync:
+/// also one nested in another below a plain directory, and one whose name is
+/// not UTF-8 (which the listing by ioctl cannot name; btrfs-progs can).
 #[test]
 fn nested_subvolume_is_copied() {
+    use std::os::unix::ffi::OsStrExt;
     let rig = Rig::new("nested");
     tree::make_sample(&rig.src());
     let sub = rig.src().join("nested-subvol");
-    testbed::cmd::cmd("btrfs").args(["subvolume", "create"]).arg(&sub).ok();
-    std::fs::write(sub.join("inside.txt"), "inside a nested subvolume\n").unwrap();
+    let deeper = sub.join("a dir").join("inner subvol");
+    let odd = rig.src().join(std::ffi::OsStr::from_bytes(b"odd-\xff-subvol"));
+    for (dir, parent) in [(&sub, None), (&deeper, deeper.parent()), (&odd, None)] {
+        if let Some(parent) = parent {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        testbed::cmd::cmd("btrfs").args(["subvolume", "create"]).arg(dir).ok();
+        std::fs::write(dir.join("inside.txt"), "inside a nested subvolume\n").unwrap();
+    }
     let with = rig.dest("snap");
     let without = rig.dest("live");
     rig.pull(Remote::Snaprsync, &[], &with);

@@ -144,7 +144,7 @@ impl Rig {
     /// How many read-only snapshots snaprsync's log says it took so far
     /// (it logs every external command line it runs).
     pub fn snapshots_taken(&self) -> usize {
-        self.log().lines().filter(|l| l.contains("btrfs subvolume snapshot -r")).count()
+        self.log().lines().filter(|l| l.contains("BTRFS_IOC_SNAP_CREATE_V2")).count()
     }
 
     /// Waits up to 20 s for a snapshot of snaprsync's to exist, i.e. for a
