@@ -290,6 +290,17 @@ wait_removers() {
   done
 }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+# "commits,total ms" of the bench filesystem's transaction commits so far
+# (/sys/fs/btrfs/<fsid>/commit_stats, Linux 6.0 and later; else "0,0").
+commit_stats() {
+  local f
+  f=/sys/fs/btrfs/$(btrfs filesystem show "$MNT" | sed -n 's/.*uuid: \([0-9a-f-]*\).*/\1/p')/commit_stats
+  if [ -r "$f" ]; then
+    awk '$1 == "commits" {c = $2} $1 == "total_commit_ms" {t = $2} END {print c "," t}' "$f"
+  else
+    echo "0,0"
+  fi
+}
 # Latency runs: warm caches, but nothing pending on the filesystem from the previous run.
 prep_latency() { wait_removers; fresh_dst; sync; }
 
@@ -533,7 +544,8 @@ fi
 if want concurrency; then
   for r in $(seq "$BENCH_CONC_RUNS"); do
     for n in $BENCH_CONC; do
-      wait_removers; fresh_dst; sync
+      wait_removers; btrfs subvolume sync "$MNT" >/dev/null; fresh_dst; sync
+      stats0=$(commit_stats)
       pids=()
       for k in $(seq "$n"); do
         c=(rsync -a -e "$LRSH" --rsync-path="$SNAP --snap-log-file=$OUT/concurrency-$n.log" "bench:$MNT/tiny/" "$DST/c$k/")
@@ -542,6 +554,9 @@ if want concurrency; then
         pids+=($!)
       done
       for p in "${pids[@]}"; do wait "$p" || die "a concurrency run failed (see $OUT/stderr.log)"; done
+      # The filesystem's transaction commits during the round (each snapshot
+      # ioctl waits for one): how many, and how long they took in all.
+      echo "$n,$r,$stats0,$(commit_stats)" >>"$OUT/commits.csv"
     done
     log "concurrency: round $r of $BENCH_CONC_RUNS done"
   done
@@ -561,7 +576,9 @@ if want nested; then
         [ "$r" != 0 ] || log_file=$W/nested-warmup.log
         c=(rsync -a -e "$LRSH" --rsync-path="$bin --snap-log-file=$log_file" "bench:$MNT/nested-$n/" "$DST/")
         [ "$r" != 1 ] || record_cmd nested "$v $n" "${c[@]}"
-        wait_removers; fresh_dst; sync
+        # Deleted subvolumes are cleaned up by the kernel after the delete
+        # returns; that work would land in the next run's commits.
+        wait_removers; btrfs subvolume sync "$MNT" >/dev/null; fresh_dst; sync
         if [ "$r" = 0 ]; then
           timeout "$BENCH_RUN_TIMEOUT" "${c[@]}" </dev/null >>"$OUT/stdout.log" 2>>"$OUT/stderr.log" || die "nested $v $n warm-up failed (see $OUT/stderr.log)"
         else
@@ -575,6 +592,7 @@ if want nested; then
 fi
 
 # ---------------------------------------------------------------- checks, summary
+wait_removers
 echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.env"
 left=$(btrfs subvolume list "$MNT" | grep -E 'snaprsync-|naive-snap|bench-snap|bench-fresh' || true)
 [ -z "$left" ] || log "WARNING: snapshots left behind: $left"

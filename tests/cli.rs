@@ -482,9 +482,24 @@ fn sweep_deletes_only_real_snapshots_in_a_root_only_snapshot_dir() {
         }
         let planted_dir = snapdir.join(format!("{DEAD}-{round}2"));
         fs::create_dir(&planted_dir).unwrap();
-        kept.extend(links.iter().cloned().chain([planted_dir.clone()]));
+        fs::write(planted_dir.join("keep"), "keep\n").unwrap();
+        // A directory laid out as runs lay out a snapshot of their own
+        // (`<name>/<name>`), holding a symlink to a victim instead.
+        let planted_holder = snapdir.join(format!("{DEAD}-{round}3"));
+        let planted_inner = planted_holder.join(format!("{DEAD}-{round}3"));
+        fs::create_dir(&planted_holder).unwrap();
+        symlink(&victims[round % 2], &planted_inner).unwrap();
+        kept.extend(links.iter().cloned().chain([planted_dir.clone(), planted_holder.clone(), planted_inner.clone()]));
         let stale = snapdir.join(format!("snaprsync-20200101T000000Z-p2-{round}"));
         snapshot_ro(w.fs.mnt(), &stale);
+        // Genuine leftovers as runs lay them out now: a snapshot in a directory
+        // of its own, and such a directory left empty (a run killed before its
+        // snapshot was made).
+        let stale_held = snapdir.join(format!("snaprsync-20200101T000000Z-p4-{round}"));
+        fs::create_dir(&stale_held).unwrap();
+        snapshot_ro(w.fs.mnt(), &stale_held.join(stale_held.file_name().unwrap()));
+        let empty_held = snapdir.join(format!("snaprsync-20200101T000000Z-p5-{round}"));
+        fs::create_dir(&empty_held).unwrap();
 
         for (config, dir, why) in &untrusted {
             let (out, text) = cleanup(config, &log);
@@ -512,6 +527,15 @@ fn sweep_deletes_only_real_snapshots_in_a_root_only_snapshot_dir() {
             assert!(text.contains(&warning), "round {round}: no warning for {}:\n{text}", l.display());
         }
         assert!(text.contains(&format!("{}: not a snapshot snaprsync made (it is a plain directory", planted_dir.display())), "{text}");
+        let warning = format!(
+            "{}: not a snapshot snaprsync made (it is a plain directory, and {} in it is not a snapshot: it is a symlink); left alone",
+            planted_holder.display(),
+            planted_inner.display()
+        );
+        assert!(text.contains(&warning), "round {round}: no warning for {}:\n{text}", planted_holder.display());
+        for gone in [&stale_held, &empty_held] {
+            assert!(fs::symlink_metadata(gone).is_err(), "round {round}: genuine leftover {} kept\n{text}", gone.display());
+        }
 
         // The same sweep at the start of an ordinary run.
         let stale = snapdir.join(format!("snaprsync-20200101T000000Z-p3-{round}"));
@@ -532,8 +556,21 @@ fn sweep_deletes_only_real_snapshots_in_a_root_only_snapshot_dir() {
     for v in &victims {
         assert_intact(v);
     }
-    // The runs' own snapshots went; everything planted is still there.
+    // The runs' own snapshots, and the directories they were made in, went;
+    // everything planted is still there.
     assert_eq!(settled_snapshots_in(&snapdir), Vec::<PathBuf>::new());
+    let mut planted: Vec<PathBuf> = kept.iter().filter(|k| k.parent() == Some(snapdir.as_path())).cloned().collect();
+    planted.sort();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut left: Vec<PathBuf> = fs::read_dir(&snapdir).unwrap().map(|e| e.unwrap().path()).collect();
+        left.sort();
+        if left == planted || Instant::now() > deadline {
+            assert_eq!(left, planted);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
     for k in &kept {
         let m = lstat(k);
         let sub = k.to_string_lossy().ends_with('0') && !k.starts_with(&snapdir);

@@ -257,6 +257,20 @@ if conc:
         alone = alone or med(xs)
         print(f"| {n} | {len(xs)} | {med(xs):.0f} | {min(xs)} | {max(xs)} | {med(xs) / alone:.2f} |")
     print()
+    commits_path = os.path.join(out, "commits.csv")
+    if os.path.exists(commits_path):
+        per = defaultdict(list)  # n -> (commits, commit ms) per round
+        with open(commits_path) as f:
+            for n, _, c0, t0, c1, t1 in csv.reader(f):
+                per[int(n)].append((int(c1) - int(c0), int(t1) - int(t0)))
+        print("The filesystem's transaction commits in each round (commit_stats), medians over the rounds:\n")
+        print("| runs at once | commits per round | commit ms per round | ms per commit |")
+        print("|---|---|---|---|")
+        for n in sorted(per):
+            cs, ts = [c for c, _ in per[n]], [t for _, t in per[n]]
+            each = med([t / c for c, t in per[n] if c]) if any(cs) else 0
+            print(f"| {n} | {med(cs):.0f} | {med(ts):.0f} | {each:.1f} |")
+        print()
 
 nested = defaultdict(dict)  # variant -> n -> (create ms by run, wall s by run)
 for f in os.listdir(out):

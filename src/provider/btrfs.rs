@@ -236,13 +236,57 @@ fn check_snapshot_dir(dir: &Path) -> std::result::Result<(), String> {
     check_ancestors(dir)
 }
 
-/// That `path` is a snapshot snaprsync may delete: a real subvolume directly in
-/// a snapshot directory that passes [`check_snapshot_dir`].
+/// That `path` is a snapshot snaprsync may delete: a real subvolume in a
+/// snapshot directory that passes [`check_snapshot_dir`], in a directory of
+/// its own there (or directly in it, as earlier versions made them).
 fn check_snapshot(path: &Path) -> std::result::Result<(), String> {
-    let dir = path.parent().ok_or("it has no parent directory")?;
+    let holder = holder_of(path);
+    let dir = holder.unwrap_or(path).parent().ok_or("it has no parent directory")?;
     check_snapshot_dir(dir).map_err(|why| format!("snapshot directory {}: {why}", dir.display()))?;
+    if let Some(holder) = holder {
+        let facts = Facts::lstat(holder).map_err(|e| format!("{}: {e}", holder.display()))?;
+        if let Some(why) = holder_problem(&facts) {
+            return Err(format!("its directory {}: {why}", holder.display()));
+        }
+    }
     let facts = Facts::lstat(path).map_err(|e| e.to_string())?;
     facts.not_a_subvolume().map_or(Ok(()), |why| Err(why.into()))
+}
+
+/// What a sweep removes of `holder` (whose `facts` say it is a plain directory
+/// named like a snapshot): the snapshot in it, or the directory itself when it
+/// is empty (its run ended between making it and the snapshot). Why not,
+/// otherwise.
+fn in_holder(holder: &Path, facts: &Facts) -> std::result::Result<PathBuf, String> {
+    if let Some(why) = holder_problem(facts) {
+        return Err(why);
+    }
+    let inner = holder.join(holder.file_name().unwrap_or_default());
+    match Facts::lstat(&inner) {
+        Ok(f) => match f.not_a_subvolume() {
+            None => Ok(inner),
+            Some(why) => Err(format!("it is a plain directory, and {} in it is not a snapshot: {why}", inner.display())),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let empty = std::fs::read_dir(holder).map_err(|e| e.to_string())?.next().is_none();
+            if empty {
+                Ok(holder.to_owned())
+            } else {
+                Err("it is a plain directory without a snapshot in it".into())
+            }
+        }
+        Err(e) => Err(format!("{}: {e}", inner.display())),
+    }
+}
+
+/// Removes the empty directory `holder` that held a snapshot (rmdir: it never
+/// follows a link, and never removes anything in it).
+fn remove_holder(holder: &Path) -> Result<()> {
+    log::debug!("rmdir {}", holder.display());
+    match std::fs::remove_dir(holder) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(holder, e)),
+        _ => Ok(()),
+    }
 }
 
 /// Deletes one snapshot, if [`check_snapshot`] passes.
@@ -262,7 +306,8 @@ fn delete_snapshot(path: &Path) -> Result<()> {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(50 * tries));
             }
-            r => return r.map(drop),
+            Err(e) => return Err(e),
+            Ok(()) => return holder_of(path).map_or(Ok(()), remove_holder),
         }
     }
 }
@@ -311,6 +356,78 @@ fn subvolume_paths(mount_point: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(paths)
+}
+
+/// At most this many snapshots are made at once (one thread each).
+const MAX_PARALLEL: usize = 32;
+
+/// Where the snapshot named `name` goes: `<dir>/<name>/<name>`, in a directory
+/// of its own. The kernel holds the lock of the directory a snapshot is made in
+/// until the transaction commits, so snapshots made in one shared directory
+/// each wait for the previous one's commit; made in directories of their own,
+/// at once, they share commits (nested subvolumes, and concurrent runs).
+fn snapshot_place(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name).join(name)
+}
+
+/// The directory of its own that holds `path` (see [`snapshot_place`]);
+/// `None` for a snapshot directly in the snapshot directory, as earlier
+/// versions made them.
+fn holder_of(path: &Path) -> Option<&Path> {
+    let parent = path.parent()?;
+    (parent.file_name().is_some() && parent.file_name() == path.file_name()).then_some(parent)
+}
+
+/// Why `f`, a directory holding one snapshot, could hold what someone other
+/// than root put there (it is in the root-only snapshot directory, so only a
+/// tool running as root could have made it so).
+fn holder_problem(f: &Facts) -> Option<String> {
+    match f.kind {
+        Kind::Symlink => Some("it is a symlink".into()),
+        Kind::Other => Some("it is not a directory".into()),
+        Kind::Dir if f.ino == SUBVOLUME_ROOT_INO => Some("it is a subvolume, not a plain directory".into()),
+        Kind::Dir if f.uid != 0 => Some(format!("it is owned by uid {}, not root", f.uid)),
+        Kind::Dir if f.mode & 0o022 != 0 => Some(format!("its mode {:04o} lets others than root change it", f.mode)),
+        Kind::Dir => None,
+    }
+}
+
+/// Makes the directory of its own for `snap`, then the snapshot of `origin`
+/// in it; the directory goes again if the snapshot cannot be made.
+fn make_snapshot(origin: &Path, snap: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let holder = snap.parent().expect("a snapshot place has a directory");
+    std::fs::DirBuilder::new().mode(0o700).create(holder).map_err(|e| Error::io(holder, e))?;
+    snapshot(origin, snap).inspect_err(|_| {
+        if let Err(e) = std::fs::remove_dir(holder) {
+            log::warn!("{}: {e}", holder.display());
+        }
+    })
+}
+
+/// Runs `f` on every job, on up to [`MAX_PARALLEL`] threads, and returns the
+/// results in the jobs' order. If a thread cannot be started, the ones there
+/// are (this one at least) do all the jobs.
+fn in_parallel<J: Sync, R: Send>(jobs: &[J], f: impl Fn(&J) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<R>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(job) = jobs.get(i) else { break };
+        let r = f(job);
+        *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+    };
+    std::thread::scope(|s| {
+        for _ in 1..jobs.len().min(MAX_PARALLEL) {
+            if std::thread::Builder::new().stack_size(256 * 1024).spawn_scoped(s, work).is_err() {
+                break;
+            }
+        }
+        work();
+    });
+    results.into_iter().map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every job was run")).collect()
 }
 
 /// Runs one btrfs ioctl on the entry `path` names: `call` gets its directory,
@@ -403,25 +520,29 @@ impl Provider for Btrfs {
         origins.sort_by(|a, b| a.0.components().count().cmp(&b.0.components().count()).then(a.0.cmp(&b.0)));
         origins.dedup_by(|a, b| a.0 == b.0);
 
-        let mut set = SnapshotSet { provider: "btrfs", volumes: Vec::new() };
+        let mut jobs = Vec::new();
         for (n, (origin, mount)) in origins.iter().enumerate() {
-            let made = self.ensure_snapshot_dir(mount, origin).and_then(|dir| {
-                let snap = dir.join(format!("{}-{n}", self.stamp));
-                snapshot(origin, &snap)?;
-                Ok(snap)
-            });
-            match made {
-                Ok(snap) => {
+            let dir = self.ensure_snapshot_dir(mount, origin).map_err(|e| with_fix(origin, e))?;
+            jobs.push((origin, snapshot_place(&dir, &format!("{}-{n}", self.stamp))));
+        }
+        // All at once: snapshots made together can share transaction commits.
+        let made = in_parallel(&jobs, |(origin, snap)| make_snapshot(origin, snap));
+        let mut set = SnapshotSet { provider: "btrfs", volumes: Vec::new() };
+        let mut failed = None;
+        for ((origin, snap), done) in jobs.into_iter().zip(made) {
+            match done {
+                Ok(()) => {
                     set.volumes.push(VolumeSnapshot { origin: origin.clone(), id: snap.display().to_string(), snapshot: snap, mount: None })
                 }
-                Err(e) => {
-                    // All or nothing: undo what this set already made.
-                    if let Err(undo) = self.remove(&set) {
-                        log::error!("{undo}");
-                    }
-                    return Err(with_fix(origin, e));
-                }
+                Err(e) => drop(failed.get_or_insert(with_fix(origin, e))),
             }
+        }
+        if let Some(e) = failed {
+            // All or nothing: undo what this set made.
+            if let Err(undo) = self.remove(&set) {
+                log::error!("{undo}");
+            }
+            return Err(e);
         }
         Ok(set)
     }
@@ -463,9 +584,15 @@ impl Provider for Btrfs {
                 let name = item.file_name().to_string_lossy().into_owned();
                 let Some(stamp) = stamp_of(&name) else { continue };
                 let path = item.path();
-                match Facts::lstat(&path).map(|f| f.not_a_subvolume()) {
-                    Ok(None) => found.push(Leftover { provider: "btrfs", path, stamp: stamp.to_owned() }),
-                    Ok(Some(why)) => log::warn!("{}: not a snapshot snaprsync made ({why}); left alone", path.display()),
+                let leftover = |path| Leftover { provider: "btrfs", path, stamp: stamp.to_owned() };
+                match Facts::lstat(&path).map(|f| (f, f.not_a_subvolume())) {
+                    // Directly in the snapshot directory, as earlier versions made them.
+                    Ok((_, None)) => found.push(leftover(path)),
+                    Ok((f, Some(_))) if f.kind == Kind::Dir => match in_holder(&path, &f) {
+                        Ok(p) => found.push(leftover(p)),
+                        Err(why) => log::warn!("{}: not a snapshot snaprsync made ({why}); left alone", path.display()),
+                    },
+                    Ok((_, Some(why))) => log::warn!("{}: not a snapshot snaprsync made ({why}); left alone", path.display()),
                     // Removed since the listing (its own run's remover, or another sweep).
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => log::debug!("{}: gone since listed", path.display()),
                     Err(e) => log::warn!("{}: {e}; left alone", path.display()),
@@ -482,7 +609,12 @@ impl Provider for Btrfs {
     }
 
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
-        match delete_snapshot(&leftover.path) {
+        let removed = match Facts::lstat(&leftover.path) {
+            // An empty directory of its own, left by a run ended before its snapshot was made.
+            Ok(f) if f.kind == Kind::Dir && f.ino != SUBVOLUME_ROOT_INO => remove_holder(&leftover.path),
+            _ => delete_snapshot(&leftover.path),
+        };
+        match removed {
             // Another sweep, or another mount of the same filesystem, got it first.
             Err(_) if leftover.path.symlink_metadata().is_err() => Ok(()),
             r => r.map(drop),
@@ -503,6 +635,51 @@ mod tests {
         let out = b"ID 256 gen 7 top level 5 path .snaprsync\nID 257 gen 9 top level 5 path data/with space/n\nID 258 gen 9 top level 5 path odd-\xff\n";
         let odd = PathBuf::from(std::ffi::OsStr::from_bytes(b"odd-\xff"));
         assert_eq!(parse_subvolume_list(out), vec![PathBuf::from(".snaprsync"), PathBuf::from("data/with space/n"), odd]);
+    }
+
+    #[test]
+    fn each_snapshot_has_a_directory_of_its_own() {
+        let snap = snapshot_place(Path::new("/m/.snaprsync"), "snaprsync-20260101T000000Z-p1-0");
+        assert_eq!(snap, Path::new("/m/.snaprsync/snaprsync-20260101T000000Z-p1-0/snaprsync-20260101T000000Z-p1-0"));
+        assert_eq!(holder_of(&snap), Some(Path::new("/m/.snaprsync/snaprsync-20260101T000000Z-p1-0")));
+        // As earlier versions made them, and names that only look alike.
+        assert_eq!(holder_of(Path::new("/m/.snaprsync/snaprsync-20260101T000000Z-p1-0")), None);
+        assert_eq!(holder_of(Path::new("/m/.snaprsync/a/b")), None);
+        assert_eq!(holder_of(Path::new("/x")), None);
+    }
+
+    #[test]
+    fn a_holder_is_a_plain_directory_only_root_can_change() {
+        assert_eq!(holder_problem(&dir(300, 0, 0o700)), None);
+        assert_eq!(holder_problem(&dir(300, 0, 0o755)), None);
+        for (f, why) in [
+            (dir(256, 0, 0o700), "subvolume"),
+            (dir(300, 1000, 0o700), "uid 1000"),
+            (dir(300, 0, 0o775), "0775"),
+            (dir(300, 0, 0o1777), "1777"),
+            (Facts { kind: Kind::Symlink, ..dir(300, 0, 0o777) }, "symlink"),
+            (Facts { kind: Kind::Other, ..dir(300, 0, 0o600) }, "not a directory"),
+        ] {
+            assert!(holder_problem(&f).is_some_and(|w| w.contains(why)), "{f:?}: {:?}", holder_problem(&f));
+        }
+    }
+
+    #[test]
+    fn in_parallel_runs_every_job_once_and_keeps_their_order() {
+        for n in [0, 1, 2, MAX_PARALLEL, MAX_PARALLEL + 1, 500] {
+            let jobs: Vec<usize> = (0..n).collect();
+            let runs = std::sync::atomic::AtomicUsize::new(0);
+            let threads = std::sync::Mutex::new(std::collections::HashSet::new());
+            let out = in_parallel(&jobs, |j| {
+                runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                threads.lock().unwrap().insert(std::thread::current().id());
+                std::thread::sleep(Duration::from_millis(1));
+                j * 2
+            });
+            assert_eq!(out, jobs.iter().map(|j| j * 2).collect::<Vec<_>>());
+            assert_eq!(runs.into_inner(), n);
+            assert!(threads.into_inner().unwrap().len() <= n.clamp(1, MAX_PARALLEL));
+        }
     }
 
     #[test]

@@ -94,9 +94,20 @@ impl Btrfs {
         out.stdout_str().lines().filter_map(|line| line.split_once(" path ").map(|(_, path)| path.to_owned())).collect()
     }
 
-    /// Subvolumes left behind by snaprsync. `.snaprsync` itself may stay.
+    /// Subvolumes left behind by snaprsync, and the directories of their own
+    /// they are made in (in `.snaprsync`, which itself may stay).
     pub fn leftover_snapshots(&self) -> Vec<String> {
-        self.subvolumes().into_iter().filter(|p| p.contains(SNAPSHOT_MARK)).collect()
+        let mut left: Vec<String> = self.subvolumes().into_iter().filter(|p| p.contains(SNAPSHOT_MARK)).collect();
+        if let Ok(entries) = std::fs::read_dir(self.mnt.join(".snaprsync")) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let path = format!(".snaprsync/{name}");
+                if name.contains(SNAPSHOT_MARK) && !left.iter().any(|l| l.starts_with(&path)) {
+                    left.push(path);
+                }
+            }
+        }
+        left
     }
 
     /// Snaprsync's snapshots once any background removal has finished
