@@ -290,6 +290,10 @@ wait_removers() {
   done
 }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+# The kernel cleans up deleted subvolumes after the delete has returned; that
+# work would land in the next run's commits. A commit wakes the cleaner, and
+# `subvolume sync` waits for it (without the commit, up to 30 s).
+settle_fs() { btrfs filesystem sync "$MNT"; btrfs subvolume sync "$MNT" >/dev/null; }
 # "commits,total ms" of the bench filesystem's transaction commits so far
 # (/sys/fs/btrfs/<fsid>/commit_stats, Linux 6.0 and later; else "0,0").
 commit_stats() {
@@ -544,7 +548,7 @@ fi
 if want concurrency; then
   for r in $(seq "$BENCH_CONC_RUNS"); do
     for n in $BENCH_CONC; do
-      wait_removers; btrfs subvolume sync "$MNT" >/dev/null; fresh_dst; sync
+      wait_removers; settle_fs; fresh_dst; sync
       stats0=$(commit_stats)
       pids=()
       for k in $(seq "$n"); do
@@ -576,9 +580,7 @@ if want nested; then
         [ "$r" != 0 ] || log_file=$W/nested-warmup.log
         c=(rsync -a -e "$LRSH" --rsync-path="$bin --snap-log-file=$log_file" "bench:$MNT/nested-$n/" "$DST/")
         [ "$r" != 1 ] || record_cmd nested "$v $n" "${c[@]}"
-        # Deleted subvolumes are cleaned up by the kernel after the delete
-        # returns; that work would land in the next run's commits.
-        wait_removers; btrfs subvolume sync "$MNT" >/dev/null; fresh_dst; sync
+        wait_removers; settle_fs; fresh_dst; sync
         if [ "$r" = 0 ]; then
           timeout "$BENCH_RUN_TIMEOUT" "${c[@]}" </dev/null >>"$OUT/stdout.log" 2>>"$OUT/stderr.log" || die "nested $v $n warm-up failed (see $OUT/stderr.log)"
         else

@@ -24,6 +24,8 @@ pub struct Snapshotted {
     set: SnapshotSet,
     /// False once the set is removed, or handed to the background remover.
     owned: bool,
+    /// How long the provider took to make the set (the summary's `snapshot_ms`).
+    made_in: std::time::Duration,
 }
 
 impl Snapshotted {
@@ -58,6 +60,7 @@ impl Snapshotted {
         // without pre_snapshot, after the attempt.
         let mut attempted = false;
         let pre = hook::run(cfg, Hook::Pre, sources, None);
+        let started = std::time::Instant::now();
         // A signal (passed on to the hook, which then failed) outranks the hook's failure.
         let created = match (pre, Platform::pending_signal()) {
             (_, Some(sig)) => Err(Error::Interrupted(sig)),
@@ -67,6 +70,7 @@ impl Snapshotted {
                 provider.create(sources)
             }
         };
+        let made_in = started.elapsed();
         let outcome = match (&created, attempted) {
             (Ok(_), _) => Outcome::Created,
             (Err(_), true) => Outcome::Failed,
@@ -74,9 +78,9 @@ impl Snapshotted {
         };
         let post = hook::run(cfg, Hook::Post, sources, Some(outcome));
         match (created, post) {
-            (Ok(set), Ok(())) => Ok(Snapshotted { provider, journal, set, owned: true }),
+            (Ok(set), Ok(())) => Ok(Snapshotted { provider, journal, set, owned: true, made_in }),
             (Ok(set), Err(e)) => {
-                let mut made = Snapshotted { provider, journal, set, owned: true };
+                let mut made = Snapshotted { provider, journal, set, owned: true, made_in };
                 if let Err(r) = made.remove() {
                     log::error!("cleanup after the failed hook: {r}");
                 }
@@ -200,6 +204,11 @@ impl Exposed {
 
     pub fn provider_name(&self) -> &'static str {
         self.snap.provider_name()
+    }
+
+    /// How long the provider took to make the snapshots.
+    pub fn made_in(&self) -> std::time::Duration {
+        self.snap.made_in
     }
 
     /// Whether the snapshots stayed whole while rsync read them (see

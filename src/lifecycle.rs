@@ -55,6 +55,7 @@ pub fn run(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task) -
         Err(e) => return Err(e),
     };
     let created = started.elapsed();
+    let snapshot_ms = exposed.made_in().as_millis() as u64;
     crate::fault::point("after-create");
     task.check(&exposed)?;
     if let Some(sig) = Platform::pending_signal() {
@@ -92,14 +93,14 @@ pub fn run(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task) -
     if what == "rsync" {
         log::info!(
             run = crate::journal::run_stamp(), sources = sources_text.as_str(), provider = provider, method = method,
-            snapshots = snapshots, create_ms = create_ms, rsync_ms = ran_ms, remove_ms = remove_ms,
+            snapshots = snapshots, create_ms = create_ms, snapshot_ms = snapshot_ms, rsync_ms = ran_ms, remove_ms = remove_ms,
             snapshot_removal = snapshot_removal.as_str(), removal = removal.as_str(), rsync_status = program_status.as_str();
             "summary"
         );
     } else {
         log::info!(
             run = crate::journal::run_stamp(), sources = sources_text.as_str(), provider = provider, method = method,
-            snapshots = snapshots, create_ms = create_ms, command_ms = ran_ms, remove_ms = remove_ms,
+            snapshots = snapshots, create_ms = create_ms, snapshot_ms = snapshot_ms, command_ms = ran_ms, remove_ms = remove_ms,
             snapshot_removal = snapshot_removal.as_str(), removal = removal.as_str(), command_status = program_status.as_str();
             "summary"
         );

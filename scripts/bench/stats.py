@@ -247,15 +247,21 @@ for bench in sorted(b for b in TIMES if b.startswith("incr-")):
 conc = sorted((int(f[len("concurrency-"):-4]), f) for f in os.listdir(out) if re.fullmatch(r"concurrency-\d+\.log", f))
 if conc:
     print("## concurrency: runs started at once on one filesystem, snapshot creation time per run\n")
-    print("| runs at once | runs | median create ms | min | max | median ÷ one run's |")
-    print("|---|---|---|---|---|---|")
-    alone = None
+    print("| runs at once | runs | median create ms | min | max | median ÷ one run's | median snapshot ms (the ioctls alone) | ÷ one run's |")
+    print("|---|---|---|---|---|---|---|---|")
+    alone = alone_snap = None
     for n, f in conc:
-        xs = [int(s["create_ms"]) for s in summaries(os.path.join(out, f))]
+        rows = summaries(os.path.join(out, f))
+        xs = [int(s["create_ms"]) for s in rows]
         if not xs:
             continue
         alone = alone or med(xs)
-        print(f"| {n} | {len(xs)} | {med(xs):.0f} | {min(xs)} | {max(xs)} | {med(xs) / alone:.2f} |")
+        snap = [int(s["snapshot_ms"]) for s in rows if "snapshot_ms" in s]
+        snap_cols = "— | —"
+        if snap:
+            alone_snap = alone_snap or max(med(snap), 1)
+            snap_cols = f"{med(snap):.0f} | {med(snap) / alone_snap:.2f}"
+        print(f"| {n} | {len(xs)} | {med(xs):.0f} | {min(xs)} | {max(xs)} | {med(xs) / alone:.2f} | {snap_cols} |")
     print()
     commits_path = os.path.join(out, "commits.csv")
     if os.path.exists(commits_path):

@@ -4,19 +4,22 @@
 //!
 //! Snapshots are stored on the same filesystem, in a subvolume named
 //! `btrfs_snapshot_dir` (default `.snaprsync`) at the root of the mount, as
-//! `snaprsync-<UTC time>-p<pid>-<n>`: the name says who made it and when, so a
-//! later sweep can recognise what a killed run left.
+//! `<name>/<name>` with `<name>` = `snaprsync-<UTC time>-p<pid>-<n>`: the name
+//! says who made it and when, so a later sweep can recognise what a killed run
+//! left. Each has a directory of its own so that a run's snapshots, made all
+//! at once, share transaction commits (see [`snapshot_place`]).
 //!
-//! Snapshots are made and deleted with the btrfs ioctls (through the
+//! Snapshots are made, listed and deleted with the btrfs ioctls (through the
 //! `btrfs-uapi` crate), not one `btrfs` process each: a run with many nested
 //! subvolumes would otherwise pay a process start per subvolume.
 //!
 //! A name alone proves nothing. So snaprsync deletes only real subvolumes
-//! (checked with lstat) directly in a snapshot directory that is a root-owned
-//! subvolume with mode 0700, reached through directories only root can change;
-//! anything else is left alone. The delete names the entry inside that
-//! directory, opened without following a symlink, so the kernel never follows
-//! one either.
+//! (checked with lstat) in a snapshot directory that is a root-owned subvolume
+//! with mode 0700, reached through directories only root can change, each in
+//! a plain directory of its own there (or directly in it, as earlier versions
+//! made them); anything else is left alone. The delete names the entry inside
+//! its directory, opened without following a symlink, so the kernel never
+//! follows one either.
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
@@ -257,25 +260,33 @@ fn check_snapshot(path: &Path) -> std::result::Result<(), String> {
 /// named like a snapshot): the snapshot in it, or the directory itself when it
 /// is empty (its run ended between making it and the snapshot). Why not,
 /// otherwise.
+///
+/// What is in it is read before it is looked at, so that a live run's
+/// snapshot appearing or going meanwhile is never mistaken for something
+/// else: the kernel shows a new snapshot whole, as a subvolume, or not at all.
 fn in_holder(holder: &Path, facts: &Facts) -> std::result::Result<PathBuf, String> {
     if let Some(why) = holder_problem(facts) {
         return Err(why);
     }
-    let inner = holder.join(holder.file_name().unwrap_or_default());
-    match Facts::lstat(&inner) {
-        Ok(f) => match f.not_a_subvolume() {
-            None => Ok(inner),
-            Some(why) => Err(format!("it is a plain directory, and {} in it is not a snapshot: {why}", inner.display())),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let empty = std::fs::read_dir(holder).map_err(|e| e.to_string())?.next().is_none();
-            if empty {
-                Ok(holder.to_owned())
-            } else {
-                Err("it is a plain directory without a snapshot in it".into())
+    let name = holder.file_name().unwrap_or_default();
+    let entries = std::fs::read_dir(holder)
+        .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect::<std::io::Result<Vec<_>>>())
+        .map_err(|e| e.to_string())?;
+    match entries.as_slice() {
+        [] => Ok(holder.to_owned()),
+        [only] if only == name => {
+            let inner = holder.join(name);
+            match Facts::lstat(&inner) {
+                Ok(f) => match f.not_a_subvolume() {
+                    None => Ok(inner),
+                    Some(why) => Err(format!("it is a plain directory, and {} in it is not a snapshot: {why}", inner.display())),
+                },
+                // Deleted since: the directory is left, empty.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(holder.to_owned()),
+                Err(e) => Err(format!("{}: {e}", inner.display())),
             }
         }
-        Err(e) => Err(format!("{}: {e}", inner.display())),
+        _ => Err("it is a plain directory holding other things than one snapshot".into()),
     }
 }
 
