@@ -222,7 +222,7 @@ fn held_signals(rng: &mut Lcg, sigs: &[&'static str], each: usize, fault: &'stat
         t += 1;
         let mut child = spawn(&b, &format!("dst{t}"), 40_000);
         // From the sweep on (signals are held from just before it) to the end.
-        wait_for_log(&b, child.id(), "ioctl: BTRFS_IOC_TREE_SEARCH (subvolume list)");
+        wait_for_log(&b, child.id(), "ioctl: BTRFS_IOC_GET_SUBVOL_ROOTREF");
         std::thread::sleep(Duration::from_millis(rng.below(700)));
         signal(child.id(), sig);
         let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("snaprsync did not end after a signal");

@@ -59,25 +59,36 @@ impl Btrfs {
         Ok(m)
     }
 
-    /// Every subvolume of `mount` visible below one of `sources`, as mounted paths.
+    /// Every subvolume of `mount` visible below one of `sources`, as mounted
+    /// paths: a walk down from each source's subvolume, so that its cost grows
+    /// with what is nested there, not with every subvolume of the filesystem.
     fn nested_below(&self, mount: &Mount, sources: &[PathBuf]) -> Result<Vec<PathBuf>> {
-        let listed = match subvolume_paths(&mount.mount_point) {
-            Ok(paths) => paths,
+        let own = mount.mount_point.join(&self.snapshot_dir);
+        let mut roots = Vec::new();
+        for s in sources.iter().filter(|s| self.mount_of(s).is_ok_and(|m| m == mount)) {
+            let root = subvolume_root(s)?;
+            roots.push(if root.starts_with(&mount.mount_point) { root } else { mount.mount_point.clone() });
+        }
+        roots.sort();
+        roots.dedup();
+        // Only where a source is, or what leads to one.
+        let relevant = |p: &Path| !p.starts_with(&own) && sources.iter().any(|s| p.starts_with(s) || s.starts_with(p));
+        let walked: Result<Vec<Vec<PathBuf>>> = roots.iter().map(|r| nested_in(r, &relevant)).collect();
+        let found = match walked {
+            Ok(lists) => lists.concat(),
             // A name that is not UTF-8, which the crate does not resolve:
             // btrfs-progs prints it as it is.
             Err(Error::Syscall { source, .. }) if source.raw_os_error() == Some(nix::libc::EINVAL) => {
-                parse_subvolume_list(&Cmd::new("btrfs").arg("subvolume").arg("list").arg(&mount.mount_point).run_bytes()?)
+                let out = Cmd::new("btrfs").arg("subvolume").arg("list").arg(&mount.mount_point).run_bytes()?;
+                let root = mount.root.strip_prefix("/").unwrap_or(&mount.root);
+                parse_subvolume_list(&out)
+                    .into_iter()
+                    .filter_map(|p| p.strip_prefix(root).ok().map(|rel| mount.mount_point.join(rel)))
+                    .collect()
             }
             Err(e) => return Err(e),
         };
-        let root = mount.root.strip_prefix("/").unwrap_or(&mount.root);
-        let own = mount.mount_point.join(&self.snapshot_dir);
-        Ok(listed
-            .into_iter()
-            .filter_map(|p| p.strip_prefix(root).ok().map(|rel| mount.mount_point.join(rel)))
-            .filter(|p| !p.starts_with(&own))
-            .filter(|p| sources.iter().any(|s| p.starts_with(s) && p != s))
-            .collect())
+        Ok(found.into_iter().filter(|p| !p.starts_with(&own)).filter(|p| sources.iter().any(|s| p.starts_with(s) && p != s)).collect())
     }
 
     /// The snapshot directory of `mount`, made if missing (for snapshotting
@@ -351,22 +362,27 @@ fn leaf_name(path: &Path) -> std::io::Result<CString> {
     CString::new(name.as_bytes()).map_err(std::io::Error::other)
 }
 
-/// The path of every subvolume of the filesystem mounted at `mount_point`,
-/// from its top level (as `btrfs subvolume list` prints them), by tree search.
-fn subvolume_paths(mount_point: &Path) -> Result<Vec<PathBuf>> {
-    log::debug!("ioctl: BTRFS_IOC_TREE_SEARCH (subvolume list) {}", mount_point.display());
-    let fail = |source| Error::Syscall { op: "btrfs subvolume list ioctl of", path: mount_point.to_owned(), source };
-    let fd = open_dir(mount_point, false).map_err(fail)?;
-    let mut paths = Vec::new();
-    for item in btrfs_uapi::subvolume::subvolume_list(fd.as_fd()).map_err(|e| fail(e.into()))? {
-        match btrfs_uapi::inode::subvolid_resolve(fd.as_fd(), item.root_id).map_err(std::io::Error::from) {
-            Ok(p) => paths.push(PathBuf::from(p)),
-            // Deleted since the listing; its cleanup is still pending.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(fail(e)),
+/// Every subvolume nested in the subvolume whose root is `root`, at any
+/// depth, that is `relevant`, as paths below it, from the kernel's references
+/// of each subvolume to the ones in it; one that is not relevant is not
+/// walked either.
+fn nested_in(root: &Path, relevant: &dyn Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut todo = vec![root.to_owned()];
+    while let Some(dir) = todo.pop() {
+        log::debug!("ioctl: BTRFS_IOC_GET_SUBVOL_ROOTREF (nested subvolumes) {}", dir.display());
+        let fail = |source| Error::Syscall { op: "btrfs nested subvolume lookup ioctl in", path: dir.clone(), source };
+        let fd = open_dir(&dir, false).map_err(fail)?;
+        for r in btrfs_uapi::subvolume::subvol_rootrefs(fd.as_fd()).map_err(|e| fail(e.into()))? {
+            let at = btrfs_uapi::inode::ino_lookup_user(fd.as_fd(), r.treeid, r.dirid).map_err(|e| fail(e.into()))?;
+            let path = dir.join(&at.path).join(&at.name);
+            if relevant(&path) {
+                found.push(path.clone());
+                todo.push(path);
+            }
         }
     }
-    Ok(paths)
+    Ok(found)
 }
 
 /// At most this many snapshots are made at once (one thread each).
