@@ -269,31 +269,34 @@ fn check_snapshot(path: &Path) -> std::result::Result<(), String> {
 
 /// What a sweep removes of `holder` (whose `facts` say it is a plain directory
 /// named like a snapshot): the snapshot in it, or the directory itself when it
-/// is empty (its run ended between making it and the snapshot). Why not,
+/// is empty (its run ended between making it and the snapshot); `None` when
+/// it is gone since listed (its run's remover, or another sweep). Why not,
 /// otherwise.
 ///
 /// What is in it is read before it is looked at, so that a live run's
 /// snapshot appearing or going meanwhile is never mistaken for something
 /// else: the kernel shows a new snapshot whole, as a subvolume, or not at all.
-fn in_holder(holder: &Path, facts: &Facts) -> std::result::Result<PathBuf, String> {
+fn in_holder(holder: &Path, facts: &Facts) -> std::result::Result<Option<PathBuf>, String> {
     if let Some(why) = holder_problem(facts) {
         return Err(why);
     }
     let name = holder.file_name().unwrap_or_default();
-    let entries = std::fs::read_dir(holder)
-        .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect::<std::io::Result<Vec<_>>>())
-        .map_err(|e| e.to_string())?;
+    let entries = match std::fs::read_dir(holder).and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect::<std::io::Result<Vec<_>>>()) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
     match entries.as_slice() {
-        [] => Ok(holder.to_owned()),
+        [] => Ok(Some(holder.to_owned())),
         [only] if only == name => {
             let inner = holder.join(name);
             match Facts::lstat(&inner) {
                 Ok(f) => match f.not_a_subvolume() {
-                    None => Ok(inner),
+                    None => Ok(Some(inner)),
                     Some(why) => Err(format!("it is a plain directory, and {} in it is not a snapshot: {why}", inner.display())),
                 },
                 // Deleted since: the directory is left, empty.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(holder.to_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(holder.to_owned())),
                 Err(e) => Err(format!("{}: {e}", inner.display())),
             }
         }
@@ -616,7 +619,8 @@ impl Provider for Btrfs {
                     // Directly in the snapshot directory, as earlier versions made them.
                     Ok((_, None)) => found.push(leftover(path)),
                     Ok((f, Some(_))) if f.kind == Kind::Dir => match in_holder(&path, &f) {
-                        Ok(p) => found.push(leftover(p)),
+                        Ok(Some(p)) => found.push(leftover(p)),
+                        Ok(None) => log::debug!("{}: gone since listed", path.display()),
                         Err(why) => log::warn!("{}: not a snapshot snaprsync made ({why}); left alone", path.display()),
                     },
                     Ok((_, Some(why))) => log::warn!("{}: not a snapshot snaprsync made ({why}); left alone", path.display()),
@@ -689,6 +693,26 @@ mod tests {
         ] {
             assert!(holder_problem(&f).is_some_and(|w| w.contains(why)), "{f:?}: {:?}", holder_problem(&f));
         }
+    }
+
+    /// What the sweep makes of a directory laid out as a snapshot's own, read
+    /// while other runs make and remove theirs (the subvolume case needs btrfs:
+    /// the sweep tests in tests/cli.rs and tests/faults.rs).
+    #[test]
+    fn a_holder_is_judged_by_what_it_holds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let holder = tmp.path().join("snaprsync-20260101T000000Z-p1-0");
+        let facts = dir(300, 0, 0o700);
+        // Gone since listed: another sweep, or its run's remover, got it.
+        assert_eq!(in_holder(&holder, &facts), Ok(None));
+        std::fs::create_dir(&holder).unwrap();
+        assert_eq!(in_holder(&holder, &facts), Ok(Some(holder.clone())), "empty: removed by rmdir");
+        std::fs::write(holder.join("other"), "").unwrap();
+        assert!(in_holder(&holder, &facts).is_err_and(|w| w.contains("other things")));
+        std::fs::remove_file(holder.join("other")).unwrap();
+        std::fs::write(holder.join(holder.file_name().unwrap()), "").unwrap();
+        assert!(in_holder(&holder, &facts).is_err_and(|w| w.contains("not a snapshot: it is not a directory")));
+        assert!(in_holder(&holder, &dir(300, 1000, 0o700)).is_err_and(|w| w.contains("uid 1000")));
     }
 
     #[test]
