@@ -516,6 +516,8 @@ fi
 if want incr; then
   printf 'prefetch = "off"\n' >"$W/prefetch-off.toml"
   incr_dst=$DST/incr
+  # The destination holds only this tree (after protect, it would not fit).
+  fresh_dst
   mkdir -p "$incr_dst"
   record_cmd incr "initial copy (untimed)" rsync -a "$MNT/incr/" "$incr_dst/"
   rsync -a "$MNT/incr/" "$incr_dst/"
