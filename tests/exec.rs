@@ -644,3 +644,39 @@ fn post_snapshot_runs_to_its_end_after_a_signal_during_pre_snapshot() {
         w.assert_nothing_left("a signal during pre_snapshot");
     }
 }
+
+/// A source reached through a bind mount of a directory inside a subvolume
+/// (mountinfo root `/part`) is refused with 81 and one line naming the mount
+/// and the fix, and nothing is left: the snapshot ioctl would take any
+/// directory for the root of the subvolume holding it, and rsync would be
+/// shown the whole subvolume where it asked for the directory.
+#[test]
+fn a_bind_mounted_directory_inside_a_subvolume_is_refused_not_misread() {
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let w = small_world("exec-bind", "");
+    let part = w.fs.mnt().join("part");
+    fs::create_dir(&part).unwrap();
+    fs::write(part.join("file"), "in part\n").unwrap();
+    let view = w.path("view");
+    fs::create_dir(&view).unwrap();
+    cmd("mount").arg("--bind").arg(&part).arg(&view).ok();
+    let _unmount = Unmount(view.clone());
+    let dest = w.path("dest");
+    let out = cmd(crate::support::snaprsync())
+        .arg(format!("--snap-config={}", w.config.display()))
+        .arg("-a")
+        .arg(format!("{}/", view.display()))
+        .arg(&dest)
+        .run();
+    out.expect_code(81).expect_stdout_empty();
+    let stderr = out.stderr.trim_end();
+    assert_eq!(stderr.lines().count(), 1, "{}", out.report());
+    assert!(stderr.contains("mount the subvolume itself") && stderr.contains(&view.display().to_string()), "{}", out.report());
+    assert!(!dest.exists(), "nothing was copied");
+    w.assert_nothing_left("bind-mounted directory");
+}

@@ -66,8 +66,7 @@ impl Btrfs {
         let own = mount.mount_point.join(&self.snapshot_dir);
         let mut roots = Vec::new();
         for s in sources.iter().filter(|s| self.mount_of(s).is_ok_and(|m| m == mount)) {
-            let root = subvolume_root(s)?;
-            roots.push(if root.starts_with(&mount.mount_point) { root } else { mount.mount_point.clone() });
+            roots.push(subvolume_root(s, mount)?);
         }
         roots.sort();
         roots.dedup();
@@ -502,16 +501,31 @@ fn destroy(path: &Path) -> Result<()> {
     on_entry(logged, "btrfs subvolume delete ioctl of", path, path, |dir, name| Ok(btrfs_uapi::subvolume::subvolume_delete(dir, name)?))
 }
 
-/// The nearest ancestor of `path` (itself included) that is a subvolume root.
-fn subvolume_root(path: &Path) -> Result<PathBuf> {
+/// The nearest ancestor of `path` (itself included) that is a subvolume root,
+/// no higher than `mount`'s mount point: above it is another filesystem, and
+/// a mount of a directory inside a subvolume shows no subvolume root at all.
+/// (The snapshot ioctl would take any directory for the root of the
+/// subvolume holding it, so this is what keeps rsync from being shown a
+/// whole subvolume where it asked for a directory in one.)
+fn subvolume_root(path: &Path, mount: &Mount) -> Result<PathBuf> {
     let mut p = path;
-    loop {
+    while p.starts_with(&mount.mount_point) {
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.ino() == SUBVOLUME_ROOT_INO {
             return Ok(p.to_owned());
         }
-        p = p.parent().ok_or_else(|| Error::Snapshot { path: path.into(), msg: "no btrfs subvolume holds it".into() })?;
+        let Some(up) = p.parent() else { break };
+        p = up;
     }
+    Err(Error::Snapshot {
+        path: path.into(),
+        msg: format!(
+            "no btrfs subvolume root between it and its mount point {} (a mount of a directory inside a subvolume, root {}); \
+             mount the subvolume itself, or set on_snapshot_failure = \"live\"",
+            mount.mount_point.display(),
+            mount.root.display()
+        ),
+    })
 }
 
 /// The `path` column of `btrfs subvolume list`.
@@ -534,8 +548,7 @@ impl Provider for Btrfs {
         let mut mounts: Vec<Mount> = Vec::new();
         for s in sources {
             let mount = self.mount_of(s)?.clone();
-            let root = subvolume_root(s)?;
-            let root = if root.starts_with(&mount.mount_point) { root } else { mount.mount_point.clone() };
+            let root = subvolume_root(s, &mount)?;
             if !mounts.contains(&mount) {
                 mounts.push(mount.clone());
             }
