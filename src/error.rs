@@ -98,7 +98,6 @@ pub enum Error {
     #[error("{cmd} failed ({status}): {stderr}")]
     Command { cmd: String, status: crate::command::Exit, stderr: String },
 
-    /// The program a run starts (`what`: rsync, or exec's command) could not be found or started.
     /// A system call on a path failed, e.g. a btrfs ioctl; `op` names it.
     #[error("{op} {path}: {source}")]
     Syscall {
@@ -108,6 +107,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The program a run starts (`what`: rsync, or exec's command) could not be found or started.
     #[error("cannot start {what} {path}: {msg}")]
     NotStarted { what: &'static str, path: PathBuf, msg: String },
 

@@ -28,7 +28,7 @@ const MAX_QUEUED: usize = 4096;
 /// Each thread's stack: a walk holds one directory's names at a time, on the heap.
 const STACK: usize = 64 * 1024;
 /// How long stopping waits for a thread to notice.
-pub const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What the threads share.
 struct Shared {
