@@ -563,9 +563,18 @@ impl Provider for Btrfs {
         origins.sort_by(|a, b| a.0.components().count().cmp(&b.0.components().count()).then(a.0.cmp(&b.0)));
         origins.dedup_by(|a, b| a.0 == b.0);
 
+        // Each mount's snapshot directory, checked once however many origins it holds.
+        let mut dirs: Vec<(&Mount, PathBuf)> = Vec::new();
         let mut jobs = Vec::new();
         for (n, (origin, mount)) in origins.iter().enumerate() {
-            let dir = self.ensure_snapshot_dir(mount, origin).map_err(|e| with_fix(origin, e))?;
+            let dir = match dirs.iter().find(|(m, _)| *m == mount) {
+                Some((_, dir)) => dir.clone(),
+                None => {
+                    let dir = self.ensure_snapshot_dir(mount, origin).map_err(|e| with_fix(origin, e))?;
+                    dirs.push((mount, dir.clone()));
+                    dir
+                }
+            };
             jobs.push((origin, snapshot_place(&dir, &format!("{}-{n}", self.stamp))));
         }
         // All at once: snapshots made together can share transaction commits.
