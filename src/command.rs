@@ -17,11 +17,24 @@ use crate::error::{Error, Result};
 pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
+    /// Run with no variable of snaprsync's own environment ([`Cmd::system`]).
+    clean: bool,
 }
+
+/// Where [`Cmd::system`] looks for a program, and the `PATH` it runs with.
+pub const SYSTEM_DIRS: &[&str] = &["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
 impl Cmd {
     pub fn new(program: impl Into<OsString>) -> Self {
-        Cmd { program: program.into(), args: Vec::new() }
+        Cmd { program: program.into(), args: Vec::new(), clean: false }
+    }
+
+    /// `name` from [`SYSTEM_DIRS`], not from `PATH`, run with an environment
+    /// of its own (`PATH` those directories, `LC_ALL=C`): for what restricted
+    /// mode decides by, which the ssh session's variables must not steer.
+    pub fn system(name: &str) -> Self {
+        let program = SYSTEM_DIRS.iter().map(|d| std::path::Path::new(d).join(name)).find(|p| p.is_file());
+        Cmd { program: program.map_or_else(|| name.into(), |p| p.into_os_string()), args: Vec::new(), clean: true }
     }
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
@@ -37,7 +50,11 @@ impl Cmd {
     /// Runs it, and returns its stdout as it is (file names need not be UTF-8).
     pub fn run_bytes(&self) -> Result<Vec<u8>> {
         log::debug!("running: {self}");
-        let out = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        if self.clean {
+            command.env_clear().env("PATH", SYSTEM_DIRS.join(":"));
+        }
+        let out = command
             .args(&self.args)
             .env("LC_ALL", "C")
             .stdin(Stdio::null())

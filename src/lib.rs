@@ -26,6 +26,7 @@ pub mod logger;
 pub mod manual;
 #[cfg(target_os = "linux")]
 pub mod mountinfo;
+pub mod pin;
 pub mod platform;
 pub mod prefetch;
 pub mod protect_args;

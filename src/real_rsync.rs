@@ -7,8 +7,18 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
+/// The system directories a restricted key's rsync is looked for in: never
+/// the `PATH` the ssh session brought.
+pub const SYSTEM_DIRS: &[&str] = &["/usr/bin", "/bin", "/usr/local/bin"];
+
 /// The real rsync for this config.
 pub fn find(cfg: &Config) -> Result<PathBuf> {
+    find_with(cfg, false)
+}
+
+/// [`find`]; `restricted`: looked for in [`SYSTEM_DIRS`] (unless
+/// `rsync_path` names it), not on `PATH`.
+pub fn find_with(cfg: &Config, restricted: bool) -> Result<PathBuf> {
     let me = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
     let is_me = |p: &Path| p.canonicalize().ok().is_some_and(|c| Some(&c) == me.as_ref());
     if let Some(p) = &cfg.rsync_path {
@@ -18,7 +28,10 @@ pub fn find(cfg: &Config) -> Result<PathBuf> {
         return Ok(p.clone());
     }
     let name = crate::host::rsync_file_name();
-    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = match restricted && cfg!(unix) {
+        true => std::env::join_paths(SYSTEM_DIRS).unwrap_or_default(),
+        false => std::env::var_os("PATH").unwrap_or_default(),
+    };
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file() && !is_me(p)).ok_or_else(|| Error::NotStarted {
         what: "rsync",
         path: name.into(),

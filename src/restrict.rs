@@ -996,7 +996,7 @@ fn native(arg: &OsStr, base: &Path) -> Result<PathBuf, Refusal> {
 }
 
 /// Requires `path`, resolved with `..` and symlinks, to lie within one of
-/// `roots` (each resolved too). A relative `path` is taken from the working
+/// `roots` (taken as they are on Linux: see [`root_path`]). A relative `path` is taken from the working
 /// directory. A path that does not exist is resolved by its longest existing
 /// ancestor; the missing rest must not hold `..`. An existing part that cannot
 /// be resolved (a dangling symlink, a loop, no permission) is refused.
@@ -1020,18 +1020,28 @@ pub fn confine(path: &Path, roots: &[PathBuf]) -> Result<(), Refusal> {
     }
     let real = resolve(&full).map_err(|why| Refusal::new(arg, why))?;
     let mut resolved_roots = Vec::new();
-    for root in roots {
-        if let Ok(r) = root.canonicalize() {
-            if real.starts_with(&r) {
-                return Ok(());
-            }
-            resolved_roots.push(r.display().to_string());
+    for r in roots.iter().filter_map(|r| root_path(r)) {
+        if real.starts_with(&r) {
+            return Ok(());
         }
+        resolved_roots.push(r.display().to_string());
     }
     if resolved_roots.is_empty() {
         return Err(Refusal::new(arg, "none of the allowed directories exists"));
     }
     Err(Refusal::new(arg, format!("resolves to {}, outside the allowed directories ({})", real.display(), resolved_roots.join(", "))))
+}
+
+/// An allowed directory as [`confine`] compares with it. On Linux it is a
+/// path [`crate::pin`] walked (or one inside a snapshot snaprsync made), with
+/// no symlink in it: it is never resolved again, so nothing changed on the
+/// filesystem since can redirect it. Elsewhere it is resolved here.
+fn root_path(root: &Path) -> Option<PathBuf> {
+    if cfg!(unix) {
+        Some(root.to_path_buf())
+    } else {
+        root.canonicalize().ok()
+    }
 }
 
 /// Whether resolving `full` (absolute), following each symlink the way the
@@ -1389,10 +1399,11 @@ mod tests {
         }
         assert!(confine(Path::new("/"), &roots).is_err());
         assert!(confine(Path::new(&w.p("allowed")), &[]).is_err());
-        assert!(confine(Path::new(&w.p("allowed")), &[w.dir.path().join("missing-root")]).unwrap_err().why.contains("exists"));
-        // A root named through a symlink counts as where it leads.
+        assert!(confine(Path::new(&w.p("allowed")), &[w.dir.path().join("missing-root")]).unwrap_err().why.contains("outside"));
+        // A root is taken as `crate::pin` walked it, never resolved again: a
+        // name through a symlink covers nothing of where it leads.
         std::os::unix::fs::symlink(w.dir.path().join("allowed"), w.dir.path().join("alias")).unwrap();
-        confine(Path::new(&w.p("allowed/sub")), &[w.dir.path().join("alias")]).unwrap();
+        assert!(confine(Path::new(&w.p("allowed/sub")), &[w.dir.path().join("alias")]).is_err());
         // A relative path is taken from the working directory.
         let cwd = std::env::current_dir().unwrap();
         confine(Path::new("src"), std::slice::from_ref(&cwd)).unwrap();

@@ -12,6 +12,7 @@ use crate::config::{Config, ProviderChoice};
 use crate::error::{Error, Result};
 use crate::guard::Exposed;
 use crate::lifecycle::{self, Task};
+use crate::pin::Pins;
 use crate::platform::{Confine, Exposing, Exposure, Launch, Platform, Processes, Volumes};
 use crate::protect_args;
 use crate::provider::SnapshotSet;
@@ -25,8 +26,11 @@ struct Request<'a> {
     /// The real rsync.
     rsync: PathBuf,
     inv: Invocation,
-    /// Restricted mode's policy, if this is a forced command.
+    /// Restricted mode's policy, if this is a forced command: the allowed
+    /// directories by the paths `pins` walked.
     policy: Option<restrict::Policy>,
+    /// Restricted mode's allowed directories, resolved once and held open.
+    pins: Option<Pins>,
     protected: Option<Protected>,
 }
 
@@ -43,9 +47,9 @@ impl Request<'_> {
 
     /// What a restricted rsync may reach.
     fn confine(&self) -> Option<Confine<'_>> {
-        self.policy.as_ref().map(|p| match self.inv.role {
-            Role::ServerReceiver => Confine { write: &p.allow_write, iconv: self.opts.allow_iconv, ..Confine::default() },
-            _ => Confine { read: &p.allow, iconv: self.opts.allow_iconv, ..Confine::default() },
+        self.pins.as_ref().map(|p| match self.inv.role {
+            Role::ServerReceiver => Confine { write: &p.write, iconv: self.opts.allow_iconv, ..Confine::default() },
+            _ => Confine { read: &p.read, iconv: self.opts.allow_iconv, ..Confine::default() },
         })
     }
 }
@@ -59,18 +63,21 @@ fn refuse(r: restrict::Refusal) -> Error {
 
 /// The rsync role: returns the exit status to leave with.
 pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
-    let policy = opts.restrict.then(|| restrict::Policy { allow: opts.allow.clone(), allow_write: opts.allow_write.clone() });
     let allowances = restrict::Allowances { allow_iconv: opts.allow_iconv };
-    let argv = match &policy {
-        None => argv,
-        Some(_) => {
+    let (argv, pins) = match opts.restrict {
+        false => (argv, None),
+        true => {
             let Some(cmd) = std::env::var_os("SSH_ORIGINAL_COMMAND") else {
                 return Err(restrict::Refused::NotForced.into());
             };
-            restrict::command_argv(cmd.as_encoded_bytes()).map_err(refuse)?
+            // The allowed directories are resolved here, once; everything
+            // after works from what this walk found.
+            let pins = crate::pin::pin_all(&opts.allow, &opts.allow_write).map_err(refuse)?;
+            (restrict::command_argv(cmd.as_encoded_bytes()).map_err(refuse)?, Some(pins))
         }
     };
-    let rsync = crate::real_rsync::find(cfg)?;
+    let policy = pins.as_ref().map(|p| restrict::Policy { allow: p.read_paths(), allow_write: p.write_paths() });
+    let rsync = crate::real_rsync::find_with(cfg, pins.is_some())?;
     Platform::reader(&rsync);
     let bad_args = |e: rsync_args::ArgError| match policy {
         Some(_) => Error::Refused(e.into()),
@@ -97,7 +104,7 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
         protected = Some(Protected { cmdline: argv, block, head });
         inv = merged;
     }
-    let req = Request { cfg, opts, rsync, inv, policy, protected };
+    let req = Request { cfg, opts, rsync, inv, policy, pins, protected };
     if req.policy.is_some() {
         if req.inv.role == Role::ServerReceiver {
             return push_confined(&req);
@@ -119,7 +126,8 @@ fn push_confined(req: &Request) -> Result<u8> {
     let confine = req.confine().unwrap_or_default();
     match Platform::expose_confined(req.cfg, None, &req.inv, &req.rsync, &confine)? {
         Some(mut exposure) => {
-            let argv = with_confine_root(&req.rsync, req.rsync_argv(exposure.argv())?, confine.write);
+            let write: Vec<PathBuf> = confine.write.iter().map(|p| p.path.clone()).collect();
+            let argv = with_confine_root(&req.rsync, req.rsync_argv(exposure.argv())?, &write);
             let status = exposure.run(&req.launch(argv));
             exposure.undo()?;
             status
@@ -165,7 +173,7 @@ fn with_confine_root(rsync: &Path, mut argv: Vec<OsString>, allowed: &[PathBuf])
     if crate::fault::active("without-confine-root") {
         return argv;
     }
-    let Ok(dir) = dir.canonicalize() else { return argv };
+    // `allowed` holds walked paths ([`crate::pin`]): no symlink to resolve.
     let knows = std::fs::read(rsync).is_ok_and(|b| b.windows(12).any(|w| w == b"confine-root"));
     if let (true, Some(at)) = (knows, argv.iter().position(|a| a == "--server")) {
         let mut opt = OsString::from("--confine-root=");

@@ -110,13 +110,14 @@ impl Exposure {
     }
 }
 
-/// What a restricted rsync may reach.
-#[derive(Debug, Clone, Default)]
+/// What a restricted rsync may reach: the allowed directories as they were
+/// resolved once ([`crate::pin`]), never by their configured text again.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Confine<'a> {
     /// Directories it reads, from the snapshot.
-    pub read: &'a [PathBuf],
+    pub read: &'a [crate::pin::Pin],
     /// Directories it writes to (a push).
-    pub write: &'a [PathBuf],
+    pub write: &'a [crate::pin::Pin],
     /// `--iconv` is allowed: the C library's charset converters are shown too.
     pub iconv: bool,
 }

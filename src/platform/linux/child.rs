@@ -11,8 +11,13 @@
 //!   namespace whose root is an empty read-only tmpfs holding only the allowed
 //!   snapshots (read-only), the allowed write directories, rsync and the files it
 //!   loads (read-only). Outside that, nothing exists for rsync, whatever a path,
-//!   filter rule, symlink or charset conversion asks for. rsync's own
-//!   `RSYNC_*` environment variables are cleared too.
+//!   filter rule, symlink or charset conversion asks for. Every mount source and
+//!   target is reached by file descriptor, no symlink followed: a write
+//!   directory must be the very one snaprsync pinned (the device and inode of
+//!   its hold, `/proc/PARENT/fd/N`), a snapshot's copy of an allowed directory must have its inode number, and
+//!   a target is made one component at a time inside the new root. Then rsync
+//!   loses every capability but what copying needs, gets a seccomp filter and
+//!   an environment of its own (`jail`).
 //!
 //! Failures end this process with snaprsync's own status (86: the confinement
 //! could not be built; 82: the program could not be started) and one stderr
@@ -44,15 +49,39 @@ pub struct Spec {
     pub args: Vec<OsString>,
 }
 
+/// A directory shown read-only in the confinement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    /// Where rsync sees it.
+    pub at: PathBuf,
+    /// What is shown there (a directory in a snapshot).
+    pub from: PathBuf,
+    /// The inode number `from` must have: that of the pinned allowed
+    /// directory, which a snapshot keeps; 0 for a nested volume's root.
+    pub ino: u64,
+}
+
+/// A directory rsync may write to: one snaprsync holds open, and which the
+/// child binds only if what its path leads to is that very directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Writable {
+    /// Where rsync sees it (its own path).
+    pub at: PathBuf,
+    /// snaprsync's descriptor of it, looked at by the child as `/proc/PARENT/fd/N`.
+    pub fd: i32,
+    /// Its inode number, checked again on the descriptor opened.
+    pub ino: u64,
+}
+
 /// rsync's whole world in restricted mode.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Confinement {
     /// An empty directory the new root is mounted on (private to the child).
     pub root: PathBuf,
-    /// (where rsync sees it, what is shown there): snapshot directories, read-only.
-    pub read: Vec<(PathBuf, PathBuf)>,
-    /// Directories rsync may write to, at their own paths.
-    pub write: Vec<PathBuf>,
+    /// Snapshot directories, read-only.
+    pub read: Vec<Shown>,
+    /// Directories rsync may write to, at their own paths (a push).
+    pub write: Vec<Writable>,
     /// Files rsync needs (itself, its libraries, the name databases), read-only,
     /// at their own paths.
     pub files: Vec<PathBuf>,
@@ -68,11 +97,11 @@ impl Spec {
         let mut a: Vec<OsString> = vec!["--parent".into(), self.parent.to_string().into()];
         if let Some(c) = &self.confine {
             a.extend(["--root".into(), c.root.clone().into(), "--cwd".into(), c.cwd.clone().into()]);
-            for (at, from) in &c.read {
-                a.extend(["--read".into(), at.clone().into(), from.clone().into()]);
+            for r in &c.read {
+                a.extend(["--read".into(), r.at.clone().into(), r.from.clone().into(), r.ino.to_string().into()]);
             }
             for w in &c.write {
-                a.extend(["--write".into(), w.clone().into()]);
+                a.extend(["--write".into(), w.at.clone().into(), w.fd.to_string().into(), w.ino.to_string().into()]);
             }
             for f in &c.files {
                 a.extend(["--file".into(), f.clone().into()]);
@@ -109,8 +138,15 @@ impl Spec {
                     c.root = next("--root")?.into();
                 }
                 Some("--cwd") => c.cwd = next("--cwd")?.into(),
-                Some("--read") => c.read.push((next("--read")?.into(), next("--read")?.into())),
-                Some("--write") => c.write.push(next("--write")?.into()),
+                Some("--read") => {
+                    let (at, from) = (next("--read")?.into(), next("--read")?.into());
+                    c.read.push(Shown { at, from, ino: number(&next("--read")?)? });
+                }
+                Some("--write") => {
+                    let at = next("--write")?.into();
+                    let fd = number(&next("--write")?)?;
+                    c.write.push(Writable { at, fd, ino: number(&next("--write")?)? });
+                }
                 Some("--file") => c.files.push(next("--file")?.into()),
                 Some("--device") => {
                     let device = next("--device")?.into();
@@ -129,6 +165,10 @@ impl Spec {
     }
 }
 
+fn number<T: std::str::FromStr>(w: &OsString) -> Result<T, String> {
+    w.to_str().and_then(|w| w.parse().ok()).ok_or_else(|| format!("{WORD}: not a number: {}", w.to_string_lossy()))
+}
+
 /// The child's whole life: returns only on failure, with the status to end with.
 pub fn main(args: &[OsString]) -> u8 {
     let spec = match Spec::parse(args) {
@@ -143,14 +183,18 @@ pub fn main(args: &[OsString]) -> u8 {
         // snaprsync died before the signal was set: rsync must not start.
         return fail(status::INTERNAL, "snaprsync ended before the program started");
     }
+    let mut command = std::process::Command::new(&spec.program);
+    command.args(&spec.args);
     if let Some(c) = &spec.confine {
-        if let Err(e) = confine(c) {
+        if let Err(e) = confine(c, spec.parent) {
             return fail(status::EXPOSE, &format!("cannot confine rsync: {e}; nothing was read"));
         }
+        // Nothing of the ssh session's environment (LD_*, LC_*, RSYNC_*).
+        command.env_clear().envs(super::jail::environment());
     } else {
         reenter_cwd();
     }
-    let err = std::process::Command::new(&spec.program).args(&spec.args).exec();
+    let err = command.exec();
     fail(status::RSYNC_MISSING, &format!("cannot start {}: {err}", spec.program.display()))
 }
 
@@ -175,14 +219,30 @@ fn fail(code: u8, msg: &str) -> u8 {
 fn open_exact(path: &Path, follow_last: bool) -> Result<OwnedFd, String> {
     let mut how = OpenHow::new().flags(OFlag::O_PATH | OFlag::O_CLOEXEC);
     if !follow_last {
-        how = how.flags(OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW).resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+        how = how
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     }
     openat2(nix::fcntl::AT_FDCWD, path, how).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// `path` inside `root`; `..` and `.` never appear in what is mounted.
-fn inside(root: &Path, path: &Path) -> Result<PathBuf, String> {
-    let mut out = root.to_path_buf();
+/// The inode number of what `fd` refers to, required to be `ino` and a directory.
+fn same_dir(fd: &OwnedFd, ino: u64, what: &Path, pinned: &Path) -> Result<(), String> {
+    let st = nix::sys::stat::fstat(fd).map_err(|e| format!("{}: {e}", what.display()))?;
+    let dir = nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT == nix::sys::stat::SFlag::S_IFDIR;
+    if !dir || st.st_ino != ino {
+        return Err(format!(
+            "{} is not the allowed directory {} that was resolved when the key was used (it was replaced since)",
+            what.display(),
+            pinned.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The plain components of an absolute path; `..` never appears in what is mounted.
+fn plain(path: &Path) -> Result<Vec<&std::ffi::OsStr>, String> {
+    let mut out = Vec::new();
     for c in path.components() {
         match c {
             Component::RootDir | Component::CurDir => {}
@@ -193,16 +253,98 @@ fn inside(root: &Path, path: &Path) -> Result<PathBuf, String> {
     Ok(out)
 }
 
-fn bind(fd: &OwnedFd, target: &Path, flags: MsFlags) -> Result<(), String> {
-    let src = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    mount(Some(src.as_str()), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(|e| format!("mounting on {}: {e}", target.display()))?;
-    mount(None::<&str>, target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None::<&str>)
-        .map_err(|e| format!("making {} {flags:?}: {e}", target.display()))
+/// A mount target inside the new root: the directory it is in, its name
+/// there, and the target itself, each held open.
+struct Place {
+    parent: OwnedFd,
+    name: OsString,
+    fd: OwnedFd,
 }
 
-/// Builds rsync's world (see the module header) and makes it this process's root.
-fn confine(c: &Confinement) -> Result<(), String> {
+const DIR_PATH: OFlag = OFlag::O_PATH.union(OFlag::O_NOFOLLOW).union(OFlag::O_DIRECTORY).union(OFlag::O_CLOEXEC);
+
+/// The directory `name` in `dir`, made if missing; a symlink there (a
+/// snapshot mounted earlier may hold one) is never followed but refused.
+fn step(dir: &OwnedFd, name: &std::ffi::OsStr, whole: &Path) -> Result<OwnedFd, String> {
+    use nix::errno::Errno;
+    use nix::sys::stat::Mode;
+    let open = || nix::fcntl::openat(dir, name, DIR_PATH, Mode::empty());
+    let opened = match open() {
+        Err(Errno::ENOENT) => match nix::sys::stat::mkdirat(dir, name, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => open(),
+            Err(e) => Err(e),
+        },
+        r => r,
+    };
+    opened.map_err(|e| match e {
+        Errno::ENOTDIR | Errno::ELOOP => {
+            format!("{}: a symlink or a file where a directory of rsync's root goes; nothing is mounted through it", whole.display())
+        }
+        e => format!("{}: {e}", whole.display()),
+    })
+}
+
+/// The directory `at` inside the new root, made one component at a time.
+fn dir_in(root: &OwnedFd, at: &Path) -> Result<Place, String> {
+    let parts = plain(at)?;
+    let Some((last, above)) = parts.split_last() else {
+        return Err("an allowed directory of / would be shown as the whole root; allow the directories below it".into());
+    };
+    let mut parent = root.try_clone().map_err(|e| format!("{e}"))?;
+    for name in above {
+        parent = step(&parent, name, at)?;
+    }
+    let fd = step(&parent, last, at)?;
+    Ok(Place { parent, name: (*last).to_owned(), fd })
+}
+
+/// The file `at` inside the new root, made empty if missing. `None` where a
+/// snapshot already shown there holds a symlink: that stays as it is.
+fn file_in(root: &OwnedFd, at: &Path) -> Result<Option<Place>, String> {
+    use nix::errno::Errno;
+    use nix::sys::stat::{Mode, SFlag};
+    let (Some(dir), Some(name)) = (at.parent(), at.file_name()) else {
+        return Err(format!("{}: not a file path", at.display()));
+    };
+    let parent = if dir == Path::new("/") { root.try_clone().map_err(|e| format!("{e}"))? } else { dir_in(root, dir)?.fd };
+    match nix::sys::stat::fstatat(&parent, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK => return Ok(None),
+        Ok(_) => {}
+        Err(Errno::ENOENT) => {
+            let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            drop(nix::fcntl::openat(&parent, name, flags, Mode::from_bits_truncate(0o644)).map_err(|e| format!("{}: {e}", at.display()))?);
+        }
+        Err(e) => return Err(format!("{}: {e}", at.display())),
+    }
+    let fd = nix::fcntl::openat(&parent, name, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| format!("{}: {e}", at.display()))?;
+    Ok(Some(Place { parent, name: name.to_owned(), fd }))
+}
+
+fn proc_fd(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// Binds `src` onto `place`, both by descriptor, then sets `flags` on the new
+/// mount (reached by its name in its parent, which now leads to it).
+fn bind(src: &OwnedFd, place: &Place, flags: MsFlags) -> Result<(), String> {
+    let target = proc_fd(&place.fd);
+    mount(Some(proc_fd(src).as_str()), target.as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(|e| format!("mounting on {}: {e}", place.name.to_string_lossy()))?;
+    let top = nix::fcntl::openat(
+        &place.parent,
+        place.name.as_os_str(),
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("{}: {e}", place.name.to_string_lossy()))?;
+    mount(None::<&str>, proc_fd(&top).as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None::<&str>)
+        .map_err(|e| format!("making {} {flags:?}: {e}", place.name.to_string_lossy()))
+}
+
+/// Builds rsync's world (see the module header) and makes it this process's
+/// root; `parent` is snaprsync, which holds the write directories open.
+fn confine(c: &Confinement, parent: u32) -> Result<(), String> {
     unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
         .map_err(|e| format!("making mounts private: {e}"))?;
@@ -213,70 +355,73 @@ fn confine(c: &Confinement) -> Result<(), String> {
     }
     // Everything is opened before the new root hides anything.
     let mut read: Vec<(&PathBuf, OwnedFd)> = Vec::new();
-    for (at, from) in &c.read {
-        read.push((at, open_exact(from, false)?));
+    for r in &c.read {
+        let fd = open_exact(&r.from, false)?;
+        if r.ino != 0 {
+            same_dir(&fd, r.ino, &r.from, &r.at)?;
+        }
+        read.push((&r.at, fd));
     }
-    let write = c.write.iter().map(|w| Ok((w, open_exact(w, false)?))).collect::<Result<Vec<_>, String>>()?;
+    let mut write = Vec::new();
+    for w in &c.write {
+        // The directory snaprsync pinned, not whatever its path names now. A
+        // mount can only be bound from this namespace's own copy of it, so it
+        // is opened here (no symlink followed) and must be the very directory
+        // snaprsync holds: same device, same inode.
+        let held = PathBuf::from(format!("/proc/{parent}/fd/{}", w.fd));
+        let pinned =
+            nix::sys::stat::stat(&held).map_err(|e| format!("{} (snaprsync's hold on {}): {e}", held.display(), w.at.display()))?;
+        let fd = open_exact(&w.at, false)?;
+        same_dir(&fd, w.ino, &w.at, &w.at)?;
+        let here = nix::sys::stat::fstat(&fd).map_err(|e| format!("{}: {e}", w.at.display()))?;
+        if (here.st_dev, here.st_ino) != (pinned.st_dev, pinned.st_ino) || pinned.st_ino != w.ino {
+            return Err(format!("{} is not the directory that was resolved when the key was used (it was replaced since)", w.at.display()));
+        }
+        write.push((&w.at, fd));
+    }
     // Files are named as rsync and the loader name them (`/lib64/ld-linux...`
     // may be a symlink): the name is kept, the file it leads to is shown.
     let files = c.files.iter().map(|f| Ok((f, open_exact(f, true)?))).collect::<Result<Vec<_>, String>>()?;
     let root = &c.root;
     mount(Some("tmpfs"), root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755,size=1m,nr_inodes=4096"))
         .map_err(|e| format!("mounting a tmpfs on {}: {e}", root.display()))?;
+    let root_fd = nix::fcntl::open(root, DIR_PATH, nix::sys::stat::Mode::empty()).map_err(|e| format!("{}: {e}", root.display()))?;
     let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     // Nothing is shown at the root itself: the tmpfs must stay the top mount
     // there, or what is created and remounted below would be the host's.
-    if c.read.iter().map(|(at, _)| at).chain(&c.write).any(|p| inside(root, p).is_ok_and(|t| &t == root)) {
+    if read.iter().map(|(at, _)| *at).chain(write.iter().map(|(at, _)| *at)).any(|p| plain(p).is_ok_and(|v| v.is_empty())) {
         return Err("an allowed directory of / would be shown as the whole root; allow the directories below it".into());
     }
     // Parents before children: a nested snapshot is mounted inside its parent's.
     read.sort_by_key(|(at, _)| at.components().count());
     for (at, fd) in &read {
-        let target = inside(root, at)?;
-        std::fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
-        bind(fd, &target, ro)?;
+        bind(fd, &dir_in(&root_fd, at)?, ro)?;
     }
-    for (w, fd) in &write {
-        let target = inside(root, w)?;
-        std::fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
-        bind(fd, &target, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?;
+    for (at, fd) in &write {
+        bind(fd, &dir_in(&root_fd, at)?, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?;
     }
     for (f, fd) in &files {
-        let target = inside(root, f)?;
-        if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        if std::fs::symlink_metadata(&target).is_err() {
-            std::fs::File::create(&target).map_err(|e| format!("{}: {e}", target.display()))?;
-        }
         // Not nodev: /dev/null is a device, and the list holds no other.
-        bind(fd, &target, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID)?;
+        if let Some(place) = file_in(&root_fd, f)? {
+            bind(fd, &place, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID)?;
+        }
     }
     // rsync resolves relative paths from here, as on the host; an empty
     // directory where the host's is not shown.
-    let cwd = inside(root, &c.cwd)?;
-    let _ = std::fs::create_dir_all(&cwd);
+    let _ = dir_in(&root_fd, &c.cwd);
     // MS_BIND: this mount alone, never the filesystem beneath it.
-    mount(None::<&str>, root, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro, None::<&str>)
+    mount(None::<&str>, proc_fd(&root_fd).as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | ro, None::<&str>)
         .map_err(|e| format!("making the new root read-only: {e}"))?;
     // The new root over the old one, and the old one detached: nothing of the
     // host's tree stays reachable, not even through `..` or /proc.
-    std::env::set_current_dir(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    nix::unistd::fchdir(&root_fd).map_err(|e| format!("{}: {e}", root.display()))?;
     nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detaching the old root: {e}"))?;
     std::env::set_current_dir("/").map_err(|e| format!("/: {e}"))?;
     if std::env::set_current_dir(&c.cwd).is_err() {
         log_cwd(&c.cwd);
     }
-    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
-    // rsync reads settings from RSYNC_* variables (RSYNC_MAX_ALLOC=0 lifts its
-    // allocation cap); a key's session must not set them through sshd.
-    for (name, _) in std::env::vars_os() {
-        if name.as_encoded_bytes().starts_with(b"RSYNC_") {
-            std::env::remove_var(&name);
-        }
-    }
-    Ok(())
+    super::jail::apply(!c.write.is_empty())
 }
 
 /// Pure: what rsync sees of the snapshots in restricted mode, as (where, what):
@@ -330,8 +475,8 @@ mod tests {
         let confined = Spec {
             confine: Some(Confinement {
                 root: "/var/lib/snaprsync/root".into(),
-                read: vec![("/srv/a b".into(), "/srv/.snaprsync/s-0/a b".into())],
-                write: vec!["/in".into()],
+                read: vec![Shown { at: "/srv/a b".into(), from: "/srv/.snaprsync/s-0/a b".into(), ino: 257 }],
+                write: vec![Writable { at: "/in".into(), fd: 7, ino: 300 }],
                 files: vec!["/usr/bin/rsync".into(), "/etc/passwd".into()],
                 cwd: "/root".into(),
                 devices: vec![(
@@ -398,9 +543,9 @@ mod tests {
     }
 
     #[test]
-    fn inside_keeps_paths_plain() {
-        assert_eq!(inside(Path::new("/r"), Path::new("/srv/x")).unwrap(), PathBuf::from("/r/srv/x"));
-        assert_eq!(inside(Path::new("/r"), Path::new("/")).unwrap(), PathBuf::from("/r"));
-        assert!(inside(Path::new("/r"), Path::new("/srv/../etc")).is_err());
+    fn mounted_paths_are_plain() {
+        assert_eq!(plain(Path::new("/srv/x")).unwrap(), ["srv", "x"]);
+        assert!(plain(Path::new("/")).unwrap().is_empty());
+        assert!(plain(Path::new("/srv/../etc")).is_err());
     }
 }

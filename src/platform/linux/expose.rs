@@ -3,6 +3,7 @@
 //! into the snapshot; exec refuses that origin, having no paths to rewrite), or
 //! in restricted mode a root of rsync's own (`child`).
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -99,9 +100,10 @@ impl Exposing for Platform {
         rsync: &Path,
         confine: &Confine,
     ) -> Result<Option<Exposure>> {
-        // Allowed directories by their real paths: the snapshot paths are real.
-        let real = |dirs: &[PathBuf]| dirs.iter().filter_map(|d| d.canonicalize().ok()).collect::<Vec<_>>();
-        if real(confine.read).iter().chain(&real(confine.write)).any(|d| d == Path::new("/")) {
+        // The allowed directories as they were walked once (`crate::pin`):
+        // paths with no symlink in them, held open.
+        let read: Vec<PathBuf> = confine.read.iter().map(|p| p.path.clone()).collect();
+        if confine.read.iter().chain(confine.write).any(|p| p.path == Path::new("/")) {
             // The confined root would be the host's root: nothing confined.
             return Err(Error::Usage(
                 "restricted mode cannot confine rsync to / (--snap-allow=/ or --snap-allow-write=/); allow the directories below it".into(),
@@ -111,8 +113,17 @@ impl Exposing for Platform {
         let root = state.join("confine-root");
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&root).map_err(|e| Error::io(&root, e))?;
         let mut files = vec![rsync.to_owned()];
-        let mut shown: Vec<(PathBuf, PathBuf)> = set.map(|s| child::read_map(s, &real(confine.read))).unwrap_or_default();
-        match Cmd::new("ldd").arg(rsync).run() {
+        // Each allowed directory's copy in the snapshot must be that directory: same inode number.
+        let ino = |at: &Path| confine.read.iter().find(|p| p.path == at).map_or(0, |p| p.ino);
+        let mut shown: Vec<child::Shown> = set
+            .map(|s| child::read_map(s, &read))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(at, from)| child::Shown { ino: ino(&at), at, from })
+            .collect();
+        // `ldd` from the system's directories, with none of the session's
+        // environment: LD_LIBRARY_PATH would change what it lists.
+        match Cmd::system("ldd").arg(rsync).run() {
             Ok(out) => {
                 let libs = child::ldd_paths(&out);
                 if confine.iconv {
@@ -123,7 +134,7 @@ impl Exposing for Platform {
                         .and_then(|l| l.parent())
                         .map(|d| d.join("gconv"));
                     if let Some(g) = gconv.filter(|g| g.is_dir()).and_then(|g| g.canonicalize().ok()) {
-                        shown.push((g.clone(), g));
+                        shown.push(child::Shown { at: g.clone(), from: g, ino: 0 });
                     }
                 }
                 files.extend(libs);
@@ -142,10 +153,11 @@ impl Exposing for Platform {
                 files.push(f.into());
             }
         }
+        let write = confine.write.iter().map(|p| child::Writable { at: p.path.clone(), fd: p.fd.as_raw_fd(), ino: p.ino }).collect();
         let confinement = child::Confinement {
             root,
             read: shown,
-            write: real(confine.write),
+            write,
             files,
             cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
             devices: set

@@ -12,6 +12,7 @@ mod choose;
 mod diagnose;
 mod expose;
 mod feed;
+mod jail;
 mod ns;
 mod plan;
 mod supervise;
