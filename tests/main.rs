@@ -14,6 +14,7 @@
 mod support;
 
 mod cli;
+mod confine_attacks;
 mod doctor;
 mod e2e;
 mod exec;

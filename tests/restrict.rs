@@ -605,12 +605,23 @@ fn the_confined_root_holds_only_what_rsync_needs() {
         let null = std::fs::File::open(root.join("dev/null"));
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
         assert!(!String::from_utf8_lossy(&environ).contains("RSYNC_MAX_ALLOC"), "{name}: RSYNC_* reached rsync");
+        // The environment is built, not inherited: these three, nothing the session sent.
+        let names: Vec<String> =
+            environ.split(|&b| b == 0).filter(|v| !v.is_empty()).map(|v| String::from_utf8_lossy(v).split('=').next().unwrap_or("").to_owned()).collect();
+        // rsync's powers as the kernel holds them: only what copying needs, and a seccomp filter.
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |k: &str| status.lines().find(|l| l.starts_with(k)).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("").to_owned();
+        let powers = ["CapEff:", "CapPrm:", "CapBnd:", "CapInh:", "CapAmb:", "Seccomp:", "NoNewPrivs:"].map(field);
         let _ = client.kill();
         let _ = client.wait();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !rsyncs_of(&w.rig.config).is_empty() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        assert_eq!(names, ["HOME", "LANG", "PATH"], "{name}: rsync's environment");
+        // A pull: CAP_DAC_READ_SEARCH; a push: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, MKNOD.
+        let caps = if name == "pull" { "0000000000000004" } else { "000000000800001b" };
+        assert_eq!(powers, [caps, caps, caps, "0000000000000000", "0000000000000000", "2", "1"], "{name}: rsync's powers\n{status}");
         assert!(!seen.is_empty(), "{name}: rsync's root could not be listed");
         assert!(null.is_ok(), "{name}: /dev/null cannot be opened in rsync's root: {null:?}");
         let allowed_dir = if name == "pull" { w.src() } else { inbox.clone() };

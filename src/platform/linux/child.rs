@@ -542,6 +542,31 @@ mod tests {
         assert!(ldd_paths("\tnot a dynamic executable\n").is_empty());
     }
 
+    /// A mount target is made inside the new root one component at a time:
+    /// a symlink on the way (one a snapshot shown earlier holds) is refused,
+    /// never followed, and nothing is made where it leads.
+    #[test]
+    fn targets_never_follow_a_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let (root, outside) = (d.path().join("root"), d.path().join("outside"));
+        std::fs::create_dir_all(root.join("shown")).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("shown/link")).unwrap();
+        std::os::unix::fs::symlink("../..", root.join("shown/up")).unwrap();
+        let fd = nix::fcntl::open(&root, DIR_PATH, nix::sys::stat::Mode::empty()).unwrap();
+        for at in ["/shown/link/x", "/shown/link", "/shown/up/outside/y"] {
+            let err = dir_in(&fd, Path::new(at)).err().unwrap_or_else(|| panic!("{at}: a symlink was followed"));
+            assert!(err.contains("a symlink"), "{at}: {err}");
+        }
+        assert!(file_in(&fd, Path::new("/shown/link/passwd")).is_err());
+        // A symlink where a file goes stays as it is: nothing is bound over or through it.
+        assert!(file_in(&fd, Path::new("/shown/link")).unwrap().is_none());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "something was made through the symlink");
+        // Plain targets are made.
+        assert!(dir_in(&fd, Path::new("/srv/new/dir")).is_ok() && root.join("srv/new/dir").is_dir());
+        assert!(file_in(&fd, Path::new("/etc/passwd")).unwrap().is_some() && root.join("etc/passwd").is_file());
+    }
+
     #[test]
     fn mounted_paths_are_plain() {
         assert_eq!(plain(Path::new("/srv/x")).unwrap(), ["srv", "x"]);
