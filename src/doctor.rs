@@ -586,6 +586,11 @@ pub fn authorized_keys_line(line: &str) -> Finding {
             "create them, or fix the --snap-allow paths",
         );
     }
+    // The same walk a use of the key makes: a symlink in a path, a directory
+    // above one that others can change, read and write inside each other.
+    if let Err(r) = crate::pin::pin_all(&opts.allow, &opts.allow_write) {
+        return fail(format!("restricted mode would refuse it: {r}"), "fix the --snap-allow paths as the line says");
+    }
     if let Some(c) = &opts.config {
         if let Err(e) = Config::load(c, true) {
             return fail(format!("its --snap-config: {e}"), "fix that file");
@@ -647,10 +652,23 @@ mod tests {
         let slashed = |p: &Path| p.display().to_string().replace('\\', "/");
         let (d, exe) = (slashed(dir.path()), PathBuf::from(slashed(&exe)));
         let line = |cmd: &str, opts: &str| format!("command=\"{cmd}\"{opts} {key}");
-        let good = authorized_keys_line(&line(&format!("{} --snap-restrict --snap-allow={d}", exe.display()), ",restrict"));
+        // Only root may change what lies above an allowed directory: a system
+        // directory passes that for any user running the test.
+        let g = if cfg!(unix) { "/usr/share".to_owned() } else { d.clone() };
+        let good = authorized_keys_line(&line(&format!("{} --snap-restrict --snap-allow={g}", exe.display()), ",restrict"));
         assert_eq!(good.level, Level::Ok, "{good}");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("/usr/share", dir.path().join("link")).unwrap();
         let cases = [
-            (line(&format!("{} --snap-restrict --snap-allow={d}", exe.display()), ""), Level::Warn, "restrict"),
+            (line(&format!("{} --snap-restrict --snap-allow={g}", exe.display()), ""), Level::Warn, "restrict"),
+            #[cfg(unix)]
+            (line(&format!("{} --snap-restrict --snap-allow={d}/link", exe.display()), ",restrict"), Level::Fail, "would refuse"),
+            #[cfg(unix)]
+            (
+                line(&format!("{} --snap-restrict --snap-allow=/usr/share/doc --snap-allow-write=/usr/share", exe.display()), ",restrict"),
+                Level::Fail,
+                "lies inside",
+            ),
             (key.to_owned(), Level::Fail, "no command"),
             (line("/usr/bin/rsync --server", ",restrict"), Level::Fail, "not snaprsync"),
             (line(&format!("{} --snap-allow={d}", exe.display()), ",restrict"), Level::Fail, "only apply with --snap-restrict"),

@@ -65,7 +65,10 @@ fn assert_nothing_leaked(what: &str, dest: &Path, rig: &Rig) {
 
 /// Runs `script` in `dir` as the unprivileged user.
 fn as_user(dir: &Path, script: &str) {
-    cmd("setpriv").args([&format!("--reuid={USER}"), &format!("--regid={USER}"), "--clear-groups", "sh", "-c", script]).current_dir(dir).ok();
+    cmd("setpriv")
+        .args([&format!("--reuid={USER}"), &format!("--regid={USER}"), "--clear-groups", "sh", "-c", script])
+        .current_dir(dir)
+        .ok();
 }
 
 fn chown_user(p: &Path) {
@@ -178,7 +181,9 @@ fn code_inside_the_confined_rsync_holds_no_power() {
     cmd("cc").arg("-O").arg("-o").arg(&probe).arg(&source).ok();
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let config = write_config(work.path(), "on_snapshot_failure = \"fail\"\n");
-    let text = std::fs::read_to_string(&config).unwrap().replace("rsync_path = \"/usr/bin/rsync\"", &format!("rsync_path = \"{}\"", probe.display()));
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("rsync_path = \"/usr/bin/rsync\"", &format!("rsync_path = \"{}\"", probe.display()));
     std::fs::write(&config, text).unwrap();
     let k = ForcedKey::new(
         rig.sshd(),
@@ -195,7 +200,10 @@ fn code_inside_the_confined_rsync_holds_no_power() {
     assert!(lines.iter().filter(|l| l.starts_with("probe call ")).count() >= 30, "{lines:#?}");
     let caps = lines.iter().find(|l| l.starts_with("probe caps ")).unwrap_or_else(|| panic!("{lines:#?}"));
     // CAP_DAC_READ_SEARCH (bit 2) alone, in the effective, permitted and bounding sets.
-    assert_eq!(*caps, "probe caps eff=0000000000000004 prm=0000000000000004 inh=0000000000000000 bnd=0000000000000004 amb=0000000000000000");
+    assert_eq!(
+        *caps,
+        "probe caps eff=0000000000000004 prm=0000000000000004 inh=0000000000000000 bnd=0000000000000004 amb=0000000000000000"
+    );
     assert!(lines.contains(&"probe seccomp 2") && lines.contains(&"probe no_new_privs 1"), "{lines:#?}");
     assert!(lines.contains(&"probe env HOME LANG PATH"), "the environment was inherited: {lines:#?}");
     rig.fs.assert_no_snapshot_left();

@@ -606,8 +606,11 @@ fn the_confined_root_holds_only_what_rsync_needs() {
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
         assert!(!String::from_utf8_lossy(&environ).contains("RSYNC_MAX_ALLOC"), "{name}: RSYNC_* reached rsync");
         // The environment is built, not inherited: these three, nothing the session sent.
-        let names: Vec<String> =
-            environ.split(|&b| b == 0).filter(|v| !v.is_empty()).map(|v| String::from_utf8_lossy(v).split('=').next().unwrap_or("").to_owned()).collect();
+        let names: Vec<String> = environ
+            .split(|&b| b == 0)
+            .filter(|v| !v.is_empty())
+            .map(|v| String::from_utf8_lossy(v).split('=').next().unwrap_or("").to_owned())
+            .collect();
         // rsync's powers as the kernel holds them: only what copying needs, and a seccomp filter.
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let field = |k: &str| status.lines().find(|l| l.starts_with(k)).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("").to_owned();
