@@ -90,7 +90,7 @@ fn a_key_cannot_redirect_its_own_read_directory() {
     let k = key(&rig, "rt-self", &format!("--snap-allow={} --snap-allow-write={}", public.display(), inbox.display()));
     let local = rig.dest("attack");
     std::fs::create_dir(&local).unwrap();
-    std::os::unix::fs::symlink(&mnt, local.join("pub")).unwrap();
+    std::os::unix::fs::symlink(mnt, local.join("pub")).unwrap();
     let push = k.rsync(&["-rl", "--force", &format!("{}/", local.display()), &format!("{}/", k.remote(&inbox))]);
     assert!(std::fs::symlink_metadata(&public).unwrap().is_dir(), "the push replaced the read directory\n{}", push.report());
     for (n, src) in [("the read directory", format!("{}/", public.display())), ("the filesystem's root", format!("{}/", mnt.display()))] {
