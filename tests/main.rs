@@ -21,6 +21,7 @@ mod faults;
 mod guest_lab;
 mod logs;
 mod lvm;
+mod monitor;
 mod prefetch;
 mod protect_args;
 mod restrict;
