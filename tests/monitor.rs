@@ -395,3 +395,40 @@ fn the_boot_units_command_removes_what_a_killed_backup_left_and_records_it() {
     assert_eq!(s, 2, "the last run was killed: {line}");
     assert!(line.contains("last run was killed at "), "{line}");
 }
+
+#[test]
+fn a_run_killed_while_it_writes_the_history_leaves_the_history_whole() {
+    let rig = world("snapshot_removal = \"wait\"\n", 0);
+    for i in 0..3 {
+        assert_eq!(backup(&rig, &rig.src(), &rig.dest(&format!("d{i}"))).code(), Some(0));
+    }
+    let history = rig.work.path().join("state/history.jsonl");
+    let before = fs::read(&history).unwrap();
+    // The next run stops with its new history written to the temporary file,
+    // just before the rename, and is killed there.
+    let gate = rig.work.path().join("gate");
+    let mut child = snap(&rig)
+        .env("SNAPRSYNC_FAULT", format!("history-before-rename:hold={}", gate.display()))
+        .arg("-a")
+        .arg(format!("{}/", rig.src().display()))
+        .arg(rig.dest("killed"))
+        .spawn();
+    let held = rig.work.path().join("gate.held");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !held.exists() {
+        assert!(Instant::now() < deadline, "the run never reached the rename\n{}", rig.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let tmp = rig.work.path().join("state/.history.jsonl.tmp");
+    assert_eq!(fs::read_to_string(&tmp).unwrap().lines().count(), 4, "the new history is in the temporary file");
+    cmd("kill").arg("-KILL").arg(child.id().to_string()).ok();
+    child.wait().unwrap();
+    assert_eq!(fs::read(&history).unwrap(), before, "the history is the old one, byte for byte");
+    assert_eq!(history_json(&rig, &[]).len(), 3);
+    // The next run writes over the stale temporary file.
+    assert_eq!(backup(&rig, &rig.src(), &rig.dest("after")).code(), Some(0));
+    let rs = history_json(&rig, &[]);
+    assert_eq!(rs.len(), 4, "{rs:?}");
+    assert!(rs.iter().all(|r| r["outcome"] == "consistent"), "{rs:?}");
+    assert!(!tmp.exists());
+}
