@@ -432,3 +432,36 @@ fn a_run_killed_while_it_writes_the_history_leaves_the_history_whole() {
     assert!(rs.iter().all(|r| r["outcome"] == "consistent"), "{rs:?}");
     assert!(!tmp.exists());
 }
+
+#[test]
+fn exec_runs_are_recorded_with_commands_status_and_warnings() {
+    let rig = world("snapshot_removal = \"wait\"\npre_snapshot = [\"/bin/false\"]\nhook_failure = \"warn\"\n", 0);
+    let src = rig.src().display().to_string();
+    for (command, want) in [("true", 0), ("false", 1)] {
+        let out = snap(&rig).args(["exec", &src, "--", command]).run();
+        assert_eq!(out.code(), Some(want), "{}", out.report());
+    }
+    let rs = history_json(&rig, &[]);
+    assert_eq!(rs.len(), 2, "{rs:?}");
+    for (r, (status, outcome)) in rs.iter().zip([(0, "consistent"), (1, "failed")]) {
+        assert_fields(r);
+        assert_eq!(
+            (&r["role"], &r["sources"], &r["exposure"]),
+            (&Value::from("exec"), &serde_json::json!([src]), &Value::from("namespace")),
+            "{r}"
+        );
+        assert_eq!(
+            (&r["program_status"], &r["status"], &r["outcome"], &r["removal"]),
+            (&Value::from(status), &Value::from(status), &Value::from(outcome), &Value::from("ok")),
+            "{r}"
+        );
+        let w = r["warnings"].as_array().unwrap();
+        assert!(w.len() == 1 && w[0].as_str().unwrap().contains("pre_snapshot"), "the failed hook is the run's warning: {r}");
+    }
+    // The good exec run warned (its hook failed): a warning, not OK.
+    let out = snap(&rig).args(["exec", &src, "--", "true"]).run();
+    assert_eq!(out.code(), Some(0));
+    let (s, line) = check(&rig, &[&src]);
+    assert_eq!(s, 1, "{line}");
+    assert!(line.contains(&format!("{src}: last run warned: pre_snapshot")), "{line}");
+}
