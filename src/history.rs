@@ -18,8 +18,9 @@
 //!   file or the new one, never a torn one; a line that is not a record (a
 //!   disk error, a hand edit) is skipped and counted, never fatal.
 //!
-//! Failing to write the history costs no backup: it is logged at warn, and the
-//! run's status is unchanged.
+//! Failing to write the history costs no backup: it is logged at info (in the
+//! system log, not on stderr: a state_dir that cannot be written already fails
+//! the run with its own one line), and the run's status is unchanged.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -359,7 +360,7 @@ impl Recorder {
             None => rs.push(rec),
         };
         if let Err(e) = self.history.update(self.keep, put) {
-            log::warn!("run history: {e}");
+            log::info!("run history: {e}");
         }
         if let Some(m) = &self.metrics {
             crate::metrics::write_after_run(m, &self.history);
@@ -421,7 +422,7 @@ pub fn killed(cfg: &Config, dead: &[crate::journal::Entry]) {
         records.sort_by(|a, b| a.start.cmp(&b.start));
     });
     if let Err(e) = result {
-        log::warn!("run history: {e}");
+        log::info!("run history: {e}");
     }
 }
 
