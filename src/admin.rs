@@ -81,10 +81,10 @@ fn list(cfg: &Config) -> Result<()> {
 /// Removes what dead runs left (snapshots and journal entries).
 fn cleanup(cfg: &Config, dry_run: bool) -> Result<u8> {
     let mut provider = Platform::sweep_provider(cfg)?;
-    let report = sweep::sweep(&journal_of(cfg), provider.as_mut(), dry_run);
     if !dry_run {
-        crate::history::killed(cfg, &report.dead_entries);
+        crate::history::killed(cfg, &journal_of(cfg));
     }
+    let report = sweep::sweep(&journal_of(cfg), provider.as_mut(), dry_run);
     let verb = if dry_run { "would remove" } else { "removed" };
     for l in &report.stale {
         println!("{verb} {}", l.path.display());

@@ -379,21 +379,25 @@ impl Drop for Recorder {
     }
 }
 
-/// Records the runs whose journal entries a sweep dropped as `killed`,
-/// unless they recorded themselves (a run whose removal failed leaves its
-/// entry too). A dry run changes nothing.
-pub fn killed(cfg: &Config, dead: &[crate::journal::Entry]) {
+/// Records the runs of `journal` whose owner is dead as `killed`, unless they
+/// recorded themselves (a run whose removal failed leaves its entry too) or
+/// are recorded already. Called just before the sweep drops those entries: a
+/// kill in between leaves the entry for the next sweep, so no dead run is
+/// ever lost.
+pub fn killed(cfg: &Config, journal: &crate::journal::Journal) {
+    let dead: Vec<crate::journal::Entry> = journal.read().0.into_iter().filter(|e| !e.owner_alive()).collect();
     if dead.is_empty() {
         return;
     }
     let swept = time_text(SystemTime::now());
     let result = History::of(cfg).update(cfg.history_size as usize, |records| {
-        for e in dead {
+        for e in &dead {
             if let Some(r) = records.iter_mut().find(|r| r.stamp == e.stamp) {
-                // It recorded itself; its leftover is gone now.
-                if r.removal == "failed" || r.removal == "background" {
+                // It recorded itself (or was recorded by an earlier sweep).
+                let note = format!("a later run's sweep found what it left ({swept})");
+                if r.outcome != Outcome::Killed && !r.warnings.iter().any(|w| w.starts_with("a later run's sweep")) {
                     r.warnings.truncate(MAX_WARNINGS - 1);
-                    r.warnings.push(format!("its snapshots were removed by the sweep of a later run ({swept})"));
+                    r.warnings.push(note);
                 }
                 continue;
             }
@@ -414,7 +418,7 @@ pub fn killed(cfg: &Config, dead: &[crate::journal::Entry]) {
                 status: None,
                 removal: "swept".into(),
                 outcome: Outcome::Killed,
-                warnings: vec![format!("the run (pid {}) died without ending; a later sweep removed what it left ({swept})", e.pid)],
+                warnings: vec![format!("the run (pid {}) died without ending; a later run's sweep found it ({swept})", e.pid)],
                 error: None,
             });
         }
@@ -536,8 +540,14 @@ mod tests {
         let mut dead = crate::journal::Entry::for_this_run("snaprsync-20260101T010000Z-p1", "btrfs", &["/srv".into()]);
         dead.created = "2026-01-01T01:00:00Z".into();
         let recorded = crate::journal::Entry::for_this_run("snaprsync-20260101T000000Z-p2", "btrfs", &["/home".into()]);
-        killed(&cfg, &[dead.clone(), recorded]);
-        killed(&cfg, &[dead]);
+        let journal = crate::journal::Journal::new(d.path());
+        dead.pid = 4_000_000; // no such process
+        journal.write(&dead).unwrap();
+        let mut recorded = recorded;
+        recorded.pid = 4_000_000;
+        journal.write(&recorded).unwrap();
+        killed(&cfg, &journal);
+        killed(&cfg, &journal);
         let (rs, _) = h.read().unwrap();
         assert_eq!(rs.len(), 2, "{rs:?}");
         let k = &rs[1];
@@ -547,7 +557,7 @@ mod tests {
             ("2026-01-01T01:00:00.000Z", &["/srv".to_owned()][..], Some("btrfs"))
         );
         assert_eq!(rs[0].outcome, Outcome::Failed, "its own record stands");
-        assert!(rs[0].warnings.last().unwrap().contains("removed by the sweep"), "{:?}", rs[0].warnings);
+        assert_eq!(rs[0].warnings.iter().filter(|w| w.contains("a later run's sweep found")).count(), 1, "{:?}", rs[0].warnings);
     }
 
     #[test]

@@ -465,3 +465,58 @@ fn exec_runs_are_recorded_with_commands_status_and_warnings() {
     assert_eq!(s, 1, "{line}");
     assert!(line.contains(&format!("{src}: last run warned: pre_snapshot")), "{line}");
 }
+
+/// kill -9 at random points of many runs: the history stays whole (every line
+/// a record), each run appears at most once, and every run that left its
+/// journal entry (and so its snapshot) behind is recorded as `killed` once a
+/// later run has swept it.
+#[test]
+fn kill_9_at_random_points_never_tears_the_history() {
+    let rig = world("", 2);
+    let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    eprintln!("seed {seed}");
+    let mut rng = seed;
+    let mut below = |n: u64| {
+        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (rng >> 33) % n
+    };
+    let mut left_entry = Vec::new();
+    let mut pids = Vec::new();
+    for t in 0..12 {
+        let mut child = slow_backup(&rig, &format!("k{t}"));
+        std::thread::sleep(Duration::from_millis(below(1500)));
+        cmd("kill").arg("-KILL").arg(child.id().to_string()).run();
+        child.wait().unwrap();
+        pids.push(child.id());
+        // Its journal entry: what the next sweep turns into a `killed` record.
+        let entry = rig
+            .work
+            .path()
+            .join("state")
+            .read_dir()
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(&format!("-p{}.toml", child.id())));
+        if entry {
+            left_entry.push(child.id());
+        }
+        // Every other trial, a run in between sweeps (and records) what the last left.
+        if t % 2 == 1 {
+            assert_eq!(backup(&rig, &rig.src(), &rig.dest(&format!("g{t}"))).code(), Some(0));
+        }
+    }
+    assert_eq!(backup(&rig, &rig.src(), &rig.dest("last")).code(), Some(0));
+    rig.fs.assert_no_snapshot_left();
+    let text = fs::read_to_string(rig.work.path().join("state/history.jsonl")).unwrap();
+    let rs: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a torn line ({e}): {l}"))).collect();
+    for pid in &pids {
+        let mine: Vec<&Value> = rs.iter().filter(|r| is_stamp_of(&r["stamp"], Some(*pid))).collect();
+        assert!(mine.len() <= 1, "pid {pid} recorded twice: {mine:?}");
+        if left_entry.contains(pid) {
+            assert!(mine.len() == 1 && mine[0]["outcome"] == "killed", "pid {pid} left its journal entry: {mine:?}");
+        }
+    }
+    let killed = rs.iter().filter(|r| r["outcome"] == "killed").count();
+    eprintln!("{} kills, {} left their journal entry, {killed} recorded killed, {} records", pids.len(), left_entry.len(), rs.len());
+    assert!(left_entry.len() >= 5, "too few kills landed while a journal entry existed to prove anything: {}", left_entry.len());
+}
