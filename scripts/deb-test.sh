@@ -5,7 +5,8 @@
 # rsync's remote-shell protocol) and runs its doctor, renders both man pages
 # with man -l and no warning, completes `snaprsync cl` to `cleanup` in bash
 # (and in fish; zsh reads its file), then removes and purges the package and
-# checks that nothing is left. A second install shows that purging keeps a
+# checks that nothing is left (the boot-time cleanup unit is installed, enabled,
+# verified and its command run, then disabled). A second install shows that purging keeps a
 # state directory that still holds a run record.
 #
 # A /var/lib/snaprsync that exists beforehand is moved aside for the test and
@@ -54,6 +55,17 @@ for f in /usr/bin/snaprsync /usr/share/man/man1/snaprsync.1.gz /usr/share/man/ma
 done
 [ "$(stat -c '%a %U' "$state")" = "700 root" ] || fail "$state is $(stat -c '%a %U' "$state"), not 700 root"
 ok "installed: $(wc -l <<<"$files") files, $state 0700"
+
+# The boot-time cleanup unit: installed, enabled, valid, and its command runs.
+unit=/lib/systemd/system/snaprsync-cleanup.service
+wants=/etc/systemd/system/multi-user.target.wants/snaprsync-cleanup.service
+grep -qx "$unit" <<<"$files" || fail "$unit is not installed"
+[ "$(readlink "$wants")" = "$unit" ] || fail "the package did not enable snaprsync-cleanup.service ($wants: $(readlink "$wants"))"
+systemd-analyze verify "$unit" >"$work/verify.txt" 2>&1 || fail "systemd-analyze verify $unit: $(cat "$work/verify.txt")"
+[ ! -s "$work/verify.txt" ] || fail "systemd-analyze verify $unit warned: $(cat "$work/verify.txt")"
+exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
+$exec_start >"$work/boot-cleanup.txt" 2>&1 || fail "the unit's command $exec_start failed: $(cat "$work/boot-cleanup.txt")"
+ok "snaprsync-cleanup.service installed, enabled, verified; $exec_start ran"
 
 version=$(/usr/bin/snaprsync version)
 grep -q '^snaprsync ' <<<"$version" && grep -q '^rsync  *version' <<<"$version" || fail "snaprsync version printed: $version"
@@ -117,7 +129,9 @@ umount "$work/mnt"
 dpkg -r snaprsync >/dev/null
 [ ! -e /usr/bin/snaprsync ] || fail "dpkg -r left /usr/bin/snaprsync"
 [ -d "$state" ] || fail "dpkg -r removed $state; only a purge may"
+printf '{"stamp":"snaprsync-x"}\n' >"$state/history.jsonl"
 dpkg -P snaprsync >/dev/null
+[ ! -e "$wants" ] || fail "purge left $wants"
 ! dpkg-query -W -f='${Status}' snaprsync 2>/dev/null | grep -q 'ok' || fail "dpkg still knows snaprsync"
 while read -r f; do
   [ ! -e "$f" ] || fail "purge left $f"

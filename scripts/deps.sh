@@ -4,13 +4,17 @@
 #   scripts/deps.sh --tests   plus the real servers the test suites drive,
 #                             rustfmt and clippy, and what the Debian
 #                             package's test needs (dpkg-dev for cargo-deb,
-#                             man-db, the shells it completes in)
+#                             man-db, the shells it completes in), systemd
+#                             and prometheus for their checkers
 set -euo pipefail
 # libclang-dev: the btrfs ioctl crate generates its kernel bindings at build time.
 pkgs=(rsync btrfs-progs util-linux procps libclang-dev)
 if [ "${1:-}" = --tests ]; then
   pkgs+=(openssh-server openssh-client dirvish rsnapshot backuppc g++ tar restic borgbackup sqlite3)
   pkgs+=(dpkg-dev man-db bash-completion zsh fish)
+  # systemd-analyze checks the boot-time cleanup unit; promtool (in Debian's
+  # prometheus) checks the metrics file.
+  pkgs+=(systemd prometheus)
   # rustfmt and clippy of the toolchain in use: rustup's components, or the
   # Debian packages that go with cargo-web.
   if command -v rustup >/dev/null; then

@@ -1,5 +1,6 @@
 //! Admin subcommands (`list`, `cleanup`, `help`, `version`, the internal
-//! `__remove-run` and `__doc`; `doctor` is its own module): the only code that
+//! `__remove-run` and `__doc`; `doctor` is its own module, `history` and
+//! `check` are `monitor`'s): the only code that
 //! prints to stdout, since they never run in the rsync role.
 #![allow(clippy::print_stdout)]
 
@@ -20,6 +21,8 @@ pub fn run(cfg: &Config, cmd: Admin) -> Result<u8> {
         Admin::List => list(cfg)?,
         Admin::Cleanup { dry_run } => return cleanup(cfg, dry_run),
         Admin::Selftest(args) => return selftest(cfg, &args),
+        Admin::History(words) => return crate::monitor::history(cfg, &words),
+        Admin::Check(words) => return Ok(crate::monitor::check(cfg, &words)),
         Admin::RemoveRun(stamp) => {
             let mut provider = Platform::sweep_provider(cfg)?;
             sweep::remove_run(&journal_of(cfg), provider.as_mut(), &stamp)?;
@@ -78,6 +81,9 @@ fn list(cfg: &Config) -> Result<()> {
 /// Removes what dead runs left (snapshots and journal entries).
 fn cleanup(cfg: &Config, dry_run: bool) -> Result<u8> {
     let mut provider = Platform::sweep_provider(cfg)?;
+    if !dry_run {
+        crate::history::killed(cfg, &journal_of(cfg));
+    }
     let report = sweep::sweep(&journal_of(cfg), provider.as_mut(), dry_run);
     let verb = if dry_run { "would remove" } else { "removed" };
     for l in &report.stale {

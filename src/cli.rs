@@ -28,6 +28,10 @@ pub enum Admin {
     Selftest(Vec<OsString>),
     /// `doctor [--authorized-keys-line=LINE] [PATH...]`: checks this client's set-up.
     Doctor(Doctor),
+    /// `history [--json] [--since=WHEN] [PATH...]`: the run history (its words, read by `monitor`).
+    History(Vec<OsString>),
+    /// `check [--max-age=DURATION] [PATH...]`: a Nagios/Icinga check (its words, read by `monitor`).
+    Check(Vec<OsString>),
     /// `__remove-run STAMP`: removes one finished run's snapshots and record;
     /// started detached by that run (not for people).
     RemoveRun(String),
@@ -172,6 +176,21 @@ pub const COMMANDS: &[CommandDoc] = &[
         about: "snapshot every filesystem that holds a PATH, show each snapshot at its original path, run COMMAND there \
                 (stdio its own), remove everything, and exit with COMMAND's status",
     },
+    CommandDoc {
+        name: "history",
+        args: "[--json] [--since=WHEN] [PATH...]",
+        options: &["--json", "--since="],
+        about: "print the run history, one line per run (with `--json`: JSON lines), those since WHEN (`24h`, `2026-12-01`), \
+                those that read a PATH",
+    },
+    CommandDoc {
+        name: "check",
+        args: "[--max-age=DURATION] [PATH...]",
+        options: &["--max-age="],
+        about: "a Nagios/Icinga check of the run history: CRITICAL when a PATH's last run failed or it had no consistent run \
+                within DURATION (default 25h), WARNING for a live run, a warning or leftovers; one line, then performance data; \
+                status 0, 1, 2 or 3",
+    },
     CommandDoc { name: "help", args: "", options: &[], about: "print a short usage" },
     CommandDoc {
         name: "version",
@@ -311,6 +330,8 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
         Some("help") if rest.len() == 1 => Mode::Admin(Admin::Help),
         Some("version") if rest.len() == 1 => Mode::Admin(Admin::Version),
         Some("selftest") => Mode::Admin(Admin::Selftest(rest[1..].to_vec())),
+        Some("history") => Mode::Admin(Admin::History(rest[1..].to_vec())),
+        Some("check") => Mode::Admin(Admin::Check(rest[1..].to_vec())),
         Some(EXEC) => Mode::Exec(exec(&rest[1..])?),
         Some("doctor") => Mode::Admin(Admin::Doctor(doctor_args(&rest[1..])?)),
         Some(REMOVE_RUN) if rest.len() == 2 => match rest[1].to_str() {

@@ -279,6 +279,10 @@ pub struct Config {
     /// Where run records live (crash recovery). Default `/var/lib/snaprsync`
     /// (Windows: `%ProgramData%\snaprsync\state`).
     pub state_dir: Option<PathBuf>,
+    /// How many run records `state_dir`'s history keeps (the last ones). Default 1000.
+    pub history_size: u32,
+    /// A Prometheus textfile rewritten after each run. Default: none.
+    pub metrics_file: Option<PathBuf>,
     /// Windows: `drive-letter` (default) or `device-path`.
     pub expose: Expose,
     /// Windows: letters `expose = "drive-letter"` may use, tried in order. Default `"RSTUVWXYZ"`.
@@ -328,6 +332,8 @@ impl Default for Config {
             log_level: LogLevel::Info,
             btrfs_snapshot_dir: ".snaprsync".into(),
             state_dir: Some(crate::host::default_state_dir()),
+            history_size: 1000,
+            metrics_file: None,
             snapshot_removal: Removal::Background,
             prefetch: Prefetch::Auto,
             prefetch_threads: 0,
@@ -432,6 +438,21 @@ pub const KEYS: &[Key] = &[
         "how many prefetch threads; 0 is one per core and one more (they run at the lowest priority)",
     ),
     key("state_dir", "a directory path, as a quoted string", "where runs are recorded before they snapshot, for crash recovery"),
+    key(
+        "history_size",
+        "a whole number from 1 to 100000, such as 1000",
+        "how many records of finished runs `state_dir`'s history keeps, the last ones (`snaprsync history`, `snaprsync check`)",
+    ),
+    Key {
+        unset: "none",
+        example: "\"/var/lib/prometheus/node-exporter/snaprsync.prom\"",
+        ..key(
+            "metrics_file",
+            "an absolute file path, as a quoted string",
+            "a Prometheus textfile (for node_exporter's textfile collector) rewritten after each run: per source the last \
+             run's and the last consistent run's times, durations and statuses, and the leftovers",
+        )
+    },
     Key {
         os: Os::Windows,
         ..key(
@@ -647,6 +668,12 @@ impl Config {
         }
         if self.hook_timeout == 0 {
             return Some(("hook_timeout", "must be at least 1"));
+        }
+        if !(1..=100_000).contains(&self.history_size) {
+            return Some(("history_size", "out of range"));
+        }
+        if self.metrics_file.as_ref().is_some_and(|p| !p.is_absolute() || p.file_name().is_none()) {
+            return Some(("metrics_file", "not an absolute file path"));
         }
         None
     }

@@ -15,7 +15,7 @@ use crate::cli::{Exec, Options};
 use crate::config::{Config, ProviderChoice};
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, Task};
-use crate::platform::{Exposing, Exposure, Launch, Place, Platform, Processes, Volumes};
+use crate::platform::{Exposing, Exposure, Launch, Place, Platform, Volumes};
 use crate::provider::SnapshotSet;
 
 /// Runs `exec`; returns COMMAND's exit status.
@@ -35,7 +35,7 @@ pub fn run(cfg: &Config, opts: &Options, exec: Exec) -> Result<u8> {
     let task = ExecTask { command: exec.command, sources };
     if cfg.provider == ProviderChoice::None {
         log::info!("provider = \"none\": running the command on the live files");
-        return Platform::run_unchanged(&task.launch_live());
+        return lifecycle::run_live(cfg, "exec", &task.sources, "provider = \"none\"", &task.launch_live());
     }
     lifecycle::run(cfg, opts, &task.sources, &task)
 }
@@ -68,6 +68,10 @@ impl Task for ExecTask {
 
     fn live(&self) -> Option<Result<Launch>> {
         Some(Ok(self.launch_live()))
+    }
+
+    fn role(&self) -> &'static str {
+        "exec"
     }
 }
 

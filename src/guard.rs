@@ -35,6 +35,7 @@ impl Snapshotted {
     pub fn create(cfg: &Config, sources: &[PathBuf]) -> Result<Snapshotted> {
         let mut provider = Platform::provider(cfg, sources)?;
         let journal = Journal::new(&cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir));
+        crate::history::killed(cfg, &journal);
         let swept = sweep::sweep(&journal, provider.as_mut(), false);
         if !swept.stale.is_empty() {
             log::info!("sweep: removed {} snapshot(s) that earlier runs left", swept.stale.len());

@@ -18,12 +18,15 @@ pub mod error;
 pub mod exec;
 pub mod fault;
 pub mod guard;
+pub mod history;
 pub mod hook;
 pub mod host;
 pub mod journal;
 pub mod lifecycle;
 pub mod logger;
 pub mod manual;
+pub mod metrics;
+pub mod monitor;
 #[cfg(target_os = "linux")]
 pub mod mountinfo;
 pub mod pin;

@@ -1,7 +1,7 @@
 //! The one lifecycle of a snapshot run, shared by the rsync role and `exec`:
 //! signals held → hooks around the snapshot set's creation → exposure →
 //! checks → the program runs → the snapshots are verified → everything is
-//! removed → one summary line. The rsync role is one [`Task`] (`run.rs`),
+//! removed → one summary line, and one record in the run history (`history`). The rsync role is one [`Task`] (`run.rs`),
 //! exec another (`exec.rs`): a task says how the set is shown, what program
 //! runs there with which argv, and whether it may read the live files instead
 //! when no snapshot can be made.
@@ -13,6 +13,7 @@ use crate::cli::Options;
 use crate::config::{Config, OnSnapshotFailure};
 use crate::error::{Error, Result};
 use crate::guard::{Exposed, Snapshotted};
+use crate::history::Recorder;
 use crate::platform::{Exposure, Launch, Platform, Processes};
 use crate::provider::SnapshotSet;
 
@@ -33,11 +34,43 @@ pub trait Task {
     /// The program to run on the live files when no snapshot can be made and
     /// `on_snapshot_failure = "live"`; `None` where that is never allowed.
     fn live(&self) -> Option<Result<Launch>>;
+
+    /// What the run history calls this kind of run: `rsync` or `exec`.
+    fn role(&self) -> &'static str {
+        "rsync"
+    }
+}
+
+/// Runs `launch` on the live files for `reason` (no snapshot), and records
+/// the run in the history: the runs that never reach [`run`].
+pub fn run_live(cfg: &Config, role: &str, sources: &[PathBuf], reason: &str, launch: &Launch) -> Result<u8> {
+    let mut rec = Recorder::start(cfg, role, sources);
+    let result = live(&mut rec, None, reason, launch);
+    rec.finish(&result);
+    result
+}
+
+fn live(rec: &mut Recorder, provider: Option<&str>, reason: &str, launch: &Launch) -> Result<u8> {
+    rec.live(provider, reason);
+    // On Linux the process becomes the program here: what is known is written now.
+    rec.handover();
+    let ran = Instant::now();
+    let status = Platform::run_unchanged(launch);
+    rec.ran("live", ran.elapsed(), status.as_ref().ok().copied());
+    status
 }
 
 /// Snapshots `sources` (absolute, existing), runs `task`'s program on the
 /// snapshot, removes everything, and returns the program's exit status.
 pub fn run(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task) -> Result<u8> {
+    // Every way out of the run is recorded (a panic by the recorder's Drop).
+    let mut rec = Recorder::start(cfg, task.role(), sources);
+    let result = recorded(cfg, opts, sources, task, &mut rec);
+    rec.finish(&result);
+    result
+}
+
+fn recorded(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task, rec: &mut Recorder) -> Result<u8> {
     Platform::hold_signals()?;
     // Tests change the tree here: after the checks, before the snapshot.
     crate::fault::point("after-check");
@@ -48,7 +81,7 @@ pub fn run(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task) -
         Err(e) if e.is_snapshot_failure() && cfg.on_snapshot_failure == OnSnapshotFailure::Live => match task.live() {
             Some(launch) => {
                 log::warn!("{e}; on_snapshot_failure = \"live\": backing up the LIVE files, not a snapshot");
-                return Platform::run_unchanged(&launch?);
+                return live(rec, None, &e.to_string(), &launch?);
             }
             None => return Err(e),
         },
@@ -56,6 +89,7 @@ pub fn run(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task) -
     };
     let created = started.elapsed();
     let snapshot_ms = exposed.made_in().as_millis() as u64;
+    rec.created(exposed.provider_name(), exposed.set().volumes.len(), created);
     crate::fault::point("after-create");
     task.check(&exposed)?;
     if let Some(sig) = Platform::pending_signal() {
@@ -76,12 +110,14 @@ pub fn run(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task) -
     // rsync is done with the snapshot: so is the prefetch.
     drop(prefetch);
     let ran = ran.elapsed();
+    rec.ran(method, ran, status.as_ref().ok().copied());
     crate::fault::point("after-rsync");
     // Checked before removal, also when the program failed: a torn copy must not pass.
     let whole = exposed.verify();
     let removing = Instant::now();
     let removed = exposed.finish(cfg.snapshot_removal, opts);
     let removed_in = removing.elapsed();
+    rec.removed(removal_word(cfg, &removed), removed_in);
     let what = launch.what;
     // One line per run for the system log; its pairs are fields of their own in the journal.
     let sources_text = sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",");
@@ -117,6 +153,20 @@ pub fn run(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task) -
         return Err(e);
     }
     status
+}
+
+/// The history's word for a removal: `background` while this run's journal
+/// entry is still there (the detached remover drops it when it is done).
+fn removal_word(cfg: &Config, removed: &Result<()>) -> &'static str {
+    if removed.is_err() {
+        return "failed";
+    }
+    let journal = crate::journal::Journal::new(&cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir));
+    if journal.read().0.iter().any(|e| e.stamp == crate::journal::run_stamp()) {
+        "background"
+    } else {
+        "ok"
+    }
 }
 
 /// Starts the metadata prefetch of what the program will read in `set`, where

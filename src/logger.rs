@@ -88,6 +88,9 @@ impl Log for Logger {
         let fields: Vec<(String, String)> = fields.0.into_iter().map(|(k, v)| (k, one_line(&v).into_owned())).collect();
         let text = render(&record.args().to_string(), &fields);
         let msg = one_line(&text);
+        if level <= Level::Warn {
+            crate::history::note_warning(&msg);
+        }
         if level <= Level::Warn || (self.stderr_all && level <= self.level) {
             // Best effort: a closed stderr must not stop the backup.
             let _ = writeln!(std::io::stderr(), "snaprsync: {msg}");

@@ -114,7 +114,13 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
     }
     if !req.inv.reads_local_files() || cfg.provider == ProviderChoice::None {
         log::debug!("nothing to snapshot ({:?}); running {} unchanged", req.inv.role, req.rsync.display());
-        return Platform::run_unchanged(&req.launch(req.rsync_argv(&req.inv.args)?));
+        let launch = req.launch(req.rsync_argv(&req.inv.args)?);
+        if req.inv.reads_local_files() {
+            // A backup all the same: the history says it read the live files.
+            let sources: Vec<PathBuf> = req.inv.sources().map(|a| Platform::source_path(a).unwrap_or_else(|| a.into())).collect();
+            return lifecycle::run_live(cfg, "rsync", &sources, "provider = \"none\"", &launch);
+        }
+        return Platform::run_unchanged(&launch);
     }
     snapshot_and_run(&req)
 }
@@ -230,7 +236,8 @@ fn snapshot_and_run(req: &Request) -> Result<u8> {
             return Err(e);
         }
         log::warn!("{e}; on_snapshot_failure = \"live\": backing up the LIVE files, not a snapshot");
-        return Platform::run_unchanged(&req.launch(req.rsync_argv(&inv.args)?));
+        let sources: Vec<PathBuf> = inv.sources().map(|a| Platform::source_path(a).unwrap_or_else(|| a.into())).collect();
+        return lifecycle::run_live(req.cfg, "rsync", &sources, &e.to_string(), &req.launch(req.rsync_argv(&inv.args)?));
     }
     // Aligned with inv.sources(); a source that does not exist is left to rsync.
     let sources: Vec<PathBuf> = inv.sources().map(|a| Platform::source_path(a).unwrap_or_else(|| PathBuf::from(a))).collect();
@@ -246,7 +253,8 @@ fn snapshot_and_run(req: &Request) -> Result<u8> {
         }
     }
     if existing.is_empty() {
-        return Platform::run_unchanged(&req.launch(req.rsync_argv(&inv.args)?));
+        let launch = req.launch(req.rsync_argv(&inv.args)?);
+        return lifecycle::run_live(req.cfg, "rsync", &sources, "no source exists here (rsync says which)", &launch);
     }
     lifecycle::run(req.cfg, req.opts, &existing, &RsyncTask { req, sources })
 }

@@ -62,6 +62,11 @@ fn local_pull(w: &Rig, config: &Path) -> Cmd {
     ))
 }
 
+/// How many run records (journal entries) `state` holds; the run history beside them is no record.
+fn journal_entries(state: &Path) -> usize {
+    fs::read_dir(state).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".toml")).count()
+}
+
 /// Exactly one line on stderr, naming `what`.
 fn one_line_naming(stderr: &str, what: &str) {
     let lines: Vec<&str> = stderr.lines().collect();
@@ -279,7 +284,7 @@ fn not_root_gives_a_clear_snapshot_error_and_leaves_nothing() {
     out.expect_code(81).expect_stdout_empty();
     one_line_naming(&out.stderr, "root");
     w.fs.assert_no_snapshot_left();
-    assert!(!state.exists() || fs::read_dir(&state).unwrap().next().is_none(), "journal left behind");
+    assert!(!state.exists() || journal_entries(&state) == 0, "journal left behind");
 }
 
 #[test]
@@ -294,7 +299,7 @@ fn read_only_snapshot_location_gives_a_clear_error_and_leaves_nothing() {
     out.expect_code(81).expect_stdout_empty();
     one_line_naming(&out.stderr, ".snaprsync");
     w.fs.assert_no_snapshot_left();
-    assert_eq!(fs::read_dir(&state).unwrap().count(), 0, "journal left behind");
+    assert_eq!(journal_entries(&state), 0, "journal left behind");
     cmd("btrfs").args(["property", "set"]).arg(&dir).args(["ro", "false"]).ok();
 }
 
@@ -339,7 +344,7 @@ fn failed_removal_keeps_rsyncs_status_and_the_next_run_sweeps_it() {
     out.expect_code(0).expect_stdout_empty();
     assert!(out.stderr.contains("could not remove snapshot"), "{}", out.report());
     assert_eq!(w.fs.leftover_snapshots().len(), 1);
-    assert_eq!(fs::read_dir(&state).unwrap().count(), 1, "the leftover stays in the journal");
+    assert_eq!(journal_entries(&state), 1, "the leftover stays in the journal");
 
     // `list` shows it with a dead owner; the next run sweeps it.
     cmd("btrfs").args(["property", "set"]).arg(&dir).args(["ro", "false"]).ok();
@@ -351,10 +356,10 @@ fn failed_removal_keeps_rsyncs_status_and_the_next_run_sweeps_it() {
     w.fs.assert_no_snapshot_left();
     // The background removal drops the run's own record right after its snapshot.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while fs::read_dir(&state).unwrap().count() > 0 && Instant::now() < deadline {
+    while journal_entries(&state) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(fs::read_dir(&state).unwrap().count(), 0);
+    assert_eq!(journal_entries(&state), 0);
     assert!(fs::read_to_string(&log).unwrap().contains("sweep: removed"));
 }
 

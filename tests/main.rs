@@ -22,6 +22,7 @@ mod faults;
 mod guest_lab;
 mod logs;
 mod lvm;
+mod monitor;
 mod prefetch;
 mod protect_args;
 mod restrict;

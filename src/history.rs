@@ -1,0 +1,571 @@
+//! The run history: one record per run (rsync role and exec) in
+//! `state_dir/history.jsonl`, so that what happened on an unattended night can
+//! be asked later (`snaprsync history`, `snaprsync check`, the metrics file).
+//!
+//! - A record holds the run's stamp, start and end, sources, provider and
+//!   exposure (or `live` and why), the create, program and remove times, the
+//!   program's status and snaprsync's own, the removal's outcome, and every
+//!   warning or error the run logged.
+//! - Every run that reaches the lifecycle (its sources are known) adds one:
+//!   [`Recorder`] is made at the start and writes its record on every way out,
+//!   a panic included (from `Drop`). A run killed outright (kill -9, a power
+//!   cut) cannot: the next sweep that drops its journal entry records it as
+//!   `killed` ([`killed`]).
+//! - The file holds the last `history_size` records (JSON lines, oldest
+//!   first). It is only ever replaced whole, under a lock (concurrent runs
+//!   each add theirs): read, append, keep the last N, write a temporary
+//!   file, fsync, rename over, fsync the directory. A crash leaves the old
+//!   file or the new one, never a torn one; a line that is not a record (a
+//!   disk error, a hand edit) is skipped and counted, never fatal.
+//!
+//! Failing to write the history costs no backup: it is logged at info (in the
+//! system log, not on stderr: a state_dir that cannot be written already fails
+//! the run with its own one line), and the run's status is unchanged.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// The history's file in `state_dir`.
+pub const FILE: &str = "history.jsonl";
+/// Taken (exclusively) while the history is replaced.
+pub const LOCK: &str = "history.lock";
+/// What the new history is written to before it is renamed over [`FILE`].
+pub const TEMP: &str = ".history.jsonl.tmp";
+
+/// The most warnings one record keeps, and the most characters of each.
+const MAX_WARNINGS: usize = 20;
+const MAX_WARNING_CHARS: usize = 500;
+
+/// What a run came to, in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// A snapshot was read, the program ended with 0 or 24 (files vanished),
+    /// snaprsync added no failure of its own, and the removal went (or was
+    /// handed to the background remover).
+    Consistent,
+    /// The program read the live files (`provider = "none"`, or the
+    /// `on_snapshot_failure = "live"` fallback).
+    Live,
+    /// Anything else: no snapshot, the program failed, the snapshot
+    /// overflowed, the removal failed.
+    Failed,
+    /// The run died without a word (kill -9, a power cut); its sweep says so.
+    Killed,
+}
+
+impl Outcome {
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Consistent => "consistent",
+            Outcome::Live => "live",
+            Outcome::Failed => "failed",
+            Outcome::Killed => "killed",
+        }
+    }
+}
+
+/// One run. Times are UTC, RFC 3339 with milliseconds; durations in ms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The run's stamp (the prefix of its snapshot names).
+    pub stamp: String,
+    /// `rsync` (the rsync role) or `exec`.
+    pub role: String,
+    pub start: String,
+    /// None for a killed run.
+    pub end: Option<String>,
+    /// The source paths (absolute; a name that is not UTF-8 shown lossily).
+    pub sources: Vec<String>,
+    /// The provider that made the snapshots; None where none was chosen.
+    pub provider: Option<String>,
+    /// How the program saw the files: `namespace`, `rewrite`, `confined`,
+    /// `drive-letter`, `device-path`, or `live`; None where it never ran.
+    pub exposure: Option<String>,
+    /// Why the run read the live files, when `exposure` is `live`.
+    pub live_reason: Option<String>,
+    /// How many snapshots the set held.
+    pub snapshots: u32,
+    pub create_ms: Option<u64>,
+    /// How long rsync (or COMMAND) ran.
+    pub program_ms: Option<u64>,
+    pub remove_ms: Option<u64>,
+    /// rsync's (or COMMAND's) exit status; None where it did not run, or
+    /// where snaprsync became it (a live run on Linux execs it: the backup
+    /// server's report has its status).
+    pub program_status: Option<u8>,
+    /// The status snaprsync exited with: the program's, or its own
+    /// (README "Exit statuses"); None for a killed run, and where
+    /// `program_status` is None because snaprsync became the program.
+    pub status: Option<u8>,
+    /// `ok`, `background` (handed to the detached remover), `failed`, `none`
+    /// (nothing was made), or `swept` (a killed run's, by the sweep).
+    pub removal: String,
+    pub outcome: Outcome,
+    /// The run's warnings and errors, as logged (a failed VSS writer, a hook
+    /// with `hook_failure = "warn"`, a removal that failed, ...).
+    pub warnings: Vec<String>,
+    /// The error that ended the run, if one did.
+    pub error: Option<String>,
+}
+
+impl Record {
+    pub fn start_time(&self) -> Option<SystemTime> {
+        humantime::parse_rfc3339(&self.start).ok()
+    }
+
+    pub fn end_time(&self) -> Option<SystemTime> {
+        self.end.as_deref().and_then(|e| humantime::parse_rfc3339(e).ok())
+    }
+
+    /// Whether this run read `path`: one of its sources is `path` or holds it.
+    pub fn covers(&self, path: &Path) -> bool {
+        self.sources.iter().any(|s| path.starts_with(s))
+    }
+
+    /// The outcome of a run that got this far (not killed): see [`Outcome`].
+    fn judge(&self) -> Outcome {
+        if self.exposure.as_deref() == Some("live") {
+            return Outcome::Live;
+        }
+        let program_ok = matches!(self.program_status, Some(0 | 24)) && self.status == self.program_status;
+        let removed = matches!(self.removal.as_str(), "ok" | "background");
+        if self.snapshots > 0 && self.exposure.is_some() && program_ok && removed {
+            Outcome::Consistent
+        } else {
+            Outcome::Failed
+        }
+    }
+}
+
+/// A time as the history writes it.
+pub fn time_text(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// The history in `dir` (`state_dir`).
+pub struct History {
+    dir: PathBuf,
+}
+
+impl History {
+    pub fn new(dir: &Path) -> History {
+        History { dir: dir.to_owned() }
+    }
+
+    /// The history of `cfg`'s `state_dir`.
+    pub fn of(cfg: &Config) -> History {
+        History::new(&cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE)
+    }
+
+    /// Every record, oldest first, and how many lines were not records. A
+    /// missing file is an empty history.
+    pub fn read(&self) -> Result<(Vec<Record>, usize)> {
+        let path = self.path();
+        let text = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        Ok(parse(&text))
+    }
+
+    /// Changes the history under the lock: `change` gets every record, the
+    /// last `keep` of what it leaves are written back, atomically.
+    pub fn update(&self, keep: usize, change: impl FnOnce(&mut Vec<Record>)) -> Result<()> {
+        fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let lock_path = self.dir.join(LOCK);
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        let (mut records, _) = self.read()?;
+        change(&mut records);
+        let skip = records.len().saturating_sub(keep);
+        let mut text = Vec::new();
+        for r in &records[skip..] {
+            serde_json::to_writer(&mut text, r).map_err(|e| Error::io(self.path(), e.into()))?;
+            text.push(b'\n');
+        }
+        let (path, tmp) = (self.path(), self.dir.join(TEMP));
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&text)?;
+            f.sync_all()?;
+            crate::fault::point("history-before-rename");
+            fs::rename(&tmp, &path)?;
+            if cfg!(unix) {
+                File::open(&self.dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(&path, e)
+        })
+        // The lock goes with `lock`.
+    }
+
+    /// Adds `record`, keeping the last `keep`.
+    pub fn add(&self, keep: usize, record: Record) -> Result<()> {
+        self.update(keep, |rs| rs.push(record))
+    }
+}
+
+/// Pure: the records in `text`, and how many of its lines were not records.
+pub fn parse(text: &[u8]) -> (Vec<Record>, usize) {
+    let mut bad = 0;
+    let records = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .filter_map(|l| {
+            let r = serde_json::from_slice::<Record>(l).ok();
+            bad += usize::from(r.is_none());
+            r
+        })
+        .collect();
+    (records, bad)
+}
+
+/// The warnings and errors this process logged, for its record.
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Notes a warning or error the logger wrote (called by the logger).
+pub fn note_warning(msg: &str) {
+    if let Ok(mut w) = WARNINGS.lock() {
+        if w.len() < MAX_WARNINGS {
+            w.push(msg.chars().take(MAX_WARNING_CHARS).collect());
+        }
+    }
+}
+
+fn warnings() -> Vec<String> {
+    WARNINGS.lock().map(|w| w.clone()).unwrap_or_default()
+}
+
+/// One run's record in the making; written by [`Recorder::finish`], or by
+/// `Drop` when a panic cuts the run short.
+pub struct Recorder {
+    history: History,
+    keep: usize,
+    metrics: Option<PathBuf>,
+    started: SystemTime,
+    rec: Record,
+    written: bool,
+}
+
+impl Recorder {
+    /// A run of `role` (`rsync` or `exec`) over `sources`, starting now.
+    pub fn start(cfg: &Config, role: &str, sources: &[PathBuf]) -> Recorder {
+        let started = SystemTime::now();
+        Recorder {
+            history: History::of(cfg),
+            keep: cfg.history_size as usize,
+            metrics: cfg.metrics_file.clone(),
+            started,
+            rec: Record {
+                stamp: crate::journal::run_stamp().to_owned(),
+                role: role.to_owned(),
+                start: time_text(started),
+                end: None,
+                sources: sources.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+                provider: None,
+                exposure: None,
+                live_reason: None,
+                snapshots: 0,
+                create_ms: None,
+                program_ms: None,
+                remove_ms: None,
+                program_status: None,
+                status: None,
+                removal: "none".into(),
+                outcome: Outcome::Failed,
+                warnings: Vec::new(),
+                error: None,
+            },
+            written: false,
+        }
+    }
+
+    /// The snapshot set was made (by `provider`, `snapshots` of them, in `create`).
+    pub fn created(&mut self, provider: &str, snapshots: usize, create: Duration) {
+        self.rec.provider = Some(provider.to_owned());
+        self.rec.snapshots = snapshots as u32;
+        self.rec.create_ms = Some(create.as_millis() as u64);
+    }
+
+    /// The program ran in `exposure` for `ran`, ending with `status` (None: it
+    /// could not be started or waited for).
+    pub fn ran(&mut self, exposure: &str, ran: Duration, status: Option<u8>) {
+        self.rec.exposure = Some(exposure.to_owned());
+        self.rec.program_ms = Some(ran.as_millis() as u64);
+        self.rec.program_status = status;
+    }
+
+    /// The program is to read the live files, for `reason`.
+    pub fn live(&mut self, provider: Option<&str>, reason: &str) {
+        self.rec.provider = provider.map(str::to_owned);
+        self.rec.exposure = Some("live".into());
+        self.rec.live_reason = Some(reason.to_owned());
+    }
+
+    /// How the removal went (`ok`, `background` or `failed`), in `took`.
+    pub fn removed(&mut self, removal: &str, took: Duration) {
+        self.rec.removal = removal.to_owned();
+        self.rec.remove_ms = Some(took.as_millis() as u64);
+    }
+
+    /// Writes the record as it stands, before the process becomes the
+    /// program (a live run on Linux execs rsync or COMMAND, so it never learns
+    /// their status); a later [`Recorder::finish`] replaces it.
+    pub fn handover(&mut self) {
+        self.write();
+        self.written = false;
+    }
+
+    /// Writes the record of a run that ends with `result`; then the metrics file.
+    pub fn finish(mut self, result: &Result<u8>) {
+        match result {
+            Ok(s) => self.rec.status = Some(*s),
+            Err(e) => {
+                self.rec.status = Some(e.exit_code());
+                self.rec.error = Some(crate::text::one_line(&e.to_string()).into_owned());
+            }
+        }
+        self.write();
+    }
+
+    fn write(&mut self) {
+        self.written = true;
+        self.rec.end = Some(time_text(SystemTime::now().max(self.started)));
+        self.rec.warnings = warnings();
+        self.rec.outcome = self.rec.judge();
+        let rec = self.rec.clone();
+        let put = |rs: &mut Vec<Record>| match rs.iter_mut().rev().find(|r| r.stamp == rec.stamp) {
+            Some(r) => *r = rec,
+            None => rs.push(rec),
+        };
+        if let Err(e) = self.history.update(self.keep, put) {
+            log::info!("run history: {e}");
+        }
+        if let Some(m) = &self.metrics {
+            crate::metrics::write_after_run(m, &self.history);
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if !self.written {
+            // Only a panic gets here: lib.rs exits with INTERNAL.
+            self.rec.status = Some(crate::error::status::INTERNAL);
+            self.rec.error.get_or_insert_with(|| "internal error (a panic); see the log".into());
+            self.write();
+        }
+    }
+}
+
+/// Records the runs of `journal` whose owner is dead as `killed`, unless they
+/// recorded themselves (a run whose removal failed leaves its entry too) or
+/// are recorded already. Called just before the sweep drops those entries: a
+/// kill in between leaves the entry for the next sweep, so no dead run is
+/// ever lost.
+pub fn killed(cfg: &Config, journal: &crate::journal::Journal) {
+    let dead: Vec<crate::journal::Entry> = journal.read().0.into_iter().filter(|e| !e.owner_alive()).collect();
+    if dead.is_empty() {
+        return;
+    }
+    let swept = time_text(SystemTime::now());
+    let result = History::of(cfg).update(cfg.history_size as usize, |records| {
+        for e in &dead {
+            if let Some(r) = records.iter_mut().find(|r| r.stamp == e.stamp) {
+                // It recorded itself (or was recorded by an earlier sweep).
+                let note = format!("a later run's sweep found what it left ({swept})");
+                if r.outcome != Outcome::Killed && !r.warnings.iter().any(|w| w.starts_with("a later run's sweep")) {
+                    r.warnings.truncate(MAX_WARNINGS - 1);
+                    r.warnings.push(note);
+                }
+                continue;
+            }
+            records.push(Record {
+                stamp: e.stamp.clone(),
+                role: "unknown".into(),
+                start: humantime::parse_rfc3339(&e.created).map(time_text).unwrap_or_else(|_| e.created.clone()),
+                end: None,
+                sources: e.sources.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+                provider: Some(e.provider.clone()),
+                exposure: None,
+                live_reason: None,
+                snapshots: 0,
+                create_ms: None,
+                program_ms: None,
+                remove_ms: None,
+                program_status: None,
+                status: None,
+                removal: "swept".into(),
+                outcome: Outcome::Killed,
+                warnings: vec![format!("the run (pid {}) died without ending; a later run's sweep found it ({swept})", e.pid)],
+                error: None,
+            });
+        }
+        // Oldest first, also for a killed run found late.
+        records.sort_by(|a, b| a.start.cmp(&b.start));
+    });
+    if let Err(e) = result {
+        log::info!("run history: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A finished run's record, as the recorder makes it.
+    pub(crate) fn record(stamp: &str, sources: &[&str]) -> Record {
+        let cfg = Config { state_dir: Some("/nonexistent".into()), ..Config::default() };
+        let mut r = Recorder::start(&cfg, "rsync", &sources.iter().map(PathBuf::from).collect::<Vec<_>>());
+        r.written = true;
+        r.rec.stamp = stamp.to_owned();
+        r.rec.clone()
+    }
+
+    fn judged(f: impl FnOnce(&mut Record)) -> Outcome {
+        let mut r = record("s", &["/srv"]);
+        r.provider = Some("btrfs".into());
+        r.snapshots = 1;
+        r.exposure = Some("namespace".into());
+        r.program_status = Some(0);
+        r.status = Some(0);
+        r.removal = "ok".into();
+        f(&mut r);
+        r.judge()
+    }
+
+    #[test]
+    fn outcomes() {
+        assert_eq!(judged(|_| {}), Outcome::Consistent);
+        assert_eq!(judged(|r| (r.program_status, r.status) = (Some(24), Some(24))), Outcome::Consistent, "vanished files");
+        assert_eq!(judged(|r| r.removal = "background".into()), Outcome::Consistent);
+        assert_eq!(judged(|r| (r.program_status, r.status) = (Some(23), Some(23))), Outcome::Failed);
+        assert_eq!(judged(|r| r.status = Some(93)), Outcome::Failed, "rsync ended 0, but the snapshot overflowed");
+        assert_eq!(judged(|r| r.removal = "failed".into()), Outcome::Failed);
+        assert_eq!(judged(|r| r.snapshots = 0), Outcome::Failed);
+        assert_eq!(judged(|r| (r.program_status, r.status) = (None, Some(82))), Outcome::Failed);
+        assert_eq!(judged(|r| r.exposure = Some("live".into())), Outcome::Live);
+    }
+
+    #[test]
+    fn keeps_the_last_n_and_leaves_no_temp_file() {
+        let d = tempfile::tempdir().unwrap();
+        let h = History::new(d.path());
+        assert_eq!(h.read().unwrap(), (vec![], 0), "no file is an empty history");
+        for i in 0..12 {
+            h.add(5, record(&format!("s{i:02}"), &["/srv"])).unwrap();
+        }
+        let (rs, bad) = h.read().unwrap();
+        assert_eq!(bad, 0);
+        assert_eq!(rs.iter().map(|r| r.stamp.as_str()).collect::<Vec<_>>(), ["s07", "s08", "s09", "s10", "s11"]);
+        let mut names: Vec<String> =
+            fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, [FILE, LOCK]);
+    }
+
+    /// What a crash can leave: a temp file half written (the history itself is
+    /// only ever renamed over), or a torn line from a copy or a disk error.
+    #[test]
+    fn a_torn_tail_or_a_stale_temp_file_loses_nothing_else() {
+        let d = tempfile::tempdir().unwrap();
+        let h = History::new(d.path());
+        h.add(10, record("a", &["/srv"])).unwrap();
+        h.add(10, record("b", &["/srv"])).unwrap();
+        let whole = fs::read(h.path()).unwrap();
+        for cut in 1..whole.len() {
+            let (rs, bad) = parse(&whole[..cut]);
+            let complete = whole[..cut].iter().filter(|b| **b == b'\n').count();
+            assert!(rs.len() >= complete.min(2) && rs.len() <= 2 && bad <= 1, "cut at {cut}: {} records, {bad} bad", rs.len());
+        }
+        let mut torn = whole.clone();
+        torn.extend_from_slice(br#"{"stamp":"c","ro"#);
+        fs::write(h.path(), &torn).unwrap();
+        fs::write(d.path().join(TEMP), b"half a histo").unwrap();
+        h.add(10, record("d", &["/srv"])).unwrap();
+        let (rs, bad) = h.read().unwrap();
+        assert_eq!((rs.iter().map(|r| r.stamp.as_str()).collect::<Vec<_>>(), bad), (vec!["a", "b", "d"], 0));
+    }
+
+    #[test]
+    fn concurrent_writers_lose_no_record() {
+        let d = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let dir = d.path().to_owned();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        History::new(&dir).add(1000, record(&format!("t{t}-{i}"), &["/srv"])).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let (rs, _) = History::new(d.path()).read().unwrap();
+        assert_eq!(rs.len(), 200);
+    }
+
+    #[test]
+    fn a_dead_run_is_killed_once_and_a_recorded_one_is_not() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = Config { state_dir: Some(d.path().to_owned()), ..Config::default() };
+        let h = History::of(&cfg);
+        let mut failed = record("snaprsync-20260101T000000Z-p2", &["/home"]);
+        failed.removal = "failed".into();
+        failed.start = "2026-01-01T00:00:00.000Z".into();
+        h.add(1000, failed).unwrap();
+        let mut dead = crate::journal::Entry::for_this_run("snaprsync-20260101T010000Z-p1", "btrfs", &["/srv".into()]);
+        dead.created = "2026-01-01T01:00:00Z".into();
+        let recorded = crate::journal::Entry::for_this_run("snaprsync-20260101T000000Z-p2", "btrfs", &["/home".into()]);
+        let journal = crate::journal::Journal::new(d.path());
+        dead.pid = 4_000_000; // no such process
+        journal.write(&dead).unwrap();
+        let mut recorded = recorded;
+        recorded.pid = 4_000_000;
+        journal.write(&recorded).unwrap();
+        killed(&cfg, &journal);
+        killed(&cfg, &journal);
+        let (rs, _) = h.read().unwrap();
+        assert_eq!(rs.len(), 2, "{rs:?}");
+        let k = &rs[1];
+        assert_eq!((k.outcome, k.removal.as_str(), k.status, k.end.as_deref()), (Outcome::Killed, "swept", None, None));
+        assert_eq!(
+            (k.start.as_str(), k.sources.as_slice(), k.provider.as_deref()),
+            ("2026-01-01T01:00:00.000Z", &["/srv".to_owned()][..], Some("btrfs"))
+        );
+        assert_eq!(rs[0].outcome, Outcome::Failed, "its own record stands");
+        assert_eq!(rs[0].warnings.iter().filter(|w| w.contains("a later run's sweep found")).count(), 1, "{:?}", rs[0].warnings);
+    }
+
+    #[test]
+    fn json_lines_round_trip() {
+        let mut r = record("s", &["/srv/ä \"q\"\nx"]);
+        r.warnings = vec!["w1".into()];
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(!line.contains('\n'));
+        assert_eq!(parse(format!("{line}\n").as_bytes()), (vec![r], 0));
+    }
+}
