@@ -34,6 +34,7 @@ const CHECKS: &[&str] = &[
     "busy-clone",
     "busy-swept-after-clone-gone",
     "others-untouched",
+    "restricted-pull",
     "list-shows-leftover",
     "kill-then-sweep",
     "kill-random-x10",

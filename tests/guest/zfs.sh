@@ -183,6 +183,27 @@ others=$(zfs list -H -t snapshot -o name | grep -c -e '@autosnap_2026-11-29_dail
 [ "$others" = 2 ] && result others-untouched ok || result others-untouched fail "$(zfs list -t snapshot)"
 zfs destroy tank/data@autosnap_2026-11-29_daily; zfs destroy tank/data@snaprsync-20200101T000000Z-p1-0
 
+# Restricted mode on ZFS: a key allowed the dataset and one allowed a
+# directory inside it pull through the confinement (a stand-in for sshd sets
+# SSH_ORIGINAL_COMMAND); the snapshot's copy of each allowed directory is
+# accepted by its inode number, and the child dataset is shown below it.
+forced() {
+  cat > "$work/forced-$1" <<RSH
+#!/bin/sh
+shift
+SSH_ORIGINAL_COMMAND="\$*" exec "$SNAPRSYNC" --snap-config="$work/cfg.toml" --snap-restrict --snap-allow="$2"
+RSH
+  chmod 755 "$work/forced-$1"
+}
+forced dataset "$A"
+forced subdir "$A/series"
+rsync -a -e "$work/forced-dataset" "localhost:$A/" "$work/restricted/" 2>"$work/restricted.err"; rc=$?
+rsync -a -e "$work/forced-subdir" "localhost:$A/series/" "$work/restricted-sub/" 2>>"$work/restricted.err"; src=$?
+v=$(torture check "$work/restricted/series" 2>&1) && v2=$(torture check "$work/restricted-sub" 2>&1) \
+  && [ "$rc" = 0 ] && [ "$src" = 0 ] && [ -e "$work/restricted/zchild/counter" ] && grep -q 'method=confined' "$work/snaprsync.log" \
+  && [ "$(ours)" = 0 ] && result restricted-pull ok "$v; $v2" \
+  || result restricted-pull fail "status $rc/$src, $(ours) left: $(cat "$work/restricted.err")"
+
 # kill -9 during a run, then the next run's sweep leaves nothing.
 "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a --bwlimit=2000 "$A/" "$work/killed/" & victim=$!
 for _ in $(seq 100); do [ "$(ours)" != 0 ] && break; sleep 0.1; done
