@@ -514,6 +514,38 @@ fn end_to_end_with_the_directory_double() {
     assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 0, "the double's snapshot was not removed");
 }
 
+/// A shadow copy that vanishes while rsync reads it (volsnap's Event 25)
+/// fails the run with 93, naming the event and the fix, although rsync's
+/// stand-in ends with 24 (files vanished), which many servers accept. The
+/// TEST DOUBLE deletes its copy once the stand-in has started.
+#[test]
+fn a_shadow_copy_that_vanishes_mid_run_fails_the_run_with_93() {
+    let _g = serial();
+    ffi::reset_stopping();
+    let dir = source_tree("vanish");
+    let snaps = scratch("vanish-snaps");
+    let out = scratch("vanish-out").join("out.txt");
+    dir_double::install(&snaps);
+    dir_double::vanish_when(&out);
+    std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
+    std::env::set_var("SNAPRSYNC_ECHO_EXIT", "24");
+    std::env::set_var("SNAPRSYNC_ECHO_SLEEP", "1500");
+    let arg = format!("{}\\", dir.display());
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
+    let r = crate::run::rsync(&cfg_for(Expose::DevicePath, true), &crate::cli::Options::default(), argv);
+    std::env::remove_var("SNAPRSYNC_ECHO_SLEEP");
+    dir_double::uninstall();
+    let err = r.expect_err("a vanished shadow copy must fail the run");
+    assert_eq!(err.exit_code(), crate::error::status::SNAPSHOT_OVERFLOW, "{err}");
+    let msg = err.to_string();
+    for want in ["vanished", "Event 25", "vssadmin resize shadowstorage", "no longer finds it"] {
+        assert!(msg.contains(want), "{want:?} not in: {msg}");
+    }
+    assert!(!msg.contains('\n'), "{msg}");
+    assert!(std::fs::read_to_string(&out).unwrap().contains("original content"), "the stand-in ran on the copy first");
+    assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 0, "nothing of the double's is left");
+}
+
 #[test]
 fn selftest_under_wine_reports_the_failure_and_writes_the_report() {
     let _g = serial();

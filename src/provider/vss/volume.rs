@@ -16,7 +16,7 @@ use windows_sys::Win32::Foundation::{CloseHandle, GetLastError, ERROR_MORE_DATA,
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, FindFirstVolumeW, FindNextVolumeW, FindVolumeClose, GetDriveTypeW, GetFinalPathNameByHandleW,
     GetVolumeNameForVolumeMountPointW, GetVolumePathNameW, GetVolumePathNamesForVolumeNameW, FILE_FLAG_BACKUP_SEMANTICS,
-    FILE_NAME_NORMALIZED, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING, VOLUME_NAME_DOS,
+    FILE_NAME_NORMALIZED, FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING, VOLUME_NAME_DOS,
 };
 
 const DRIVE_REMOTE: u32 = 4;
@@ -104,6 +104,33 @@ pub fn final_path(path: &Path) -> io::Result<String> {
     // SAFETY: `h` was opened above and is closed once.
     unsafe { CloseHandle(h) };
     result
+}
+
+/// Whether the root of `device` (a shadow copy's
+/// `\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopyN`, or any directory) still
+/// opens: a shadow copy volsnap deleted leaves no device behind.
+pub fn device_opens(device: &str) -> io::Result<()> {
+    let root = format!("{}\\", device.trim_end_matches('\\'));
+    let w = wide(root.as_ref());
+    // SAFETY: `w` is NUL-terminated; no security attributes or template.
+    // Attributes only; BACKUP_SEMANTICS opens a directory (the volume's root).
+    let h = unsafe {
+        CreateFileW(
+            w.as_ptr(),
+            FILE_READ_ATTRIBUTES,
+            FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+            std::ptr::null(),
+            OPEN_EXISTING,
+            FILE_FLAG_BACKUP_SEMANTICS,
+            std::ptr::null_mut(),
+        )
+    };
+    if h == INVALID_HANDLE_VALUE {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `h` was opened above and is closed once.
+    unsafe { CloseHandle(h) };
+    Ok(())
 }
 
 /// Every volume with each path it is mounted at (`C:\`, `C:\Mount\Data\`):
