@@ -1,5 +1,6 @@
 //! Every Win32 call of the Windows platform, as small safe functions: drive
-//! letters (DefineDosDevice / QueryDosDevice), the console control handler,
+//! letters (DefineDosDevice / QueryDosDevice, and the lock runs share to pick
+//! one), the console control handler,
 //! and the Job Object that ties rsync's life to snaprsync's.
 //!
 //! All `unsafe` of `platform::windows` is in this file, the only module of it
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::time::Duration;
 
 use windows_sys::core::BOOL;
-use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, WAIT_ABANDONED, WAIT_OBJECT_0, WAIT_TIMEOUT};
 use windows_sys::Win32::Storage::FileSystem::{
     DefineDosDeviceW, GetDiskFreeSpaceExW, GetFileAttributesW, GetLogicalDrives, QueryDosDeviceW, DDD_EXACT_MATCH_ON_REMOVE,
     DDD_NO_BROADCAST_SYSTEM, DDD_RAW_TARGET_PATH, DDD_REMOVE_DEFINITION, INVALID_FILE_ATTRIBUTES,
@@ -31,7 +32,8 @@ use windows_sys::Win32::System::JobObjects::{
     JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
 };
 use windows_sys::Win32::System::Threading::{
-    GetCurrentThread, OpenThread, ResumeThread, SetThreadPriority, THREAD_PRIORITY_IDLE, THREAD_SUSPEND_RESUME,
+    CreateMutexW, GetCurrentThread, OpenThread, ReleaseMutex, ResumeThread, SetThreadPriority, WaitForSingleObject, THREAD_PRIORITY_IDLE,
+    THREAD_SUSPEND_RESUME,
 };
 
 /// The exit status snaprsync gives rsync when it ends it on a console event
@@ -118,8 +120,47 @@ pub fn remove_letter(letter: char, target: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// A Job Object that kills every process in it when its last handle closes:
-/// if snaprsync dies, however, rsync dies with it.
+/// The lock every snaprsync run of this machine holds while it chooses,
+/// maps and checks a drive letter (a named mutex, in the global namespace
+/// where the account may make one), so that two runs never pick the same
+/// free letter. Released on drop; a holder that died leaves it abandoned,
+/// which counts as free.
+pub struct LetterLock(HANDLE);
+
+impl LetterLock {
+    pub fn acquire(limit: Duration) -> io::Result<LetterLock> {
+        let mut last = io::Error::other("no mutex name tried");
+        for name in [r"Global\snaprsync-drive-letters", r"Local\snaprsync-drive-letters"] {
+            let n = wide(OsStr::new(name));
+            // SAFETY: default security, not initially owned, a NUL-terminated name.
+            let h = unsafe { CreateMutexW(std::ptr::null(), 0, n.as_ptr()) };
+            if h.is_null() {
+                last = io::Error::last_os_error();
+                continue;
+            }
+            // SAFETY: a live mutex handle; a bounded wait.
+            let w = unsafe { WaitForSingleObject(h, limit.as_millis().min(u32::MAX as u128 - 1) as u32) };
+            if w == WAIT_OBJECT_0 || w == WAIT_ABANDONED {
+                return Ok(LetterLock(h));
+            }
+            // SAFETY: the handle opened above, closed once.
+            unsafe { CloseHandle(h) };
+            return Err(if w == WAIT_TIMEOUT { io::Error::from(io::ErrorKind::TimedOut) } else { io::Error::last_os_error() });
+        }
+        Err(last)
+    }
+}
+
+impl Drop for LetterLock {
+    fn drop(&mut self) {
+        // SAFETY: this thread owns the mutex (acquired above); the handle is closed once.
+        unsafe {
+            ReleaseMutex(self.0);
+            CloseHandle(self.0);
+        }
+    }
+}
+
 /// Resumes the threads of `child`, started with CREATE_SUSPENDED so that it
 /// joined its job before running a single instruction (std gives no handle
 /// to its main thread, so they are found in a thread snapshot).
@@ -162,6 +203,8 @@ pub fn resume(child: &Child) -> io::Result<()> {
     Ok(())
 }
 
+/// A Job Object that kills every process in it when its last handle closes:
+/// if snaprsync dies, however, rsync dies with it.
 pub struct Job(HANDLE);
 
 // SAFETY: a job handle may be used from any thread.

@@ -289,6 +289,102 @@ fn drive_letter_is_mapped_exactly_and_removed_exactly() {
     assert!(err.to_string().contains("device-path"), "{err}");
 }
 
+/// Another program defines the very letter between snaprsync's check and
+/// its definition (the fault point): theirs is kept, and the next letter is
+/// taken, with exactly our definition. (Wine refuses a second definition of a
+/// letter, where Windows stacks it on top: the stacked case is decided by
+/// [`letter_is_ours`], tested below.)
+#[test]
+fn a_letter_defined_by_another_between_check_and_define_is_left_to_it() {
+    let _g = serial();
+    let (ours, theirs) = (r"\Device\HarddiskVolumeShadowCopy31", r"\Device\HarddiskVolumeShadowCopy32");
+    let raced = std::rc::Rc::new(std::cell::Cell::new(None));
+    let seen = raced.clone();
+    BETWEEN_CHECK_AND_DEFINE.with(|f| {
+        *f.borrow_mut() = Some(Box::new(move |l| {
+            if seen.get().is_none() {
+                ffi::define_letter(l, theirs).unwrap();
+                seen.set(Some(l));
+            }
+        }))
+    });
+    let got = map_free_letter("RSTUVWXY", ours, &mut Vec::new());
+    BETWEEN_CHECK_AND_DEFINE.with(|f| *f.borrow_mut() = None);
+    let lost = raced.get().expect("the fault point ran");
+    let got = got.unwrap();
+    let (mine, kept) = (ffi::query_dos_device(&format!("{}:", got.letter)), ffi::query_dos_device(&format!("{lost}:")));
+    drop(got);
+    ffi::remove_letter(lost, theirs).unwrap();
+    assert_eq!(kept, [theirs], "{lost}: the other program's definition must be kept, and only it");
+    assert_eq!(mine, [ours], "the letter taken has exactly our definition");
+}
+
+/// Windows stacks definitions, newest first: a letter is ours only with
+/// exactly one, ours. Checking only the newest took a letter another run had
+/// defined just before, and left that run reading this run's copy.
+#[test]
+fn a_letter_is_ours_only_with_exactly_our_definition() {
+    let (ours, theirs) = (r"\Device\HarddiskVolumeShadowCopy31".to_owned(), r"\Device\HarddiskVolumeShadowCopy32".to_owned());
+    assert!(letter_is_ours(std::slice::from_ref(&ours), &ours));
+    for targets in [
+        vec![ours.clone(), theirs.clone()],
+        vec![theirs.clone(), ours.clone()],
+        vec![theirs.clone()],
+        vec![],
+        vec![ours.clone(), ours.clone()],
+    ] {
+        assert!(!letter_is_ours(&targets, &ours), "{targets:?}");
+    }
+}
+
+/// Two mappers at once, the first held between its check and its
+/// definition: the second waits for the lock snaprsync runs share instead of
+/// taking the same free letter, so the first keeps the letter it checked, the
+/// second gets the next, and each letter leads to its own run's copy only
+/// (wine cannot open files through a letter, so QueryDosDevice tells).
+#[test]
+fn two_concurrent_mappers_each_get_their_own_letter() {
+    let _g = serial();
+    let d = scratch("two-mappers");
+    let copy = |n: &str| format!(r"\??\{}", d.join(n).display());
+    let (ta, tb) = (copy("copy-a"), copy("copy-b"));
+    let (checked_tx, checked_rx) = std::sync::mpsc::channel();
+    let ta2 = ta.clone();
+    let a = std::thread::spawn(move || {
+        BETWEEN_CHECK_AND_DEFINE.with(|f| {
+            let mut once = Some(checked_tx);
+            *f.borrow_mut() = Some(Box::new(move |l| {
+                if let Some(tx) = once.take() {
+                    tx.send(l).unwrap();
+                    std::thread::sleep(Duration::from_millis(700));
+                }
+            }))
+        });
+        let l = map_free_letter("RSTUVWXY", &ta2, &mut Vec::new()).unwrap();
+        let seen = ffi::query_dos_device(&format!("{}:", l.letter));
+        (l, seen)
+    });
+    let checked = checked_rx.recv().unwrap();
+    let tb2 = tb.clone();
+    let b = std::thread::spawn(move || {
+        let l = map_free_letter("RSTUVWXY", &tb2, &mut Vec::new()).unwrap();
+        let seen = ffi::query_dos_device(&format!("{}:", l.letter));
+        (l, seen)
+    });
+    let (la, seen_a) = a.join().unwrap();
+    let (lb, seen_b) = b.join().unwrap();
+    let now = (ffi::query_dos_device(&format!("{}:", la.letter)), ffi::query_dos_device(&format!("{}:", lb.letter)));
+    let (a_letter, b_letter) = (la.letter, lb.letter);
+    drop((la, lb));
+    assert_eq!(a_letter, checked, "the first mapper keeps the letter it checked");
+    assert_ne!(a_letter, b_letter);
+    assert_eq!((seen_a, seen_b), (vec![ta.clone()], vec![tb.clone()]));
+    assert_eq!(now, (vec![ta], vec![tb]), "each letter still has only its own run's definition");
+    for l in [a_letter, b_letter] {
+        assert!(ffi::query_dos_device(&format!("{l}:")).is_empty(), "{l}: still mapped");
+    }
+}
+
 #[test]
 fn the_sweep_removes_a_letter_left_on_a_dead_shadow_copy_and_nothing_else() {
     let _g = serial();
