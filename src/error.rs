@@ -68,7 +68,7 @@ pub const STATUSES: &[(u8, &str)] = &[
     (status::VSS_BUSY, "Windows: another snapshot set stayed in progress, or VSS outlasted `vss_timeout`"),
     (status::INTERNAL, "any other failure of snaprsync itself, including a panic (a bug: the line says where)"),
     (status::VSS_NO_STORAGE, "Windows: not enough shadow storage, or the maximum number of shadow copies"),
-    (status::VSS_VOLUME_UNSUPPORTED, "Windows: a volume VSS cannot shadow (network drive, FAT)"),
+    (status::VSS_VOLUME_UNSUPPORTED, "Windows: a volume VSS cannot shadow (a locked BitLocker volume, network drive, FAT/exFAT, RAM disk)"),
     (status::VSS_UNAVAILABLE, "Windows: VSS unavailable"),
     (
         status::SNAPSHOT_OVERFLOW,

@@ -93,6 +93,10 @@ pub fn failed_writers(status: &[(String, i32, u32)]) -> Vec<String> {
 /// writer could not flush or hold its writes in time.
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long the writers' state is waited for once the copy is made: its own
+/// bound, so that a DoSnapshotSet that took most of `vss_timeout` does not
+/// leave the writers' state unknown (which `vss_writers = "require"` refuses).
+const WRITER_STATUS_WAIT: Duration = Duration::from_secs(60);
 /// How many times a flush or hold timeout is tried again: it is a busy
 /// moment, not a broken writer, but one that never ends is reported.
 const TIMEOUT_RETRIES: u32 = 2;
@@ -152,10 +156,25 @@ pub fn classify(what: &str, hresult: u32, timeout_secs: u64) -> Error {
              (`vssadmin list shadows`, `vssadmin delete shadows /for=C: /oldest`)"
                 .into(),
         ),
-        VSS_E_VOLUME_NOT_SUPPORTED | VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER => (
+        VSS_E_VOLUME_NOT_SUPPORTED => (
             status::VOLUME_UNSUPPORTED,
-            "VSS cannot shadow this volume (a network drive, FAT/exFAT, or a RAM disk): \
-             back it up without snaprsync, or set on_snapshot_failure = \"live\""
+            "VSS cannot shadow this volume: a BitLocker volume that is locked (`manage-bde -status`), \
+             ReFS on Windows older than Server 2012 / Windows 8, a network drive, FAT/exFAT (no NTFS for shadow storage), \
+             or a RAM disk or other volume without a shadow copy provider: unlock it, or back it up without snaprsync, \
+             or set on_snapshot_failure = \"live\""
+                .into(),
+        ),
+        VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER => (
+            status::VOLUME_UNSUPPORTED,
+            "the provider named by vss_provider cannot shadow this volume (a hardware provider for other disks, or \
+             the system provider on a locked BitLocker, FAT/exFAT, ReFS-before-2012 or RAM-disk volume): set \
+             vss_provider = \"any\" or \"system\" (see `vssadmin list providers`), or set on_snapshot_failure = \"live\""
+                .into(),
+        ),
+        VSS_S_ASYNC_CANCELLED => (
+            error::status::SNAPSHOT,
+            "the operation was cancelled, not by snaprsync's deadline (by VSS itself or another program): \
+             see the Application event log (source VSS) and `vssadmin list writers`, then retry"
                 .into(),
         ),
         E_NOTIMPL => (
@@ -317,7 +336,13 @@ impl Vss {
         }
         for &v in &volumes {
             if !bc.is_volume_supported(v, self.provider)? {
-                return Err((format!("IsVolumeSupported({v})"), hr::VSS_E_VOLUME_NOT_SUPPORTED));
+                // Asked of one provider, the answer is about that provider.
+                let h = if self.provider == com::GUID::default() {
+                    hr::VSS_E_VOLUME_NOT_SUPPORTED
+                } else {
+                    hr::VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER
+                };
+                return Err((format!("IsVolumeSupported({v})"), h));
             }
         }
         let set_id = bc.start_snapshot_set()?;
@@ -357,7 +382,8 @@ impl Vss {
                 });
             }
         }
-        let failed = match bc.writer_status(deadline, stop) {
+        // Its own bound, not what DoSnapshotSet left of vss_timeout.
+        let failed = match bc.writer_status(Instant::now() + WRITER_STATUS_WAIT, stop) {
             Ok((writers, unread)) => {
                 let mut failed = failed_writers(&writers);
                 if unread > 0 {
@@ -668,6 +694,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<com::IVssBackupComponentsVtbl>() / 8, total("IVssBackupComponents"));
         assert_eq!(ours(com::IVssAsyncVtbl::slots()), header("slot", "IVssAsync"));
         assert_eq!(std::mem::size_of::<com::IVssAsyncVtbl>() / 8, total("IVssAsync"));
+        assert_eq!(ours(com::IGlobalOptionsVtbl::slots()), header("slot", "IGlobalOptions"));
+        assert_eq!(std::mem::size_of::<com::IGlobalOptionsVtbl>() / 8, total("IGlobalOptions"));
         assert_eq!(ours(com::snapshot_prop_fields()), header("field", "VSS_SNAPSHOT_PROP"));
         let size = |s: &str| -> usize {
             lines.iter().find(|l| l.len() == 3 && l[0] == "size" && l[1] == s).map(|l| l[2].parse().unwrap()).expect("size")
@@ -712,6 +740,8 @@ mod tests {
             ("VSS_WS_FAILED_AT_IDENTIFY", VSS_WS_FAILED_AT_IDENTIFY as u32),
             ("VSS_WS_FAILED_AT_BACKUPSHUTDOWN", VSS_WS_FAILED_AT_IDENTIFY as u32 + 9),
             ("VSS_E_PROVIDER_NOT_REGISTERED", VSS_E_PROVIDER_NOT_REGISTERED),
+            ("COMGLB_EXCEPTION_HANDLING", com::global_option_values().0 as u32),
+            ("COMGLB_EXCEPTION_DONOT_HANDLE", com::global_option_values().1 as u32),
         ] {
             assert_eq!(v, value(name), "{name}");
         }
@@ -727,7 +757,13 @@ mod tests {
             (hr::VSS_E_INSUFFICIENT_STORAGE, status::NO_STORAGE, "vssadmin resize shadowstorage"),
             (hr::VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED, status::NO_STORAGE, "vssadmin delete shadows"),
             (hr::VSS_E_VOLUME_NOT_SUPPORTED, status::VOLUME_UNSUPPORTED, "network drive"),
-            (hr::VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, status::VOLUME_UNSUPPORTED, "FAT"),
+            (hr::VSS_E_VOLUME_NOT_SUPPORTED, status::VOLUME_UNSUPPORTED, "BitLocker"),
+            (hr::VSS_E_VOLUME_NOT_SUPPORTED, status::VOLUME_UNSUPPORTED, "ReFS"),
+            (hr::VSS_E_VOLUME_NOT_SUPPORTED, status::VOLUME_UNSUPPORTED, "FAT/exFAT"),
+            (hr::VSS_E_VOLUME_NOT_SUPPORTED, status::VOLUME_UNSUPPORTED, "RAM disk"),
+            (hr::VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, status::VOLUME_UNSUPPORTED, "vss_provider = \"any\""),
+            (hr::VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, status::VOLUME_UNSUPPORTED, "BitLocker"),
+            (hr::VSS_S_ASYNC_CANCELLED, error::status::SNAPSHOT, "cancelled, not by snaprsync"),
             (hr::E_NOTIMPL, status::UNAVAILABLE, "not implemented"),
             (hr::REGDB_E_CLASSNOTREG, status::UNAVAILABLE, "sc config vss"),
             (hr::SERVICE_DISABLED, status::UNAVAILABLE, "sc config vss"),
@@ -793,6 +829,27 @@ mod tests {
         assert!(volume::device_opens(r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy4242").is_err());
         assert!(volume::device_opens(r"C:\").is_ok());
         assert!(volume::device_opens(&std::env::temp_dir().to_string_lossy()).is_ok());
+    }
+
+    /// COM's process-wide settings: snaprsync's own security and
+    /// COMGLB_EXCEPTION_DONOT_HANDLE (wine's ole32 accepts the call, but its
+    /// Query answers 0 whatever was set, so that the option takes only real
+    /// Windows shows);
+    /// a second init does not take snaprsync's own security for another's;
+    /// RPC_E_TOO_LATE goes on with a warning naming the consequence, any
+    /// other failure of CoInitializeSecurity stops.
+    #[test]
+    fn com_security_and_exception_handling_are_set_once_and_too_late_is_named() {
+        let first = com::init().expect("COM initialises under wine");
+        assert_eq!(first.exceptions, Ok(()), "IGlobalOptions::Set(COMGLB_EXCEPTION_HANDLING, DONOT_HANDLE)");
+        assert_eq!(com::init().unwrap(), first, "a second init is the first's");
+        let late = com::secure_for_test(hr::RPC_E_TOO_LATE as i32).expect("RPC_E_TOO_LATE is not fatal");
+        assert!(late.security_too_late);
+        for want in ["RPC_E_TOO_LATE", "Event 8194", "writers", "unknown"] {
+            assert!(com::TOO_LATE_WARNING.contains(want), "{want:?}");
+        }
+        assert!(!com::secure_for_test(0).unwrap().security_too_late);
+        assert_eq!(com::secure_for_test(hr::E_ACCESSDENIED as i32), Err(("CoInitializeSecurity".to_owned(), hr::E_ACCESSDENIED)));
     }
 
     /// Under wine VSS answers E_NOTIMPL: the provider must say so clearly, with
