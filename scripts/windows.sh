@@ -103,7 +103,7 @@ check_abi() {
 helpers() {
     # A stand-in for rsync that records its exact argv (see echo-args.c).
     mkdir -p "$WORK/helpers"
-    x86_64-w64-mingw32-gcc -Wall -Werror -O2 -o "$WORK/helpers/echo-args.exe" "$ROOT/scripts/windows/echo-args.c" -lshell32
+    x86_64-w64-mingw32-gcc -Wall -Werror -O2 -o "$WORK/helpers/echo-args.exe" "$ROOT/scripts/windows/echo-args.c" -lshell32 -ladvapi32
     SNAPRSYNC_ECHO_EXE=$(winepath -w "$WORK/helpers/echo-args.exe" 2>/dev/null)
     export SNAPRSYNC_ECHO_EXE
     # A folder on C: that leads to another volume (Z:, wine's view of /). Wine

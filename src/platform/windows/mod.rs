@@ -625,6 +625,7 @@ pub fn run_child(launch: &Launch) -> Result<u8> {
     }
     let program = launch.program.as_path();
     let spawn_err = |e: std::io::Error| Error::NotStarted { what: launch.what, path: program.to_owned(), msg: e.to_string() };
+    enable_privileges(launch);
     let job = ffi::Job::new().map_err(|e| Error::io("job object", e))?;
     let mut env = launch.env.clone();
     if launch.what == "rsync" {
@@ -649,6 +650,34 @@ pub fn run_child(launch: &Launch) -> Result<u8> {
     let status = child.wait().map_err(|e| Error::io(program, e))?;
     drop(running);
     Ok(status_of(status))
+}
+
+/// The privileges `launch` is started with: SeBackupPrivilege, to read what
+/// an ACL denies the account, and SeRestorePrivilege too when rsync receives
+/// (a push: an rsync server without `--sender` writes files, owners and ACLs).
+pub fn privileges_for(launch: &Launch) -> Vec<&'static str> {
+    let receiving = launch.what == "rsync" && launch.args.iter().any(|a| a == "--server") && !launch.args.iter().any(|a| a == "--sender");
+    let mut p = vec!["SeBackupPrivilege"];
+    if receiving {
+        p.push("SeRestorePrivilege");
+    }
+    p
+}
+
+/// Enables [`privileges_for`] `launch` in snaprsync's token, which the
+/// program inherits; says in the log which the token lacks.
+fn enable_privileges(launch: &Launch) {
+    for name in privileges_for(launch) {
+        match ffi::set_privilege(name, true) {
+            Ok(true) => log::debug!("{name} enabled for {}", launch.what),
+            Ok(false) => log::warn!(
+                "the account lacks {name}: {} can read{} only what the files' ACLs allow it; run as a member of Backup Operators or Administrators (docs/windows.md \"Privileges\")",
+                launch.what,
+                if name == "SeRestorePrivilege" { " and write" } else { "" }
+            ),
+            Err(e) => log::warn!("cannot enable {name} for {}: {e}", launch.what),
+        }
+    }
 }
 
 fn status_of(status: std::process::ExitStatus) -> u8 {

@@ -431,6 +431,35 @@ fn drive_letter_exposure_rewrites_and_undo_unmaps() {
     assert!(ffi::query_dos_device(&format!("{d}:")).is_empty());
 }
 
+/// rsync and COMMAND start with SeBackupPrivilege enabled in the token they
+/// inherit, and a receiving rsync (a push) with SeRestorePrivilege too: the
+/// stand-in reads its own token. Wine's token holds both, disabled at first.
+#[test]
+fn the_program_inherits_the_backup_privileges_it_needs() {
+    let _g = serial();
+    let privs = |args: &[&str], what: &'static str| {
+        for p in ["SeBackupPrivilege", "SeRestorePrivilege"] {
+            assert!(ffi::set_privilege(p, false).unwrap(), "wine's token holds {p}");
+            assert_eq!(ffi::privilege_enabled(p).unwrap(), Some(false));
+        }
+        let out = scratch("privs").join("out.txt");
+        std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
+        std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
+        std::env::set_var("SNAPRSYNC_ECHO_PRIVS", "1");
+        let launch = Launch { program: echo_exe(), args: os(args), env: Vec::new(), what, watch_peer: true };
+        assert_eq!(run_child(&launch).unwrap(), 0);
+        std::env::remove_var("SNAPRSYNC_ECHO_PRIVS");
+        let text = std::fs::read_to_string(&out).unwrap();
+        text.lines().filter(|l| l.starts_with("priv ")).map(str::to_owned).collect::<Vec<_>>()
+    };
+    let sender = privs(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "C:/x/"], "rsync");
+    assert_eq!(sender, ["priv SeBackupPrivilege enabled", "priv SeRestorePrivilege disabled"]);
+    let receiver = privs(&["--server", "-logDtpre.iLsfxCIvu", ".", "C:/x/"], "rsync");
+    assert_eq!(receiver, ["priv SeBackupPrivilege enabled", "priv SeRestorePrivilege enabled"]);
+    let command = privs(&["--server"], "command");
+    assert_eq!(command, ["priv SeBackupPrivilege enabled", "priv SeRestorePrivilege disabled"]);
+}
+
 #[test]
 fn child_gets_exact_arguments_and_its_status_comes_back() {
     let _g = serial();
