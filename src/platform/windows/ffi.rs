@@ -205,6 +205,37 @@ pub fn privilege_enabled(name: &str) -> io::Result<Option<bool>> {
     Ok(found)
 }
 
+/// The application manifest embedded in `exe` (resource 1 of type
+/// RT_MANIFEST), read with the exe loaded as data only (tests).
+#[cfg(test)]
+pub fn manifest_of(exe: &std::path::Path) -> io::Result<String> {
+    use windows_sys::Win32::Foundation::FreeLibrary;
+    use windows_sys::Win32::System::LibraryLoader::{
+        FindResourceW, LoadLibraryExW, LoadResource, LockResource, SizeofResource, LOAD_LIBRARY_AS_DATAFILE,
+    };
+    let p = wide(exe.as_os_str());
+    // SAFETY: a NUL-terminated path; as a data file nothing of it runs.
+    let module = unsafe { LoadLibraryExW(p.as_ptr(), std::ptr::null_mut(), LOAD_LIBRARY_AS_DATAFILE) };
+    if module.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a loaded module; MAKEINTRESOURCE(1) and RT_MANIFEST (24) are
+    // integer resource names, as FindResourceW takes them.
+    let text = unsafe {
+        let res = FindResourceW(module, 1 as _, 24 as _);
+        let data = if res.is_null() { std::ptr::null_mut() } else { LockResource(LoadResource(module, res)) };
+        let text = if data.is_null() {
+            Err(io::Error::last_os_error())
+        } else {
+            let bytes = std::slice::from_raw_parts(data.cast::<u8>(), SizeofResource(module, res) as usize);
+            Ok(String::from_utf8_lossy(bytes).into_owned())
+        };
+        FreeLibrary(module);
+        text
+    };
+    text
+}
+
 /// The lock every snaprsync run of this machine holds while it chooses,
 /// maps and checks a drive letter (a named mutex, in the global namespace
 /// where the account may make one), so that two runs never pick the same

@@ -74,6 +74,58 @@ fn source_paths_are_native() {
     assert_eq!(Platform::source_path("/home/u".as_ref()), None);
 }
 
+/// The built snaprsync.exe carries its application manifest: long paths
+/// (longPathAware) and the caller's token (asInvoker, no elevation prompt).
+#[test]
+fn the_exe_carries_a_long_path_aware_manifest() {
+    let exe = PathBuf::from(std::env::var_os("SNAPRSYNC_EXE").expect("SNAPRSYNC_EXE is not set: run scripts/windows.sh test"));
+    let m = ffi::manifest_of(&exe).unwrap_or_else(|e| panic!("{}: no manifest: {e}", exe.display()));
+    let m: String = m.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(m.contains("<ws2:longPathAware>true</ws2:longPathAware>"), "{m}");
+    assert!(m.contains(r#"xmlns:ws2="http://schemas.microsoft.com/SMI/2016/WindowsSettings""#), "{m}");
+    assert!(m.contains(r#"<requestedExecutionLevel level="asInvoker""#), "{m}");
+}
+
+/// A source longer than MAX_PATH (260): its volume is found, it resolves to
+/// itself, `vss_exclude_volumes` still matches it, and a whole run with the
+/// directory double reads it from the copy (as far as wine allows).
+#[test]
+fn a_source_over_260_characters_is_found_resolved_and_excluded() {
+    let _g = serial();
+    let mut dir = scratch("long");
+    while dir.as_os_str().len() < 300 {
+        dir.push("a-rather-long-folder-name-to-pass-max-path");
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("probe.txt"), "original content").unwrap();
+    let plain = dir.to_string_lossy().into_owned();
+    assert!(plain.len() > 260 && !plain.starts_with(r"\\?\"), "{plain}");
+    let root = crate::provider::vss::volume::volume_path_name(&dir).expect("the volume of a long path");
+    assert!(same_volume_root(&root, &plain), "{root} for {plain}");
+    let arg = format!("{plain}\\");
+    let resolved = Platform::source_path(arg.as_ref()).unwrap();
+    assert!(sources::same_place(&resolved.to_string_lossy(), &plain), "{} for {plain}", resolved.display());
+    let drive = format!("{}:", &plain[..1]);
+    assert_eq!(sources::excluded_by(&dir, std::slice::from_ref(&drive)), Some(drive.as_str()));
+    // The form the path calls get it in: verbatim past MAX_PATH, short ones as they are.
+    use crate::provider::vss::volume::long_form;
+    assert_eq!(long_form(&dir), format!(r"\\?\{plain}"));
+    assert_eq!(long_form(Path::new(r"C:\x")), r"C:\x");
+    let unc = format!(r"\\srv\share\{}", "x".repeat(260));
+    assert_eq!(long_form(Path::new(&unc)), format!(r"\\?\UNC\srv\share\{}", "x".repeat(260)));
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
+    let (r, lines, snaps) = run_with_double(&cfg_for(Expose::DevicePath, false), &argv, None);
+    assert_eq!(r.unwrap(), 0);
+    assert!(Path::new(&lines[4]).starts_with(&snaps), "{lines:?}");
+    assert!(lines.iter().any(|l| l.ends_with("original content")), "{lines:?}");
+}
+
+/// `C:\` (or `\\?\C:\`) is the root of `path`'s drive.
+fn same_volume_root(root: &str, path: &str) -> bool {
+    let r = root.strip_prefix(r"\\?\").unwrap_or(root);
+    r.len() == 3 && r[..1].eq_ignore_ascii_case(&path[..1]) && &r[1..] == ":\\"
+}
+
 #[test]
 fn config_lives_under_programdata() {
     let p = crate::host::default_config_path();
