@@ -125,6 +125,10 @@ helpers() {
     x86_64-w64-mingw32-gcc -Wall -Werror -O2 -o "$WORK/helpers/echo-args.exe" "$ROOT/scripts/windows/echo-args.c" -lshell32 -ladvapi32
     SNAPRSYNC_ECHO_EXE=$(winepath -w "$WORK/helpers/echo-args.exe" 2>/dev/null)
     export SNAPRSYNC_ECHO_EXE
+    # A stand-in for a cygwin rsync: splits its command line by cygwin's rules (see cygwin-args.c).
+    x86_64-w64-mingw32-gcc -Wall -Werror -O2 -o "$WORK/helpers/cygwin-args.exe" "$ROOT/scripts/windows/cygwin-args.c"
+    SNAPRSYNC_CYGWIN_ARGS_EXE=$(winepath -w "$WORK/helpers/cygwin-args.exe" 2>/dev/null)
+    export SNAPRSYNC_CYGWIN_ARGS_EXE
     # A folder on C: that leads to another volume (Z:, wine's view of /). Wine
     # 8 cannot make an NTFS junction; a symbolic link in the drive's directory
     # behaves like one for every Win32 path call snaprsync makes.

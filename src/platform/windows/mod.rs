@@ -631,9 +631,22 @@ pub fn run_child(launch: &Launch) -> Result<u8> {
     if launch.what == "rsync" {
         env.extend(reader_env(flavor_of(program)));
     }
+    let mut command = Command::new(program);
+    if launch.what == "rsync" && flavor_of(program) != Flavor::Native {
+        // cygwin's runtime splits the command line by its own rules, not the C runtime's.
+        for a in &launch.args {
+            let quoted = a.to_str().and_then(winpath::cygwin_arg).ok_or_else(|| {
+                Error::Usage(format!(
+                    "{a:?}: a cygwin or MSYS2 rsync cannot receive an argument holding a double quote (its runtime drops every one) or one that is not Unicode: leave it out, or use a native rsync"
+                ))
+            })?;
+            command.raw_arg(quoted);
+        }
+    } else {
+        command.args(&launch.args);
+    }
     // Suspended until it is in the job: it can start nothing that escapes it.
-    let mut child = Command::new(program)
-        .args(&launch.args)
+    let mut child = command
         .envs(env.iter().map(|(k, v)| (k, v)))
         .creation_flags(windows_sys::Win32::System::Threading::CREATE_SUSPENDED)
         .spawn()

@@ -998,6 +998,50 @@ fn flavored_rsync(flavor: Flavor) -> PathBuf {
     exe
 }
 
+/// The arguments a cygwin or MSYS2 rsync gets, split by a stand-in written to
+/// cygwin's rules (`build_argv` with globbing off): before (the C runtime's
+/// quoting, as for a native rsync) and after (cygwin's). A native rsync's are
+/// in `child_gets_exact_arguments_and_its_status_comes_back`.
+#[test]
+fn a_cygwin_or_msys_rsync_gets_its_arguments_exactly() {
+    let _g = serial();
+    let parser = PathBuf::from(std::env::var_os("SNAPRSYNC_CYGWIN_ARGS_EXE").expect("run scripts/windows.sh test"));
+    let args = ["a b", r"x y\", "@f", "*", r"C:\dir\", "Jürgen Müller", "", r"back\\slash", "--filter=- *.tmp", "-M--log-file=x"];
+    let run = |flavor: Flavor, args: &[&str]| {
+        let dir = scratch(&format!("cygargs-{flavor:?}"));
+        let exe = dir.join("rsync.exe");
+        std::fs::copy(&parser, &exe).unwrap();
+        match flavor {
+            Flavor::Cygwin => std::fs::write(dir.join("cygwin1.dll"), b"").unwrap(),
+            Flavor::Msys => std::fs::write(dir.join("msys-2.0.dll"), b"").unwrap(),
+            Flavor::Native => {}
+        }
+        let out = dir.join("out.txt");
+        std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
+        let launch = Launch { program: exe, args: os(args), env: Vec::new(), what: "rsync", watch_peer: true };
+        let r = run_child(&launch);
+        (r, std::fs::read_to_string(&out).unwrap_or_default().split('\n').map(str::to_owned).collect::<Vec<_>>())
+    };
+    let mut want: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    want.push(String::new());
+    for flavor in [Flavor::Cygwin, Flavor::Msys] {
+        let (r, got) = run(flavor, &args);
+        assert_eq!(r.unwrap(), 0);
+        assert_eq!(got, want, "{flavor:?}");
+    }
+    // Before: the C runtime's quoting, read by cygwin's rules.
+    let (_, before) = run(Flavor::Native, &args);
+    assert_eq!(before[0], "a b");
+    assert_eq!(before[1], r"x y\\", "a doubled trailing backslash");
+    assert_eq!(before[2], "@FILE f", "read as a response file");
+    // A double quote cannot reach it: refused with the cause, nothing run.
+    let (r, got) = run(Flavor::Cygwin, &["--server", r#"a"b"#]);
+    let e = r.expect_err("a quote must be refused");
+    assert_eq!(e.exit_code(), crate::error::status::USAGE);
+    assert!(e.to_string().contains("double quote"), "{e}");
+    assert_eq!(got, [""], "nothing was started");
+}
+
 /// A whole run per rsync flavour, with the directory TEST DOUBLE: the exact
 /// source argument each rsync receives, and what it reads there.
 #[test]
