@@ -1083,6 +1083,35 @@ fn rsync_list_only_output_gives_the_names() {
     let out = "drwxr-xr-x          4,096 2026/11/29 13:00:00 .\n-rw-r--r--             38 2026/11/29 13:00:00 locked by selftest ü.txt\n\n";
     assert_eq!(selftest::listed_names(out), [".", "locked by selftest ü.txt"]);
     assert!(selftest::listed_names("rsync: error\n").is_empty());
+    assert_eq!(selftest::listed_entries(out)[1].1, "-rw-r--r-- 38 2026/11/29 13:00:00");
+}
+
+/// selftest compares whole `--list-only` lines between the exposures: a mode
+/// (what a cygwin rsync derives from ACLs through a device path), a size or a
+/// time that differs, and an entry seen through one only, are each named.
+#[test]
+fn selftest_names_metadata_that_differs_between_the_exposures() {
+    let e = |n: &str, m: &str| (n.to_owned(), m.to_owned());
+    let device = [
+        e("a.txt", "-rwxr-x--- 38 2026/11/29 13:00:00"),
+        e("b.txt", "-rw-r--r-- 1 2026/11/29 13:00:00"),
+        e("c", "drwxr-xr-x 0 2026/11/29 13:00:00"),
+    ];
+    let letter = [
+        e("a.txt", "-rw-r--r-- 38 2026/11/29 13:00:00"),
+        e("b.txt", "-rw-r--r-- 1 2026/11/29 13:00:00"),
+        e("d", "drwxr-xr-x 0 2026/11/29 13:00:00"),
+    ];
+    let d = selftest::metadata_differences(&device, &letter);
+    assert_eq!(
+        d,
+        [
+            "a.txt: -rwxr-x--- 38 2026/11/29 13:00:00 (device-path) vs -rw-r--r-- 38 2026/11/29 13:00:00 (drive-letter)",
+            "c: listed through device-path only",
+            "d: listed through drive-letter only"
+        ]
+    );
+    assert!(selftest::metadata_differences(&letter, &letter).is_empty());
 }
 
 /// selftest's rsync step, with a shadow copy played by a copied folder (TEST
@@ -1099,8 +1128,8 @@ fn selftest_lists_through_each_exposure() {
     let cfg = cfg_for(Expose::DriveLetter, false);
     for flavor in [Flavor::Native, Flavor::Cygwin] {
         let rsync = flavored_rsync(flavor);
-        let (arg, names) = selftest::list_through(&cfg, &set, &dir, &rsync, Expose::DevicePath).unwrap();
-        assert!(names.contains(&"probe.txt".to_owned()), "{flavor:?} {arg}: {names:?}");
+        let (arg, entries) = selftest::list_through(&cfg, &set, &dir, &rsync, Expose::DevicePath).unwrap();
+        assert!(entries.iter().any(|(n, m)| n == "probe.txt" && m.starts_with("-rw-r--r-- ")), "{flavor:?} {arg}: {entries:?}");
         assert!(flavor == Flavor::Native || !arg.contains('\\'), "{flavor:?}: {arg}");
         // Wine maps a letter (DefineDosDevice) but cannot open files through
         // it: the listing fails, naming the letter, which is removed again.
