@@ -40,10 +40,29 @@ use_debian_rust() {
     [[ -e /usr/lib/rustlib/src/rust/library/std ]] || die "rust-web-src is missing: run scripts/windows.sh setup"
 }
 
+# The application manifest (dist/windows/snaprsync.manifest: longPathAware,
+# asInvoker) as an object of resources, linked into every exe of the build.
+manifest_object() {
+    # Named by its inputs' hash: a changed manifest changes the rustflags, so
+    # that cargo links again (it does not watch a linker argument's file).
+    local hash obj
+    hash=$(cat "$ROOT/dist/windows/snaprsync.rc" "$ROOT/dist/windows/snaprsync.manifest" | sha256sum | cut -c1-12)
+    obj="$WORK/resources/snaprsync-rc-$hash.o"
+    mkdir -p "$WORK/resources"
+    if [[ ! -e "$obj" ]]; then
+        x86_64-w64-mingw32-windres --input-format=rc --output-format=coff \
+            -I "$ROOT/dist/windows" -i "$ROOT/dist/windows/snaprsync.rc" -o "$obj"
+    fi
+    printf '%s' "$obj"
+}
+
 cargo_win() {
     use_debian_rust
     local sub=$1; shift
+    local rc
+    rc=$(manifest_object)
     /usr/bin/cargo "$sub" --target "$TRIPLE" \
+        --config "target.$TRIPLE.rustflags=[\"-C\", \"link-arg=$rc\"]" \
         --config "target.$TRIPLE.linker=\"x86_64-w64-mingw32-gcc\"" \
         --config "target.$TRIPLE.ar=\"x86_64-w64-mingw32-ar\"" \
         --config "target.$TRIPLE.runner=\"$ROOT/scripts/windows/wine-run\"" \
@@ -103,9 +122,13 @@ check_abi() {
 helpers() {
     # A stand-in for rsync that records its exact argv (see echo-args.c).
     mkdir -p "$WORK/helpers"
-    x86_64-w64-mingw32-gcc -Wall -Werror -O2 -o "$WORK/helpers/echo-args.exe" "$ROOT/scripts/windows/echo-args.c" -lshell32
+    x86_64-w64-mingw32-gcc -Wall -Werror -O2 -o "$WORK/helpers/echo-args.exe" "$ROOT/scripts/windows/echo-args.c" -lshell32 -ladvapi32
     SNAPRSYNC_ECHO_EXE=$(winepath -w "$WORK/helpers/echo-args.exe" 2>/dev/null)
     export SNAPRSYNC_ECHO_EXE
+    # A stand-in for a cygwin rsync: splits its command line by cygwin's rules (see cygwin-args.c).
+    x86_64-w64-mingw32-gcc -Wall -Werror -O2 -o "$WORK/helpers/cygwin-args.exe" "$ROOT/scripts/windows/cygwin-args.c"
+    SNAPRSYNC_CYGWIN_ARGS_EXE=$(winepath -w "$WORK/helpers/cygwin-args.exe" 2>/dev/null)
+    export SNAPRSYNC_CYGWIN_ARGS_EXE
     # A folder on C: that leads to another volume (Z:, wine's view of /). Wine
     # 8 cannot make an NTFS junction; a symbolic link in the drive's directory
     # behaves like one for every Win32 path call snaprsync makes.
@@ -123,6 +146,10 @@ helpers() {
 run_tests() {
     check_abi
     helpers
+    # The exe itself, for the check of its embedded manifest.
+    cargo_win build --bin snaprsync
+    SNAPRSYNC_EXE=$(winepath -w "$CARGO_TARGET_DIR/$TRIPLE/debug/snaprsync.exe" 2>/dev/null)
+    export SNAPRSYNC_EXE
     # The crate's unit tests (VSS binding check among them) and the Windows
     # integration tests, all run under wine.
     cargo_win test --lib --bins "$@"

@@ -37,7 +37,8 @@ pub mod status {
     pub const VSS_VOLUME_UNSUPPORTED: u8 = 91;
     /// Windows: VSS is not available (service off, 32-bit snaprsync on 64-bit Windows, wine).
     pub const VSS_UNAVAILABLE: u8 = 92;
-    /// LVM: a thick snapshot filled up while rsync read it; what was read is garbage.
+    /// A snapshot was lost while rsync read it, so what was read is garbage:
+    /// an LVM thick snapshot filled up, or a VSS shadow copy vanished (Event 25).
     pub const SNAPSHOT_OVERFLOW: u8 = 93;
     /// A `pre_snapshot` or `post_snapshot` hook failed or outlasted
     /// `hook_timeout` (with `hook_failure = "fail"`); nothing was left behind.
@@ -67,11 +68,11 @@ pub const STATUSES: &[(u8, &str)] = &[
     (status::VSS_BUSY, "Windows: another snapshot set stayed in progress, or VSS outlasted `vss_timeout`"),
     (status::INTERNAL, "any other failure of snaprsync itself, including a panic (a bug: the line says where)"),
     (status::VSS_NO_STORAGE, "Windows: not enough shadow storage, or the maximum number of shadow copies"),
-    (status::VSS_VOLUME_UNSUPPORTED, "Windows: a volume VSS cannot shadow (network drive, FAT)"),
+    (status::VSS_VOLUME_UNSUPPORTED, "Windows: a volume VSS cannot shadow (a locked BitLocker volume, network drive, FAT/exFAT, RAM disk)"),
     (status::VSS_UNAVAILABLE, "Windows: VSS unavailable"),
     (
         status::SNAPSHOT_OVERFLOW,
-        "LVM: a thick snapshot filled up while rsync read it; the copy is not consistent (raise `lvm_snapshot_size`). Reported also when rsync itself failed",
+        "a snapshot was lost while rsync read it; the copy is not consistent. LVM: a thick snapshot filled up (raise `lvm_snapshot_size`); Windows: a shadow copy vanished (Event 25: give the volume more shadow storage). Reported also when rsync itself failed",
     ),
     (
         status::HOOK,

@@ -266,9 +266,30 @@ pub fn quote_arg(arg: &str) -> String {
     out
 }
 
+/// One argument as a cygwin or MSYS2 program started by a native one, with
+/// globbing off (`noglob`), reads it back exactly: in one pair of double
+/// quotes. By cygwin's `build_argv` with globbing off every `"` opens or
+/// closes a quoted part and is dropped, a backslash is an ordinary character,
+/// and a word beginning with an unquoted `@` is a response file; so the one
+/// pair keeps spaces, backslashes (a trailing one too), `@`, `*` and the empty
+/// argument, and an argument holding a `"` cannot be passed at all (`None`).
+pub fn cygwin_arg(arg: &str) -> Option<String> {
+    (!arg.contains('"')).then(|| format!("\"{arg}\""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cygwin_argument_is_one_quoted_word_and_a_quote_is_refused() {
+        for (arg, want) in
+            [("a b", r#""a b""#), (r"x y\", r#""x y\""#), ("@f", r#""@f""#), ("*", r#""*""#), ("", r#""""#), ("Jürgen", r#""Jürgen""#)]
+        {
+            assert_eq!(cygwin_arg(arg).as_deref(), Some(want), "{arg}");
+        }
+        assert_eq!(cygwin_arg(r#"a"b"#), None);
+    }
 
     fn p(s: &str) -> DrivePath {
         parse(s, Flavor::Msys).unwrap_or_else(|| panic!("{s} not parsed"))

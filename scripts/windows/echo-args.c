@@ -10,7 +10,9 @@
  * SNAPRSYNC_ECHO_HOOK_OUT, overwrites the file SNAPRSYNC_ECHO_CLOBBER (a live
  * change after the snapshot) and exits 0. Given --list-only first, it
  * instead lists the directory named by its last argument on stdout, one
- * "-rw-r--r--  SIZE 2026/01/01 00:00:00 NAME" line per entry, as rsync does. */
+ * "-rw-r--r--  SIZE 2026/01/01 00:00:00 NAME" line per entry, as rsync does.
+ * With SNAPRSYNC_ECHO_PRIVS set, it also writes "priv NAME enabled|disabled|
+ * absent" for SeBackupPrivilege and SeRestorePrivilege in the token it got. */
 #include <windows.h>
 #include <shellapi.h>
 #include <stdio.h>
@@ -102,6 +104,37 @@ static int list_only(const wchar_t *dir)
     return 0;
 }
 
+static void privilege(FILE *f, HANDLE token, const wchar_t *name)
+{
+    static DWORD buf[4096];
+    DWORD len = 0;
+    LUID luid;
+    const char *state = "absent";
+    if (!LookupPrivilegeValueW(NULL, name, &luid) || !GetTokenInformation(token, TokenPrivileges, buf, sizeof buf, &len))
+        state = "unknown";
+    else {
+        TOKEN_PRIVILEGES *tp = (TOKEN_PRIVILEGES *)buf;
+        for (DWORD i = 0; i < tp->PrivilegeCount; i++)
+            if (tp->Privileges[i].Luid.LowPart == luid.LowPart && tp->Privileges[i].Luid.HighPart == luid.HighPart)
+                state = (tp->Privileges[i].Attributes & SE_PRIVILEGE_ENABLED) ? "enabled" : "disabled";
+    }
+    fputs("priv ", f);
+    put(f, name);
+    fputs(" ", f);
+    fputs(state, f);
+    fputs("\n", f);
+}
+
+static void privileges(FILE *f)
+{
+    HANDLE token;
+    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token))
+        return;
+    privilege(f, token, L"SeBackupPrivilege");
+    privilege(f, token, L"SeRestorePrivilege");
+    CloseHandle(token);
+}
+
 int main(void)
 {
     wchar_t hookname[64];
@@ -138,6 +171,8 @@ int main(void)
     wchar_t path0[4096];
     if (GetEnvironmentVariableW(L"SNAPRSYNC_PATH_0", path0, 4096))
         probe(f, "read-path0 ", path0);
+    if (GetEnvironmentVariableW(L"SNAPRSYNC_ECHO_PRIVS", num, 64))
+        privileges(f);
     fflush(f);
     if (f != stderr)
         fclose(f);

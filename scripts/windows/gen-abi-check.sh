@@ -1,6 +1,6 @@
 #!/bin/sh
 # Writes a C program that prints, from mingw-w64's own headers, every vtable
-# slot of the VSS interfaces snaprsync calls, the layout of VSS_SNAPSHOT_PROP
+# slot of the VSS interfaces snaprsync calls (and COM's IGlobalOptions), the layout of VSS_SNAPSHOT_PROP
 # and the VSS HRESULT values. snaprsync's Rust binding is compared against its
 # output by the unit test provider::vss::tests::binding_matches_mingw_headers.
 # The method lists are read from the headers themselves, so a method snaprsync
@@ -31,7 +31,7 @@ cat <<'C'
 int main(void)
 {
 C
-for iface in IVssBackupComponents:vsbackup.h IVssAsync:vss.h; do
+for iface in IVssBackupComponents:vsbackup.h IVssAsync:vss.h IGlobalOptions:objidl.h; do
     name=${iface%%:*}
     header=$INC/${iface#*:}
     n=0
@@ -52,7 +52,8 @@ for c in $(sed -n 's/^#define \(VSS_[ES]_[A-Z0-9_]*\) ((HRESULT)0x.*/\1/p' "$INC
     echo "    HR($c);"
 done
 for c in E_ACCESSDENIED E_NOTIMPL E_INVALIDARG E_OUTOFMEMORY REGDB_E_CLASSNOTREG RPC_E_TOO_LATE \
-         VSS_CTX_BACKUP VSS_BT_COPY VSS_BT_FULL VSS_WS_FAILED_AT_IDENTIFY VSS_WS_FAILED_AT_BACKUPSHUTDOWN; do
+         VSS_CTX_BACKUP VSS_BT_COPY VSS_BT_FULL VSS_WS_FAILED_AT_IDENTIFY VSS_WS_FAILED_AT_BACKUPSHUTDOWN \
+         COMGLB_EXCEPTION_HANDLING COMGLB_EXCEPTION_DONOT_HANDLE; do
     echo "    HR($c);"
 done
 cat <<'C'

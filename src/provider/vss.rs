@@ -24,7 +24,7 @@ pub mod volume;
 /// The statuses VSS failures map to (documented in README "Exit statuses").
 pub mod status {
     pub use crate::error::status::{
-        ACCESS_DENIED, VSS_BUSY as BUSY, VSS_NO_STORAGE as NO_STORAGE, VSS_UNAVAILABLE as UNAVAILABLE,
+        ACCESS_DENIED, SNAPSHOT_OVERFLOW as LOST, VSS_BUSY as BUSY, VSS_NO_STORAGE as NO_STORAGE, VSS_UNAVAILABLE as UNAVAILABLE,
         VSS_VOLUME_UNSUPPORTED as VOLUME_UNSUPPORTED,
     };
 }
@@ -93,6 +93,10 @@ pub fn failed_writers(status: &[(String, i32, u32)]) -> Vec<String> {
 /// writer could not flush or hold its writes in time.
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long the writers' state is waited for once the copy is made: its own
+/// bound, so that a DoSnapshotSet that took most of `vss_timeout` does not
+/// leave the writers' state unknown (which `vss_writers = "require"` refuses).
+const WRITER_STATUS_WAIT: Duration = Duration::from_secs(60);
 /// How many times a flush or hold timeout is tried again: it is a busy
 /// moment, not a broken writer, but one that never ends is reported.
 const TIMEOUT_RETRIES: u32 = 2;
@@ -152,10 +156,25 @@ pub fn classify(what: &str, hresult: u32, timeout_secs: u64) -> Error {
              (`vssadmin list shadows`, `vssadmin delete shadows /for=C: /oldest`)"
                 .into(),
         ),
-        VSS_E_VOLUME_NOT_SUPPORTED | VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER => (
+        VSS_E_VOLUME_NOT_SUPPORTED => (
             status::VOLUME_UNSUPPORTED,
-            "VSS cannot shadow this volume (a network drive, FAT/exFAT, or a RAM disk): \
-             back it up without snaprsync, or set on_snapshot_failure = \"live\""
+            "VSS cannot shadow this volume: a BitLocker volume that is locked (`manage-bde -status`), \
+             ReFS on Windows older than Server 2012 / Windows 8, a network drive, FAT/exFAT (no NTFS for shadow storage), \
+             or a RAM disk or other volume without a shadow copy provider: unlock it, or back it up without snaprsync, \
+             or set on_snapshot_failure = \"live\""
+                .into(),
+        ),
+        VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER => (
+            status::VOLUME_UNSUPPORTED,
+            "the provider named by vss_provider cannot shadow this volume (a hardware provider for other disks, or \
+             the system provider on a locked BitLocker, FAT/exFAT, ReFS-before-2012 or RAM-disk volume): set \
+             vss_provider = \"any\" or \"system\" (see `vssadmin list providers`), or set on_snapshot_failure = \"live\""
+                .into(),
+        ),
+        VSS_S_ASYNC_CANCELLED => (
+            error::status::SNAPSHOT,
+            "the operation was cancelled, not by snaprsync's deadline (by VSS itself or another program): \
+             see the Application event log (source VSS) and `vssadmin list writers`, then retry"
                 .into(),
         ),
         E_NOTIMPL => (
@@ -191,12 +210,65 @@ fn unavailable(what: &str, msg: String) -> Error {
     Error::Vss { what: what.to_owned(), hresult: hr::E_NOTIMPL, msg, status: status::UNAVAILABLE }
 }
 
+/// The failure of a shadow copy that vanished while rsync read it (status
+/// 93): volsnap deletes a copy whose diff area could not grow in time (Event
+/// 25), and rsync then reports its files as vanished, which many servers
+/// accept. `why` says how it was found gone.
+pub fn lost(volume: &str, device: &str, why: &str, hresult: u32) -> Error {
+    Error::Vss {
+        what: format!("the shadow copy {device} of {volume}"),
+        hresult,
+        msg: format!(
+            "{why}: it vanished while it was read, so this backup is not a consistent copy. Windows deletes a shadow copy \
+             whose storage could not grow in time under heavy writes (Event 25 from volsnap in the System log): give the volume \
+             more shadow storage (`vssadmin resize shadowstorage /for={v} /on={v} /maxsize=20%`, or /on= another volume), \
+             or back up at a quieter time",
+            v = volume.trim_end_matches('\\')
+        ),
+        status: status::LOST,
+    }
+}
+
+/// One shadow copy of a set: its volume, the id VSS knows it by, its device.
+pub struct Shadow<I> {
+    pub volume: String,
+    pub id: I,
+    pub device: String,
+}
+
+/// After rsync: every shadow copy of the set still exists (`properties`
+/// finds it by id, with the same device) and its device still opens; the
+/// first that does not fails the run with [`lost`]. The VSS provider asks
+/// `GetSnapshotProperties`; the test double asks its own directories.
+pub fn check_shadows<I>(
+    shadows: &[Shadow<I>],
+    properties: impl Fn(&I) -> std::result::Result<String, (String, u32)>,
+    opens: impl Fn(&str) -> std::io::Result<()>,
+) -> Result<()> {
+    for s in shadows {
+        match properties(&s.id) {
+            Err((what, h)) => return Err(lost(&s.volume, &s.device, &format!("{what} no longer finds it"), h)),
+            Ok(d) if !d.trim_end_matches('\\').eq_ignore_ascii_case(s.device.trim_end_matches('\\')) => {
+                return Err(lost(&s.volume, &s.device, &format!("its id now leads to another device, {d}"), hr::VSS_E_OBJECT_NOT_FOUND))
+            }
+            Ok(_) => {}
+        }
+        if let Err(e) = opens(&s.device) {
+            let h = e.raw_os_error().map_or(hr::VSS_E_OBJECT_NOT_FOUND, |c| 0x8007_0000 | (c as u32 & 0xFFFF));
+            return Err(lost(&s.volume, &s.device, &format!("its device no longer opens ({e})"), h));
+        }
+    }
+    Ok(())
+}
+
 /// The VSS provider. Holds the backup components of the set it made until
 /// `remove`; dropping it without `remove` aborts the backup and releases the
 /// set (VSS deletes non-persistent shadow copies on release).
 pub struct Vss {
     timeout: Duration,
     live: Option<com::BackupComponents>,
+    /// The shadow copies of the live set, for `verify`.
+    shadows: Vec<Shadow<com::GUID>>,
     /// Whether the run was asked to stop (a console event): creation then
     /// cancels between VSS steps and inside the waits, instead of waiting
     /// out `vss_timeout`, and removal skips BackupComplete.
@@ -212,6 +284,7 @@ impl Vss {
         Vss {
             timeout: Duration::from_secs(vss_timeout_secs),
             live: None,
+            shadows: Vec::new(),
             stop: || false,
             require_writers: false,
             provider: com::GUID::default(),
@@ -249,11 +322,7 @@ impl Vss {
     }
 
     /// One attempt at the whole sequence, for `volumes` (roots like `C:\`).
-    fn attempt(
-        &self,
-        targets: &[(String, Vec<String>)],
-        deadline: Instant,
-    ) -> std::result::Result<(com::BackupComponents, Vec<VolumeSnapshot>, Vec<String>), (String, u32)> {
+    fn attempt(&self, targets: &[(String, Vec<String>)], deadline: Instant) -> std::result::Result<Attempt, (String, u32)> {
         let stop = self.stop;
         let volumes: Vec<&String> = targets.iter().map(|(v, _)| v).collect();
         self.go_on("CreateVssBackupComponents")?;
@@ -267,7 +336,13 @@ impl Vss {
         }
         for &v in &volumes {
             if !bc.is_volume_supported(v, self.provider)? {
-                return Err((format!("IsVolumeSupported({v})"), hr::VSS_E_VOLUME_NOT_SUPPORTED));
+                // Asked of one provider, the answer is about that provider.
+                let h = if self.provider == com::GUID::default() {
+                    hr::VSS_E_VOLUME_NOT_SUPPORTED
+                } else {
+                    hr::VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER
+                };
+                return Err((format!("IsVolumeSupported({v})"), h));
             }
         }
         let set_id = bc.start_snapshot_set()?;
@@ -292,10 +367,11 @@ impl Vss {
             bc.abort_backup();
             return Err(e);
         }
-        let mut snaps = Vec::new();
+        let (mut snaps, mut shadows) = (Vec::new(), Vec::new());
         for (v, aliases, id) in ids {
             let device = bc.snapshot_device(id).inspect_err(|_| bc.abort_backup())?;
             log::info!("vss: {v} is shadowed as {device} (snapshot {id})");
+            shadows.push(Shadow { volume: v.clone(), id, device: device.clone() });
             // The same volume reached by another root: the same shadow copy.
             for root in std::iter::once(v).chain(aliases) {
                 snaps.push(VolumeSnapshot {
@@ -306,7 +382,8 @@ impl Vss {
                 });
             }
         }
-        let failed = match bc.writer_status(deadline, stop) {
+        // Its own bound, not what DoSnapshotSet left of vss_timeout.
+        let failed = match bc.writer_status(Instant::now() + WRITER_STATUS_WAIT, stop) {
             Ok((writers, unread)) => {
                 let mut failed = failed_writers(&writers);
                 if unread > 0 {
@@ -317,9 +394,13 @@ impl Vss {
             // Under vss_writers = "require" an unknown state is a failure too.
             Err((what, h)) => vec![format!("every writer: {what} failed ({h:#010x}), so whether they froze their applications is unknown")],
         };
-        Ok((bc, snaps, failed))
+        Ok((bc, snaps, shadows, failed))
     }
 }
+
+/// What one whole attempt made: the components holding the set, its
+/// snapshots (one per root), its shadow copies, the writers that failed.
+type Attempt = (com::BackupComponents, Vec<VolumeSnapshot>, Vec<Shadow<com::GUID>>, Vec<String>);
 
 /// The volumes holding `sources`, in first-seen order, each once: its root
 /// (`C:\`, or a mount folder `D:\Mount\Data\`) and the other roots a source
@@ -413,7 +494,7 @@ impl Provider for Vss {
         let mut timeouts = 0;
         loop {
             match self.attempt(&targets, deadline) {
-                Ok((bc, snaps, failed)) => {
+                Ok((bc, snaps, shadows, failed)) => {
                     if !failed.is_empty() {
                         let which = failed.join("; ");
                         if self.require_writers {
@@ -433,6 +514,7 @@ impl Provider for Vss {
                         );
                     }
                     self.live = Some(bc);
+                    self.shadows = shadows;
                     return Ok(SnapshotSet { provider: "vss", volumes: snaps });
                 }
                 // A console event: end now, nothing is left (the attempt aborted).
@@ -460,7 +542,14 @@ impl Provider for Vss {
         }
     }
 
+    /// Every shadow copy of the set still there, by id and by its device.
+    fn verify(&self, _set: &SnapshotSet) -> Result<()> {
+        let Some(bc) = &self.live else { return Ok(()) };
+        check_shadows(&self.shadows, |id| bc.snapshot_device(*id), volume::device_opens)
+    }
+
     fn remove(&mut self, set: &SnapshotSet) -> Result<()> {
+        self.shadows.clear();
         let Some(bc) = self.live.take() else { return Ok(()) };
         if (self.stop)() {
             // Stopping: no BackupComplete (writers would be told of a backup
@@ -605,6 +694,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<com::IVssBackupComponentsVtbl>() / 8, total("IVssBackupComponents"));
         assert_eq!(ours(com::IVssAsyncVtbl::slots()), header("slot", "IVssAsync"));
         assert_eq!(std::mem::size_of::<com::IVssAsyncVtbl>() / 8, total("IVssAsync"));
+        assert_eq!(ours(com::IGlobalOptionsVtbl::slots()), header("slot", "IGlobalOptions"));
+        assert_eq!(std::mem::size_of::<com::IGlobalOptionsVtbl>() / 8, total("IGlobalOptions"));
         assert_eq!(ours(com::snapshot_prop_fields()), header("field", "VSS_SNAPSHOT_PROP"));
         let size = |s: &str| -> usize {
             lines.iter().find(|l| l.len() == 3 && l[0] == "size" && l[1] == s).map(|l| l[2].parse().unwrap()).expect("size")
@@ -649,6 +740,8 @@ mod tests {
             ("VSS_WS_FAILED_AT_IDENTIFY", VSS_WS_FAILED_AT_IDENTIFY as u32),
             ("VSS_WS_FAILED_AT_BACKUPSHUTDOWN", VSS_WS_FAILED_AT_IDENTIFY as u32 + 9),
             ("VSS_E_PROVIDER_NOT_REGISTERED", VSS_E_PROVIDER_NOT_REGISTERED),
+            ("COMGLB_EXCEPTION_HANDLING", com::global_option_values().0 as u32),
+            ("COMGLB_EXCEPTION_DONOT_HANDLE", com::global_option_values().1 as u32),
         ] {
             assert_eq!(v, value(name), "{name}");
         }
@@ -664,7 +757,13 @@ mod tests {
             (hr::VSS_E_INSUFFICIENT_STORAGE, status::NO_STORAGE, "vssadmin resize shadowstorage"),
             (hr::VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED, status::NO_STORAGE, "vssadmin delete shadows"),
             (hr::VSS_E_VOLUME_NOT_SUPPORTED, status::VOLUME_UNSUPPORTED, "network drive"),
-            (hr::VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, status::VOLUME_UNSUPPORTED, "FAT"),
+            (hr::VSS_E_VOLUME_NOT_SUPPORTED, status::VOLUME_UNSUPPORTED, "BitLocker"),
+            (hr::VSS_E_VOLUME_NOT_SUPPORTED, status::VOLUME_UNSUPPORTED, "ReFS"),
+            (hr::VSS_E_VOLUME_NOT_SUPPORTED, status::VOLUME_UNSUPPORTED, "FAT/exFAT"),
+            (hr::VSS_E_VOLUME_NOT_SUPPORTED, status::VOLUME_UNSUPPORTED, "RAM disk"),
+            (hr::VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, status::VOLUME_UNSUPPORTED, "vss_provider = \"any\""),
+            (hr::VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, status::VOLUME_UNSUPPORTED, "BitLocker"),
+            (hr::VSS_S_ASYNC_CANCELLED, error::status::SNAPSHOT, "cancelled, not by snaprsync"),
             (hr::E_NOTIMPL, status::UNAVAILABLE, "not implemented"),
             (hr::REGDB_E_CLASSNOTREG, status::UNAVAILABLE, "sc config vss"),
             (hr::SERVICE_DISABLED, status::UNAVAILABLE, "sc config vss"),
@@ -689,6 +788,68 @@ mod tests {
         for c in [status::BUSY, status::NO_STORAGE, status::VOLUME_UNSUPPORTED, status::UNAVAILABLE] {
             assert!(!RSYNC.contains(&c) && !own.contains(&c) && c < 128, "{c}");
         }
+    }
+
+    /// `verify`'s decision: a copy its id no longer finds, one whose id leads
+    /// to another device, and one whose device no longer opens each fail with
+    /// 93, naming Event 25 and the fix; a whole set passes.
+    #[test]
+    fn a_vanished_shadow_copy_is_93_with_event_25_and_the_fix() {
+        let dev = |n: u32| format!(r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy{n}");
+        let set = [
+            Shadow { volume: r"C:\".to_owned(), id: 1u32, device: dev(1) },
+            Shadow { volume: r"D:\".to_owned(), id: 2u32, device: dev(2) },
+        ];
+        let all = |id: &u32| Ok(dev(*id));
+        let opens = |_: &str| Ok(());
+        assert!(check_shadows(&set, all, opens).is_ok());
+        let gone = |id: &u32| if *id == 2 { Err(("GetSnapshotProperties".to_owned(), hr::VSS_E_OBJECT_NOT_FOUND)) } else { Ok(dev(*id)) };
+        let moved = |id: &u32| Ok(dev(*id + 10));
+        let dead = |d: &str| if d.ends_with("Copy1") { Err(std::io::Error::from_raw_os_error(2)) } else { Ok(()) };
+        for (e, names) in
+            [(check_shadows(&set, gone, opens), "D:"), (check_shadows(&set, moved, opens), "C:"), (check_shadows(&set, all, dead), "C:")]
+        {
+            let e = e.expect_err("a lost copy passed");
+            let msg = e.to_string();
+            assert_eq!(e.exit_code(), status::LOST, "{msg}");
+            assert_eq!(status::LOST, 93);
+            for want in ["Event 25", "vanished", &format!("/for={names}"), "resize shadowstorage"] {
+                assert!(msg.contains(want), "{want:?} not in {msg}");
+            }
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+        let msg = check_shadows(&set, all, dead).unwrap_err().to_string();
+        assert!(msg.contains("0x80070002") && msg.contains("no longer opens"), "{msg}");
+    }
+
+    /// The device check itself: a shadow copy device that is not there does
+    /// not open, a volume's root does.
+    #[test]
+    fn a_missing_shadow_device_does_not_open() {
+        assert!(volume::device_opens(r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy4242").is_err());
+        assert!(volume::device_opens(r"C:\").is_ok());
+        assert!(volume::device_opens(&std::env::temp_dir().to_string_lossy()).is_ok());
+    }
+
+    /// COM's process-wide settings: snaprsync's own security and
+    /// COMGLB_EXCEPTION_DONOT_HANDLE (wine's ole32 accepts the call, but its
+    /// Query answers 0 whatever was set, so that the option takes only real
+    /// Windows shows);
+    /// a second init does not take snaprsync's own security for another's;
+    /// RPC_E_TOO_LATE goes on with a warning naming the consequence, any
+    /// other failure of CoInitializeSecurity stops.
+    #[test]
+    fn com_security_and_exception_handling_are_set_once_and_too_late_is_named() {
+        let first = com::init().expect("COM initialises under wine");
+        assert_eq!(first.exceptions, Ok(()), "IGlobalOptions::Set(COMGLB_EXCEPTION_HANDLING, DONOT_HANDLE)");
+        assert_eq!(com::init().unwrap(), first, "a second init is the first's");
+        let late = com::secure_for_test(hr::RPC_E_TOO_LATE as i32).expect("RPC_E_TOO_LATE is not fatal");
+        assert!(late.security_too_late);
+        for want in ["RPC_E_TOO_LATE", "Event 8194", "writers", "unknown"] {
+            assert!(com::TOO_LATE_WARNING.contains(want), "{want:?}");
+        }
+        assert!(!com::secure_for_test(0).unwrap().security_too_late);
+        assert_eq!(com::secure_for_test(hr::E_ACCESSDENIED as i32), Err(("CoInitializeSecurity".to_owned(), hr::E_ACCESSDENIED)));
     }
 
     /// Under wine VSS answers E_NOTIMPL: the provider must say so clearly, with

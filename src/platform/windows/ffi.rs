@@ -1,5 +1,6 @@
 //! Every Win32 call of the Windows platform, as small safe functions: drive
-//! letters (DefineDosDevice / QueryDosDevice), the console control handler,
+//! letters (DefineDosDevice / QueryDosDevice, and the lock runs share to pick
+//! one), the token's backup privileges, the console control handler,
 //! and the Job Object that ties rsync's life to snaprsync's.
 //!
 //! All `unsafe` of `platform::windows` is in this file, the only module of it
@@ -15,7 +16,13 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::time::Duration;
 
 use windows_sys::core::BOOL;
-use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+use windows_sys::Win32::Foundation::{
+    CloseHandle, GetLastError, ERROR_NOT_ALL_ASSIGNED, HANDLE, LUID, WAIT_ABANDONED, WAIT_OBJECT_0, WAIT_TIMEOUT,
+};
+use windows_sys::Win32::Security::{
+    AdjustTokenPrivileges, LookupPrivilegeValueW, LUID_AND_ATTRIBUTES, SE_PRIVILEGE_ENABLED, TOKEN_ADJUST_PRIVILEGES, TOKEN_PRIVILEGES,
+    TOKEN_QUERY,
+};
 use windows_sys::Win32::Storage::FileSystem::{
     DefineDosDeviceW, GetDiskFreeSpaceExW, GetFileAttributesW, GetLogicalDrives, QueryDosDeviceW, DDD_EXACT_MATCH_ON_REMOVE,
     DDD_NO_BROADCAST_SYSTEM, DDD_RAW_TARGET_PATH, DDD_REMOVE_DEFINITION, INVALID_FILE_ATTRIBUTES,
@@ -31,7 +38,8 @@ use windows_sys::Win32::System::JobObjects::{
     JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
 };
 use windows_sys::Win32::System::Threading::{
-    GetCurrentThread, OpenThread, ResumeThread, SetThreadPriority, THREAD_PRIORITY_IDLE, THREAD_SUSPEND_RESUME,
+    CreateMutexW, GetCurrentProcess, GetCurrentThread, OpenProcessToken, OpenThread, ReleaseMutex, ResumeThread, SetThreadPriority,
+    WaitForSingleObject, THREAD_PRIORITY_IDLE, THREAD_SUSPEND_RESUME,
 };
 
 /// The exit status snaprsync gives rsync when it ends it on a console event
@@ -118,8 +126,157 @@ pub fn remove_letter(letter: char, target: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// A Job Object that kills every process in it when its last handle closes:
-/// if snaprsync dies, however, rsync dies with it.
+/// This process's token, opened to read and adjust its privileges.
+struct Token(HANDLE);
+
+impl Token {
+    fn open() -> io::Result<Token> {
+        let mut h: HANDLE = std::ptr::null_mut();
+        // SAFETY: the pseudo handle of this process and a valid out pointer.
+        if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_ADJUST_PRIVILEGES | TOKEN_QUERY, &mut h) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Token(h))
+    }
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        // SAFETY: the token handle opened above, closed once.
+        unsafe { CloseHandle(self.0) };
+    }
+}
+
+fn privilege_luid(name: &str) -> io::Result<LUID> {
+    let n = wide(OsStr::new(name));
+    let mut luid = LUID { LowPart: 0, HighPart: 0 };
+    // SAFETY: the local system (null), a NUL-terminated name, a valid out pointer.
+    if unsafe { LookupPrivilegeValueW(std::ptr::null(), n.as_ptr(), &mut luid) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(luid)
+}
+
+/// Enables (or disables) privilege `name` (`SeBackupPrivilege`) in this
+/// process's token, which the programs it starts inherit; `Ok(false)` when
+/// the token does not hold it at all (the account lacks the right).
+pub fn set_privilege(name: &str, enable: bool) -> io::Result<bool> {
+    let token = Token::open()?;
+    let luid = privilege_luid(name)?;
+    let state = TOKEN_PRIVILEGES {
+        PrivilegeCount: 1,
+        Privileges: [LUID_AND_ATTRIBUTES { Luid: luid, Attributes: if enable { SE_PRIVILEGE_ENABLED } else { 0 } }],
+    };
+    // SAFETY: a token opened with TOKEN_ADJUST_PRIVILEGES; one privilege in
+    // `state`; no previous state asked for.
+    let ok = unsafe { AdjustTokenPrivileges(token.0, 0, &state, 0, std::ptr::null_mut(), std::ptr::null_mut()) };
+    // SAFETY: no arguments; read at once after the call.
+    let err = unsafe { GetLastError() };
+    if ok == 0 {
+        return Err(io::Error::from_raw_os_error(err as i32));
+    }
+    // It succeeds without assigning what the token does not hold.
+    Ok(err != ERROR_NOT_ALL_ASSIGNED)
+}
+
+/// Whether privilege `name` is held by this process's token and enabled:
+/// `None` when not held.
+#[cfg(test)]
+pub fn privilege_enabled(name: &str) -> io::Result<Option<bool>> {
+    use windows_sys::Win32::Security::{GetTokenInformation, TokenPrivileges};
+    let token = Token::open()?;
+    let luid = privilege_luid(name)?;
+    let mut buf = vec![0u64; 1024];
+    let mut len = 0u32;
+    // SAFETY: a token opened with TOKEN_QUERY; `buf` is writable (and u64-aligned) for its size.
+    let ok = unsafe { GetTokenInformation(token.0, TokenPrivileges, buf.as_mut_ptr().cast(), (buf.len() * 8) as u32, &mut len) };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: GetTokenInformation wrote a TOKEN_PRIVILEGES with
+    // PrivilegeCount entries into `buf`, which is aligned for it.
+    let found = unsafe {
+        let tp = &*buf.as_ptr().cast::<TOKEN_PRIVILEGES>();
+        let all = std::slice::from_raw_parts(tp.Privileges.as_ptr(), tp.PrivilegeCount as usize);
+        all.iter()
+            .find(|p| p.Luid.LowPart == luid.LowPart && p.Luid.HighPart == luid.HighPart)
+            .map(|p| p.Attributes & SE_PRIVILEGE_ENABLED != 0)
+    };
+    Ok(found)
+}
+
+/// The application manifest embedded in `exe` (resource 1 of type
+/// RT_MANIFEST), read with the exe loaded as data only (tests).
+#[cfg(test)]
+pub fn manifest_of(exe: &std::path::Path) -> io::Result<String> {
+    use windows_sys::Win32::Foundation::FreeLibrary;
+    use windows_sys::Win32::System::LibraryLoader::{
+        FindResourceW, LoadLibraryExW, LoadResource, LockResource, SizeofResource, LOAD_LIBRARY_AS_DATAFILE,
+    };
+    let p = wide(exe.as_os_str());
+    // SAFETY: a NUL-terminated path; as a data file nothing of it runs.
+    let module = unsafe { LoadLibraryExW(p.as_ptr(), std::ptr::null_mut(), LOAD_LIBRARY_AS_DATAFILE) };
+    if module.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a loaded module; MAKEINTRESOURCE(1) and RT_MANIFEST (24) are
+    // integer resource names, as FindResourceW takes them.
+    let text = unsafe {
+        let res = FindResourceW(module, 1 as _, 24 as _);
+        let data = if res.is_null() { std::ptr::null_mut() } else { LockResource(LoadResource(module, res)) };
+        let text = if data.is_null() {
+            Err(io::Error::last_os_error())
+        } else {
+            let bytes = std::slice::from_raw_parts(data.cast::<u8>(), SizeofResource(module, res) as usize);
+            Ok(String::from_utf8_lossy(bytes).into_owned())
+        };
+        FreeLibrary(module);
+        text
+    };
+    text
+}
+
+/// The lock every snaprsync run of this machine holds while it chooses,
+/// maps and checks a drive letter (a named mutex, in the global namespace
+/// where the account may make one), so that two runs never pick the same
+/// free letter. Released on drop; a holder that died leaves it abandoned,
+/// which counts as free.
+pub struct LetterLock(HANDLE);
+
+impl LetterLock {
+    pub fn acquire(limit: Duration) -> io::Result<LetterLock> {
+        let mut last = io::Error::other("no mutex name tried");
+        for name in [r"Global\snaprsync-drive-letters", r"Local\snaprsync-drive-letters"] {
+            let n = wide(OsStr::new(name));
+            // SAFETY: default security, not initially owned, a NUL-terminated name.
+            let h = unsafe { CreateMutexW(std::ptr::null(), 0, n.as_ptr()) };
+            if h.is_null() {
+                last = io::Error::last_os_error();
+                continue;
+            }
+            // SAFETY: a live mutex handle; a bounded wait.
+            let w = unsafe { WaitForSingleObject(h, limit.as_millis().min(u32::MAX as u128 - 1) as u32) };
+            if w == WAIT_OBJECT_0 || w == WAIT_ABANDONED {
+                return Ok(LetterLock(h));
+            }
+            // SAFETY: the handle opened above, closed once.
+            unsafe { CloseHandle(h) };
+            return Err(if w == WAIT_TIMEOUT { io::Error::from(io::ErrorKind::TimedOut) } else { io::Error::last_os_error() });
+        }
+        Err(last)
+    }
+}
+
+impl Drop for LetterLock {
+    fn drop(&mut self) {
+        // SAFETY: this thread owns the mutex (acquired above); the handle is closed once.
+        unsafe {
+            ReleaseMutex(self.0);
+            CloseHandle(self.0);
+        }
+    }
+}
+
 /// Resumes the threads of `child`, started with CREATE_SUSPENDED so that it
 /// joined its job before running a single instruction (std gives no handle
 /// to its main thread, so they are found in a thread snapshot).
@@ -162,6 +319,8 @@ pub fn resume(child: &Child) -> io::Result<()> {
     Ok(())
 }
 
+/// A Job Object that kills every process in it when its last handle closes:
+/// if snaprsync dies, however, rsync dies with it.
 pub struct Job(HANDLE);
 
 // SAFETY: a job handle may be used from any thread.

@@ -274,32 +274,76 @@ impl Drop for Letter {
     }
 }
 
-/// Maps a free letter of `candidates` to `target`; the mapping is checked
-/// to be ours (another process may race for the same letter).
+/// How long a run waits for another run's letter choice (a few calls).
+const LETTER_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Maps a free letter of `candidates` to `target`. A letter is ours only
+/// when, once defined, it has exactly one definition, ours: DefineDosDevice
+/// stacks definitions, so a program that defined the same letter at the same
+/// moment leaves two, and then only ours is removed (by exact match) and the
+/// next letter tried. snaprsync runs themselves take the machine-wide
+/// [`ffi::LetterLock`] around this, so they never race each other.
 fn map_free_letter(candidates: &str, target: &str, taken: &mut Vec<char>) -> Result<Letter> {
+    let _lock = ffi::LetterLock::acquire(LETTER_LOCK_WAIT)
+        .inspect_err(|e| {
+            log::warn!("drive letters: cannot take the lock other snaprsync runs share ({e}): relying on the ownership check alone")
+        })
+        .ok();
     for letter in candidates.chars() {
         if taken.contains(&letter) {
             continue;
         }
+        let name = format!("{letter}:");
         let used = ffi::logical_drives();
-        if winpath::pick_free_letter(&letter.to_string(), used).is_none() || !ffi::query_dos_device(&format!("{letter}:")).is_empty() {
+        if winpath::pick_free_letter(&letter.to_string(), used).is_none() || !ffi::query_dos_device(&name).is_empty() {
             continue;
         }
+        #[cfg(test)]
+        between_check_and_define(letter);
         if let Err(e) = ffi::define_letter(letter, target) {
             log::warn!("drive letter {letter}: {e}");
             continue;
         }
         let mapped = Letter { letter, target: target.to_owned(), removed: false };
-        if ffi::query_dos_device(&format!("{letter}:")).first().map(String::as_str) == Some(target) {
+        let now = ffi::query_dos_device(&name);
+        if letter_is_ours(&now, target) {
             log::info!("drive letter {letter}: mapped to {target}");
             taken.push(letter);
             return Ok(mapped);
         }
+        log::warn!(
+            "drive letter {letter}: defined by another program at the same moment ({} definitions: {}); removing only ours and trying the next letter",
+            now.len(),
+            now.join(", ")
+        );
+        // Dropping it removes exactly our definition, whatever is stacked on it.
+        drop(mapped);
     }
     Err(Error::Expose {
         path: PathBuf::from(target),
         msg: format!("no free drive letter among drive_letters = {candidates:?}: free one, add letters, or set expose = \"device-path\""),
     })
+}
+
+/// Whether a letter whose definitions are `targets` (newest first) is ours:
+/// exactly one, ours.
+fn letter_is_ours(targets: &[String], ours: &str) -> bool {
+    matches!(targets, [only] if only == ours)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The fault point between a letter's check and its definition (tests only).
+    pub static BETWEEN_CHECK_AND_DEFINE: std::cell::RefCell<Option<Box<dyn FnMut(char)>>> = const { std::cell::RefCell::new(None) };
+}
+
+#[cfg(test)]
+fn between_check_and_define(letter: char) {
+    BETWEEN_CHECK_AND_DEFINE.with(|f| {
+        if let Some(f) = f.borrow_mut().as_mut() {
+            f(letter)
+        }
+    });
 }
 
 /// Drive letters a killed run left mapped to a shadow copy that is gone (VSS
@@ -581,14 +625,28 @@ pub fn run_child(launch: &Launch) -> Result<u8> {
     }
     let program = launch.program.as_path();
     let spawn_err = |e: std::io::Error| Error::NotStarted { what: launch.what, path: program.to_owned(), msg: e.to_string() };
+    enable_privileges(launch);
     let job = ffi::Job::new().map_err(|e| Error::io("job object", e))?;
     let mut env = launch.env.clone();
     if launch.what == "rsync" {
         env.extend(reader_env(flavor_of(program)));
     }
+    let mut command = Command::new(program);
+    if launch.what == "rsync" && flavor_of(program) != Flavor::Native {
+        // cygwin's runtime splits the command line by its own rules, not the C runtime's.
+        for a in &launch.args {
+            let quoted = a.to_str().and_then(winpath::cygwin_arg).ok_or_else(|| {
+                Error::Usage(format!(
+                    "{a:?}: a cygwin or MSYS2 rsync cannot receive an argument holding a double quote (its runtime drops every one) or one that is not Unicode: leave it out, or use a native rsync"
+                ))
+            })?;
+            command.raw_arg(quoted);
+        }
+    } else {
+        command.args(&launch.args);
+    }
     // Suspended until it is in the job: it can start nothing that escapes it.
-    let mut child = Command::new(program)
-        .args(&launch.args)
+    let mut child = command
         .envs(env.iter().map(|(k, v)| (k, v)))
         .creation_flags(windows_sys::Win32::System::Threading::CREATE_SUSPENDED)
         .spawn()
@@ -605,6 +663,34 @@ pub fn run_child(launch: &Launch) -> Result<u8> {
     let status = child.wait().map_err(|e| Error::io(program, e))?;
     drop(running);
     Ok(status_of(status))
+}
+
+/// The privileges `launch` is started with: SeBackupPrivilege, to read what
+/// an ACL denies the account, and SeRestorePrivilege too when rsync receives
+/// (a push: an rsync server without `--sender` writes files, owners and ACLs).
+pub fn privileges_for(launch: &Launch) -> Vec<&'static str> {
+    let receiving = launch.what == "rsync" && launch.args.iter().any(|a| a == "--server") && !launch.args.iter().any(|a| a == "--sender");
+    let mut p = vec!["SeBackupPrivilege"];
+    if receiving {
+        p.push("SeRestorePrivilege");
+    }
+    p
+}
+
+/// Enables [`privileges_for`] `launch` in snaprsync's token, which the
+/// program inherits; says in the log which the token lacks.
+fn enable_privileges(launch: &Launch) {
+    for name in privileges_for(launch) {
+        match ffi::set_privilege(name, true) {
+            Ok(true) => log::debug!("{name} enabled for {}", launch.what),
+            Ok(false) => log::warn!(
+                "the account lacks {name}: {} can read{} only what the files' ACLs allow it; run as a member of Backup Operators or Administrators (docs/windows.md \"Privileges\")",
+                launch.what,
+                if name == "SeRestorePrivilege" { " and write" } else { "" }
+            ),
+            Err(e) => log::warn!("cannot enable {name} for {}: {e}", launch.what),
+        }
+    }
 }
 
 fn status_of(status: std::process::ExitStatus) -> u8 {

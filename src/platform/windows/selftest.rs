@@ -118,19 +118,31 @@ fn check_exposures(
 }
 
 /// The real rsync's `--list-only` of the locked file's folder through each
-/// exposure: the names it saw go in the report; the file must be among them.
+/// exposure: the lines it listed go in the report; the file must be among
+/// them, and each entry must show the same mode, size and time through both
+/// (a cygwin rsync reads a device path as a POSIX path, with modes from the
+/// ACLs, and a drive-letter path as `noacl`: a switch of `expose` would then
+/// make a `--link-dest` series copy everything again).
 fn check_rsync(cfg: &Config, set: &crate::provider::SnapshotSet, dir: &Path, file: &Path, report: &mut String) -> Result<()> {
     let rsync = crate::real_rsync::find(cfg)?;
     let _ = writeln!(report, "rsync: {} ({:?} build)", rsync.display(), flavor_of(&rsync));
     let want = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut first = Ok(());
+    let mut listings = Vec::new();
     for mode in [Expose::DevicePath, Expose::DriveLetter] {
         let seen = list_through(cfg, set, dir, &rsync, mode);
         let _ = match &seen {
-            Ok((arg, names)) => writeln!(report, "rsync --list-only {arg}: saw {}", names.join(" | ")),
+            Ok((arg, entries)) => writeln!(
+                report,
+                "rsync --list-only {arg}: saw {}",
+                entries.iter().map(|(n, m)| format!("{m} {n}")).collect::<Vec<_>>().join(" | ")
+            ),
             Err(e) => writeln!(report, "rsync --list-only through {mode:?}: {e}"),
         };
-        let ok = seen.as_ref().is_ok_and(|(_, names)| names.contains(&want));
+        let ok = seen.as_ref().is_ok_and(|(_, entries)| entries.iter().any(|(n, _)| *n == want));
+        if let Ok((_, entries)) = &seen {
+            listings.push(entries.clone());
+        }
         if !ok && first.is_ok() {
             first = Err(seen.err().unwrap_or_else(|| Error::Snapshot {
                 path: file.to_owned(),
@@ -138,7 +150,42 @@ fn check_rsync(cfg: &Config, set: &crate::provider::SnapshotSet, dir: &Path, fil
             }));
         }
     }
+    if let [device, letter] = &listings[..] {
+        let differ = metadata_differences(device, letter);
+        for d in &differ {
+            let _ = writeln!(report, "metadata differs: {d}");
+        }
+        if !differ.is_empty() && first.is_ok() {
+            first = Err(Error::Snapshot {
+                path: dir.to_owned(),
+                msg: format!(
+                    "rsync shows {} entr{} with other metadata through expose = \"device-path\" than through \"drive-letter\" (see the report): keep one expose setting for a series of backups (docs/windows.md)",
+                    differ.len(),
+                    if differ.len() == 1 { "y" } else { "ies" }
+                ),
+            });
+        }
+    }
     first
+}
+
+/// Pure: how two listings of one folder (name, "mode size date time") differ:
+/// an entry with other metadata, or one seen through one exposure only.
+pub(super) fn metadata_differences(device: &[(String, String)], letter: &[(String, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, meta) in device {
+        match letter.iter().find(|(n, _)| n == name) {
+            Some((_, m)) if m != meta => out.push(format!("{name}: {meta} (device-path) vs {m} (drive-letter)")),
+            Some(_) => {}
+            None => out.push(format!("{name}: listed through device-path only")),
+        }
+    }
+    for (name, _) in letter {
+        if !device.iter().any(|(n, _)| n == name) {
+            out.push(format!("{name}: listed through drive-letter only"));
+        }
+    }
+    out
 }
 
 /// `rsync --list-only` of `dir` in `set`, exposed by `mode`: the source
@@ -150,7 +197,7 @@ pub(super) fn list_through(
     dir: &Path,
     rsync: &Path,
     mode: Expose,
-) -> Result<(String, Vec<String>)> {
+) -> Result<(String, Vec<(String, String)>)> {
     let flavor = flavor_of(rsync);
     let native = dir.to_string_lossy().into_owned();
     let arg = if flavor == winpath::Flavor::Native { format!("{native}\\") } else { format!("{}/", native.replace('\\', "/")) };
@@ -171,19 +218,27 @@ pub(super) fn list_through(
             ),
         });
     }
-    Ok((shown, listed_names(&String::from_utf8_lossy(&out.stdout))))
+    Ok((shown, listed_entries(&String::from_utf8_lossy(&out.stdout))))
 }
 
 /// Pure: the names in `rsync --list-only` output (`-rw-r--r--  38 2026/01/01 00:00:00 NAME`).
+#[cfg(test)]
 pub(super) fn listed_names(out: &str) -> Vec<String> {
+    listed_entries(out).into_iter().map(|(n, _)| n).collect()
+}
+
+/// Pure: the entries of `rsync --list-only` output: (name, "mode size date time").
+pub(super) fn listed_entries(out: &str) -> Vec<(String, String)> {
     out.lines()
         .filter_map(|l| {
             let mut rest = l.trim_start();
+            let mut meta = Vec::new();
             for _ in 0..4 {
                 let end = rest.find(char::is_whitespace)?;
+                meta.push(&rest[..end]);
                 rest = rest[end..].trim_start();
             }
-            (!rest.is_empty()).then(|| rest.to_owned())
+            (!rest.is_empty()).then(|| (rest.to_owned(), meta.join(" ")))
         })
         .collect()
 }

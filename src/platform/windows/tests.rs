@@ -74,6 +74,58 @@ fn source_paths_are_native() {
     assert_eq!(Platform::source_path("/home/u".as_ref()), None);
 }
 
+/// The built snaprsync.exe carries its application manifest: long paths
+/// (longPathAware) and the caller's token (asInvoker, no elevation prompt).
+#[test]
+fn the_exe_carries_a_long_path_aware_manifest() {
+    let exe = PathBuf::from(std::env::var_os("SNAPRSYNC_EXE").expect("SNAPRSYNC_EXE is not set: run scripts/windows.sh test"));
+    let m = ffi::manifest_of(&exe).unwrap_or_else(|e| panic!("{}: no manifest: {e}", exe.display()));
+    let m: String = m.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(m.contains("<ws2:longPathAware>true</ws2:longPathAware>"), "{m}");
+    assert!(m.contains(r#"xmlns:ws2="http://schemas.microsoft.com/SMI/2016/WindowsSettings""#), "{m}");
+    assert!(m.contains(r#"<requestedExecutionLevel level="asInvoker""#), "{m}");
+}
+
+/// A source longer than MAX_PATH (260): its volume is found, it resolves to
+/// itself, `vss_exclude_volumes` still matches it, and a whole run with the
+/// directory double reads it from the copy (as far as wine allows).
+#[test]
+fn a_source_over_260_characters_is_found_resolved_and_excluded() {
+    let _g = serial();
+    let mut dir = scratch("long");
+    while dir.as_os_str().len() < 300 {
+        dir.push("a-rather-long-folder-name-to-pass-max-path");
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("probe.txt"), "original content").unwrap();
+    let plain = dir.to_string_lossy().into_owned();
+    assert!(plain.len() > 260 && !plain.starts_with(r"\\?\"), "{plain}");
+    let root = crate::provider::vss::volume::volume_path_name(&dir).expect("the volume of a long path");
+    assert!(same_volume_root(&root, &plain), "{root} for {plain}");
+    let arg = format!("{plain}\\");
+    let resolved = Platform::source_path(arg.as_ref()).unwrap();
+    assert!(sources::same_place(&resolved.to_string_lossy(), &plain), "{} for {plain}", resolved.display());
+    let drive = format!("{}:", &plain[..1]);
+    assert_eq!(sources::excluded_by(&dir, std::slice::from_ref(&drive)), Some(drive.as_str()));
+    // The form the path calls get it in: verbatim past MAX_PATH, short ones as they are.
+    use crate::provider::vss::volume::long_form;
+    assert_eq!(long_form(&dir), format!(r"\\?\{plain}"));
+    assert_eq!(long_form(Path::new(r"C:\x")), r"C:\x");
+    let unc = format!(r"\\srv\share\{}", "x".repeat(260));
+    assert_eq!(long_form(Path::new(&unc)), format!(r"\\?\UNC\srv\share\{}", "x".repeat(260)));
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
+    let (r, lines, snaps) = run_with_double(&cfg_for(Expose::DevicePath, false), &argv, None);
+    assert_eq!(r.unwrap(), 0);
+    assert!(Path::new(&lines[4]).starts_with(&snaps), "{lines:?}");
+    assert!(lines.iter().any(|l| l.ends_with("original content")), "{lines:?}");
+}
+
+/// `C:\` (or `\\?\C:\`) is the root of `path`'s drive.
+fn same_volume_root(root: &str, path: &str) -> bool {
+    let r = root.strip_prefix(r"\\?\").unwrap_or(root);
+    r.len() == 3 && r[..1].eq_ignore_ascii_case(&path[..1]) && &r[1..] == ":\\"
+}
+
 #[test]
 fn config_lives_under_programdata() {
     let p = crate::host::default_config_path();
@@ -289,6 +341,102 @@ fn drive_letter_is_mapped_exactly_and_removed_exactly() {
     assert!(err.to_string().contains("device-path"), "{err}");
 }
 
+/// Another program defines the very letter between snaprsync's check and
+/// its definition (the fault point): theirs is kept, and the next letter is
+/// taken, with exactly our definition. (Wine refuses a second definition of a
+/// letter, where Windows stacks it on top: the stacked case is decided by
+/// [`letter_is_ours`], tested below.)
+#[test]
+fn a_letter_defined_by_another_between_check_and_define_is_left_to_it() {
+    let _g = serial();
+    let (ours, theirs) = (r"\Device\HarddiskVolumeShadowCopy31", r"\Device\HarddiskVolumeShadowCopy32");
+    let raced = std::rc::Rc::new(std::cell::Cell::new(None));
+    let seen = raced.clone();
+    BETWEEN_CHECK_AND_DEFINE.with(|f| {
+        *f.borrow_mut() = Some(Box::new(move |l| {
+            if seen.get().is_none() {
+                ffi::define_letter(l, theirs).unwrap();
+                seen.set(Some(l));
+            }
+        }))
+    });
+    let got = map_free_letter("RSTUVWXY", ours, &mut Vec::new());
+    BETWEEN_CHECK_AND_DEFINE.with(|f| *f.borrow_mut() = None);
+    let lost = raced.get().expect("the fault point ran");
+    let got = got.unwrap();
+    let (mine, kept) = (ffi::query_dos_device(&format!("{}:", got.letter)), ffi::query_dos_device(&format!("{lost}:")));
+    drop(got);
+    ffi::remove_letter(lost, theirs).unwrap();
+    assert_eq!(kept, [theirs], "{lost}: the other program's definition must be kept, and only it");
+    assert_eq!(mine, [ours], "the letter taken has exactly our definition");
+}
+
+/// Windows stacks definitions, newest first: a letter is ours only with
+/// exactly one, ours. Checking only the newest took a letter another run had
+/// defined just before, and left that run reading this run's copy.
+#[test]
+fn a_letter_is_ours_only_with_exactly_our_definition() {
+    let (ours, theirs) = (r"\Device\HarddiskVolumeShadowCopy31".to_owned(), r"\Device\HarddiskVolumeShadowCopy32".to_owned());
+    assert!(letter_is_ours(std::slice::from_ref(&ours), &ours));
+    for targets in [
+        vec![ours.clone(), theirs.clone()],
+        vec![theirs.clone(), ours.clone()],
+        vec![theirs.clone()],
+        vec![],
+        vec![ours.clone(), ours.clone()],
+    ] {
+        assert!(!letter_is_ours(&targets, &ours), "{targets:?}");
+    }
+}
+
+/// Two mappers at once, the first held between its check and its
+/// definition: the second waits for the lock snaprsync runs share instead of
+/// taking the same free letter, so the first keeps the letter it checked, the
+/// second gets the next, and each letter leads to its own run's copy only
+/// (wine cannot open files through a letter, so QueryDosDevice tells).
+#[test]
+fn two_concurrent_mappers_each_get_their_own_letter() {
+    let _g = serial();
+    let d = scratch("two-mappers");
+    let copy = |n: &str| format!(r"\??\{}", d.join(n).display());
+    let (ta, tb) = (copy("copy-a"), copy("copy-b"));
+    let (checked_tx, checked_rx) = std::sync::mpsc::channel();
+    let ta2 = ta.clone();
+    let a = std::thread::spawn(move || {
+        BETWEEN_CHECK_AND_DEFINE.with(|f| {
+            let mut once = Some(checked_tx);
+            *f.borrow_mut() = Some(Box::new(move |l| {
+                if let Some(tx) = once.take() {
+                    tx.send(l).unwrap();
+                    std::thread::sleep(Duration::from_millis(700));
+                }
+            }))
+        });
+        let l = map_free_letter("RSTUVWXY", &ta2, &mut Vec::new()).unwrap();
+        let seen = ffi::query_dos_device(&format!("{}:", l.letter));
+        (l, seen)
+    });
+    let checked = checked_rx.recv().unwrap();
+    let tb2 = tb.clone();
+    let b = std::thread::spawn(move || {
+        let l = map_free_letter("RSTUVWXY", &tb2, &mut Vec::new()).unwrap();
+        let seen = ffi::query_dos_device(&format!("{}:", l.letter));
+        (l, seen)
+    });
+    let (la, seen_a) = a.join().unwrap();
+    let (lb, seen_b) = b.join().unwrap();
+    let now = (ffi::query_dos_device(&format!("{}:", la.letter)), ffi::query_dos_device(&format!("{}:", lb.letter)));
+    let (a_letter, b_letter) = (la.letter, lb.letter);
+    drop((la, lb));
+    assert_eq!(a_letter, checked, "the first mapper keeps the letter it checked");
+    assert_ne!(a_letter, b_letter);
+    assert_eq!((seen_a, seen_b), (vec![ta.clone()], vec![tb.clone()]));
+    assert_eq!(now, (vec![ta], vec![tb]), "each letter still has only its own run's definition");
+    for l in [a_letter, b_letter] {
+        assert!(ffi::query_dos_device(&format!("{l}:")).is_empty(), "{l}: still mapped");
+    }
+}
+
 #[test]
 fn the_sweep_removes_a_letter_left_on_a_dead_shadow_copy_and_nothing_else() {
     let _g = serial();
@@ -333,6 +481,35 @@ fn drive_letter_exposure_rewrites_and_undo_unmaps() {
     e.undo().unwrap();
     assert!(ffi::query_dos_device(&format!("{cu}:")).is_empty());
     assert!(ffi::query_dos_device(&format!("{d}:")).is_empty());
+}
+
+/// rsync and COMMAND start with SeBackupPrivilege enabled in the token they
+/// inherit, and a receiving rsync (a push) with SeRestorePrivilege too: the
+/// stand-in reads its own token. Wine's token holds both, disabled at first.
+#[test]
+fn the_program_inherits_the_backup_privileges_it_needs() {
+    let _g = serial();
+    let privs = |args: &[&str], what: &'static str| {
+        for p in ["SeBackupPrivilege", "SeRestorePrivilege"] {
+            assert!(ffi::set_privilege(p, false).unwrap(), "wine's token holds {p}");
+            assert_eq!(ffi::privilege_enabled(p).unwrap(), Some(false));
+        }
+        let out = scratch("privs").join("out.txt");
+        std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
+        std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
+        std::env::set_var("SNAPRSYNC_ECHO_PRIVS", "1");
+        let launch = Launch { program: echo_exe(), args: os(args), env: Vec::new(), what, watch_peer: true };
+        assert_eq!(run_child(&launch).unwrap(), 0);
+        std::env::remove_var("SNAPRSYNC_ECHO_PRIVS");
+        let text = std::fs::read_to_string(&out).unwrap();
+        text.lines().filter(|l| l.starts_with("priv ")).map(str::to_owned).collect::<Vec<_>>()
+    };
+    let sender = privs(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "C:/x/"], "rsync");
+    assert_eq!(sender, ["priv SeBackupPrivilege enabled", "priv SeRestorePrivilege disabled"]);
+    let receiver = privs(&["--server", "-logDtpre.iLsfxCIvu", ".", "C:/x/"], "rsync");
+    assert_eq!(receiver, ["priv SeBackupPrivilege enabled", "priv SeRestorePrivilege enabled"]);
+    let command = privs(&["--server"], "command");
+    assert_eq!(command, ["priv SeBackupPrivilege enabled", "priv SeRestorePrivilege disabled"]);
 }
 
 #[test]
@@ -512,6 +689,38 @@ fn end_to_end_with_the_directory_double() {
     assert!(lines[4].ends_with("My Files\\"), "trailing slash kept: {}", lines[4]);
     assert!(text.contains("original content"), "{text}");
     assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 0, "the double's snapshot was not removed");
+}
+
+/// A shadow copy that vanishes while rsync reads it (volsnap's Event 25)
+/// fails the run with 93, naming the event and the fix, although rsync's
+/// stand-in ends with 24 (files vanished), which many servers accept. The
+/// TEST DOUBLE deletes its copy once the stand-in has started.
+#[test]
+fn a_shadow_copy_that_vanishes_mid_run_fails_the_run_with_93() {
+    let _g = serial();
+    ffi::reset_stopping();
+    let dir = source_tree("vanish");
+    let snaps = scratch("vanish-snaps");
+    let out = scratch("vanish-out").join("out.txt");
+    dir_double::install(&snaps);
+    dir_double::vanish_when(&out);
+    std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
+    std::env::set_var("SNAPRSYNC_ECHO_EXIT", "24");
+    std::env::set_var("SNAPRSYNC_ECHO_SLEEP", "1500");
+    let arg = format!("{}\\", dir.display());
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
+    let r = crate::run::rsync(&cfg_for(Expose::DevicePath, true), &crate::cli::Options::default(), argv);
+    std::env::remove_var("SNAPRSYNC_ECHO_SLEEP");
+    dir_double::uninstall();
+    let err = r.expect_err("a vanished shadow copy must fail the run");
+    assert_eq!(err.exit_code(), crate::error::status::SNAPSHOT_OVERFLOW, "{err}");
+    let msg = err.to_string();
+    for want in ["vanished", "Event 25", "vssadmin resize shadowstorage", "no longer finds it"] {
+        assert!(msg.contains(want), "{want:?} not in: {msg}");
+    }
+    assert!(!msg.contains('\n'), "{msg}");
+    assert!(std::fs::read_to_string(&out).unwrap().contains("original content"), "the stand-in ran on the copy first");
+    assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 0, "nothing of the double's is left");
 }
 
 #[test]
@@ -789,6 +998,50 @@ fn flavored_rsync(flavor: Flavor) -> PathBuf {
     exe
 }
 
+/// The arguments a cygwin or MSYS2 rsync gets, split by a stand-in written to
+/// cygwin's rules (`build_argv` with globbing off): before (the C runtime's
+/// quoting, as for a native rsync) and after (cygwin's). A native rsync's are
+/// in `child_gets_exact_arguments_and_its_status_comes_back`.
+#[test]
+fn a_cygwin_or_msys_rsync_gets_its_arguments_exactly() {
+    let _g = serial();
+    let parser = PathBuf::from(std::env::var_os("SNAPRSYNC_CYGWIN_ARGS_EXE").expect("run scripts/windows.sh test"));
+    let args = ["a b", r"x y\", "@f", "*", r"C:\dir\", "Jürgen Müller", "", r"back\\slash", "--filter=- *.tmp", "-M--log-file=x"];
+    let run = |flavor: Flavor, args: &[&str]| {
+        let dir = scratch(&format!("cygargs-{flavor:?}"));
+        let exe = dir.join("rsync.exe");
+        std::fs::copy(&parser, &exe).unwrap();
+        match flavor {
+            Flavor::Cygwin => std::fs::write(dir.join("cygwin1.dll"), b"").unwrap(),
+            Flavor::Msys => std::fs::write(dir.join("msys-2.0.dll"), b"").unwrap(),
+            Flavor::Native => {}
+        }
+        let out = dir.join("out.txt");
+        std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
+        let launch = Launch { program: exe, args: os(args), env: Vec::new(), what: "rsync", watch_peer: true };
+        let r = run_child(&launch);
+        (r, std::fs::read_to_string(&out).unwrap_or_default().split('\n').map(str::to_owned).collect::<Vec<_>>())
+    };
+    let mut want: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    want.push(String::new());
+    for flavor in [Flavor::Cygwin, Flavor::Msys] {
+        let (r, got) = run(flavor, &args);
+        assert_eq!(r.unwrap(), 0);
+        assert_eq!(got, want, "{flavor:?}");
+    }
+    // Before: the C runtime's quoting, read by cygwin's rules.
+    let (_, before) = run(Flavor::Native, &args);
+    assert_eq!(before[0], "a b");
+    assert_eq!(before[1], r"x y\\", "a doubled trailing backslash");
+    assert_eq!(before[2], "@FILE f", "read as a response file");
+    // A double quote cannot reach it: refused with the cause, nothing run.
+    let (r, got) = run(Flavor::Cygwin, &["--server", r#"a"b"#]);
+    let e = r.expect_err("a quote must be refused");
+    assert_eq!(e.exit_code(), crate::error::status::USAGE);
+    assert!(e.to_string().contains("double quote"), "{e}");
+    assert_eq!(got, [""], "nothing was started");
+}
+
 /// A whole run per rsync flavour, with the directory TEST DOUBLE: the exact
 /// source argument each rsync receives, and what it reads there.
 #[test]
@@ -830,6 +1083,35 @@ fn rsync_list_only_output_gives_the_names() {
     let out = "drwxr-xr-x          4,096 2026/11/29 13:00:00 .\n-rw-r--r--             38 2026/11/29 13:00:00 locked by selftest ü.txt\n\n";
     assert_eq!(selftest::listed_names(out), [".", "locked by selftest ü.txt"]);
     assert!(selftest::listed_names("rsync: error\n").is_empty());
+    assert_eq!(selftest::listed_entries(out)[1].1, "-rw-r--r-- 38 2026/11/29 13:00:00");
+}
+
+/// selftest compares whole `--list-only` lines between the exposures: a mode
+/// (what a cygwin rsync derives from ACLs through a device path), a size or a
+/// time that differs, and an entry seen through one only, are each named.
+#[test]
+fn selftest_names_metadata_that_differs_between_the_exposures() {
+    let e = |n: &str, m: &str| (n.to_owned(), m.to_owned());
+    let device = [
+        e("a.txt", "-rwxr-x--- 38 2026/11/29 13:00:00"),
+        e("b.txt", "-rw-r--r-- 1 2026/11/29 13:00:00"),
+        e("c", "drwxr-xr-x 0 2026/11/29 13:00:00"),
+    ];
+    let letter = [
+        e("a.txt", "-rw-r--r-- 38 2026/11/29 13:00:00"),
+        e("b.txt", "-rw-r--r-- 1 2026/11/29 13:00:00"),
+        e("d", "drwxr-xr-x 0 2026/11/29 13:00:00"),
+    ];
+    let d = selftest::metadata_differences(&device, &letter);
+    assert_eq!(
+        d,
+        [
+            "a.txt: -rwxr-x--- 38 2026/11/29 13:00:00 (device-path) vs -rw-r--r-- 38 2026/11/29 13:00:00 (drive-letter)",
+            "c: listed through device-path only",
+            "d: listed through drive-letter only"
+        ]
+    );
+    assert!(selftest::metadata_differences(&letter, &letter).is_empty());
 }
 
 /// selftest's rsync step, with a shadow copy played by a copied folder (TEST
@@ -846,8 +1128,8 @@ fn selftest_lists_through_each_exposure() {
     let cfg = cfg_for(Expose::DriveLetter, false);
     for flavor in [Flavor::Native, Flavor::Cygwin] {
         let rsync = flavored_rsync(flavor);
-        let (arg, names) = selftest::list_through(&cfg, &set, &dir, &rsync, Expose::DevicePath).unwrap();
-        assert!(names.contains(&"probe.txt".to_owned()), "{flavor:?} {arg}: {names:?}");
+        let (arg, entries) = selftest::list_through(&cfg, &set, &dir, &rsync, Expose::DevicePath).unwrap();
+        assert!(entries.iter().any(|(n, m)| n == "probe.txt" && m.starts_with("-rw-r--r-- ")), "{flavor:?} {arg}: {entries:?}");
         assert!(flavor == Flavor::Native || !arg.contains('\\'), "{flavor:?}: {arg}");
         // Wine maps a letter (DefineDosDevice) but cannot open files through
         // it: the listing fails, naming the letter, which is removed again.

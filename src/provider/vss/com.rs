@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{FreeLibrary, HMODULE};
 use windows_sys::Win32::System::Com::{
-    CoInitializeEx, CoInitializeSecurity, CoTaskMemFree, COINIT_MULTITHREADED, EOAC_STATIC_CLOAKING, RPC_C_AUTHN_LEVEL_PKT_PRIVACY,
+    CLSID_GlobalOptions, CoCreateInstance, CoInitializeEx, CoInitializeSecurity, CoTaskMemFree, CLSCTX_INPROC_SERVER, COINIT_MULTITHREADED,
+    COMGLB_EXCEPTION_DONOT_HANDLE, COMGLB_EXCEPTION_HANDLING, EOAC_STATIC_CLOAKING, RPC_C_AUTHN_LEVEL_PKT_PRIVACY,
     RPC_C_IMP_LEVEL_IMPERSONATE,
 };
 use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryExW, LOAD_LIBRARY_SEARCH_SYSTEM32};
@@ -182,6 +183,22 @@ vtable!(IVssAsyncVtbl {
     QueryStatus: unsafe extern "system" fn(*mut IVssAsync, *mut HRESULT, *mut i32) -> HRESULT,
 });
 
+vtable!(IGlobalOptionsVtbl {
+    QueryInterface: Unused,
+    AddRef: Unused,
+    Release: unsafe extern "system" fn(*mut IGlobalOptions) -> u32,
+    Set: unsafe extern "system" fn(*mut IGlobalOptions, i32, usize) -> HRESULT,
+    Query: Unused,
+});
+
+#[repr(C)]
+pub struct IGlobalOptions {
+    vtbl: *const IGlobalOptionsVtbl,
+}
+
+/// IID_IGlobalOptions, {0000015B-0000-0000-C000-000000000046}.
+const IID_IGLOBAL_OPTIONS: windows_sys::core::GUID = windows_sys::core::GUID::from_u128(0x0000015b_0000_0000_c000_000000000046);
+
 #[repr(C)]
 pub struct IVssBackupComponents {
     vtbl: *const IVssBackupComponentsVtbl,
@@ -206,15 +223,36 @@ fn check(what: &str, h: HRESULT) -> Result<(), Failure> {
     }
 }
 
-/// COM for this process, with the security VSS requires (packet privacy,
-/// impersonation, static cloaking). Idempotent.
-pub fn init() -> Result<(), Failure> {
+/// How COM's process-wide settings were found by [`init`]: whether
+/// snaprsync's own security was set (or another part of the process had set
+/// COM's security first: RPC_E_TOO_LATE), and whether COM was told to let
+/// exceptions crash the process rather than swallow them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Setup {
+    pub security_too_late: bool,
+    pub exceptions: Result<(), Failure>,
+}
+
+/// The process-wide part of [`init`], done once: a second call must not
+/// take snaprsync's own earlier security for someone else's.
+static SETUP: std::sync::OnceLock<Result<Setup, Failure>> = std::sync::OnceLock::new();
+
+/// COM for this thread, and for the process the security VSS requires
+/// (packet privacy, impersonation, static cloaking) and
+/// `COMGLB_EXCEPTION_DONOT_HANDLE`, as Microsoft asks of requesters.
+/// Idempotent.
+pub fn init() -> Result<Setup, Failure> {
     // SAFETY: plain calls with a null reserved pointer; COM reference counts
     // repeated initialisation on the same thread.
     let h = unsafe { CoInitializeEx(std::ptr::null(), COINIT_MULTITHREADED as u32) };
     check("CoInitializeEx", h)?;
+    SETUP.get_or_init(|| secure(initialize_security())).clone()
+}
+
+/// What `CoInitializeSecurity` answered, for [`secure`].
+fn initialize_security() -> HRESULT {
     // SAFETY: all pointer arguments are null (defaults); the rest are constants.
-    let h = unsafe {
+    unsafe {
         CoInitializeSecurity(
             std::ptr::null_mut(),
             -1,
@@ -226,11 +264,72 @@ pub fn init() -> Result<(), Failure> {
             EOAC_STATIC_CLOAKING as u32,
             std::ptr::null(),
         )
-    };
-    if h < 0 && h as u32 != hr::RPC_E_TOO_LATE {
-        return Err(("CoInitializeSecurity".into(), h as u32));
     }
-    Ok(())
+}
+
+/// The process-wide settings, given what CoInitializeSecurity answered.
+fn secure(security: HRESULT) -> Result<Setup, Failure> {
+    let security_too_late = security as u32 == hr::RPC_E_TOO_LATE;
+    if security < 0 && !security_too_late {
+        return Err(("CoInitializeSecurity".into(), security as u32));
+    }
+    if security_too_late {
+        log::warn!("{}", TOO_LATE_WARNING);
+    }
+    let exceptions = exceptions_not_handled();
+    if let Err((what, h)) = &exceptions {
+        log::warn!("vss: {what}: HRESULT {h:#010x}: COM may swallow a crash inside a VSS call and go on in a corrupt state");
+    }
+    Ok(Setup { security_too_late, exceptions })
+}
+
+/// The consequence of RPC_E_TOO_LATE, for the log.
+pub const TOO_LATE_WARNING: &str = "vss: COM security was already set in this process (CoInitializeSecurity: RPC_E_TOO_LATE), \
+     not with the packet privacy and impersonation VSS needs: writers may be unable to call back (Event 8194 in the Application \
+     log) and their state in this backup is then unknown; report which program or DLL initialises COM in snaprsync";
+
+/// Tells COM not to catch exceptions raised in calls it dispatches
+/// (COMGLB_EXCEPTION_DONOT_HANDLE through IGlobalOptions), so that a crash in
+/// a VSS call ends the process, where VSS releases the set, instead of going
+/// on in an unknown state.
+fn exceptions_not_handled() -> Result<(), Failure> {
+    global_options(|opts, vtbl| {
+        // SAFETY: a live IGlobalOptions; Set takes (this, GLOBALOPT_PROPERTIES, ULONG_PTR).
+        let h = unsafe { (vtbl.Set)(opts, COMGLB_EXCEPTION_HANDLING, COMGLB_EXCEPTION_DONOT_HANDLE as usize) };
+        check("IGlobalOptions::Set(COMGLB_EXCEPTION_HANDLING)", h)
+    })
+}
+
+/// Calls `f` with COM's IGlobalOptions object, released after.
+fn global_options<T>(f: impl FnOnce(*mut IGlobalOptions, &IGlobalOptionsVtbl) -> Result<T, Failure>) -> Result<T, Failure> {
+    let mut p: *mut c_void = std::ptr::null_mut();
+    // SAFETY: COM is initialised on this thread; the class and interface ids
+    // are COM's own; `p` is a valid out pointer.
+    let h = unsafe { CoCreateInstance(&CLSID_GlobalOptions, std::ptr::null_mut(), CLSCTX_INPROC_SERVER, &IID_IGLOBAL_OPTIONS, &mut p) };
+    check("CoCreateInstance(GlobalOptions)", h)?;
+    if p.is_null() {
+        return Err(("CoCreateInstance(GlobalOptions)".into(), hr::E_OUTOFMEMORY));
+    }
+    let opts = p.cast::<IGlobalOptions>();
+    // SAFETY: `opts` is a live IGlobalOptions (asked for by its IID) whose
+    // first field is its vtable; the one reference we hold is released once,
+    // after `f`, which does not keep it.
+    unsafe {
+        let vtbl = &*(*opts).vtbl;
+        let r = f(opts, vtbl);
+        (vtbl.Release)(opts);
+        r
+    }
+}
+
+#[cfg(test)]
+pub fn secure_for_test(security: HRESULT) -> Result<Setup, Failure> {
+    secure(security)
+}
+
+#[cfg(test)]
+pub fn global_option_values() -> (i32, i32) {
+    (COMGLB_EXCEPTION_HANDLING, COMGLB_EXCEPTION_DONOT_HANDLE)
 }
 
 /// True for a 32-bit process on 64-bit Windows.
@@ -483,7 +582,6 @@ impl AsyncOp {
         unsafe { &*(*self.ptr).vtbl }
     }
 
-    /// Polls until the operation ends or `deadline` passes (then cancels it).
     /// Polls until the operation ends, `deadline` passes or `stop()` says so;
     /// the last two cancel it and wait (a few seconds at most) for the
     /// cancel to land, so that the next step does not race a live one.
@@ -494,7 +592,8 @@ impl AsyncOp {
             match status {
                 hr::VSS_S_ASYNC_PENDING => {}
                 hr::VSS_S_ASYNC_FINISHED => return Ok(()),
-                hr::VSS_S_ASYNC_CANCELLED => return Err((format!("{what} (cancelled)"), hr::TIMEOUT)),
+                // Cancelled, but not by this wait: VSS or another program did.
+                hr::VSS_S_ASYNC_CANCELLED => return Err((format!("{what} (cancelled)"), hr::VSS_S_ASYNC_CANCELLED)),
                 s if (s as i32) < 0 => return Err((what.to_owned(), s)),
                 _ => return Ok(()),
             }
@@ -528,5 +627,76 @@ impl Drop for AsyncOp {
     fn drop(&mut self) {
         // SAFETY: we own one reference; not used after.
         unsafe { (self.vtbl().Release)(self.ptr) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! `AsyncOp::wait` against a TEST DOUBLE of `IVssAsync` (a vtable of Rust
+    //! functions answering QueryStatus from a script), since wine has no VSS.
+    use super::*;
+    use std::cell::Cell;
+
+    #[repr(C)]
+    struct FakeAsync {
+        vtbl: *const IVssAsyncVtbl,
+        /// What QueryStatus answers, in turn; the last one for ever.
+        script: Vec<u32>,
+        next: Cell<usize>,
+        cancelled: Cell<bool>,
+    }
+
+    unsafe extern "system" fn release(_: *mut IVssAsync) -> u32 {
+        0
+    }
+
+    unsafe extern "system" fn cancel(p: *mut IVssAsync) -> HRESULT {
+        // SAFETY: `p` is the FakeAsync the test made, alive for the call.
+        unsafe { (*p.cast::<FakeAsync>()).cancelled.set(true) };
+        0
+    }
+
+    unsafe extern "system" fn query_status(p: *mut IVssAsync, status: *mut HRESULT, _: *mut i32) -> HRESULT {
+        // SAFETY: `p` is the FakeAsync the test made; `status` a valid out pointer.
+        unsafe {
+            let f = &*p.cast::<FakeAsync>();
+            let i = f.next.get();
+            f.next.set(i + 1);
+            // A cancel lands at once.
+            let s = if f.cancelled.get() { hr::VSS_S_ASYNC_CANCELLED } else { f.script[i.min(f.script.len() - 1)] };
+            *status = s as HRESULT;
+        }
+        0
+    }
+
+    static VTBL: IVssAsyncVtbl =
+        IVssAsyncVtbl { QueryInterface: 0, AddRef: 0, Release: release, Cancel: cancel, Wait: 0, QueryStatus: query_status };
+
+    /// Waits on a fake whose statuses are `script`; (result, whether it was cancelled by the wait).
+    fn wait_on(script: &[u32], deadline: Instant, stop: fn() -> bool) -> (Result<(), Failure>, bool) {
+        let fake = Box::new(FakeAsync { vtbl: &VTBL, script: script.to_vec(), next: Cell::new(0), cancelled: Cell::new(false) });
+        let ptr = Box::into_raw(fake);
+        let r = AsyncOp { ptr: ptr.cast() }.wait(deadline, "DoSnapshotSet", stop);
+        // SAFETY: made by Box::into_raw above; the AsyncOp that used it is gone.
+        let fake = unsafe { Box::from_raw(ptr) };
+        (r, fake.cancelled.get())
+    }
+
+    #[test]
+    fn a_cancel_by_someone_else_is_a_cancel_not_a_timeout() {
+        let later = Instant::now() + Duration::from_secs(30);
+        let (r, we_cancelled) = wait_on(&[hr::VSS_S_ASYNC_PENDING, hr::VSS_S_ASYNC_CANCELLED], later, || false);
+        assert_eq!(r, Err(("DoSnapshotSet (cancelled)".to_owned(), hr::VSS_S_ASYNC_CANCELLED)));
+        assert!(!we_cancelled);
+        // snaprsync's own deadline: a timeout, after cancelling the operation.
+        let (r, we_cancelled) = wait_on(&[hr::VSS_S_ASYNC_PENDING], Instant::now(), || false);
+        assert_eq!(r, Err(("DoSnapshotSet".to_owned(), hr::TIMEOUT)));
+        assert!(we_cancelled);
+        // A console event: a cancel of ours.
+        let (r, we_cancelled) = wait_on(&[hr::VSS_S_ASYNC_PENDING], later, || true);
+        assert_eq!(r, Err(("DoSnapshotSet".to_owned(), hr::VSS_S_ASYNC_CANCELLED)));
+        assert!(we_cancelled);
+        assert_eq!(wait_on(&[hr::VSS_S_ASYNC_PENDING, hr::VSS_S_ASYNC_FINISHED], later, || false).0, Ok(()));
+        assert_eq!(wait_on(&[hr::VSS_E_UNEXPECTED], later, || false).0, Err(("DoSnapshotSet".to_owned(), hr::VSS_E_UNEXPECTED)));
     }
 }

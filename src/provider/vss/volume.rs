@@ -16,13 +16,34 @@ use windows_sys::Win32::Foundation::{CloseHandle, GetLastError, ERROR_MORE_DATA,
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, FindFirstVolumeW, FindNextVolumeW, FindVolumeClose, GetDriveTypeW, GetFinalPathNameByHandleW,
     GetVolumeNameForVolumeMountPointW, GetVolumePathNameW, GetVolumePathNamesForVolumeNameW, FILE_FLAG_BACKUP_SEMANTICS,
-    FILE_NAME_NORMALIZED, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING, VOLUME_NAME_DOS,
+    FILE_NAME_NORMALIZED, FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING, VOLUME_NAME_DOS,
 };
 
 const DRIVE_REMOTE: u32 = 4;
 
 fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
     s.encode_wide().chain(std::iter::once(0)).collect()
+}
+
+/// Past this length a path is handed to Windows in its `\\?\` form: MAX_PATH
+/// (260) less room for a file name, as CreateDirectory counts.
+const LONG_PATH: usize = 248;
+
+/// `path` as a path call is given it: a long one in its `\\?\` form (or
+/// `\\?\UNC\`), which Windows passes on unshortened whatever the system's
+/// LongPathsEnabled says; and whether the prefix was added.
+fn wide_path(path: &Path) -> (Vec<u16>, bool) {
+    let long = match path.to_str() {
+        Some(t) if t.len() >= LONG_PATH && t.as_bytes().get(1) == Some(&b':') => Some(format!(r"\\?\{}", t.replace('/', "\\"))),
+        Some(t) if t.len() >= LONG_PATH && t.starts_with(r"\\") && !t.starts_with(r"\\?\") && !t.starts_with(r"\\.\") => {
+            Some(format!(r"\\?\UNC\{}", t[2..].replace('/', "\\")))
+        }
+        _ => None,
+    };
+    match long {
+        Some(l) => (wide(l.as_ref()), true),
+        None => (wide(path.as_os_str()), false),
+    }
 }
 
 fn text(buf: &[u16]) -> String {
@@ -34,14 +55,19 @@ fn text(buf: &[u16]) -> String {
 /// `C:\Mount\Data\`), as GetVolumePathNameW reads the name: it does not
 /// follow links (see [`final_path`]).
 pub fn volume_path_name(path: &Path) -> io::Result<String> {
-    let w = wide(path.as_os_str());
+    let (w, prefixed) = wide_path(path);
     let mut buf = vec![0u16; w.len() + 64];
     // SAFETY: `w` is NUL-terminated; `buf` is writable for its length.
     let ok = unsafe { GetVolumePathNameW(w.as_ptr(), buf.as_mut_ptr(), buf.len() as u32) };
     if ok == 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(text(&buf))
+    let root = text(&buf);
+    // The root as a short path would have given it (`C:\`, not `\\?\C:\`).
+    Ok(match root.strip_prefix(r"\\?\") {
+        Some(r) if prefixed && r.as_bytes().get(1) == Some(&b':') => r.to_owned(),
+        _ => root,
+    })
 }
 
 /// Whether `root` is a network drive (VSS cannot shadow it).
@@ -73,7 +99,7 @@ pub fn volume_guid(root: &str) -> io::Result<String> {
 /// short name followed, with its drive letter (`\\?\D:\x`, or `\\?\UNC\...`).
 /// Fails when it does not exist or its volume has no drive letter or folder.
 pub fn final_path(path: &Path) -> io::Result<String> {
-    let w = wide(path.as_os_str());
+    let (w, _) = wide_path(path);
     // SAFETY: `w` is NUL-terminated; no security attributes or template.
     // No access is asked (only the name is read); BACKUP_SEMANTICS opens directories.
     let h = unsafe {
@@ -104,6 +130,33 @@ pub fn final_path(path: &Path) -> io::Result<String> {
     // SAFETY: `h` was opened above and is closed once.
     unsafe { CloseHandle(h) };
     result
+}
+
+/// Whether the root of `device` (a shadow copy's
+/// `\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopyN`, or any directory) still
+/// opens: a shadow copy volsnap deleted leaves no device behind.
+pub fn device_opens(device: &str) -> io::Result<()> {
+    let root = format!("{}\\", device.trim_end_matches('\\'));
+    let w = wide(root.as_ref());
+    // SAFETY: `w` is NUL-terminated; no security attributes or template.
+    // Attributes only; BACKUP_SEMANTICS opens a directory (the volume's root).
+    let h = unsafe {
+        CreateFileW(
+            w.as_ptr(),
+            FILE_READ_ATTRIBUTES,
+            FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+            std::ptr::null(),
+            OPEN_EXISTING,
+            FILE_FLAG_BACKUP_SEMANTICS,
+            std::ptr::null_mut(),
+        )
+    };
+    if h == INVALID_HANDLE_VALUE {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `h` was opened above and is closed once.
+    unsafe { CloseHandle(h) };
+    Ok(())
 }
 
 /// Every volume with each path it is mounted at (`C:\`, `C:\Mount\Data\`):
@@ -151,6 +204,12 @@ pub fn volume_paths(guid: &str) -> io::Result<Vec<String>> {
         }
         buf.resize(needed as usize, 0);
     }
+}
+
+#[cfg(test)]
+pub fn long_form(path: &Path) -> String {
+    let (w, _) = wide_path(path);
+    String::from_utf16_lossy(&w[..w.len() - 1])
 }
 
 /// The 8.3 short name of an existing path, for the tests of short-name sources.
