@@ -57,7 +57,8 @@ pub struct Shown {
     /// What is shown there (a directory in a snapshot).
     pub from: PathBuf,
     /// The inode number `from` must have: that of the pinned allowed
-    /// directory, which a snapshot keeps; 0 for a nested volume's root.
+    /// directory, which a snapshot keeps; 0 for a snapshot's own root
+    /// (snaprsync made it, and no name in it was resolved).
     pub ino: u64,
 }
 

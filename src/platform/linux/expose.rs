@@ -113,13 +113,19 @@ impl Exposing for Platform {
         let root = state.join("confine-root");
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&root).map_err(|e| Error::io(&root, e))?;
         let mut files = vec![rsync.to_owned()];
-        // Each allowed directory's copy in the snapshot must be that directory: same inode number.
-        let ino = |at: &Path| confine.read.iter().find(|p| p.path == at).map_or(0, |p| p.ino);
+        // Each allowed directory's copy in the snapshot must be that directory:
+        // same inode number. Not a snapshot's own root: snaprsync made it, no
+        // name inside it is resolved (and ZFS numbers a snapshot's root anew).
+        let root_of_a_snapshot = |from: &Path| set.is_some_and(|s| s.volumes.iter().any(|v| v.snapshot == from));
+        let ino = |at: &Path, from: &Path| match root_of_a_snapshot(from) {
+            true => 0,
+            false => confine.read.iter().find(|p| p.path == at).map_or(0, |p| p.ino),
+        };
         let mut shown: Vec<child::Shown> = set
             .map(|s| child::read_map(s, &read))
             .unwrap_or_default()
             .into_iter()
-            .map(|(at, from)| child::Shown { ino: ino(&at), at, from })
+            .map(|(at, from)| child::Shown { ino: ino(&at, &from), at, from })
             .collect();
         // `ldd` from the system's directories, with none of the session's
         // environment: LD_LIBRARY_PATH would change what it lists.
