@@ -88,7 +88,7 @@ impl Log for Logger {
         let fields: Vec<(String, String)> = fields.0.into_iter().map(|(k, v)| (k, one_line(&v).into_owned())).collect();
         let text = render(&record.args().to_string(), &fields);
         let msg = one_line(&text);
-        if level <= Level::Warn || (self.stderr_all && level <= self.level) {
+        if (level <= Level::Warn || (self.stderr_all && level <= self.level)) && !told_in_band() {
             // Best effort: a closed stderr must not stop the backup.
             let _ = writeln!(std::io::stderr(), "snaprsync: {msg}");
         }
@@ -111,6 +111,20 @@ impl Log for Logger {
     }
 
     fn flush(&self) {}
+}
+
+/// The client of a pull was told snaprsync's failure in-band (`wire`): the
+/// line goes to the log, not again to stderr, which the client shows too.
+static IN_BAND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records whether the failure went in-band (see [`told_in_band`]).
+pub fn in_band(told: bool) {
+    IN_BAND.store(told, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether the final line went to the client in-band, so not to stderr.
+pub fn told_in_band() -> bool {
+    IN_BAND.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 fn open(p: &Path, what: &str) -> Option<Mutex<File>> {
