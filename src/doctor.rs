@@ -162,7 +162,7 @@ fn rsync(cfg: &Config) -> (Option<PathBuf>, Finding) {
     };
     // The paths checked below are read as this rsync will read them.
     Platform::reader(&path);
-    if copy_of_me(&path) {
+    if crate::real_rsync::copy_of_me(&path) {
         let detail = format!("{} is a copy of snaprsync itself, which would run itself", path.display());
         return (None, Finding::fail("rsync", detail, fix));
     }
@@ -178,16 +178,6 @@ fn rsync(cfg: &Config) -> (Option<PathBuf>, Finding) {
     let notes = Platform::rsync_notes(&path).map(|n| format!(" ({n})")).unwrap_or_default();
     let detail = format!("{}: {}{notes}", path.display(), first.split_whitespace().collect::<Vec<_>>().join(" "));
     (Some(path.clone()), Finding::ok("rsync", detail))
-}
-
-/// Whether `path` holds the very bytes of the running snaprsync.
-fn copy_of_me(path: &Path) -> bool {
-    let Ok(me) = std::env::current_exe() else { return false };
-    let same_len = match (std::fs::metadata(path), std::fs::metadata(&me)) {
-        (Ok(a), Ok(b)) => a.len() == b.len(),
-        _ => false,
-    };
-    same_len && matches!((std::fs::read(path), std::fs::read(&me)), (Ok(a), Ok(b)) if a == b)
 }
 
 /// `state_dir` exists and root can write there.

@@ -43,9 +43,14 @@ impl Snapshotted {
             log::warn!("sweep: could not remove {}: {why}", path.display());
         }
         let entry = Entry::for_this_run(journal::run_stamp(), provider.name(), sources);
-        journal.write(&entry).map_err(|e| Error::Snapshot {
-            path: journal.dir().to_owned(),
-            msg: format!("cannot record the run before snapshotting ({e}); make state_dir writable by root"),
+        journal.write(&entry).map_err(|e| {
+            // Not root, a full or read-only state_dir: the cause and its fix.
+            let fix = match &e {
+                Error::Io { source, .. } => crate::error::cause_and_fix(source),
+                _ => None,
+            };
+            let fix = fix.unwrap_or("make state_dir writable by root");
+            Error::Snapshot { path: journal.dir().to_owned(), msg: format!("cannot record the run before snapshotting ({e}); {fix}") }
         })?;
         let forget = |journal: &Journal| {
             if let Err(j) = journal.remove(journal::run_stamp()) {
@@ -67,7 +72,7 @@ impl Snapshotted {
             (Err(e), None) => Err(e),
             (Ok(()), None) => {
                 attempted = true;
-                provider.create(sources)
+                provider.create(sources).map_err(Error::while_snapshotting)
             }
         };
         let made_in = started.elapsed();

@@ -18,6 +18,7 @@ mod doctor;
 mod e2e;
 mod exec;
 mod faults;
+mod first_night;
 mod guest_lab;
 mod logs;
 mod lvm;
