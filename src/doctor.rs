@@ -234,11 +234,14 @@ fn log(cfg: &Config) -> Finding {
             }
         }
         Ok(None) => match &cfg.log {
-            LogTarget::Auto => {
-                level = Level::Warn;
-                notes.push("log = \"auto\" finds no journal and no syslog socket here: records at log_level are lost".into());
-                fix = "run a system log, or set log to a file path".into();
-            }
+            LogTarget::Auto => match crate::logger::AUTO_FALLBACK {
+                Some(p) => notes.push(appendable(Path::new(p), "log (auto: no journal, no syslog socket here)", &mut level, &mut fix)),
+                None => {
+                    level = Level::Warn;
+                    notes.push("log = \"auto\" finds no journal and no syslog socket here: records at log_level are lost".into());
+                    fix = "run a system log, or set log to a file path".into();
+                }
+            },
             LogTarget::Stderr => notes.push("records go to stderr (the backup server's log)".into()),
             LogTarget::File(p) => notes.push(appendable(p, "log", &mut level, &mut fix)),
             LogTarget::Journald | LogTarget::Syslog => {}

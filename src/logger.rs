@@ -149,14 +149,32 @@ fn file_paths(d: &Destinations) -> Vec<(&Path, &'static str)> {
     out
 }
 
+/// Where `log = "auto"` writes when it finds neither the journal nor syslog
+/// (a container, a minimal VM): the package rotates it with logrotate.
+#[cfg(unix)]
+pub const AUTO_FALLBACK: Option<&str> = Some("/var/log/snaprsync.log");
+#[cfg(not(unix))]
+pub const AUTO_FALLBACK: Option<&str> = None;
+
+/// The file `auto` falls back to, unless a system log was found or the
+/// file is already one of `d`'s.
+fn auto_fallback(d: &Destinations, system_found: bool) -> Option<&'static Path> {
+    let p = Path::new(AUTO_FALLBACK?);
+    (d.target == LogTarget::Auto && !system_found && d.file.as_deref() != Some(p)).then_some(p)
+}
+
 /// Installs the logger once. A destination that cannot be had is reported on
 /// stderr and otherwise ignored: logging must never cost a backup.
 pub fn init(d: &Destinations) {
-    let files = file_paths(d).into_iter().filter_map(|(p, what)| open(p, what)).collect();
     let system = SystemLog::for_target(&d.target).unwrap_or_else(|e| {
         let _ = writeln!(std::io::stderr(), "snaprsync: {e}; logging to stderr only");
         None
     });
+    let mut files: Vec<Mutex<File>> = file_paths(d).into_iter().filter_map(|(p, what)| open(p, what)).collect();
+    // Quietly: a user who is not root cannot write there, and needs no line about it.
+    if let Some(f) = auto_fallback(d, system.is_some()).and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok()) {
+        files.push(Mutex::new(f));
+    }
     let logger = Logger { level: d.level, stderr_all: d.target == LogTarget::Stderr, files, system };
     let max = if logger.wants(Level::Error) { d.level.max(LevelFilter::Warn) } else { LevelFilter::Warn };
     if log::set_logger(Box::leak(Box::new(logger))).is_ok() {
@@ -212,6 +230,19 @@ mod tests {
             text.trim_end().ends_with(r#"summary run=snaprsync-20260101T000000Z-p1 sources="/srv/a b,/x\\ny" status=0 empty="""#),
             "{text:?}"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn auto_without_a_system_log_falls_back_to_var_log() {
+        let d = |target, file: Option<&str>| Destinations { target, file: file.map(PathBuf::from), level: LevelFilter::Info };
+        let var_log = Some(Path::new("/var/log/snaprsync.log"));
+        assert_eq!(auto_fallback(&d(LogTarget::Auto, None), false), var_log);
+        assert_eq!(auto_fallback(&d(LogTarget::Auto, Some("/l/b.log")), false), var_log, "log_file is another file");
+        assert_eq!(auto_fallback(&d(LogTarget::Auto, Some("/var/log/snaprsync.log")), false), None, "once");
+        assert_eq!(auto_fallback(&d(LogTarget::Auto, None), true), None, "a system log was found");
+        assert_eq!(auto_fallback(&d(LogTarget::Stderr, None), false), None);
+        assert_eq!(auto_fallback(&d(LogTarget::Journald, None), false), None);
     }
 
     #[test]

@@ -19,7 +19,18 @@ set -e
 sock=$1 which=$2
 shift 2
 mount -t tmpfs tmpfs /run
-if [ "$which" = journald ]; then
+if [ "$which" = none ]; then
+  # No journal (a /run of its own), no /dev/log, and a /var/log of the test's own.
+  mount --bind "$sock" /var/log
+  mkdir /run/dev
+  mount --rbind /dev /run/dev
+  mount -t tmpfs tmpfs /dev
+  for f in null zero full random urandom tty; do
+    touch "/dev/$f"
+    mount --bind "/run/dev/$f" "/dev/$f"
+  done
+  ln -s /proc/self/fd /dev/fd
+elif [ "$which" = journald ]; then
   mkdir -p /run/systemd/journal
   touch /run/systemd/journal/socket
   mount --bind "$sock" /run/systemd/journal/socket
@@ -126,4 +137,49 @@ fn a_journal_named_but_missing_is_said_once_and_costs_no_backup() {
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].contains("log = \"journald\": no socket at /run/systemd/journal/socket"), "{stderr}");
+}
+
+/// Neither the journal nor syslog (a container, a minimal VM): `auto` writes
+/// to /var/log/snaprsync.log (here the test's own directory, mounted there in
+/// the namespace), which the package rotates.
+#[test]
+fn without_journal_or_syslog_auto_falls_back_to_var_log() {
+    let fs = Btrfs::new(300);
+    let data = fs.mnt().join("data");
+    fs::create_dir_all(&data).unwrap();
+    fs::write(data.join("f"), "f\n").unwrap();
+    let work = testbed::tempdir("logs-none");
+    let var_log = work.path().join("var-log");
+    fs::create_dir(&var_log).unwrap();
+    let wrapper = work.path().join("wrapper.sh");
+    fs::write(&wrapper, WRAPPER).unwrap();
+    let cfg = work.path().join("config.toml");
+    fs::write(&cfg, format!("rsync_path = \"/usr/bin/rsync\"\nstate_dir = \"{}\"\n", work.path().join("state").display())).unwrap();
+    let out = cmd("unshare")
+        .arg("--mount")
+        .arg("sh")
+        .arg(&wrapper)
+        .arg(&var_log)
+        .arg("none")
+        .arg(crate::support::snaprsync())
+        .arg(format!("--snap-config={}", cfg.display()))
+        .arg("-a")
+        .arg(format!("{}/", data.display()))
+        .arg(work.path().join("dst"))
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.report());
+    assert_eq!(out.stderr, "", "a good run says nothing on stderr");
+    fs.assert_no_snapshot_left();
+    let until = Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = fs::read_to_string(var_log.join("snaprsync.log")).unwrap_or_default();
+        if log.contains("summary run=snaprsync-") || Instant::now() > until {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        log.contains("summary run=snaprsync-") && log.contains(" provider=btrfs "),
+        "the summary must be in /var/log/snaprsync.log:\n{log}"
+    );
 }
