@@ -137,3 +137,23 @@ fn a_copy_of_snaprsync_as_rsync_path_is_80() {
     expect(&out, 80, "is a copy of snaprsync", "rsync_path a copy of snaprsync");
     rig.fs.assert_no_snapshot_left();
 }
+
+/// `--help`, `-h` and no arguments at a terminal are snaprsync's help (with
+/// the way to rsync's), within 80 columns; without a terminal, no arguments
+/// are still rsync's.
+#[test]
+fn help_is_snaprsyncs_for_people() {
+    for flag in ["--help", "-h"] {
+        let out = cmd(snaprsync()).arg(flag).run();
+        assert_eq!(out.code(), Some(0), "{flag}\n{}", out.report());
+        let text = out.stdout_str();
+        assert!(text.starts_with("snaprsync: rsync that reads from a point-in-time snapshot"), "{flag}\n{}", out.report());
+        assert!(text.contains("for rsync's own, run: rsync --help"), "{flag}\n{}", out.report());
+        assert!(text.lines().all(|l| l.len() <= 80), "{flag}\n{text}");
+    }
+    // script(1) gives the command a terminal as its stdout.
+    let out = cmd("script").args(["-qec", snaprsync(), "/dev/null"]).run();
+    assert!(out.stdout_str().starts_with("snaprsync: rsync that reads"), "no arguments at a terminal\n{}", out.report());
+    let out = cmd(snaprsync()).run();
+    assert!(!out.stdout_str().contains("point-in-time snapshot"), "no arguments, no terminal: rsync's own answer\n{}", out.report());
+}
