@@ -49,9 +49,14 @@ install_deb
 files=$(dpkg -L snaprsync | while read -r f; do if [ -f "$f" ]; then echo "$f"; fi; done)
 for f in /usr/bin/snaprsync /usr/share/man/man1/snaprsync.1.gz /usr/share/man/man5/snaprsync.toml.5.gz \
   /usr/share/bash-completion/completions/snaprsync /usr/share/zsh/vendor-completions/_snaprsync \
-  /usr/share/fish/vendor_completions.d/snaprsync.fish /usr/share/doc/snaprsync/config.sample.toml; do
+  /usr/share/fish/vendor_completions.d/snaprsync.fish /usr/share/doc/snaprsync/config.sample.toml \
+  /etc/logrotate.d/snaprsync; do
   grep -qx "$f" <<<"$files" || fail "$f is not installed"
 done
+# log = "auto" falls back to /var/log/snaprsync.log where there is no system log: rotated.
+if command -v logrotate >/dev/null; then
+  logrotate -d /etc/logrotate.d/snaprsync >/dev/null 2>&1 || fail "logrotate does not accept /etc/logrotate.d/snaprsync"
+fi
 [ "$(stat -c '%a %U' "$state")" = "700 root" ] || fail "$state is $(stat -c '%a %U' "$state"), not 700 root"
 ok "installed: $(wc -l <<<"$files") files, $state 0700"
 
