@@ -442,7 +442,7 @@ fn snapshot(cfg: &Config, opts: &Options, rsync: Option<&Path>, real: &Path, arg
             format!("made ({provider}), but {} still showed the live files ({method})", shown.display()),
             "report this with the line",
         ),
-        (Ok(n), _, Ok(())) => Finding::ok(
+        (Ok(n), _, Ok(_)) => Finding::ok(
             check,
             format!("made ({provider}), shown to rsync ({method}, {n} entries at {}) and removed in {ms} ms", shown.display()),
         ),

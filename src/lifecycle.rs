@@ -86,7 +86,12 @@ pub fn run(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task) -
     // One line per run for the system log; its pairs are fields of their own in the journal.
     let sources_text = sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",");
     let program_status = status.as_ref().map_or_else(|e| format!("not run ({e})"), |s| s.to_string());
-    let removal = removed.as_ref().map_or_else(|e| format!("FAILED ({e})"), |_| "ok".into());
+    let removal = match &removed {
+        Ok(crate::guard::Removed::Now) => "ok".to_owned(),
+        // Not done yet: the remover says how it went, in a line of its own.
+        Ok(crate::guard::Removed::Background) => "background".to_owned(),
+        Err(e) => format!("FAILED ({e})"),
+    };
     let snapshot_removal = format!("{:?}", cfg.snapshot_removal).to_lowercase();
     let (create_ms, ran_ms, remove_ms) = (created.as_millis() as u64, ran.as_millis() as u64, removed_in.as_millis() as u64);
     // The keys name the program, as the journal's fields do (rsync_status, command_status).
