@@ -86,6 +86,18 @@ got=$(cd "$work/empty" && bash -c '
   echo "${COMPREPLY[*]}"')
 [ "$got" = cleanup ] || fail "bash completed \"snaprsync cl\" to \"$got\", not cleanup"
 ok "bash completes snaprsync cl to cleanup"
+# exec: PATHs are files, the word after `--` is a command, then files again.
+touch "$work/empty/afile"
+got=$(cd "$work/empty" && bash -c '
+  source /usr/share/bash-completion/bash_completion
+  __load_completion snaprsync || exit 1
+  t() { COMP_LINE=$1; COMP_POINT=${#COMP_LINE}; read -ra COMP_WORDS <<<"$1"; COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+        COMPREPLY=(); _snaprsync snaprsync "${COMP_WORDS[-1]}" "${COMP_WORDS[-2]}"; echo "${COMPREPLY[*]}"; }
+  t "snaprsync exec af"; t "snaprsync exec /srv -- bas"; t "snaprsync exec /srv -- bash af"')
+[ "$(sed -n 1p <<<"$got")" = afile ] || fail "bash completed \"snaprsync exec af\" to: $got"
+grep -qw bash <<<"$(sed -n 2p <<<"$got")" || fail "bash completed \"snaprsync exec /srv -- bas\" to: $got"
+[ "$(sed -n 3p <<<"$got")" = afile ] || fail "bash completed \"snaprsync exec /srv -- bash af\" to: $got"
+ok "bash completes exec's PATHs, the command after --, and its arguments"
 got=$(cd "$work/empty" && fish -c 'complete -C"snaprsync cl"' | cut -f1)
 grep -qx cleanup <<<"$got" || fail "fish completed \"snaprsync cl\" to: $got"
 ok "fish completes snaprsync cl to cleanup"
