@@ -4,9 +4,11 @@
 # loop-mounted btrfs through the installed /usr/bin/snaprsync (a pull over
 # rsync's remote-shell protocol) and runs its doctor, renders both man pages
 # with man -l and no warning, completes `snaprsync cl` to `cleanup` in bash
-# (and in fish; zsh reads its file), then removes and purges the package and
-# checks that nothing is left (the boot-time cleanup unit is installed, enabled,
-# verified and its command run, then disabled). A second install shows that purging keeps a
+# (and in fish; zsh reads its file), crashes a run (SIGKILL mid-transfer)
+# so that a stale snapshot is left, then removes the package, which must
+# clean that snapshot up and remove the empty snapshot directory, purges it
+# and checks that nothing is left (the boot-time cleanup unit is installed,
+# enabled, verified and its command run, then disabled). A second install shows that purging keeps a
 # state directory that still holds a run record.
 #
 # A /var/lib/snaprsync that exists beforehand is moved aside for the test and
@@ -50,9 +52,14 @@ install_deb
 files=$(dpkg -L snaprsync | while read -r f; do if [ -f "$f" ]; then echo "$f"; fi; done)
 for f in /usr/bin/snaprsync /usr/share/man/man1/snaprsync.1.gz /usr/share/man/man5/snaprsync.toml.5.gz \
   /usr/share/bash-completion/completions/snaprsync /usr/share/zsh/vendor-completions/_snaprsync \
-  /usr/share/fish/vendor_completions.d/snaprsync.fish /usr/share/doc/snaprsync/config.sample.toml; do
+  /usr/share/fish/vendor_completions.d/snaprsync.fish /usr/share/doc/snaprsync/config.sample.toml \
+  /etc/logrotate.d/snaprsync; do
   grep -qx "$f" <<<"$files" || fail "$f is not installed"
 done
+# log = "auto" falls back to /var/log/snaprsync.log where there is no system log: rotated.
+if command -v logrotate >/dev/null; then
+  logrotate -d /etc/logrotate.d/snaprsync >/dev/null 2>&1 || fail "logrotate does not accept /etc/logrotate.d/snaprsync"
+fi
 [ "$(stat -c '%a %U' "$state")" = "700 root" ] || fail "$state is $(stat -c '%a %U' "$state"), not 700 root"
 ok "installed: $(wc -l <<<"$files") files, $state 0700"
 
@@ -91,6 +98,18 @@ got=$(cd "$work/empty" && bash -c '
   echo "${COMPREPLY[*]}"')
 [ "$got" = cleanup ] || fail "bash completed \"snaprsync cl\" to \"$got\", not cleanup"
 ok "bash completes snaprsync cl to cleanup"
+# exec: PATHs are files, the word after `--` is a command, then files again.
+touch "$work/empty/afile"
+got=$(cd "$work/empty" && bash -c '
+  source /usr/share/bash-completion/bash_completion
+  __load_completion snaprsync || exit 1
+  t() { COMP_LINE=$1; COMP_POINT=${#COMP_LINE}; read -ra COMP_WORDS <<<"$1"; COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+        COMPREPLY=(); _snaprsync snaprsync "${COMP_WORDS[-1]}" "${COMP_WORDS[-2]}"; echo "${COMPREPLY[*]}"; }
+  t "snaprsync exec af"; t "snaprsync exec /srv -- bas"; t "snaprsync exec /srv -- bash af"')
+[ "$(sed -n 1p <<<"$got")" = afile ] || fail "bash completed \"snaprsync exec af\" to: $got"
+grep -qw bash <<<"$(sed -n 2p <<<"$got")" || fail "bash completed \"snaprsync exec /srv -- bas\" to: $got"
+[ "$(sed -n 3p <<<"$got")" = afile ] || fail "bash completed \"snaprsync exec /srv -- bash af\" to: $got"
+ok "bash completes exec's PATHs, the command after --, and its arguments"
 got=$(cd "$work/empty" && fish -c 'complete -C"snaprsync cl"' | cut -f1)
 grep -qx cleanup <<<"$got" || fail "fish completed \"snaprsync cl\" to: $got"
 ok "fish completes snaprsync cl to cleanup"
@@ -123,12 +142,37 @@ ok "pull through /usr/bin/snaprsync from a btrfs snapshot, nothing left"
 /usr/bin/snaprsync --snap-config="$work/config.toml" doctor "$work/mnt/data" >"$work/doctor.txt" || fail "doctor: $(cat "$work/doctor.txt")"
 grep -q "^OK    $work/mnt/data: snapshot: made (btrfs)" "$work/doctor.txt" || fail "doctor: $(cat "$work/doctor.txt")"
 ok "snaprsync doctor passes on the btrfs source"
-umount "$work/mnt"
 
-# Remove keeps the state directory; purge takes it, and nothing is left.
-dpkg -r snaprsync >/dev/null
+# A crashed run (snaprsync killed with SIGKILL mid-transfer) leaves a stale
+# snapshot and its record in the default state_dir.
+head -c 20000000 /dev/urandom >"$work/mnt/data/slow"
+printf 'log = "%s"\nlog_level = "info"\n' "$work/crash.log" >"$work/crash.toml"
+rsync -a --bwlimit=500 -e "$work/local-rsh" --rsync-path="/usr/bin/snaprsync --snap-config=$work/crash.toml" \
+  "localhost:$work/mnt/data/" "$work/crash-dst/" >/dev/null 2>&1 &
+client=$!
+for _ in $(seq 200); do
+  btrfs subvolume list "$work/mnt" | grep -q 'snaprsync-' && break
+  sleep 0.1
+done
+victim=$(pgrep -f -- "^/usr/bin/snaprsync --snap-config=$work/crash.toml --server" || true)
+[ -n "$victim" ] || fail "no snaprsync run to crash"
+kill -9 $victim
+wait "$client" || true
+stale=$(btrfs subvolume list "$work/mnt" | grep -c 'snaprsync-' || true)
+[ "$stale" -ge 1 ] || fail "the crashed run left no snapshot to clean up"
+ok "a crashed run left $stale stale snapshot(s)"
+
+# Remove runs cleanup first, then removes the empty snapshot directory it
+# made and says so; it keeps the state directory; purge takes it, and nothing is left.
+dpkg -r snaprsync >/dev/null 2>"$work/remove.txt"
 [ ! -e /usr/bin/snaprsync ] || fail "dpkg -r left /usr/bin/snaprsync"
 [ -d "$state" ] || fail "dpkg -r removed $state; only a purge may"
+left=$(btrfs subvolume list "$work/mnt" | grep -c 'snaprsync-' || true)
+[ "$left" -eq 0 ] || fail "dpkg -r left $left stale snapshot(s): $(cat "$work/remove.txt")"
+[ ! -e "$work/mnt/.snaprsync" ] || fail "dpkg -r left the empty $work/mnt/.snaprsync: $(cat "$work/remove.txt")"
+grep -q "removed the empty snapshot directory $work/mnt/.snaprsync" "$work/remove.txt" || fail "dpkg -r did not say what it removed: $(cat "$work/remove.txt")"
+ok "remove cleaned up the crashed run's snapshot and the empty $work/mnt/.snaprsync"
+umount "$work/mnt"
 printf '{"stamp":"snaprsync-x"}\n' >"$state/history.jsonl"
 dpkg -P snaprsync >/dev/null
 [ ! -e "$wants" ] || fail "purge left $wants"
@@ -144,7 +188,8 @@ ok "removed and purged: nothing left"
 install_deb
 echo 'stamp = "snaprsync-20260101T000000Z-p1"' >"$state/snaprsync-20260101T000000Z-p1.toml"
 dpkg -P snaprsync >/dev/null 2>"$work/purge.txt"
-[ -f "$state/snaprsync-20260101T000000Z-p1.toml" ] || fail "purge removed a state directory that held a record"
+# (cleanup sets a record it cannot read aside as .corrupt: kept as well)
+ls "$state"/snaprsync-20260101T000000Z-p1.* >/dev/null 2>&1 || fail "purge removed a state directory that held a record"
 grep -q "kept $state" "$work/purge.txt" || fail "purge did not say it kept $state: $(cat "$work/purge.txt")"
 rm -rf "$state"
 ok "purge keeps a state directory with a record in it, and says so"

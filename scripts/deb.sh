@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 if ! cargo deb --version >/dev/null 2>&1; then
+  echo "deb.sh: cargo-deb is missing; installing it with cargo install --locked cargo-deb" >&2
   cargo install --locked cargo-deb
 fi
 target=$(cargo metadata --locked --no-deps --format-version 1 | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')

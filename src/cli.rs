@@ -191,7 +191,12 @@ pub const COMMANDS: &[CommandDoc] = &[
                 within DURATION (default 25h), WARNING for a live run, a warning or leftovers; one line, then performance data; \
                 status 0, 1, 2 or 3",
     },
-    CommandDoc { name: "help", args: "", options: &[], about: "print a short usage" },
+    CommandDoc {
+        name: "help",
+        args: "",
+        options: &[],
+        about: "print a short usage (also `--help` or `-h` alone, and no arguments at a terminal)",
+    },
     CommandDoc {
         name: "version",
         args: "",
@@ -327,7 +332,8 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
         Some("list") if rest.len() == 1 => Mode::Admin(Admin::List),
         Some("cleanup") if rest.len() == 1 => Mode::Admin(Admin::Cleanup { dry_run: false }),
         Some("cleanup") if rest.len() == 2 && rest[1] == "--dry-run" => Mode::Admin(Admin::Cleanup { dry_run: true }),
-        Some("help") if rest.len() == 1 => Mode::Admin(Admin::Help),
+        // rsync servers never send --help: a person asks, and gets snaprsync's.
+        Some("help" | "--help" | "-h") if rest.len() == 1 => Mode::Admin(Admin::Help),
         Some("version") if rest.len() == 1 => Mode::Admin(Admin::Version),
         Some("selftest") => Mode::Admin(Admin::Selftest(rest[1..].to_vec())),
         Some("history") => Mode::Admin(Admin::History(rest[1..].to_vec())),
@@ -388,6 +394,8 @@ pub fn at_terminal(opts: &Options, mode: Mode, stdout_is_terminal: bool) -> Mode
         Mode::Rsync(argv) if stdout_is_terminal && !opts.restrict && argv.len() == 1 && argv[0] == "--version" => {
             Mode::Admin(Admin::Version)
         }
+        // No arguments at all, typed at a terminal: snaprsync's help, not rsync's.
+        Mode::Rsync(argv) if stdout_is_terminal && !opts.restrict && argv.is_empty() => Mode::Admin(Admin::Help),
         other => other,
     }
 }
@@ -412,6 +420,17 @@ mod tests {
         let (o, m) = parse(argv(&["-a", "--snap-config=/x", "src", "dst"])).unwrap();
         assert_eq!(o, Options::default());
         assert_eq!(m, Mode::Rsync(argv(&["-a", "--snap-config=/x", "src", "dst"])));
+    }
+
+    #[test]
+    fn help_for_people() {
+        for words in [&["--help"][..], &["-h"], &["help"]] {
+            assert_eq!(parse(argv(words)).unwrap().1, Mode::Admin(Admin::Help), "{words:?}");
+        }
+        assert_eq!(parse(argv(&["-h", "x"])).unwrap().1, Mode::Rsync(argv(&["-h", "x"])), "rsync's -h among its arguments");
+        let o = Options::default();
+        assert_eq!(at_terminal(&o, Mode::Rsync(vec![]), true), Mode::Admin(Admin::Help));
+        assert_eq!(at_terminal(&o, Mode::Rsync(vec![]), false), Mode::Rsync(vec![]), "not at a terminal: rsync's answer");
     }
 
     #[test]

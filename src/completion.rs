@@ -66,6 +66,18 @@ pub fn bash() -> String {
          case ${words[i]} in\n",
     );
     for c in COMMANDS {
+        if c.name == crate::cli::EXEC {
+            // PATHs, then `--`, then a command, then its arguments (files).
+            let _ = writeln!(
+                o,
+                "        {})\n            local j dashes=0\n            for ((j = i + 1; j < cword; j++)); do\n                \
+                 if [[ ${{words[j]}} == -- ]]; then dashes=$j; break; fi\n            done\n            \
+                 if [[ $dashes -gt 0 && $((dashes + 1)) -eq $cword ]]; then\n                COMPREPLY=($(compgen -c -- \"$cur\"))\n            \
+                 else\n                _filedir\n            fi\n            return\n            ;;",
+                c.name
+            );
+            continue;
+        }
         if c.options.is_empty() {
             let _ = writeln!(o, "        {})\n            return\n            ;;", c.name);
             continue;

@@ -205,7 +205,7 @@ impl LogLevel {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum LogTarget {
-    /// The journal if it runs here, else syslog, else nowhere but stderr.
+    /// The journal if it runs here, else syslog, else `/var/log/snaprsync.log`.
     #[default]
     Auto,
     /// systemd's journal, through its native socket.
@@ -402,7 +402,7 @@ pub const KEYS: &[Key] = &[
         "log",
         r#""auto", "journald", "syslog", "stderr", or an absolute file path as a quoted string"#,
         "where log records at `log_level` go: the journal (`journalctl -t snaprsync`), syslog (`/dev/log`), stderr, or a file; \
-         `\"auto\"` is the journal if it runs here, else syslog, else nowhere; warnings and errors go to stderr as well, always",
+         `\"auto\"` is the journal if it runs here, else syslog, else `/var/log/snaprsync.log` (rotated by the package); warnings and errors go to stderr as well, always",
     ),
     Key {
         unset: "none",

@@ -162,7 +162,7 @@ fn rsync(cfg: &Config) -> (Option<PathBuf>, Finding) {
     };
     // The paths checked below are read as this rsync will read them.
     Platform::reader(&path);
-    if copy_of_me(&path) {
+    if crate::real_rsync::copy_of_me(&path) {
         let detail = format!("{} is a copy of snaprsync itself, which would run itself", path.display());
         return (None, Finding::fail("rsync", detail, fix));
     }
@@ -178,16 +178,6 @@ fn rsync(cfg: &Config) -> (Option<PathBuf>, Finding) {
     let notes = Platform::rsync_notes(&path).map(|n| format!(" ({n})")).unwrap_or_default();
     let detail = format!("{}: {}{notes}", path.display(), first.split_whitespace().collect::<Vec<_>>().join(" "));
     (Some(path.clone()), Finding::ok("rsync", detail))
-}
-
-/// Whether `path` holds the very bytes of the running snaprsync.
-fn copy_of_me(path: &Path) -> bool {
-    let Ok(me) = std::env::current_exe() else { return false };
-    let same_len = match (std::fs::metadata(path), std::fs::metadata(&me)) {
-        (Ok(a), Ok(b)) => a.len() == b.len(),
-        _ => false,
-    };
-    same_len && matches!((std::fs::read(path), std::fs::read(&me)), (Ok(a), Ok(b)) if a == b)
 }
 
 /// `state_dir` exists and root can write there.
@@ -244,11 +234,14 @@ fn log(cfg: &Config) -> Finding {
             }
         }
         Ok(None) => match &cfg.log {
-            LogTarget::Auto => {
-                level = Level::Warn;
-                notes.push("log = \"auto\" finds no journal and no syslog socket here: records at log_level are lost".into());
-                fix = "run a system log, or set log to a file path".into();
-            }
+            LogTarget::Auto => match crate::logger::AUTO_FALLBACK {
+                Some(p) => notes.push(appendable(Path::new(p), "log (auto: no journal, no syslog socket here)", &mut level, &mut fix)),
+                None => {
+                    level = Level::Warn;
+                    notes.push("log = \"auto\" finds no journal and no syslog socket here: records at log_level are lost".into());
+                    fix = "run a system log, or set log to a file path".into();
+                }
+            },
             LogTarget::Stderr => notes.push("records go to stderr (the backup server's log)".into()),
             LogTarget::File(p) => notes.push(appendable(p, "log", &mut level, &mut fix)),
             LogTarget::Journald | LogTarget::Syslog => {}
@@ -449,7 +442,7 @@ fn snapshot(cfg: &Config, opts: &Options, rsync: Option<&Path>, real: &Path, arg
             format!("made ({provider}), but {} still showed the live files ({method})", shown.display()),
             "report this with the line",
         ),
-        (Ok(n), _, Ok(())) => Finding::ok(
+        (Ok(n), _, Ok(_)) => Finding::ok(
             check,
             format!("made ({provider}), shown to rsync ({method}, {n} entries at {}) and removed in {ms} ms", shown.display()),
         ),

@@ -190,8 +190,46 @@ impl Error {
         )
     }
 
+    /// A failure while the snapshots were made (or the run recorded before):
+    /// never a bug, so an I/O or system-call error becomes `Snapshot` (81,
+    /// and `on_snapshot_failure = "live"` may take it), said with its cause
+    /// and fix when a user can cause it ([`cause_and_fix`]).
+    pub fn while_snapshotting(self) -> Error {
+        match self {
+            Error::Io { path, source } | Error::Syscall { path, source, .. } => {
+                let msg = match cause_and_fix(&source) {
+                    Some(fix) => format!("{source}; {fix}"),
+                    None => source.to_string(),
+                };
+                Error::Snapshot { path, msg }
+            }
+            other => other,
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
+    }
+}
+
+/// What a user can do about an OS error met while making a snapshot: no
+/// space, a quota, no privilege, a read-only location.
+pub fn cause_and_fix(e: &std::io::Error) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use nix::libc;
+        match e.raw_os_error()? {
+            libc::ENOSPC => Some("the filesystem is full, and a snapshot needs room for its metadata; free some space on it (or set on_snapshot_failure = \"live\")"),
+            libc::EDQUOT => Some("a quota on the filesystem is used up; raise it or free space under it (or set on_snapshot_failure = \"live\")"),
+            libc::EACCES | libc::EPERM => Some("snaprsync needs root or CAP_SYS_ADMIN to make snapshots; run it as root (log the backup key in as root, or use sudo)"),
+            libc::EROFS => Some("the filesystem is mounted read-only, so no snapshot can be made on it; remount it read-write, or back it up without snaprsync (a read-only filesystem does not change), or set on_snapshot_failure = \"live\""),
+            _ => None,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        None
     }
 }
 
@@ -237,6 +275,32 @@ mod tests {
         for e in errors {
             assert!(codes.contains(&e.exit_code()), "{e:?} ends with {}, which is not in STATUSES", e.exit_code());
         }
+    }
+
+    /// An OS error while snapshotting is a snapshot failure (81, never 89),
+    /// with its cause and fix when a user can cause it.
+    #[cfg(unix)]
+    #[test]
+    fn os_errors_while_snapshotting_say_their_fix() {
+        use nix::libc;
+        for (errno, says) in [
+            (libc::ENOSPC, "free some space"),
+            (libc::EDQUOT, "quota"),
+            (libc::EACCES, "needs root or CAP_SYS_ADMIN"),
+            (libc::EPERM, "needs root or CAP_SYS_ADMIN"),
+            (libc::EROFS, "read-only"),
+            (libc::EIO, "Input/output error"),
+        ] {
+            let io = Error::io("/srv/.snaprsync", std::io::Error::from_raw_os_error(errno)).while_snapshotting();
+            let sys =
+                Error::Syscall { op: "ioctl", path: "/srv".into(), source: std::io::Error::from_raw_os_error(errno) }.while_snapshotting();
+            for e in [io, sys] {
+                assert_eq!(e.exit_code(), status::SNAPSHOT, "{e}");
+                assert!(e.is_snapshot_failure(), "{e}");
+                assert!(e.to_string().contains(says), "{e}");
+            }
+        }
+        assert_eq!(Error::Usage("x".into()).while_snapshotting().exit_code(), status::USAGE);
     }
 
     /// A refusal by vss_writers = "require" is snaprsync's 81, but never a

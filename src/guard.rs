@@ -44,9 +44,14 @@ impl Snapshotted {
             log::warn!("sweep: could not remove {}: {why}", path.display());
         }
         let entry = Entry::for_this_run(journal::run_stamp(), provider.name(), sources);
-        journal.write(&entry).map_err(|e| Error::Snapshot {
-            path: journal.dir().to_owned(),
-            msg: format!("cannot record the run before snapshotting ({e}); make state_dir writable by root"),
+        journal.write(&entry).map_err(|e| {
+            // Not root, a full or read-only state_dir: the cause and its fix.
+            let fix = match &e {
+                Error::Io { source, .. } => crate::error::cause_and_fix(source),
+                _ => None,
+            };
+            let fix = fix.unwrap_or("make state_dir writable by root");
+            Error::Snapshot { path: journal.dir().to_owned(), msg: format!("cannot record the run before snapshotting ({e}); {fix}") }
         })?;
         let forget = |journal: &Journal| {
             if let Err(j) = journal.remove(journal::run_stamp()) {
@@ -68,7 +73,7 @@ impl Snapshotted {
             (Err(e), None) => Err(e),
             (Ok(()), None) => {
                 attempted = true;
-                provider.create(sources)
+                provider.create(sources).map_err(Error::while_snapshotting)
             }
         };
         let made_in = started.elapsed();
@@ -127,22 +132,22 @@ impl Snapshotted {
     /// Hands the removal to a detached `snaprsync __remove-run`, so that rsync's
     /// status reaches the backup server without waiting for it. Where the
     /// provider cannot, or the process cannot be started, removes it here.
-    fn remove_in_background(&mut self, opts: &Options) -> Result<()> {
+    fn remove_in_background(&mut self, opts: &Options) -> Result<Removed> {
         if !self.owned {
-            return Ok(());
+            return Ok(Removed::Now);
         }
         if !self.provider.removal_can_detach() {
-            return self.remove();
+            return self.remove().map(|()| Removed::Now);
         }
         match remover(opts).spawn() {
             Ok(child) => {
                 log::debug!("removal handed to pid {}", child.id());
                 self.owned = false;
-                Ok(())
+                Ok(Removed::Background)
             }
             Err(e) => {
                 log::warn!("cannot start the background removal ({e}); removing now");
-                self.remove()
+                self.remove().map(|()| Removed::Now)
             }
         }
     }
@@ -226,14 +231,22 @@ impl Exposed {
     /// Undoes the exposure, then removes the snapshots as `removal` says; the
     /// first error is returned. An exposure that cannot be undone (mounts still
     /// in place) makes the removal happen here, where it can be reported.
-    pub fn finish(mut self, removal: Removal, opts: &Options) -> Result<()> {
+    pub fn finish(mut self, removal: Removal, opts: &Options) -> Result<Removed> {
         let undo = self.exposure.undo();
         let removed = match (removal, &undo) {
             (Removal::Background, Ok(())) => self.snap.remove_in_background(opts),
-            _ => self.snap.remove(),
+            _ => self.snap.remove().map(|()| Removed::Now),
         };
         undo.and(removed)
     }
+}
+
+/// How the snapshots went: removed here, or handed to the background
+/// remover (which logs its own line with the outcome and time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    Now,
+    Background,
 }
 
 impl Drop for Exposed {

@@ -42,6 +42,7 @@ pub mod sweep;
 pub mod system_log;
 pub mod text;
 pub mod winpath;
+pub mod wire;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -54,6 +55,8 @@ pub fn main(argv: Vec<OsString>) -> u8 {
     if let Some(status) = platform::Platform::internal(&argv) {
         return status;
     }
+    // A pull's sending side tells the client its own failure in-band (see `wire`).
+    let pull = pull_of(&argv);
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()
@@ -62,7 +65,12 @@ pub fn main(argv: Vec<OsString>) -> u8 {
             .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
             .unwrap_or("(no message)");
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        report(&format!("internal error{at}: {msg}; this is a bug in snaprsync, please report it"));
+        let line = format!("internal error{at}: {msg}; this is a bug in snaprsync, please report it");
+        // The main thread's panic ends the run: reported below, where it may go in-band.
+        match PANIC_LINE.lock() {
+            Ok(mut last) if std::thread::current().name() == Some("main") => *last = Some(line),
+            _ => report(&line),
+        }
     }));
     let run = || {
         cli::parse(argv).and_then(|(opts, mode)| {
@@ -84,22 +92,46 @@ pub fn main(argv: Vec<OsString>) -> u8 {
     let status = match std::panic::catch_unwind(run) {
         Ok(Ok(status)) => status,
         Ok(Err(e)) => {
-            report(&e.to_string());
-            e.exit_code()
+            let (line, status) = (e.to_string(), e.exit_code());
+            logger::in_band(wire::tell(pull.as_ref(), &line, status));
+            report(&line);
+            status
         }
-        // The hook has reported it.
-        Err(_) => error::status::INTERNAL,
+        // The hook has kept the line (or reported another thread's panic).
+        Err(_) => {
+            if let Some(line) = PANIC_LINE.lock().ok().and_then(|mut l| l.take()) {
+                logger::in_band(wire::tell(pull.as_ref(), &line, error::status::INTERNAL));
+                report(&line);
+            }
+            error::status::INTERNAL
+        }
     };
     platform::Platform::finished();
     status
 }
 
+/// The line of a panic, for the client of a pull.
+static PANIC_LINE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// A pull's sending side: the server words of argv, or in restricted mode
+/// those of the client's command (`SSH_ORIGINAL_COMMAND`).
+fn pull_of(argv: &[OsString]) -> Option<wire::Pull> {
+    let words: Vec<&[u8]> = argv.iter().map(|a| a.as_encoded_bytes()).collect();
+    if words.iter().take_while(|w| w.starts_with(b"--snap-")).any(|w| *w == b"--snap-restrict") {
+        let cmd = std::env::var_os("SSH_ORIGINAL_COMMAND")?;
+        let words: Vec<&[u8]> = cmd.as_encoded_bytes().split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()).collect();
+        return wire::Pull::of(&words);
+    }
+    wire::Pull::of(&words)
+}
+
 /// One line on stderr: through the logger (which also writes it to the log
-/// file) once it is set up, directly before.
+/// file) once it is set up, directly before; not on stderr when the client
+/// of a pull was told it in-band (it would show it twice).
 fn report(line: &str) {
     if log::max_level() >= log::LevelFilter::Error {
         log::error!("{line}");
-    } else {
+    } else if !logger::told_in_band() {
         let _ = writeln!(std::io::stderr(), "snaprsync: {line}");
     }
 }

@@ -117,12 +117,17 @@ fn recorded(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task, 
     let removing = Instant::now();
     let removed = exposed.finish(cfg.snapshot_removal, opts);
     let removed_in = removing.elapsed();
-    rec.removed(removal_word(cfg, &removed), removed_in);
+    rec.removed(removal_word(&removed), removed_in);
     let what = launch.what;
     // One line per run for the system log; its pairs are fields of their own in the journal.
     let sources_text = sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",");
     let program_status = status.as_ref().map_or_else(|e| format!("not run ({e})"), |s| s.to_string());
-    let removal = removed.as_ref().map_or_else(|e| format!("FAILED ({e})"), |_| "ok".into());
+    let removal = match &removed {
+        Ok(crate::guard::Removed::Now) => "ok".to_owned(),
+        // Not done yet: the remover says how it went, in a line of its own.
+        Ok(crate::guard::Removed::Background) => "background".to_owned(),
+        Err(e) => format!("FAILED ({e})"),
+    };
     let snapshot_removal = format!("{:?}", cfg.snapshot_removal).to_lowercase();
     let (create_ms, ran_ms, remove_ms) = (created.as_millis() as u64, ran.as_millis() as u64, removed_in.as_millis() as u64);
     // The keys name the program, as the journal's fields do (rsync_status, command_status).
@@ -155,17 +160,13 @@ fn recorded(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task, 
     status
 }
 
-/// The history's word for a removal: `background` while this run's journal
-/// entry is still there (the detached remover drops it when it is done).
-fn removal_word(cfg: &Config, removed: &Result<()>) -> &'static str {
-    if removed.is_err() {
-        return "failed";
-    }
-    let journal = crate::journal::Journal::new(&cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir));
-    if journal.read().0.iter().any(|e| e.stamp == crate::journal::run_stamp()) {
-        "background"
-    } else {
-        "ok"
+/// The history's word for a removal: `background` when it was handed to the
+/// detached remover (which reports its own outcome in the log).
+fn removal_word(removed: &Result<crate::guard::Removed>) -> &'static str {
+    match removed {
+        Err(_) => "failed",
+        Ok(crate::guard::Removed::Background) => "background",
+        Ok(crate::guard::Removed::Now) => "ok",
     }
 }
 

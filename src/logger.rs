@@ -91,7 +91,7 @@ impl Log for Logger {
         if level <= Level::Warn {
             crate::history::note_warning(&msg);
         }
-        if level <= Level::Warn || (self.stderr_all && level <= self.level) {
+        if (level <= Level::Warn || (self.stderr_all && level <= self.level)) && !told_in_band() {
             // Best effort: a closed stderr must not stop the backup.
             let _ = writeln!(std::io::stderr(), "snaprsync: {msg}");
         }
@@ -116,6 +116,20 @@ impl Log for Logger {
     fn flush(&self) {}
 }
 
+/// The client of a pull was told snaprsync's failure in-band (`wire`): the
+/// line goes to the log, not again to stderr, which the client shows too.
+static IN_BAND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records whether the failure went in-band (see [`told_in_band`]).
+pub fn in_band(told: bool) {
+    IN_BAND.store(told, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether the final line went to the client in-band, so not to stderr.
+pub fn told_in_band() -> bool {
+    IN_BAND.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 fn open(p: &Path, what: &str) -> Option<Mutex<File>> {
     match OpenOptions::new().create(true).append(true).open(p) {
         Ok(f) => Some(Mutex::new(f)),
@@ -138,14 +152,32 @@ fn file_paths(d: &Destinations) -> Vec<(&Path, &'static str)> {
     out
 }
 
+/// Where `log = "auto"` writes when it finds neither the journal nor syslog
+/// (a container, a minimal VM): the package rotates it with logrotate.
+#[cfg(unix)]
+pub const AUTO_FALLBACK: Option<&str> = Some("/var/log/snaprsync.log");
+#[cfg(not(unix))]
+pub const AUTO_FALLBACK: Option<&str> = None;
+
+/// The file `auto` falls back to, unless a system log was found or the
+/// file is already one of `d`'s.
+fn auto_fallback(d: &Destinations, system_found: bool) -> Option<&'static Path> {
+    let p = Path::new(AUTO_FALLBACK?);
+    (d.target == LogTarget::Auto && !system_found && d.file.as_deref() != Some(p)).then_some(p)
+}
+
 /// Installs the logger once. A destination that cannot be had is reported on
 /// stderr and otherwise ignored: logging must never cost a backup.
 pub fn init(d: &Destinations) {
-    let files = file_paths(d).into_iter().filter_map(|(p, what)| open(p, what)).collect();
     let system = SystemLog::for_target(&d.target).unwrap_or_else(|e| {
         let _ = writeln!(std::io::stderr(), "snaprsync: {e}; logging to stderr only");
         None
     });
+    let mut files: Vec<Mutex<File>> = file_paths(d).into_iter().filter_map(|(p, what)| open(p, what)).collect();
+    // Quietly: a user who is not root cannot write there, and needs no line about it.
+    if let Some(f) = auto_fallback(d, system.is_some()).and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok()) {
+        files.push(Mutex::new(f));
+    }
     let logger = Logger { level: d.level, stderr_all: d.target == LogTarget::Stderr, files, system };
     let max = if logger.wants(Level::Error) { d.level.max(LevelFilter::Warn) } else { LevelFilter::Warn };
     if log::set_logger(Box::leak(Box::new(logger))).is_ok() {
@@ -201,6 +233,19 @@ mod tests {
             text.trim_end().ends_with(r#"summary run=snaprsync-20260101T000000Z-p1 sources="/srv/a b,/x\\ny" status=0 empty="""#),
             "{text:?}"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn auto_without_a_system_log_falls_back_to_var_log() {
+        let d = |target, file: Option<&str>| Destinations { target, file: file.map(PathBuf::from), level: LevelFilter::Info };
+        let var_log = Some(Path::new("/var/log/snaprsync.log"));
+        assert_eq!(auto_fallback(&d(LogTarget::Auto, None), false), var_log);
+        assert_eq!(auto_fallback(&d(LogTarget::Auto, Some("/l/b.log")), false), var_log, "log_file is another file");
+        assert_eq!(auto_fallback(&d(LogTarget::Auto, Some("/var/log/snaprsync.log")), false), None, "once");
+        assert_eq!(auto_fallback(&d(LogTarget::Auto, None), true), None, "a system log was found");
+        assert_eq!(auto_fallback(&d(LogTarget::Stderr, None), false), None);
+        assert_eq!(auto_fallback(&d(LogTarget::Journald, None), false), None);
     }
 
     #[test]

@@ -291,7 +291,35 @@ pub fn sample_config() -> String {
     o
 }
 
-/// `snaprsync help`.
+/// The first clause of `about`, plain and whole (`help` wraps it rather than cut it).
+fn clause(about: &str) -> String {
+    let plain = plain(about);
+    plain.split("; ").next().unwrap_or("").trim().to_owned()
+}
+
+/// `text` after a first column of `indent`, wrapped at word boundaries to fit `width`.
+fn wrapped(o: &mut String, first: &str, indent: usize, text: &str, width: usize) {
+    let mut line = format!("{first:<indent$}");
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        if !empty && line.len() + 1 + word.len() > width {
+            o.push_str(line.trim_end());
+            o.push('\n');
+            line = " ".repeat(indent);
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    o.push_str(line.trim_end());
+    o.push('\n');
+}
+
+/// `snaprsync help` (also `--help`, `-h`, and no arguments at a terminal),
+/// within 80 columns.
 pub fn usage() -> String {
     let mut o = String::from(
         "snaprsync: rsync that reads from a point-in-time snapshot\n\n\
@@ -303,15 +331,16 @@ pub fn usage() -> String {
     );
     for opt in OPTIONS {
         let name = format!("{}{}", opt.name, opt.value.map(|v| format!("={v}")).unwrap_or_default());
-        let _ = writeln!(o, "  {name:<24} {}", short(opt.about));
+        wrapped(&mut o, &format!("  {name:<24}"), 27, &clause(opt.about), 80);
     }
     o.push_str("\nCommands:\n");
     for c in COMMANDS {
         let head = format!("{} {}", c.name, c.args).trim_end().to_owned();
         if head.len() < 24 {
-            let _ = writeln!(o, "  {head:<24} {}", short(c.about));
+            wrapped(&mut o, &format!("  {head:<24}"), 27, &clause(c.about), 80);
         } else {
-            let _ = writeln!(o, "  {head}\n  {:<24} {}", "", short(c.about));
+            let _ = writeln!(o, "  {head}");
+            wrapped(&mut o, "", 27, &clause(c.about), 80);
         }
     }
     let first = STATUSES.first().map_or(0, |s| s.0);
@@ -320,7 +349,7 @@ pub fn usage() -> String {
         o,
         "\nTo copy a local directory named like a command, write ./list.\n\
          Exit statuses: rsync's own, or {first}-{last} for snaprsync's (man snaprsync).\n\
-         Check a client once with: snaprsync doctor [PATH...]"
+         Check a client once with: snaprsync doctor [PATH...]\n         This is snaprsync's help; for rsync's own, run: rsync --help"
     );
     o
 }
@@ -430,6 +459,20 @@ mod tests {
             assert!(text.contains(&format!("\n#{} = ", k.name)), "{} missing", k.name);
         }
         assert!(text.lines().all(|l| l.len() <= 80), "{text}");
+    }
+
+    /// `help` fits 80 columns, and cuts nothing: every option's and command's
+    /// first clause is there whole.
+    #[test]
+    fn help_fits_80_columns_without_cutting() {
+        let text = usage();
+        assert!(text.lines().all(|l| l.len() <= 80), "{text}");
+        let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        for about in OPTIONS.iter().map(|o| o.about).chain(COMMANDS.iter().map(|c| c.about)) {
+            let c = clause(about).split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(joined.contains(&c), "{c:?} is not whole in:\n{text}");
+        }
+        assert!(text.trim_end().ends_with("rsync --help"), "{text}");
     }
 
     #[test]

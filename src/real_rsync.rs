@@ -25,6 +25,12 @@ pub fn find_with(cfg: &Config, restricted: bool) -> Result<PathBuf> {
         if is_me(p) {
             return Err(Error::Usage(format!("rsync_path = {} is snaprsync itself; point it at the real rsync", p.display())));
         }
+        if copy_of_me(p) {
+            return Err(Error::Usage(format!(
+                "rsync_path = {} is a copy of snaprsync, which would run itself; point it at the real rsync (usually /usr/bin/rsync)",
+                p.display()
+            )));
+        }
         return Ok(p.clone());
     }
     let name = crate::host::rsync_file_name();
@@ -32,9 +38,22 @@ pub fn find_with(cfg: &Config, restricted: bool) -> Result<PathBuf> {
         true => std::env::join_paths(SYSTEM_DIRS).unwrap_or_default(),
         false => std::env::var_os("PATH").unwrap_or_default(),
     };
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file() && !is_me(p)).ok_or_else(|| Error::NotStarted {
-        what: "rsync",
-        path: name.into(),
-        msg: "no rsync on PATH other than snaprsync; install rsync or set rsync_path in the config".into(),
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file() && !is_me(p) && !copy_of_me(p)).ok_or_else(|| {
+        Error::NotStarted {
+            what: "rsync",
+            path: name.into(),
+            msg: "no rsync on PATH other than snaprsync; install rsync or set rsync_path in the config".into(),
+        }
     })
+}
+
+/// Whether `path` holds the very bytes of the running snaprsync (a copy of
+/// it, which `is_me` cannot tell by its name).
+pub fn copy_of_me(path: &Path) -> bool {
+    let Ok(me) = std::env::current_exe() else { return false };
+    let same_len = match (std::fs::metadata(path), std::fs::metadata(&me)) {
+        (Ok(a), Ok(b)) => a.len() == b.len(),
+        _ => false,
+    };
+    same_len && matches!((std::fs::read(path), std::fs::read(&me)), (Ok(a), Ok(b)) if a == b)
 }

@@ -42,6 +42,8 @@ impl Request<'_> {
 
     /// rsync started with `argv`.
     fn launch(&self, argv: Vec<OsString>) -> Launch {
+        // From here on stdout is rsync's alone.
+        crate::wire::rsync_starting();
         Launch { program: self.rsync.clone(), args: argv, env: Vec::new(), what: "rsync", watch_peer: true }
     }
 

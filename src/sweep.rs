@@ -91,6 +91,10 @@ pub fn remove_run(journal: &Journal, provider: &mut dyn Provider, stamp: &str) -
     let started = std::time::Instant::now();
     let mine: Vec<Leftover> = provider.leftovers()?.into_iter().filter(|l| l.stamp == stamp).collect();
     let mut first = None;
+    let said = |outcome: &str| {
+        let remove_ms = started.elapsed().as_millis() as u64;
+        log::info!(run = stamp, snapshots = mine.len(), removal = outcome, remove_ms = remove_ms; "background removal");
+    };
     for l in &mine {
         match provider.remove_leftover(l) {
             Ok(()) => log::debug!("removed {}", l.path.display()),
@@ -101,11 +105,14 @@ pub fn remove_run(journal: &Journal, provider: &mut dyn Provider, stamp: &str) -
         }
     }
     match first {
-        Some(e) => Err(e),
+        Some(e) => {
+            said(&format!("FAILED ({e})"));
+            Err(e)
+        }
         None => {
-            // Debug: the run's summary line already stands for it at info.
-            log::debug!("removed {} snapshot(s) of {stamp} in {}ms", mine.len(), started.elapsed().as_millis());
-            journal.remove(stamp)
+            let recorded = journal.remove(stamp);
+            said(&recorded.as_ref().map_or_else(|e| format!("FAILED ({e})"), |()| "ok".into()));
+            recorded
         }
     }
 }

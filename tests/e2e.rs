@@ -7,4 +7,4 @@ mod consistency;
 mod dirvish;
 mod rsnapshot;
 mod rsync;
-mod status;
+pub mod status;

@@ -19,6 +19,7 @@ mod doctor;
 mod e2e;
 mod exec;
 mod faults;
+mod first_night;
 mod guest_lab;
 mod logs;
 mod lvm;

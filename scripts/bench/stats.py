@@ -77,7 +77,7 @@ def log_breakdown(bench):
         return None
     methods = sorted({r[0] for r in rows})
     snaps = sorted({r[1] for r in rows})
-    bad = [r for r in rows if r[5] != "0" or r[6] != "ok"]
+    bad = [r for r in rows if r[5] != "0" or r[6] not in ("ok", "background")]
     c, r_, d = ([int(r[i]) for r in rows] for i in (2, 3, 4))
     return (f"snaprsync's own log, {len(rows)} runs (warm-up included): method={','.join(methods)}, "
             f"snapshots={','.join(snaps)}; median create {med(c)} ms (max {max(c)}), "

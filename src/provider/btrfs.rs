@@ -342,7 +342,9 @@ fn with_fix(origin: &Path, e: Error) -> Error {
     match e {
         Error::Command { cmd, stderr, .. } => Error::Snapshot { path: origin.to_owned(), msg: format!("{cmd}: {stderr}; {FIX}") },
         Error::Syscall { op, path, source } => {
-            Error::Snapshot { path: origin.to_owned(), msg: format!("{op} {}: {source}; {FIX}", path.display()) }
+            // The fix for what a user can cause (no space, a quota, not root, read-only), else the usual ones.
+            let fix = crate::error::cause_and_fix(&source).unwrap_or(FIX);
+            Error::Snapshot { path: origin.to_owned(), msg: format!("{op} {}: {source}; {fix}", path.display()) }
         }
         e => e,
     }

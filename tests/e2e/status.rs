@@ -46,10 +46,9 @@ pub fn assert_one_line(what: &str, stderr: &str) {
 }
 
 /// A missing `--snap-config` file: snaprsync exits 80 before rsync starts,
-/// with one line on stderr. Through ssh the 80 arrives unchanged; the client
-/// rsync then sees the connection close and exits with that 80 ("unexplained
-/// error (code 80)") — or with its own 12 if it noticed the closed pipe before
-/// ssh had exited — and shows snaprsync's line.
+/// with one line on stderr. Through ssh the 80 arrives unchanged; a client
+/// rsync is told the line and the 80 in-band (see `wire`), shows the line
+/// once and exits with 80.
 #[test]
 fn missing_config_gives_80_with_one_line() {
     let rig = Rig::new("status80");
@@ -77,7 +76,8 @@ fn missing_config_gives_80_with_one_line() {
         .arg(rig.remote_dir(&rig.src()))
         .arg(&dest)
         .run();
-    assert!(matches!(out.code(), Some(80 | 12)), "client rsync status\n{}", out.report());
+    // In-band (see `wire`): the client's own status is snaprsync's.
+    assert_eq!(out.code(), Some(80), "client rsync status\n{}", out.report());
     let ours: Vec<&str> = out.stderr.lines().filter(|l| l.contains("no-such-config.toml")).collect();
     assert_eq!(ours.len(), 1, "snaprsync's line must reach the client once\n{}", out.report());
     eprintln!("client rsync with a missing snaprsync config exits {:?}:\n{}", out.code(), out.stderr);
@@ -184,7 +184,9 @@ fn a_panic_still_removes_the_snapshot() {
             .arg(rig.remote_dir(&rig.src()))
             .arg(&dest)
             .run();
-        assert!(matches!(out.code(), Some(89 | 12)), "{point}: client rsync status\n{}", out.report());
+        // Before rsync started the status goes in-band (see `wire`); after, ssh carries it.
+        let want: &[i32] = if point == "after-create" { &[89] } else { &[89, 12] };
+        assert!(out.code().is_some_and(|c| want.contains(&c)), "{point}: client rsync status\n{}", out.report());
         assert_eq!(out.stderr.matches("internal error").count(), 1, "{point}: one line from snaprsync\n{}", out.report());
         assert!(rig.snapshots_taken() > before, "{point}: the panic must come after the snapshot\n{}", rig.log());
         rig.fs.assert_no_snapshot_left();
@@ -192,4 +194,81 @@ fn a_panic_still_removes_the_snapshot() {
             tree::assert_same("the transfer before the panic", &tree::describe(&rig.src()), &tree::describe(&dest));
         }
     }
+}
+
+/// A tmpfs mounted at a temp dir, unmounted on drop.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn new() -> Tmpfs {
+        let dir = testbed::tempdir("inband-tmpfs");
+        cmd("mount").args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"]).arg(dir.path()).ok();
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = cmd("umount").arg(self.0.path()).run();
+    }
+}
+
+/// How many of `n` pulls through sshd and the real rsync ended with `want`
+/// at the backup server, and with snaprsync's line (`line`) once on its
+/// stderr; the statuses seen, for the record.
+fn pulls(rig: &Rig, n: usize, rsync_path: &str, extra: &[&str], src: &str, want: i32, line: &str) -> (usize, usize, Vec<i32>) {
+    let (mut right, mut told, mut seen) = (0, 0, Vec::new());
+    for i in 0..n {
+        let dest = rig.dest(&format!("inband-{i}"));
+        let out = rig.rsync(Remote::Plain).arg(format!("--rsync-path={rsync_path}")).arg("-a").args(extra).arg(src).arg(&dest).run();
+        let code = out.code().unwrap_or(-1);
+        right += usize::from(code == want);
+        told += usize::from(out.stderr.matches(line).count() == 1);
+        seen.push(code);
+        assert!(!dest.exists() || std::fs::read_dir(&dest).unwrap().next().is_none(), "nothing may be copied\n{}", out.report());
+    }
+    seen.sort();
+    seen.dedup();
+    (right, told, seen)
+}
+
+/// Snaprsync's failure before rsync starts reaches the backup server's rsync
+/// in-band (MSG_ERROR, MSG_ERROR_EXIT; see `wire`), 20 pulls out of 20: a
+/// source no provider can snapshot (83), a config error (80) and a snapshot
+/// that cannot be made (81), at the installed rsync's protocol and at
+/// `--protocol=30`, with `-s` and `-z` too. At `--protocol=29`, which has no
+/// such message, nothing is said in-band: the line still arrives (through
+/// ssh's stderr) and the status is ssh's or rsync's own 12, as before.
+#[test]
+fn the_server_sees_snaprsyncs_status_every_time() {
+    const N: usize = 20;
+    let rig = Rig::new("inband");
+    tree::make_sample(&rig.src());
+    let tmpfs = Tmpfs::new();
+    std::fs::write(tmpfs.0.path().join("f"), b"x").unwrap();
+    let missing = rig.work.path().join("no-such-config.toml");
+    // The snapshot directory at the mount root is a file: no snapshot can be made there.
+    let blocked_conf = rig.work.path().join("blocked.toml");
+    std::fs::write(&blocked_conf, std::fs::read_to_string(&rig.config).unwrap() + "btrfs_snapshot_dir = \"blocked\"\n").unwrap();
+    std::fs::write(rig.fs.mnt().join("blocked"), b"not a directory").unwrap();
+    let cases = [
+        ("tmpfs source", rig.rsync_path(Remote::Snaprsync), rig.remote_dir(tmpfs.0.path()), 83, "which snaprsync cannot snapshot"),
+        ("config error", crate::support::snaprsync_path(&missing), rig.remote_dir(&rig.src()), 80, "no-such-config.toml"),
+        ("failed snapshot", crate::support::snaprsync_path(&blocked_conf), rig.remote_dir(&rig.src()), 81, "cannot snapshot"),
+    ];
+    let mut table = Vec::new();
+    for (what, path, src, want, line) in &cases {
+        for (extra, n) in [(&[][..], N), (&["--protocol=30"], N), (&["-s", "-z"], 5), (&["--protocol=29"], N)] {
+            let (right, told, seen) = pulls(&rig, n, path, extra, src, *want, line);
+            table.push(format!("{what} {extra:?}: status {want} {right}/{n}, line once {told}/{n}, statuses seen {seen:?}"));
+            assert_eq!(told, n, "{what} {extra:?}: snaprsync's line must reach the server once, every time\n{}", table.join("\n"));
+            if extra != ["--protocol=29"] {
+                assert_eq!(right, n, "{what} {extra:?}: the server's rsync must end with {want}\n{}", table.join("\n"));
+            } else {
+                assert!(seen.iter().all(|c| [*want, 12].contains(c)), "{what}: protocol 29 keeps the old statuses\n{}", table.join("\n"));
+            }
+        }
+    }
+    eprintln!("{}", table.join("\n"));
+    rig.fs.assert_no_snapshot_left();
 }
