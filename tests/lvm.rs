@@ -2,8 +2,10 @@
 //! has no device-mapper): `tests/guest/lvm.sh` runs snaprsync on thick ext4,
 //! thick XFS and thin XFS volumes under the consistency writer, with
 //! `--relative` and through real rsnapshot, a volume nested below a source, an overflowing thick
-//! snapshot, too little space, a full thin pool and a kill -9 followed by a
-//! sweep; plain rsync under the same writer is shown torn, so the consistency
+//! snapshot (its sentence said once), too little space, a full thin pool, a
+//! kill -9 followed by a sweep and one during `lvremove` (no mount-point
+//! directory left); the removal is done in the background from the guest's
+//! chroot; plain rsync under the same writer is shown torn, so the consistency
 //! check can fail.
 
 use crate::support::guest::{scenario, Guest, Report};
@@ -21,15 +23,18 @@ const CHECKS: &[&str] = &[
     "relative-names-thin",
     "no-lv-left-thin",
     "provider-lvm",
+    "background-removal",
     "rsnapshot",
     "nested-lv",
     "control-torn",
     "overflow",
+    "overflow-once",
     "overflow-no-lv-left",
     "no-space",
     "no-space-no-lv-left",
     "thin-pool-full",
     "kill-then-sweep",
+    "kill-in-lvremove",
 ];
 
 #[test]
