@@ -451,6 +451,45 @@ fn concurrent_runs() -> Row {
     )
 }
 
+/// The hand-off to the background remover, cut short: the run is killed
+/// (SIGKILL) after it has recorded its remover and before it says go. The
+/// remover must then end without touching the snapshot (the run never handed
+/// it over), and the sweep that follows removes it once that remover is gone:
+/// one remover, never two, never none. Five times.
+#[test]
+fn a_run_killed_in_the_hand_off_leaves_its_snapshot_to_one_sweep() {
+    let b = bench(400, 2);
+    let gate = b.work.path().join("gate");
+    let held = b.work.path().join("gate.held");
+    for t in 0..5 {
+        let _ = fs::remove_file(&held);
+        let mut run = client(&b, &format!("handoff{t}"), 0).env("SNAPRSYNC_FAULT", format!("hand-off:hold={}", gate.display())).spawn();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !held.exists() {
+            assert!(Instant::now() < deadline, "trial {t}: the run never reached the hand-off\n{}", b.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The entry names the remover now; it waits for the word.
+        let entry = fs::read_dir(state(&b)).unwrap().flatten().find(|e| e.file_name().to_string_lossy().ends_with(".toml")).unwrap();
+        let text = fs::read_to_string(entry.path()).unwrap();
+        let remover: u32 =
+            text.split("[remover]").nth(1).and_then(|r| r.split("pid = ").nth(1)).and_then(|p| p.lines().next()?.parse().ok()).unwrap();
+        signal(run.id(), "KILL");
+        run.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(remover) {
+            assert!(Instant::now() < deadline, "trial {t}: the remover did not end when its run died");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(b.fs.leftover_snapshots().len(), 1, "trial {t}: the remover acted without the word\n{}", b.log());
+        sweep(&b);
+        assert_eq!(left_behind(&b), 0, "trial {t}\n{}", b.log());
+    }
+    let log = b.log();
+    assert_eq!(log.matches("kept its removal").count(), 5, "{log}");
+    assert_eq!(log.matches("snapshot(s) of").count(), 0, "a remover removed what was not handed to it\n{log}");
+}
+
 fn corrupt_journal_runs() -> Row {
     let b = bench(400, 2);
     fs::create_dir_all(state(&b)).unwrap();
