@@ -41,6 +41,10 @@ const CHECKS: &[&str] = &[
 fn lvm_snapshots_in_the_guest() {
     let script = scenario("lvm.sh");
     let out = Guest::default().disk("pv", 2048).mem_mb(1024).timeout_secs(900).exec(&script);
+    // What the checks saw, for --nocapture.
+    for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("VALUE ")) {
+        eprintln!("{line}");
+    }
     let report = Report::parse(&out);
     report.assert_all_ok(CHECKS, &out);
     assert_eq!(out.code(), Some(0), "{}", out.report());

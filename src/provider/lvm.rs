@@ -155,6 +155,9 @@ pub struct Lvm {
     /// One `lvs` of every volume, taken by the sweep or by `create`, whichever
     /// comes first: each LVM command costs tens of milliseconds.
     all: std::cell::OnceCell<Vec<Lv>>,
+    /// Whether `leftovers` has listed once: a second listing (the sweep's
+    /// look again at what has no journal entry) must be fresh.
+    listed: std::cell::Cell<bool>,
     /// The thick snapshots this run made (`VG/NAME`): only they can overflow.
     thick: Vec<String>,
 }
@@ -168,6 +171,7 @@ impl Lvm {
             mount_dir: state_dir.join("mnt"),
             stamp: crate::journal::run_stamp().to_owned(),
             all: std::cell::OnceCell::new(),
+            listed: std::cell::Cell::new(false),
             thick: Vec::new(),
         }
     }
@@ -410,8 +414,14 @@ impl Provider for Lvm {
     }
 
     fn leftovers(&self) -> Result<Vec<Leftover>> {
-        let mut found: Vec<Leftover> = self
-            .all()?
+        let fresh;
+        let all: &[Lv] = if self.listed.replace(true) {
+            fresh = lvs(&[])?;
+            &fresh
+        } else {
+            self.all()?
+        };
+        let mut found: Vec<Leftover> = all
             .iter()
             .filter(|l| l.tags.iter().any(|t| t == TAG))
             .filter_map(|l| {
@@ -419,7 +429,7 @@ impl Provider for Lvm {
                 Some(Leftover { provider: "lvm", path: PathBuf::from(format!("{}/{}", l.vg, l.name)), stamp: stamp.to_owned() })
             })
             .collect();
-        let named: std::collections::HashSet<&str> = self.all()?.iter().map(|l| l.name.as_str()).collect();
+        let named: std::collections::HashSet<&str> = all.iter().map(|l| l.name.as_str()).collect();
         found.extend(stray_mount_dirs(&self.mount_dir, &named, &current_mounts()));
         Ok(found)
     }
