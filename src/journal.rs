@@ -291,19 +291,18 @@ impl Journal {
 
     /// Takes the lock that lets one sweep at a time act on this journal's
     /// runs: waits for it with `wait`, else `None` while another holds it.
-    /// Held until the file is dropped (or the process ends).
+    /// The lock is on the directory itself (so it leaves no file behind),
+    /// held until the returned handle is dropped or the process ends.
     pub fn lock_sweep(&self, wait: bool) -> Result<Option<File>> {
-        fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        let path = self.dir.join(".sweep.lock");
-        let f = File::options().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        let f = File::open(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         if wait {
-            f.lock().map_err(|e| Error::io(&path, e))?;
+            f.lock().map_err(|e| Error::io(&self.dir, e))?;
             return Ok(Some(f));
         }
         match f.try_lock() {
             Ok(()) => Ok(Some(f)),
             Err(fs::TryLockError::WouldBlock) => Ok(None),
-            Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io(&self.dir, e)),
         }
     }
 
@@ -395,12 +394,14 @@ mod tests {
     fn one_sweep_holds_the_lock() {
         let d = tempfile::tempdir().unwrap();
         let j = Journal::new(&d.path().join("state"));
+        assert!(j.lock_sweep(false).is_err(), "no directory to lock");
+        fs::create_dir(j.dir()).unwrap();
         let held = j.lock_sweep(false).unwrap();
         assert!(held.is_some());
         assert!(j.lock_sweep(false).unwrap().is_none(), "taken twice");
         drop(held);
         assert!(j.lock_sweep(false).unwrap().is_some());
-        assert!(j.read().0.is_empty() && j.read().1.is_empty(), "the lock file is no entry");
+        assert_eq!(fs::read_dir(j.dir()).unwrap().count(), 0, "the lock leaves no file");
     }
 
     #[test]

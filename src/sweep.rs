@@ -6,7 +6,7 @@
 //! Exactly one process removes each snapshot: its run while the run lives;
 //! the run's detached remover, recorded in the run's entry before it may
 //! start, while that lives; otherwise a sweep, of which one at a time acts
-//! (a lock in `state_dir`).
+//! (a lock on `state_dir`).
 //!
 //! Order matters for concurrent runs: snapshots are listed first, journal
 //! entries read second. A run writes its entry before it creates a snapshot
@@ -61,8 +61,10 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Provider, dry_run: bool, busy
             log::debug!("sweep: another process is sweeping {}; left to it", journal.dir().display());
             return Report::default();
         }
+        // No state_dir yet (or one that cannot be opened, which the run's
+        // record then reports): nothing to serialise on.
         Some(Err(e)) => {
-            log::warn!("sweep: {e}; sweeping without the lock");
+            log::debug!("sweep: {e}; sweeping without the lock");
             None
         }
     };
