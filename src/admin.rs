@@ -24,11 +24,26 @@ pub fn run(cfg: &Config, cmd: Admin) -> Result<u8> {
         Admin::History(words) => return crate::monitor::history(cfg, &words),
         Admin::Check(words) => return Ok(crate::monitor::check(cfg, &words)),
         Admin::RemoveRun(stamp) => {
+            if !handed_over() {
+                log::debug!("the run {stamp} kept its removal");
+                return Ok(0);
+            }
+            crate::fault::point("remove-run");
             let mut provider = Platform::sweep_provider(cfg)?;
             sweep::remove_run(&journal_of(cfg), provider.as_mut(), &stamp)?;
         }
     }
     Ok(0)
+}
+
+/// Waits for the run to hand its removal over: the byte
+/// [`crate::guard::HAND_OFF`] on stdin, written once the run has recorded
+/// this process as its remover. A pipe closed without it (the record failed,
+/// or the run died first) leaves the snapshots to the run or to a sweep.
+fn handed_over() -> bool {
+    use std::io::Read;
+    let mut byte = [0u8; 1];
+    matches!(std::io::stdin().read(&mut byte), Ok(1)) && byte[0] == crate::guard::HAND_OFF
 }
 
 /// snaprsync's version, and the first line of the real rsync's `--version`.
@@ -67,6 +82,7 @@ fn list(cfg: &Config) -> Result<()> {
         let entry = entries.iter().find(|e| e.stamp == l.stamp);
         let (owner, created, pid) = match entry {
             Some(e) if e.owner_alive() => ("live", e.created.as_str(), e.pid.to_string()),
+            Some(e) if e.remover_alive() => ("remover", e.created.as_str(), e.pid.to_string()),
             Some(e) => ("dead", e.created.as_str(), e.pid.to_string()),
             None => ("none", "-", "-".to_owned()),
         };
@@ -84,7 +100,7 @@ fn cleanup(cfg: &Config, dry_run: bool) -> Result<u8> {
     if !dry_run {
         crate::history::killed(cfg, &journal_of(cfg));
     }
-    let report = sweep::sweep(&journal_of(cfg), provider.as_mut(), dry_run);
+    let report = sweep::sweep(&journal_of(cfg), provider.as_mut(), dry_run, sweep::Busy::Wait);
     let verb = if dry_run { "would remove" } else { "removed" };
     for l in &report.stale {
         println!("{verb} {}", l.path.display());

@@ -301,7 +301,7 @@ fn leftovers(cfg: &Config, journal: &Journal) -> Finding {
     if let Err(e) = provider.leftovers() {
         return Finding::warn(check, format!("cannot list snapshots: {e}"), "run doctor as root");
     }
-    let report = crate::sweep::sweep(journal, provider.as_mut(), true);
+    let report = crate::sweep::sweep(journal, provider.as_mut(), true, crate::sweep::Busy::Wait);
     let live = if report.live.is_empty() { String::new() } else { format!("; {} snapshot(s) of running backups", report.live.len()) };
     if report.stale.is_empty() && report.dead_entries.is_empty() {
         return Finding::ok(check, format!("nothing left by dead runs{live}"));

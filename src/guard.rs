@@ -21,6 +21,8 @@ use crate::sweep;
 pub struct Snapshotted {
     provider: Box<dyn Provider>,
     journal: Journal,
+    /// This run's record in the journal.
+    entry: Entry,
     set: SnapshotSet,
     /// False once the set is removed, or handed to the background remover.
     owned: bool,
@@ -36,7 +38,7 @@ impl Snapshotted {
         let mut provider = Platform::provider(cfg, sources)?;
         let journal = Journal::new(&cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir));
         crate::history::killed(cfg, &journal);
-        let swept = sweep::sweep(&journal, provider.as_mut(), false);
+        let swept = sweep::sweep(&journal, provider.as_mut(), false, sweep::Busy::Skip);
         if !swept.stale.is_empty() {
             log::info!("sweep: removed {} snapshot(s) that earlier runs left", swept.stale.len());
         }
@@ -84,9 +86,9 @@ impl Snapshotted {
         };
         let post = hook::run(cfg, Hook::Post, sources, Some(outcome));
         match (created, post) {
-            (Ok(set), Ok(())) => Ok(Snapshotted { provider, journal, set, owned: true, made_in }),
+            (Ok(set), Ok(())) => Ok(Snapshotted { provider, journal, entry, set, owned: true, made_in }),
             (Ok(set), Err(e)) => {
-                let mut made = Snapshotted { provider, journal, set, owned: true, made_in };
+                let mut made = Snapshotted { provider, journal, entry, set, owned: true, made_in };
                 if let Err(r) = made.remove() {
                     log::error!("cleanup after the failed hook: {r}");
                 }
@@ -132,21 +134,51 @@ impl Snapshotted {
     /// Hands the removal to a detached `snaprsync __remove-run`, so that rsync's
     /// status reaches the backup server without waiting for it. Where the
     /// provider cannot, or the process cannot be started, removes it here.
+    ///
+    /// One process removes the set at any time: the remover waits on a pipe
+    /// until this run has recorded it (pid and start time) in the journal,
+    /// so that no sweep takes the run for dead while it works, and acts only
+    /// on the byte [`HAND_OFF`]. Until that byte is written the set is this
+    /// run's; should the record fail, the pipe closes without it, the
+    /// remover ends idle, and the set is removed here.
     fn remove_in_background(&mut self, opts: &Options) -> Result<Removed> {
+        use std::io::Write;
         if !self.owned {
             return Ok(Removed::Now);
         }
         if !self.provider.removal_can_detach() {
             return self.remove().map(|()| Removed::Now);
         }
-        match remover(opts).spawn() {
-            Ok(child) => {
-                log::debug!("removal handed to pid {}", child.id());
+        let started = std::io::pipe().and_then(|(wait, go)| {
+            let mut c = remover(opts);
+            c.stdin(wait);
+            c.spawn().map(|child| (child, go))
+        });
+        let (child, mut go) = match started {
+            Ok(started) => started,
+            Err(e) => {
+                log::warn!("cannot start the background removal ({e}); removing now");
+                return self.remove().map(|()| Removed::Now);
+            }
+        };
+        let pid = child.id();
+        let handed = Entry { remover: journal::Process::running(pid), ..self.entry.clone() };
+        let recorded = match handed.remover {
+            Some(_) => self.journal.write(&handed).map_err(|e| e.to_string()),
+            None => Err(format!("the remover (pid {pid}) ended before it was recorded")),
+        };
+        crate::fault::point("hand-off");
+        let told = recorded.and_then(|()| go.write_all(&[HAND_OFF]).map_err(|e| format!("the remover (pid {pid}) did not take it: {e}")));
+        match told {
+            Ok(()) => {
+                log::debug!("removal handed to pid {pid}");
                 self.owned = false;
                 Ok(Removed::Background)
             }
-            Err(e) => {
-                log::warn!("cannot start the background removal ({e}); removing now");
+            Err(why) => {
+                // The remover sees the pipe close without the byte and leaves the set alone.
+                drop(go);
+                log::warn!("cannot hand the removal over ({why}); removing now");
                 self.remove().map(|()| Removed::Now)
             }
         }
@@ -161,13 +193,16 @@ impl Drop for Snapshotted {
     }
 }
 
+/// The byte by which a run hands its removal to the remover it recorded.
+pub const HAND_OFF: u8 = b'!';
+
 /// `snaprsync [own options] __remove-run STAMP`, detached from the session:
-/// no stdio (so the ssh session can close), its own process group, the root
-/// directory as working directory (so it holds no filesystem busy).
+/// no output (so the ssh session can close), its own process group, the
+/// root directory as working directory (so it holds no filesystem busy).
+/// Its stdin is for the caller to set (the hand-off pipe).
 fn remover(opts: &Options) -> std::process::Command {
     use std::process::Stdio;
-    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("snaprsync"));
-    let mut c = std::process::Command::new(exe);
+    let mut c = std::process::Command::new(own_program());
     // Absolute: the remover starts in the root directory, not here.
     let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
     if let Some(p) = &opts.config {
@@ -180,9 +215,22 @@ fn remover(opts: &Options) -> std::process::Command {
         c.arg(format!("--snap-log-level={l}"));
     }
     c.arg(crate::cli::REMOVE_RUN).arg(journal::run_stamp());
-    c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).current_dir(crate::host::root_dir());
+    c.stdout(Stdio::null()).stderr(Stdio::null()).current_dir(crate::host::root_dir());
     crate::host::detach(&mut c);
     c
+}
+
+/// This program, to start again. On Linux the kernel's link to it, which
+/// holds in a chroot and after the namespace switch, where the path that
+/// `current_exe` reads names it from another root (`/newroot/...`).
+#[cfg(target_os = "linux")]
+fn own_program() -> PathBuf {
+    PathBuf::from("/proc/self/exe")
+}
+
+#[cfg(not(target_os = "linux"))]
+fn own_program() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("snaprsync"))
 }
 
 /// Snapshots shown to rsync.

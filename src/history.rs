@@ -385,7 +385,8 @@ impl Drop for Recorder {
 /// kill in between leaves the entry for the next sweep, so no dead run is
 /// ever lost.
 pub fn killed(cfg: &Config, journal: &crate::journal::Journal) {
-    let dead: Vec<crate::journal::Entry> = journal.read().0.into_iter().filter(|e| !e.owner_alive()).collect();
+    // A run whose detached remover still works is not dead: it recorded itself.
+    let dead: Vec<crate::journal::Entry> = journal.read().0.into_iter().filter(|e| !e.alive()).collect();
     if dead.is_empty() {
         return;
     }

@@ -57,6 +57,25 @@ pub fn stamp_owner_may_live(stamp: &str) -> bool {
     crate::host::process_started_at(pid).is_some_and(|started| started <= made + std::time::Duration::from_secs(2))
 }
 
+/// Whether a `__remove-run` of the run `stamp` runs (its argv names the
+/// stamp): how a run journaled in another `state_dir`, whose own process has
+/// ended, is still known to be removing its snapshots.
+#[cfg(target_os = "linux")]
+pub fn remover_runs(stamp: &str) -> bool {
+    let Ok(procs) = fs::read_dir("/proc") else { return false };
+    procs.flatten().filter(|p| p.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit())).any(|p| {
+        fs::read(p.path().join("cmdline")).is_ok_and(|argv| {
+            let mut words = argv.split(|b| *b == 0);
+            words.any(|w| w == crate::cli::REMOVE_RUN.as_bytes()) && words.next() == Some(stamp.as_bytes())
+        })
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn remover_runs(_stamp: &str) -> bool {
+    false
+}
+
 /// What one run records about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +95,29 @@ pub struct Entry {
     /// The source paths, for `snaprsync list`; any bytes (see [`paths`]).
     #[serde(with = "paths")]
     pub sources: Vec<PathBuf>,
+    /// The detached remover the run handed its removal to, recorded before
+    /// the remover may start (see `guard`): while it lives, the run is live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remover: Option<Process>,
+}
+
+/// A process, unique for the life of the boot: its pid and start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Process {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl Process {
+    /// Process `pid` as it runs now; `None` if it does not.
+    pub fn running(pid: u32) -> Option<Process> {
+        crate::host::process_start(pid).map(|start| Process { pid, start })
+    }
+
+    fn alive(&self) -> bool {
+        crate::host::process_start(self.pid) == Some(self.start)
+    }
 }
 
 /// Paths in an entry, byte for byte: TOML strings are UTF-8, a file name need
@@ -171,12 +213,24 @@ impl Entry {
             created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             provider: provider.to_owned(),
             sources: sources.to_vec(),
+            remover: None,
         }
     }
 
     /// Whether the process that wrote this entry still runs.
     pub fn owner_alive(&self) -> bool {
-        self.boot == crate::host::boot_id() && crate::host::process_start(self.pid).is_some_and(|s| s == self.start)
+        self.boot == crate::host::boot_id() && (Process { pid: self.pid, start: self.start }).alive()
+    }
+
+    /// Whether the run's recorded remover still runs.
+    pub fn remover_alive(&self) -> bool {
+        self.boot == crate::host::boot_id() && self.remover.is_some_and(|r| r.alive())
+    }
+
+    /// Whether the run, or the remover it handed its snapshots to, still
+    /// runs: then no sweep touches what it made.
+    pub fn alive(&self) -> bool {
+        self.owner_alive() || self.remover_alive()
     }
 }
 
@@ -235,6 +289,34 @@ impl Journal {
         }
     }
 
+    /// Takes the lock that lets one sweep at a time act on this journal's
+    /// runs: waits for it with `wait`, else `None` while another holds it.
+    /// The lock is on the directory itself (so it leaves no file behind),
+    /// held until the returned handle is dropped or the process ends.
+    pub fn lock_sweep(&self, wait: bool) -> Result<Option<File>> {
+        let f = File::open(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        if wait {
+            f.lock().map_err(|e| Error::io(&self.dir, e))?;
+            return Ok(Some(f));
+        }
+        match f.try_lock() {
+            Ok(()) => Ok(Some(f)),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io(&self.dir, e)),
+        }
+    }
+
+    /// The entry of `stamp`, if there is one.
+    pub fn get(&self, stamp: &str) -> Result<Option<Entry>> {
+        let path = self.path(stamp);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        toml::from_str(&text).map(Some).map_err(|e| Error::io(path, std::io::Error::other(e.message().to_owned())))
+    }
+
     /// Every entry, and every file that is not one. A missing directory is empty.
     pub fn read(&self) -> (Vec<Entry>, Vec<Corrupt>) {
         let mut entries = Vec::new();
@@ -246,7 +328,12 @@ impl Journal {
             if !name.ends_with(SUFFIX) || name.starts_with('.') {
                 continue;
             }
-            let parsed = fs::read_to_string(&path)
+            let text = match fs::read_to_string(&path) {
+                // Dropped since the listing: its run's removal is done.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                other => other,
+            };
+            let parsed = text
                 .map_err(|e| e.to_string())
                 .and_then(|t| toml::from_str::<Entry>(&t).map_err(|e| e.message().to_owned()))
                 .and_then(|e| if self.path(&e.stamp) == path { Ok(e) } else { Err("its stamp does not match its name".into()) });
@@ -302,6 +389,21 @@ mod tests {
         assert!(!stamp_owner_may_live("snaprsync-20261126T103101Z-p4000000"));
     }
 
+    /// One sweep at a time: a second lock is refused while the first is held.
+    #[test]
+    fn one_sweep_holds_the_lock() {
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::new(&d.path().join("state"));
+        assert!(j.lock_sweep(false).is_err(), "no directory to lock");
+        fs::create_dir(j.dir()).unwrap();
+        let held = j.lock_sweep(false).unwrap();
+        assert!(held.is_some());
+        assert!(j.lock_sweep(false).unwrap().is_none(), "taken twice");
+        drop(held);
+        assert!(j.lock_sweep(false).unwrap().is_some());
+        assert_eq!(fs::read_dir(j.dir()).unwrap().count(), 0, "the lock leaves no file");
+    }
+
     #[test]
     fn write_read_remove() {
         let d = tempfile::tempdir().unwrap();
@@ -349,6 +451,26 @@ mod tests {
             let text = toml::to_string(&entry("s")).unwrap().replace(r#"["/srv"]"#, &format!("[{bad}]"));
             assert!(toml::from_str::<Entry>(&text).is_err(), "{bad}");
         }
+    }
+
+    /// A run that handed its removal over stays live while its remover runs,
+    /// whatever became of the run; the record reads back with the remover.
+    #[test]
+    fn a_recorded_remover_keeps_its_run_live() {
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::new(d.path());
+        let mut e = entry("snaprsync-20260101T000000Z-p1");
+        e.start += 1;
+        assert!(!e.alive(), "its run is gone and no remover is recorded");
+        e.remover = Process::running(std::process::id());
+        assert!(e.remover_alive() && e.alive());
+        j.write(&e).unwrap();
+        assert_eq!(j.get(&e.stamp).unwrap(), Some(e.clone()));
+        assert_eq!(j.get("snaprsync-20260101T000000Z-p2").unwrap(), None);
+        e.remover = e.remover.map(|r| Process { start: r.start + 1, ..r });
+        assert!(!e.alive(), "a remover whose start differs is another process");
+        // A record without a remover is written as before.
+        assert!(!toml::to_string(&entry("s")).unwrap().contains("remover"));
     }
 
     #[test]

@@ -150,10 +150,12 @@ fn recorded(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task, 
     if let Err(e) = removed {
         log::error!("{e}");
     }
-    // Not over a snapshot that overflowed: then the backup is not.
+    // Not over a snapshot that overflowed: then the backup is not. The error
+    // itself is reported once, as the run's end (lib.rs); this line only
+    // says what the program's status was.
     if let Err(e) = whole {
         if let Ok(s) = &status {
-            log::error!("{what} ended with {s}, but {e}");
+            log::warn!("{what} ended with {s}, but the snapshot did not stay whole while it read; snaprsync ends with {}", e.exit_code());
         }
         return Err(e);
     }

@@ -3,10 +3,17 @@
 //! What counts as a snapshot is the provider's to prove (`Provider::leftovers`);
 //! a name that only looks like one is never removed.
 //!
+//! Exactly one process removes each snapshot: its run while the run lives;
+//! the run's detached remover, recorded in the run's entry before it may
+//! start, while that lives; otherwise a sweep, of which one at a time acts
+//! (a lock on `state_dir`).
+//!
 //! Order matters for concurrent runs: snapshots are listed first, journal
-//! entries read second. A live run writes its entry before it creates a
-//! snapshot, so every snapshot seen here that belongs to a live run has an
-//! entry by the time the entries are read.
+//! entries read second. A run writes its entry before it creates a snapshot
+//! and drops it only after the snapshot is gone, so a snapshot seen here has
+//! an entry by the time the entries are read, unless it was removed in
+//! between, or has no entry in this journal at all. Which of the two is told
+//! by listing once more: only what is still there is an orphan.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -35,14 +42,47 @@ impl Report {
     }
 }
 
-/// Sweeps what dead runs left; with `dry_run` only reports it.
-pub fn sweep(journal: &Journal, provider: &mut dyn Provider, dry_run: bool) -> Report {
+/// Whether a sweep waits for another one to end, or leaves the work to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    Wait,
+    Skip,
+}
+
+/// Sweeps what dead runs left; with `dry_run` only reports it. While another
+/// process sweeps this journal, `busy` says whether to wait for it or to
+/// leave it the work (a report of nothing).
+pub fn sweep(journal: &Journal, provider: &mut dyn Provider, dry_run: bool, busy: Busy) -> Report {
+    // A dry run removes nothing: it needs no lock.
+    let _lock = match (!dry_run).then(|| journal.lock_sweep(busy == Busy::Wait)) {
+        None => None,
+        Some(Ok(Some(lock))) => Some(lock),
+        Some(Ok(None)) => {
+            log::debug!("sweep: another process is sweeping {}; left to it", journal.dir().display());
+            return Report::default();
+        }
+        // No state_dir yet (or one that cannot be opened, which the run's
+        // record then reports): nothing to serialise on.
+        Some(Err(e)) => {
+            log::debug!("sweep: {e}; sweeping without the lock");
+            None
+        }
+    };
     let mut report = Report::default();
-    let leftovers = provider.leftovers().unwrap_or_else(|e| {
-        log::warn!("sweep: cannot list snapshots: {e}");
-        Vec::new()
-    });
+    let list = |provider: &dyn Provider| {
+        provider.leftovers().unwrap_or_else(|e| {
+            log::warn!("sweep: cannot list snapshots: {e}");
+            Vec::new()
+        })
+    };
+    let mut leftovers = list(provider);
     let (entries, corrupt) = journal.read();
+    let recorded: HashSet<String> = entries.iter().map(|e| e.stamp.clone()).collect();
+    if leftovers.iter().any(|l| !recorded.contains(l.stamp.as_str())) {
+        // Gone since the listing, with its entry after it: its remover did it.
+        let still: HashSet<PathBuf> = list(provider).into_iter().map(|l| l.path).collect();
+        leftovers.retain(|l| recorded.contains(l.stamp.as_str()) || still.contains(&l.path));
+    }
     for c in corrupt {
         log::warn!("journal file {} is corrupt ({}); setting it aside", c.path.display(), c.why);
         if !dry_run {
@@ -52,13 +92,38 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Provider, dry_run: bool) -> R
         }
         report.corrupt.push((c.path, c.why));
     }
-    let live: HashSet<String> = entries.iter().filter(|e| e.owner_alive()).map(|e| e.stamp.clone()).collect();
-    let recorded: HashSet<&str> = entries.iter().map(|e| e.stamp.as_str()).collect();
+    // A run is live while it, or the remover it handed its snapshots to, runs.
+    // An entry read while its run lived may have changed since (the hand-off
+    // records the remover, then the run ends): one whose run is found dead is
+    // read again, and that copy is final, since only the run writes it. Gone
+    // by then, its run (or remover) has finished removing.
+    let mut live: HashSet<String> = HashSet::new();
+    let mut finished: HashSet<String> = HashSet::new();
+    let mut dead = Vec::new();
+    for e in entries {
+        if e.alive() {
+            live.insert(e.stamp);
+            continue;
+        }
+        match journal.get(&e.stamp) {
+            Ok(Some(now)) if now.alive() => drop(live.insert(now.stamp)),
+            Ok(Some(now)) => dead.push(now),
+            Ok(None) => drop(finished.insert(e.stamp)),
+            Err(err) => {
+                log::warn!("sweep: {err}; its run's snapshots are left for the next sweep");
+                live.insert(e.stamp);
+            }
+        }
+    }
     // A snapshot with no entry here may belong to a live run that journals
-    // elsewhere (another state_dir): judge it by the pid and time in its name.
-    let live_elsewhere = |stamp: &str| !recorded.contains(stamp) && journal::stamp_owner_may_live(stamp);
+    // elsewhere (another state_dir): judge it by the pid and time in its
+    // name, and by a remover of its run that still runs.
+    let live_elsewhere = |stamp: &str| !recorded.contains(stamp) && (journal::stamp_owner_may_live(stamp) || journal::remover_runs(stamp));
     let mut failed_stamps = HashSet::new();
     for l in leftovers {
+        if finished.contains(&l.stamp) {
+            continue;
+        }
         if live.contains(&l.stamp) || live_elsewhere(&l.stamp) {
             report.live.push(l);
             continue;
@@ -73,7 +138,7 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Provider, dry_run: bool) -> R
         }
         report.stale.push(l);
     }
-    for e in entries.into_iter().filter(|e| !live.contains(&e.stamp) && !failed_stamps.contains(&e.stamp)) {
+    for e in dead.into_iter().filter(|e| !failed_stamps.contains(&e.stamp)) {
         if !dry_run {
             if let Err(err) = journal.remove(&e.stamp) {
                 log::warn!("{err}");
@@ -86,8 +151,17 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Provider, dry_run: bool) -> R
 }
 
 /// Removes every snapshot of the run `stamp` and then its journal entry, live
-/// or not: the background removal of a run that has handed it over.
+/// or not: the background removal of a run that has handed it over, which
+/// only the remover its entry names may do (no sweep touches the run then).
 pub fn remove_run(journal: &Journal, provider: &mut dyn Provider, stamp: &str) -> crate::error::Result<()> {
+    let me = journal::Process::running(std::process::id());
+    let entry = journal.get(stamp)?;
+    if me.is_none() || entry.as_ref().and_then(|e| e.remover) != me {
+        return Err(crate::error::Error::Snapshot {
+            path: journal.dir().to_owned(),
+            msg: format!("the run {stamp} has not recorded this process as its remover; its snapshots are left to it or to a sweep"),
+        });
+    }
     let started = std::time::Instant::now();
     let mine: Vec<Leftover> = provider.leftovers()?.into_iter().filter(|l| l.stamp == stamp).collect();
     let mut first = None;
@@ -164,16 +238,114 @@ mod tests {
         j.write(&dead).unwrap();
         let mut p = ListDouble { snaps: vec![snap("snaprsync-live-p1"), snap("snaprsync-dead-p2"), snap("snaprsync-orphan-p3")] };
 
-        let dry = sweep(&j, &mut p, true);
+        let dry = sweep(&j, &mut p, true, Busy::Wait);
         assert_eq!(dry.stale.len(), 2);
         assert_eq!(p.snaps.len(), 3, "dry run removes nothing");
         assert_eq!(j.read().0.len(), 2);
 
-        let r = sweep(&j, &mut p, false);
+        let r = sweep(&j, &mut p, false, Busy::Wait);
         assert_eq!(r.live, vec![snap("snaprsync-live-p1")]);
         assert_eq!(r.stale, vec![snap("snaprsync-dead-p2"), snap("snaprsync-orphan-p3")]);
         assert_eq!(p.snaps, vec![snap("snaprsync-live-p1")]);
         assert_eq!(j.read().0, vec![live]);
-        assert!(sweep(&j, &mut p, false).is_empty());
+        assert!(sweep(&j, &mut p, false, Busy::Wait).is_empty());
+    }
+
+    /// A dead run's entry that names a live remover (here this process) keeps
+    /// its snapshots from every sweep; once the remover is gone, they are swept.
+    #[test]
+    fn a_live_remover_keeps_its_run_from_the_sweep() {
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::new(d.path());
+        let mut handed = Entry::for_this_run("snaprsync-handed-p2", "btrfs", &[]);
+        handed.start += 1;
+        handed.remover = journal::Process::running(std::process::id());
+        j.write(&handed).unwrap();
+        let mut p = ListDouble { snaps: vec![snap("snaprsync-handed-p2")] };
+        let r = sweep(&j, &mut p, false, Busy::Wait);
+        assert_eq!((r.live.len(), r.stale.len(), p.snaps.len(), j.read().0.len()), (1, 0, 1, 1), "{r:?}");
+        handed.remover = handed.remover.map(|r| journal::Process { start: r.start + 1, ..r });
+        j.write(&handed).unwrap();
+        let r = sweep(&j, &mut p, false, Busy::Wait);
+        assert_eq!((r.live.len(), r.stale.len(), p.snaps.len(), j.read().0.len()), (0, 1, 0, 0), "{r:?}");
+    }
+
+    /// A remover that finishes between the sweep's listing and its reading of
+    /// the journal (snapshot gone, then entry gone) leaves nothing for the
+    /// sweep to remove: the snapshot without an entry is listed again first.
+    struct FinishesAfterListing<'a> {
+        journal: &'a Journal,
+        snaps: std::cell::RefCell<Vec<Leftover>>,
+        removed: Vec<Leftover>,
+    }
+
+    impl Provider for FinishesAfterListing<'_> {
+        fn name(&self) -> &'static str {
+            "double"
+        }
+        fn create(&mut self, _: &[PathBuf]) -> Result<SnapshotSet> {
+            unreachable!()
+        }
+        fn remove(&mut self, _: &SnapshotSet) -> Result<()> {
+            unreachable!()
+        }
+        fn leftovers(&self) -> Result<Vec<Leftover>> {
+            // The listing, then the remover's work: snapshot, then entry.
+            let listed = self.snaps.borrow().clone();
+            for l in self.snaps.borrow_mut().drain(..) {
+                self.journal.remove(&l.stamp).unwrap();
+            }
+            Ok(listed)
+        }
+        fn remove_leftover(&mut self, l: &Leftover) -> Result<()> {
+            self.removed.push(l.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_snapshot_removed_with_its_entry_since_the_listing_is_not_removed_again() {
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::new(d.path());
+        let mut gone = Entry::for_this_run("snaprsync-gone-p2", "btrfs", &[]);
+        gone.start += 1;
+        j.write(&gone).unwrap();
+        let mut p = FinishesAfterListing { journal: &j, snaps: vec![snap("snaprsync-gone-p2")].into(), removed: Vec::new() };
+        let r = sweep(&j, &mut p, false, Busy::Wait);
+        assert!(p.removed.is_empty() && r.stale.is_empty(), "removed twice: {:?}", p.removed);
+    }
+
+    /// While one process sweeps, a run's sweep leaves the work to it.
+    #[test]
+    fn one_sweep_at_a_time() {
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::new(d.path());
+        let mut p = ListDouble { snaps: vec![snap("snaprsync-orphan-p3")] };
+        let other = j.lock_sweep(true).unwrap();
+        assert!(sweep(&j, &mut p, false, Busy::Skip).is_empty());
+        assert_eq!(p.snaps.len(), 1);
+        drop(other);
+        assert_eq!(sweep(&j, &mut p, false, Busy::Skip).stale.len(), 1);
+    }
+
+    /// Only the remover a run's entry names removes the run's snapshots.
+    #[test]
+    fn remove_run_acts_only_as_the_recorded_remover() {
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::new(d.path());
+        let stamp = "snaprsync-handed-p2";
+        let mut e = Entry::for_this_run(stamp, "btrfs", &[]);
+        let mut p = ListDouble { snaps: vec![snap(stamp)] };
+        j.write(&e).unwrap();
+        assert!(remove_run(&j, &mut p, stamp).is_err(), "no remover recorded");
+        assert!(remove_run(&j, &mut p, "snaprsync-none-p3").is_err(), "no entry");
+        e.remover = journal::Process::running(std::process::id()).map(|r| journal::Process { start: r.start + 1, ..r });
+        j.write(&e).unwrap();
+        assert!(remove_run(&j, &mut p, stamp).is_err(), "another process recorded");
+        assert_eq!(p.snaps.len(), 1);
+        e.remover = journal::Process::running(std::process::id());
+        j.write(&e).unwrap();
+        remove_run(&j, &mut p, stamp).unwrap();
+        assert!(p.snaps.is_empty() && j.read().0.is_empty());
     }
 }

@@ -75,12 +75,16 @@ fn state(b: &Rig) -> PathBuf {
 }
 
 /// `snaprsync -a [--bwlimit] data/ DEST` as a local client: it snapshots the source.
-fn spawn(b: &Rig, dest: &str, bwlimit_kb: u32) -> Child {
+fn client(b: &Rig, dest: &str, bwlimit_kb: u32) -> testbed::cmd::Cmd {
     let mut c = cmd(snaprsync()).arg(format!("--snap-config={}", b.config.display())).arg("-a");
     if bwlimit_kb > 0 {
         c = c.arg(format!("--bwlimit={bwlimit_kb}"));
     }
-    c.arg(format!("{}/", b.src().display())).arg(b.dest(dest)).spawn()
+    c.arg(format!("{}/", b.src().display())).arg(b.dest(dest))
+}
+
+fn spawn(b: &Rig, dest: &str, bwlimit_kb: u32) -> Child {
+    client(b, dest, bwlimit_kb).spawn()
 }
 
 /// Snapshots plus journal entries left, once background removal is done.
@@ -372,22 +376,36 @@ fn full_filesystem() -> Row {
 }
 
 /// Rounds of 16 runs started at once: each sweeps while the others make,
-/// expose and remove their snapshots, and must neither touch nor warn about
-/// what a live run has in the snapshot directory at any moment of that.
+/// expose and remove their snapshots (in the background, each handing its
+/// removal to a detached remover), and must neither touch nor warn about what
+/// a live run or a live remover has in the snapshot directory at any moment
+/// of that. No run here dies, so a sweep that removes anything ("its run is
+/// gone") is a second remover at work on a snapshot whose remover runs.
 fn concurrent_runs() -> Row {
     const ROUNDS: usize = 10;
     const AT_ONCE: usize = 16;
+    const STAGGER: Duration = Duration::from_millis(40);
     let b = bench(400, 8);
     let mut leftovers = 0;
+    let mut stderr = Vec::new();
     for round in 0..ROUNDS {
-        let mut kids: Vec<Child> = (0..AT_ONCE).map(|t| spawn(&b, &format!("r{round}-dst{t}"), 20_000)).collect();
-        let mut ok = 0;
-        for k in &mut kids {
-            if wait_timeout(k, Duration::from_secs(120)).is_some_and(|s| s.success()) {
-                ok += 1;
-            }
-        }
+        let outs: Vec<testbed::cmd::Output> = std::thread::scope(|s| {
+            let b = &b;
+            // Started 40 ms apart: the later runs sweep while the earlier
+            // ones' removers are at work.
+            let runs: Vec<_> = (0..AT_ONCE)
+                .map(|t| {
+                    s.spawn(move || {
+                        std::thread::sleep(STAGGER * t as u32);
+                        client(b, &format!("r{round}-dst{t}"), 20_000).run()
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let ok = outs.iter().filter(|o| o.code() == Some(0)).count();
         assert_eq!(ok, AT_ONCE, "round {round}: every concurrent run succeeds\n{}", b.log());
+        stderr.extend(outs.iter().flat_map(|o| o.stderr.lines().map(str::to_owned)));
         for t in 0..AT_ONCE {
             assert_eq!(fs::read_to_string(b.dest(&format!("r{round}-dst{t}/small"))).unwrap(), "small\n");
         }
@@ -399,9 +417,77 @@ fn concurrent_runs() -> Row {
     stamps.sort();
     stamps.dedup();
     assert_eq!(stamps.len(), AT_ONCE * ROUNDS, "each run has its own snapshot: {stamps:?}");
-    let alarms: Vec<&str> = log.lines().filter(|l| l.contains("not a snapshot snaprsync made") || l.contains("could not remove")).collect();
+    let handed = log.matches("removal handed to pid").count();
+    assert_eq!(handed, AT_ONCE * ROUNDS, "every run hands its removal to a remover\n{log}");
+    let doubles: Vec<&str> = log.lines().filter(|l| l.contains("(its run is gone)")).collect();
+    let alarms: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            [
+                "not a snapshot snaprsync made",
+                "could not remove",
+                "cannot start the background",
+                "cannot hand the removal",
+                "as its remover",
+            ]
+            .iter()
+            .any(|a| l.contains(a))
+        })
+        .collect();
+    eprintln!("concurrent: {handed} removals handed over, {} double removals, {} warnings", doubles.len(), stderr.len() + alarms.len());
+    assert!(
+        doubles.is_empty(),
+        "{} of {handed} snapshots were removed by a sweep while their remover ran:\n{}",
+        doubles.len(),
+        doubles.join("\n")
+    );
+    assert!(stderr.is_empty(), "the runs warned:\n{}", stderr.join("\n"));
     assert!(alarms.is_empty(), "a run warned about what another run had made or removed:\n{}", alarms.join("\n"));
-    Row::new("16 concurrent runs of one filesystem, 10 rounds", AT_ONCE * ROUNDS, leftovers, "distinct snapshots, all succeed, no warnings")
+    Row::new(
+        "16 concurrent runs of one filesystem, 10 rounds",
+        AT_ONCE * ROUNDS,
+        leftovers,
+        "distinct snapshots, all succeed, each removed by its own remover alone (0 double removals), no warnings",
+    )
+}
+
+/// The hand-off to the background remover, cut short: the run is killed
+/// (SIGKILL) after it has recorded its remover and before it says go. The
+/// remover must then end without touching the snapshot (the run never handed
+/// it over), and the sweep that follows removes it once that remover is gone:
+/// one remover, never two, never none. Five times.
+#[test]
+fn a_run_killed_in_the_hand_off_leaves_its_snapshot_to_one_sweep() {
+    let b = bench(400, 2);
+    let gate = b.work.path().join("gate");
+    let held = b.work.path().join("gate.held");
+    for t in 0..5 {
+        let _ = fs::remove_file(&held);
+        let mut run = client(&b, &format!("handoff{t}"), 0).env("SNAPRSYNC_FAULT", format!("hand-off:hold={}", gate.display())).spawn();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !held.exists() {
+            assert!(Instant::now() < deadline, "trial {t}: the run never reached the hand-off\n{}", b.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The entry names the remover now; it waits for the word.
+        let entry = fs::read_dir(state(&b)).unwrap().flatten().find(|e| e.file_name().to_string_lossy().ends_with(".toml")).unwrap();
+        let text = fs::read_to_string(entry.path()).unwrap();
+        let remover: u32 =
+            text.split("[remover]").nth(1).and_then(|r| r.split("pid = ").nth(1)).and_then(|p| p.lines().next()?.parse().ok()).unwrap();
+        signal(run.id(), "KILL");
+        run.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(remover) {
+            assert!(Instant::now() < deadline, "trial {t}: the remover did not end when its run died");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(b.fs.leftover_snapshots().len(), 1, "trial {t}: the remover acted without the word\n{}", b.log());
+        sweep(&b);
+        assert_eq!(left_behind(&b), 0, "trial {t}\n{}", b.log());
+    }
+    let log = b.log();
+    assert_eq!(log.matches("kept its removal").count(), 5, "{log}");
+    assert_eq!(log.matches("snapshot(s) of").count(), 0, "a remover removed what was not handed to it\n{log}");
 }
 
 fn corrupt_journal_runs() -> Row {

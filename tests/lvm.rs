@@ -2,8 +2,10 @@
 //! has no device-mapper): `tests/guest/lvm.sh` runs snaprsync on thick ext4,
 //! thick XFS and thin XFS volumes under the consistency writer, with
 //! `--relative` and through real rsnapshot, a volume nested below a source, an overflowing thick
-//! snapshot, too little space, a full thin pool and a kill -9 followed by a
-//! sweep; plain rsync under the same writer is shown torn, so the consistency
+//! snapshot (its sentence said once), too little space, a full thin pool, a
+//! kill -9 followed by a sweep and one during `lvremove` (no mount-point
+//! directory left); the removal is done in the background from the guest's
+//! chroot; plain rsync under the same writer is shown torn, so the consistency
 //! check can fail.
 
 use crate::support::guest::{scenario, Guest, Report};
@@ -21,21 +23,28 @@ const CHECKS: &[&str] = &[
     "relative-names-thin",
     "no-lv-left-thin",
     "provider-lvm",
+    "background-removal",
     "rsnapshot",
     "nested-lv",
     "control-torn",
     "overflow",
+    "overflow-once",
     "overflow-no-lv-left",
     "no-space",
     "no-space-no-lv-left",
     "thin-pool-full",
     "kill-then-sweep",
+    "kill-in-lvremove",
 ];
 
 #[test]
 fn lvm_snapshots_in_the_guest() {
     let script = scenario("lvm.sh");
     let out = Guest::default().disk("pv", 2048).mem_mb(1024).timeout_secs(900).exec(&script);
+    // What the checks saw, for --nocapture.
+    for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("VALUE ")) {
+        eprintln!("{line}");
+    }
     let report = Report::parse(&out);
     report.assert_all_ok(CHECKS, &out);
     assert_eq!(out.code(), Some(0), "{}", out.report());

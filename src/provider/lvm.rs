@@ -155,6 +155,9 @@ pub struct Lvm {
     /// One `lvs` of every volume, taken by the sweep or by `create`, whichever
     /// comes first: each LVM command costs tens of milliseconds.
     all: std::cell::OnceCell<Vec<Lv>>,
+    /// Whether `leftovers` has listed once: a second listing (the sweep's
+    /// look again at what has no journal entry) must be fresh.
+    listed: std::cell::Cell<bool>,
     /// The thick snapshots this run made (`VG/NAME`): only they can overflow.
     thick: Vec<String>,
 }
@@ -168,6 +171,7 @@ impl Lvm {
             mount_dir: state_dir.join("mnt"),
             stamp: crate::journal::run_stamp().to_owned(),
             all: std::cell::OnceCell::new(),
+            listed: std::cell::Cell::new(false),
             thick: Vec::new(),
         }
     }
@@ -263,6 +267,61 @@ fn remove_lv(vg_lv: &str) -> Result<()> {
     }
 }
 
+/// The mounts of this namespace now (none if they cannot be read: then
+/// nothing counts as unmounted, see [`stray_mount_dirs`]).
+fn current_mounts() -> Option<Vec<Mount>> {
+    std::fs::read_to_string("/proc/self/mountinfo").ok().map(|t| mountinfo::parse(&t))
+}
+
+/// Whether `dir` is one of snaprsync's mount points that nothing is in: a
+/// real directory (not a link), named like a snapshot, empty, and no mount's
+/// place in `mounts`.
+fn is_stray_mount_dir(dir: &Path, mounts: &Option<Vec<Mount>>) -> bool {
+    let Some(mounts) = mounts else { return false };
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    crate::journal::stamp_of_name(name).is_some()
+        && std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir())
+        && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
+        && !mounts.iter().any(|m| m.mount_point == dir)
+}
+
+/// The mount-point directories in `mount_dir` whose snapshot is gone (no LV
+/// in `lvs` of that name): what a run killed during `lvremove` leaves, once
+/// the orphaned `lvremove` has finished. The sweep removes them as its run's
+/// leftovers, when that run is dead.
+fn stray_mount_dirs(mount_dir: &Path, lvs: &std::collections::HashSet<&str>, mounts: &Option<Vec<Mount>>) -> Vec<Leftover> {
+    let Ok(items) = std::fs::read_dir(mount_dir) else { return Vec::new() };
+    let mut found: Vec<Leftover> = items
+        .flatten()
+        .filter_map(|item| {
+            let name = item.file_name().to_str()?.to_owned();
+            let stamp = crate::journal::stamp_of_name(&name)?.to_owned();
+            let path = item.path();
+            (!lvs.contains(name.as_str()) && is_stray_mount_dir(&path, mounts)).then_some(Leftover { provider: "lvm", path, stamp })
+        })
+        .collect();
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
+}
+
+/// Removes a mount-point directory that [`stray_mount_dirs`] found, checked
+/// again; one that has become anything else is left alone, and said so.
+fn remove_mount_dir(dir: &Path, mounts: &Option<Vec<Mount>>) -> Result<()> {
+    if std::fs::symlink_metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return Ok(());
+    }
+    if !is_stray_mount_dir(dir, mounts) {
+        return Err(Error::Snapshot {
+            path: dir.to_owned(),
+            msg: "no longer an empty, unmounted mount point of snaprsync's; left alone".into(),
+        });
+    }
+    match std::fs::remove_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(dir, e)),
+        _ => Ok(()),
+    }
+}
+
 impl Provider for Lvm {
     fn name(&self) -> &'static str {
         "lvm"
@@ -355,15 +414,24 @@ impl Provider for Lvm {
     }
 
     fn leftovers(&self) -> Result<Vec<Leftover>> {
-        Ok(self
-            .all()?
+        let fresh;
+        let all: &[Lv] = if self.listed.replace(true) {
+            fresh = lvs(&[])?;
+            &fresh
+        } else {
+            self.all()?
+        };
+        let mut found: Vec<Leftover> = all
             .iter()
             .filter(|l| l.tags.iter().any(|t| t == TAG))
             .filter_map(|l| {
                 let stamp = crate::journal::stamp_of_name(&l.name)?;
                 Some(Leftover { provider: "lvm", path: PathBuf::from(format!("{}/{}", l.vg, l.name)), stamp: stamp.to_owned() })
             })
-            .collect())
+            .collect();
+        let named: std::collections::HashSet<&str> = all.iter().map(|l| l.name.as_str()).collect();
+        found.extend(stray_mount_dirs(&self.mount_dir, &named, &current_mounts()));
+        Ok(found)
     }
 
     fn removal_can_detach(&self) -> bool {
@@ -371,6 +439,9 @@ impl Provider for Lvm {
     }
 
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
+        if leftover.path.starts_with(&self.mount_dir) {
+            return remove_mount_dir(&leftover.path, &current_mounts());
+        }
         let vg_lv = leftover.path.to_string_lossy();
         // Checked again: still ours.
         let still = lvs(&[vg_lv.to_string()]).unwrap_or_default();
@@ -388,6 +459,45 @@ impl Provider for Lvm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sweep's part in a kill -9 during `lvremove`: the mount point left
+    /// behind is found and removed once its LV is gone, and nothing else is:
+    /// not a directory whose LV is listed, not one with something in it, not a
+    /// link, not a mount point, not a name snaprsync does not give.
+    #[test]
+    fn stray_mount_points_and_nothing_else() {
+        let d = tempfile::tempdir().unwrap();
+        let mnt = d.path().join("mnt");
+        let stray = mnt.join("snaprsync-20260101T000000Z-p1-0");
+        let with_lv = mnt.join("snaprsync-20260101T000000Z-p2-0");
+        let full = mnt.join("snaprsync-20260101T000000Z-p3-0");
+        let mounted = mnt.join("snaprsync-20260101T000000Z-p4-0");
+        let foreign = mnt.join("not-snaprsync-0");
+        for dir in [&stray, &with_lv, &full, &mounted, &foreign] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(full.join("file"), "x").unwrap();
+        let link = mnt.join("snaprsync-20260101T000000Z-p5-0");
+        std::os::unix::fs::symlink(d.path(), &link).unwrap();
+        let mounts = Some(vec![Mount {
+            root: "/".into(),
+            mount_point: mounted.clone(),
+            fstype: "ext4".into(),
+            source: "/dev/vg/snaprsync-20260101T000000Z-p4-0".into(),
+            dev: "253:4".into(),
+        }]);
+        let lvs: std::collections::HashSet<&str> = ["snaprsync-20260101T000000Z-p2-0"].into();
+        let found = stray_mount_dirs(&mnt, &lvs, &mounts);
+        assert_eq!(found, vec![Leftover { provider: "lvm", path: stray.clone(), stamp: "snaprsync-20260101T000000Z-p1".into() }]);
+        assert!(stray_mount_dirs(&mnt, &lvs, &None).is_empty(), "unknown mounts: nothing is taken for unmounted");
+        remove_mount_dir(&stray, &mounts).unwrap();
+        assert!(!stray.exists());
+        remove_mount_dir(&stray, &mounts).unwrap();
+        for kept in [&full, &mounted, &link] {
+            assert!(remove_mount_dir(kept, &mounts).is_err(), "{}", kept.display());
+            assert!(std::fs::symlink_metadata(kept).is_ok());
+        }
+    }
 
     #[test]
     fn dm_names() {

@@ -35,15 +35,15 @@ backup${T}localhost:$1${T}host/
 CONF
 }
 
-# $work/cfg.toml: snaprsync's config for a scenario (removal waited for, a
-# debug log in $work/snaprsync.log), with the lines given added.
+# $work/cfg.toml: snaprsync's config for a scenario (removal waited for, or
+# as REMOVAL says; a debug log in $work/snaprsync.log), with the lines given added.
 config() {
   cat > "$work/cfg.toml" <<CFG
 rsync_path = "/usr/bin/rsync"
 state_dir = "$work/state"
 log_file = "$work/snaprsync.log"
 log_level = "debug"
-snapshot_removal = "wait"
+snapshot_removal = "${REMOVAL:-wait}"
 ${1:-}
 CFG
   chmod 644 "$work/cfg.toml"

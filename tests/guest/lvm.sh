@@ -11,6 +11,13 @@ work=/tmp/lab
 mkdir -p "$work/state"
 . "$(dirname "$0")/lib.sh"
 snap_lvs() { lvs --noheadings -o lv_name vg 2>/dev/null | grep -c snaprsync- || true; }
+# The snapshot LVs left once a background removal has had up to 30 s.
+settled_lvs() {
+  for _ in $(seq 300); do [ "$(snap_lvs)" = 0 ] && break; sleep 0.1; done
+  snap_lvs
+}
+# snaprsync's mount-point directories in state_dir.
+mount_dirs() { ls "$work/state/mnt" 2>/dev/null | grep -c snaprsync- || true; }
 
 disk=${GUEST_DISKS%% *}
 pvcreate -y "$disk" >"$work/pv.log" 2>&1 && vgcreate vg "$disk" >>"$work/pv.log" 2>&1 \
@@ -27,8 +34,10 @@ for fs in ext xfs thin; do
 done
 result setup ok "pv, vg, thick ext4 and xfs, thin xfs"
 
-# Consistency under a writer, for each kind of volume, plain and --relative.
-config 'lvm_snapshot_size = "25%"'
+# Consistency under a writer, for each kind of volume, plain and --relative,
+# each run's snapshot removed in the background (from this chroot).
+REMOVAL=background config 'lvm_snapshot_size = "25%"'
+: > "$work/snaprsync.log"
 for fs in ext xfs thin; do
   torture write "$work/$fs/data" --seconds 6 & writer=$!
   started "$work/$fs/data"
@@ -40,10 +49,17 @@ for fs in ext xfs thin; do
   result "consistent-$fs" "$ok" "status $rc: $verdict"
   [ -d "$work/rel-$fs/data" ] && torture check "$work/rel-$fs/data" >/dev/null 2>&1 && r=ok || r=fail
   result "relative-names-$fs" "$r" "status $rrc"
-  left=$(snap_lvs)
+  left=$(settled_lvs)
   [ "$left" = 0 ] && result "no-lv-left-$fs" ok || result "no-lv-left-$fs" fail "$left snapshot LVs"
 done
 grep -q "provider=lvm" "$work/snaprsync.log" && result provider-lvm ok || result provider-lvm fail "$(tail -3 "$work/snaprsync.log")"
+handed=$(grep -c "removal handed to pid" "$work/snaprsync.log")
+removed=$(grep -c "removed 1 snapshot(s) of" "$work/snaprsync.log")
+if grep -q "cannot start the background removal" "$work/snaprsync.log" || [ "$handed" != 6 ] || [ "$removed" != 6 ]; then
+  result background-removal fail "$handed of 6 handed over, $removed removed: $(grep -m1 'background removal' "$work/snaprsync.log")"
+else
+  result background-removal ok "$handed of 6 runs handed their removal to a remover, which removed it"
+fi
 
 # rsnapshot (its default --relative) through snaprsync, over a local remote
 # shell (LOCAL_RSH: no sshd in the guest), while the writer runs.
@@ -90,7 +106,9 @@ head -c 20M /dev/urandom > "$work/ext/data/big"
 wait $churn
 said=$(grep '^snaprsync:' "$work/over.err" | tail -1)
 [ "$rc" = 93 ] && result overflow ok "$said" || result overflow fail "status $rc: $(tr '\n' ' ' < "$work/over.err")"
-[ "$(snap_lvs)" = 0 ] && result overflow-no-lv-left ok || result overflow-no-lv-left fail
+times=$(grep -c "filled up" "$work/over.err")
+[ "$times" = 1 ] && result overflow-once ok || result overflow-once fail "said $times times: $(tr '\n' ' ' < "$work/over.err")"
+[ "$(settled_lvs)" = 0 ] && result overflow-no-lv-left ok || result overflow-no-lv-left fail
 rm -f "$work/ext/data/big" "$work/ext/data/churn"
 
 # Too little free space in the volume group: 81, nothing left.
@@ -115,5 +133,22 @@ before=$(snap_lvs)
 "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$work/xfs/data/" "$work/after-kill/"; rc=$?
 [ "$before" != 0 ] && [ "$(snap_lvs)" = 0 ] && [ "$rc" = 0 ] && result kill-then-sweep ok "$before left by the kill, swept" \
   || result kill-then-sweep fail "before=$before after=$(snap_lvs) status=$rc"
+
+# kill -9 during the run's own lvremove: once the orphaned lvremove has
+# finished, the next run's sweep leaves no LV and no mount-point directory.
+config 'lvm_snapshot_size = "25%"'
+: > "$work/snaprsync.log"
+"$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$work/ext/data/" "$work/in-lvremove/" 2>/dev/null & victim=$!
+for _ in $(seq 6000); do grep -q "running: lvremove" "$work/snaprsync.log" && break; sleep 0.01; done
+kill -9 $victim; wait $victim 2>/dev/null
+orphan=no
+for _ in $(seq 600); do pgrep -x lvremove >/dev/null || break; orphan=yes; sleep 0.1; done
+lvs_before=$(snap_lvs) dirs_before=$(mount_dirs)
+"$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$work/ext/data/" "$work/after-lvremove/"; rc=$?
+if [ "$rc" = 0 ] && [ "$(snap_lvs)" = 0 ] && [ "$(mount_dirs)" = 0 ] && [ "$dirs_before" != 0 ]; then
+  result kill-in-lvremove ok "lvremove orphaned: $orphan; left by the kill: $lvs_before LVs, $dirs_before directories; swept"
+else
+  result kill-in-lvremove fail "status $rc; lvremove orphaned: $orphan; before: $lvs_before LVs, $dirs_before directories; after: $(snap_lvs) LVs, $(mount_dirs) directories"
+fi
 
 for fs in ext xfs thin; do umount "$work/$fs"; done
