@@ -35,6 +35,7 @@ const CHECKS: &[&str] = &[
     "thin-pool-full",
     "kill-then-sweep",
     "kill-in-lvremove",
+    "restricted-pull",
 ];
 
 #[test]

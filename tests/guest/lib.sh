@@ -58,3 +58,15 @@ started() {
     for _ in $(seq 300); do [ -e "$d/f0199" ] && break; sleep 0.1; done
   done
 }
+
+# $work/forced-NAME: a remote shell for `rsync -e` that stands in for sshd's
+# forced command: snaprsync in restricted mode, allowed DIR, with the
+# client's command in SSH_ORIGINAL_COMMAND.
+forced() {
+  cat > "$work/forced-$1" <<RSH
+#!/bin/sh
+shift
+SSH_ORIGINAL_COMMAND="\$*" exec "$SNAPRSYNC" --snap-config="$work/cfg.toml" --snap-restrict --snap-allow="$2"
+RSH
+  chmod 755 "$work/forced-$1"
+}

@@ -54,7 +54,7 @@ for fs in ext xfs thin; do
 done
 grep -q "provider=lvm" "$work/snaprsync.log" && result provider-lvm ok || result provider-lvm fail "$(tail -3 "$work/snaprsync.log")"
 handed=$(grep -c "removal handed to pid" "$work/snaprsync.log")
-removed=$(grep -c "removed 1 snapshot(s) of" "$work/snaprsync.log")
+removed=$(grep "background removal run=" "$work/snaprsync.log" | grep -c "snapshots=1 removal=ok")
 if grep -q "cannot start the background removal" "$work/snaprsync.log" || [ "$handed" != 6 ] || [ "$removed" != 6 ]; then
   result background-removal fail "$handed of 6 handed over, $removed removed: $(grep -m1 'background removal' "$work/snaprsync.log")"
 else
@@ -150,5 +150,18 @@ if [ "$rc" = 0 ] && [ "$(snap_lvs)" = 0 ] && [ "$(mount_dirs)" = 0 ] && [ "$dirs
 else
   result kill-in-lvremove fail "status $rc; lvremove orphaned: $orphan; before: $lvs_before LVs, $dirs_before directories; after: $(snap_lvs) LVs, $(mount_dirs) directories"
 fi
+
+# Restricted mode on LVM: a key allowed a volume's root (ext4) and one allowed
+# a directory inside one (XFS) pull through the confinement; the snapshot
+# device is mounted in rsync's own namespace, and the copy of the allowed
+# directory accepted by its inode number.
+forced volume "$work/ext"
+forced subdir "$work/xfs/data"
+rsync -a -e "$work/forced-volume" "localhost:$work/ext/" "$work/restricted/" 2>"$work/restricted.err"; rc=$?
+rsync -a -e "$work/forced-subdir" "localhost:$work/xfs/data/" "$work/restricted-sub/" 2>>"$work/restricted.err"; src=$?
+[ "$rc" = 0 ] && [ "$src" = 0 ] && [ -d "$work/restricted/data" ] && [ -n "$(ls -A "$work/restricted-sub")" ] \
+  && grep -q 'method=confined' "$work/snaprsync.log" && [ "$(settled_lvs)" = 0 ] \
+  && result restricted-pull ok "$(ls "$work/restricted-sub" | wc -l) entries from the XFS directory" \
+  || result restricted-pull fail "status $rc/$src, $(snap_lvs) LVs: $(tr '\n' ' ' < "$work/restricted.err")"
 
 for fs in ext xfs thin; do umount "$work/$fs"; done

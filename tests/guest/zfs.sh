@@ -187,14 +187,6 @@ zfs destroy tank/data@autosnap_2026-11-29_daily; zfs destroy tank/data@snaprsync
 # directory inside it pull through the confinement (a stand-in for sshd sets
 # SSH_ORIGINAL_COMMAND); the snapshot's copy of each allowed directory is
 # accepted by its inode number, and the child dataset is shown below it.
-forced() {
-  cat > "$work/forced-$1" <<RSH
-#!/bin/sh
-shift
-SSH_ORIGINAL_COMMAND="\$*" exec "$SNAPRSYNC" --snap-config="$work/cfg.toml" --snap-restrict --snap-allow="$2"
-RSH
-  chmod 755 "$work/forced-$1"
-}
 forced dataset "$A"
 forced subdir "$A/series"
 rsync -a -e "$work/forced-dataset" "localhost:$A/" "$work/restricted/" 2>"$work/restricted.err"; rc=$?
