@@ -239,6 +239,15 @@ pub fn command_argv(original: &[u8]) -> Result<Vec<OsString>, Refusal> {
     if !names_rsync(argv0) {
         return Err(Refusal::new(argv0, "not rsync: this key only runs rsync"));
     }
+    // A client's `--rsync-path="snaprsync --snap-config=..."` puts snaprsync's
+    // own options before `--server`: say where they belong.
+    if let Some(w) = args.iter().take_while(|w| *w != b"--server").find(|w| w.starts_with(b"--snap-")) {
+        return Err(Refusal::new(
+            w,
+            "snaprsync's --snap-* options belong in the key's forced command in authorized_keys, not in the client's --rsync-path; \
+             leave --rsync-path out (or set it to rsync)",
+        ));
+    }
     match args.first() {
         Some(first) if first == b"--server" => {}
         Some(first) => {
@@ -1229,6 +1238,11 @@ mod tests {
             let r = command_argv(bad.as_bytes()).unwrap_err();
             assert!(r.arg().starts_with("--snap-"), "{bad}: {r}");
         }
+        // The README's --rsync-path for an unrestricted client, sent to a restricted key.
+        let r = command_argv(b"/usr/bin/snaprsync --snap-config=/etc/snaprsync.toml --server --sender -logDtpre.iLsfxCIvu . /srv/")
+            .unwrap_err();
+        assert_eq!(r.arg(), "--snap-config=/etc/snaprsync.toml");
+        assert!(r.why.contains("forced command") && r.why.contains("--rsync-path"), "{r}");
     }
 
     #[test]

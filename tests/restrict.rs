@@ -736,3 +736,21 @@ fn an_allowed_root_directory_is_refused() {
     }
     w.rig.fs.assert_no_snapshot_left();
 }
+
+/// The README's `--rsync-path="snaprsync --snap-config=..."` (for a key
+/// without restriction) sent to a restricted key: refused with the line that
+/// says where `--snap-*` options belong, and the backup server's rsync ends
+/// with snaprsync's own 85, every time (said in the rsync protocol).
+#[test]
+fn snap_options_in_rsync_path_are_refused_with_where_they_belong() {
+    let w = Restricted::new("rpath");
+    for t in 0..5 {
+        let dest = w.rig.dest(&format!("rpath-{t}"));
+        let rsync_path = format!("--rsync-path={} --snap-config={}", snaprsync(), w.rig.config.display());
+        let out = w.key.rsync(&["-a", &rsync_path, &format!("{}/", w.key.remote(&w.src())), &dest.display().to_string()]);
+        assert_eq!(out.code(), Some(85), "trial {t}\n{}", out.report());
+        assert!(out.stderr.contains("belong in the key's forced command") && out.stderr.contains("--rsync-path"), "{}", out.report());
+        assert!(!dest.join("top.txt").exists());
+    }
+    w.rig.fs.assert_no_snapshot_left();
+}
