@@ -445,7 +445,11 @@ pub const KEYS: &[Key] = &[
     ),
     Key {
         unset: "none",
-        example: "\"/var/lib/prometheus/node-exporter/snaprsync.prom\"",
+        example: if cfg!(windows) {
+            r#""C:\\ProgramData\\snaprsync\\snaprsync.prom""#
+        } else {
+            "\"/var/lib/prometheus/node-exporter/snaprsync.prom\""
+        },
         ..key(
             "metrics_file",
             "an absolute file path, as a quoted string",

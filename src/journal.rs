@@ -294,7 +294,7 @@ impl Journal {
     /// The lock is on the directory itself (so it leaves no file behind),
     /// held until the returned handle is dropped or the process ends.
     pub fn lock_sweep(&self, wait: bool) -> Result<Option<File>> {
-        let f = File::open(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let f = lock_handle(&self.dir)?;
         if wait {
             f.lock().map_err(|e| Error::io(&self.dir, e))?;
             return Ok(Some(f));
@@ -361,6 +361,24 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What the sweep's lock is taken on: the directory itself where it can be
+/// opened as a file (Linux), so that nothing is left in it; on Windows, which
+/// cannot lock a directory opened that way, a hidden file in it (never read
+/// as an entry: its name starts with a dot).
+#[cfg(unix)]
+fn lock_handle(dir: &Path) -> Result<File> {
+    File::open(dir).map_err(|e| Error::io(dir, e))
+}
+
+#[cfg(not(unix))]
+fn lock_handle(dir: &Path) -> Result<File> {
+    if !dir.is_dir() {
+        return Err(Error::io(dir, std::io::Error::from(std::io::ErrorKind::NotFound)));
+    }
+    let path = dir.join(".sweep.lock");
+    fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| Error::io(&path, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,7 +419,10 @@ mod tests {
         assert!(j.lock_sweep(false).unwrap().is_none(), "taken twice");
         drop(held);
         assert!(j.lock_sweep(false).unwrap().is_some());
-        assert_eq!(fs::read_dir(j.dir()).unwrap().count(), 0, "the lock leaves no file");
+        // Linux locks the directory itself; Windows a hidden file, never read as an entry.
+        let left: Vec<_> = fs::read_dir(j.dir()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left, if cfg!(unix) { vec![] } else { vec![std::ffi::OsString::from(".sweep.lock")] }, "what the lock leaves");
+        assert!(j.read().0.is_empty() && j.read().1.is_empty());
     }
 
     #[test]

@@ -439,7 +439,11 @@ mod tests {
     fn arguments() {
         let w = |s: &[&str]| s.iter().map(OsString::from).collect::<Vec<_>>();
         let c = check_args(&w(&["--max-age=2d", "/srv"])).unwrap();
-        assert_eq!((c.max_age, c.paths), (Duration::from_secs(172_800), vec![PathBuf::from("/srv")]));
+        assert_eq!(c.max_age, Duration::from_secs(172_800));
+        // Windows reads a POSIX path as a drive path.
+        if cfg!(unix) {
+            assert_eq!(c.paths, vec![PathBuf::from("/srv")]);
+        }
         assert_eq!(check_args(&w(&["--max-age", "90m"])).unwrap().max_age, Duration::from_secs(5400));
         assert!(check_args(&w(&["--max-age=soon"])).is_err());
         assert!(check_args(&w(&["--bogus"])).is_err());

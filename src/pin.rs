@@ -252,6 +252,7 @@ mod tests {
         assert_eq!(loose(0, 0o40700, true, false), None);
     }
 
+    #[cfg(unix)]
     #[test]
     fn configured_paths_must_be_plain_and_absolute() {
         assert!(components(Path::new("srv")).is_err());
