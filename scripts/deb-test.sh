@@ -113,6 +113,13 @@ ok "bash completes exec's PATHs, the command after --, and its arguments"
 got=$(cd "$work/empty" && fish -c 'complete -C"snaprsync cl"' | cut -f1)
 grep -qx cleanup <<<"$got" || fail "fish completed \"snaprsync cl\" to: $got"
 ok "fish completes snaprsync cl to cleanup"
+got=$(cd "$work/empty" && fish -c 'for l in "snaprsync exec af" "snaprsync exec /srv -- bas" "snaprsync exec /srv -- bash af"
+  echo (complete -C"$l" | cut -f1)
+end')
+grep -qw afile <<<"$(sed -n 1p <<<"$got")" || fail "fish completed \"snaprsync exec af\" to: $got"
+grep -qw bash <<<"$(sed -n 2p <<<"$got")" || fail "fish completed \"snaprsync exec /srv -- bas\" to: $got"
+grep -qw afile <<<"$(sed -n 3p <<<"$got")" || fail "fish completed \"snaprsync exec /srv -- bash af\" to: $got"
+ok "fish completes exec's PATHs, the command after --, and its arguments"
 zsh -n /usr/share/zsh/vendor-completions/_snaprsync || fail "zsh cannot read its completion"
 ok "zsh reads its completion"
 

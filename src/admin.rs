@@ -18,7 +18,7 @@ pub fn run(cfg: &Config, cmd: Admin) -> Result<u8> {
         Admin::Doc(doc) => print!("{}", document(doc)),
         // Dispatched before the config is read (see lib.rs); here only for completeness.
         Admin::Doctor(_) => return Err(Error::Usage("doctor runs before the config is read".into())),
-        Admin::List => list(cfg)?,
+        Admin::List { json } => list(cfg, json)?,
         Admin::Cleanup { dry_run } => return cleanup(cfg, dry_run),
         Admin::Selftest(args) => return selftest(cfg, &args),
         Admin::History(words) => return crate::monitor::history(cfg, &words),
@@ -71,25 +71,46 @@ fn document(doc: Doc) -> String {
     }
 }
 
-/// Every snapshot snaprsync made that still exists, with its owner's state.
-fn list(cfg: &Config) -> Result<()> {
+/// Every snapshot snaprsync made that still exists, with its owner's state:
+/// a table, or with `json` one object a line with the same fields (`created`
+/// and `pid` null where the table says `-`), then any corrupt journal file.
+fn list(cfg: &Config, json: bool) -> Result<()> {
     let provider = Platform::sweep_provider(cfg)?;
     let journal = journal_of(cfg);
     let leftovers = provider.leftovers()?;
     let (entries, corrupt) = journal.read();
-    println!("{:<8} {:<7} {:<22} {:<8} path", "provider", "owner", "created", "pid");
+    if !json {
+        println!("{:<8} {:<7} {:<22} {:<8} path", "provider", "owner", "created", "pid");
+    }
     for l in &leftovers {
         let entry = entries.iter().find(|e| e.stamp == l.stamp);
         let (owner, created, pid) = match entry {
-            Some(e) if e.owner_alive() => ("live", e.created.as_str(), e.pid.to_string()),
-            Some(e) if e.remover_alive() => ("remover", e.created.as_str(), e.pid.to_string()),
-            Some(e) => ("dead", e.created.as_str(), e.pid.to_string()),
-            None => ("none", "-", "-".to_owned()),
+            Some(e) if e.owner_alive() => ("live", Some(e.created.as_str()), Some(e.pid)),
+            Some(e) if e.remover_alive() => ("remover", Some(e.created.as_str()), Some(e.pid)),
+            Some(e) => ("dead", Some(e.created.as_str()), Some(e.pid)),
+            None => ("none", None, None),
         };
-        println!("{:<8} {:<7} {:<22} {:<8} {}", l.provider, owner, created, pid, l.path.display());
+        if json {
+            let line = serde_json::json!({
+                "provider": l.provider,
+                "owner": owner,
+                "created": created,
+                "pid": pid,
+                "path": l.path.to_string_lossy(),
+                "stamp": l.stamp,
+            });
+            println!("{line}");
+        } else {
+            let pid = pid.map_or_else(|| "-".to_owned(), |p| p.to_string());
+            println!("{:<8} {:<7} {:<22} {:<8} {}", l.provider, owner, created.unwrap_or("-"), pid, l.path.display());
+        }
     }
     for c in corrupt {
-        println!("corrupt journal file {}: {}", c.path.display(), c.why);
+        if json {
+            println!("{}", serde_json::json!({ "corrupt_journal_file": c.path.to_string_lossy(), "why": c.why }));
+        } else {
+            println!("corrupt journal file {}: {}", c.path.display(), c.why);
+        }
     }
     Ok(())
 }

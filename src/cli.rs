@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 /// Admin subcommands: the only code paths that may print to stdout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admin {
-    /// `list`: the snapshots snaprsync made that still exist, and their owners.
-    List,
+    /// `list [--json]`: the snapshots snaprsync made that still exist, and their owners.
+    List { json: bool },
     /// `cleanup [--dry-run]`: removes what dead runs left.
     Cleanup { dry_run: bool },
     /// `help`: usage.
@@ -26,7 +26,7 @@ pub enum Admin {
     Version,
     /// `selftest [ARGS]`: a platform self-test (Windows VSS).
     Selftest(Vec<OsString>),
-    /// `doctor [--authorized-keys-line=LINE] [PATH...]`: checks this client's set-up.
+    /// `doctor [--json] [--authorized-keys-line=LINE] [PATH...]`: checks this client's set-up.
     Doctor(Doctor),
     /// `history [--json] [--since=WHEN] [PATH...]`: the run history (its words, read by `monitor`).
     History(Vec<OsString>),
@@ -47,6 +47,8 @@ pub struct Doctor {
     pub paths: Vec<PathBuf>,
     /// An `authorized_keys` line whose forced command is checked.
     pub key_line: Option<String>,
+    /// One JSON object a line instead of the text lines.
+    pub json: bool,
 }
 
 /// The documents `__doc` writes.
@@ -150,9 +152,10 @@ pub struct CommandDoc {
 pub const COMMANDS: &[CommandDoc] = &[
     CommandDoc {
         name: "list",
-        args: "",
-        options: &[],
-        about: "list the snapshots snaprsync made that still exist, and whether their run is live, dead or unrecorded",
+        args: "[--json]",
+        options: &["--json"],
+        about: "list the snapshots snaprsync made that still exist, and whether their run is live, dead or unrecorded \
+                (with `--json`: JSON lines)",
     },
     CommandDoc {
         name: "cleanup",
@@ -162,12 +165,12 @@ pub const COMMANDS: &[CommandDoc] = &[
     },
     CommandDoc {
         name: "doctor",
-        args: "[--authorized-keys-line=LINE] [PATH...]",
-        options: &["--authorized-keys-line="],
+        args: "[--json] [--authorized-keys-line=LINE] [PATH...]",
+        options: &["--json", "--authorized-keys-line="],
         about: "check this client once: privileges, the real rsync, the config, `state_dir`, the log, leftovers, and for each PATH \
                 its filesystem, provider, free space and a snapshot actually made, shown as rsync would see it, and removed; \
                 LINE is an `authorized_keys` line whose forced command is checked; one line per check (OK, WARN or FAIL, \
-                and the fix), status 95 if any check fails",
+                and the fix; with `--json`: JSON lines), status 95 if any check fails",
     },
     CommandDoc {
         name: "exec",
@@ -329,7 +332,8 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
         return Err(Error::Usage("--snap-allow, --snap-allow-write and --snap-allow-iconv only apply with --snap-restrict".into()));
     }
     let mode = match rest.first().and_then(|a| a.to_str()) {
-        Some("list") if rest.len() == 1 => Mode::Admin(Admin::List),
+        Some("list") if rest.len() == 1 => Mode::Admin(Admin::List { json: false }),
+        Some("list") if rest.len() == 2 && rest[1] == "--json" => Mode::Admin(Admin::List { json: true }),
         Some("cleanup") if rest.len() == 1 => Mode::Admin(Admin::Cleanup { dry_run: false }),
         Some("cleanup") if rest.len() == 2 && rest[1] == "--dry-run" => Mode::Admin(Admin::Cleanup { dry_run: true }),
         // rsync servers never send --help: a person asks, and gets snaprsync's.
@@ -372,11 +376,12 @@ fn doctor_args(args: &[OsString]) -> Result<Doctor> {
             None => None,
         };
         match line {
+            None if text == Some("--json") => d.json = true,
             Some(_) if d.key_line.is_some() => return Err(Error::Usage(format!("doctor: give {KEY_LINE} once"))),
             Some(l) => d.key_line = Some(l.to_owned()),
             None if text.is_some_and(|t| t.starts_with("--")) => {
                 return Err(Error::Usage(format!(
-                    "doctor: unknown option {}; it takes {KEY_LINE}=LINE and paths",
+                    "doctor: unknown option {}; it takes --json, {KEY_LINE}=LINE and paths",
                     text.unwrap_or_default()
                 )))
             }
@@ -435,7 +440,9 @@ mod tests {
 
     #[test]
     fn subcommands() {
-        assert_eq!(parse(argv(&["list"])).unwrap().1, Mode::Admin(Admin::List));
+        assert_eq!(parse(argv(&["list"])).unwrap().1, Mode::Admin(Admin::List { json: false }));
+        assert_eq!(parse(argv(&["list", "--json"])).unwrap().1, Mode::Admin(Admin::List { json: true }));
+        assert!(parse(argv(&["list", "--jsn"])).is_err());
         assert_eq!(parse(argv(&["cleanup"])).unwrap().1, Mode::Admin(Admin::Cleanup { dry_run: false }));
         assert_eq!(parse(argv(&["cleanup", "--dry-run"])).unwrap().1, Mode::Admin(Admin::Cleanup { dry_run: true }));
         assert!(parse(argv(&["cleanup", "--force"])).is_err());
@@ -547,9 +554,10 @@ mod tests {
         };
         assert_eq!(d(&["doctor"]).unwrap(), Doctor::default());
         let line = r#"command="/usr/bin/snaprsync --snap-restrict --snap-allow=/srv",restrict ssh-ed25519 AAAA k"#;
-        let want = Doctor { paths: vec!["/srv".into(), "/home".into()], key_line: Some(line.into()) };
+        let want = Doctor { paths: vec!["/srv".into(), "/home".into()], key_line: Some(line.into()), json: false };
         assert_eq!(d(&["doctor", "--authorized-keys-line", line, "/srv", "/home"]).unwrap(), want);
         assert_eq!(d(&["doctor", "/srv", &format!("--authorized-keys-line={line}"), "/home"]).unwrap(), want);
+        assert_eq!(d(&["doctor", "--json", "/srv"]).unwrap(), Doctor { paths: vec!["/srv".into()], key_line: None, json: true });
         for bad in [
             &["doctor", "--authorized-keys-line"][..],
             &["doctor", "--bogus"],

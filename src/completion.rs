@@ -2,7 +2,8 @@
 //! `--snap-*` options, made from `cli::OPTIONS` and `cli::COMMANDS`, so that
 //! they offer exactly what the parser reads. Past snaprsync's own words, the
 //! arguments are rsync's: bash and zsh hand them to rsync's own completion
-//! where the shell has one, fish wraps rsync's.
+//! where the shell has one, fish wraps rsync's. After `exec`, all three offer
+//! files for the PATHs, a command right after `--`, then its arguments.
 
 use std::fmt::Write;
 
@@ -137,6 +138,19 @@ pub fn zsh() -> String {
          else\n    _describe -t commands 'snaprsync command' commands\n    _files\n  fi\n  return\nfi\n\ncase $words[i] in\n",
     );
     for c in COMMANDS {
+        if c.name == crate::cli::EXEC {
+            // PATHs, then `--`, then a command completed as if typed alone
+            // (its name, then its own completion's arguments).
+            let _ = writeln!(
+                o,
+                "  {})\n    local j dashes=0\n    for (( j = i + 1; j < CURRENT; j++ )); do\n      \
+                 if [[ $words[j] == -- ]]; then dashes=$j; break; fi\n    done\n    \
+                 if (( dashes == 0 )); then\n      _files\n    else\n      \
+                 words=(\"${{(@)words[dashes+1,-1]}}\")\n      (( CURRENT = CURRENT - dashes ))\n      _normal\n    fi\n    ;;",
+                c.name
+            );
+            continue;
+        }
         if c.options.is_empty() {
             let _ = writeln!(o, "  {}) ;;", c.name);
             continue;
@@ -170,7 +184,12 @@ pub fn fish() -> String {
          # True while every word so far is one of snaprsync's own options.\nfunction __snaprsync_first_word\n    set -l words (commandline -opc)\n    set -e words[1]\n    \
          for w in $words\n        string match -q -- '--snap-*' $w; or return 1\n    end\n    return 0\nend\n\n\
          # True if the first word after snaprsync's own options is $argv[1].\nfunction __snaprsync_command_is\n    set -l words (commandline -opc)\n    set -e words[1]\n    \
-         for w in $words\n        string match -q -- '--snap-*' $w; and continue\n        test \"$w\" = \"$argv[1]\"\n        return\n    end\n    return 1\nend\n\n",
+         for w in $words\n        string match -q -- '--snap-*' $w; and continue\n        test \"$w\" = \"$argv[1]\"\n        return\n    end\n    return 1\nend\n\n\
+         # exec's words: `paths` before `--`, `command` right after it, `args` then.\nfunction __snaprsync_exec_is\n    set -l words (commandline -opc)\n    set -e words[1]\n    \
+         while set -q words[1]; and string match -q -- '--snap-*' $words[1]\n        set -e words[1]\n    end\n    \
+         test \"$words[1]\" = exec; or return 1\n    set -e words[1]\n    set -l dashes (contains -i -- -- $words)\n    \
+         if test -z \"$dashes\"\n        test \"$argv[1]\" = paths\n    else if test $dashes -eq (count $words)\n        test \"$argv[1]\" = command\n    \
+         else\n        test \"$argv[1]\" = args\n    end\nend\n\n",
     );
     for c in COMMANDS {
         let _ = writeln!(o, "complete -c snaprsync -n __snaprsync_first_word -a {} -d {}", c.name, fish_quoted(&short(c.about)));
@@ -185,6 +204,9 @@ pub fn fish() -> String {
         };
         let _ = writeln!(o, "complete -c snaprsync -n __snaprsync_first_word -l {long}{value} -d {}", fish_quoted(&short(opt.about)));
     }
+    let _ = writeln!(o, "complete -c snaprsync -n '__snaprsync_exec_is paths' -F");
+    let _ = writeln!(o, "complete -c snaprsync -n '__snaprsync_exec_is command' -x -a '(__fish_complete_command)'");
+    let _ = writeln!(o, "complete -c snaprsync -n '__snaprsync_exec_is args' -F");
     for c in COMMANDS {
         for opt in c.options {
             let long = opt.trim_start_matches("--").trim_end_matches('=');
@@ -210,6 +232,53 @@ mod tests {
             }
         }
         assert_eq!(levels(), ["error", "warn", "info", "debug"]);
+    }
+
+    /// zsh's exec branch, run by a real zsh with compsys' `_files` and
+    /// `_normal` stood in for by functions that print what they were asked.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn zsh_completes_exec_paths_then_a_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("_snaprsync");
+        std::fs::write(&file, zsh()).unwrap();
+        let run = |line: &str| {
+            let script = format!(
+                "_files() {{ print files }}\n_normal() {{ print normal $CURRENT ${{words[*]}} }}\n\
+                 words=({line}); CURRENT=${{#words}}; PREFIX=${{words[-1]}}\n\
+                 fpath=({} $fpath); autoload -U _snaprsync; _snaprsync",
+                single_quoted(&dir.path().display().to_string())
+            );
+            let out = std::process::Command::new("zsh").args(["-f", "-c", &script]).output().expect("run zsh");
+            assert!(out.status.success(), "zsh: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        };
+        assert_eq!(run("snaprsync exec af"), "files");
+        assert_eq!(run("snaprsync exec /srv /home af"), "files");
+        assert_eq!(run("snaprsync exec /srv -- bas"), "normal 1 bas");
+        assert_eq!(run("snaprsync --snap-config=x exec /srv -- bash af"), "normal 2 bash af");
+    }
+
+    /// fish's exec completions, asked of a real fish as a user's TAB would.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn fish_completes_exec_paths_then_a_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("snaprsync.fish");
+        std::fs::write(&file, fish()).unwrap();
+        std::fs::write(dir.path().join("afile"), "").unwrap();
+        let run = |line: &str| {
+            let script = format!("source {}; complete -C{}", fish_quoted(&file.display().to_string()), fish_quoted(line));
+            let out =
+                std::process::Command::new("fish").args(["--no-config", "-c", &script]).current_dir(dir.path()).output().expect("run fish");
+            assert!(out.status.success(), "fish: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap().lines().map(|l| l.split('\t').next().unwrap_or("").to_owned()).collect::<Vec<_>>()
+        };
+        assert!(run("snaprsync exec af").contains(&"afile".to_owned()));
+        let command = run("snaprsync exec /srv -- bas");
+        assert!(command.contains(&"bash".to_owned()), "after --: {command:?}");
+        assert!(!run("snaprsync exec /srv bas").contains(&"bash".to_owned()), "a command offered before --");
+        assert!(run("snaprsync exec /srv -- bash af").contains(&"afile".to_owned()));
     }
 
     #[test]

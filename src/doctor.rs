@@ -1,6 +1,8 @@
 //! `snaprsync doctor [--authorized-keys-line=LINE] [PATH...]`: checks a
 //! client once, before the first night, and prints one line per check: OK,
 //! WARN or FAIL, what was found and the fix. Any FAIL ends it with status 95.
+//! With `--json` each line is instead one JSON object with the same fields
+//! (`level`, `check`, `detail`, `fix`; the tally as `fail`, `warn`, `ok`).
 //!
 //! The snapshot check of a PATH is a backup's own path through the code
 //! (`guard::Snapshotted::create`, `platform::Exposing::expose`, then
@@ -29,7 +31,8 @@ const FAIL_BELOW_PERCENT: u64 = 1;
 const WARN_BELOW_PERCENT: u64 = 10;
 
 /// How a check came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Level {
     Ok,
     Warn,
@@ -47,7 +50,7 @@ impl fmt::Display for Level {
 }
 
 /// One check's line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
     pub level: Level,
     pub check: String,
@@ -83,18 +86,42 @@ impl fmt::Display for Finding {
 /// Prints each finding as it is made (a snapshot can take a while), and keeps the worst.
 struct Report {
     counts: [usize; 3],
+    json: bool,
 }
 
 impl Report {
     fn add(&mut self, f: Finding) {
         self.counts[f.level as usize] += 1;
-        println!("{f}");
+        if self.json {
+            println!("{}", serde_json::to_string(&f).unwrap_or_default());
+        } else {
+            println!("{f}");
+        }
+    }
+
+    /// The line of an error that ends doctor early.
+    fn end(&self, e: &Error) {
+        if self.json {
+            println!("{}", serde_json::json!({ "error": e.to_string() }));
+        } else {
+            println!("{}", crate::text::one_line(&format!("doctor: {e}")));
+        }
+    }
+
+    /// The tally, last.
+    fn tally(&self) {
+        let [ok, warn, fail] = self.counts;
+        if self.json {
+            println!("{}", serde_json::json!({ "fail": fail, "warn": warn, "ok": ok }));
+        } else {
+            println!("doctor: {fail} FAIL, {warn} WARN, {ok} OK");
+        }
     }
 }
 
 /// Runs every check; returns the exit status.
 pub fn run(opts: &Options, args: &cli::Doctor) -> u8 {
-    let mut r = Report { counts: [0; 3] };
+    let mut r = Report { counts: [0; 3], json: args.json };
     let privileged = Platform::privileges();
     r.add(match &privileged {
         Ok(how) => Finding::ok("privileges", how),
@@ -125,16 +152,15 @@ pub fn run(opts: &Options, args: &cli::Doctor) -> u8 {
         }
         if let Some(sig) = Platform::pending_signal() {
             let e = Error::Interrupted(sig);
-            println!("{}", crate::text::one_line(&format!("doctor: {e}")));
+            r.end(&e);
             return e.exit_code();
         }
     }
     if let Some(line) = &args.key_line {
         r.add(authorized_keys_line(line));
     }
-    let [ok, warn, fail] = r.counts;
-    println!("doctor: {fail} FAIL, {warn} WARN, {ok} OK");
-    if fail > 0 {
+    r.tally();
+    if r.counts[Level::Fail as usize] > 0 {
         status::CHECK_FAILED
     } else {
         0

@@ -494,4 +494,23 @@ mod tests {
             assert!(u.contains(&format!("  {}", c.name)));
         }
     }
+
+    /// README keeps Windows in its own section: outside it, prose names
+    /// Windows only in the overview, in a line pointing to the section, for
+    /// the config's path, or about the code; the tables hold both platforms'
+    /// values by design.
+    #[test]
+    fn readme_keeps_windows_in_its_own_section() {
+        let allowed = ["", "What it is, and why", "Configuration", "Windows", "Architecture", "Development"];
+        let mut section = "";
+        let mut stray = Vec::new();
+        for line in include_str!("../README.md").lines() {
+            if let Some(h) = line.strip_prefix("## ") {
+                section = h;
+            } else if line.contains("Windows") && !line.starts_with('|') && !line.contains("(#windows)") && !allowed.contains(&section) {
+                stray.push(format!("{section}: {line}"));
+            }
+        }
+        assert!(stray.is_empty(), "README: Windows material outside its section \"Windows\":\n{}", stray.join("\n"));
+    }
 }

@@ -352,6 +352,29 @@ fn failed_removal_keeps_rsyncs_status_and_the_next_run_sweeps_it() {
     let listed = cmd(snaprsync()).arg(format!("--snap-config={}", plain.display())).arg("list").ok();
     let text = listed.stdout_str();
     assert!(text.lines().any(|l| l.starts_with("btrfs") && l.contains(" dead ") && l.contains("snaprsync-")), "{text}");
+    // `list --json`: the same rows, one object a line, every column a field
+    // (only this test's filesystem: other tests' snapshots come and go).
+    let mnt = format!("{}/", w.fs.mnt().display());
+    let json = cmd(snaprsync()).arg(format!("--snap-config={}", plain.display())).args(["list", "--json"]).ok();
+    let objects: Vec<serde_json::Value> = json
+        .stdout_str()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .filter(|o| o["path"].as_str().is_some_and(|p| p.starts_with(&mnt)))
+        .collect();
+    let rows: Vec<&str> = text.lines().skip(1).filter(|l| l.contains(&format!(" {mnt}"))).collect();
+    assert_eq!((objects.len(), rows.len()), (1, 1), "one row and one JSON line for the leftover\n{text}\n{}", json.stdout_str());
+    let (o, row) = (&objects[0], rows[0]);
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    let s = |k: &str| o[k].as_str().unwrap_or_else(|| panic!("{k} is not a string in {o}")).to_owned();
+    assert_eq!((s("provider").as_str(), s("owner").as_str()), ("btrfs", "dead"), "{o}");
+    assert_eq!(s("provider"), cols[0], "{o} vs {row}");
+    assert_eq!(s("owner"), cols[1], "{o} vs {row}");
+    assert_eq!(s("created"), cols[2], "{o} vs {row}");
+    assert_eq!(o["pid"].as_u64().map(|p| p.to_string()).as_deref(), Some(cols[3]), "{o} vs {row}");
+    assert!(row.ends_with(&format!(" {}", s("path"))), "{o} vs {row}");
+    assert!(s("stamp").starts_with("snaprsync-") && s("path").contains(&s("stamp")), "{o}");
+    assert_eq!(o.as_object().unwrap().len(), 6, "provider, owner, created, pid, path, stamp: {o}");
     cmd(snaprsync()).arg(format!("--snap-config={}", plain.display())).arg("-a").arg(format!("{}/", w.src().display())).arg(&dst).ok();
     w.fs.assert_no_snapshot_left();
     // The background removal drops the run's own record right after its snapshot.

@@ -238,3 +238,74 @@ fn a_forced_command_without_restriction_fails() {
     failed(&out);
     says(&out, "authorized_keys line", "FAIL", "lacks --snap-restrict");
 }
+
+/// `doctor --json`: one JSON object a line, each finding with the fields of
+/// its text line (level, check, detail, fix) and the tally last, parsed and
+/// held field by field to what the text run printed for the same client.
+#[test]
+fn json_lines_hold_every_field_of_the_text_lines() {
+    let c = Client::new(300);
+    let key = format!(
+        "command=\"{} --server --sender . /\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIUnrestrictedKey x@y",
+        crate::support::snaprsync()
+    );
+    let run = |json: bool| {
+        let mut d = c.doctor();
+        if json {
+            d = d.arg("--json");
+        }
+        let out = d.arg(c.data()).arg(format!("--authorized-keys-line={key}")).run();
+        out.expect_code(CHECK_FAILED);
+        out
+    };
+    // The first run makes state_dir (and the log): both runs then see the same machine.
+    run(false);
+    let text = run(false);
+    let json = run(true);
+    assert!(json.stderr.is_empty(), "{}", json.report());
+    let text_lines: Vec<String> = text.stdout_str().lines().map(str::to_owned).collect();
+    let objects: Vec<serde_json::Value> = json
+        .stdout_str()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{}", json.report())))
+        .collect();
+    assert_eq!(objects.len(), text_lines.len(), "a JSON line for every text line\n{}\n{}", text.report(), json.report());
+    let (tally, findings) = objects.split_last().unwrap();
+    for (o, line) in findings.iter().zip(&text_lines) {
+        let field = |name: &str| o[name].as_str().unwrap_or_else(|| panic!("{name} is not a string in {o}")).to_owned();
+        let (level, check, detail, fix) = (field("level"), field("check"), field("detail"), field("fix"));
+        assert_eq!(o.as_object().unwrap().len(), 4, "exactly level, check, detail, fix: {o}");
+        assert!(["OK", "WARN", "FAIL"].contains(&level.as_str()), "{o}");
+        let mut rebuilt = format!("{level:<4}  {check}: {detail}");
+        if !fix.is_empty() {
+            rebuilt.push_str(&format!("; fix: {fix}"));
+        }
+        if check.ends_with(": snapshot") || check.ends_with(": free space") || check == "log" {
+            // Times and free bytes differ between two runs: the rest holds.
+            assert!(line.starts_with(&format!("{level:<4}  {check}: ")), "{line}\nvs {o}");
+            assert_eq!(line.contains("; fix: "), !fix.is_empty(), "{line}\nvs {o}");
+        } else {
+            assert_eq!(&rebuilt, line, "the JSON line rebuilds the text line");
+        }
+    }
+    let count = |level: &str| findings.iter().filter(|o| o["level"] == level).count();
+    let want = format!("doctor: {} FAIL, {} WARN, {} OK", count("FAIL"), count("WARN"), count("OK"));
+    assert_eq!(text_lines.last(), Some(&want), "{}", text.report());
+    for (name, level) in [("fail", "FAIL"), ("warn", "WARN"), ("ok", "OK")] {
+        assert_eq!(tally[name].as_u64(), Some(count(level) as u64), "tally {tally}");
+    }
+    assert_eq!(tally.as_object().unwrap().len(), 3, "{tally}");
+    let key_check = findings.iter().find(|o| o["check"] == "authorized_keys line").expect("the key line's check");
+    assert_eq!(key_check["level"], "FAIL");
+    assert!(key_check["detail"].as_str().unwrap().contains("lacks --snap-restrict"), "{key_check}");
+    assert!(!key_check["fix"].as_str().unwrap().is_empty(), "{key_check}");
+    let data = c.data().display().to_string();
+    let checks: Vec<&str> = findings.iter().map(|o| o["check"].as_str().unwrap()).collect();
+    for want in ["privileges", "config", "rsync", "state_dir", "log", "journal", "leftovers"] {
+        assert!(checks.contains(&want), "{want} missing from {checks:?}");
+    }
+    for want in ["filesystem", "provider", "free space", "snapshot"] {
+        assert!(checks.contains(&format!("{data}: {want}").as_str()), "{data}: {want} missing from {checks:?}");
+    }
+    c.fs.assert_no_snapshot_left();
+}

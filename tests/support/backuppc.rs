@@ -13,8 +13,10 @@
 //! The config is the package's pristine default (`/usr/share/backuppc/conf/
 //! config.pl`, so the default `RsyncArgs` with `--protect-args` apply) with
 //! overrides appended: paths into the temp dir, no ping or NetBIOS lookups,
-//! no scheduled backups, `RsyncClientPath` naming snaprsync, and
-//! `RsyncSshArgs` naming an `ssh -F` config that reaches the rig's sshd.
+//! no scheduled backups. The host's own config (`conf/<client>.pl`) is
+//! README's BackupPC example ([`host_config`]), with only this machine's paths
+//! put in: snaprsync and its config, an `ssh -F` config that reaches the rig's
+//! sshd, and the share.
 
 use super::rig::Rig;
 use std::path::{Path, PathBuf};
@@ -74,20 +76,16 @@ $Conf{{XferMethod}} = 'rsync';
 $Conf{{XferLogLevel}} = 1;
 $Conf{{ClientNameAlias}} = '127.0.0.1';
 $Conf{{RsyncBackupPCPath}} = {rsync_bpc};
-$Conf{{RsyncClientPath}} = {client_path};
-$Conf{{RsyncSshArgs}} = ['-e', {ssh}];
-$Conf{{RsyncShareName}} = [{share}];
 1;
 "#,
             top = perl_str(&d.join("top").display().to_string()),
             log = perl_str(&d.join("log").display().to_string()),
             run = perl_str(&d.join("run").display().to_string()),
             rsync_bpc = perl_str(RSYNC_BPC),
-            client_path = perl_str(rsync_client_path),
-            ssh = perl_str(&format!("$sshPath -F {}", d.join("ssh_config").display())),
-            share = perl_str(&share.display().to_string()),
         );
         std::fs::write(d.join("conf/config.pl"), format!("{base}\n{overrides}")).expect("write config.pl");
+        let host = host_config(readme_host_config(), rsync_client_path, &d.join("ssh_config"), share);
+        std::fs::write(d.join(format!("conf/{CLIENT}.pl")), format!("{host}1;\n")).expect("write the host's config");
         std::fs::write(d.join("conf/hosts"), format!("host dhcp user moreUsers\n{CLIENT} 0 root\n")).expect("write hosts");
         BackupPc { dir, share: share.to_owned() }
     }
@@ -176,6 +174,48 @@ exit $rc
         let path = self.dir.path().join("top/pc").join(CLIENT).join("backups");
         std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect()
     }
+}
+
+/// The Perl text of README's BackupPC example: the fenced block between its
+/// `backuppc-host-config` markers.
+pub fn readme_host_config() -> &'static str {
+    let readme = include_str!("../../README.md");
+    let (begin, end) = ("<!-- backuppc-host-config:begin -->\n```perl\n", "```\n<!-- backuppc-host-config:end -->");
+    let start = readme.find(begin).expect("README has no backuppc-host-config block") + begin.len();
+    let len = readme[start..].find(end).expect("README's backuppc-host-config block has no end");
+    &readme[start..start + len]
+}
+
+/// The host config the fixture uses: README's example, with only the paths of
+/// this machine put in (snaprsync's binary and config from `client_path`,
+/// the ssh config appended to the ssh command, the share for `/srv`). Every
+/// other byte is README's, so that the example cannot drift from what runs.
+pub fn host_config(readme: &str, client_path: &str, ssh_config: &Path, share: &Path) -> String {
+    let (bin, config) = client_path.split_once(" --snap-config=").expect("client path is '<snaprsync> --snap-config=<file>'");
+    for local in [bin, config] {
+        // Put inside README's single-quoted Perl string as it is.
+        assert!(local.chars().all(|c| (' '..='~').contains(&c) && c != '\'' && c != '\\'), "path {local:?} needs quoting");
+    }
+    let ssh = format!("$sshPath -l root -F {}", ssh_config.display());
+    assert!(!ssh.contains('\''), "ssh config path {ssh:?} needs quoting");
+    let swaps = [
+        ("/usr/bin/snaprsync --snap-config=", format!("{bin} --snap-config=")),
+        ("=/etc/snaprsync/backuppc.toml'", format!("={config}'")),
+        ("'$sshPath -l root'", format!("'{ssh}'")),
+        ("['/srv']", format!("[{}]", perl_str(&share.display().to_string()))),
+    ];
+    let mut text = readme.to_owned();
+    for (from, to) in swaps {
+        assert_eq!(text.matches(from).count(), 1, "README's BackupPC example must hold {from:?} once:\n{readme}");
+        text = text.replacen(from, &to, 1);
+    }
+    let names: Vec<&str> = text.lines().map(|l| l.strip_prefix("$Conf{").and_then(|l| l.split_once('}')).map_or(l, |(n, _)| n)).collect();
+    assert_eq!(
+        names,
+        ["XferMethod", "RsyncClientPath", "RsyncSshArgs", "RsyncShareName"],
+        "README's BackupPC example must set exactly these, one a line:\n{readme}"
+    );
+    text
 }
 
 /// A Perl string literal holding `s` as characters, with non-ASCII written

@@ -187,7 +187,7 @@ impl Processes for Platform {
 
     fn refeed_stdin(_prefix: Vec<u8>) -> Result<bool> {
         // Not done on Windows: the protect-args block's arguments go on rsync's
-        // command line instead (README "Limits").
+        // command line instead (README "Windows").
         Ok(false)
     }
 
