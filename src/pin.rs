@@ -5,8 +5,9 @@
 //! no symlink followed (`O_PATH | O_NOFOLLOW`), and the last one held open.
 //! After that nothing resolves the configured text again: the checks compare
 //! against the path that was walked (which has no symlink in it), the
-//! confinement binds the held directory itself, and a snapshot's copy of it is
-//! accepted only with the same inode number (a snapshot keeps them).
+//! confinement binds a write directory only if it is the held one (same
+//! device and inode), and a snapshot's copy of a read directory only with the
+//! same inode number (a snapshot keeps them).
 //!
 //! A directory is refused when
 //! - its configured path passes through a symlink (write the real path);

@@ -9,14 +9,14 @@ use crate::error::{Error, Result};
 
 /// The system directories a restricted key's rsync is looked for in: never
 /// the `PATH` the ssh session brought.
-pub const SYSTEM_DIRS: &[&str] = &["/usr/bin", "/bin", "/usr/local/bin"];
+pub const RSYNC_DIRS: &[&str] = &["/usr/bin", "/bin", "/usr/local/bin"];
 
 /// The real rsync for this config.
 pub fn find(cfg: &Config) -> Result<PathBuf> {
     find_with(cfg, false)
 }
 
-/// [`find`]; `restricted`: looked for in [`SYSTEM_DIRS`] (unless
+/// [`find`]; `restricted`: looked for in [`RSYNC_DIRS`] (unless
 /// `rsync_path` names it), not on `PATH`.
 pub fn find_with(cfg: &Config, restricted: bool) -> Result<PathBuf> {
     let me = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
@@ -35,14 +35,20 @@ pub fn find_with(cfg: &Config, restricted: bool) -> Result<PathBuf> {
     }
     let name = crate::host::rsync_file_name();
     let path = match restricted && cfg!(unix) {
-        true => std::env::join_paths(SYSTEM_DIRS).unwrap_or_default(),
+        true => std::env::join_paths(RSYNC_DIRS).unwrap_or_default(),
         false => std::env::var_os("PATH").unwrap_or_default(),
     };
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file() && !is_me(p) && !copy_of_me(p)).ok_or_else(|| {
         Error::NotStarted {
             what: "rsync",
             path: name.into(),
-            msg: "no rsync on PATH other than snaprsync; install rsync or set rsync_path in the config".into(),
+            msg: match restricted {
+                true => format!(
+                    "no rsync in {} (a restricted key never looks on PATH); install rsync or set rsync_path in the config",
+                    RSYNC_DIRS.join(", ")
+                ),
+                false => "no rsync on PATH other than snaprsync; install rsync or set rsync_path in the config".into(),
+            },
         }
     })
 }

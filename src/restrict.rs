@@ -501,7 +501,13 @@ const LONG_RULES: &[(&str, Rule)] = &[
     ("omit-link-times", Rule::Allow),
     ("one-file-system", Rule::Allow),
     ("only-write-batch", Rule::Refuse("writes a batch file on this machine")),
-    ("open-noatime", Rule::Allow),
+    (
+        "open-noatime",
+        Rule::Refuse(
+            "opens files with O_NOATIME, which needs CAP_FOWNER, a power a restricted key's rsync does not hold \
+             (and a snapshot's access times never change); leave it out",
+        ),
+    ),
     ("owner", Rule::Allow),
     ("partial", Rule::Allow),
     ("partial-dir", Rule::Dir(DirKind::Partial)),
@@ -1532,6 +1538,7 @@ mod tests {
         let cases: &[(&[&str], &str)] = &[
             (&["--remove-source-files"], "deletes"),
             (&["--remove-sent-files"], "deletes"),
+            (&["--open-noatime"], "CAP_FOWNER"),
             (&["-e", "sh -c id"], "protocol flags"),
             (&["-esh"], "protocol flags"),
             (&["-le.iLsf", "-e", "ssh"], "protocol flags"),
@@ -1789,7 +1796,6 @@ mod tests {
             "no-relative",
             "no-implied-dirs",
             "preallocate",
-            "open-noatime",
             "mkpath",
             "iconv",
             "timeout",

@@ -112,6 +112,14 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
             return push_confined(&req);
         } else if cfg.provider == ProviderChoice::None {
             return Err(restrict::Refused::NoSnapshots.into());
+        } else if req.inv.sources().next().is_none() {
+            // rsync would then read nothing snaprsync snapshots, and run
+            // outside the confinement: a restricted key never runs it so.
+            let last = req.inv.args.last().map_or(&b""[..], |a| a.as_encoded_bytes());
+            return Err(refuse(restrict::Refusal::new(
+                last,
+                "a pull that names no path rsync would read (no -r or -d, or -R with no path); name a path inside an allowed directory",
+            )));
         }
     }
     if !req.inv.reads_local_files() || cfg.provider == ProviderChoice::None {
@@ -255,6 +263,10 @@ fn snapshot_and_run(req: &Request) -> Result<u8> {
         }
     }
     if existing.is_empty() {
+        if req.policy.is_some() {
+            // Unreachable by the checks above; never an unconfined rsync all the same.
+            return Err(refuse(restrict::Refusal::new("", "nothing to read from a snapshot; name a path inside an allowed directory")));
+        }
         let launch = req.launch(req.rsync_argv(&inv.args)?);
         return lifecycle::run_live(req.cfg, "rsync", &sources, "no source exists here (rsync says which)", &launch);
     }

@@ -12,7 +12,8 @@
 //!   snapshots (read-only), the allowed write directories, rsync and the files it
 //!   loads (read-only). Outside that, nothing exists for rsync, whatever a path,
 //!   filter rule, symlink or charset conversion asks for. Every mount source and
-//!   target is reached by file descriptor, no symlink followed: a write
+//!   target is reached by file descriptor, no symlink followed (but the last
+//!   one of the files rsync loads, named as the loader names them): a write
 //!   directory must be the very one snaprsync pinned (the device and inode of
 //!   its hold, `/proc/PARENT/fd/N`), a snapshot's copy of an allowed directory must have its inode number, and
 //!   a target is made one component at a time inside the new root. Then rsync
@@ -188,7 +189,7 @@ pub fn main(args: &[OsString]) -> u8 {
     command.args(&spec.args);
     if let Some(c) = &spec.confine {
         if let Err(e) = confine(c, spec.parent) {
-            return fail(status::EXPOSE, &format!("cannot confine rsync: {e}; nothing was read"));
+            return fail(status::EXPOSE, &format!("cannot confine rsync: {e}; rsync did not start"));
         }
         // Nothing of the ssh session's environment (LD_*, LC_*, RSYNC_*).
         command.env_clear().envs(super::jail::environment());
@@ -233,7 +234,8 @@ fn same_dir(fd: &OwnedFd, ino: u64, what: &Path, pinned: &Path) -> Result<(), St
     let dir = nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT == nix::sys::stat::SFlag::S_IFDIR;
     if !dir || st.st_ino != ino {
         return Err(format!(
-            "{} is not the allowed directory {} that was resolved when the key was used (it was replaced since)",
+            "{} is not the allowed directory {} that was resolved when the key was used (replaced since, or not in the snapshot); \
+             run the backup again, and allow a directory that nobody else can replace",
             what.display(),
             pinned.display()
         ));
@@ -264,9 +266,10 @@ struct Place {
 
 const DIR_PATH: OFlag = OFlag::O_PATH.union(OFlag::O_NOFOLLOW).union(OFlag::O_DIRECTORY).union(OFlag::O_CLOEXEC);
 
-/// The directory `name` in `dir`, made if missing; a symlink there (a
-/// snapshot mounted earlier may hold one) is never followed but refused.
-fn step(dir: &OwnedFd, name: &std::ffi::OsStr, whole: &Path) -> Result<OwnedFd, String> {
+/// The directory `name` in `dir`, made if missing; `None` where a symlink
+/// or a file is there (a snapshot mounted earlier may hold one): it is never
+/// followed.
+fn step(dir: &OwnedFd, name: &std::ffi::OsStr, whole: &Path) -> Result<Option<OwnedFd>, String> {
     use nix::errno::Errno;
     use nix::sys::stat::Mode;
     let open = || nix::fcntl::openat(dir, name, DIR_PATH, Mode::empty());
@@ -277,37 +280,60 @@ fn step(dir: &OwnedFd, name: &std::ffi::OsStr, whole: &Path) -> Result<OwnedFd, 
         },
         r => r,
     };
-    opened.map_err(|e| match e {
-        Errno::ENOTDIR | Errno::ELOOP => {
-            format!("{}: a symlink or a file where a directory of rsync's root goes; nothing is mounted through it", whole.display())
-        }
-        e => format!("{}: {e}", whole.display()),
-    })
+    match opened {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOTDIR | Errno::ELOOP) => Ok(None),
+        Err(e) => Err(format!("{}: {e}", whole.display())),
+    }
 }
 
-/// The directory `at` inside the new root, made one component at a time.
-fn dir_in(root: &OwnedFd, at: &Path) -> Result<Place, String> {
+/// The directory `at` inside the new root, made one component at a time;
+/// `None` where a symlink or a file stands on the way.
+fn dir_or_link_in(root: &OwnedFd, at: &Path) -> Result<Option<Place>, String> {
     let parts = plain(at)?;
     let Some((last, above)) = parts.split_last() else {
         return Err("an allowed directory of / would be shown as the whole root; allow the directories below it".into());
     };
     let mut parent = root.try_clone().map_err(|e| format!("{e}"))?;
     for name in above {
-        parent = step(&parent, name, at)?;
+        match step(&parent, name, at)? {
+            Some(next) => parent = next,
+            None => return Ok(None),
+        }
     }
-    let fd = step(&parent, last, at)?;
-    Ok(Place { parent, name: (*last).to_owned(), fd })
+    Ok(step(&parent, last, at)?.map(|fd| Place { parent, name: (*last).to_owned(), fd }))
+}
+
+/// The directory `at` inside the new root, made one component at a time; a
+/// symlink on the way is refused, never followed.
+fn dir_in(root: &OwnedFd, at: &Path) -> Result<Place, String> {
+    dir_or_link_in(root, at)?.ok_or_else(|| {
+        format!(
+            "{}: a snapshot shown earlier holds a symlink or a file where this directory of rsync's root goes; \
+             nothing is mounted through it (allow the directory by a path without it)",
+            at.display()
+        )
+    })
 }
 
 /// The file `at` inside the new root, made empty if missing. `None` where a
-/// snapshot already shown there holds a symlink: that stays as it is.
+/// snapshot already shown there holds a symlink, at the file or on the way
+/// (`/usr/lib64 -> lib` in an allowed `/usr`): that stays as it is, and rsync
+/// finds the snapshot's own copy through it, inside its root.
 fn file_in(root: &OwnedFd, at: &Path) -> Result<Option<Place>, String> {
     use nix::errno::Errno;
     use nix::sys::stat::{Mode, SFlag};
     let (Some(dir), Some(name)) = (at.parent(), at.file_name()) else {
         return Err(format!("{}: not a file path", at.display()));
     };
-    let parent = if dir == Path::new("/") { root.try_clone().map_err(|e| format!("{e}"))? } else { dir_in(root, dir)?.fd };
+    let parent = if dir == Path::new("/") {
+        root.try_clone().map_err(|e| format!("{e}"))?
+    } else {
+        match dir_or_link_in(root, dir)? {
+            Some(place) => place.fd,
+            None => return Ok(None),
+        }
+    };
     match nix::sys::stat::fstatat(&parent, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK => return Ok(None),
         Ok(_) => {}
@@ -328,25 +354,28 @@ fn proc_fd(fd: &OwnedFd) -> String {
 
 /// Binds `src` onto `place`, both by descriptor, then sets `flags` on the new
 /// mount (reached by its name in its parent, which now leads to it).
-fn bind(src: &OwnedFd, place: &Place, flags: MsFlags) -> Result<(), String> {
+fn bind(src: &OwnedFd, place: &Place, at: &Path, flags: MsFlags) -> Result<(), String> {
     let target = proc_fd(&place.fd);
     mount(Some(proc_fd(src).as_str()), target.as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(|e| format!("mounting on {}: {e}", place.name.to_string_lossy()))?;
+        .map_err(|e| format!("mounting on {}: {e}", at.display()))?;
     let top = nix::fcntl::openat(
         &place.parent,
         place.name.as_os_str(),
         OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .map_err(|e| format!("{}: {e}", place.name.to_string_lossy()))?;
+    .map_err(|e| format!("{}: {e}", at.display()))?;
     mount(None::<&str>, proc_fd(&top).as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None::<&str>)
-        .map_err(|e| format!("making {} {flags:?}: {e}", place.name.to_string_lossy()))
+        .map_err(|e| format!("making {} {flags:?}: {e}", at.display()))
 }
 
 /// Builds rsync's world (see the module header) and makes it this process's
 /// root; `parent` is snaprsync, which holds the write directories open.
 fn confine(c: &Confinement, parent: u32) -> Result<(), String> {
-    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
+    // Mounts of its own; no network (rsync talks over its stdin and stdout)
+    // and no System V IPC shared with the host's root processes.
+    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWIPC)
+        .map_err(|e| format!("unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC): {e}"))?;
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
         .map_err(|e| format!("making mounts private: {e}"))?;
     // Device snapshots are mounted where `read` will find them: in this
@@ -376,7 +405,10 @@ fn confine(c: &Confinement, parent: u32) -> Result<(), String> {
         same_dir(&fd, w.ino, &w.at, &w.at)?;
         let here = nix::sys::stat::fstat(&fd).map_err(|e| format!("{}: {e}", w.at.display()))?;
         if (here.st_dev, here.st_ino) != (pinned.st_dev, pinned.st_ino) || pinned.st_ino != w.ino {
-            return Err(format!("{} is not the directory that was resolved when the key was used (it was replaced since)", w.at.display()));
+            return Err(format!(
+                "{} is not the directory that was resolved when the key was used (replaced since); run the backup again",
+                w.at.display()
+            ));
         }
         write.push((&w.at, fd));
     }
@@ -396,15 +428,15 @@ fn confine(c: &Confinement, parent: u32) -> Result<(), String> {
     // Parents before children: a nested snapshot is mounted inside its parent's.
     read.sort_by_key(|(at, _)| at.components().count());
     for (at, fd) in &read {
-        bind(fd, &dir_in(&root_fd, at)?, ro)?;
+        bind(fd, &dir_in(&root_fd, at)?, at, ro)?;
     }
     for (at, fd) in &write {
-        bind(fd, &dir_in(&root_fd, at)?, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?;
+        bind(fd, &dir_in(&root_fd, at)?, at, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?;
     }
     for (f, fd) in &files {
         // Not nodev: /dev/null is a device, and the list holds no other.
         if let Some(place) = file_in(&root_fd, f)? {
-            bind(fd, &place, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID)?;
+            bind(fd, &place, f, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID)?;
         }
     }
     // rsync resolves relative paths from here, as on the host; an empty
@@ -559,7 +591,8 @@ mod tests {
             let err = dir_in(&fd, Path::new(at)).err().unwrap_or_else(|| panic!("{at}: a symlink was followed"));
             assert!(err.contains("a symlink"), "{at}: {err}");
         }
-        assert!(file_in(&fd, Path::new("/shown/link/passwd")).is_err());
+        // A symlink on the way to a file: left as it is, nothing made through it.
+        assert!(file_in(&fd, Path::new("/shown/link/passwd")).unwrap().is_none());
         // A symlink where a file goes stays as it is: nothing is bound over or through it.
         assert!(file_in(&fd, Path::new("/shown/link")).unwrap().is_none());
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "something was made through the symlink");

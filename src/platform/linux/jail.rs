@@ -61,16 +61,46 @@ pub fn refused_calls() -> Vec<(&'static str, i64)> {
         ("swapon", libc::SYS_swapon),
         ("swapoff", libc::SYS_swapoff),
         ("reboot", libc::SYS_reboot),
+        ("pidfd_open", libc::SYS_pidfd_open),
+        ("pidfd_getfd", libc::SYS_pidfd_getfd),
+        ("kcmp", libc::SYS_kcmp),
+        #[cfg(target_arch = "x86_64")]
+        ("modify_ldt", libc::SYS_modify_ldt),
     ]
 }
+
+/// The namespace flags `clone` is refused with: a new user namespace would
+/// give the process every capability over new network (and other)
+/// namespaces, which is kernel attack surface rsync never needs.
+const CLONE_NEW: [i32; 7] = [
+    libc::CLONE_NEWNS,
+    libc::CLONE_NEWUTS,
+    libc::CLONE_NEWIPC,
+    libc::CLONE_NEWUSER,
+    libc::CLONE_NEWPID,
+    libc::CLONE_NEWNET,
+    libc::CLONE_NEWCGROUP,
+];
 
 /// The filter: every call of [`refused_calls`] fails with EPERM, any other
 /// architecture's calls end the process (seccompiler's own check), and on
 /// x86-64 so does the x32 range (numbers with bit 30 set), which would
 /// otherwise reach the same calls under other numbers.
 pub fn filter() -> Result<BpfProgram, String> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = refused_calls().into_iter().map(|(_, nr)| (nr, Vec::new())).collect();
-    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| format!("seccomp: {e}"))?;
+    use seccompiler::{SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = refused_calls().into_iter().map(|(_, nr)| (nr, Vec::new())).collect();
+    let rule = |arg, op, value| {
+        SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value)
+            .and_then(|c| SeccompRule::new(vec![c]))
+            .map_err(|e| format!("seccomp: {e}"))
+    };
+    // `clone` with any namespace flag (its first argument); `fork` and threads pass none.
+    let clone: Result<Vec<_>, String> = CLONE_NEW.iter().map(|&f| rule(0, SeccompCmpOp::MaskedEq(f as u64), f as u64)).collect();
+    rules.insert(libc::SYS_clone, clone?);
+    // Sockets of any family but AF_UNIX (rsync talks over its stdin and stdout,
+    // and the C library asks nscd over a unix socket).
+    rules.insert(libc::SYS_socket, vec![rule(0, SeccompCmpOp::Ne, libc::AF_UNIX as u64)?]);
+    let arch = arch()?;
     let f = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
         .map_err(|e| format!("seccomp: {e}"))?;
     let mut prog: BpfProgram = f.try_into().map_err(|e: seccompiler::BackendError| format!("seccomp: {e}"))?;
@@ -88,6 +118,26 @@ pub fn filter() -> Result<BpfProgram, String> {
     Ok(prog)
 }
 
+/// A second filter: `clone3` fails with ENOSYS, as on a kernel without it,
+/// so that the C library falls back to `clone`, whose flags the first filter
+/// can read (clone3's are in memory, out of a filter's reach).
+pub fn clone3_filter() -> Result<BpfProgram, String> {
+    let rules = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
+    let f = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::ENOSYS as u32), arch()?)
+        .map_err(|e| format!("seccomp: {e}"))?;
+    f.try_into().map_err(|e: seccompiler::BackendError| format!("seccomp: {e}"))
+}
+
+/// This machine's architecture, as the filter names it.
+fn arch() -> Result<TargetArch, String> {
+    TargetArch::try_from(std::env::consts::ARCH).map_err(|_| {
+        format!(
+            "restricted mode has no seccomp filter for this machine's architecture ({}); it confines rsync on x86-64, aarch64 and riscv64 only",
+            std::env::consts::ARCH
+        )
+    })
+}
+
 /// Drops every capability but [`kept`] from the bounding set (what rsync, run
 /// as root, is given on exec), clears the inheritable and ambient sets, sets
 /// `no_new_privs`, and installs [`filter`]. Once this returns, even this
@@ -95,17 +145,21 @@ pub fn filter() -> Result<BpfProgram, String> {
 pub fn apply(push: bool) -> Result<(), String> {
     nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
     let keep = kept(push);
-    for cap in caps::all() {
+    // The capabilities this kernel knows: an older one refuses to drop newer ones.
+    for cap in caps::runtime::thread_all_supported() {
         if !keep.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap).map_err(|e| format!("dropping {cap} from the bounding set: {e}"))?;
         }
     }
     caps::clear(None, CapSet::Ambient).map_err(|e| format!("clearing the ambient capabilities: {e}"))?;
     caps::clear(None, CapSet::Inheritable).map_err(|e| format!("clearing the inheritable capabilities: {e}"))?;
-    let keep_set: caps::CapsHashSet = keep.iter().copied().collect();
+    // What this process holds of them (a container may hold fewer).
+    let permitted = caps::read(None, CapSet::Permitted).map_err(|e| format!("reading the permitted capabilities: {e}"))?;
+    let keep_set: caps::CapsHashSet = keep.iter().copied().filter(|c| permitted.contains(c)).collect();
     caps::set(None, CapSet::Effective, &keep_set).map_err(|e| format!("lowering the effective capabilities: {e}"))?;
     caps::set(None, CapSet::Permitted, &keep_set).map_err(|e| format!("lowering the permitted capabilities: {e}"))?;
-    seccompiler::apply_filter(&filter()?).map_err(|e| format!("installing the seccomp filter: {e}"))
+    seccompiler::apply_filter(&filter()?).map_err(|e| format!("installing the seccomp filter: {e}"))?;
+    seccompiler::apply_filter(&clone3_filter()?).map_err(|e| format!("installing the seccomp filter: {e}"))
 }
 
 /// The whole environment a confined rsync gets: nothing the ssh client sent
@@ -122,6 +176,7 @@ mod tests {
     fn the_filter_builds_and_names_each_call_once() {
         let prog = filter().unwrap();
         assert!(prog.len() > refused_calls().len());
+        assert!(clone3_filter().unwrap().len() > 3);
         let mut names: Vec<_> = refused_calls().iter().map(|(n, _)| *n).collect();
         names.sort();
         names.dedup();
