@@ -82,7 +82,8 @@ const CLONE_NEW: [i32; 7] = [
     libc::CLONE_NEWCGROUP,
 ];
 
-/// The filter: every call of [`refused_calls`] fails with EPERM, any other
+/// The filter: every call of [`refused_calls`], `clone` with a namespace
+/// flag and `socket` of any family but `AF_UNIX` fail with EPERM; any other
 /// architecture's calls end the process (seccompiler's own check), and on
 /// x86-64 so does the x32 range (numbers with bit 30 set), which would
 /// otherwise reach the same calls under other numbers.
