@@ -135,6 +135,12 @@ pub const OPTIONS: &[OptionDoc] = &[
         repeats: false,
         about: "restricted mode: allow `--iconv`, which gives up the text checks of names sent with `-s`",
     },
+    OptionDoc {
+        name: "--snap-allow-check",
+        value: None,
+        repeats: false,
+        about: "restricted mode: the key may also run `snaprsync check` (a monitoring poll over the backup key)",
+    },
 ];
 
 /// One subcommand, as usage, the man page and the completions show it.
@@ -250,6 +256,8 @@ pub struct Options {
     /// `--snap-allow-iconv`: a restricted key may send `--iconv`, which gives
     /// up the text checks of the names it sends with `-s` (see `restrict`).
     pub allow_iconv: bool,
+    /// `--snap-allow-check`: a restricted key may run `snaprsync check`.
+    pub allow_check: bool,
 }
 
 /// What this run is.
@@ -304,6 +312,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
             "--snap-allow" => opts.allow.push(need(value)?.into()),
             "--snap-allow-write" => opts.allow_write.push(need(value)?.into()),
             "--snap-allow-iconv" if value.is_none() => opts.allow_iconv = true,
+            "--snap-allow-check" if value.is_none() => opts.allow_check = true,
             _ => {
                 let known: Vec<String> =
                     OPTIONS.iter().map(|o| format!("{}{}", o.name, if o.value.is_some() { "=" } else { "" })).collect();
@@ -323,13 +332,15 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
                 "--snap-restrict takes the rsync command from SSH_ORIGINAL_COMMAND; put nothing after the --snap-* options".into(),
             ));
         }
-        if opts.allow.is_empty() && opts.allow_write.is_empty() {
-            return Err(Error::Usage("--snap-restrict needs at least one --snap-allow=DIR".into()));
+        if opts.allow.is_empty() && opts.allow_write.is_empty() && !opts.allow_check {
+            return Err(Error::Usage("--snap-restrict needs at least one --snap-allow=DIR (or --snap-allow-check)".into()));
         }
         return Ok((opts, Mode::Rsync(rest)));
     }
-    if !opts.allow.is_empty() || !opts.allow_write.is_empty() || opts.allow_iconv {
-        return Err(Error::Usage("--snap-allow, --snap-allow-write and --snap-allow-iconv only apply with --snap-restrict".into()));
+    if !opts.allow.is_empty() || !opts.allow_write.is_empty() || opts.allow_iconv || opts.allow_check {
+        return Err(Error::Usage(
+            "--snap-allow, --snap-allow-write, --snap-allow-iconv and --snap-allow-check only apply with --snap-restrict".into(),
+        ));
     }
     let mode = match rest.first().and_then(|a| a.to_str()) {
         Some("list") if rest.len() == 1 => Mode::Admin(Admin::List { json: false }),

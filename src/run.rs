@@ -72,6 +72,9 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
             let Some(cmd) = std::env::var_os("SSH_ORIGINAL_COMMAND") else {
                 return Err(restrict::Refused::NotForced.into());
             };
+            if let Some(status) = check_request(cfg, opts, cmd.as_encoded_bytes())? {
+                return Ok(status);
+            }
             // The allowed directories are resolved here, once; everything
             // after works from what this walk found.
             let pins = crate::pin::pin_all(&opts.allow, &opts.allow_write).map_err(refuse)?;
@@ -133,6 +136,32 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
         return Platform::run_unchanged(&launch);
     }
     snapshot_and_run(&req)
+}
+
+/// `snaprsync check [--max-age=D] [PATH...]` sent to a restricted key (a
+/// monitoring poll over the backup key): run where the forced command has
+/// `--snap-allow-check`, refused otherwise. It reads only the run history.
+/// `None`: the request is something else.
+fn check_request(cfg: &Config, opts: &Options, original: &[u8]) -> Result<Option<u8>> {
+    if original.len() > restrict::MAX_COMMAND_BYTES {
+        return Ok(None);
+    }
+    let Ok(words) = restrict::shell_words(original) else { return Ok(None) };
+    let names_snaprsync = |w: &[u8]| {
+        let base = w.rsplit(|&b| b == b'/' || b == b'\\').next().unwrap_or(w).to_ascii_lowercase();
+        base == b"snaprsync" || base == b"snaprsync.exe"
+    };
+    if words.len() < 2 || !names_snaprsync(&words[0]) || words[1] != b"check" {
+        return Ok(None);
+    }
+    if !opts.allow_check {
+        return Err(refuse(restrict::Refusal::new(
+            "check",
+            "this key may not run `snaprsync check`; add --snap-allow-check to its forced command in authorized_keys",
+        )));
+    }
+    let args: Vec<OsString> = words[2..].iter().map(|w| OsString::from(String::from_utf8_lossy(w).into_owned())).collect();
+    Ok(Some(crate::monitor::check(cfg, &args)))
 }
 
 /// Restricted mode's push: no snapshot, but rsync sees only the write

@@ -754,3 +754,32 @@ fn snap_options_in_rsync_path_are_refused_with_where_they_belong() {
     }
     w.rig.fs.assert_no_snapshot_left();
 }
+
+/// The backup server polls the client's run history over the backup key:
+/// `snaprsync check` runs where the forced command has `--snap-allow-check`
+/// (Nagios states, one line on stdout), and is refused (85) where it has not.
+#[test]
+fn check_runs_over_a_key_that_allows_it() {
+    let w = Restricted::new("check");
+    let dest = w.rig.dest("pulled");
+    let out = w.key.rsync(&["-a", &format!("{}/", w.key.remote(&w.src())), &dest.display().to_string()]);
+    assert!(out.status.success(), "{}", out.report());
+    let allow = format!("--snap-allow-check --snap-allow={}", w.src().display());
+    let checker = ForcedKey::new(w.rig.sshd(), "checker", &forced_command(&w.rig, &allow));
+    let ok = checker.ssh(Some(&format!("snaprsync check --max-age=1h {}", w.src().display()))).run();
+    assert_eq!(ok.code(), Some(0), "{}", ok.report());
+    assert!(ok.stdout_str().starts_with("SNAPRSYNC OK"), "{}", ok.report());
+    // A path with no run is CRITICAL, over the key as locally.
+    let none = checker.ssh(Some("snaprsync check /nowhere")).run();
+    assert_eq!(none.code(), Some(2), "{}", none.report());
+    // A check-only key: polls, and pulls nothing.
+    let only = ForcedKey::new(w.rig.sshd(), "checkonly", &forced_command(&w.rig, "--snap-allow-check"));
+    assert_eq!(only.ssh(Some("snaprsync check")).run().code(), Some(0));
+    let dest = w.rig.dest("by-checker");
+    let pulled = only.rsync(&["-a", &format!("{}/", only.remote(&w.src())), &dest.display().to_string()]);
+    assert!(!pulled.status.success() && !dest.join("top.txt").exists(), "{}", pulled.report());
+    // The pulling key alone may not poll.
+    let refused = w.key.ssh(Some("snaprsync check")).run();
+    assert_eq!(refused.code(), Some(85), "{}", refused.report());
+    assert!(refused.stderr.contains("--snap-allow-check") && refused.stdout_str().is_empty(), "{}", refused.report());
+}
