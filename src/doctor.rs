@@ -594,7 +594,7 @@ pub fn authorized_keys_line(line: &str) -> Finding {
     if !opts.restrict || mode != Mode::Rsync(vec![]) {
         return fail("its command lacks --snap-restrict: the key may run any rsync command, also writes".into(), example);
     }
-    if opts.allow.is_empty() {
+    if opts.allow.is_empty() && !opts.allow_check {
         return fail("its command has no --snap-allow=DIR: the key can read nothing".into(), example);
     }
     let missing: Vec<String> =
@@ -618,7 +618,9 @@ pub fn authorized_keys_line(line: &str) -> Finding {
     let restricted = k.options.iter().any(|(n, _)| n.eq_ignore_ascii_case("restrict"));
     let allowed: Vec<String> = opts.allow.iter().map(|d| d.display().to_string()).collect();
     let writes = if opts.allow_write.is_empty() { String::new() } else { format!(", writes to {}", opts.allow_write.len()) };
-    let detail = format!("{} key runs {} in restricted mode, reads {}{writes}", k.key_type, program.display(), allowed.join(", "));
+    let reads = if allowed.is_empty() { "nothing".to_owned() } else { allowed.join(", ") };
+    let checks = if opts.allow_check { ", may run check" } else { "" };
+    let detail = format!("{} key runs {} in restricted mode, reads {reads}{writes}{checks}", k.key_type, program.display());
     if restricted {
         Finding::ok(check, detail)
     } else {
@@ -692,6 +694,7 @@ mod tests {
             (line("/usr/bin/rsync --server", ",restrict"), Level::Fail, "not snaprsync"),
             (line(&format!("{} --snap-allow={d}", exe.display()), ",restrict"), Level::Fail, "only apply with --snap-restrict"),
             (line(&format!("{} --snap-restrict", exe.display()), ",restrict"), Level::Fail, "--snap-allow"),
+            (line(&format!("{} --snap-restrict --snap-allow-check", exe.display()), ",restrict"), Level::Ok, "reads nothing"),
             (line(&format!("{} --snap-restrict --snap-allow={d}/nope", exe.display()), ",restrict"), Level::Fail, "do not exist"),
             (line("snaprsync --snap-restrict --snap-allow=/", ",restrict"), Level::Fail, "full path"),
             (line(&format!("{} --snap-restrict --snap-allow=$HOME", exe.display()), ",restrict"), Level::Fail, "shell"),
