@@ -173,22 +173,7 @@ fn a_local_user_cannot_redirect_a_write_directory() {
 #[test]
 fn code_inside_the_confined_rsync_holds_no_power() {
     let (rig, _secret) = rig("rt-probe");
-    let work = testbed::tempdir("rt-probe-bin");
-    let probe = work.path().join("probe");
-    let source = work.path().join("probe.c");
-    std::fs::write(&source, PROBE).unwrap();
-    cmd("cc").arg("-O").arg("-o").arg(&probe).arg(&source).ok();
-    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let config = write_config(work.path(), "on_snapshot_failure = \"fail\"\n");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("rsync_path = \"/usr/bin/rsync\"", &format!("rsync_path = \"{}\"", probe.display()));
-    std::fs::write(&config, text).unwrap();
-    let k = ForcedKey::new(
-        rig.sshd(),
-        "rt-probe",
-        &format!("{} --snap-config={} --snap-restrict --snap-allow={}", snaprsync(), config.display(), rig.src().display()),
-    );
+    let (k, work) = probe_key(&rig, "rt-probe");
     let out = k.rsync(&["-a", &format!("{}/", k.remote(&rig.src())), &rig.dest("probed").display().to_string()]);
     let lines: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("probe ")).collect();
     let log = std::fs::read_to_string(work.path().join("snaprsync.log")).unwrap_or_default();
@@ -217,22 +202,8 @@ fn code_inside_the_confined_rsync_holds_no_power() {
 #[test]
 fn a_pull_that_names_nothing_never_runs_unconfined() {
     let (rig, _secret) = rig("rt-nothing");
-    let work = testbed::tempdir("rt-nothing-bin");
-    let probe = work.path().join("probe");
-    let source = work.path().join("probe.c");
-    std::fs::write(&source, PROBE).unwrap();
-    cmd("cc").arg("-O").arg("-o").arg(&probe).arg(&source).ok();
-    let config = write_config(work.path(), "on_snapshot_failure = \"fail\"\n");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("rsync_path = \"/usr/bin/rsync\"", &format!("rsync_path = \"{}\"", probe.display()));
-    std::fs::write(&config, text).unwrap();
+    let (k, _work) = probe_key(&rig, "rt-nothing");
     let src = rig.src().display().to_string();
-    let k = ForcedKey::new(
-        rig.sshd(),
-        "rt-nothing",
-        &format!("{} --snap-config={} --snap-restrict --snap-allow={src}", snaprsync(), config.display()),
-    );
     for command in [
         format!("rsync --server --sender -l {src}"),
         format!("rsync --server --sender -lR {src}"),
@@ -243,6 +214,24 @@ fn a_pull_that_names_nothing_never_runs_unconfined() {
         assert_eq!(out.code(), Some(85), "{command}\n{}", out.report());
     }
     rig.fs.assert_no_snapshot_left();
+}
+
+/// A key that may read the rig's source, whose config names the probe (built
+/// here from [`PROBE`]) as rsync; and the directory holding both.
+fn probe_key(rig: &Rig, name: &str) -> (ForcedKey, tempfile::TempDir) {
+    let work = testbed::tempdir(&format!("{name}-bin"));
+    let probe = work.path().join("probe");
+    let source = work.path().join("probe.c");
+    std::fs::write(&source, PROBE).unwrap();
+    cmd("cc").arg("-O").arg("-o").arg(&probe).arg(&source).ok();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = write_config(work.path(), "on_snapshot_failure = \"fail\"\n");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("rsync_path = \"/usr/bin/rsync\"", &format!("rsync_path = \"{}\"", probe.display()));
+    std::fs::write(&config, text).unwrap();
+    let command = format!("{} --snap-config={} --snap-restrict --snap-allow={}", snaprsync(), config.display(), rig.src().display());
+    (ForcedKey::new(rig.sshd(), name, &command), work)
 }
 
 /// The probe that stands in for rsync (C, so that its system calls are its own).
