@@ -63,6 +63,17 @@ pub enum Expose {
     DevicePath,
 }
 
+/// Whether a run's LVM snapshots are made with every origin frozen (config `lvm_freeze`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LvmFreeze {
+    /// One instant across the volumes (the default).
+    #[default]
+    All,
+    /// Each volume's snapshot is its own instant.
+    None,
+}
+
 /// What a hook that fails or outlasts `hook_timeout` means for the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -309,6 +320,11 @@ pub struct Config {
     /// LVM: the most a thin pool's data or metadata may be used, in percent,
     /// before a thin snapshot is refused. Default 90.
     pub lvm_thin_pool_max_percent: u8,
+    /// LVM: `all` (default) freezes every origin's filesystem while a run's
+    /// snapshots are made, so that they are one instant; `none` does not.
+    pub lvm_freeze: LvmFreeze,
+    /// LVM: the most seconds the filesystems may stay frozen. Default 10.
+    pub lvm_freeze_timeout: u64,
     /// A program and its arguments, run (without a shell) just before the
     /// snapshot set is created. Default: none.
     pub pre_snapshot: Option<Vec<String>>,
@@ -341,6 +357,8 @@ impl Default for Config {
             drive_letters: "RSTUVWXYZ".into(),
             lvm_snapshot_size: "10%".into(),
             lvm_thin_pool_max_percent: 90,
+            lvm_freeze: LvmFreeze::All,
+            lvm_freeze_timeout: 10,
             vss_timeout: 600,
             vss_writers: VssWriters::Warn,
             vss_provider: "any".into(),
@@ -530,6 +548,17 @@ pub const KEYS: &[Key] = &[
         "a whole number from 1 to 99, such as 90",
         "LVM: the most a thin pool's data or metadata may be used, in percent, before a thin snapshot is refused",
     ),
+    key(
+        "lvm_freeze",
+        r#""all" or "none""#,
+        "LVM: `\"all\"` freezes the filesystem of every volume a run snapshots until all its snapshots are made, so that \
+         they are one instant; `\"none\"`: each snapshot is its own instant",
+    ),
+    key(
+        "lvm_freeze_timeout",
+        "a whole number of seconds, at least 1, such as 10",
+        "LVM: the most seconds the filesystems stay frozen; past it they are thawed and the run fails with 81, naming the slow step",
+    ),
     Key {
         unset: "none",
         example: r#"["/usr/local/bin/flush-app", "--lock"]"#,
@@ -669,6 +698,9 @@ impl Config {
             if hook.as_ref().is_some_and(|argv| argv.first().is_none_or(String::is_empty)) {
                 return Some((key, "names no program"));
             }
+        }
+        if self.lvm_freeze_timeout == 0 {
+            return Some(("lvm_freeze_timeout", "must be at least 1"));
         }
         if self.hook_timeout == 0 {
             return Some(("hook_timeout", "must be at least 1"));
@@ -1047,7 +1079,17 @@ mod tests {
         let ours: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
         assert_eq!(fields, ours);
         // Every value the message offers for an enum key parses.
-        for key in ["on_snapshot_failure", "provider", "log", "log_level", "snapshot_removal", "expose", "vss_writers", "hook_failure"] {
+        for key in [
+            "on_snapshot_failure",
+            "provider",
+            "log",
+            "log_level",
+            "snapshot_removal",
+            "expose",
+            "vss_writers",
+            "lvm_freeze",
+            "hook_failure",
+        ] {
             let what = KEYS.iter().find(|k| k.name == key).unwrap().accepts;
             for word in what.split('"').skip(1).step_by(2) {
                 parse(&format!("{key} = \"{word}\"")).unwrap_or_else(|e| panic!("{key} = {word:?}: {e}"));

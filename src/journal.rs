@@ -99,6 +99,11 @@ pub struct Entry {
     /// the remover may start (see `guard`): while it lives, the run is live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remover: Option<Process>,
+    /// Mount points whose filesystems the run is about to freeze or holds
+    /// frozen (LVM's one instant), recorded before the first freeze and
+    /// cleared after the thaw: a sweep thaws what a dead run left frozen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "paths")]
+    pub frozen: Vec<PathBuf>,
 }
 
 /// A process, unique for the life of the boot: its pid and start time.
@@ -214,6 +219,7 @@ impl Entry {
             provider: provider.to_owned(),
             sources: sources.to_vec(),
             remover: None,
+            frozen: Vec::new(),
         }
     }
 

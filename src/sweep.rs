@@ -115,6 +115,14 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Provider, dry_run: bool, busy
             }
         }
     }
+    // A run killed while it held filesystems frozen (LVM's one instant): they
+    // are thawed first, since removing a snapshot suspends its origin.
+    #[cfg(target_os = "linux")]
+    if !dry_run {
+        for e in dead.iter().filter(|e| !e.frozen.is_empty()) {
+            crate::provider::freeze::thaw_left(&e.frozen);
+        }
+    }
     // A snapshot with no entry here may belong to a live run that journals
     // elsewhere (another state_dir): judge it by the pid and time in its
     // name, and by a remover of its run that still runs.

@@ -36,6 +36,11 @@ const CHECKS: &[&str] = &[
     "kill-then-sweep",
     "kill-in-lvremove",
     "restricted-pull",
+    "instant-across-lvs",
+    "freeze-ms-logged",
+    "freeze-none-torn",
+    "control-torn-across",
+    "writer-stall",
 ];
 
 #[test]

@@ -29,8 +29,9 @@ use std::time::Duration;
 use crate::command::Cmd;
 use crate::config::SnapshotSize;
 use crate::error::{Error, Result};
+use crate::journal::Journal;
 use crate::mountinfo::{self, Mount};
-use crate::provider::{DeviceMount, Leftover, Provider, SnapshotSet, VolumeSnapshot};
+use crate::provider::{freeze, DeviceMount, Leftover, Provider, SnapshotSet, VolumeSnapshot};
 
 /// The LVM tag every snapshot snaprsync makes carries.
 pub const TAG: &str = "snaprsync";
@@ -160,6 +161,10 @@ pub struct Lvm {
     listed: std::cell::Cell<bool>,
     /// The thick snapshots this run made (`VG/NAME`): only they can overflow.
     thick: Vec<String>,
+    /// Where the journal is, for the frozen mount points.
+    state_dir: PathBuf,
+    /// One instant across volumes (`lvm_freeze = "all"`), or none.
+    freeze: Option<Freeze>,
 }
 
 impl Lvm {
@@ -173,6 +178,8 @@ impl Lvm {
             all: std::cell::OnceCell::new(),
             listed: std::cell::Cell::new(false),
             thick: Vec::new(),
+            state_dir: state_dir.to_owned(),
+            freeze: None,
         }
     }
 
@@ -322,6 +329,174 @@ fn remove_mount_dir(dir: &Path, mounts: &Option<Vec<Mount>>) -> Result<()> {
     }
 }
 
+/// One snapshot to make: checked, not yet made.
+struct Planned {
+    mount: Mount,
+    vg: String,
+    lv: String,
+    thin: bool,
+    /// The snapshot's name.
+    name: String,
+    /// A thick snapshot's size.
+    bytes: u64,
+}
+
+/// How a run freezes (config `lvm_freeze`, `lvm_freeze_timeout`).
+#[derive(Debug, Clone)]
+pub struct Freeze {
+    pub limit: Duration,
+    /// Files snaprsync writes while the filesystems are frozen (`state_dir`,
+    /// a log file): a volume holding one is not frozen by snaprsync.
+    pub written: Vec<PathBuf>,
+}
+
+/// What snaprsync and LVM write or run while the filesystems are frozen,
+/// besides [`Freeze::written`]: a volume holding one of them could not be
+/// frozen, or its device suspended, without stopping the very step that
+/// must end the freeze.
+const USED_WHILE_FROZEN: &[&str] =
+    &["/etc/lvm", "/run/lock", "/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/lib", "/lib", "/usr/lib64", "/lib64"];
+
+impl Lvm {
+    /// Freezes every origin while the run's snapshots are made, at most
+    /// `freeze.limit`; without this, each snapshot is its own instant.
+    pub fn with_freeze(mut self, freeze: Option<Freeze>) -> Self {
+        self.freeze = freeze;
+        self
+    }
+
+    /// Makes one snapshot (its mount-point directory first: once the LV
+    /// exists, nothing may fail before it is in the set that a failure removes).
+    fn make(&mut self, p: &Planned) -> Result<VolumeSnapshot> {
+        let at = self.mount_dir.join(&p.name);
+        std::fs::create_dir_all(&at).map_err(|e| Error::io(&at, e))?;
+        let mut c = Cmd::new("lvcreate").arg("-s").arg("-n").arg(&p.name).arg("--addtag").arg(TAG);
+        c = if p.thin { c.arg("-kn") } else { c.arg("-L").arg(format!("{}b", p.bytes)) };
+        if let Err(e) = c.arg(format!("{}/{}", p.vg, p.lv)).run() {
+            let _ = std::fs::remove_dir(&at);
+            return Err(e);
+        }
+        if !p.thin {
+            self.thick.push(format!("{}/{}", p.vg, p.name));
+        }
+        Ok(VolumeSnapshot {
+            origin: p.mount.mount_point.clone(),
+            snapshot: at,
+            id: format!("{}/{}", p.vg, p.name),
+            mount: Some(DeviceMount {
+                device: PathBuf::from(format!("/dev/{}/{}", p.vg, p.name)),
+                fstype: p.mount.fstype.clone(),
+                options: mount_options(&p.mount.fstype).to_owned(),
+            }),
+        })
+    }
+
+    /// One after another, each snapshot frozen by LVM alone: its own instant.
+    fn make_each(&mut self, plan: &[Planned], set: &mut SnapshotSet) -> Result<()> {
+        if plan.len() > 1 {
+            log::info!("lvm: {} volumes are snapshotted one after another, each its own point in time (lvm_freeze = \"none\")", plan.len());
+        }
+        for p in plan {
+            set.volumes.push(self.make(p)?);
+        }
+        Ok(())
+    }
+
+    /// Whether snaprsync may freeze `p`'s filesystem across its `lvcreate`
+    /// (see [`freeze`](crate::provider::freeze)): a thick origin that holds
+    /// nothing written or run while frozen.
+    fn freezable(&self, p: &Planned, written: &[PathBuf]) -> bool {
+        !p.thin
+            && freeze::Dm::of(&p.mount).is_some()
+            && !written
+                .iter()
+                .map(PathBuf::as_path)
+                .chain(USED_WHILE_FROZEN.iter().map(Path::new))
+                .any(|used| mountinfo::find(&self.mounts, used).is_some_and(|m| m.dev == p.mount.dev))
+    }
+
+    /// The snapshots as one instant: every freezable origin frozen, each
+    /// snapshotted over its suspended device, then one more (thin, or not
+    /// freezable) by LVM's own freeze, then all thawed. More than one volume
+    /// that is not freezable: the others are made first, each its own instant.
+    fn make_frozen(&mut self, plan: &[Planned], set: &mut SnapshotSet) -> Result<()> {
+        let Some(cfg) = self.freeze.clone() else { return self.make_each(plan, set) };
+        let (frozen, rest): (Vec<&Planned>, Vec<&Planned>) = plan.iter().partition(|p| self.freezable(p, &cfg.written));
+        let (alone, last) = match rest.split_last() {
+            Some((last, alone)) => (alone.to_vec(), Some(*last)),
+            None => (Vec::new(), None),
+        };
+        for p in &alone {
+            set.volumes.push(self.make(p)?);
+        }
+        // Each filesystem once, though mounted at two places.
+        let mut points: Vec<&Mount> = Vec::new();
+        for p in &frozen {
+            if !points.iter().any(|m| m.dev == p.mount.dev) {
+                points.push(&p.mount);
+            }
+        }
+        let points: Vec<PathBuf> = points.iter().map(|m| m.mount_point.clone()).collect();
+        // Recorded before the first freeze, for a sweep after a kill -9; no
+        // sweep of this journal runs while the filesystems are frozen.
+        freeze::record(&self.state_dir, &points)?;
+        let _no_sweep = Journal::new(&self.state_dir).lock_sweep(true);
+        let window = (|| {
+            let window = freeze::Window::open(cfg.limit);
+            for mp in &points {
+                window.freeze(mp)?;
+            }
+            window.fault("lvm-frozen")?;
+            for (i, p) in frozen.iter().enumerate() {
+                if i == 1 {
+                    window.fault("lvm-between")?;
+                }
+                let dm = freeze::Dm::of(&p.mount)
+                    .ok_or_else(|| Error::Snapshot { path: p.mount.mount_point.clone(), msg: "no device-mapper device".into() })?;
+                window.suspend(&dm)?;
+                if i == 0 {
+                    window.fault("lvm-suspended")?;
+                }
+                // LVM finds the origin suspended, and resumes it when done.
+                // Into the set at once, so that a step past the limit still
+                // has its snapshot removed.
+                window.step(&format!("lvcreate -s {}/{}", p.vg, p.lv), || {
+                    set.volumes.push(self.make(p)?);
+                    Ok(())
+                })?;
+            }
+            if let Some(p) = last {
+                window.step(&format!("lvcreate -s {}/{}", p.vg, p.lv), || {
+                    set.volumes.push(self.make(p)?);
+                    Ok(())
+                })?;
+            }
+            window.fault("lvm-snapped")?;
+            window.close()
+        })();
+        if let Err(e) = freeze::record(&self.state_dir, &[]) {
+            log::warn!("{e}; a sweep will thaw what is no longer frozen");
+        }
+        let open = window?;
+        let freeze_ms = open.as_millis();
+        let volumes = frozen.len() + usize::from(last.is_some());
+        if alone.is_empty() {
+            log::info!(
+                "lvm: {} volumes snapshotted at one instant, {} filesystem(s) frozen for freeze_ms={freeze_ms}",
+                plan.len(),
+                points.len()
+            );
+        } else {
+            let names: Vec<String> = alone.iter().map(|p| format!("{}/{}", p.vg, p.lv)).collect();
+            log::info!(
+                "lvm: {volumes} volumes snapshotted at one instant (freeze_ms={freeze_ms}), but not {}: each is its own instant (a thin origin, or one holding what snaprsync or LVM write or run, is frozen by LVM alone, and only one can be)",
+                names.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
 impl Provider for Lvm {
     fn name(&self) -> &'static str {
         "lvm"
@@ -329,58 +504,31 @@ impl Provider for Lvm {
 
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
         let vols = self.volumes(sources)?;
-        if vols.len() > 1 {
-            log::info!("lvm: {} volumes are snapshotted one after another, each its own point in time", vols.len());
-        }
         let info = self.all()?.to_vec();
-        let mut set = SnapshotSet { provider: self.name(), volumes: Vec::new() };
-        // What earlier snapshots of this run took from each volume group.
+        // Everything is checked before anything is made (or frozen).
+        let mut plan = Vec::new();
+        // What earlier snapshots of this run take from each volume group.
         let mut taken: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        for (n, (mount, vg, lvname)) in vols.into_iter().enumerate() {
+            let lv = info
+                .iter()
+                .find(|l| l.vg == vg && l.name == *lvname)
+                .ok_or_else(|| Error::Snapshot { path: mount.mount_point.clone(), msg: format!("lvs does not list {vg}/{lvname}") })?;
+            let pool = info.iter().find(|p| lv.is_thin() && p.vg == vg && p.name == lv.pool).cloned();
+            let bytes = self.check_room(lv, pool.as_ref(), *taken.get(&vg).unwrap_or(&0))?;
+            *taken.entry(vg.clone()).or_default() += bytes;
+            plan.push(Planned { thin: lv.is_thin(), mount, vg, lv: lvname, name: format!("{}-{n}", self.stamp), bytes });
+        }
         std::fs::create_dir_all(&self.mount_dir).map_err(|e| Error::io(&self.mount_dir, e))?;
-        for (n, (mount, vg, lvname)) in vols.iter().enumerate() {
-            let made = (|| {
-                let lv = info
-                    .iter()
-                    .find(|l| &l.vg == vg && &l.name == lvname)
-                    .ok_or_else(|| Error::Snapshot { path: mount.mount_point.clone(), msg: format!("lvs does not list {vg}/{lvname}") })?;
-                let pool = info.iter().find(|p| lv.is_thin() && &p.vg == vg && p.name == lv.pool).cloned();
-                let bytes = self.check_room(lv, pool.as_ref(), *taken.get(vg).unwrap_or(&0))?;
-                *taken.entry(vg.clone()).or_default() += bytes;
-                let name = format!("{}-{n}", self.stamp);
-                // The directory first: once the LV exists, nothing may fail
-                // before it is in the set that a failure removes.
-                let at = self.mount_dir.join(&name);
-                std::fs::create_dir_all(&at).map_err(|e| Error::io(&at, e))?;
-                let mut c = Cmd::new("lvcreate").arg("-s").arg("-n").arg(&name).arg("--addtag").arg(TAG);
-                c = if lv.is_thin() { c.arg("-kn") } else { c.arg("-L").arg(format!("{bytes}b")) };
-                if let Err(e) = c.arg(format!("{vg}/{lvname}")).run() {
-                    let _ = std::fs::remove_dir(&at);
-                    return Err(e);
-                }
-                if !lv.is_thin() {
-                    self.thick.push(format!("{vg}/{name}"));
-                }
-                Ok(VolumeSnapshot {
-                    origin: mount.mount_point.clone(),
-                    snapshot: at,
-                    id: format!("{vg}/{name}"),
-                    mount: Some(DeviceMount {
-                        device: PathBuf::from(format!("/dev/{vg}/{name}")),
-                        fstype: mount.fstype.clone(),
-                        options: mount_options(&mount.fstype).to_owned(),
-                    }),
-                })
-            })();
-            match made {
-                Ok(v) => set.volumes.push(v),
-                Err(e) => {
-                    // All or nothing.
-                    if let Err(r) = self.remove(&set) {
-                        log::error!("{r}");
-                    }
-                    return Err(e);
-                }
+        let mut set = SnapshotSet { provider: self.name(), volumes: Vec::new() };
+        let made =
+            if self.freeze.is_some() && plan.len() > 1 { self.make_frozen(&plan, &mut set) } else { self.make_each(&plan, &mut set) };
+        if let Err(e) = made {
+            // All or nothing; by now every filesystem is thawed.
+            if let Err(r) = self.remove(&set) {
+                log::error!("{r}");
             }
+            return Err(e);
         }
         Ok(set)
     }

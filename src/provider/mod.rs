@@ -12,6 +12,8 @@ use crate::error::Result;
 #[cfg(target_os = "linux")]
 pub mod btrfs;
 #[cfg(target_os = "linux")]
+pub mod freeze;
+#[cfg(target_os = "linux")]
 pub mod lvm;
 #[cfg(windows)]
 pub mod vss;

@@ -13,6 +13,15 @@
 //!     testbed torture write DIR --seconds S [--files N] [--size BYTES]
 //!     testbed torture check DIR         a one-line verdict: 0 if the copy in DIR is
 //!                                       one point in time, 1 if it is torn
+//!     testbed chain SECONDS STATS FILE...  a counter chain across filesystems: writes
+//!                                       1, 2, ... to each FILE in order (by a rename,
+//!                                       so each is always whole) for SECONDS; at any
+//!                                       instant each FILE holds its predecessor's
+//!                                       number or one less (stops early once
+//!                                       STATS.stop exists). Then writes to STATS
+//!                                       "steps N median_ms M max_ms X" (one step
+//!                                       writes every FILE; max_ms is its longest
+//!                                       stall, as while a filesystem is frozen)
 //!
 //! Needs root for the btrfs image and sshd. Exits 2 on a usage or I/O error.
 
@@ -28,7 +37,8 @@ use testbed::sshd::{Sshd, HOST};
 use testbed::torture;
 
 const USAGE: &str = "usage: testbed btrfs-image SIZE_MB DIR | btrfs-remove DIR | sshd DIR [ALIAS]
-       | torture write DIR --seconds S [--files N] [--size BYTES] | torture check DIR";
+       | torture write DIR --seconds S [--files N] [--size BYTES] | torture check DIR
+       | chain SECONDS STATS FILE...";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -51,9 +61,38 @@ fn run(args: Vec<String>) -> Result<ExitCode, String> {
         ["sshd", dir] => println!("{}", Sshd::start_in(Path::new(dir), HOST).keep().display()),
         ["sshd", dir, alias] => println!("{}", Sshd::start_in(Path::new(dir), alias).keep().display()),
         ["torture", rest @ ..] => return torture_tool(rest),
+        ["chain", seconds, stats, files @ ..] if !files.is_empty() => {
+            let seconds = seconds.parse::<u64>().map_err(|_| format!("SECONDS: not a number: {seconds}"))?;
+            chain(Duration::from_secs(seconds), Path::new(stats), files).map_err(|e| format!("chain: {e}"))?;
+        }
         _ => return Err(USAGE.into()),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn chain(duration: Duration, stats: &Path, files: &[&str]) -> std::io::Result<()> {
+    let start = std::time::Instant::now();
+    let mut steps: Vec<f64> = Vec::new();
+    let mut n = 0u64;
+    let mut stop = stats.as_os_str().to_owned();
+    stop.push(".stop");
+    let stop = PathBuf::from(stop);
+    while start.elapsed() < duration && !stop.exists() {
+        n += 1;
+        let step = std::time::Instant::now();
+        for f in files {
+            let f = Path::new(f);
+            let name = f.file_name().unwrap_or_default().to_string_lossy();
+            let tmp = f.with_file_name(format!(".{name}.tmp"));
+            std::fs::write(&tmp, format!("{n}\n"))?;
+            std::fs::rename(&tmp, f)?;
+        }
+        steps.push(step.elapsed().as_secs_f64() * 1000.0);
+    }
+    steps.sort_by(f64::total_cmp);
+    let median = steps.get(steps.len() / 2).copied().unwrap_or(0.0);
+    let max = steps.last().copied().unwrap_or(0.0);
+    std::fs::write(stats, format!("steps {} median_ms {median:.0} max_ms {max:.0}\n", steps.len()))
 }
 
 fn torture_tool(args: &[&str]) -> Result<ExitCode, String> {

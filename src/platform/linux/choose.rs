@@ -54,7 +54,15 @@ fn detect(mounts: &[Mount], sources: &[PathBuf]) -> Result<Kind> {
 
 fn lvm(cfg: &Config, mounts: Vec<Mount>) -> Result<Box<dyn Provider>> {
     let size = cfg.lvm_snapshot_size().map_err(Error::Usage)?;
-    Ok(Box::new(Lvm::new(mounts, size, cfg.lvm_thin_pool_max_percent, &state_dir(cfg))))
+    let freeze = (cfg.lvm_freeze == crate::config::LvmFreeze::All).then(|| {
+        let log = match &cfg.log {
+            crate::config::LogTarget::File(p) => Some(p.clone()),
+            _ => None,
+        };
+        let written = [Some(state_dir(cfg)), cfg.log_file.clone(), log].into_iter().flatten().collect();
+        lvm::Freeze { limit: std::time::Duration::from_secs(cfg.lvm_freeze_timeout), written }
+    });
+    Ok(Box::new(Lvm::new(mounts, size, cfg.lvm_thin_pool_max_percent, &state_dir(cfg)).with_freeze(freeze)))
 }
 
 fn state_dir(cfg: &Config) -> PathBuf {
