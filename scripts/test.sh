@@ -18,11 +18,11 @@ trap 'rm -f "$log"' EXIT
 scripts/windows.sh setup
 scripts/windows.sh test 2>&1 | tee -a "$log"
 
-cargo build --locked --workspace --all-targets
+cargo build --locked --workspace --all-targets --features integration
 # The fuzz targets are built, not run, so that they keep compiling.
 cargo build --locked --manifest-path fuzz/Cargo.toml --bins
 cargo fmt --all --check
-cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets --features integration -- -D warnings
 
 # The seed is set here so that the table's header can name it.
 : "${FAULT_SEED:=$(date +%s)}"
@@ -31,11 +31,11 @@ rows=${CARGO_TARGET_DIR:-target}/tmp/faults
 rm -rf "$rows"
 # A failure still gets the table and the closing line.
 tests_rc=0
-cargo test --locked --workspace --all-targets --no-fail-fast -- --test-threads=2 --skip guest_lab:: --skip lvm::lvm_snapshots_in_the_guest --skip zfs::zfs_snapshots_in_the_guest 2>&1 | tee -a "$log" || tests_rc=$?
+cargo test --locked --workspace --all-targets --features integration --no-fail-fast -- --test-threads=2 --skip guest_lab:: --skip lvm::lvm_snapshots_in_the_guest --skip zfs::zfs_snapshots_in_the_guest 2>&1 | tee -a "$log" || tests_rc=$?
 # The guest lab's tests on their own: QEMU's software emulation takes both
 # cores, which would distort the timing of the fault tests above.
 guest_started=$(date +%s)
-cargo test --locked --test main --no-fail-fast -- --test-threads=1 guest_lab:: lvm::lvm_snapshots_in_the_guest zfs::zfs_snapshots_in_the_guest 2>&1 | tee -a "$log" || tests_rc=$?
+cargo test --locked --features integration --test main --no-fail-fast -- --test-threads=1 guest_lab:: lvm::lvm_snapshots_in_the_guest zfs::zfs_snapshots_in_the_guest 2>&1 | tee -a "$log" || tests_rc=$?
 echo "guest lab tests (LVM and ZFS in QEMU): $(( $(date +%s) - guest_started )) s"
 # The fault-injection table (README "Faults"), as this run measured it: one
 # row per fault test, in the table's order.

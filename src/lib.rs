@@ -1,5 +1,5 @@
 //! snaprsync: a stand-in for rsync that makes the sending side read from a
-//! point-in-time snapshot (btrfs on Linux, VSS on Windows).
+//! point-in-time snapshot (btrfs, LVM or ZFS on Linux, VSS on Windows).
 //!
 //! One run flows through these modules in order: `cli` splits snaprsync's own
 //! options from rsync's argv, `rsync_args` reads that argv, `run` says what

@@ -41,10 +41,7 @@ fn detect(mounts: &[Mount], sources: &[PathBuf]) -> Result<Kind> {
         };
         match kind {
             Some(k) if k != this => {
-                return Err(Error::Usage(format!(
-                    "{} is on {this:?} and an earlier source on {k:?}: one run snapshots one kind of volume; back them up in separate runs",
-                    s.display()
-                )))
+                return Err(Error::MixedProviders { path: s.clone(), kind: format!("{this:?}"), earlier: format!("{k:?}") })
             }
             _ => kind = Some(this),
         }
@@ -127,5 +124,24 @@ impl Volumes for Platform {
             parts.push(Box::new(Zfs::new(mounts, &state_dir(cfg), None)));
         }
         Ok(Box::new(Several(parts)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_on_two_kinds_of_volume_are_refused_with_their_own_status() {
+        let mounts = mountinfo::parse(
+            "22 1 254:1 / / rw - ext4 /dev/vda rw\n\
+             43 22 0:39 / /srv rw - btrfs /dev/loop0 rw,subvolid=5,subvol=/\n\
+             44 22 0:40 / /tank rw - zfs tank rw\n",
+        );
+        let e = detect(&mounts, &["/srv/a".into(), "/tank/b".into()]).unwrap_err();
+        assert!(matches!(&e, Error::MixedProviders { path, .. } if path == std::path::Path::new("/tank/b")), "{e:?}");
+        assert_eq!(e.exit_code(), crate::error::status::NO_PROVIDER);
+        assert!(e.to_string().contains("/tank/b is on Zfs and an earlier source on Btrfs"), "{e}");
+        assert_eq!(detect(&mounts, &["/srv/a".into(), "/srv/b".into()]).unwrap(), Kind::Btrfs);
     }
 }
