@@ -92,6 +92,9 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Provider, dry_run: bool, busy
         }
         report.corrupt.push((c.path, c.why));
     }
+    if !dry_run {
+        journal.tidy();
+    }
     // A run is live while it, or the remover it handed its snapshots to, runs.
     // An entry read while its run lived may have changed since (the hand-off
     // records the remover, then the run ends): one whose run is found dead is
