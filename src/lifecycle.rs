@@ -14,7 +14,7 @@ use crate::config::{Config, OnSnapshotFailure};
 use crate::error::{Error, Result};
 use crate::guard::{Exposed, Snapshotted};
 use crate::history::Recorder;
-use crate::platform::{Exposure, Launch, Platform, Processes};
+use crate::platform::{Exposure, Launch, Method, Program, System};
 use crate::provider::SnapshotSet;
 
 /// What a run does with its snapshot set.
@@ -43,45 +43,45 @@ pub trait Task {
 
 /// Runs `launch` on the live files for `reason` (no snapshot), and records
 /// the run in the history: the runs that never reach [`run`].
-pub fn run_live(cfg: &Config, role: &str, sources: &[PathBuf], reason: &str, launch: &Launch) -> Result<u8> {
+pub fn run_live(sys: &dyn System, cfg: &Config, role: &str, sources: &[PathBuf], reason: &str, launch: &Launch) -> Result<u8> {
     let mut rec = Recorder::start(cfg, role, sources);
-    let result = live(&mut rec, None, reason, launch);
+    let result = live(sys, &mut rec, None, reason, launch);
     rec.finish(&result);
     result
 }
 
-fn live(rec: &mut Recorder, provider: Option<&str>, reason: &str, launch: &Launch) -> Result<u8> {
+fn live(sys: &dyn System, rec: &mut Recorder, provider: Option<&str>, reason: &str, launch: &Launch) -> Result<u8> {
     rec.live(provider, reason);
     // On Linux the process becomes the program here: what is known is written now.
     rec.handover();
     let ran = Instant::now();
-    let status = Platform::run_unchanged(launch);
+    let status = sys.run_unchanged(launch);
     rec.ran("live", ran.elapsed(), status.as_ref().ok().copied());
     status
 }
 
 /// Snapshots `sources` (absolute, existing), runs `task`'s program on the
 /// snapshot, removes everything, and returns the program's exit status.
-pub fn run(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task) -> Result<u8> {
+pub fn run(sys: &dyn System, cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task) -> Result<u8> {
     // Every way out of the run is recorded (a panic by the recorder's Drop).
     let mut rec = Recorder::start(cfg, task.role(), sources);
-    let result = recorded(cfg, opts, sources, task, &mut rec);
+    let result = recorded(sys, cfg, opts, sources, task, &mut rec);
     rec.finish(&result);
     result
 }
 
-fn recorded(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task, rec: &mut Recorder) -> Result<u8> {
-    Platform::hold_signals()?;
+fn recorded(sys: &dyn System, cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task, rec: &mut Recorder) -> Result<u8> {
+    sys.hold_signals()?;
     // Tests change the tree here: after the checks, before the snapshot.
     crate::fault::point("after-check");
     let started = Instant::now();
-    let prepared = Snapshotted::create(cfg, sources).and_then(|snap| Exposed::new(snap, |set| task.expose(cfg, set)));
+    let prepared = Snapshotted::create(sys, cfg, sources).and_then(|snap| Exposed::new(snap, |set| task.expose(cfg, set)));
     let mut exposed = match prepared {
         Ok(e) => e,
         Err(e) if e.is_snapshot_failure() && cfg.on_snapshot_failure == OnSnapshotFailure::Live => match task.live() {
             Some(launch) => {
                 log::warn!("{e}; on_snapshot_failure = \"live\": backing up the LIVE files, not a snapshot");
-                return live(rec, None, &e.to_string(), &launch?);
+                return live(sys, rec, None, &e.to_string(), &launch?);
             }
             None => return Err(e),
         },
@@ -92,7 +92,7 @@ fn recorded(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task, 
     rec.created(exposed.provider_name(), exposed.set().volumes.len(), created);
     crate::fault::point("after-create");
     task.check(&exposed)?;
-    if let Some(sig) = Platform::pending_signal() {
+    if let Some(sig) = sys.pending_signal() {
         // Drop removes what was made.
         return Err(Error::Interrupted(sig));
     }
@@ -110,12 +110,12 @@ fn recorded(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task, 
     // rsync is done with the snapshot: so is the prefetch.
     drop(prefetch);
     let ran = ran.elapsed();
-    rec.ran(method, ran, status.as_ref().ok().copied());
+    rec.ran(method.as_str(), ran, status.as_ref().ok().copied());
     crate::fault::point("after-rsync");
     // Checked before removal, also when the program failed: a torn copy must not pass.
     let whole = exposed.verify();
     let removing = Instant::now();
-    let removed = exposed.finish(cfg.snapshot_removal, opts);
+    let removed = exposed.finish(sys, cfg.snapshot_removal, opts);
     let removed_in = removing.elapsed();
     rec.removed(removal_word(&removed), removed_in);
     let what = launch.what;
@@ -131,7 +131,8 @@ fn recorded(cfg: &Config, opts: &Options, sources: &[PathBuf], task: &dyn Task, 
     let snapshot_removal = format!("{:?}", cfg.snapshot_removal).to_lowercase();
     let (create_ms, ran_ms, remove_ms) = (created.as_millis() as u64, ran.as_millis() as u64, removed_in.as_millis() as u64);
     // The keys name the program, as the journal's fields do (rsync_status, command_status).
-    if what == "rsync" {
+    let method = method.as_str();
+    if what == Program::Rsync {
         log::info!(
             run = crate::journal::run_stamp(), sources = sources_text.as_str(), provider = provider, method = method,
             snapshots = snapshots, create_ms = create_ms, snapshot_ms = snapshot_ms, rsync_ms = ran_ms, remove_ms = remove_ms,
@@ -176,7 +177,7 @@ fn removal_word(removed: &Result<crate::guard::Removed>) -> &'static str {
 /// `prefetch = "auto"` and snaprsync sees the snapshot as a directory: by its
 /// own path (a btrfs snapshot, a shadow copy's device), or, where it is
 /// mounted over its origin in snaprsync's own namespace, by the source's path.
-fn prefetch(cfg: &Config, set: &SnapshotSet, sources: &[PathBuf], method: &str) -> Option<crate::prefetch::Prefetch> {
+fn prefetch(cfg: &Config, set: &SnapshotSet, sources: &[PathBuf], method: Method) -> Option<crate::prefetch::Prefetch> {
     if cfg.prefetch == crate::config::Prefetch::Off {
         return None;
     }
@@ -184,7 +185,7 @@ fn prefetch(cfg: &Config, set: &SnapshotSet, sources: &[PathBuf], method: &str) 
         .iter()
         .filter_map(|s| match set.locate(s) {
             Some(p) if p.is_dir() => Some(p),
-            _ if method == "namespace" => Some(s.clone()),
+            _ if method == Method::Namespace => Some(s.clone()),
             _ => None,
         })
         .collect();
@@ -192,5 +193,5 @@ fn prefetch(cfg: &Config, set: &SnapshotSet, sources: &[PathBuf], method: &str) 
         0 => crate::prefetch::auto_threads(),
         n => n as usize,
     };
-    crate::prefetch::Prefetch::start(roots, threads, Platform::lower_thread_priority)
+    crate::prefetch::Prefetch::start(roots, threads, crate::platform::lower_thread_priority)
 }
