@@ -36,6 +36,10 @@ pub use imp::Platform;
 /// they must take only what rsync leaves idle).
 pub use imp::lower_thread_priority;
 
+/// The recording double of the whole system, for the lifecycle's unit tests.
+#[cfg(test)]
+pub mod fake;
+
 /// Everything a run asks of the machine, as one value.
 pub trait System: Volumes + Exposing + Processes + Diagnosing {}
 
