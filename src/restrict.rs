@@ -1005,7 +1005,7 @@ fn native(arg: &OsStr, base: &Path) -> Result<PathBuf, Refusal> {
         return Ok(PathBuf::from(s));
     }
     if s.starts_with('/') || s.starts_with('\\') {
-        return Platform::source_path(arg).ok_or_else(|| Refusal::new(s, "not a path on a drive of this machine"));
+        return Platform.source_path(arg).ok_or_else(|| Refusal::new(s, "not a path on a drive of this machine"));
     }
     Ok(base.join(s.replace('/', "\\")))
 }

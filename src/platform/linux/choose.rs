@@ -75,7 +75,7 @@ fn read_mounts() -> Result<Vec<Mount>> {
 }
 
 impl Volumes for Platform {
-    fn source_path(arg: &OsStr) -> Option<PathBuf> {
+    fn source_path(&self, arg: &OsStr) -> Option<PathBuf> {
         let cwd = std::env::current_dir().ok()?;
         let full = cwd.join(arg);
         // A trailing slash (or `.`) means "the directory's contents": follow it.
@@ -89,11 +89,11 @@ impl Volumes for Platform {
         full.parent()?.canonicalize().ok().map(|p| p.join(name))
     }
 
-    fn exec_path(arg: &OsStr) -> Option<PathBuf> {
+    fn exec_path(&self, arg: &OsStr) -> Option<PathBuf> {
         std::fs::canonicalize(arg).ok()
     }
 
-    fn provider(cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Provider>> {
+    fn provider(&self, cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Provider>> {
         let mounts = read_mounts()?;
         let kind = match cfg.provider {
             ProviderChoice::Btrfs => Kind::Btrfs,
@@ -109,11 +109,11 @@ impl Volumes for Platform {
         Ok(match kind {
             Kind::Btrfs => Box::new(Btrfs::new(mounts, &cfg.btrfs_snapshot_dir)),
             Kind::Lvm => lvm(cfg, mounts)?,
-            Kind::Zfs => Box::new(Zfs::new(mounts, &state_dir(cfg), Platform::privileges().err().map(|l| l.what))),
+            Kind::Zfs => Box::new(Zfs::new(mounts, &state_dir(cfg), self.privileges().err().map(|l| l.what))),
         })
     }
 
-    fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>> {
+    fn sweep_provider(&self, cfg: &Config) -> Result<Box<dyn Provider>> {
         let mounts = read_mounts()?;
         let mut parts: Vec<Box<dyn Provider>> = vec![Box::new(Btrfs::new(mounts.clone(), &cfg.btrfs_snapshot_dir))];
         if lvm_in_use() {

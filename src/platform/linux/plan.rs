@@ -8,6 +8,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use crate::platform::Method;
 use crate::provider::{DeviceMount, SnapshotSet};
 use crate::rsync_args::Invocation;
 
@@ -15,7 +16,7 @@ use crate::rsync_args::Invocation;
 #[derive(Debug, PartialEq, Eq)]
 pub struct Plan {
     pub argv: Vec<OsString>,
-    pub method: &'static str,
+    pub method: Method,
     /// (snapshot, where to mount it), in order.
     pub binds: Vec<(PathBuf, PathBuf)>,
     /// Snapshot devices to mount first, each at its snapshot directory (LVM).
@@ -33,7 +34,7 @@ fn devices(set: &SnapshotSet) -> Vec<(DeviceMount, PathBuf)> {
 pub fn plan(set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf]) -> Plan {
     if set.volumes.iter().all(|v| v.origin != Path::new("/")) {
         let binds = set.volumes.iter().map(|v| (v.snapshot.clone(), v.origin.clone())).collect();
-        return Plan { argv: inv.args.clone(), method: "namespace", binds, devices: devices(set) };
+        return Plan { argv: inv.args.clone(), method: Method::Namespace, binds, devices: devices(set) };
     }
     plan_rewrite(set, inv, sources, true)
 }
@@ -46,7 +47,7 @@ pub fn plan_in_place(set: &SnapshotSet) -> Result<Plan, PathBuf> {
         return Err(root.origin.clone());
     }
     let binds = set.volumes.iter().map(|v| (v.snapshot.clone(), v.origin.clone())).collect();
-    Ok(Plan { argv: Vec::new(), method: "namespace", binds, devices: devices(set) })
+    Ok(Plan { argv: Vec::new(), method: Method::Namespace, binds, devices: devices(set) })
 }
 
 /// Pure: source arguments rewritten into the snapshot, with nested snapshots
@@ -69,7 +70,7 @@ pub fn plan_rewrite(set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf], ne
             }
         }
     }
-    Plan { argv, method: "rewrite", binds, devices: devices(set) }
+    Plan { argv, method: Method::Rewrite, binds, devices: devices(set) }
 }
 
 fn rewrite_one(set: &SnapshotSet, relative: bool, arg: &OsStr, src: &Path) -> Option<OsString> {
@@ -117,7 +118,7 @@ pub(super) mod tests {
         let s = set(&[("/mnt", "/mnt/.snaprsync/a-0"), ("/mnt/data/n", "/mnt/.snaprsync/a-1")]);
         let i = inv(&["--server", "--sender", "-logDtprRe.iLsfxCIvu", ".", "/mnt/data/"]);
         let p = plan(&s, &i, &["/mnt/data".into()]);
-        assert_eq!(p.method, "namespace");
+        assert_eq!(p.method, Method::Namespace);
         assert_eq!(p.argv, i.args);
         assert_eq!(p.binds, vec![("/mnt/.snaprsync/a-0".into(), "/mnt".into()), ("/mnt/.snaprsync/a-1".into(), "/mnt/data/n".into())]);
     }
@@ -126,7 +127,7 @@ pub(super) mod tests {
     fn in_place_mounts_every_snapshot_over_its_origin_and_refuses_root() {
         let s = set(&[("/mnt", "/mnt/.snaprsync/a-0"), ("/mnt/data/n", "/mnt/.snaprsync/a-1")]);
         let p = plan_in_place(&s).unwrap();
-        assert_eq!((p.method, p.argv.len()), ("namespace", 0));
+        assert_eq!((p.method, p.argv.len()), (Method::Namespace, 0));
         assert_eq!(p.binds, vec![("/mnt/.snaprsync/a-0".into(), "/mnt".into()), ("/mnt/.snaprsync/a-1".into(), "/mnt/data/n".into())]);
         let s = set(&[("/", "/.snaprsync/a-0"), ("/home", "/home/.snaprsync/a-1")]);
         assert_eq!(plan_in_place(&s), Err(PathBuf::from("/")));
@@ -137,7 +138,7 @@ pub(super) mod tests {
         let s = set(&[("/", "/.snaprsync/a-0"), ("/home", "/.snaprsync/a-1")]);
         let i = inv(&["--server", "--sender", "-logDtprRe.iLsfxCIvu", ".", "/etc/", "/var/log"]);
         let p = plan(&s, &i, &["/etc".into(), "/var/log".into()]);
-        assert_eq!(p.method, "rewrite");
+        assert_eq!(p.method, Method::Rewrite);
         let tail: Vec<_> = p.argv[4..].to_vec();
         assert_eq!(tail, vec![OsString::from("/.snaprsync/a-0/./etc/"), OsString::from("/.snaprsync/a-0/./var/log")]);
         assert_eq!(p.binds, vec![("/.snaprsync/a-1".into(), "/.snaprsync/a-0/home".into())]);

@@ -92,10 +92,6 @@ pub fn excluded_by<'a>(source: &Path, excluded: &'a [String]) -> Option<&'a str>
 /// The folders volumes are mounted at (not drive roots): where a walk of a
 /// source could step onto another, live, volume.
 pub fn mount_folders() -> Vec<String> {
-    #[cfg(test)]
-    if let Some(m) = super::dir_double::mount_folders() {
-        return m;
-    }
     match volume::mounted_volumes() {
         Ok(vols) => vols.into_iter().flat_map(|(_, paths)| paths).filter(|p| p.trim_end_matches('\\').len() > 2).collect(),
         Err(e) => {
