@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::provider::vss::{check_shadows, Shadow};
-use crate::provider::{Provider, SnapshotSet, VolumeSnapshot};
+use crate::provider::{Leftover, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 
 thread_local! {
     static INSTALLED: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
@@ -55,8 +55,8 @@ pub fn uninstall() {
     VANISH.with(|v| *v.borrow_mut() = None);
 }
 
-pub fn installed() -> Option<Box<dyn Provider>> {
-    INSTALLED.with(|i| i.borrow().clone()).map(|scratch| Box::new(DirDouble { scratch }) as Box<dyn Provider>)
+pub fn installed() -> Option<Box<dyn Snapshotter>> {
+    INSTALLED.with(|i| i.borrow().clone()).map(|scratch| Box::new(DirDouble { scratch }) as Box<dyn Snapshotter>)
 }
 
 /// The double: origin = a source's parent directory, snapshot = its copy.
@@ -83,11 +83,22 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-impl Provider for DirDouble {
+/// Like VSS's copies, its copies are removed by the run alone.
+impl Sweeper for DirDouble {
     fn name(&self) -> &'static str {
         "dir-double"
     }
 
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
+        Ok(Vec::new())
+    }
+
+    fn remove_leftover(&mut self, _leftover: &Leftover) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Snapshotter for DirDouble {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
         let mut volumes: Vec<VolumeSnapshot> = Vec::new();
         for s in sources {

@@ -1143,7 +1143,7 @@ fn selftest_lists_through_each_exposure() {
 }
 
 /// The directory double, driven directly.
-struct DirDoubleForTest(Box<dyn crate::provider::Provider>);
+struct DirDoubleForTest(Box<dyn crate::provider::Snapshotter>);
 
 impl DirDoubleForTest {
     fn new(scratch: &Path) -> Self {
