@@ -451,4 +451,54 @@ mod tests {
         let mixed = name(&["/srv/a", "/tank/x"]).err().unwrap().to_string();
         assert!(mixed.contains("/tank/x is on zfs and an earlier source on btrfs"), "{mixed}");
     }
+
+    /// TEST DOUBLE of a snapshotter: records what it is asked to remove,
+    /// last first, and fails to remove the volumes named in `stuck`.
+    struct Records {
+        removed: Vec<String>,
+        stuck: Vec<&'static str>,
+    }
+
+    impl Sweeper for Records {
+        fn name(&self) -> &'static str {
+            "records"
+        }
+        fn leftovers(&self) -> Result<Vec<Leftover>> {
+            Ok(Vec::new())
+        }
+        fn remove_leftover(&mut self, _: &Leftover) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Snapshotter for Records {
+        fn create(&mut self, _: &[PathBuf]) -> Result<SnapshotSet> {
+            unreachable!()
+        }
+        fn remove(&mut self, set: &SnapshotSet) -> Result<()> {
+            remove_last_first(set, |v| {
+                self.removed.push(v.id.clone());
+                match self.stuck.contains(&v.id.as_str()) {
+                    true => Err(Error::Usage(format!("{} is busy", v.id))),
+                    false => Ok(()),
+                }
+            })
+        }
+    }
+
+    /// A create that failed part way: what it made is removed, the last made
+    /// first, every one tried though one fails; the creation's failure is what
+    /// the caller gets, not the removal's.
+    #[test]
+    fn a_partial_set_is_undone_last_first_and_the_first_failure_kept() {
+        let partial = set();
+        let mut p = Records { removed: Vec::new(), stuck: vec!["/.s/root"] };
+        let e = undo_partial(&mut p, &partial, Error::Usage("the third failed".into()));
+        assert_eq!(e.to_string(), Error::Usage("the third failed".into()).to_string());
+        assert_eq!(p.removed, ["/home/.s/home", "/.s/root"]);
+        let mut p = Records { removed: Vec::new(), stuck: vec!["/home/.s/home", "/.s/root"] };
+        let first = p.remove(&partial).err().unwrap().to_string();
+        assert!(first.contains("/home/.s/home is busy"), "{first}");
+        assert_eq!(p.removed.len(), 2);
+    }
 }
