@@ -441,8 +441,7 @@ pub const KEYS: &[Key] = &[
     ),
     key(
         "provider",
-        // The words of provider::PROVIDERS (a test holds them equal).
-        r#""auto", "btrfs", "lvm", "zfs", "vss" or "none""#,
+        crate::provider::WORDS,
         "`\"auto\"` picks it from the filesystem of each source (btrfs, ZFS, or LVM for a logical volume; VSS on Windows); \
          `\"none\"` never snapshots",
     ),

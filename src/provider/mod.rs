@@ -260,10 +260,50 @@ pub fn spoken(words: &[&str]) -> String {
     }
 }
 
-/// What `provider` accepts: `"auto"`, every provider's name, `"none"`.
-pub fn words() -> String {
-    let names: Vec<&str> = std::iter::once("auto").chain(PROVIDERS.iter().map(|p| p.name)).chain(["none"]).collect();
-    spoken(&names)
+/// What the config's `provider` accepts, as its doc says it: `"auto"`,
+/// every provider's name (of every system), `"none"`. Made from the table
+/// when the program is compiled.
+pub const WORDS: &str = {
+    const TEXT: Text = {
+        let mut t = Text::new().push("\"auto\"");
+        let mut i = 0;
+        while i < PROVIDERS.len() {
+            t = t.push(", \"").push(PROVIDERS[i].name).push("\"");
+            i += 1;
+        }
+        t.push(" or \"none\"")
+    };
+    TEXT.as_str()
+};
+
+/// A short text built at compile time ([`WORDS`]).
+struct Text {
+    bytes: [u8; 128],
+    len: usize,
+}
+
+impl Text {
+    const fn new() -> Text {
+        Text { bytes: [0; 128], len: 0 }
+    }
+
+    const fn push(mut self, s: &str) -> Text {
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            self.bytes[self.len] = b[i];
+            self.len += 1;
+            i += 1;
+        }
+        self
+    }
+
+    const fn as_str(&self) -> &str {
+        match std::str::from_utf8(self.bytes.split_at(self.len).0) {
+            Ok(s) => s,
+            Err(_) => panic!("not UTF-8"),
+        }
+    }
 }
 
 /// The provider a run uses: the configured one, or under `"auto"` the one
@@ -402,15 +442,16 @@ mod tests {
         assert_eq!(swept, rows, "the sweep's sweepers, with every kind in use");
     }
 
-    /// Names are unique, and the config's doc of `provider` is the table's words.
+    /// Names are unique, the config's words are the table's, and it reads each.
     #[test]
     fn the_config_takes_the_tables_words() {
         let mut names: Vec<&str> = PROVIDERS.iter().map(|p| p.name).collect();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), PROVIDERS.len());
-        let key = crate::config::KEYS.iter().find(|k| k.name == "provider").unwrap();
-        assert_eq!(key.accepts, words());
+        let names: Vec<&str> = std::iter::once("auto").chain(PROVIDERS.iter().map(|p| p.name)).chain(["none"]).collect();
+        assert_eq!(WORDS, spoken(&names));
+        assert_eq!(WORDS, r#""auto", "btrfs", "lvm", "zfs", "vss" or "none""#);
         for p in PROVIDERS {
             let cfg = Config::parse(&format!("provider = {:?}", p.name), Path::new("t.toml")).unwrap();
             assert_eq!(cfg.provider, ProviderChoice::Named(p.name));
