@@ -342,7 +342,13 @@ pub fn detect(mounts: &[Mount], sources: &[PathBuf]) -> Result<&'static Parts> {
             _ => kind = Some(this),
         }
     }
-    kind.or_else(|| here().next()).map(|(_, parts)| parts).ok_or_else(|| Error::Usage("no provider in this build".into()))
+    kind.map_or_else(first, |(_, parts)| Ok(parts))
+}
+
+/// The first provider of this build: for a run with no sources, and
+/// Windows' `"auto"` (its one provider takes every local volume).
+pub fn first() -> Result<&'static Parts> {
+    here().next().map(|(_, parts)| parts).ok_or_else(|| Error::Usage("no provider in this build".into()))
 }
 
 /// The sweepers of every provider here whose kind is in use (`in_use`): the

@@ -124,9 +124,7 @@ impl Volumes for Platform {
         if let Some(p) = dir_double::installed() {
             return Ok(Box::new(sources::Excluding { inner: p, skipped }));
         }
-        // "auto": Windows has one provider, for every local volume.
-        let first = || provider::here().next().map(|(_, parts)| parts).ok_or_else(|| Error::Usage("no provider in this build".into()));
-        let parts = provider::chosen(cfg.provider, first)?;
+        let parts = provider::chosen(cfg.provider, provider::first)?;
         let inner = (parts.build)(cfg, &MACHINE)?;
         Ok(Box::new(sources::Excluding { inner, skipped }))
     }
