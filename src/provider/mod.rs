@@ -119,6 +119,7 @@ pub trait Snapshotter: Sweeper {
 /// made so far) and the `failure` here; the set is removed by the provider's
 /// own `remove` (the last made first) and the failure given back. A failure
 /// of that removal is logged: the journal's entry keeps the rest for a sweep.
+#[cfg(target_os = "linux")]
 pub(crate) fn undo_partial(provider: &mut dyn Snapshotter, set: &SnapshotSet, failure: Error) -> Error {
     if let Err(undo) = provider.remove(set) {
         log::error!("{undo}");
@@ -128,6 +129,7 @@ pub(crate) fn undo_partial(provider: &mut dyn Snapshotter, set: &SnapshotSet, fa
 
 /// Removes each snapshot of `set` by `remove_one`, the last made first (a
 /// child before its parent), every one tried; the first failure is returned.
+#[cfg(target_os = "linux")]
 pub(crate) fn remove_last_first(set: &SnapshotSet, mut remove_one: impl FnMut(&VolumeSnapshot) -> Result<()>) -> Result<()> {
     let mut first = None;
     for v in set.volumes.iter().rev() {
@@ -362,6 +364,7 @@ fn sweepers_where(cfg: &Config, machine: &Machine, in_use: impl Fn(&Parts) -> bo
 }
 
 /// Where a provider keeps what it needs beside its snapshots (mount points).
+#[cfg(target_os = "linux")]
 pub(crate) fn state_dir(cfg: &Config) -> PathBuf {
     cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir)
 }
@@ -499,53 +502,59 @@ mod tests {
         assert!(mixed.contains("/tank/x is on zfs and an earlier source on btrfs"), "{mixed}");
     }
 
-    /// TEST DOUBLE of a snapshotter: records what it is asked to remove,
-    /// last first, and fails to remove the volumes named in `stuck`.
-    struct Records {
-        removed: Vec<String>,
-        stuck: Vec<&'static str>,
-    }
+    /// The all-or-nothing helpers, which the Linux providers use.
+    #[cfg(target_os = "linux")]
+    mod undo {
+        use super::*;
 
-    impl Sweeper for Records {
-        fn name(&self) -> &'static str {
-            "records"
+        /// TEST DOUBLE of a snapshotter: records what it is asked to remove,
+        /// last first, and fails to remove the volumes named in `stuck`.
+        struct Records {
+            removed: Vec<String>,
+            stuck: Vec<&'static str>,
         }
-        fn leftovers(&self) -> Result<Vec<Leftover>> {
-            Ok(Vec::new())
-        }
-        fn remove_leftover(&mut self, _: &Leftover) -> Result<()> {
-            Ok(())
-        }
-    }
 
-    impl Snapshotter for Records {
-        fn create(&mut self, _: &[PathBuf]) -> Result<SnapshotSet> {
-            unreachable!()
+        impl Sweeper for Records {
+            fn name(&self) -> &'static str {
+                "records"
+            }
+            fn leftovers(&self) -> Result<Vec<Leftover>> {
+                Ok(Vec::new())
+            }
+            fn remove_leftover(&mut self, _: &Leftover) -> Result<()> {
+                Ok(())
+            }
         }
-        fn remove(&mut self, set: &SnapshotSet) -> Result<()> {
-            remove_last_first(set, |v| {
-                self.removed.push(v.id.clone());
-                match self.stuck.contains(&v.id.as_str()) {
-                    true => Err(Error::Usage(format!("{} is busy", v.id))),
-                    false => Ok(()),
-                }
-            })
-        }
-    }
 
-    /// A create that failed part way: what it made is removed, the last made
-    /// first, every one tried though one fails; the creation's failure is what
-    /// the caller gets, not the removal's.
-    #[test]
-    fn a_partial_set_is_undone_last_first_and_the_first_failure_kept() {
-        let partial = set();
-        let mut p = Records { removed: Vec::new(), stuck: vec!["/.s/root"] };
-        let e = undo_partial(&mut p, &partial, Error::Usage("the third failed".into()));
-        assert_eq!(e.to_string(), Error::Usage("the third failed".into()).to_string());
-        assert_eq!(p.removed, ["/home/.s/home", "/.s/root"]);
-        let mut p = Records { removed: Vec::new(), stuck: vec!["/home/.s/home", "/.s/root"] };
-        let first = p.remove(&partial).err().unwrap().to_string();
-        assert!(first.contains("/home/.s/home is busy"), "{first}");
-        assert_eq!(p.removed.len(), 2);
+        impl Snapshotter for Records {
+            fn create(&mut self, _: &[PathBuf]) -> Result<SnapshotSet> {
+                unreachable!()
+            }
+            fn remove(&mut self, set: &SnapshotSet) -> Result<()> {
+                remove_last_first(set, |v| {
+                    self.removed.push(v.id.clone());
+                    match self.stuck.contains(&v.id.as_str()) {
+                        true => Err(Error::Usage(format!("{} is busy", v.id))),
+                        false => Ok(()),
+                    }
+                })
+            }
+        }
+
+        /// A create that failed part way: what it made is removed, the last made
+        /// first, every one tried though one fails; the creation's failure is what
+        /// the caller gets, not the removal's.
+        #[test]
+        fn a_partial_set_is_undone_last_first_and_the_first_failure_kept() {
+            let partial = set();
+            let mut p = Records { removed: Vec::new(), stuck: vec!["/.s/root"] };
+            let e = undo_partial(&mut p, &partial, Error::Usage("the third failed".into()));
+            assert_eq!(e.to_string(), Error::Usage("the third failed".into()).to_string());
+            assert_eq!(p.removed, ["/home/.s/home", "/.s/root"]);
+            let mut p = Records { removed: Vec::new(), stuck: vec!["/home/.s/home", "/.s/root"] };
+            let first = p.remove(&partial).err().unwrap().to_string();
+            assert!(first.contains("/home/.s/home is busy"), "{first}");
+            assert_eq!(p.removed.len(), 2);
+        }
     }
 }
