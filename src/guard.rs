@@ -14,12 +14,12 @@ use crate::error::{Error, Result};
 use crate::hook::{self, Hook, Outcome};
 use crate::journal::{self, Entry, Journal};
 use crate::platform::{Exposure, Launch, System};
-use crate::provider::{Provider, SnapshotSet};
+use crate::provider::{SnapshotSet, Snapshotter};
 use crate::sweep;
 
 /// Snapshots made for this run, recorded in the journal.
 pub struct Snapshotted {
-    provider: Box<dyn Provider>,
+    provider: Box<dyn Snapshotter>,
     journal: Journal,
     /// This run's record in the journal.
     entry: Entry,
@@ -261,7 +261,7 @@ impl Exposed {
     }
 
     /// Whether the snapshots stayed whole while rsync read them (see
-    /// [`Provider::verify`]).
+    /// [`crate::provider::Snapshotter::verify`]).
     pub fn verify(&self) -> Result<()> {
         self.snap.provider.verify(&self.snap.set)
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::{Bounded, Confine, Diagnosing, Exposing, Exposure, Hold, Lacking, Launch, Method, Place, Processes, Space, Volumes};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::provider::{Provider, SnapshotSet, VolumeSnapshot};
+use crate::provider::{Leftover, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 use crate::rsync_args::Invocation;
 
 /// The signal the script delivers.
@@ -100,12 +100,12 @@ impl Volumes for FakeSystem {
         self.source_path(arg)
     }
 
-    fn provider(&self, _cfg: &Config, _sources: &[PathBuf]) -> Result<Box<dyn Provider>> {
+    fn provider(&self, _cfg: &Config, _sources: &[PathBuf]) -> Result<Box<dyn Snapshotter>> {
         self.call("provider");
         Ok(Box::new(FakeSnapshotter(self.clone())))
     }
 
-    fn sweep_provider(&self, _cfg: &Config) -> Result<Box<dyn Provider>> {
+    fn sweep_provider(&self, _cfg: &Config) -> Result<Box<dyn Sweeper>> {
         Ok(Box::new(FakeSnapshotter(self.clone())))
     }
 }
@@ -212,11 +212,22 @@ impl Diagnosing for FakeSystem {
 /// The fake snapshotter: one snapshot per source, `/fake-snap/N`.
 struct FakeSnapshotter(FakeSystem);
 
-impl Provider for FakeSnapshotter {
+impl Sweeper for FakeSnapshotter {
     fn name(&self) -> &'static str {
         "fake"
     }
 
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
+        self.0.call("sweep");
+        Ok(Vec::new())
+    }
+
+    fn remove_leftover(&mut self, _leftover: &Leftover) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Snapshotter for FakeSnapshotter {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
         if self.0.call("create") {
             return Err(FakeSystem::failure("create"));
@@ -246,11 +257,6 @@ impl Provider for FakeSnapshotter {
             true => Err(Error::SnapshotOverflow { volume: PathBuf::from("/fake"), snapshot: "fake".into() }),
             false => Ok(()),
         }
-    }
-
-    fn leftovers(&self) -> Result<Vec<crate::provider::Leftover>> {
-        self.0.call("sweep");
-        Ok(Vec::new())
     }
 
     fn removal_can_detach(&self) -> bool {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::provider::{Provider, SnapshotSet};
+use crate::provider::{SnapshotSet, Snapshotter, Sweeper};
 use crate::rsync_args::Invocation;
 
 #[cfg(target_os = "linux")]
@@ -248,12 +248,13 @@ pub trait Volumes {
     /// `None` when it does not exist.
     fn exec_path(&self, arg: &OsStr) -> Option<PathBuf>;
 
-    /// The provider for these sources: from the filesystem type, or as configured.
-    fn provider(&self, cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Provider>>;
+    /// The provider for these sources: from the filesystem type, or as
+    /// configured (`provider::PROVIDERS`).
+    fn provider(&self, cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Snapshotter>>;
 
-    /// A provider that can list and remove the snapshots of any run, for the
-    /// sweep and for `list`/`cleanup`.
-    fn sweep_provider(&self, cfg: &Config) -> Result<Box<dyn Provider>>;
+    /// A sweeper that can list and remove the snapshots of any run, every
+    /// provider's, for the sweep and for `list`/`cleanup`.
+    fn sweep_provider(&self, cfg: &Config) -> Result<Box<dyn Sweeper>>;
 }
 
 /// How rsync is shown a snapshot set.

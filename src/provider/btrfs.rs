@@ -32,7 +32,7 @@ use std::time::Duration;
 use crate::command::Cmd;
 use crate::error::{Error, Result};
 use crate::mountinfo::{self, Mount};
-use crate::provider::{Leftover, Provider, SnapshotSet, VolumeSnapshot};
+use crate::provider::{self, Leftover, Parts, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 
 /// The inode number of every btrfs subvolume's root directory.
 const SUBVOLUME_ROOT_INO: u64 = 256;
@@ -539,11 +539,15 @@ fn parse_subvolume_list(out: &[u8]) -> Vec<PathBuf> {
         .collect()
 }
 
-impl Provider for Btrfs {
-    fn name(&self) -> &'static str {
-        "btrfs"
-    }
+/// Its row's parts: any btrfs mount; a sweep looks at every one.
+pub const PARTS: Parts = Parts {
+    detects: |m| m.fstype == "btrfs",
+    build: |cfg, machine| Ok(Box::new(Btrfs::new(machine.mounts.clone(), &cfg.btrfs_snapshot_dir))),
+    in_use: || true,
+    sweeper: |cfg, machine| Ok(Box::new(Btrfs::new(machine.mounts.clone(), &cfg.btrfs_snapshot_dir))),
+};
 
+impl Snapshotter for Btrfs {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
         // Which subvolumes, on which mounts, parents first.
         let mut origins: Vec<(PathBuf, Mount)> = Vec::new();
@@ -591,25 +595,26 @@ impl Provider for Btrfs {
                 Err(e) => drop(failed.get_or_insert(with_fix(origin, e))),
             }
         }
-        if let Some(e) = failed {
-            // All or nothing: undo what this set made.
-            if let Err(undo) = self.remove(&set) {
-                log::error!("{undo}");
-            }
-            return Err(e);
+        match failed {
+            Some(e) => Err(provider::undo_partial(self, &set, e)),
+            None => Ok(set),
         }
-        Ok(set)
     }
 
     fn remove(&mut self, set: &SnapshotSet) -> Result<()> {
-        let mut first = None;
-        for v in set.volumes.iter().rev() {
-            if let Err(e) = delete_snapshot(&v.snapshot) {
-                log::error!("could not remove snapshot {}: {e}", v.snapshot.display());
-                first.get_or_insert(e);
-            }
-        }
-        first.map_or(Ok(()), Err)
+        provider::remove_last_first(set, |v| {
+            delete_snapshot(&v.snapshot).inspect_err(|e| log::error!("could not remove snapshot {}: {e}", v.snapshot.display()))
+        })
+    }
+
+    fn removal_can_detach(&self) -> bool {
+        true
+    }
+}
+
+impl Sweeper for Btrfs {
+    fn name(&self) -> &'static str {
+        "btrfs"
     }
 
     fn leftovers(&self) -> Result<Vec<Leftover>> {
@@ -657,10 +662,6 @@ impl Provider for Btrfs {
         found.sort_by(|a, b| a.path.cmp(&b.path));
         found.dedup();
         Ok(found)
-    }
-
-    fn removal_can_detach(&self) -> bool {
-        true
     }
 
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {

@@ -4,7 +4,7 @@
 //! - A **thick** origin gets a classic snapshot of `lvm_snapshot_size` (a
 //!   percentage of the origin, or a size); the volume group's free space is
 //!   checked first. A thick snapshot that fills up becomes invalid and its
-//!   contents garbage, so after rsync ran each is checked ([`Provider::verify`]):
+//!   contents garbage, so after rsync ran each is checked ([`Snapshotter::verify`]):
 //!   an overflow fails the backup with its own status.
 //! - A **thin** origin gets a thin snapshot, activated despite the skip flag
 //!   (`-kn`); the pool's data and metadata use are checked first against
@@ -30,7 +30,7 @@ use crate::command::Cmd;
 use crate::config::SnapshotSize;
 use crate::error::{Error, Result};
 use crate::mountinfo::{self, Mount};
-use crate::provider::{DeviceMount, Leftover, Provider, SnapshotSet, VolumeSnapshot};
+use crate::provider::{self, DeviceMount, Leftover, Parts, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 
 /// The LVM tag every snapshot snaprsync makes carries.
 pub const TAG: &str = "snaprsync";
@@ -322,11 +322,7 @@ fn remove_mount_dir(dir: &Path, mounts: &Option<Vec<Mount>>) -> Result<()> {
     }
 }
 
-impl Provider for Lvm {
-    fn name(&self) -> &'static str {
-        "lvm"
-    }
-
+impl Snapshotter for Lvm {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
         let vols = self.volumes(sources)?;
         if vols.len() > 1 {
@@ -373,27 +369,18 @@ impl Provider for Lvm {
             })();
             match made {
                 Ok(v) => set.volumes.push(v),
-                Err(e) => {
-                    // All or nothing.
-                    if let Err(r) = self.remove(&set) {
-                        log::error!("{r}");
-                    }
-                    return Err(e);
-                }
+                Err(e) => return Err(provider::undo_partial(self, &set, e)),
             }
         }
         Ok(set)
     }
 
     fn remove(&mut self, set: &SnapshotSet) -> Result<()> {
-        let mut first = None;
-        for v in set.volumes.iter().rev() {
-            if let Err(e) = remove_lv(&v.id) {
-                first.get_or_insert(e);
-            }
+        provider::remove_last_first(set, |v| {
+            let removed = remove_lv(&v.id);
             let _ = std::fs::remove_dir(&v.snapshot);
-        }
-        first.map_or(Ok(()), Err)
+            removed
+        })
     }
 
     fn verify(&self, set: &SnapshotSet) -> Result<()> {
@@ -411,6 +398,16 @@ impl Provider for Lvm {
             }
         }
         Ok(())
+    }
+
+    fn removal_can_detach(&self) -> bool {
+        true
+    }
+}
+
+impl Sweeper for Lvm {
+    fn name(&self) -> &'static str {
+        "lvm"
     }
 
     fn leftovers(&self) -> Result<Vec<Leftover>> {
@@ -434,10 +431,6 @@ impl Provider for Lvm {
         Ok(found)
     }
 
-    fn removal_can_detach(&self) -> bool {
-        true
-    }
-
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
         if leftover.path.starts_with(&self.mount_dir) {
             return remove_mount_dir(&leftover.path, &current_mounts());
@@ -454,6 +447,29 @@ impl Provider for Lvm {
         }
         Ok(())
     }
+}
+
+/// Its row's parts: a mount on a logical volume (told by sysfs, no `lvs`
+/// needed); a sweep asks `lvs` only where a device-mapper device is LVM's.
+pub const PARTS: Parts = Parts {
+    detects: |m| lv_of(m).is_some(),
+    build: |cfg, machine| lvm(cfg, machine).map(|l| Box::new(l) as _),
+    in_use,
+    sweeper: |cfg, machine| lvm(cfg, machine).map(|l| Box::new(l) as _),
+};
+
+fn lvm(cfg: &crate::config::Config, machine: &provider::Machine) -> Result<Lvm> {
+    let size = cfg.lvm_snapshot_size().map_err(Error::Usage)?;
+    Ok(Lvm::new(machine.mounts.clone(), size, cfg.lvm_thin_pool_max_percent, &provider::state_dir(cfg)))
+}
+
+/// Whether any device-mapper device here is LVM's.
+fn in_use() -> bool {
+    std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| std::fs::read_to_string(e.path().join("dm/uuid")).is_ok_and(|u| u.starts_with("LVM-")))
 }
 
 #[cfg(test)]

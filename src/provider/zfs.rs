@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::command::Cmd;
 use crate::error::{Error, Result};
 use crate::mountinfo::{self, Mount};
-use crate::provider::{DeviceMount, Leftover, Provider, SnapshotSet, VolumeSnapshot};
+use crate::provider::{self, DeviceMount, Leftover, Parts, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 
 /// The hold tag on every snapshot snaprsync makes.
 pub const HOLD: &str = "snaprsync";
@@ -243,11 +243,17 @@ fn list_marked() -> Cmd {
     Cmd::new("zfs").arg("list").arg("-H").arg("-t").arg("snapshot").arg("-o").arg(format!("name,{PROPERTY}"))
 }
 
-impl Provider for Zfs {
-    fn name(&self) -> &'static str {
-        "zfs"
-    }
+/// Its row's parts: a mounted dataset; a sweep asks `zfs` only once the
+/// module is loaded (`/dev/zfs` exists). A run's snapshotter is told whether
+/// this process may mount what it makes.
+pub const PARTS: Parts = Parts {
+    detects: is_dataset,
+    build: |cfg, machine| Ok(Box::new(Zfs::new(machine.mounts.clone(), &provider::state_dir(cfg), (machine.cannot_mount)()))),
+    in_use: || Path::new("/dev/zfs").exists(),
+    sweeper: |cfg, machine| Ok(Box::new(Zfs::new(machine.mounts.clone(), &provider::state_dir(cfg), None))),
+};
 
+impl Snapshotter for Zfs {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
         let mounts = self.datasets(sources)?;
         if let (Some(why), Some(first)) = (&self.cannot_mount, mounts.first()) {
@@ -272,7 +278,6 @@ impl Provider for Zfs {
             );
         }
         let mut set = SnapshotSet { provider: self.name(), volumes: Vec::new() };
-        let mut made: Vec<String> = Vec::new();
         let result = (|| -> Result<()> {
             for (n, pool) in pools.iter().enumerate() {
                 let snap = format!("{}-{n}", self.stamp);
@@ -295,13 +300,6 @@ impl Provider for Zfs {
                     c = c.arg(name);
                 }
                 c.run().map_err(|e| explain(e, pool))?;
-                made.extend(names.iter().cloned());
-                let mut hold = Cmd::new("zfs").arg("hold").arg(HOLD);
-                for name in &names {
-                    hold = hold.arg(name);
-                }
-                hold.run().map_err(|e| explain(e, pool))?;
-                log::debug!("zfs: {} in pool {pool} at one instant", names.join(" "));
                 for (k, m) in here {
                     let name = format!("{}@{snap}", m.source);
                     set.volumes.push(VolumeSnapshot {
@@ -311,14 +309,18 @@ impl Provider for Zfs {
                         mount: Some(DeviceMount { device: PathBuf::from(name), fstype: "zfs".into(), options: "ro".into() }),
                     });
                 }
+                let mut hold = Cmd::new("zfs").arg("hold").arg(HOLD);
+                for name in &names {
+                    hold = hold.arg(name);
+                }
+                hold.run().map_err(|e| explain(e, pool))?;
+                log::debug!("zfs: {} in pool {pool} at one instant", names.join(" "));
             }
             Ok(())
         })();
         if let Err(e) = result {
-            // All or nothing.
-            if let Err(r) = destroy(&made) {
-                log::error!("{r}");
-            }
+            let e = provider::undo_partial(self, &set, e);
+            // The directories of a pool whose snapshot failed are in no set.
             for (n, _) in pools.iter().enumerate() {
                 self.remove_dirs(&format!("{}-{n}", self.stamp));
             }
@@ -344,13 +346,19 @@ impl Provider for Zfs {
         result
     }
 
+    fn removal_can_detach(&self) -> bool {
+        true
+    }
+}
+
+impl Sweeper for Zfs {
+    fn name(&self) -> &'static str {
+        "zfs"
+    }
+
     fn leftovers(&self) -> Result<Vec<Leftover>> {
         let out = list_marked().run()?;
         Ok(parse_ours(&out).into_iter().map(|(name, stamp)| Leftover { provider: "zfs", path: PathBuf::from(name), stamp }).collect())
-    }
-
-    fn removal_can_detach(&self) -> bool {
-        true
     }
 
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::platform::{Bounded, Confine, Diagnosing, Exposing, Exposure, Lacking, Launch, Processes, Space, Volumes};
 use crate::provider::vss::{check_shadows, Shadow};
-use crate::provider::{Provider, SnapshotSet, VolumeSnapshot};
+use crate::provider::{Leftover, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 use crate::rsync_args::Invocation;
 
 /// The real Windows system with the double in place of VSS.
@@ -69,11 +69,11 @@ impl Volumes for DirSystem {
     fn exec_path(&self, arg: &OsStr) -> Option<PathBuf> {
         Platform.exec_path(arg)
     }
-    fn provider(&self, cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Provider>> {
+    fn provider(&self, cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Snapshotter>> {
         let folders = self.mounts.clone().unwrap_or_else(super::sources::mount_folders);
         super::excluding(cfg, sources, &folders, || Ok(Box::new(DirDouble { scratch: self.scratch.clone(), vanish: self.vanish.clone() })))
     }
-    fn sweep_provider(&self, cfg: &Config) -> Result<Box<dyn Provider>> {
+    fn sweep_provider(&self, cfg: &Config) -> Result<Box<dyn Sweeper>> {
         Platform.sweep_provider(cfg)
     }
 }
@@ -172,11 +172,22 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-impl Provider for DirDouble {
+/// Like VSS's copies, its copies are removed by the run alone.
+impl Sweeper for DirDouble {
     fn name(&self) -> &'static str {
         "dir-double"
     }
 
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
+        Ok(Vec::new())
+    }
+
+    fn remove_leftover(&mut self, _leftover: &Leftover) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Snapshotter for DirDouble {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
         let mut volumes: Vec<VolumeSnapshot> = Vec::new();
         for s in sources {

@@ -22,10 +22,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::{Bounded, Exposing, Exposure, Hold, Launch, Method, Place, Processes, Program, Volumes};
-use crate::config::{Config, Expose, ProviderChoice};
+use crate::config::{Config, Expose};
 use crate::error::{Error, Result};
-use crate::provider::vss::Vss;
-use crate::provider::{Leftover, Provider, SnapshotSet, VolumeSnapshot};
+use crate::provider::{self, Leftover, Machine, Several, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 use crate::rsync_args::Invocation;
 use crate::winpath::{self, DrivePath, Flavor, Style};
 
@@ -34,6 +33,9 @@ pub use selftest::selftest;
 
 /// The real Windows system (see `platform::System`).
 pub struct Platform;
+
+/// What the providers are built from: the run stops on a console event.
+const MACHINE: Machine = Machine { stopping: ffi::stopping };
 
 /// Which kind of rsync build `rsync` is: cygwin (and cwRsync) and MSYS2 ship
 /// their runtime DLL beside `rsync.exe`.
@@ -80,8 +82,8 @@ pub(crate) fn excluding(
     cfg: &Config,
     sources: &[PathBuf],
     folders: &[String],
-    shadows: impl FnOnce() -> Result<Box<dyn Provider>>,
-) -> Result<Box<dyn Provider>> {
+    shadows: impl FnOnce() -> Result<Box<dyn Snapshotter>>,
+) -> Result<Box<dyn Snapshotter>> {
     let (skipped, shadowed): (Vec<PathBuf>, Vec<PathBuf>) =
         sources.iter().cloned().partition(|s| sources::excluded_by(s, &cfg.vss_exclude_volumes).is_some());
     sources::check_mount_points(cfg, &shadowed, folders)?;
@@ -130,20 +132,18 @@ impl Volumes for Platform {
         Some(sources::resolve(&lexical, true)).filter(|p| p.exists())
     }
 
-    fn provider(&self, cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Provider>> {
-        excluding(cfg, sources, &sources::mount_folders(), || match cfg.provider {
-            ProviderChoice::Auto | ProviderChoice::Vss => Ok(Box::new(
-                Vss::new(cfg.vss_timeout)
-                    .stopped_by(ffi::stopping)
-                    .requiring_writers(cfg.vss_writers == crate::config::VssWriters::Require)
-                    .with_provider(cfg.vss_provider_id().ok().flatten()),
-            )),
-            other => Err(Error::Usage(format!("provider = {other:?} is not available on Windows; use \"auto\" or \"vss\""))),
+    fn provider(&self, cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Snapshotter>> {
+        excluding(cfg, sources, &sources::mount_folders(), || {
+            let parts = provider::chosen(cfg.provider, provider::first)?;
+            (parts.build)(cfg, &MACHINE)
         })
     }
 
-    fn sweep_provider(&self, cfg: &Config) -> Result<Box<dyn Provider>> {
-        Ok(Box::new(crate::provider::Several(vec![Box::new(Vss::new(cfg.vss_timeout).stopped_by(ffi::stopping)), Box::new(StrayLetters)])))
+    /// Every provider's sweeper, and the drive letters killed runs left.
+    fn sweep_provider(&self, cfg: &Config) -> Result<Box<dyn Sweeper>> {
+        let mut parts = provider::sweepers(cfg, &MACHINE)?;
+        parts.push(Box::new(StrayLetters));
+        Ok(Box::new(Several(parts)))
     }
 }
 
@@ -362,17 +362,9 @@ fn between_check_and_define(letter: char) {
 /// letter would otherwise live until reboot.
 struct StrayLetters;
 
-impl Provider for StrayLetters {
+impl Sweeper for StrayLetters {
     fn name(&self) -> &'static str {
         "letter"
-    }
-
-    fn create(&mut self, _sources: &[PathBuf]) -> Result<SnapshotSet> {
-        Err(Error::Usage("stray drive letters are only removed".into()))
-    }
-
-    fn remove(&mut self, _set: &SnapshotSet) -> Result<()> {
-        Ok(())
     }
 
     /// Each as `R:`; the stamp is none (no run can own a dead device).
@@ -382,10 +374,6 @@ impl Provider for StrayLetters {
                 stray_target(l).map(|_| Leftover { provider: "letter", path: PathBuf::from(format!("{l}:")), stamp: String::new() })
             })
             .collect())
-    }
-
-    fn removal_can_detach(&self) -> bool {
-        true
     }
 
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {

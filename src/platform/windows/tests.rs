@@ -1136,7 +1136,7 @@ fn selftest_lists_through_each_exposure() {
 }
 
 /// The directory double, driven directly.
-struct DirDoubleForTest(Box<dyn crate::provider::Provider>);
+struct DirDoubleForTest(Box<dyn crate::provider::Snapshotter>);
 
 impl DirDoubleForTest {
     fn new(scratch: &Path) -> Self {
