@@ -1,0 +1,295 @@
+//! The bounds of restricted mode's numeric options, and rsync's reading of a
+//! size (see the table in the module documentation of `restrict`).
+
+use crate::rsync_args::OptionName;
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const TIB: u64 = 1 << 40;
+const EIB: u64 = 1 << 60;
+
+/// How rsync reads a numeric option's value, and what restricted mode takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Number {
+    /// popt's `POPT_ARG_INT`, here in plain decimal only: popt reads `010` as
+    /// 8 and `0x10` as 16, so those forms are refused rather than guessed.
+    Int { min: i64, max: i64 },
+    /// rsync's `parse_size_arg`, in bytes; `unit` is the default unit. `0` is
+    /// taken only if `zero` says why it is harmless.
+    Size { unit: u8, min: u64, max: u64, zero: bool },
+}
+
+/// The numeric options on the allowlist: the bound, and the range as the
+/// refusal states it (see "The allowlist").
+#[rustfmt::skip]
+const NUMBERS: &[(&str, Number, &str)] = &[
+    ("block-size", Number::Size { unit: b'b', min: 0, max: 128 * KIB, zero: true }, "0 (rsync picks) to 128K, rsync's largest block"),
+    ("bwlimit", Number::Size { unit: b'K', min: 512, max: TIB, zero: true }, "0 (no limit) or 512 to 1T bytes per second (K by default)"),
+    ("checksum-seed", Number::Int { min: i32::MIN as i64, max: i32::MAX as i64 }, "a 32-bit integer"),
+    ("compress-level", Number::Int { min: -131_072, max: 22 }, "-131072 to 22"),
+    ("max-alloc", Number::Size { unit: b'B', min: MIB, max: 16 * GIB, zero: false }, "1M to 16G, or leave it out for rsync's 1G"),
+    ("max-delete", Number::Int { min: -1, max: i32::MAX as i64 }, "-1 to 2147483647"),
+    ("max-size", Number::Size { unit: b'b', min: 0, max: EIB, zero: true }, "0 to 1EiB"),
+    ("min-size", Number::Size { unit: b'b', min: 0, max: EIB, zero: true }, "0 to 1EiB"),
+    ("modify-window", Number::Int { min: -1, max: 86_400 }, "-1 to 86400 seconds"),
+    ("timeout", Number::Int { min: 0, max: 86_400 }, "0 (none) to 86400 seconds"),
+    ("zl", Number::Int { min: -131_072, max: 22 }, "-131072 to 22"),
+];
+
+/// The bound of a numeric option, by its long name or its letter (`-B`, `-@`).
+pub(super) fn number_rule(name: &OptionName) -> Option<&'static (&'static str, Number, &'static str)> {
+    let long = match name {
+        OptionName::Long(n) => n.as_str(),
+        OptionName::Short(b'B') => "block-size",
+        OptionName::Short(b'@') => "modify-window",
+        OptionName::Short(_) => return None,
+    };
+    NUMBERS.iter().find(|(n, _, _)| *n == long)
+}
+
+/// Why a numeric value is refused, if it is.
+pub(super) fn check_number(number: Number, value: &[u8]) -> Result<(), String> {
+    match number {
+        Number::Int { min, max } => {
+            let digits = value.strip_prefix(b"-").unwrap_or(value);
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || (digits.len() > 1 && digits[0] == b'0') {
+                return Err("not a whole number in plain decimal (like 60)".into());
+            }
+            let n = std::str::from_utf8(value).ok().and_then(|v| v.parse::<i64>().ok());
+            match n {
+                Some(n) if (min..=max).contains(&n) => Ok(()),
+                _ => Err("out of range".into()),
+            }
+        }
+        Number::Size { unit, min, max, zero } => match parse_size(value, unit) {
+            None => Err("not a size rsync reads (a decimal number, then K, M, G, T or P, then B or iB, like 100K or 1.5GiB)".into()),
+            Some(0) if zero => Ok(()),
+            Some(0) if min > 0 => Err("0 lifts rsync's cap".into()),
+            Some(n) if (i128::from(min)..=i128::from(max)).contains(&n) => Ok(()),
+            Some(_) => Err("out of range".into()),
+        },
+    }
+}
+
+/// rsync's `parse_size_arg`: the size `v` names in bytes (`unit` when it names
+/// none), or `None` for a form rsync refuses. Unlike rsync, a value without a
+/// digit (`""`, `K`, which rsync reads as 0) is refused too.
+pub fn parse_size(v: &[u8], unit: u8) -> Option<i128> {
+    let digits = |from: usize| v[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut i = digits(0);
+    let mut seen = i;
+    if v.get(i) == Some(&b'.') {
+        let frac = digits(i + 1);
+        seen += frac;
+        i += 1 + frac;
+    }
+    if seen == 0 {
+        return None;
+    }
+    let number: f64 = std::str::from_utf8(&v[..i]).ok()?.parse().ok()?;
+    let unit = match v.get(i) {
+        Some(&c) if c != b'+' && c != b'-' => {
+            i += 1;
+            c
+        }
+        _ => unit,
+    };
+    let reps = match unit.to_ascii_lowercase() {
+        b'b' => 0,
+        b'k' => 1,
+        b'm' => 2,
+        b'g' => 3,
+        b't' => 4,
+        b'p' => 5,
+        _ => return None,
+    };
+    let mult: u64 = match v.get(i) {
+        Some(b'b' | b'B') => {
+            i += 1;
+            1000
+        }
+        None | Some(b'+' | b'-') => 1024,
+        Some(_) if v[i..].len() >= 2 && v[i..i + 2].eq_ignore_ascii_case(b"ib") => {
+            i += 2;
+            1024
+        }
+        Some(_) => return None,
+    };
+    // As rsync computes it: in floating point, then truncated (saturating here).
+    let mut size = (number * mult.pow(reps) as f64) as i128;
+    match (v.get(i), v.get(i + 1)) {
+        (Some(b'+'), Some(b'1')) => size = size.saturating_add(1),
+        (Some(b'-'), Some(b'1')) => size = size.saturating_sub(1),
+        _ => return (i == v.len()).then_some(size),
+    }
+    (i + 2 == v.len()).then_some(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::restrict::allowlist::{long_rule, Rule};
+    use crate::restrict::check;
+    use crate::restrict::test_support::*;
+    use crate::rsync_args::parse;
+
+    #[test]
+    fn parse_size_reads_rsync_forms() {
+        for (v, unit, want) in [
+            ("0", b'b', 0),
+            ("100", b'b', 100),
+            ("100", b'K', 102_400),
+            ("1k", b'b', 1024),
+            ("1K", b'b', 1024),
+            ("1KB", b'b', 1000),
+            ("1kb", b'b', 1000),
+            ("1KiB", b'b', 1024),
+            ("1kIb", b'b', 1024),
+            ("1.5M", b'b', 1_572_864),
+            ("1.5MB", b'b', 1_500_000),
+            (".5K", b'b', 512),
+            ("2.", b'b', 2),
+            ("1G", b'B', 1 << 30),
+            ("1T", b'b', 1 << 40),
+            ("1P", b'b', 1 << 50),
+            ("1G+1", b'b', (1 << 30) + 1),
+            ("1K-1", b'b', 1023),
+            ("10b", b'K', 10),
+            ("10+1", b'b', 11),
+            ("0-1", b'b', -1),
+        ] {
+            assert_eq!(parse_size(v.as_bytes(), unit), Some(want), "{v} ({})", char::from(unit));
+        }
+        for bad in ["", "K", ".", "-1", "+1", "1E", "1e9", "0x10", "1,5G", "1 G", " 1", "1G+2", "1G+", "1Gi", "1GiBx", "1KBB", "1.2.3"] {
+            assert_eq!(parse_size(bad.as_bytes(), b'b'), None, "{bad:?}");
+        }
+        assert!(parse_size(format!("{}P", "9".repeat(40)).as_bytes(), b'b').unwrap() > i128::from(u64::MAX));
+        // Saturated, then +1: no overflow.
+        assert_eq!(parse_size(format!("{}+1", "8".repeat(40)).as_bytes(), b'P'), Some(i128::MAX));
+    }
+
+    #[test]
+    fn numeric_bounds_cover_allowed_options_only() {
+        for (name, _, _) in NUMBERS {
+            assert_eq!(long_rule(name, true), Rule::Allow, "--{name}");
+        }
+        for refused in ["contimeout", "compress-threads", "zt"] {
+            assert!(matches!(long_rule(refused, true), Rule::Refuse(_)), "--{refused} is bounded only while refused");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn numeric_values_are_bounded() {
+        let w = World::new();
+        let pol = w.policy();
+        let run = |opt: &str| {
+            let mut args = w.argv(&["--server", "--sender", "-r"]);
+            args.push(opt.into());
+            args.extend(w.argv(&[".", "@/allowed/"]));
+            check(&parse(&args).unwrap(), &pol)
+        };
+        for ok in [
+            "--max-alloc=1G",
+            "--max-alloc=1M",
+            "--max-alloc=1048576",
+            "--max-alloc=16G",
+            "--max-alloc=16GiB",
+            "--max-alloc=1.5GiB",
+            "--max-alloc=2000MB",
+            "--max-alloc=4g",
+            "--bwlimit=0",
+            "--bwlimit=100",
+            "--bwlimit=1.5M",
+            "--bwlimit=512b",
+            "--bwlimit=10MB",
+            "--bwlimit=1T",
+            "--max-size=0",
+            "--max-size=100M",
+            "--max-size=1.5gb",
+            "--max-size=1G+1",
+            "--min-size=1k-1",
+            "--min-size=1",
+            "-B2048",
+            "-B0",
+            "-B131072",
+            "--block-size=128K",
+            "--block-size=8KiB",
+            "--timeout=0",
+            "--timeout=600",
+            "--timeout=86400",
+            "--compress-level=0",
+            "--compress-level=9",
+            "--compress-level=-1",
+            "--compress-level=-131072",
+            "--zl=22",
+            "--modify-window=2",
+            "--modify-window=-1",
+            "-@-1",
+            "-@2",
+            "-@=2",
+            "--checksum-seed=32761",
+            "--checksum-seed=-5",
+            "--checksum-seed=2147483647",
+            "--max-delete=0",
+            "--max-delete=100",
+            "--max-delete=-1",
+        ] {
+            run(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for (bad, says) in [
+            ("--max-alloc=0", "lifts rsync's cap"),
+            ("--max-alloc=0M", "lifts rsync's cap"),
+            ("--max-alloc=0.0G", "lifts rsync's cap"),
+            ("--max-alloc=1K", "out of range"),
+            ("--max-alloc=1M-1", "out of range"),
+            ("--max-alloc=17G", "out of range"),
+            ("--max-alloc=16G+1", "out of range"),
+            ("--max-alloc=99999999999999999999999999999P", "out of range"),
+            ("--max-alloc=1E", "not a size"),
+            ("--max-alloc=", "not a size"),
+            ("--max-alloc=G", "not a size"),
+            ("--max-alloc=-1", "not a size"),
+            ("--max-alloc=1e9", "not a size"),
+            ("--max-alloc=0x100000", "not a size"),
+            ("--max-alloc=1G+2", "not a size"),
+            ("--max-alloc=1 G", "not a size"),
+            ("--max-alloc=1,5G", "not a size"),
+            ("--bwlimit=-1", "not a size"),
+            ("--bwlimit=2T", "out of range"),
+            ("--bwlimit=100b", "out of range"),
+            ("--max-size=2EB", "not a size"),
+            ("--max-size=2048P", "out of range"),
+            ("--min-size=0-1", "out of range"),
+            ("-B131073", "out of range"),
+            ("--block-size=1M", "out of range"),
+            ("--timeout=-1", "out of range"),
+            ("--timeout=86401", "out of range"),
+            ("--timeout=99999999999999999999", "out of range"),
+            ("--timeout=010", "plain decimal"),
+            ("--timeout=0x10", "plain decimal"),
+            ("--timeout=+5", "plain decimal"),
+            ("--timeout= 5", "plain decimal"),
+            ("--timeout=", "plain decimal"),
+            ("--timeout=1.5", "plain decimal"),
+            ("--timeout=-", "plain decimal"),
+            ("--compress-level=23", "out of range"),
+            ("--zl=-131073", "out of range"),
+            ("--modify-window=-2", "out of range"),
+            ("-@-2", "out of range"),
+            ("--checksum-seed=2147483648", "out of range"),
+            ("--max-delete=-2", "out of range"),
+        ] {
+            let r = run(bad).unwrap_err();
+            assert!(r.why.contains(says) && r.why.contains(" takes "), "{bad}: {r}");
+            assert!(!r.to_string().contains('\n'));
+        }
+        // The value in the next argument is read the same way.
+        let mut args = w.argv(&["--server", "--sender", "-r", "--max-alloc", "0", ".", "@/allowed/"]);
+        let r = check(&parse(&args).unwrap(), &pol).unwrap_err();
+        assert!(r.arg() == "--max-alloc 0" && r.why.contains("lifts"), "{r}");
+        args[4] = "1G".into();
+        check(&parse(&args).unwrap(), &pol).unwrap();
+    }
+}
