@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::allowlist::{check_option, with_value, DirKind};
+use super::allowlist::{check_option, with_value};
 use super::confine::{confine, located};
 use super::paths::{path_text, plain_path};
 use super::words::os_string;
 use super::{Allowances, Policy, Refusal};
 use crate::rsync_args::{Invocation, Role};
+use crate::rsync_options::DirKind;
 
 /// Checks a parsed invocation against the policy: the role, the option
 /// allowlist, and the text and confinement of every path. With protect-args in

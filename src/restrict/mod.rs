@@ -46,8 +46,8 @@
 //! # The allowlist
 //!
 //! Only `--server --sender` (a pull) is accepted; `--server` alone (a push) only
-//! with `--snap-allow-write`. Every option must be on the allowlist in
-//! [`check_option`]: the options rsync 3.2–3.4 clients send to a server
+//! with `--snap-allow-write`. Every option must be allowed by its row's rule in
+//! [`crate::rsync_options::OPTIONS`]: the options rsync 3.2–3.4 clients send to a server
 //! (`server_options()` in rsync's `options.c`), and the long spellings of the
 //! short ones. Everything else is refused, each with its reason; among them:
 //! options that delete or change this machine's files (`--remove-source-files`),

@@ -1,52 +1,7 @@
 //! The bounds of restricted mode's numeric options, and rsync's reading of a
 //! size (see the table in the module documentation of `restrict`).
 
-use crate::rsync_args::OptionName;
-
-const KIB: u64 = 1 << 10;
-const MIB: u64 = 1 << 20;
-const GIB: u64 = 1 << 30;
-const TIB: u64 = 1 << 40;
-const EIB: u64 = 1 << 60;
-
-/// How rsync reads a numeric option's value, and what restricted mode takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Number {
-    /// popt's `POPT_ARG_INT`, here in plain decimal only: popt reads `010` as
-    /// 8 and `0x10` as 16, so those forms are refused rather than guessed.
-    Int { min: i64, max: i64 },
-    /// rsync's `parse_size_arg`, in bytes; `unit` is the default unit. `0` is
-    /// taken only if `zero` says why it is harmless.
-    Size { unit: u8, min: u64, max: u64, zero: bool },
-}
-
-/// The numeric options on the allowlist: the bound, and the range as the
-/// refusal states it (see "The allowlist").
-#[rustfmt::skip]
-const NUMBERS: &[(&str, Number, &str)] = &[
-    ("block-size", Number::Size { unit: b'b', min: 0, max: 128 * KIB, zero: true }, "0 (rsync picks) to 128K, rsync's largest block"),
-    ("bwlimit", Number::Size { unit: b'K', min: 512, max: TIB, zero: true }, "0 (no limit) or 512 to 1T bytes per second (K by default)"),
-    ("checksum-seed", Number::Int { min: i32::MIN as i64, max: i32::MAX as i64 }, "a 32-bit integer"),
-    ("compress-level", Number::Int { min: -131_072, max: 22 }, "-131072 to 22"),
-    ("max-alloc", Number::Size { unit: b'B', min: MIB, max: 16 * GIB, zero: false }, "1M to 16G, or leave it out for rsync's 1G"),
-    ("max-delete", Number::Int { min: -1, max: i32::MAX as i64 }, "-1 to 2147483647"),
-    ("max-size", Number::Size { unit: b'b', min: 0, max: EIB, zero: true }, "0 to 1EiB"),
-    ("min-size", Number::Size { unit: b'b', min: 0, max: EIB, zero: true }, "0 to 1EiB"),
-    ("modify-window", Number::Int { min: -1, max: 86_400 }, "-1 to 86400 seconds"),
-    ("timeout", Number::Int { min: 0, max: 86_400 }, "0 (none) to 86400 seconds"),
-    ("zl", Number::Int { min: -131_072, max: 22 }, "-131072 to 22"),
-];
-
-/// The bound of a numeric option, by its long name or its letter (`-B`, `-@`).
-pub(super) fn number_rule(name: &OptionName) -> Option<&'static (&'static str, Number, &'static str)> {
-    let long = match name {
-        OptionName::Long(n) => n.as_str(),
-        OptionName::Short(b'B') => "block-size",
-        OptionName::Short(b'@') => "modify-window",
-        OptionName::Short(_) => return None,
-    };
-    NUMBERS.iter().find(|(n, _, _)| *n == long)
-}
+use crate::rsync_options::Number;
 
 /// Why a numeric value is refused, if it is.
 pub(super) fn check_number(number: Number, value: &[u8]) -> Result<(), String> {
@@ -129,10 +84,12 @@ pub fn parse_size(v: &[u8], unit: u8) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::restrict::allowlist::{long_rule, Rule};
+    use crate::restrict::allowlist::rule;
     use crate::restrict::check;
     use crate::restrict::test_support::*;
     use crate::rsync_args::parse;
+    use crate::rsync_args::OptionName;
+    use crate::rsync_options::{Rule, OPTIONS};
 
     #[test]
     fn parse_size_reads_rsync_forms() {
@@ -171,11 +128,11 @@ mod tests {
 
     #[test]
     fn numeric_bounds_cover_allowed_options_only() {
-        for (name, _, _) in NUMBERS {
-            assert_eq!(long_rule(name, true), Rule::Allow, "--{name}");
+        for o in OPTIONS.iter().filter(|o| o.bound.is_some()) {
+            assert_eq!(o.rule, Rule::Allow, "{o:?}");
         }
         for refused in ["contimeout", "compress-threads", "zt"] {
-            assert!(matches!(long_rule(refused, true), Rule::Refuse(_)), "--{refused} is bounded only while refused");
+            assert!(matches!(rule(&OptionName::Long(refused.into())), Rule::Refuse(_)), "--{refused} is bounded only while refused");
         }
     }
 
