@@ -302,7 +302,7 @@ mod tests {
         use crate::rsync_args::parse_with_protected;
         let w = World::new();
         let pol = w.policy();
-        let iconv = Allowances { allow_iconv: true };
+        let iconv = Allowances { allow_iconv: true, ..Allowances::default() };
         for opts in
             [&["--iconv=UTF-8"][..], &["--iconv=ASCII//TRANSLIT"], &["--iconv=UTF-8,ASCII//IGNORE"], &["--iconv", "UTF-8"], &["--iconv=-"]]
         {

@@ -127,7 +127,10 @@ mod paths;
 pub mod refusal;
 mod words;
 
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
+
+use crate::pin::Pins;
 
 pub use allowlist::{allowed_long_options, allowed_short_options};
 pub use confine::confine;
@@ -152,6 +155,108 @@ pub struct Policy {
 pub struct Allowances {
     /// `--snap-allow-iconv`: take `--iconv` (see "The allowlist").
     pub allow_iconv: bool,
+    /// `--snap-allow-check`: run `snaprsync check` (a monitoring poll) for [`request`].
+    pub allow_check: bool,
+}
+
+/// What a restricted key was asked to run, once [`request`] took it.
+#[derive(Debug)]
+pub enum Request {
+    /// `snaprsync check ARGS`, which the forced command allows: the ARGS.
+    Check(Vec<OsString>),
+    /// rsync: its argv (without argv[0]) to parse and [`check_with`], the
+    /// allowed directories walked once and held open, and the policy of
+    /// their walked paths.
+    Rsync { argv: Vec<OsString>, pins: Pins, policy: Policy },
+}
+
+/// Restricted mode's one entry for a request: `original` (the
+/// `SSH_ORIGINAL_COMMAND` sshd set, if any) read without a shell, and the
+/// allowed directories `allow` and `allow_write` walked once ([`crate::pin`]),
+/// after a `snaprsync check` request is told apart and before the rsync
+/// command is read.
+pub fn request(original: Option<&OsStr>, allow: &[PathBuf], allow_write: &[PathBuf], allowances: Allowances) -> Result<Request, Refused> {
+    let Some(original) = original else { return Err(Refused::NotForced) };
+    let original = original.as_encoded_bytes();
+    if let Some(args) = words::check_request(original) {
+        if !allowances.allow_check {
+            return Err(Refusal::new(
+                "check",
+                "this key may not run `snaprsync check`; add --snap-allow-check to its forced command in authorized_keys",
+            )
+            .into());
+        }
+        return Ok(Request::Check(args));
+    }
+    let pins = crate::pin::pin_all(allow, allow_write)?;
+    let argv = command_argv(original)?;
+    let policy = Policy { allow: pins.read_paths(), allow_write: pins.write_paths() };
+    Ok(Request::Rsync { argv, pins, policy })
+}
+
+/// A forced command of `authorized_keys` as restricted mode would take it for
+/// a backup key: its program, and snaprsync's options.
+#[derive(Debug)]
+pub struct Forced {
+    pub program: PathBuf,
+    pub opts: crate::cli::Options,
+}
+
+/// Why a forced command would not serve a backup key, and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfit {
+    pub problem: String,
+    pub fix: String,
+}
+
+/// Restricted mode's one entry for `snaprsync doctor --authorized-keys-line`:
+/// the forced `command` split into words as sshd's shell would (refusing
+/// any other shell syntax), naming snaprsync by its full path with
+/// `--snap-restrict` and directories that exist, and those walked as a use
+/// of the key walks them ([`crate::pin`]). `example` is a good line, for the
+/// fixes.
+pub fn forced_command(command: &str, example: &str) -> Result<Forced, Unfit> {
+    let unfit = |problem: String, fix: &str| Err(Unfit { problem, fix: fix.to_owned() });
+    let words = match shell_words(command.as_bytes()) {
+        Ok(w) => w,
+        Err(e) => return unfit(format!("its command does not split into words without a shell: {e}"), "write it without shell syntax"),
+    };
+    let words: Vec<OsString> = words.into_iter().map(|w| OsString::from(String::from_utf8_lossy(&w).into_owned())).collect();
+    let Some((program, args)) = words.split_first() else { return unfit("its command is empty".into(), example) };
+    let program = PathBuf::from(program);
+    if program.file_stem().is_none_or(|n| n != "snaprsync") {
+        return unfit(format!("its command runs {}, not snaprsync", program.display()), &format!("write it as: {example}"));
+    }
+    if !program.is_absolute() || !program.is_file() {
+        return unfit(
+            format!("its command runs {}, which is not a file here", program.display()),
+            "name snaprsync by its full path, such as /usr/bin/snaprsync",
+        );
+    }
+    let (opts, mode) = match crate::cli::parse(args.to_vec()) {
+        Ok(p) => p,
+        Err(e) => return unfit(format!("snaprsync would refuse its command: {e}"), example),
+    };
+    if !opts.restrict || mode != crate::cli::Mode::Rsync(vec![]) {
+        return unfit("its command lacks --snap-restrict: the key may run any rsync command, also writes".into(), example);
+    }
+    if opts.allow.is_empty() && !opts.allow_check {
+        return unfit("its command has no --snap-allow=DIR: the key can read nothing".into(), example);
+    }
+    let missing: Vec<String> =
+        opts.allow.iter().chain(&opts.allow_write).filter(|d| !d.is_dir()).map(|d| d.display().to_string()).collect();
+    if !missing.is_empty() {
+        return unfit(
+            format!("allowed directories that do not exist here: {}", missing.join(", ")),
+            "create them, or fix the --snap-allow paths",
+        );
+    }
+    // The same walk a use of the key makes: a symlink in a path, a directory
+    // above one that others can change, read and write inside each other.
+    if let Err(r) = crate::pin::pin_all(&opts.allow, &opts.allow_write) {
+        return unfit(format!("restricted mode would refuse it: {r}"), "fix the --snap-allow paths as the line says");
+    }
+    Ok(Forced { program, opts })
 }
 
 impl From<Refusal> for crate::error::Error {
@@ -163,6 +268,37 @@ impl From<Refusal> for crate::error::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one entry for a request: not forced, a `check` poll allowed or
+    /// not, and an rsync command read after the allowed directories' walk.
+    #[test]
+    fn request_tells_check_from_rsync() {
+        let none = Allowances::default();
+        let check = Allowances { allow_check: true, ..none };
+        let dir = tempfile::tempdir().unwrap();
+        let allow = [dir.path().canonicalize().unwrap()];
+        let req = |cmd: Option<&str>, a| request(cmd.map(OsStr::new), &allow, &[], a);
+        assert_eq!(req(None, check).unwrap_err(), Refused::NotForced);
+        let poll = Some("/usr/bin/snaprsync check --max-age=2");
+        match req(poll, check).unwrap() {
+            Request::Check(args) => assert_eq!(args, ["--max-age=2"]),
+            other => panic!("{other:?}"),
+        }
+        let Refused::Argument(r) = req(poll, none).unwrap_err() else { panic!("not one argument's refusal") };
+        assert!(r.why.contains("--snap-allow-check"), "{r}");
+        match req(Some("rsync --server --sender -r . /x"), check).unwrap() {
+            Request::Rsync { argv, policy, .. } => {
+                assert_eq!(argv, ["--server", "--sender", "-r", ".", "/x"]);
+                assert_eq!(policy, Policy { allow: allow.to_vec(), allow_write: vec![] });
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(req(Some("sh -c id"), check), Err(Refused::Argument(_))));
+        // The allowed directories are walked before the command is read.
+        let missing = [dir.path().join("no/such")];
+        let r = request(Some(OsStr::new("sh -c id")), &[], &missing, check).unwrap_err();
+        assert!(r.to_string().contains("none of the allowed directories exists"), "{r}");
+    }
 
     #[test]
     fn refusal_is_one_line_and_maps_to_status_85() {

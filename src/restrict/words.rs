@@ -93,6 +93,24 @@ pub(super) fn os_string(w: &[u8]) -> Result<OsString, Refusal> {
     String::from_utf8(w.to_vec()).map(OsString::from).map_err(|_| Refusal::new(w, "not UTF-8"))
 }
 
+/// The arguments of `snaprsync check [--max-age=D] [PATH...]` (a monitoring
+/// poll over a backup key), if `original` is that request; `None` for any
+/// other (an rsync command, or something [`command_argv`] refuses).
+pub(super) fn check_request(original: &[u8]) -> Option<Vec<OsString>> {
+    if original.len() > MAX_COMMAND_BYTES {
+        return None;
+    }
+    let words = split_words(original).ok()?;
+    let names_snaprsync = |w: &[u8]| {
+        let base = w.rsplit(|&b| b == b'/' || b == b'\\').next().unwrap_or(w).to_ascii_lowercase();
+        base == b"snaprsync" || base == b"snaprsync.exe"
+    };
+    if words.len() < 2 || !names_snaprsync(&words[0]) || words[1] != b"check" {
+        return None;
+    }
+    Some(words[2..].iter().map(|w| OsString::from(String::from_utf8_lossy(w).into_owned())).collect())
+}
+
 /// Bytes a shell would act on outside quotes.
 fn shell_meaning(b: u8) -> Option<&'static str> {
     Some(match b {
