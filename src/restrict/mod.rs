@@ -164,7 +164,7 @@ pub struct Allowances {
 pub enum Request {
     /// `snaprsync check ARGS`, which the forced command allows: the ARGS.
     Check(Vec<OsString>),
-    /// rsync: its argv (without argv[0]) to parse and [`check_with`], the
+    /// rsync: its argv (without `argv[0]`) to parse and [`check_with`], the
     /// allowed directories walked once and held open, and the policy of
     /// their walked paths.
     Rsync { argv: Vec<OsString>, pins: Pins, policy: Policy },
