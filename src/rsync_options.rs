@@ -448,7 +448,8 @@ mod tests {
     }
 
     /// Every option the installed rsync's `--help` lists is a row, with the
-    /// same letter and the same value-taking.
+    /// same letter and the same value-taking (on Unix, where the tests' rsync is).
+    #[cfg(unix)]
     #[test]
     fn every_option_of_rsync_help_is_a_row() {
         let Ok(out) = std::process::Command::new("rsync").arg("--help").output() else {
