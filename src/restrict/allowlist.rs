@@ -112,6 +112,7 @@ pub(super) fn check_option<'a>(inv: &'a Invocation, o: &'a ParsedOption, allowan
 mod tests {
     use super::*;
     use crate::restrict::test_support::*;
+    #[cfg(unix)]
     use crate::restrict::{check, check_with};
     use crate::rsync_args::parse;
 

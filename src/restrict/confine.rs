@@ -2,7 +2,9 @@
 //! must lie in an allowed directory, reached without passing through
 //! `/proc`, `/sys` or `/dev`.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
+#[cfg(unix)]
+use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
 use super::paths::{magic_dir, magic_why};
@@ -167,9 +169,11 @@ fn resolve(full: &Path) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(unix)]
     use crate::restrict::test_support::*;
     use crate::restrict::{check, Policy};
     use crate::rsync_args::parse;
+    use std::ffi::OsString;
 
     #[cfg(unix)]
     #[test]

@@ -106,6 +106,7 @@ mod tests {
     use super::*;
     use crate::restrict::test_support::*;
     use crate::rsync_args::parse;
+    #[cfg(unix)]
     use std::ffi::OsString;
 
     #[cfg(unix)]

@@ -316,6 +316,7 @@ mod tests {
 #[cfg(test)]
 mod test_support {
     use super::*;
+    #[cfg(unix)]
     use crate::rsync_args::parse;
     use std::ffi::OsString;
 

@@ -85,8 +85,11 @@ pub fn parse_size(v: &[u8], unit: u8) -> Option<i128> {
 mod tests {
     use super::*;
     use crate::restrict::allowlist::rule;
+    #[cfg(unix)]
     use crate::restrict::check;
+    #[cfg(unix)]
     use crate::restrict::test_support::*;
+    #[cfg(unix)]
     use crate::rsync_args::parse;
     use crate::rsync_args::OptionName;
     use crate::rsync_options::{Rule, OPTIONS};
