@@ -16,7 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::cli::{self, Mode, Options};
+use crate::cli::{self, Options};
 use crate::config::{Config, LogTarget, ProviderChoice, Removal};
 use crate::error::{status, Error};
 use crate::guard::{Exposed, Snapshotted};
@@ -571,45 +571,10 @@ pub fn authorized_keys_line(line: &str) -> Finding {
     let Some(command) = k.options.iter().find(|(n, _)| n.eq_ignore_ascii_case("command")).and_then(|(_, v)| v.clone()) else {
         return fail("no command=\"...\": the key may run anything".into(), &format!("pin it to snaprsync: {example}"));
     };
-    let words = match crate::restrict::shell_words(command.as_bytes()) {
-        Ok(w) => w,
-        Err(e) => return fail(format!("its command does not split into words without a shell: {e}"), "write it without shell syntax"),
+    let (program, opts) = match crate::restrict::forced_command(&command, example) {
+        Ok(f) => (f.program, f.opts),
+        Err(u) => return fail(u.problem, &u.fix),
     };
-    let words: Vec<OsString> = words.into_iter().map(|w| OsString::from(String::from_utf8_lossy(&w).into_owned())).collect();
-    let Some((program, args)) = words.split_first() else { return fail("its command is empty".into(), example) };
-    let program = PathBuf::from(program);
-    if program.file_stem().is_none_or(|n| n != "snaprsync") {
-        return fail(format!("its command runs {}, not snaprsync", program.display()), &format!("write it as: {example}"));
-    }
-    if !program.is_absolute() || !program.is_file() {
-        return fail(
-            format!("its command runs {}, which is not a file here", program.display()),
-            "name snaprsync by its full path, such as /usr/bin/snaprsync",
-        );
-    }
-    let (opts, mode) = match cli::parse(args.to_vec()) {
-        Ok(p) => p,
-        Err(e) => return fail(format!("snaprsync would refuse its command: {e}"), example),
-    };
-    if !opts.restrict || mode != Mode::Rsync(vec![]) {
-        return fail("its command lacks --snap-restrict: the key may run any rsync command, also writes".into(), example);
-    }
-    if opts.allow.is_empty() && !opts.allow_check {
-        return fail("its command has no --snap-allow=DIR: the key can read nothing".into(), example);
-    }
-    let missing: Vec<String> =
-        opts.allow.iter().chain(&opts.allow_write).filter(|d| !d.is_dir()).map(|d| d.display().to_string()).collect();
-    if !missing.is_empty() {
-        return fail(
-            format!("allowed directories that do not exist here: {}", missing.join(", ")),
-            "create them, or fix the --snap-allow paths",
-        );
-    }
-    // The same walk a use of the key makes: a symlink in a path, a directory
-    // above one that others can change, read and write inside each other.
-    if let Err(r) = crate::pin::pin_all(&opts.allow, &opts.allow_write) {
-        return fail(format!("restricted mode would refuse it: {r}"), "fix the --snap-allow paths as the line says");
-    }
     if let Some(c) = &opts.config {
         if let Err(e) = Config::load(c, true) {
             return fail(format!("its --snap-config: {e}"), "fix that file");

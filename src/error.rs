@@ -133,7 +133,7 @@ pub enum Error {
     ProtectArgs(#[from] crate::protect_args::ProtectArgsError),
 
     #[error("refused: {0}")]
-    Refused(#[from] crate::restrict::Refused),
+    Refused(#[from] crate::restrict::refusal::Refused),
 
     #[error("cannot show the snapshot of {path}: {msg}")]
     Expose { path: PathBuf, msg: String },
@@ -269,7 +269,7 @@ mod tests {
             Error::Unmatched { arg: String::new(), why: String::new() },
             Error::WritersFailed { volumes: String::new(), msg: String::new() },
             Error::ProtectArgs(crate::protect_args::ProtectArgsError::EmptyBlock),
-            Error::Refused(crate::restrict::Refused::NotForced),
+            Error::Refused(crate::restrict::refusal::Refused::NotForced),
             Error::Expose { path: PathBuf::new(), msg: String::new() },
             Error::Syscall { op: "ioctl", path: PathBuf::new(), source: std::io::Error::other("x") },
             vss(status::ACCESS_DENIED),
@@ -323,7 +323,7 @@ mod tests {
     fn typed_errors_keep_their_words_and_statuses() {
         use crate::command::Exit;
         use crate::protect_args::ProtectArgsError;
-        use crate::restrict::{Refusal, Refused};
+        use crate::restrict::refusal::{Refusal, Refused};
         use crate::rsync_args::ArgError;
         let cases: [(Error, &str, u8); 6] = [
             (

@@ -37,6 +37,7 @@ pub mod provider;
 pub mod real_rsync;
 pub mod restrict;
 pub mod rsync_args;
+pub mod rsync_options;
 pub mod run;
 pub mod sweep;
 pub mod system_log;

@@ -57,32 +57,30 @@ impl Request<'_> {
     }
 }
 
-/// A refusal of restricted mode: logged with the client's address, then returned.
-fn refuse(r: restrict::Refusal) -> Error {
-    let from = std::env::var("SSH_CONNECTION").unwrap_or_else(|_| "(no SSH_CONNECTION)".into());
-    log::info!("restricted mode refused: {r}; SSH_CONNECTION={from}");
-    Error::from(r)
+/// A refusal of restricted mode: one of an argument logged with the
+/// client's address, then returned.
+fn refuse(r: impl Into<restrict::Refused>) -> Error {
+    let r = r.into();
+    if let restrict::Refused::Argument(r) = &r {
+        let from = std::env::var("SSH_CONNECTION").unwrap_or_else(|_| "(no SSH_CONNECTION)".into());
+        log::info!("restricted mode refused: {r}; SSH_CONNECTION={from}");
+    }
+    Error::Refused(r)
 }
 
 /// The rsync role: returns the exit status to leave with.
 pub fn rsync(sys: &dyn System, cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
-    let allowances = restrict::Allowances { allow_iconv: opts.allow_iconv };
-    let (argv, pins) = match opts.restrict {
-        false => (argv, None),
+    let allowances = restrict::Allowances { allow_iconv: opts.allow_iconv, allow_check: opts.allow_check };
+    let (argv, pins, policy) = match opts.restrict {
+        false => (argv, None, None),
         true => {
-            let Some(cmd) = std::env::var_os("SSH_ORIGINAL_COMMAND") else {
-                return Err(restrict::Refused::NotForced.into());
-            };
-            if let Some(status) = check_request(cfg, opts, cmd.as_encoded_bytes())? {
-                return Ok(status);
+            let original = std::env::var_os("SSH_ORIGINAL_COMMAND");
+            match restrict::request(original.as_deref(), &opts.allow, &opts.allow_write, allowances).map_err(refuse)? {
+                restrict::Request::Check(args) => return Ok(crate::monitor::check(cfg, &args)),
+                restrict::Request::Rsync { argv, pins, policy } => (argv, Some(pins), Some(policy)),
             }
-            // The allowed directories are resolved here, once; everything
-            // after works from what this walk found.
-            let pins = crate::pin::pin_all(&opts.allow, &opts.allow_write).map_err(refuse)?;
-            (restrict::command_argv(cmd.as_encoded_bytes()).map_err(refuse)?, Some(pins))
         }
     };
-    let policy = pins.as_ref().map(|p| restrict::Policy { allow: p.read_paths(), allow_write: p.write_paths() });
     let rsync = crate::real_rsync::find_with(cfg, pins.is_some())?;
     sys.reader(&rsync);
     let bad_args = |e: rsync_args::ArgError| match policy {
@@ -137,32 +135,6 @@ pub fn rsync(sys: &dyn System, cfg: &Config, opts: &Options, argv: Vec<OsString>
         return sys.run_unchanged(&launch);
     }
     snapshot_and_run(&req)
-}
-
-/// `snaprsync check [--max-age=D] [PATH...]` sent to a restricted key (a
-/// monitoring poll over the backup key): run where the forced command has
-/// `--snap-allow-check`, refused otherwise. It reads only the run history.
-/// `None`: the request is something else.
-fn check_request(cfg: &Config, opts: &Options, original: &[u8]) -> Result<Option<u8>> {
-    if original.len() > restrict::MAX_COMMAND_BYTES {
-        return Ok(None);
-    }
-    let Ok(words) = restrict::shell_words(original) else { return Ok(None) };
-    let names_snaprsync = |w: &[u8]| {
-        let base = w.rsplit(|&b| b == b'/' || b == b'\\').next().unwrap_or(w).to_ascii_lowercase();
-        base == b"snaprsync" || base == b"snaprsync.exe"
-    };
-    if words.len() < 2 || !names_snaprsync(&words[0]) || words[1] != b"check" {
-        return Ok(None);
-    }
-    if !opts.allow_check {
-        return Err(refuse(restrict::Refusal::new(
-            "check",
-            "this key may not run `snaprsync check`; add --snap-allow-check to its forced command in authorized_keys",
-        )));
-    }
-    let args: Vec<OsString> = words[2..].iter().map(|w| OsString::from(String::from_utf8_lossy(w).into_owned())).collect();
-    Ok(Some(crate::monitor::check(cfg, &args)))
 }
 
 /// Restricted mode's push: no snapshot, but rsync sees only the write
