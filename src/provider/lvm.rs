@@ -333,7 +333,7 @@ impl Provider for Lvm {
             log::info!("lvm: {} volumes are snapshotted one after another, each its own point in time", vols.len());
         }
         let info = self.all()?.to_vec();
-        let mut set = SnapshotSet { provider: self.name(), volumes: Vec::new() };
+        let mut set = SnapshotSet { provider: self.name(), ..SnapshotSet::default() };
         // What earlier snapshots of this run took from each volume group.
         let mut taken: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
         std::fs::create_dir_all(&self.mount_dir).map_err(|e| Error::io(&self.mount_dir, e))?;

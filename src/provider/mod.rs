@@ -43,23 +43,66 @@ pub struct DeviceMount {
     pub options: String,
 }
 
+/// A bind mount of a directory inside a snapshotted volume (`mount --bind
+/// /data/www /srv/www`): its mount point `at` shows `from`, that directory in
+/// one of the set's snapshots. Made by [`SnapshotSet::show`]; never removed on
+/// its own (the snapshot it is part of is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub at: PathBuf,
+    pub from: PathBuf,
+}
+
 /// Everything one run snapshotted. `volumes` is ordered parents before
-/// children, so nested volumes can be laid over their parents in order.
+/// children, so nested volumes can be laid over their parents in order;
+/// `views` are the bind mounts of directories inside them, shown from the
+/// same snapshots (one instant however many there are).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SnapshotSet {
     pub provider: &'static str,
     pub volumes: Vec<VolumeSnapshot>,
+    pub views: Vec<View>,
 }
 
 impl SnapshotSet {
     /// Where `source` can be read inside the snapshot: the snapshot of the
-    /// deepest volume whose origin contains it, with the rest of the path kept.
+    /// deepest volume (or view) that contains it, with the rest of the path kept.
     pub fn locate(&self, source: &Path) -> Option<PathBuf> {
-        self.volumes
-            .iter()
-            .filter_map(|v| source.strip_prefix(&v.origin).ok().map(|rest| (v, rest)))
-            .max_by_key(|(v, _)| v.origin.components().count())
-            .map(|(v, rest)| if rest.as_os_str().is_empty() { v.snapshot.clone() } else { v.snapshot.join(rest) })
+        self.shown()
+            .into_iter()
+            .filter_map(|(live, snap)| source.strip_prefix(live).ok().map(|rest| (live, snap, rest)))
+            .max_by_key(|(live, ..)| live.components().count())
+            .map(|(_, snap, rest)| if rest.as_os_str().is_empty() { snap.to_owned() } else { snap.join(rest) })
+    }
+
+    /// Every place a snapshot is shown, as (live path, snapshot path): each
+    /// volume at its origin, then each view at its mount point.
+    pub fn shown(&self) -> Vec<(&Path, &Path)> {
+        let volumes = self.volumes.iter().map(|v| (v.origin.as_path(), v.snapshot.as_path()));
+        volumes.chain(self.views.iter().map(|v| (v.at.as_path(), v.from.as_path()))).collect()
+    }
+
+    /// Adds the views of a bind mount at `at` of the live directory `live`:
+    /// `live` as the snapshot holds it, and every volume of the set below
+    /// `live` at its place under `at` (a snapshot shows a nested volume as an
+    /// empty directory). `false`, and nothing added, when no volume of the
+    /// set holds `live`.
+    pub fn show(&mut self, at: &Path, live: &Path) -> bool {
+        let Some(from) = self.locate(live) else { return false };
+        let mut views = vec![View { at: at.to_owned(), from }];
+        for v in &self.volumes {
+            if let Ok(rest) = v.origin.strip_prefix(live) {
+                if !rest.as_os_str().is_empty() {
+                    views.push(View { at: at.join(rest), from: v.snapshot.clone() });
+                }
+            }
+        }
+        for v in views {
+            if !self.views.contains(&v) {
+                self.views.push(v);
+            }
+        }
+        true
     }
 }
 
@@ -168,7 +211,7 @@ mod tests {
 
     fn set() -> SnapshotSet {
         let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: s.into(), mount: None };
-        SnapshotSet { provider: "test", volumes: vec![v("/", "/.s/root"), v("/home", "/home/.s/home")] }
+        SnapshotSet { provider: "test", volumes: vec![v("/", "/.s/root"), v("/home", "/home/.s/home")], views: Vec::new() }
     }
 
     #[test]
@@ -178,6 +221,25 @@ mod tests {
         assert_eq!(s.locate(Path::new("/home/u/f")), Some("/home/.s/home/u/f".into()));
         assert_eq!(s.locate(Path::new("/home")), Some("/home/.s/home".into()));
         assert_eq!(s.locate(Path::new("/homer")), Some("/.s/root/homer".into()));
+    }
+
+    #[test]
+    fn a_bind_mount_is_shown_from_the_snapshot_of_its_volume_with_what_is_nested_below_it() {
+        let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: s.into(), mount: None };
+        let mut s = SnapshotSet {
+            provider: "test",
+            volumes: vec![v("/data", "/data/.s/a-0"), v("/data/www/n", "/data/.s/a-1"), v("/data/other/m", "/data/.s/a-2")],
+            views: Vec::new(),
+        };
+        assert!(s.show(Path::new("/srv/www"), Path::new("/data/www")));
+        assert!(s.show(Path::new("/srv/www"), Path::new("/data/www")), "twice: the same views, once");
+        let view = |at: &str, from: &str| View { at: at.into(), from: from.into() };
+        assert_eq!(s.views, [view("/srv/www", "/data/.s/a-0/www"), view("/srv/www/n", "/data/.s/a-1")]);
+        assert_eq!(s.locate(Path::new("/srv/www/index.html")), Some("/data/.s/a-0/www/index.html".into()));
+        assert_eq!(s.locate(Path::new("/srv/www/n/f")), Some("/data/.s/a-1/f".into()));
+        assert_eq!(s.locate(Path::new("/srv/wwwx")), None);
+        assert!(!s.show(Path::new("/srv/x"), Path::new("/elsewhere/x")), "no volume holds it");
+        assert_eq!(s.views.len(), 2);
     }
 
     /// A provider whose listing fails, or that lists one leftover.
@@ -213,6 +275,7 @@ mod tests {
         let s = SnapshotSet {
             provider: "t",
             volumes: vec![VolumeSnapshot { origin: "/srv".into(), snapshot: "/x".into(), id: String::new(), mount: None }],
+            views: Vec::new(),
         };
         assert_eq!(s.locate(Path::new("/etc")), None);
     }

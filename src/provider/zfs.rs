@@ -271,7 +271,7 @@ impl Provider for Zfs {
                 pools.join(", ")
             );
         }
-        let mut set = SnapshotSet { provider: self.name(), volumes: Vec::new() };
+        let mut set = SnapshotSet { provider: self.name(), ..SnapshotSet::default() };
         let mut made: Vec<String> = Vec::new();
         let result = (|| -> Result<()> {
             for (n, pool) in pools.iter().enumerate() {
