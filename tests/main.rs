@@ -13,6 +13,7 @@
 
 mod support;
 
+mod bind;
 mod cli;
 mod confine_attacks;
 mod doctor;

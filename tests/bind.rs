@@ -1,0 +1,250 @@
+//! Bind mounts of directories inside a btrfs subvolume, as a machine lays them
+//! out (`/data` is subvolume `vol`, `/srv/www` is `mount --bind /data/www
+//! /srv/www`), pulled over a real sshd: the copy through snaprsync is one
+//! point in time while the torture writer rewrites the bound directory (and
+//! plain rsync of it is torn, so the check can fail), its names are plain
+//! rsync's with and without `--relative`, nothing of the subvolume outside the
+//! bound directory arrives, several bind mounts of one subvolume share one
+//! snapshot, a layout that cannot be snapshotted ends with 83, and no
+//! snapshot is left, also after `kill -9`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use testbed::btrfs::create_subvolume;
+use testbed::cmd::cmd;
+use testbed::torture::{self, Config, Writer};
+
+use crate::support::rig::{Remote, Rig};
+use crate::support::{assert_a_live_copy_is_torn, snaprsync, tree};
+
+/// The layout: subvolume `vol` on the rig's btrfs, also mounted by itself at
+/// `data` (as `/data` would be); in it `www` (with a nested subvolume `n`),
+/// `sibling` (never to be copied) and a nested subvolume `deep` with `part`.
+/// Bind mounts: `srv/www` of `data/www`, `srv/again` of `srv/www` (a bind of
+/// a bind), `srv/part` of `data/deep/part` (a nested subvolume's directory).
+struct Layout {
+    rig: Rig,
+    /// The live directories as the subvolume's own mount shows them.
+    data: PathBuf,
+    www: PathBuf,
+    again: PathBuf,
+    part: PathBuf,
+    mounts: Vec<PathBuf>,
+}
+
+impl Drop for Layout {
+    fn drop(&mut self) {
+        for m in self.mounts.iter().rev() {
+            let _ = cmd("umount").arg(m).run();
+        }
+    }
+}
+
+impl Layout {
+    fn new(tag: &str, size_mb: u64, fill: impl FnOnce(&Path)) -> Layout {
+        let rig = Rig::build(tag).size(size_mb).start();
+        let vol = rig.fs.mnt().join("vol");
+        create_subvolume(&vol);
+        fs::create_dir_all(vol.join("www")).unwrap();
+        fs::create_dir_all(vol.join("sibling")).unwrap();
+        fs::write(vol.join("sibling/secret"), "not in the bind mount\n").unwrap();
+        fs::write(vol.join("beside-www"), "not in the bind mount\n").unwrap();
+        create_subvolume(&vol.join("deep"));
+        fs::create_dir_all(vol.join("deep/part/x")).unwrap();
+        fs::write(vol.join("deep/part/x/file"), "in a nested subvolume's directory\n").unwrap();
+        fs::write(vol.join("deep/outside-part"), "not in the bind mount\n").unwrap();
+        fill(&vol.join("www"));
+        let work = rig.work.path().to_owned();
+        let (data, srv) = (work.join("data"), work.join("srv"));
+        let mut l = Layout { www: srv.join("www"), again: srv.join("again"), part: srv.join("part"), data, rig, mounts: Vec::new() };
+        let loopdev = cmd("findmnt").args(["-n", "-o", "SOURCE"]).arg(l.rig.fs.mnt()).ok().stdout_str().trim().to_owned();
+        l.mount(&["-o", "subvol=vol", &loopdev], &l.data.clone());
+        l.mount(&["--bind", &l.data.join("www").display().to_string()], &l.www.clone());
+        l.mount(&["--bind", &l.www.display().to_string()], &l.again.clone());
+        l.mount(&["--bind", &l.data.join("deep/part").display().to_string()], &l.part.clone());
+        l
+    }
+
+    fn mount(&mut self, args: &[&str], at: &Path) {
+        fs::create_dir_all(at).unwrap();
+        cmd("mount").args(args).arg(at).ok();
+        self.mounts.push(at.to_owned());
+    }
+
+    /// `rsync -a EXTRA SOURCES... DEST` through `remote`; asserts success.
+    fn pull(&self, remote: Remote, extra: &[&str], sources: &[String], dest: &Path) -> testbed::cmd::Output {
+        let out = self.rig.rsync(remote).arg("-a").args(extra).args(sources).arg(dest).run();
+        assert!(out.status.success(), "pull through {remote:?} failed\n{}\n--- snaprsync log ---\n{}", out.report(), self.rig.log());
+        out
+    }
+}
+
+/// Names in a copy that came from outside the bound directories.
+fn outsiders(dest: &Path) -> Vec<String> {
+    tree::names(dest)
+        .into_iter()
+        .filter(|n| n.contains("secret") || n.contains("sibling") || n.contains("outside") || n.contains("beside"))
+        .collect()
+}
+
+const CFG: Config = Config { files: 200, size: 64 * 1024 };
+const BWLIMIT: &str = "--bwlimit=8000";
+
+#[test]
+fn a_pull_of_a_bind_mount_is_one_instant_and_plain_rsync_of_it_is_torn() {
+    let l = Layout::new("bind-consistency", 1024, |_| {});
+    let writer = Writer::start(&l.data.join("www"), CFG).expect("start torture writer");
+    writer.wait_for(1);
+    for attempt in 0..2 {
+        let dest = l.rig.dest(&format!("snap{attempt}"));
+        let before = writer.generation();
+        let out = l.rig.assert_snapshotted("bind pull", || l.pull(Remote::Snaprsync, &[BWLIMIT], &[l.rig.remote_dir(&l.www)], &dest));
+        let after = writer.generation();
+        assert!(after >= before + 2, "the copy overlapped only generations {before}..{after} (took {:.2?})", out.elapsed);
+        let verdict = torture::check(&dest).expect("read copy");
+        assert!(verdict.consistent(), "copy {attempt} ({before}..={after}) is not point-in-time: {verdict}\n{}", l.rig.log());
+        assert!(outsiders(&dest).is_empty(), "the rest of the subvolume arrived: {:?}", outsiders(&dest));
+        eprintln!("snaprsync copy of the bind mount {attempt}: {verdict} (writer went {before}..={after})");
+    }
+    assert_a_live_copy_is_torn(&l.rig, writer, "plain rsync of the bind mount", |dest| {
+        l.rig.rsync(Remote::Plain).arg("-a").arg(BWLIMIT).arg(l.rig.remote_dir(&l.www)).arg(dest).run()
+    });
+    l.rig.fs.assert_no_snapshot_left();
+}
+
+/// Four places of one subvolume (a bind, a bind of that bind, the directory
+/// through the top-level mount) and a nested subvolume's directory, in one
+/// run: three snapshots (the subvolume, `www/n`, `deep`), and the names of
+/// plain rsync, with and without `-R`.
+#[test]
+fn names_equal_plain_rsyncs_and_one_subvolume_is_one_snapshot() {
+    let l = Layout::new("bind-names", 400, |www| {
+        tree::make_sample(www);
+        create_subvolume(&www.join("n"));
+        fs::write(www.join("n/in-nested"), "in a subvolume nested in the bound directory\n").unwrap();
+    });
+    let top = l.rig.fs.mnt().join("vol/www");
+    let sources = [l.rig.remote_dir(&l.www), l.rig.remote_path(&l.again), l.rig.remote_dir(&l.part), l.rig.remote_dir(&top)];
+    for extra in [&[][..], &["-R"][..], &["-R", "-H", "--numeric-ids"][..]] {
+        let tag = if extra.is_empty() { "plain".to_owned() } else { extra.join("") };
+        let (with, without) = (l.rig.dest(&format!("snap{tag}")), l.rig.dest(&format!("live{tag}")));
+        let before = l.rig.snapshots_taken();
+        l.rig.assert_snapshotted("bind pull", || l.pull(Remote::Snaprsync, extra, &sources, &with));
+        assert_eq!(l.rig.snapshots_taken() - before, 3, "{extra:?}: one snapshot per subvolume\n{}", l.rig.log());
+        l.pull(Remote::Plain, extra, &sources, &without);
+        let names = tree::names(&with);
+        for want in ["a/b/c/three", "n/in-nested", "x/file"] {
+            assert!(names.iter().any(|n| n.ends_with(want)), "{extra:?}: {want} is missing: {names:?}");
+        }
+        assert!(outsiders(&with).is_empty(), "{extra:?}: the rest of the subvolume arrived: {:?}", outsiders(&with));
+        tree::assert_same(&format!("rsync -a {extra:?}: snaprsync vs plain rsync"), &tree::describe(&with), &tree::describe(&without));
+    }
+}
+
+/// `kill -9` of snaprsync while rsync reads a bind mount: rsync goes with it,
+/// and the next run's sweep removes the snapshot of the subvolume.
+#[test]
+fn kill_9_while_a_bind_mount_is_read_leaves_nothing_after_the_sweep() {
+    let l = Layout::new("bind-kill", 400, |www| {
+        fs::write(www.join("big"), tree::pattern(8 << 20, 7)).unwrap();
+    });
+    for round in 0..3 {
+        let mut child = cmd(snaprsync())
+            .arg(format!("--snap-config={}", l.rig.config.display()))
+            .args(["-a", "--bwlimit=2000"])
+            .arg(format!("{}/", l.www.display()))
+            .arg(l.rig.dest(&format!("dst{round}")))
+            .spawn();
+        l.rig.wait_for_snapshot();
+        std::thread::sleep(Duration::from_millis(200 * round));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        cmd(snaprsync()).arg(format!("--snap-config={}", l.rig.config.display())).arg("cleanup").ok();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !l.rig.fs.leftover_snapshots().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(l.rig.fs.leftover_snapshots(), Vec::<String>::new(), "round {round}\n{}", l.rig.log());
+    }
+}
+
+/// A bind mount whose subvolume no other mount shows (its filesystem's
+/// mounts hidden under a tmpfs, as in a container that was given only the
+/// bind) cannot be snapshotted: 83 and one line naming the bind mount and
+/// the fix; nothing is read live and nothing is left.
+#[test]
+fn a_bind_mount_whose_subvolume_is_mounted_nowhere_else_ends_with_83() {
+    let mut l = Layout::new("bind-unreachable", 300, |www| fs::write(www.join("f"), "x\n").unwrap());
+    for hidden in [l.rig.fs.mnt().to_owned(), l.data.clone()] {
+        l.mount(&["-t", "tmpfs", "tmpfs"], &hidden);
+    }
+    let dest = l.rig.dest("dest");
+    let out = cmd(snaprsync())
+        .arg(format!("--snap-config={}", l.rig.config.display()))
+        .arg("-a")
+        .arg(format!("{}/", l.part.display()))
+        .arg(&dest)
+        .run();
+    out.expect_code(83).expect_stdout_empty();
+    let line = out.stderr.trim_end();
+    assert_eq!(line.lines().count(), 1, "{}", out.report());
+    for want in [&l.part.display().to_string()[..], "bind mount", "/vol/deep/part", "mount -o subvolid=5"] {
+        assert!(line.contains(want), "{want:?} is not in: {line}");
+    }
+    assert!(!dest.exists(), "nothing was copied");
+    // The tmpfs mounts go first (Drop, in reverse), then the btrfs is seen again.
+    let hidden = l.mounts.split_off(l.mounts.len() - 2);
+    for m in hidden.iter().rev() {
+        cmd("umount").arg(m).ok();
+    }
+    l.rig.fs.assert_no_snapshot_left();
+}
+
+/// `snaprsync exec` of two bind mounts: COMMAND (a slowed rsync) reads them
+/// frozen under their own names while the writer rewrites one, and the hooks
+/// and COMMAND are told the bind mounts' paths.
+#[test]
+fn exec_reads_bind_mounts_frozen_and_the_hooks_are_told_their_paths() {
+    let l = Layout::new("bind-exec", 1024, |_| {});
+    let told = l.rig.dest("told");
+    let config = crate::support::write_config(
+        l.rig.work.path(),
+        &format!(
+            "on_snapshot_failure = \"fail\"\nsnapshot_removal = \"wait\"\npre_snapshot = [\"/bin/sh\", \"-c\", \"env | grep ^SNAPRSYNC_SOURCE_ | sort > '{}'\"]\n",
+            told.display()
+        ),
+    );
+    let writer = Writer::start(&l.data.join("www"), CFG).expect("start torture writer");
+    writer.wait_for(1);
+    let dest = l.rig.dest("copy");
+    let script = format!(
+        "test \"$SNAPRSYNC_PATH_0\" = '{www}' && test \"$SNAPRSYNC_PATH_1\" = '{part}' && mkdir -p '{dest}' && rsync -a {BWLIMIT} '{www}/' '{dest}/www' && rsync -a '{part}/' '{dest}/part'",
+        www = l.www.display(),
+        part = l.part.display(),
+        dest = dest.display()
+    );
+    let before = writer.generation();
+    let out = cmd(snaprsync())
+        .arg(format!("--snap-config={}", config.display()))
+        .arg("exec")
+        .arg(&l.www)
+        .arg(&l.part)
+        .args(["--", "/bin/sh", "-c", &script])
+        .run();
+    let after = writer.generation();
+    assert!(out.status.success(), "{}\n{}", out.report(), l.rig.log());
+    assert!(after >= before + 2, "the copy overlapped only generations {before}..{after}");
+    let verdict = torture::check(&dest.join("www")).expect("read copy");
+    assert!(verdict.consistent(), "exec's copy ({before}..={after}) is not point-in-time: {verdict}\n{}", l.rig.log());
+    assert_eq!(tree::names(&dest.join("part")), ["x", "x/file"], "only the bound directory");
+    assert!(outsiders(&dest).is_empty(), "{:?}", outsiders(&dest));
+    let told = fs::read_to_string(&told).unwrap();
+    assert_eq!(
+        told,
+        format!("SNAPRSYNC_SOURCE_0={}\nSNAPRSYNC_SOURCE_1={}\nSNAPRSYNC_SOURCE_COUNT=2\n", l.www.display(), l.part.display())
+    );
+    writer.stop().unwrap();
+    l.rig.fs.assert_no_snapshot_left();
+}
