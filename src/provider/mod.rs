@@ -106,6 +106,75 @@ impl SnapshotSet {
     }
 }
 
+/// A bind mount to show from a snapshot: its mount point, and the directory it
+/// shows as the volume's own mount has it (for [`SnapshotSet::show`]).
+pub type Bind = (PathBuf, PathBuf);
+
+/// For the device providers (LVM, ZFS), whose volumes are mounted with root
+/// `/`: where a source `s` on the mount `m` is snapshotted from. A source on
+/// a volume's own mount is its own; one on a bind mount of a directory inside
+/// a volume (`mount --bind /data/www /srv/www`) is snapshotted through the
+/// volume's mount (`/data`), checked to show the very same directory, and the
+/// bind mount (its place, and the directory seen through `/data`) is to be
+/// shown with [`SnapshotSet::show`]. With no such mount: 83, naming the
+/// layout and the fix; never a read of the live files.
+#[cfg(target_os = "linux")]
+pub fn through_volume_mount<'a>(
+    mounts: &'a [crate::mountinfo::Mount],
+    m: &'a crate::mountinfo::Mount,
+    s: &Path,
+    what: &str,
+) -> Result<(&'a crate::mountinfo::Mount, PathBuf, Option<Bind>)> {
+    use std::os::unix::fs::MetadataExt;
+    if m.root == Path::new("/") {
+        return Ok((m, s.to_owned(), None));
+    }
+    let id = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    let rest = s.strip_prefix(&m.mount_point).unwrap_or(Path::new(""));
+    for (whole, bound) in crate::mountinfo::reaching(mounts, m).into_iter().filter(|(w, _)| w.root == Path::new("/")) {
+        let path = if rest.as_os_str().is_empty() { bound.clone() } else { bound.join(rest) };
+        // The same directory, not one renamed or put in its place since the bind.
+        if id(&path).is_some() && id(&path) == id(s) && id(&bound) == id(&m.mount_point) {
+            log::debug!("{} is a bind mount of {}: snapshotting {what} {}", m.mount_point.display(), bound.display(), whole.source);
+            return Ok((whole, path, Some((m.mount_point.clone(), bound))));
+        }
+    }
+    Err(crate::error::Error::Unmatched {
+        arg: s.display().to_string(),
+        why: format!(
+            "it is on a bind mount at {} of the directory {} inside {what} {}, which is mounted nowhere else, so it cannot be \
+             snapshotted; mount {what} itself too (anywhere) and run again",
+            m.mount_point.display(),
+            m.root.display(),
+            m.source
+        ),
+    })
+}
+
+/// [`through_volume_mount`] for every source whose mount `is_kind` (the
+/// others are left to the provider to refuse): the sources as the volumes'
+/// own mounts show them, and the bind mounts to show.
+#[cfg(target_os = "linux")]
+pub fn through_volume_mounts(
+    mounts: &[crate::mountinfo::Mount],
+    sources: &[PathBuf],
+    what: &str,
+    is_kind: impl Fn(&crate::mountinfo::Mount) -> bool,
+) -> Result<(Vec<PathBuf>, Vec<Bind>)> {
+    let (mut reached, mut binds) = (Vec::new(), Vec::new());
+    for s in sources {
+        match crate::mountinfo::find(mounts, s).filter(|m| is_kind(m)) {
+            Some(m) => {
+                let (_, path, bind) = through_volume_mount(mounts, m, s, what)?;
+                reached.push(path);
+                binds.extend(bind);
+            }
+            None => reached.push(s.clone()),
+        }
+    }
+    Ok((reached, binds))
+}
+
 /// A snapshot mechanism. `create` either makes the whole set or leaves nothing
 /// behind; `remove` tries every volume and reports the first failure.
 pub trait Provider {
@@ -260,6 +329,38 @@ mod tests {
                 Some(name) => Ok(vec![Leftover { provider: name, path: "/x".into(), stamp: "s".into() }]),
                 None => Err(crate::error::Error::Usage("zfs: command not found".into())),
             }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_bind_mount_of_a_directory_is_reached_through_its_volumes_own_mount() {
+        use crate::mountinfo::Mount;
+        let d = tempfile::tempdir().unwrap();
+        let (vol, srv) = (d.path().join("vol"), d.path().join("srv"));
+        std::fs::create_dir_all(vol.join("www/sub")).unwrap();
+        std::fs::create_dir_all(vol.join("other")).unwrap();
+        std::fs::create_dir(&srv).unwrap();
+        // A symlink stands for the bind mount: the same directory, as stat sees it.
+        std::os::unix::fs::symlink(vol.join("www"), srv.join("www")).unwrap();
+        std::os::unix::fs::symlink(vol.join("other"), srv.join("moved")).unwrap();
+        let mount = |root: &str, at: &Path| Mount {
+            root: root.into(),
+            mount_point: at.to_owned(),
+            fstype: "ext4".into(),
+            source: "/dev/vg/lv".into(),
+            dev: "254:3".into(),
+        };
+        let mounts = vec![mount("/", &vol), mount("/www", &srv.join("www")), mount("/www", &srv.join("moved"))];
+        let (whole, path, bind) = through_volume_mount(&mounts, &mounts[1], &srv.join("www/sub"), "the logical volume").unwrap();
+        assert_eq!((whole, path), (&mounts[0], vol.join("www/sub")));
+        assert_eq!(bind, Some((srv.join("www"), vol.join("www"))));
+        assert_eq!(through_volume_mount(&mounts, &mounts[0], &vol.join("x"), "it").unwrap(), (&mounts[0], vol.join("x"), None));
+        // A bind whose directory is not the one at that path now, or whose volume is mounted nowhere: 83.
+        for (all, k) in [(&mounts[..], 2), (&mounts[1..2], 0)] {
+            let err = through_volume_mount(all, &all[k], &all[k].mount_point, "the logical volume").unwrap_err();
+            assert_eq!(err.exit_code(), crate::error::status::NO_PROVIDER, "{err}");
+            assert!(err.to_string().contains("bind mount at") && err.to_string().contains("mount the logical volume itself"), "{err}");
         }
     }
 
