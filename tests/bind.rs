@@ -248,3 +248,82 @@ fn exec_reads_bind_mounts_frozen_and_the_hooks_are_told_their_paths() {
     writer.stop().unwrap();
     l.rig.fs.assert_no_snapshot_left();
 }
+
+/// A root for a systemd-nspawn container: the host's `/usr` (Debian's merged
+/// `/bin` and `/lib` as links to it), its os-release, and empty places for
+/// the binds.
+fn container_tree(at: &Path) {
+    for d in ["usr", "etc", "srv/www", "data", "cfg", "t"] {
+        fs::create_dir_all(at.join(d)).unwrap();
+    }
+    for l in ["bin", "lib", "lib64", "sbin"] {
+        std::os::unix::fs::symlink(format!("usr/{l}"), at.join(l)).unwrap();
+    }
+    fs::copy("/etc/os-release", at.join("etc/os-release")).unwrap();
+}
+
+/// A real container runtime (systemd-nspawn, Debian's systemd-container)
+/// bind-mounts a directory of a subvolume as the container's `/srv/www`, and
+/// the torture writer runs inside the container, writing there. The host
+/// pulls that directory through snaprsync over sshd while snaprsync inside
+/// the container copies its own `/srv/www` (the container is also given the
+/// subvolume at `/data`): both copies are one instant. A container given only
+/// the bind mount cannot snapshot it: 83, with the fix.
+#[test]
+fn a_directory_a_systemd_nspawn_container_bind_mounts_is_read_frozen_inside_and_out() {
+    let l = Layout::new("bind-nspawn", 1024, |_| {});
+    let tree = l.rig.work.path().join("tree");
+    container_tree(&tree);
+    let cfg = l.rig.work.path().join("cfg");
+    fs::create_dir(&cfg).unwrap();
+    fs::write(
+        cfg.join("c.toml"),
+        "rsync_path = \"/usr/bin/rsync\"\nlog_file = \"/cfg/log\"\nlog_level = \"debug\"\nstate_dir = \"/cfg/state\"\non_snapshot_failure = \"fail\"\n",
+    )
+    .unwrap();
+    let bin = Path::new(snaprsync()).parent().unwrap().to_owned();
+    let nspawn = |binds: &[String], script: &str| {
+        let mut c = std::process::Command::new("systemd-nspawn");
+        c.args(["-q", "--register=no", "--keep-unit", "--bind-ro=/usr"]).arg("-D").arg(&tree);
+        c.arg(format!("--bind={}:/cfg", cfg.display())).arg(format!("--bind-ro={}:/t", bin.display()));
+        c.args(binds).args(["--", "/bin/sh", "-c", script]);
+        c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        c.spawn().unwrap_or_else(|e| panic!("cannot start systemd-nspawn: {e} (install systemd-container)"))
+    };
+    let www_bind = format!("--bind={}:/srv/www", l.data.join("www").display());
+    let mut writing = nspawn(
+        &[www_bind.clone(), format!("--bind={}:/data", l.data.display())],
+        "/t/testbed torture write /srv/www --seconds 12 --files 200 --size 65536 & w=$!; \
+         while [ ! -e /srv/www/f0199 ]; do sleep 0.1; done; sleep 1; \
+         /t/snaprsync --snap-config=/cfg/c.toml -a --bwlimit=8000 /srv/www/ /cfg/inside/; echo inside=$?; wait $w; echo writer=$?",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !l.data.join("www/f0199").exists() {
+        assert!(Instant::now() < deadline, "the writer in the container never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let outside = l.rig.dest("outside");
+    l.rig.assert_snapshotted("host pull", || l.pull(Remote::Snaprsync, &[BWLIMIT], &[l.rig.remote_dir(&l.data.join("www"))], &outside));
+    assert!(writing.try_wait().unwrap().is_none(), "the container's writer ended before the host's copy did: it proves nothing");
+    let done = writing.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&done.stdout).into_owned();
+    let log = || fs::read_to_string(cfg.join("log")).unwrap_or_default();
+    assert!(said.contains("inside=0") && said.contains("writer=0"), "{said}\n{}\n{}", String::from_utf8_lossy(&done.stderr), log());
+    for (what, copy) in [("the host's", outside), ("the container's", cfg.join("inside"))] {
+        let verdict = torture::check(&copy).expect("read copy");
+        assert!(verdict.consistent(), "{what} copy is not point-in-time: {verdict}\n{}", log());
+        assert!(outsiders(&copy).is_empty(), "{what}: {:?}", outsiders(&copy));
+        eprintln!("{what} copy of the container's volume: {verdict}");
+    }
+    let refused = nspawn(&[www_bind], "/t/snaprsync --snap-config=/cfg/c.toml -a /srv/www/ /cfg/refused/; echo status=$?")
+        .wait_with_output()
+        .unwrap();
+    let (said, err) = (String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
+    assert!(said.contains("status=83"), "{said}\n{err}");
+    // nspawn may hand the container's stderr to its stdout.
+    let line = err.lines().chain(said.lines()).find(|l| l.starts_with("snaprsync:")).unwrap_or_default();
+    assert!(line.contains("bind mount at /srv/www") && line.contains("mount the subvolume too"), "{said}\n{err}");
+    assert!(!cfg.join("refused").exists(), "nothing was read live");
+    l.rig.fs.assert_no_snapshot_left();
+}

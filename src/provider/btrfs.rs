@@ -1,6 +1,9 @@
 //! btrfs provider: a read-only snapshot of each subvolume holding a source
 //! path, plus every subvolume nested below a source path (a btrfs snapshot
-//! shows nested subvolumes as empty directories).
+//! shows nested subvolumes as empty directories). A source on a bind mount
+//! of a directory inside a subvolume (`mount --bind /data/www /srv/www`) gets
+//! the snapshot of that subvolume, reached through a mount that shows its
+//! root, and the set's view of the bound directory (see [`Btrfs::reach`]).
 //!
 //! Snapshots are stored on the same filesystem, in a subvolume named
 //! `btrfs_snapshot_dir` (default `.snaprsync`) at the root of the mount, as
