@@ -5,8 +5,11 @@
 //! plain rsync of it is torn, so the check can fail), its names are plain
 //! rsync's with and without `--relative`, nothing of the subvolume outside the
 //! bound directory arrives, several bind mounts of one subvolume share one
-//! snapshot, a layout that cannot be snapshotted ends with 83, and no
-//! snapshot is left, also after `kill -9`.
+//! snapshot, exec and the hooks see the bind mounts' paths, a directory a
+//! real container runtime (systemd-nspawn) bind-mounts is read frozen from
+//! inside the container and from the host, a layout that cannot be
+//! snapshotted ends with 83, and no snapshot is left, also after `kill -9`.
+//! Needs systemd-container besides the e2e packages.
 
 use std::fs;
 use std::path::{Path, PathBuf};
