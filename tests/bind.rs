@@ -330,3 +330,39 @@ fn a_directory_a_systemd_nspawn_container_bind_mounts_is_read_frozen_inside_and_
     assert!(!cfg.join("refused").exists(), "nothing was read live");
     l.rig.fs.assert_no_snapshot_left();
 }
+
+/// Restricted mode, a key allowed only the bind mount `srv/www`: the confined
+/// rsync is shown that directory of the subvolume's snapshot (with the
+/// subvolume nested in it) and nothing else, under plain rsync's names.
+#[test]
+fn a_restricted_key_allowed_a_bind_mount_reads_it_from_the_snapshot() {
+    let l = Layout::new("bind-restricted", 400, |www| {
+        tree::make_sample(www);
+        create_subvolume(&www.join("n"));
+        fs::write(www.join("n/in-nested"), "nested\n").unwrap();
+    });
+    let command = format!("{} --snap-config={} --snap-restrict --snap-allow={}", snaprsync(), l.rig.config.display(), l.www.display());
+    let key = crate::support::forced::ForcedKey::new(l.rig.sshd(), "bind-restricted", &command);
+    for extra in [&[][..], &["-R"][..]] {
+        let tag = if extra.is_empty() { "plain" } else { "rel" };
+        let (with, without) = (l.rig.dest(&format!("snap-{tag}")), l.rig.dest(&format!("live-{tag}")));
+        let before = l.rig.snapshots_taken();
+        let mut args: Vec<String> = vec!["-a".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend([format!("{}/", key.remote(&l.www)), with.display().to_string()]);
+        let out = key.rsync(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(out.status.success(), "{}\n{}", out.report(), l.rig.log());
+        assert_eq!(l.rig.snapshots_taken() - before, 2, "the subvolume and the one nested in www\n{}", l.rig.log());
+        assert!(l.rig.log().contains("method=confined"), "{}", l.rig.log());
+        l.pull(Remote::Plain, extra, &[l.rig.remote_dir(&l.www)], &without);
+        assert!(outsiders(&with).is_empty(), "{:?}", outsiders(&with));
+        assert!(tree::names(&with).iter().any(|n| n.ends_with("n/in-nested")), "{:?}", tree::names(&with));
+        if extra.is_empty() {
+            tree::assert_same("restricted vs plain rsync", &tree::describe(&with), &tree::describe(&without));
+        } else {
+            // The confined root makes the directories above the allowed one itself (mode 0755).
+            assert_eq!(tree::names(&with), tree::names(&without), "restricted -R vs plain rsync");
+        }
+    }
+    l.rig.fs.assert_no_snapshot_left();
+}

@@ -27,8 +27,6 @@ const CHECKS: &[&str] = &[
     "background-removal",
     "rsnapshot",
     "nested-lv",
-    "bind-mount",
-    "bind-mount-no-lv-left",
     "control-torn",
     "overflow",
     "overflow-once",
@@ -39,6 +37,8 @@ const CHECKS: &[&str] = &[
     "kill-then-sweep",
     "kill-in-lvremove",
     "restricted-pull",
+    "bind-mount",
+    "bind-mount-no-lv-left",
 ];
 
 #[test]
