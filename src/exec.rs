@@ -98,10 +98,12 @@ fn seen(places: &[Place], path: &Path) -> PathBuf {
 /// - `SNAPRSYNC_EXPOSE`: `namespace` (Linux), `drive-letter` or `device-path`
 ///   (Windows), or `live` (no snapshot: `provider = "none"` or the
 ///   `on_snapshot_failure = "live"` fallback);
-/// - `SNAPRSYNC_SNAPSHOT_COUNT`, and for each snapshot n from 0
-///   `SNAPRSYNC_SNAPSHOT_<n>_ORIGIN` (the live volume, such as `/srv` or `C:\`)
-///   and `SNAPRSYNC_SNAPSHOT_<n>_PATH` (where COMMAND reads its snapshot: the
-///   origin itself on Linux, `R:\` or a device path on Windows);
+/// - `SNAPRSYNC_SNAPSHOT_COUNT`, and for each place n from 0 that shows a
+///   snapshot (each volume, then each bind mount of a directory inside one)
+///   `SNAPRSYNC_SNAPSHOT_<n>_ORIGIN` (the live volume, such as `/srv` or `C:\`,
+///   or the bind mount, such as `/srv/www`) and `SNAPRSYNC_SNAPSHOT_<n>_PATH`
+///   (where COMMAND reads its snapshot: the origin itself on Linux, `R:\` or a
+///   device path on Windows);
 /// - `SNAPRSYNC_PATH_COUNT`, and for each PATH n as given, made absolute,
 ///   `SNAPRSYNC_PATH_<n>`: where COMMAND reads it.
 pub fn env(method: &str, places: &[Place], sources: &[PathBuf]) -> Vec<(OsString, OsString)> {

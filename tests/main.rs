@@ -14,6 +14,7 @@
 
 mod support;
 
+mod bind;
 mod cli;
 mod confine_attacks;
 mod doctor;

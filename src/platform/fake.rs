@@ -241,7 +241,7 @@ impl Snapshotter for FakeSnapshotter {
             })
             .collect();
         self.0 .0.borrow_mut().snapshots.extend(volumes.iter().map(|v| v.id.clone()));
-        Ok(SnapshotSet { provider: "fake", volumes })
+        Ok(SnapshotSet { provider: "fake", volumes, views: Vec::new() })
     }
 
     fn remove(&mut self, set: &SnapshotSet) -> Result<()> {

@@ -193,6 +193,17 @@ impl Lvm {
             if out.iter().any(|(o, ..)| o.mount_point == m.mount_point) {
                 return Ok(());
             }
+            // Its snapshot would show the whole volume where the mount shows one directory.
+            if m.root != Path::new("/") {
+                return Err(Error::Unmatched {
+                    arg: m.mount_point.display().to_string(),
+                    why: format!(
+                        "a bind mount of the directory {} of {}, below a source; name it as a source of its own",
+                        m.root.display(),
+                        m.source
+                    ),
+                });
+            }
             let Some((vg, lv)) = lv_of(m) else {
                 return Err(Error::NoProvider { path: m.mount_point.clone(), fstype: format!("{} (not on a logical volume)", m.fstype) });
             };
@@ -324,12 +335,13 @@ fn remove_mount_dir(dir: &Path, mounts: &Option<Vec<Mount>>) -> Result<()> {
 
 impl Snapshotter for Lvm {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
-        let vols = self.volumes(sources)?;
+        let (sources, binds) = crate::provider::through_volume_mounts(&self.mounts, sources, "the logical volume", |m| lv_of(m).is_some())?;
+        let vols = self.volumes(&sources)?;
         if vols.len() > 1 {
             log::info!("lvm: {} volumes are snapshotted one after another, each its own point in time", vols.len());
         }
         let info = self.all()?.to_vec();
-        let mut set = SnapshotSet { provider: self.name(), volumes: Vec::new() };
+        let mut set = SnapshotSet { provider: self.name(), ..SnapshotSet::default() };
         // What earlier snapshots of this run took from each volume group.
         let mut taken: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
         std::fs::create_dir_all(&self.mount_dir).map_err(|e| Error::io(&self.mount_dir, e))?;
@@ -371,6 +383,9 @@ impl Snapshotter for Lvm {
                 Ok(v) => set.volumes.push(v),
                 Err(e) => return Err(provider::undo_partial(self, &set, e)),
             }
+        }
+        for (at, live) in &binds {
+            set.show(at, live);
         }
         Ok(set)
     }

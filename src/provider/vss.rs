@@ -543,7 +543,7 @@ impl Snapshotter for Vss {
                     }
                     self.live = Some(bc);
                     self.shadows = shadows;
-                    return Ok(SnapshotSet { provider: "vss", volumes: snaps });
+                    return Ok(SnapshotSet { provider: "vss", volumes: snaps, views: Vec::new() });
                 }
                 // A console event: end now, nothing is left (the attempt aborted).
                 Err((what, h)) if h == hr::VSS_S_ASYNC_CANCELLED && (self.stop)() => {

@@ -116,6 +116,17 @@ impl Zfs {
             for nested in self.mounts.iter().filter(|n| n.mount_point.starts_with(s) && &n.mount_point != s) {
                 // Only the last mount at a place is visible.
                 if mountinfo::find(&self.mounts, &nested.mount_point).is_some_and(|top| top == nested) && is_dataset(nested) {
+                    // Its snapshot would show the whole dataset where the mount shows one directory.
+                    if nested.root != Path::new("/") {
+                        return Err(Error::Unmatched {
+                            arg: nested.mount_point.display().to_string(),
+                            why: format!(
+                                "a bind mount of the directory {} of {}, below a source; name it as a source of its own",
+                                nested.root.display(),
+                                nested.source
+                            ),
+                        });
+                    }
                     add(nested);
                 }
             }
@@ -255,7 +266,8 @@ pub const PARTS: Parts = Parts {
 
 impl Snapshotter for Zfs {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
-        let mounts = self.datasets(sources)?;
+        let (sources, binds) = crate::provider::through_volume_mounts(&self.mounts, sources, "the dataset", is_dataset)?;
+        let mounts = self.datasets(&sources)?;
         if let (Some(why), Some(first)) = (&self.cannot_mount, mounts.first()) {
             return Err(Error::Snapshot {
                 path: first.mount_point.clone(),
@@ -277,7 +289,7 @@ impl Snapshotter for Zfs {
                 pools.join(", ")
             );
         }
-        let mut set = SnapshotSet { provider: self.name(), volumes: Vec::new() };
+        let mut set = SnapshotSet { provider: self.name(), ..SnapshotSet::default() };
         let result = (|| -> Result<()> {
             for (n, pool) in pools.iter().enumerate() {
                 let snap = format!("{}-{n}", self.stamp);
@@ -327,6 +339,9 @@ impl Snapshotter for Zfs {
             return Err(e);
         }
         set.volumes.sort_by_key(|v| v.origin.components().count());
+        for (at, live) in &binds {
+            set.show(at, live);
+        }
         Ok(set)
     }
 
@@ -444,6 +459,16 @@ mod tests {
         assert_eq!(got, ["tank/data", "tank/data/child"]);
         let err = z.datasets(&["/etc".into()]).unwrap_err();
         assert!(matches!(err, Error::NoProvider { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_bind_mount_of_a_subdirectory_below_a_source_is_83_not_the_whole_dataset() {
+        let mut bind = mount("/srv/www", "zfs", "tank/data");
+        bind.root = "/www".into();
+        let z = Zfs { mounts: vec![mount("/srv", "zfs", "tank/srv"), bind], cannot_mount: None, mount_dir: "/m".into(), stamp: "s".into() };
+        let err = z.datasets(&["/srv".into()]).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::status::NO_PROVIDER, "{err}");
+        assert!(err.to_string().contains("/srv/www: a bind mount of the directory /www of tank/data, below a source"), "{err}");
     }
 
     #[test]

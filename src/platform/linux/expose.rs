@@ -81,7 +81,8 @@ fn expose_in_place_with<M: MountOps>(ops: &mut M, set: &SnapshotSet) -> Result<E
             });
         }
     };
-    let places = set.volumes.iter().map(|v| Place { origin: v.origin.clone(), seen: v.origin.clone() }).collect();
+    // Each volume at its origin, each bind mount of a directory in one at its own place.
+    let places = set.shown().into_iter().map(|(live, _)| Place { origin: live.to_owned(), seen: live.to_owned() }).collect();
     Ok(Exposure::new(Vec::new(), Method::Namespace, Held::Mounts(made)).with_places(places))
 }
 

@@ -210,7 +210,7 @@ impl Snapshotter for DirDouble {
                 let _ = std::fs::remove_dir_all(&copy);
             });
         }
-        Ok(SnapshotSet { provider: "dir-double", volumes })
+        Ok(SnapshotSet { provider: "dir-double", volumes, views: Vec::new() })
     }
 
     /// As VSS's: each copy still listed (its directory there) and opening.

@@ -139,7 +139,7 @@ impl Snapshotter for Excluding {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
         let kept: Vec<PathBuf> = sources.iter().filter(|s| !self.skipped.contains(s)).cloned().collect();
         if kept.is_empty() {
-            return Ok(SnapshotSet { provider: self.inner.name(), volumes: Vec::new() });
+            return Ok(SnapshotSet { provider: self.inner.name(), ..SnapshotSet::default() });
         }
         self.inner.create(&kept)
     }

@@ -54,7 +54,11 @@ const SHADOW: &str = r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy9\";
 
 fn shadow_set() -> SnapshotSet {
     let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: "{id}".into(), mount: None };
-    SnapshotSet { provider: "vss", volumes: vec![v(r"C:\", SHADOW), v(r"D:\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\")] }
+    SnapshotSet {
+        provider: "vss",
+        volumes: vec![v(r"C:\", SHADOW), v(r"D:\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\")],
+        views: Vec::new(),
+    }
 }
 
 fn sources_of(inv: &Invocation) -> Vec<PathBuf> {
@@ -201,7 +205,7 @@ fn a_source_on_no_snapshotted_volume_is_never_read_live_in_silence() {
     let _g = serial();
     // It exists (the temp dir), but the set has no volume for its drive.
     let here = scratch("unmatched");
-    let set = SnapshotSet { provider: "vss", volumes: vec![] };
+    let set = SnapshotSet { provider: "vss", volumes: vec![], views: Vec::new() };
     let arg = here.to_string_lossy().into_owned();
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
@@ -260,7 +264,7 @@ fn a_posix_argument_reads_as_the_rsync_that_reads_it() {
 #[test]
 fn a_verbatim_volume_origin_still_matches() {
     let v = VolumeSnapshot { origin: r"\\?\C:\".into(), snapshot: SHADOW.into(), id: "{id}".into(), mount: None };
-    let set = SnapshotSet { provider: "vss", volumes: vec![v] };
+    let set = SnapshotSet { provider: "vss", volumes: vec![v], views: Vec::new() };
     assert!(find_volume(&set, Path::new(r"C:\Users\x")).is_some());
     assert!(find_volume(&set, Path::new(r"\\?\C:\Users\x")).is_some());
     assert!(find_volume(&set, Path::new(r"D:\Users")).is_none());
@@ -273,6 +277,7 @@ fn a_source_that_is_a_mount_point_folder_never_becomes_a_bare_device_root() {
     let set = SnapshotSet {
         provider: "vss",
         volumes: vec![v(r"C:\", SHADOW), v(r"C:\Mount\Data\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy11\")],
+        views: Vec::new(),
     };
     let run = |args: &[&str]| {
         let mut argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", "."]);
@@ -809,7 +814,11 @@ fn link_fixture() -> (String, String) {
 /// A set shadowing C: (copy 9) and Z: (copy 10), as VSS would name them.
 fn c_and_z() -> SnapshotSet {
     let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: o.into(), mount: None };
-    SnapshotSet { provider: "vss", volumes: vec![v(r"C:\", SHADOW), v(r"Z:\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\")] }
+    SnapshotSet {
+        provider: "vss",
+        volumes: vec![v(r"C:\", SHADOW), v(r"Z:\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\")],
+        views: Vec::new(),
+    }
 }
 
 /// `Z:\a\b` → `a/b`.
