@@ -252,13 +252,16 @@ impl LogLevel {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum LogTarget {
-    /// The journal if it runs here, else syslog, else `/var/log/snaprsync.log`.
+    /// The journal if it runs here, else syslog, else `/var/log/snaprsync.log`;
+    /// on Windows, the Application event log.
     #[default]
     Auto,
     /// systemd's journal, through its native socket.
     Journald,
     /// The local syslog socket.
     Syslog,
+    /// Windows' Application event log, under source `snaprsync`.
+    EventLog,
     /// stderr, which the backup server shows or logs.
     Stderr,
     /// A file, appended to.
@@ -267,7 +270,7 @@ pub enum LogTarget {
 
 /// A `log` value that is none of the words and not an absolute path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not \"auto\", \"journald\", \"syslog\", \"stderr\" or an absolute file path")]
+#[error("not \"auto\", \"journald\", \"syslog\", \"eventlog\", \"stderr\" or an absolute file path")]
 pub struct NotALogTarget;
 
 impl TryFrom<String> for LogTarget {
@@ -278,6 +281,7 @@ impl TryFrom<String> for LogTarget {
             "auto" => LogTarget::Auto,
             "journald" => LogTarget::Journald,
             "syslog" => LogTarget::Syslog,
+            "eventlog" => LogTarget::EventLog,
             "stderr" => LogTarget::Stderr,
             _ if Path::new(&s).is_absolute() => LogTarget::File(s.into()),
             _ => return Err(NotALogTarget),
@@ -291,6 +295,7 @@ impl From<LogTarget> for String {
             LogTarget::Auto => "auto".into(),
             LogTarget::Journald => "journald".into(),
             LogTarget::Syslog => "syslog".into(),
+            LogTarget::EventLog => "eventlog".into(),
             LogTarget::Stderr => "stderr".into(),
             LogTarget::File(p) => p.display().to_string(),
         }
@@ -447,9 +452,9 @@ pub const KEYS: &[Key] = &[
     ),
     key(
         "log",
-        r#""auto", "journald", "syslog", "stderr", or an absolute file path as a quoted string"#,
-        "where log records at `log_level` go: the journal (`journalctl -t snaprsync`), syslog (`/dev/log`), stderr, or a file; \
-         `\"auto\"` is the journal if it runs here, else syslog, else `/var/log/snaprsync.log` (rotated by the package); warnings and errors go to stderr as well, always",
+        r#""auto", "journald", "syslog", "eventlog", "stderr", or an absolute file path as a quoted string"#,
+        "where log records at `log_level` go: the journal (`journalctl -t snaprsync`), syslog (`/dev/log`), Windows' Application event log (source `snaprsync`), stderr, or a file; \
+         `\"auto\"` is the journal if it runs here, else syslog, else `/var/log/snaprsync.log` (rotated by the package), and on Windows the event log; warnings and errors go to stderr as well, always",
     ),
     Key {
         unset: "none",
@@ -1125,9 +1130,13 @@ mod tests {
 
     #[test]
     fn log_targets() {
-        for (text, want) in
-            [("auto", LogTarget::Auto), ("journald", LogTarget::Journald), ("syslog", LogTarget::Syslog), ("stderr", LogTarget::Stderr)]
-        {
+        for (text, want) in [
+            ("auto", LogTarget::Auto),
+            ("journald", LogTarget::Journald),
+            ("syslog", LogTarget::Syslog),
+            ("eventlog", LogTarget::EventLog),
+            ("stderr", LogTarget::Stderr),
+        ] {
             assert_eq!(parse(&format!("log = {text:?}")).unwrap().log, want);
         }
         let file = std::env::temp_dir().join("snaprsync.log");

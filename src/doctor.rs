@@ -270,7 +270,7 @@ fn log(cfg: &Config) -> Finding {
             },
             LogTarget::Stderr => notes.push("records go to stderr (the backup server's log)".into()),
             LogTarget::File(p) => notes.push(appendable(p, "log", &mut level, &mut fix)),
-            LogTarget::Journald | LogTarget::Syslog => {}
+            LogTarget::Journald | LogTarget::Syslog | LogTarget::EventLog => {}
         },
     }
     if let Some(p) = &cfg.log_file {
