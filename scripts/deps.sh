@@ -18,6 +18,8 @@ if [ "${1:-}" = --tests ]; then
   pkgs+=(systemd prometheus)
   # systemd-nspawn: a real container runtime bind-mounting a subvolume's directory (tests/bind.rs).
   pkgs+=(systemd-container)
+  # rpm: scripts/rpm-test.sh lists, verifies and installs the RPM into a scratch root.
+  pkgs+=(rpm)
   # rustfmt and clippy of the toolchain in use: rustup's components, or the
   # Debian packages that go with cargo-web.
   if command -v rustup >/dev/null; then

@@ -4,7 +4,8 @@
 # fault-injection, protect-args and restricted-mode suites with real sshd,
 # rsync, dirvish, rsnapshot, BackupPC on loop-mounted btrfs; needs root).
 # LVM and ZFS run in a QEMU guest (scripts/guest.sh); the Debian package is built,
-# installed, used and purged (scripts/deb-test.sh). rustfmt and clippy must
+# installed, used and purged (scripts/deb-test.sh), and the RPM built,
+# verified, installed into a scratch root and erased (scripts/rpm-test.sh). rustfmt and clippy must
 # pass too. Ends with one line: "N passed, N failed".
 #
 # FAULT_SEED=N replays the random points of the fault-injection suite.
@@ -49,6 +50,8 @@ fi
 # The Debian package: built, installed, used and purged.
 deb_rc=0
 scripts/deb-test.sh 2>&1 | tee -a "$log" || deb_rc=$?
+# The RPM: built from the same file list, verified, installed into a scratch root and erased.
+scripts/rpm-test.sh 2>&1 | tee -a "$log" || deb_rc=$?
 
 summary_rc=0
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log" || summary_rc=$?
