@@ -257,6 +257,8 @@ impl History {
             }
         }
         f.write_all(&text).and_then(|()| f.sync_data()).map_err(io)?;
+        // Closed first: Windows renames nothing over a file that is open.
+        drop(f);
         if len + text.len() as u64 > compact_at(self.keep) {
             self.compact()?;
         }
