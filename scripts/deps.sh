@@ -18,8 +18,9 @@ if [ "${1:-}" = --tests ]; then
   pkgs+=(systemd prometheus)
   # systemd-nspawn: a real container runtime bind-mounting a subvolume's directory (tests/bind.rs).
   pkgs+=(systemd-container)
-  # rpm: scripts/rpm-test.sh lists, verifies and installs the RPM into a scratch root.
-  pkgs+=(rpm)
+  # rpm: scripts/rpm-test.sh lists, verifies and installs the RPM into a
+  # scratch root (a busybox shell); jq: scripts/rpm.sh reads cargo's metadata.
+  pkgs+=(rpm jq busybox-static)
   # rustfmt and clippy of the toolchain in use: rustup's components, or the
   # Debian packages that go with cargo-web.
   if command -v rustup >/dev/null; then
