@@ -34,6 +34,17 @@
 #   concurrency  N snaprsync runs started at once on one filesystem (each N of
 #            BENCH_CONC, e.g. "1 8 16"), each pulling the tiny tree over a local
 #            remote shell; each run's snapshot creation time from its log
+#   foreign  other tools' snapshots on the filesystem (each N of BENCH_FOREIGN,
+#            e.g. "0 1000 10000"): a filesystem of its own per N holds N
+#            read-only snapshots Snapper-style (.snapshots/K/snapshot) outside
+#            the source ("outside"), and N inside another source, which the
+#            pull excludes (--exclude=/.snapshots/, "inside"); snapshot
+#            creation time from the log, wall time, and the CPU time of the
+#            sending side (snaprsync and its rsync)
+#   sources  one run with each N of BENCH_SOURCES sources (e.g. "1 10 100")
+#            on one subvolume, and BENCH_SERIES runs in a row of one source
+#            each (rsnapshot's backup points): creation time per run and per
+#            source, wall and CPU time
 #   nested   a pull of a tree holding N nested subvolumes (each N of
 #            BENCH_NESTED, e.g. "0 10 100 500"), over a local remote shell:
 #            snapshot creation time from snaprsync's log, and each run's wall
@@ -68,6 +79,11 @@ set -euo pipefail
 : "${BENCH_NESTED:=0 10 100 500}" # nested: subvolumes below the source, one series each
 : "${BENCH_NESTED_RUNS:=7}"      # nested: timed runs per series and variant
 : "${BENCH_BASE_REV:=}"          # nested: also measure the build of this commit
+: "${BENCH_FOREIGN:=0 1000 10000}" # foreign: foreign snapshots on the filesystem, one series each
+: "${BENCH_FOREIGN_RUNS:=9}"     # foreign: timed runs per series and place
+: "${BENCH_SOURCES:=1 10 100}"   # sources: sources in one run, one series each
+: "${BENCH_SOURCES_RUNS:=9}"     # sources: timed runs per series
+: "${BENCH_SERIES:=50}"          # sources: runs in a row, one source each
 : "${BENCH_OUT:=}"               # where raw results go
 : "${SNAPRSYNC:=}"               # binary to measure (default: cargo build --release)
 : "${SNAPRSYNC_REV:=}"           # or build this commit (git archive, own target dir)
@@ -148,8 +164,13 @@ cleanup() {
   fi
   mountpoint -q "$DST" && umount "$DST"
   [ -n "$TRACER" ] && kill -INT "$TRACER" 2>/dev/null
+  local keep=0 d
+  for d in "$W"/foreign-*; do
+    [ -d "$d" ] || continue
+    "$TESTBED" btrfs-remove "$d" || keep=1
+  done
   # Whatever is still mounted stays, rather than be deleted through the mount.
-  if [ ! -d "$IMGDIR" ] || "$TESTBED" btrfs-remove "$IMGDIR"; then
+  if [ "$keep" = 0 ] && { [ ! -d "$IMGDIR" ] || "$TESTBED" btrfs-remove "$IMGDIR"; }; then
     [ -z "$BENCH_IMAGE_DIR" ] || rm -rf "$IMGDIR"
     rm -rf "$W"
   fi
@@ -178,7 +199,7 @@ LRSH=$BIN/local-rsh
   echo "snaprsync=$version, sha256 $(sha256sum "$SNAP" | cut -c1-16)"
   [ -z "$BASE" ] || echo "base=commit $base_rev, sha256 $(sha256sum "$BIN/snaprsync-base" | cut -c1-16)"
   env_used=""
-  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS BENCH_INCR_FILES BENCH_INCR_RUNS BENCH_INCR_CACHE BENCH_INCR_CPUS BENCH_CONC BENCH_CONC_RUNS BENCH_NESTED BENCH_NESTED_RUNS; do
+  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS BENCH_INCR_FILES BENCH_INCR_RUNS BENCH_INCR_CACHE BENCH_INCR_CPUS BENCH_CONC BENCH_CONC_RUNS BENCH_NESTED BENCH_NESTED_RUNS BENCH_FOREIGN BENCH_FOREIGN_RUNS BENCH_SOURCES BENCH_SOURCES_RUNS BENCH_SERIES; do
     env_used+="$v=\"${!v}\" "
   done
   [ "$BENCH_CORE_VARIANTS" = "plain snaprsync naive snapread" ] || env_used+="BENCH_CORE_VARIANTS=\"$BENCH_CORE_VARIANTS\" "
@@ -223,6 +244,40 @@ if want nested; then
       btrfs -q subvolume create "$MNT/nested-$n/s$i" >/dev/null
       echo "$i" >"$MNT/nested-$n/s$i/f"
     done
+  done
+fi
+if want sources; then
+  log "sources tree: $BENCH_SERIES directories of 5 files"
+  n_dirs=$BENCH_SERIES
+  for n in $BENCH_SOURCES; do [ "$n" -le "$n_dirs" ] || n_dirs=$n; done
+  for i in $(seq "$n_dirs"); do
+    mkdir -p "$MNT/many/d$i"
+    for f in 1 2 3 4 5; do head -c 4096 /dev/urandom >"$MNT/many/d$i/f$f"; done
+  done
+fi
+declare -A FOREIGN_MNT=()
+if want foreign; then
+  for n in $BENCH_FOREIGN; do
+    log "foreign: a filesystem with 2 x $n read-only snapshots"
+    mkdir -p "$W/foreign-$n"
+    FOREIGN_MNT[$n]=$("$TESTBED" btrfs-image $(( 1024 + n / 8 )) "$W/foreign-$n")
+    fm=${FOREIGN_MNT[$n]}
+    for place in outside inside; do
+      btrfs -q subvolume create "$fm/$place" >/dev/null
+      for f in 1 2 3 4 5; do head -c 4096 /dev/urandom >"$fm/$place/f$f"; done
+    done
+    # Snapper's layout: a .snapshots subvolume of numbered holders, one
+    # read-only snapshot in each; at the filesystem's top for "outside",
+    # inside the source for "inside".
+    btrfs -q subvolume create "$fm/.snapshots" >/dev/null
+    btrfs -q subvolume create "$fm/inside/.snapshots" >/dev/null
+    for k in $(seq "$n"); do
+      mkdir "$fm/.snapshots/$k" "$fm/inside/.snapshots/$k"
+      btrfs -q subvolume snapshot -r "$fm/outside" "$fm/.snapshots/$k/snapshot" >/dev/null
+      btrfs -q subvolume snapshot -r "$fm/inside" "$fm/inside/.snapshots/$k/snapshot" >/dev/null
+    done
+    btrfs filesystem sync "$fm"
+    echo "foreign_$n=$(btrfs subvolume list "$fm" | wc -l) subvolumes" >>"$OUT/meta.env"
   done
 fi
 if want protect; then
@@ -595,10 +650,77 @@ if want nested; then
   done
 fi
 
+# ---------------------------------------------------------------- foreign
+# The sending side (snaprsync and the rsync it runs) is timed by /usr/bin/time:
+# user and system seconds, one line per run, in foreign-cpu-VARIANT.txt.
+if want foreign; then
+  for r in $(seq 0 "$BENCH_FOREIGN_RUNS"); do
+    vs=()
+    for n in $BENCH_FOREIGN; do vs+=("outside-$n" "inside-$n"); done
+    mapfile -t order < <(python3 "$here/bench/order.py" "$r" "${vs[@]}")
+    for v in "${order[@]}"; do
+      place=${v%-*} n=${v##*-}
+      fm=${FOREIGN_MNT[$n]}
+      log_file=$OUT/foreign-$v.log
+      [ "$r" != 0 ] || log_file=$W/foreign-warmup.log
+      cpu=$OUT/foreign-cpu-$v.txt
+      [ "$r" != 0 ] || cpu=$W/foreign-warmup-cpu.txt
+      excl=()
+      [ "$place" = outside ] || excl=(--exclude=/.snapshots/)
+      c=(rsync -a "${excl[@]}" -e "$LRSH" --rsync-path="/usr/bin/time -a -o $cpu -f %U,%S $SNAP --snap-log-file=$log_file" "bench:$fm/$place/" "$DST/")
+      [ "$r" != 1 ] || record_cmd foreign "$v" "${c[@]}"
+      wait_removers; btrfs filesystem sync "$fm"; btrfs subvolume sync "$fm" >/dev/null; fresh_dst; sync
+      if [ "$r" = 0 ]; then
+        timeout "$BENCH_RUN_TIMEOUT" "${c[@]}" </dev/null >>"$OUT/stdout.log" 2>>"$OUT/stderr.log" || die "foreign $v warm-up failed (see $OUT/stderr.log)"
+        [ "$(find "$DST" -type f | wc -l)" = 5 ] || die "foreign $v: the copy is not the source's 5 files"
+      else
+        timed foreign "$v" "$r" "${c[@]}"
+      fi
+    done
+    log "foreign: round $r of $BENCH_FOREIGN_RUNS done"
+  done
+fi
+
+# ---------------------------------------------------------------- sources
+if want sources; then
+  for r in $(seq 0 "$BENCH_SOURCES_RUNS"); do
+    mapfile -t order < <(python3 "$here/bench/order.py" "$r" $BENCH_SOURCES)
+    for n in "${order[@]}"; do
+      log_file=$OUT/sources-$n.log
+      [ "$r" != 0 ] || log_file=$W/sources-warmup.log
+      cpu=$OUT/sources-cpu-$n.txt
+      [ "$r" != 0 ] || cpu=$W/sources-warmup-cpu.txt
+      srcs=("bench:$MNT/many/d1")
+      for i in $(seq 2 "$n"); do srcs+=(":$MNT/many/d$i"); done
+      c=(rsync -a -e "$LRSH" --rsync-path="/usr/bin/time -a -o $cpu -f %U,%S $SNAP --snap-log-file=$log_file" "${srcs[@]}" "$DST/")
+      [ "$r" != 1 ] || record_cmd sources "$n sources" "${c[@]}"
+      wait_removers; settle_fs; fresh_dst; sync
+      if [ "$r" = 0 ]; then
+        timeout "$BENCH_RUN_TIMEOUT" "${c[@]}" </dev/null >>"$OUT/stdout.log" 2>>"$OUT/stderr.log" || die "sources $n warm-up failed (see $OUT/stderr.log)"
+        [ "$(find "$DST" -type f | wc -l)" = $(( 5 * n )) ] || die "sources $n: the copy lacks files"
+      else
+        timed sources "$n" "$r" "${c[@]}"
+      fi
+    done
+    log "sources: round $r of $BENCH_SOURCES_RUNS done"
+  done
+  # rsnapshot's way: one run per backup point, one after another, as one
+  # night does them (the detached removers are not waited for in between).
+  wait_removers; settle_fs; fresh_dst; sync
+  for i in $(seq "$BENCH_SERIES"); do
+    c=(rsync -a -e "$LRSH" --rsync-path="/usr/bin/time -a -o $OUT/series-cpu.txt -f %U,%S $SNAP --snap-log-file=$OUT/series.log" "bench:$MNT/many/d$i/" "$DST/d$i/")
+    [ "$i" != 1 ] || record_cmd series "run 1 of $BENCH_SERIES" "${c[@]}"
+    timed series "run" "$i" "${c[@]}"
+  done
+fi
+
 # ---------------------------------------------------------------- checks, summary
 wait_removers
 echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.env"
 left=$(btrfs subvolume list "$MNT" | grep -E 'snaprsync-|naive-snap|bench-snap|bench-fresh' || true)
+for fm in "${FOREIGN_MNT[@]}"; do
+  left+=$(btrfs subvolume list "$fm" | grep -E 'snaprsync-' || true)
+done
 [ -z "$left" ] || log "WARNING: snapshots left behind: $left"
 echo "leftover_snapshots=${left:-none}" >>"$OUT/meta.env"
 python3 "$here/bench/stats.py" "$OUT" | tee "$OUT/summary.md"

@@ -18,14 +18,7 @@ target=$(cargo metadata --locked --no-deps --format-version 1 | sed -n 's/.*"tar
 cargo build --locked --release --bin snaprsync
 bin=$target/release/snaprsync
 assets=$target/release/deb-assets
-rm -rf "$assets"
-mkdir -p "$assets"
-"$bin" __doc man1 | gzip -9n >"$assets/snaprsync.1.gz"
-"$bin" __doc man5 | gzip -9n >"$assets/snaprsync.toml.5.gz"
-"$bin" __doc config >"$assets/config.sample.toml"
-"$bin" __doc bash >"$assets/snaprsync.bash"
-"$bin" __doc zsh >"$assets/_snaprsync"
-"$bin" __doc fish >"$assets/snaprsync.fish"
+scripts/doc-assets.sh "$bin" "$assets"
 
 out=$target/debian
 mkdir -p "$out"

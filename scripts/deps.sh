@@ -5,7 +5,8 @@
 #                             rustfmt and clippy, and what the Debian
 #                             package's test needs (dpkg-dev for cargo-deb,
 #                             man-db, the shells it completes in), systemd
-#                             and prometheus for their checkers
+#                             and prometheus for their checkers,
+#                             systemd-container (systemd-nspawn)
 set -euo pipefail
 # libclang-dev: the btrfs ioctl crate generates its kernel bindings at build time.
 pkgs=(rsync btrfs-progs util-linux procps libclang-dev)
@@ -15,6 +16,11 @@ if [ "${1:-}" = --tests ]; then
   # systemd-analyze checks the boot-time cleanup unit; promtool (in Debian's
   # prometheus) checks the metrics file.
   pkgs+=(systemd prometheus)
+  # systemd-nspawn: a real container runtime bind-mounting a subvolume's directory (tests/bind.rs).
+  pkgs+=(systemd-container)
+  # rpm: scripts/rpm-test.sh lists, verifies and installs the RPM into a
+  # scratch root (a busybox shell); jq: scripts/rpm.sh reads cargo's metadata.
+  pkgs+=(rpm jq busybox-static)
   # rustfmt and clippy of the toolchain in use: rustup's components, or the
   # Debian packages that go with cargo-web.
   if command -v rustup >/dev/null; then

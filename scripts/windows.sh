@@ -4,6 +4,7 @@
 #   scripts/windows.sh setup          install the cross toolchain and wine, make the wine prefix
 #   scripts/windows.sh build [--release]
 #   scripts/windows.sh test [ARGS]    the Windows test suite under wine, plus the VSS binding check
+#                                     and the event log's (records and the MSI's registration)
 #   scripts/windows.sh check-abi      only the VSS binding check (vtable slots vs mingw-w64 headers)
 #   scripts/windows.sh dist           release zip (and MSI when wixl is present) under target/dist/
 #   scripts/windows.sh cargo ARGS     any cargo command for the Windows target
@@ -153,7 +154,62 @@ run_tests() {
     # The crate's unit tests (VSS binding check among them) and the Windows
     # integration tests, all run under wine.
     cargo_win test --lib --bins "$@"
+    eventlog_check "$CARGO_TARGET_DIR/$TRIPLE/debug/snaprsync.exe"
     wineserver -k 2>/dev/null || true
+}
+
+# The Application event log, as far as wine has one. Wine keeps no event log:
+# its ReadEventLogW is not implemented, and it has no wevtutil, eventvwr or
+# EventCreate.exe. Its ReportEventW writes each record's string to the
+# `eventlog` debug channel instead ("err:" for an error, "warn:" for a
+# warning, "trace:" for information), which is read back here from the real
+# exe's records of each type. Then the MSI (made by dist/snaprsync.wxs from
+# this exe) is installed with wine's msiexec: the source's registry values
+# must be there, and gone after the uninstall. How Event Viewer renders a
+# record through EventCreate.exe only real Windows shows.
+eventlog_check() {
+    local exe=$1 dir="$WORK/eventlog" wdir
+    rm -rf "$dir" && mkdir -p "$dir/data"
+    wdir=$(winepath -w "$dir" 2>/dev/null)
+    # records LOG ON_FAILURE ARGS...: the eventlog lines of one run, its status in $dir/status.
+    records() {
+        local log=$1 on_failure=$2 status=0; shift 2
+        printf 'log = "%s"\nlog_level = "info"\non_snapshot_failure = "%s"\nstate_dir = "%s"\n' \
+            "$log" "$on_failure" "${wdir//\\/\\\\}\\\\state" >"$dir/config.toml"
+        WINEDEBUG=-all,+eventlog wine "$exe" "--snap-config=$wdir\\config.toml" "$@" >/dev/null 2>"$dir/stderr" || status=$?
+        echo "$status" >"$dir/status"
+        grep -a ':eventlog:ReportEventW ' "$dir/stderr" || true
+    }
+    local got
+    # VSS is not there under wine: the run goes live, with a warning record.
+    got=$(records auto live exec "$wdir\\data" -- cmd.exe /c "exit 7")
+    [[ $(cat "$dir/status") == 7 ]] || die "eventlog: the live run ended with $(cat "$dir/status"), not 7: $(cat "$dir/stderr")"
+    grep -q ':warn:eventlog:ReportEventW L"VSS ' <<<"$got" || die "eventlog: log = \"auto\" wrote no warning record: $(cat "$dir/stderr")"
+    ! grep -q ':err:' <<<"$got" || die "eventlog: a live run wrote an error record: $got"
+    got=$(records eventlog fail exec "$wdir\\data" -- cmd.exe /c "exit 7")
+    [[ $(cat "$dir/status") != 7 && $(cat "$dir/status") != 0 ]] || die "eventlog: the failed run ended with $(cat "$dir/status")"
+    grep -q ':err:eventlog:ReportEventW L"VSS ' <<<"$got" || die "eventlog: log = \"eventlog\" wrote no error record: $(cat "$dir/stderr")"
+    got=$(records eventlog fail doctor "$wdir\\data")
+    grep -q ':trace:eventlog:ReportEventW L"doctor: a test record' <<<"$got" || die "eventlog: doctor wrote no information record: $(cat "$dir/stderr")"
+    got=$(records stderr live exec "$wdir\\data" -- cmd.exe /c "exit 7")
+    [[ -z $got ]] || die "eventlog: log = \"stderr\" wrote to the event log: $got"
+    log "eventlog: error, warning and information records reach ReportEventW; log = \"stderr\" writes none"
+
+    # The MSI registers the source, and its uninstall removes it.
+    local stage="$dir/stage" key='HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\snaprsync' values
+    mkdir -p "$stage"
+    cp "$exe" "$stage/snaprsync.exe"
+    cp "$ROOT/dist/config.sample.toml" "$stage/config.sample.toml"
+    cp "$ROOT/docs/windows.md" "$stage/WINDOWS.md"
+    (cd "$stage" && wixl -a x64 -D Version=0.0.0 -o "$dir/test.msi" "$ROOT/dist/snaprsync.wxs")
+    wine msiexec /i "$(winepath -w "$dir/test.msi" 2>/dev/null)" /qn || die "eventlog: msiexec /i failed"
+    values=$(wine reg query "$key" 2>/dev/null | tr -d '\r') || die "eventlog: the MSI did not create $key"
+    wine msiexec /x "$(winepath -w "$dir/test.msi" 2>/dev/null)" /qn || die "eventlog: msiexec /x failed"
+    grep -Eq '^ +EventMessageFile +REG_EXPAND_SZ +%SystemRoot%\\System32\\EventCreate\.exe$' <<<"$values" || die "eventlog: EventMessageFile: $values"
+    grep -Eq '^ +TypesSupported +REG_DWORD +0x7$' <<<"$values" || die "eventlog: TypesSupported: $values"
+    grep -Eq '^ +CustomSource +REG_DWORD +0x1$' <<<"$values" || die "eventlog: CustomSource: $values"
+    ! wine reg query "$key" >/dev/null 2>&1 || die "eventlog: the uninstall left $key"
+    log "eventlog: the MSI registers the source (EventCreate.exe as REG_EXPAND_SZ, types 7) and its uninstall removes it"
 }
 
 dist() {
@@ -189,6 +245,7 @@ case "$cmd" in
         log "built $CARGO_TARGET_DIR/$TRIPLE/$([[ "${1:-}" == --release ]] && echo release || echo debug)/snaprsync.exe" ;;
     test) run_tests "$@" ;;
     check-abi) check_abi ;;
+    eventlog) eventlog_check "$CARGO_TARGET_DIR/$TRIPLE/debug/snaprsync.exe" ;;
     dist) dist ;;
     cargo) sub=$1; shift; cargo_win "$sub" "$@" ;;
     *) sed -n '2,12p' "$0" >&2; exit 2 ;;

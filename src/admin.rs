@@ -8,18 +8,18 @@ use crate::cli::{Admin, Doc};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::journal::Journal;
-use crate::platform::{Platform, Volumes};
+use crate::platform::System;
 use crate::sweep;
 
-pub fn run(cfg: &Config, cmd: Admin) -> Result<u8> {
+pub fn run(sys: &dyn System, cfg: &Config, cmd: Admin) -> Result<u8> {
     match cmd {
         Admin::Help => println!("{}", crate::manual::usage()),
         Admin::Version => return version(cfg),
         Admin::Doc(doc) => print!("{}", document(doc)),
         // Dispatched before the config is read (see lib.rs); here only for completeness.
         Admin::Doctor(_) => return Err(Error::Usage("doctor runs before the config is read".into())),
-        Admin::List { json } => list(cfg, json)?,
-        Admin::Cleanup { dry_run } => return cleanup(cfg, dry_run),
+        Admin::List { json } => list(sys, cfg, json)?,
+        Admin::Cleanup { dry_run } => return cleanup(sys, cfg, dry_run),
         Admin::Selftest(args) => return selftest(cfg, &args),
         Admin::History(words) => return crate::monitor::history(cfg, &words),
         Admin::Check(words) => return Ok(crate::monitor::check(cfg, &words)),
@@ -29,7 +29,7 @@ pub fn run(cfg: &Config, cmd: Admin) -> Result<u8> {
                 return Ok(0);
             }
             crate::fault::point("remove-run");
-            let mut provider = Platform::sweep_provider(cfg)?;
+            let mut provider = sys.sweep_provider(cfg)?;
             sweep::remove_run(&journal_of(cfg), provider.as_mut(), &stamp)?;
         }
     }
@@ -74,8 +74,8 @@ fn document(doc: Doc) -> String {
 /// Every snapshot snaprsync made that still exists, with its owner's state:
 /// a table, or with `json` one object a line with the same fields (`created`
 /// and `pid` null where the table says `-`), then any corrupt journal file.
-fn list(cfg: &Config, json: bool) -> Result<()> {
-    let provider = Platform::sweep_provider(cfg)?;
+fn list(sys: &dyn System, cfg: &Config, json: bool) -> Result<()> {
+    let provider = sys.sweep_provider(cfg)?;
     let journal = journal_of(cfg);
     let leftovers = provider.leftovers()?;
     let (entries, corrupt) = journal.read();
@@ -116,8 +116,8 @@ fn list(cfg: &Config, json: bool) -> Result<()> {
 }
 
 /// Removes what dead runs left (snapshots and journal entries).
-fn cleanup(cfg: &Config, dry_run: bool) -> Result<u8> {
-    let mut provider = Platform::sweep_provider(cfg)?;
+fn cleanup(sys: &dyn System, cfg: &Config, dry_run: bool) -> Result<u8> {
+    let mut provider = sys.sweep_provider(cfg)?;
     if !dry_run {
         crate::history::killed(cfg, &journal_of(cfg));
     }

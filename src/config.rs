@@ -25,19 +25,66 @@ pub enum OnSnapshotFailure {
     Live,
 }
 
-/// Which snapshot provider to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Which snapshot provider to use: a row of [`crate::provider::PROVIDERS`]
+/// by its name, written as that name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(into = "String")]
 pub enum ProviderChoice {
     /// From the filesystem type of each source (the default).
     #[default]
     Auto,
-    Btrfs,
-    Lvm,
-    Zfs,
-    Vss,
+    /// The provider of that name.
+    Named(&'static str),
     /// Never snapshot: run rsync on the live files.
     None,
+}
+
+/// A `provider` value that names no provider.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown value `{0}`")]
+pub struct NotAProvider(String);
+
+impl TryFrom<String> for ProviderChoice {
+    type Error = NotAProvider;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.as_str() {
+            "auto" => Ok(ProviderChoice::Auto),
+            "none" => Ok(ProviderChoice::None),
+            _ => crate::provider::named(&s).map(|p| ProviderChoice::Named(p.name)).ok_or(NotAProvider(s)),
+        }
+    }
+}
+
+/// Read as an enum of unit variants is (a table or a number is refused as
+/// one would be), by hand: a derived one would borrow the `&'static str`.
+impl<'de> Deserialize<'de> for ProviderChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Word;
+        impl<'de> serde::de::Visitor<'de> for Word {
+            type Value = ProviderChoice;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a provider's name")
+            }
+            fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<ProviderChoice, A::Error> {
+                use serde::de::{Error, VariantAccess};
+                let (word, variant): (String, _) = data.variant()?;
+                variant.unit_variant()?;
+                ProviderChoice::try_from(word).map_err(A::Error::custom)
+            }
+        }
+        d.deserialize_enum("ProviderChoice", &[], Word)
+    }
+}
+
+impl From<ProviderChoice> for String {
+    fn from(c: ProviderChoice) -> String {
+        match c {
+            ProviderChoice::Auto => "auto".into(),
+            ProviderChoice::Named(name) => name.into(),
+            ProviderChoice::None => "none".into(),
+        }
+    }
 }
 
 /// When the snapshots are removed after rsync ends.
@@ -216,13 +263,16 @@ impl LogLevel {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum LogTarget {
-    /// The journal if it runs here, else syslog, else `/var/log/snaprsync.log`.
+    /// The journal if it runs here, else syslog, else `/var/log/snaprsync.log`;
+    /// on Windows, the Application event log.
     #[default]
     Auto,
     /// systemd's journal, through its native socket.
     Journald,
     /// The local syslog socket.
     Syslog,
+    /// Windows' Application event log, under source `snaprsync`.
+    EventLog,
     /// stderr, which the backup server shows or logs.
     Stderr,
     /// A file, appended to.
@@ -231,7 +281,7 @@ pub enum LogTarget {
 
 /// A `log` value that is none of the words and not an absolute path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not \"auto\", \"journald\", \"syslog\", \"stderr\" or an absolute file path")]
+#[error("not \"auto\", \"journald\", \"syslog\", \"eventlog\", \"stderr\" or an absolute file path")]
 pub struct NotALogTarget;
 
 impl TryFrom<String> for LogTarget {
@@ -242,6 +292,7 @@ impl TryFrom<String> for LogTarget {
             "auto" => LogTarget::Auto,
             "journald" => LogTarget::Journald,
             "syslog" => LogTarget::Syslog,
+            "eventlog" => LogTarget::EventLog,
             "stderr" => LogTarget::Stderr,
             _ if Path::new(&s).is_absolute() => LogTarget::File(s.into()),
             _ => return Err(NotALogTarget),
@@ -255,6 +306,7 @@ impl From<LogTarget> for String {
             LogTarget::Auto => "auto".into(),
             LogTarget::Journald => "journald".into(),
             LogTarget::Syslog => "syslog".into(),
+            LogTarget::EventLog => "eventlog".into(),
             LogTarget::Stderr => "stderr".into(),
             LogTarget::File(p) => p.display().to_string(),
         }
@@ -412,15 +464,15 @@ pub const KEYS: &[Key] = &[
     ),
     key(
         "provider",
-        r#""auto", "btrfs", "lvm", "zfs", "vss" or "none""#,
+        crate::provider::WORDS,
         "`\"auto\"` picks it from the filesystem of each source (btrfs, ZFS, or LVM for a logical volume; VSS on Windows); \
          `\"none\"` never snapshots",
     ),
     key(
         "log",
-        r#""auto", "journald", "syslog", "stderr", or an absolute file path as a quoted string"#,
-        "where log records at `log_level` go: the journal (`journalctl -t snaprsync`), syslog (`/dev/log`), stderr, or a file; \
-         `\"auto\"` is the journal if it runs here, else syslog, else `/var/log/snaprsync.log` (rotated by the package); warnings and errors go to stderr as well, always",
+        r#""auto", "journald", "syslog", "eventlog", "stderr", or an absolute file path as a quoted string"#,
+        "where log records at `log_level` go: the journal (`journalctl -t snaprsync`), syslog (`/dev/log`), Windows' Application event log (source `snaprsync`), stderr, or a file; \
+         `\"auto\"` is the journal if it runs here, else syslog, else `/var/log/snaprsync.log` (rotated by the package), and on Windows the event log; warnings and errors go to stderr as well, always",
     ),
     Key {
         unset: "none",
@@ -929,7 +981,7 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.rsync_path.as_deref(), Some(Path::new("/usr/bin/rsync")));
         assert_eq!(cfg.on_snapshot_failure, OnSnapshotFailure::Live);
-        assert_eq!(cfg.provider, ProviderChoice::Btrfs);
+        assert_eq!(cfg.provider, ProviderChoice::Named("btrfs"));
         assert_eq!(cfg.log_level, LogLevel::Debug);
         assert_eq!(cfg.btrfs_snapshot_dir, ".snaps");
         assert_eq!(cfg.snapshot_removal, Removal::Wait);
@@ -1120,9 +1172,13 @@ mod tests {
 
     #[test]
     fn log_targets() {
-        for (text, want) in
-            [("auto", LogTarget::Auto), ("journald", LogTarget::Journald), ("syslog", LogTarget::Syslog), ("stderr", LogTarget::Stderr)]
-        {
+        for (text, want) in [
+            ("auto", LogTarget::Auto),
+            ("journald", LogTarget::Journald),
+            ("syslog", LogTarget::Syslog),
+            ("eventlog", LogTarget::EventLog),
+            ("stderr", LogTarget::Stderr),
+        ] {
             assert_eq!(parse(&format!("log = {text:?}")).unwrap().log, want);
         }
         let file = std::env::temp_dir().join("snaprsync.log");

@@ -16,12 +16,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::cli::{self, Mode, Options};
+use crate::cli::{self, Options};
 use crate::config::{Config, LogTarget, ProviderChoice, Removal};
 use crate::error::{status, Error};
 use crate::guard::{Exposed, Snapshotted};
 use crate::journal::Journal;
-use crate::platform::{Diagnosing, Exposing, Platform, Processes, Space, Volumes};
+use crate::platform::{Space, System};
 use crate::system_log::SystemLog;
 
 /// Below this share of free space a filesystem fails the check: every block
@@ -120,16 +120,16 @@ impl Report {
 }
 
 /// Runs every check; returns the exit status.
-pub fn run(opts: &Options, args: &cli::Doctor) -> u8 {
+pub fn run(sys: &dyn System, opts: &Options, args: &cli::Doctor) -> u8 {
     let mut r = Report { counts: [0; 3], json: args.json };
-    let privileged = Platform::privileges();
+    let privileged = sys.privileges();
     r.add(match &privileged {
         Ok(how) => Finding::ok("privileges", how),
         Err(l) => Finding::fail("privileges", &l.what, &l.fix),
     });
     let (cfg, finding) = config(opts);
     r.add(finding);
-    let (rsync, finding) = rsync(&cfg);
+    let (rsync, finding) = rsync(sys, &cfg);
     r.add(finding);
     let state = cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir);
     r.add(state_dir(&state));
@@ -137,20 +137,20 @@ pub fn run(opts: &Options, args: &cli::Doctor) -> u8 {
     let journal = Journal::new(&state);
     r.add(journal_files(&journal));
     r.add(match privileged {
-        Ok(_) => leftovers(&cfg, &journal),
+        Ok(_) => leftovers(sys, &cfg, &journal),
         Err(_) => Finding::warn("leftovers", "not looked for: snapshot directories are root's", "run doctor as root"),
     });
     if !args.paths.is_empty() {
         // As a run does: a signal now is remembered, so the snapshot goes first.
-        if let Err(e) = Platform::hold_signals() {
+        if let Err(e) = sys.hold_signals() {
             r.add(Finding::warn("signals", e.to_string(), "interrupting doctor now may leave a snapshot for the next sweep"));
         }
     }
     for path in &args.paths {
-        for f in source(&cfg, opts, rsync.as_deref(), path) {
+        for f in source(sys, &cfg, opts, rsync.as_deref(), path) {
             r.add(f);
         }
-        if let Some(sig) = Platform::pending_signal() {
+        if let Some(sig) = sys.pending_signal() {
             let e = Error::Interrupted(sig);
             r.end(&e);
             return e.exit_code();
@@ -180,14 +180,14 @@ fn config(opts: &Options) -> (Config, Finding) {
 }
 
 /// The real rsync: found, runs, says it is rsync, and is not snaprsync.
-fn rsync(cfg: &Config) -> (Option<PathBuf>, Finding) {
+fn rsync(sys: &dyn System, cfg: &Config) -> (Option<PathBuf>, Finding) {
     let fix = "install rsync (apt install rsync), or set rsync_path to the real rsync";
     let path = match crate::real_rsync::find(cfg) {
         Ok(p) => p,
         Err(e) => return (None, Finding::fail("rsync", e.to_string(), fix)),
     };
     // The paths checked below are read as this rsync will read them.
-    Platform::reader(&path);
+    sys.reader(&path);
     if crate::real_rsync::copy_of_me(&path) {
         let detail = format!("{} is a copy of snaprsync itself, which would run itself", path.display());
         return (None, Finding::fail("rsync", detail, fix));
@@ -201,7 +201,7 @@ fn rsync(cfg: &Config) -> (Option<PathBuf>, Finding) {
         let detail = format!("{} --version printed {first:?}, which is not rsync's version line", path.display());
         return (None, Finding::fail("rsync", detail, fix));
     }
-    let notes = Platform::rsync_notes(&path).map(|n| format!(" ({n})")).unwrap_or_default();
+    let notes = sys.rsync_notes(&path).map(|n| format!(" ({n})")).unwrap_or_default();
     let detail = format!("{}: {}{notes}", path.display(), first.split_whitespace().collect::<Vec<_>>().join(" "));
     (Some(path.clone()), Finding::ok("rsync", detail))
 }
@@ -270,7 +270,7 @@ fn log(cfg: &Config) -> Finding {
             },
             LogTarget::Stderr => notes.push("records go to stderr (the backup server's log)".into()),
             LogTarget::File(p) => notes.push(appendable(p, "log", &mut level, &mut fix)),
-            LogTarget::Journald | LogTarget::Syslog => {}
+            LogTarget::Journald | LogTarget::Syslog | LogTarget::EventLog => {}
         },
     }
     if let Some(p) = &cfg.log_file {
@@ -318,9 +318,9 @@ fn journal_files(journal: &Journal) -> Finding {
 }
 
 /// What dead runs left: the sweep's dry run.
-fn leftovers(cfg: &Config, journal: &Journal) -> Finding {
+fn leftovers(sys: &dyn System, cfg: &Config, journal: &Journal) -> Finding {
     let check = "leftovers";
-    let mut provider = match Platform::sweep_provider(cfg) {
+    let mut provider = match sys.sweep_provider(cfg) {
         Ok(p) => p,
         Err(e) => return Finding::warn(check, format!("cannot look for snapshots: {e}"), "run doctor as root"),
     };
@@ -347,20 +347,20 @@ fn leftovers(cfg: &Config, journal: &Journal) -> Finding {
 
 /// The checks of one source path: filesystem, provider, free space, and a
 /// snapshot made, shown as rsync would see it, and removed.
-fn source(cfg: &Config, opts: &Options, rsync: Option<&Path>, path: &Path) -> Vec<Finding> {
+fn source(sys: &dyn System, cfg: &Config, opts: &Options, rsync: Option<&Path>, path: &Path) -> Vec<Finding> {
     let name = path.display().to_string();
     let at = |what: &str| format!("{name}: {what}");
     let arg = path.as_os_str();
     // The path as rsync would resolve it, as the rsync role finds it.
-    let Some(real) = Platform::source_path(arg).filter(|p| !arg.is_empty() && p.exists()) else {
+    let Some(real) = sys.source_path(arg).filter(|p| !arg.is_empty() && p.exists()) else {
         return vec![Finding::fail(at("path"), "does not exist", "name an existing path")];
     };
     let mut out = Vec::new();
-    match Platform::filesystem(&real) {
+    match sys.filesystem(&real) {
         Ok(fs) => out.push(Finding::ok(at("filesystem"), fs)),
         Err(e) => out.push(Finding::fail(at("filesystem"), e.to_string(), "")),
     }
-    match Platform::space(&real) {
+    match sys.space(&real) {
         Ok(space) => out.push(free_space(&at("free space"), space)),
         Err(e) => out.push(Finding::warn(at("free space"), e.to_string(), "")),
     }
@@ -369,7 +369,7 @@ fn source(cfg: &Config, opts: &Options, rsync: Option<&Path>, path: &Path) -> Ve
         return out;
     }
     let sources = vec![real.clone()];
-    match Platform::provider(cfg, &sources) {
+    match sys.provider(cfg, &sources) {
         Ok(p) => out.push(Finding::ok(at("provider"), p.name())),
         Err(Error::NoProvider { fstype, .. }) => {
             let live = cfg.on_snapshot_failure == crate::config::OnSnapshotFailure::Live;
@@ -388,7 +388,7 @@ fn source(cfg: &Config, opts: &Options, rsync: Option<&Path>, path: &Path) -> Ve
             return out;
         }
     }
-    out.push(snapshot(cfg, opts, rsync, &real, arg.to_owned(), at("snapshot")));
+    out.push(snapshot(sys, cfg, opts, rsync, &real, arg.to_owned(), at("snapshot")));
     out
 }
 
@@ -422,7 +422,7 @@ fn bytes(n: u64) -> String {
 
 /// A snapshot of `real` made and exposed as for `rsync --server --sender . ARG`,
 /// read there, and removed, through the rsync role's own guards.
-fn snapshot(cfg: &Config, opts: &Options, rsync: Option<&Path>, real: &Path, arg: OsString, check: String) -> Finding {
+fn snapshot(sys: &dyn System, cfg: &Config, opts: &Options, rsync: Option<&Path>, real: &Path, arg: OsString, check: String) -> Finding {
     let argv: Vec<OsString> = ["--server", "--sender", "-logDtpre.iLsfxCIvu", "."].iter().map(OsString::from).chain([arg]).collect();
     let inv = match crate::rsync_args::parse(&argv) {
         Ok(inv) => inv,
@@ -430,10 +430,10 @@ fn snapshot(cfg: &Config, opts: &Options, rsync: Option<&Path>, real: &Path, arg
     };
     let rsync = rsync.map(Path::to_owned).unwrap_or_else(|| PathBuf::from("rsync"));
     let sources = vec![real.to_owned()];
-    let live = Platform::identity(real);
+    let live = sys.identity(real);
     let started = Instant::now();
     let made =
-        Snapshotted::create(cfg, &sources).and_then(|snap| Exposed::new(snap, |set| Platform::expose(cfg, set, &inv, &sources, &rsync)));
+        Snapshotted::create(sys, cfg, &sources).and_then(|snap| Exposed::new(snap, |set| sys.expose(cfg, set, &inv, &sources, &rsync)));
     let exposed = match made {
         Ok(e) => e,
         Err(e) => {
@@ -450,11 +450,11 @@ fn snapshot(cfg: &Config, opts: &Options, rsync: Option<&Path>, real: &Path, arg
     let shown =
         inv.source_indices().first().and_then(|&i| exposed.exposure().argv().get(i)).map(PathBuf::from).unwrap_or_else(|| real.to_owned());
     let read = std::fs::metadata(&shown).and_then(|m| if m.is_dir() { std::fs::read_dir(&shown).map(|d| d.count()) } else { Ok(1) });
-    let frozen = match (live, Platform::identity(&shown)) {
+    let frozen = match (live, sys.identity(&shown)) {
         (Some(a), Some(b)) => Some(a != b),
         _ => None,
     };
-    let removed = exposed.finish(Removal::Wait, opts);
+    let removed = exposed.finish(sys, Removal::Wait, opts);
     let ms = started.elapsed().as_millis();
     match (read, frozen, removed) {
         (_, _, Err(e)) => Finding::fail(check, format!("made and shown, but not removed: {e}"), "snaprsync cleanup; see the line for why"),
@@ -571,45 +571,10 @@ pub fn authorized_keys_line(line: &str) -> Finding {
     let Some(command) = k.options.iter().find(|(n, _)| n.eq_ignore_ascii_case("command")).and_then(|(_, v)| v.clone()) else {
         return fail("no command=\"...\": the key may run anything".into(), &format!("pin it to snaprsync: {example}"));
     };
-    let words = match crate::restrict::shell_words(command.as_bytes()) {
-        Ok(w) => w,
-        Err(e) => return fail(format!("its command does not split into words without a shell: {e}"), "write it without shell syntax"),
+    let (program, opts) = match crate::restrict::forced_command(&command, example) {
+        Ok(f) => (f.program, f.opts),
+        Err(u) => return fail(u.problem, &u.fix),
     };
-    let words: Vec<OsString> = words.into_iter().map(|w| OsString::from(String::from_utf8_lossy(&w).into_owned())).collect();
-    let Some((program, args)) = words.split_first() else { return fail("its command is empty".into(), example) };
-    let program = PathBuf::from(program);
-    if program.file_stem().is_none_or(|n| n != "snaprsync") {
-        return fail(format!("its command runs {}, not snaprsync", program.display()), &format!("write it as: {example}"));
-    }
-    if !program.is_absolute() || !program.is_file() {
-        return fail(
-            format!("its command runs {}, which is not a file here", program.display()),
-            "name snaprsync by its full path, such as /usr/bin/snaprsync",
-        );
-    }
-    let (opts, mode) = match cli::parse(args.to_vec()) {
-        Ok(p) => p,
-        Err(e) => return fail(format!("snaprsync would refuse its command: {e}"), example),
-    };
-    if !opts.restrict || mode != Mode::Rsync(vec![]) {
-        return fail("its command lacks --snap-restrict: the key may run any rsync command, also writes".into(), example);
-    }
-    if opts.allow.is_empty() && !opts.allow_check {
-        return fail("its command has no --snap-allow=DIR: the key can read nothing".into(), example);
-    }
-    let missing: Vec<String> =
-        opts.allow.iter().chain(&opts.allow_write).filter(|d| !d.is_dir()).map(|d| d.display().to_string()).collect();
-    if !missing.is_empty() {
-        return fail(
-            format!("allowed directories that do not exist here: {}", missing.join(", ")),
-            "create them, or fix the --snap-allow paths",
-        );
-    }
-    // The same walk a use of the key makes: a symlink in a path, a directory
-    // above one that others can change, read and write inside each other.
-    if let Err(r) = crate::pin::pin_all(&opts.allow, &opts.allow_write) {
-        return fail(format!("restricted mode would refuse it: {r}"), "fix the --snap-allow paths as the line says");
-    }
     if let Some(c) = &opts.config {
         if let Err(e) = Config::load(c, true) {
             return fail(format!("its --snap-config: {e}"), "fix that file");

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 /// snaprsync's own exit statuses. rsync uses 0-35 and 128+N for signals; these
-/// sit in 80-94 so that they never collide. Documented in README "Exit statuses".
+/// sit in 80-95 so that they never collide. Documented in README "Exit statuses".
 pub mod status {
     /// A `--snap-*` option, the config file or a subcommand is wrong.
     pub const USAGE: u8 = 80;
@@ -17,7 +17,7 @@ pub mod status {
     /// The real rsync could not be found or started.
     pub const RSYNC_MISSING: u8 = 82;
     /// A source path lies on a filesystem that no provider can snapshot, or
-    /// cannot be matched to a snapshotted volume.
+    /// cannot be matched to a snapshotted volume, or the sources need two providers.
     pub const NO_PROVIDER: u8 = 83;
     /// The rsync argument block read from stdin (`--protect-args`) is malformed.
     pub const PROTECT_ARGS: u8 = 84;
@@ -59,7 +59,7 @@ pub const STATUSES: &[(u8, &str)] = &[
     (status::RSYNC_MISSING, "the real rsync could not be found or started (exec: COMMAND could not be started)"),
     (
         status::NO_PROVIDER,
-        "a source path is on a filesystem no provider can snapshot, or cannot be matched to a snapshotted volume (Windows: a path under the cygwin root)",
+        "a source path is on a filesystem no provider can snapshot, or cannot be matched to a snapshotted volume (Windows: a path under the cygwin root), or the sources are on two kinds of volume (one run snapshots one kind)",
     ),
     (status::PROTECT_ARGS, "the `--protect-args` argument block on stdin is malformed or too large"),
     (status::REFUSED, "restricted mode refused the command"),
@@ -112,6 +112,10 @@ pub enum Error {
     #[error("cannot start {what} {path}: {msg}")]
     NotStarted { what: &'static str, path: PathBuf, msg: String },
 
+    /// Sources on two kinds of volume (say btrfs and LVM): one run snapshots one kind.
+    #[error("{path} is on {kind} and an earlier source on {earlier}: one run snapshots one kind of volume; back them up in separate runs", path = path.display())]
+    MixedProviders { path: PathBuf, kind: String, earlier: String },
+
     #[error("{path} is on a {fstype} filesystem, which snaprsync cannot snapshot; back it up without snaprsync, or set on_snapshot_failure = \"live\"")]
     NoProvider { path: PathBuf, fstype: String },
 
@@ -129,7 +133,7 @@ pub enum Error {
     ProtectArgs(#[from] crate::protect_args::ProtectArgsError),
 
     #[error("refused: {0}")]
-    Refused(#[from] crate::restrict::Refused),
+    Refused(#[from] crate::restrict::refusal::Refused),
 
     #[error("cannot show the snapshot of {path}: {msg}")]
     Expose { path: PathBuf, msg: String },
@@ -164,7 +168,7 @@ impl Error {
             Error::Usage(_) | Error::Config { .. } => status::USAGE,
             Error::Snapshot { .. } | Error::Command { .. } | Error::Syscall { .. } | Error::WritersFailed { .. } => status::SNAPSHOT,
             Error::NotStarted { .. } => status::RSYNC_MISSING,
-            Error::NoProvider { .. } | Error::Unmatched { .. } => status::NO_PROVIDER,
+            Error::NoProvider { .. } | Error::Unmatched { .. } | Error::MixedProviders { .. } => status::NO_PROVIDER,
             Error::ProtectArgs(_) => status::PROTECT_ARGS,
             Error::Refused(_) => status::REFUSED,
             Error::Expose { .. } => status::EXPOSE,
@@ -265,7 +269,7 @@ mod tests {
             Error::Unmatched { arg: String::new(), why: String::new() },
             Error::WritersFailed { volumes: String::new(), msg: String::new() },
             Error::ProtectArgs(crate::protect_args::ProtectArgsError::EmptyBlock),
-            Error::Refused(crate::restrict::Refused::NotForced),
+            Error::Refused(crate::restrict::refusal::Refused::NotForced),
             Error::Expose { path: PathBuf::new(), msg: String::new() },
             Error::Syscall { op: "ioctl", path: PathBuf::new(), source: std::io::Error::other("x") },
             vss(status::ACCESS_DENIED),
@@ -319,7 +323,7 @@ mod tests {
     fn typed_errors_keep_their_words_and_statuses() {
         use crate::command::Exit;
         use crate::protect_args::ProtectArgsError;
-        use crate::restrict::{Refusal, Refused};
+        use crate::restrict::refusal::{Refusal, Refused};
         use crate::rsync_args::ArgError;
         let cases: [(Error, &str, u8); 6] = [
             (

@@ -15,14 +15,14 @@ use crate::cli::{Exec, Options};
 use crate::config::{Config, ProviderChoice};
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, Task};
-use crate::platform::{Exposing, Exposure, Launch, Place, Platform, Volumes};
+use crate::platform::{Exposure, Launch, Place, Program, System};
 use crate::provider::SnapshotSet;
 
 /// Runs `exec`; returns COMMAND's exit status.
-pub fn run(cfg: &Config, opts: &Options, exec: Exec) -> Result<u8> {
+pub fn run(sys: &dyn System, cfg: &Config, opts: &Options, exec: Exec) -> Result<u8> {
     let mut sources: Vec<PathBuf> = Vec::new();
     for p in &exec.paths {
-        let path = Platform::exec_path(p).ok_or_else(|| {
+        let path = sys.exec_path(p).ok_or_else(|| {
             Error::Usage(format!(
                 "exec: {} does not exist; name an existing file or directory",
                 crate::text::shown(p.as_encoded_bytes(), 200)
@@ -32,23 +32,30 @@ pub fn run(cfg: &Config, opts: &Options, exec: Exec) -> Result<u8> {
             sources.push(path);
         }
     }
-    let task = ExecTask { command: exec.command, sources };
+    let task = ExecTask { sys, command: exec.command, sources };
     if cfg.provider == ProviderChoice::None {
         log::info!("provider = \"none\": running the command on the live files");
-        return lifecycle::run_live(cfg, "exec", &task.sources, "provider = \"none\"", &task.launch_live());
+        return lifecycle::run_live(sys, cfg, "exec", &task.sources, "provider = \"none\"", &task.launch_live());
     }
-    lifecycle::run(cfg, opts, &task.sources, &task)
+    lifecycle::run(sys, cfg, opts, &task.sources, &task)
 }
 
 /// exec as a lifecycle task.
-struct ExecTask {
+struct ExecTask<'s> {
+    sys: &'s dyn System,
     command: Vec<OsString>,
     sources: Vec<PathBuf>,
 }
 
-impl ExecTask {
+impl ExecTask<'_> {
     fn launch_with(&self, env: Vec<(OsString, OsString)>) -> Launch {
-        Launch { program: PathBuf::from(&self.command[0]), args: self.command[1..].to_vec(), env, what: "command", watch_peer: false }
+        Launch {
+            program: PathBuf::from(&self.command[0]),
+            args: self.command[1..].to_vec(),
+            env,
+            what: Program::Command,
+            watch_peer: false,
+        }
     }
 
     /// COMMAND on the live files: every PATH is read where it is.
@@ -57,13 +64,13 @@ impl ExecTask {
     }
 }
 
-impl Task for ExecTask {
+impl Task for ExecTask<'_> {
     fn expose(&self, cfg: &Config, set: &SnapshotSet) -> Result<Exposure> {
-        Platform::expose_in_place(cfg, set)
+        self.sys.expose_in_place(cfg, set)
     }
 
     fn launch(&self, exposure: &Exposure) -> Result<Launch> {
-        Ok(self.launch_with(env(exposure.method(), exposure.places(), &self.sources)))
+        Ok(self.launch_with(env(exposure.method().as_str(), exposure.places(), &self.sources)))
     }
 
     fn live(&self) -> Option<Result<Launch>> {
@@ -91,10 +98,12 @@ fn seen(places: &[Place], path: &Path) -> PathBuf {
 /// - `SNAPRSYNC_EXPOSE`: `namespace` (Linux), `drive-letter` or `device-path`
 ///   (Windows), or `live` (no snapshot: `provider = "none"` or the
 ///   `on_snapshot_failure = "live"` fallback);
-/// - `SNAPRSYNC_SNAPSHOT_COUNT`, and for each snapshot n from 0
-///   `SNAPRSYNC_SNAPSHOT_<n>_ORIGIN` (the live volume, such as `/srv` or `C:\`)
-///   and `SNAPRSYNC_SNAPSHOT_<n>_PATH` (where COMMAND reads its snapshot: the
-///   origin itself on Linux, `R:\` or a device path on Windows);
+/// - `SNAPRSYNC_SNAPSHOT_COUNT`, and for each place n from 0 that shows a
+///   snapshot (each volume, then each bind mount of a directory inside one)
+///   `SNAPRSYNC_SNAPSHOT_<n>_ORIGIN` (the live volume, such as `/srv` or `C:\`,
+///   or the bind mount, such as `/srv/www`) and `SNAPRSYNC_SNAPSHOT_<n>_PATH`
+///   (where COMMAND reads its snapshot: the origin itself on Linux, `R:\` or a
+///   device path on Windows);
 /// - `SNAPRSYNC_PATH_COUNT`, and for each PATH n as given, made absolute,
 ///   `SNAPRSYNC_PATH_<n>`: where COMMAND reads it.
 pub fn env(method: &str, places: &[Place], sources: &[PathBuf]) -> Vec<(OsString, OsString)> {

@@ -13,13 +13,13 @@ use crate::config::{Config, Removal};
 use crate::error::{Error, Result};
 use crate::hook::{self, Hook, Outcome};
 use crate::journal::{self, Entry, Journal};
-use crate::platform::{Exposure, Launch, Platform, Processes, Volumes};
-use crate::provider::{Provider, SnapshotSet};
+use crate::platform::{Exposure, Launch, System};
+use crate::provider::{SnapshotSet, Snapshotter};
 use crate::sweep;
 
 /// Snapshots made for this run, recorded in the journal.
 pub struct Snapshotted {
-    provider: Box<dyn Provider>,
+    provider: Box<dyn Snapshotter>,
     journal: Journal,
     /// This run's record in the journal.
     entry: Entry,
@@ -34,8 +34,8 @@ impl Snapshotted {
     /// Sweeps what dead runs left, records this run, and makes its snapshots
     /// between the `pre_snapshot` and `post_snapshot` hooks. On failure
     /// nothing is left behind, the record included.
-    pub fn create(cfg: &Config, sources: &[PathBuf]) -> Result<Snapshotted> {
-        let mut provider = Platform::provider(cfg, sources)?;
+    pub fn create(sys: &dyn System, cfg: &Config, sources: &[PathBuf]) -> Result<Snapshotted> {
+        let mut provider = sys.provider(cfg, sources)?;
         let journal = Journal::new(&cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir));
         crate::history::killed(cfg, &journal);
         let swept = sweep::sweep(&journal, provider.as_mut(), false, sweep::Busy::Skip);
@@ -60,17 +60,17 @@ impl Snapshotted {
                 log::warn!("{j}");
             }
         };
-        if let Some(sig) = Platform::pending_signal() {
+        if let Some(sig) = sys.pending_signal() {
             forget(&journal);
             return Err(Error::Interrupted(sig));
         }
         // post_snapshot runs whenever pre_snapshot started (to undo it), or,
         // without pre_snapshot, after the attempt.
         let mut attempted = false;
-        let pre = hook::run(cfg, Hook::Pre, sources, None);
+        let pre = hook::run(sys, cfg, Hook::Pre, sources, None);
         let started = std::time::Instant::now();
         // A signal (passed on to the hook, which then failed) outranks the hook's failure.
-        let created = match (pre, Platform::pending_signal()) {
+        let created = match (pre, sys.pending_signal()) {
             (_, Some(sig)) => Err(Error::Interrupted(sig)),
             (Err(e), None) => Err(e),
             (Ok(()), None) => {
@@ -84,7 +84,7 @@ impl Snapshotted {
             (Err(_), true) => Outcome::Failed,
             (Err(_), false) => Outcome::Skipped,
         };
-        let post = hook::run(cfg, Hook::Post, sources, Some(outcome));
+        let post = hook::run(sys, cfg, Hook::Post, sources, Some(outcome));
         match (created, post) {
             (Ok(set), Ok(())) => Ok(Snapshotted { provider, journal, entry, set, owned: true, made_in }),
             (Ok(set), Err(e)) => {
@@ -141,7 +141,7 @@ impl Snapshotted {
     /// on the byte [`HAND_OFF`]. Until that byte is written the set is this
     /// run's; should the record fail, the pipe closes without it, the
     /// remover ends idle, and the set is removed here.
-    fn remove_in_background(&mut self, opts: &Options) -> Result<Removed> {
+    fn remove_in_background(&mut self, sys: &dyn System, opts: &Options) -> Result<Removed> {
         use std::io::Write;
         if !self.owned {
             return Ok(Removed::Now);
@@ -149,19 +149,14 @@ impl Snapshotted {
         if !self.provider.removal_can_detach() {
             return self.remove().map(|()| Removed::Now);
         }
-        let started = std::io::pipe().and_then(|(wait, go)| {
-            let mut c = remover(opts);
-            c.stdin(wait);
-            c.spawn().map(|child| (child, go))
-        });
-        let (child, mut go) = match started {
+        let started = std::io::pipe().and_then(|(wait, go)| sys.start_remover(remover(opts), wait).map(|pid| (pid, go)));
+        let (pid, mut go) = match started {
             Ok(started) => started,
             Err(e) => {
                 log::warn!("cannot start the background removal ({e}); removing now");
                 return self.remove().map(|()| Removed::Now);
             }
         };
-        let pid = child.id();
         let handed = Entry { remover: journal::Process::running(pid), ..self.entry.clone() };
         let recorded = match handed.remover {
             Some(_) => self.journal.write(&handed).map_err(|e| e.to_string()),
@@ -266,7 +261,7 @@ impl Exposed {
     }
 
     /// Whether the snapshots stayed whole while rsync read them (see
-    /// [`Provider::verify`]).
+    /// [`crate::provider::Snapshotter::verify`]).
     pub fn verify(&self) -> Result<()> {
         self.snap.provider.verify(&self.snap.set)
     }
@@ -279,10 +274,10 @@ impl Exposed {
     /// Undoes the exposure, then removes the snapshots as `removal` says; the
     /// first error is returned. An exposure that cannot be undone (mounts still
     /// in place) makes the removal happen here, where it can be reported.
-    pub fn finish(mut self, removal: Removal, opts: &Options) -> Result<Removed> {
+    pub fn finish(mut self, sys: &dyn System, removal: Removal, opts: &Options) -> Result<Removed> {
         let undo = self.exposure.undo();
         let removed = match (removal, &undo) {
-            (Removal::Background, Ok(())) => self.snap.remove_in_background(opts),
+            (Removal::Background, Ok(())) => self.snap.remove_in_background(sys, opts),
             _ => self.snap.remove().map(|()| Removed::Now),
         };
         undo.and(removed)

@@ -11,12 +11,18 @@
 //!   a panic included (from `Drop`). A run killed outright (kill -9, a power
 //!   cut) cannot: the next sweep that drops its journal entry records it as
 //!   `killed` ([`killed`]).
-//! - The file holds the last `history_size` records (JSON lines, oldest
-//!   first). It is only ever replaced whole, under a lock (concurrent runs
-//!   each add theirs): read, append, keep the last N, write a temporary
-//!   file, fsync, rename over, fsync the directory. A crash leaves the old
-//!   file or the new one, never a torn one; a line that is not a record (a
-//!   disk error, a hand edit) is skipped and counted, never fatal.
+//! - The file is JSON lines, one per record written; a later line of a stamp
+//!   replaces its earlier ones (a run that handed itself over to the program
+//!   writes twice, a sweep adds a note to a dead run's). Readers see the last
+//!   `history_size` runs, oldest first ([`History::read`]).
+//! - A run appends its line under a lock (concurrent runs each add theirs)
+//!   and fsyncs it, so that its cost does not grow with the history: it
+//!   never reads the file. Once the file outgrows [`compact_at`], the
+//!   appender rewrites it with only the last `history_size` runs: a
+//!   temporary file, fsync, rename over, fsync the directory. A crash leaves
+//!   at most a torn last line, which the next append starts after; a line
+//!   that is not a record (a disk error, a hand edit) is skipped and
+//!   counted, never fatal.
 //!
 //! Failing to write the history costs no backup: it is logged at info (in the
 //! system log, not on stderr: a state_dir that cannot be written already fails
@@ -154,16 +160,26 @@ pub fn time_text(t: SystemTime) -> String {
 /// The history in `dir` (`state_dir`).
 pub struct History {
     dir: PathBuf,
+    /// How many runs it keeps (`history_size`).
+    keep: usize,
+}
+
+/// The size past which an append rewrites the file with only the last `keep`
+/// runs: room for `keep` records of 1 KiB (most are under 600 bytes), so that
+/// a rewrite comes once in hundreds of runs, not every run.
+pub fn compact_at(keep: usize) -> u64 {
+    (keep.max(1) as u64) * 1024
 }
 
 impl History {
-    pub fn new(dir: &Path) -> History {
-        History { dir: dir.to_owned() }
+    /// The history in `dir`, keeping the last `keep` runs.
+    pub fn new(dir: &Path, keep: usize) -> History {
+        History { dir: dir.to_owned(), keep }
     }
 
     /// The history of `cfg`'s `state_dir`.
     pub fn of(cfg: &Config) -> History {
-        History::new(&cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir))
+        History::new(&cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir), cfg.history_size as usize)
     }
 
     pub fn dir(&self) -> &Path {
@@ -174,8 +190,9 @@ impl History {
         self.dir.join(FILE)
     }
 
-    /// Every record, oldest first, and how many lines were not records. A
-    /// missing file is an empty history.
+    /// The last `keep` runs, oldest first (by start), each as its latest
+    /// line says, and how many lines were not records. A missing file is an
+    /// empty history.
     pub fn read(&self) -> Result<(Vec<Record>, usize)> {
         let path = self.path();
         let text = match fs::read(&path) {
@@ -183,21 +200,77 @@ impl History {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
             Err(e) => return Err(Error::io(&path, e)),
         };
-        Ok(parse(&text))
+        let (records, bad) = parse(&text);
+        Ok((latest(records, self.keep), bad))
     }
 
-    /// Changes the history under the lock: `change` gets every record, the
-    /// last `keep` of what it leaves are written back, atomically.
-    pub fn update(&self, keep: usize, change: impl FnOnce(&mut Vec<Record>)) -> Result<()> {
+    /// Takes the history's lock (exclusive), making `state_dir` if missing.
+    fn lock(&self) -> Result<File> {
         fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let lock_path = self.dir.join(LOCK);
         let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
         lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        Ok(lock)
+    }
+
+    /// Appends `record` (replacing an earlier line of its stamp), without
+    /// reading the file; rewrites the file once it has outgrown [`compact_at`].
+    pub fn add(&self, record: Record) -> Result<()> {
+        let _lock = self.lock()?;
+        self.append(std::slice::from_ref(&record))
+    }
+
+    /// Changes the history under the lock: `change` gets the runs [`read`]
+    /// gives; the records it adds or changes are appended.
+    ///
+    /// [`read`]: History::read
+    pub fn update(&self, change: impl FnOnce(&mut Vec<Record>)) -> Result<()> {
+        let _lock = self.lock()?;
         let (mut records, _) = self.read()?;
+        let before: std::collections::HashMap<String, Record> = records.iter().map(|r| (r.stamp.clone(), r.clone())).collect();
         change(&mut records);
-        let skip = records.len().saturating_sub(keep);
+        let changed: Vec<Record> = records.into_iter().filter(|r| before.get(&r.stamp) != Some(r)).collect();
+        self.append(&changed)
+    }
+
+    /// Under the lock: appends `records`, fsynced, after a torn last line if
+    /// a crash left one; then compacts the file if it has grown past the bound.
+    fn append(&self, records: &[Record]) -> Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        if records.is_empty() {
+            return Ok(());
+        }
+        let path = self.path();
+        let io = |e: std::io::Error| Error::io(&path, e);
         let mut text = Vec::new();
-        for r in &records[skip..] {
+        for r in records {
+            serde_json::to_writer(&mut text, r).map_err(|e| io(e.into()))?;
+            text.push(b'\n');
+        }
+        let mut f = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(io)?;
+        let len = f.metadata().map_err(io)?.len();
+        if len > 0 {
+            let mut last = [0u8];
+            f.seek(SeekFrom::Start(len - 1)).and_then(|_| f.read_exact(&mut last)).map_err(io)?;
+            if last[0] != b'\n' {
+                text.insert(0, b'\n');
+            }
+        }
+        f.write_all(&text).and_then(|()| f.sync_data()).map_err(io)?;
+        // Closed first: Windows renames nothing over a file that is open.
+        drop(f);
+        if len + text.len() as u64 > compact_at(self.keep) {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Under the lock: rewrites the file with only the runs [`History::read`]
+    /// gives, atomically.
+    fn compact(&self) -> Result<()> {
+        let (records, _) = self.read()?;
+        let mut text = Vec::new();
+        for r in &records {
             serde_json::to_writer(&mut text, r).map_err(|e| Error::io(self.path(), e.into()))?;
             text.push(b'\n');
         }
@@ -217,13 +290,26 @@ impl History {
             let _ = fs::remove_file(&tmp);
             Error::io(&path, e)
         })
-        // The lock goes with `lock`.
     }
+}
 
-    /// Adds `record`, keeping the last `keep`.
-    pub fn add(&self, keep: usize, record: Record) -> Result<()> {
-        self.update(keep, |rs| rs.push(record))
+/// Pure: each stamp's latest record, oldest first by start (a run killed
+/// and recorded late takes its place), the last `keep` of them.
+pub fn latest(records: Vec<Record>, keep: usize) -> Vec<Record> {
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut out: Vec<Record> = Vec::new();
+    for r in records {
+        match at.get(&r.stamp) {
+            Some(&i) => out[i] = r,
+            None => {
+                at.insert(r.stamp.clone(), out.len());
+                out.push(r);
+            }
+        }
     }
+    out.sort_by(|a, b| a.start.cmp(&b.start));
+    let skip = out.len().saturating_sub(keep);
+    out.split_off(skip)
 }
 
 /// Pure: the records in `text`, and how many of its lines were not records.
@@ -261,7 +347,6 @@ fn warnings() -> Vec<String> {
 /// `Drop` when a panic cuts the run short.
 pub struct Recorder {
     history: History,
-    keep: usize,
     metrics: Option<PathBuf>,
     started: SystemTime,
     rec: Record,
@@ -274,7 +359,6 @@ impl Recorder {
         let started = SystemTime::now();
         Recorder {
             history: History::of(cfg),
-            keep: cfg.history_size as usize,
             metrics: cfg.metrics_file.clone(),
             started,
             rec: Record {
@@ -354,12 +438,7 @@ impl Recorder {
         self.rec.end = Some(time_text(SystemTime::now().max(self.started)));
         self.rec.warnings = warnings();
         self.rec.outcome = self.rec.judge();
-        let rec = self.rec.clone();
-        let put = |rs: &mut Vec<Record>| match rs.iter_mut().rev().find(|r| r.stamp == rec.stamp) {
-            Some(r) => *r = rec,
-            None => rs.push(rec),
-        };
-        if let Err(e) = self.history.update(self.keep, put) {
+        if let Err(e) = self.history.add(self.rec.clone()) {
             log::info!("run history: {e}");
         }
         if let Some(m) = &self.metrics {
@@ -391,7 +470,7 @@ pub fn killed(cfg: &Config, journal: &crate::journal::Journal) {
         return;
     }
     let swept = time_text(SystemTime::now());
-    let result = History::of(cfg).update(cfg.history_size as usize, |records| {
+    let result = History::of(cfg).update(|records| {
         for e in &dead {
             if let Some(r) = records.iter_mut().find(|r| r.stamp == e.stamp) {
                 // It recorded itself (or was recorded by an earlier sweep).
@@ -423,8 +502,6 @@ pub fn killed(cfg: &Config, journal: &crate::journal::Journal) {
                 error: None,
             });
         }
-        // Oldest first, also for a killed run found late.
-        records.sort_by(|a, b| a.start.cmp(&b.start));
     });
     if let Err(e) = result {
         log::info!("run history: {e}");
@@ -472,10 +549,10 @@ mod tests {
     #[test]
     fn keeps_the_last_n_and_leaves_no_temp_file() {
         let d = tempfile::tempdir().unwrap();
-        let h = History::new(d.path());
+        let h = History::new(d.path(), 5);
         assert_eq!(h.read().unwrap(), (vec![], 0), "no file is an empty history");
         for i in 0..12 {
-            h.add(5, record(&format!("s{i:02}"), &["/srv"])).unwrap();
+            h.add(record(&format!("s{i:02}"), &["/srv"])).unwrap();
         }
         let (rs, bad) = h.read().unwrap();
         assert_eq!(bad, 0);
@@ -491,9 +568,9 @@ mod tests {
     #[test]
     fn a_torn_tail_or_a_stale_temp_file_loses_nothing_else() {
         let d = tempfile::tempdir().unwrap();
-        let h = History::new(d.path());
-        h.add(10, record("a", &["/srv"])).unwrap();
-        h.add(10, record("b", &["/srv"])).unwrap();
+        let h = History::new(d.path(), 10);
+        h.add(record("a", &["/srv"])).unwrap();
+        h.add(record("b", &["/srv"])).unwrap();
         let whole = fs::read(h.path()).unwrap();
         for cut in 1..whole.len() {
             let (rs, bad) = parse(&whole[..cut]);
@@ -504,9 +581,54 @@ mod tests {
         torn.extend_from_slice(br#"{"stamp":"c","ro"#);
         fs::write(h.path(), &torn).unwrap();
         fs::write(d.path().join(TEMP), b"half a histo").unwrap();
-        h.add(10, record("d", &["/srv"])).unwrap();
+        h.add(record("d", &["/srv"])).unwrap();
         let (rs, bad) = h.read().unwrap();
-        assert_eq!((rs.iter().map(|r| r.stamp.as_str()).collect::<Vec<_>>(), bad), (vec!["a", "b", "d"], 0));
+        // The torn line is counted until the next rewrite; "d" starts on a line of its own.
+        assert_eq!((rs.iter().map(|r| r.stamp.as_str()).collect::<Vec<_>>(), bad), (vec!["a", "b", "d"], 1));
+        h.compact().unwrap();
+        assert_eq!(parse(&fs::read(h.path()).unwrap()).1, 0, "a rewrite drops it");
+        assert!(!d.path().join(TEMP).exists());
+    }
+
+    /// The file stays bounded however many runs add to it, a run's later line
+    /// replaces its earlier one, and an append never reads the file (its
+    /// cost does not grow with the history; see BENCHMARKS.md "bounded state").
+    #[test]
+    fn appends_stay_bounded_and_the_latest_line_of_a_run_wins() {
+        let d = tempfile::tempdir().unwrap();
+        let h = History::new(d.path(), 5);
+        let mut max = 0;
+        for i in 0..300 {
+            let mut r = record(&format!("s{i:05}"), &["/srv"]);
+            r.start = format!("2026-01-01T00:00:00.{i:05}Z");
+            h.add(r.clone()).unwrap();
+            // The handover's record, then the finished one.
+            r.status = Some(0);
+            h.add(r).unwrap();
+            max = max.max(fs::metadata(h.path()).unwrap().len());
+        }
+        assert!(max <= compact_at(5) + 2048, "the file grew to {max} bytes");
+        let (rs, bad) = h.read().unwrap();
+        assert_eq!(bad, 0);
+        assert_eq!(rs.len(), 5);
+        assert_eq!(rs.first().map(|r| r.stamp.as_str()), Some("s00295"));
+        assert!(rs.iter().all(|r| r.status == Some(0)), "each run as its last line says");
+        assert!(!d.path().join(TEMP).exists());
+    }
+
+    #[test]
+    fn an_update_appends_only_what_it_changed() {
+        let d = tempfile::tempdir().unwrap();
+        let h = History::new(d.path(), 100);
+        h.add(record("a", &["/srv"])).unwrap();
+        h.add(record("b", &["/srv"])).unwrap();
+        let before = fs::read(h.path()).unwrap();
+        h.update(|rs| rs[1].warnings.push("noted".into())).unwrap();
+        let after = fs::read(h.path()).unwrap();
+        assert!(after.starts_with(&before));
+        assert_eq!(parse(&after[before.len()..]).0.iter().map(|r| r.stamp.as_str()).collect::<Vec<_>>(), ["b"]);
+        h.update(|_| {}).unwrap();
+        assert_eq!(fs::read(h.path()).unwrap(), after, "nothing changed, nothing written");
     }
 
     #[test]
@@ -517,7 +639,7 @@ mod tests {
                 let dir = d.path().to_owned();
                 std::thread::spawn(move || {
                     for i in 0..25 {
-                        History::new(&dir).add(1000, record(&format!("t{t}-{i}"), &["/srv"])).unwrap();
+                        History::new(&dir, 1000).add(record(&format!("t{t}-{i}"), &["/srv"])).unwrap();
                     }
                 })
             })
@@ -525,8 +647,8 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let (rs, _) = History::new(d.path()).read().unwrap();
-        assert_eq!(rs.len(), 200);
+        let (rs, bad) = History::new(d.path(), 1000).read().unwrap();
+        assert_eq!((rs.len(), bad), (200, 0));
     }
 
     #[test]
@@ -537,7 +659,7 @@ mod tests {
         let mut failed = record("snaprsync-20260101T000000Z-p2", &["/home"]);
         failed.removal = "failed".into();
         failed.start = "2026-01-01T00:00:00.000Z".into();
-        h.add(1000, failed).unwrap();
+        h.add(failed).unwrap();
         let mut dead = crate::journal::Entry::for_this_run("snaprsync-20260101T010000Z-p1", "btrfs", &["/srv".into()]);
         dead.created = "2026-01-01T01:00:00Z".into();
         let recorded = crate::journal::Entry::for_this_run("snaprsync-20260101T000000Z-p2", "btrfs", &["/home".into()]);

@@ -14,7 +14,7 @@
 //!   `skipped` (not attempted: `pre_snapshot` failed, or a signal came).
 //!
 //! How the process is run (its own process group, ended as a whole on
-//! timeout) is the platform's (`Processes::run_bounded`); what a failure
+//! timeout) is the system's (`Processes::run_bounded`); what a failure
 //! means (`hook_failure`) is decided here.
 
 use std::ffi::OsString;
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, HookFailure};
 use crate::error::{Error, Result};
-use crate::platform::{Bounded, Platform, Processes};
+use crate::platform::{Bounded, System};
 
 /// Which hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,14 +99,14 @@ fn argv(cfg: &Config, hook: Hook) -> Option<&[String]> {
 /// Runs `hook` if it is configured. `Ok` when it succeeded, is not
 /// configured, or failed with `hook_failure = "warn"` (then a warning is
 /// logged); a failure with `hook_failure = "fail"` is [`Error::Hook`].
-pub fn run(cfg: &Config, hook: Hook, sources: &[PathBuf], outcome: Option<Outcome>) -> Result<()> {
+pub fn run(sys: &dyn System, cfg: &Config, hook: Hook, sources: &[PathBuf], outcome: Option<Outcome>) -> Result<()> {
     let Some(argv) = argv(cfg, hook) else { return Ok(()) };
     let shown = crate::command::shell_line(argv.iter().map(std::ffi::OsStr::new));
     let limit = Duration::from_secs(cfg.hook_timeout);
     let env = env(hook, crate::journal::run_stamp(), sources, outcome);
     log::debug!("{} hook: running {shown}", hook.key());
     let started = Instant::now();
-    let ended = Platform::run_bounded(argv[0].as_ref(), &argv[1..].iter().map(OsString::from).collect::<Vec<_>>(), &env, limit);
+    let ended = sys.run_bounded(argv[0].as_ref(), &argv[1..].iter().map(OsString::from).collect::<Vec<_>>(), &env, limit);
     let took = started.elapsed();
     let failure = match ended {
         Ok(Bounded::Code(0)) => {
@@ -166,16 +166,25 @@ mod tests {
     #[test]
     fn success_failure_warning_and_timeout() {
         let src = [PathBuf::from("/srv")];
-        assert!(run(&Config::default(), Hook::Pre, &src, None).is_ok(), "no hook configured");
-        assert!(run(&cfg(&["/bin/sh", "-c", "test \"$SNAPRSYNC_SOURCES\" = /srv"], 10, HookFailure::Fail), Hook::Pre, &src, None).is_ok());
-        let e = run(&cfg(&["/bin/sh", "-c", "exit 3"], 10, HookFailure::Fail), Hook::Pre, &src, None).unwrap_err();
+        assert!(run(&crate::platform::Platform, &Config::default(), Hook::Pre, &src, None).is_ok(), "no hook configured");
+        assert!(run(
+            &crate::platform::Platform,
+            &cfg(&["/bin/sh", "-c", "test \"$SNAPRSYNC_SOURCES\" = /srv"], 10, HookFailure::Fail),
+            Hook::Pre,
+            &src,
+            None
+        )
+        .is_ok());
+        let e =
+            run(&crate::platform::Platform, &cfg(&["/bin/sh", "-c", "exit 3"], 10, HookFailure::Fail), Hook::Pre, &src, None).unwrap_err();
         assert_eq!(e.exit_code(), crate::error::status::HOOK);
         assert!(e.to_string().starts_with("pre_snapshot hook `/bin/sh -c 'exit 3'` exited with status 3;"), "{e}");
-        assert!(run(&cfg(&["/bin/sh", "-c", "exit 3"], 10, HookFailure::Warn), Hook::Pre, &src, None).is_ok());
-        let e = run(&cfg(&["/nonexistent/hook"], 10, HookFailure::Fail), Hook::Pre, &src, None).unwrap_err();
+        assert!(run(&crate::platform::Platform, &cfg(&["/bin/sh", "-c", "exit 3"], 10, HookFailure::Warn), Hook::Pre, &src, None).is_ok());
+        let e = run(&crate::platform::Platform, &cfg(&["/nonexistent/hook"], 10, HookFailure::Fail), Hook::Pre, &src, None).unwrap_err();
         assert!(e.to_string().contains("could not be started"), "{e}");
         let t = Instant::now();
-        let e = run(&cfg(&["/bin/sh", "-c", "sleep 30; true"], 1, HookFailure::Fail), Hook::Pre, &src, None).unwrap_err();
+        let e = run(&crate::platform::Platform, &cfg(&["/bin/sh", "-c", "sleep 30; true"], 1, HookFailure::Fail), Hook::Pre, &src, None)
+            .unwrap_err();
         assert!(t.elapsed() < Duration::from_secs(10), "the hook was not ended on time: {:?}", t.elapsed());
         assert!(e.to_string().contains("outlasted hook_timeout = 1 s"), "{e}");
     }

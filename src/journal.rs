@@ -357,7 +357,38 @@ impl Journal {
         fs::rename(&c.path, &to).map_err(|e| Error::io(&c.path, e))?;
         Ok(to)
     }
+
+    /// Keeps what the journal leaves bounded, whatever the number of runs
+    /// (the sweep calls it): the temporary file of an entry whose run died
+    /// while writing it goes, and of the files set aside only the newest
+    /// [`KEEP_SET_ASIDE`] stay.
+    pub fn tidy(&self) {
+        let Ok(dir) = fs::read_dir(&self.dir) else { return };
+        let mut aside = Vec::new();
+        for item in dir.flatten() {
+            let name = item.file_name().to_string_lossy().into_owned();
+            if let Some(stamp) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) {
+                let dead = self.get(stamp).ok().flatten().is_none_or(|e| !e.alive()) && !stamp_owner_may_live(stamp);
+                if stamp.starts_with(NAME_PREFIX) && dead {
+                    log::debug!("journal: removing {name}, the unfinished entry of a run that died writing it");
+                    let _ = fs::remove_file(item.path());
+                }
+            } else if name.ends_with(".corrupt") {
+                let made = item.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+                aside.push((made, item.path()));
+            }
+        }
+        aside.sort();
+        let extra = aside.len().saturating_sub(KEEP_SET_ASIDE);
+        for (_, path) in aside.into_iter().take(extra) {
+            log::info!("journal: removing {}, set aside by an earlier sweep, to keep state_dir bounded", path.display());
+            let _ = fs::remove_file(path);
+        }
+    }
 }
+
+/// How many corrupt journal files set aside are kept for a look.
+pub const KEEP_SET_ASIDE: usize = 10;
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     // Directories can be fsynced on Unix; elsewhere the rename is what we have.
@@ -509,6 +540,31 @@ mod tests {
         let mut e = entry("s");
         e.boot = "another boot".into();
         assert!(!e.owner_alive());
+    }
+
+    #[test]
+    fn tidy_keeps_the_newest_set_aside_and_drops_dead_runs_temp_files() {
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::new(d.path());
+        for i in 0..(KEEP_SET_ASIDE + 5) {
+            let p = d.path().join(format!("x{i:02}.corrupt"));
+            fs::write(&p, "junk").unwrap();
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + i as u64);
+            fs::File::options().write(true).open(&p).unwrap().set_modified(t).unwrap();
+        }
+        let dead = format!("{NAME_PREFIX}20000101T000000Z-p4000000");
+        fs::write(d.path().join(format!(".{dead}.tmp")), "half").unwrap();
+        let mine = format!(".{}.tmp", run_stamp());
+        fs::write(d.path().join(&mine), "being written").unwrap();
+        fs::write(d.path().join(".other.tmp"), "not ours").unwrap();
+        j.tidy();
+        let mut names: Vec<String> =
+            fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        let mut want: Vec<String> = (5..KEEP_SET_ASIDE + 5).map(|i| format!("x{i:02}.corrupt")).collect();
+        want.extend([".other.tmp".to_owned(), mine]);
+        want.sort();
+        assert_eq!(names, want);
     }
 
     #[test]

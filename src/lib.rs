@@ -1,5 +1,5 @@
 //! snaprsync: a stand-in for rsync that makes the sending side read from a
-//! point-in-time snapshot (btrfs on Linux, VSS on Windows).
+//! point-in-time snapshot (btrfs, LVM or ZFS on Linux, VSS on Windows).
 //!
 //! One run flows through these modules in order: `cli` splits snaprsync's own
 //! options from rsync's argv, `rsync_args` reads that argv, `run` says what
@@ -37,6 +37,7 @@ pub mod provider;
 pub mod real_rsync;
 pub mod restrict;
 pub mod rsync_args;
+pub mod rsync_options;
 pub mod run;
 pub mod sweep;
 pub mod system_log;
@@ -51,8 +52,10 @@ use std::io::{IsTerminal, Write};
 /// A panic is a bug: it becomes one stderr line too, and status 89, after
 /// unwinding has removed whatever the run had made (see `guard`).
 pub fn main(argv: Vec<OsString>) -> u8 {
-    use platform::Processes;
-    if let Some(status) = platform::Platform::internal(&argv) {
+    use platform::{Processes, System};
+    // The real system, made once; everything below is handed it as `&dyn System`.
+    let system = platform::Platform;
+    if let Some(status) = system.internal(&argv) {
         return status;
     }
     // A pull's sending side tells the client its own failure in-band (see `wire`).
@@ -73,19 +76,20 @@ pub fn main(argv: Vec<OsString>) -> u8 {
         }
     }));
     let run = || {
+        let sys: &dyn System = &system;
         cli::parse(argv).and_then(|(opts, mode)| {
             let mode = cli::at_terminal(&opts, mode, std::io::stdout().is_terminal());
             if let cli::Mode::Admin(cli::Admin::Doctor(args)) = &mode {
                 // A config that does not parse is one of doctor's findings, not its end.
                 logger::init_stderr();
-                return Ok(doctor::run(&opts, args));
+                return Ok(doctor::run(sys, &opts, args));
             }
             let cfg = config::Config::for_options(&opts)?;
             logger::init(&logger::Destinations::of(&cfg));
             match mode {
-                cli::Mode::Admin(cmd) => admin::run(&cfg, cmd),
-                cli::Mode::Exec(e) => exec::run(&cfg, &opts, e),
-                cli::Mode::Rsync(argv) => run::rsync(&cfg, &opts, argv),
+                cli::Mode::Admin(cmd) => admin::run(sys, &cfg, cmd),
+                cli::Mode::Exec(e) => exec::run(sys, &cfg, &opts, e),
+                cli::Mode::Rsync(argv) => run::rsync(sys, &cfg, &opts, argv),
             }
         })
     };
@@ -106,7 +110,7 @@ pub fn main(argv: Vec<OsString>) -> u8 {
             error::status::INTERNAL
         }
     };
-    platform::Platform::finished();
+    system.finished();
     status
 }
 

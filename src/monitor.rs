@@ -292,7 +292,7 @@ fn leftovers(cfg: &Config, records: &[Record], now: SystemTime) -> usize {
     let (entries, corrupt) = journal.read();
     let mut stamps: Vec<String> = entries.iter().filter(|e| !e.owner_alive()).map(|e| e.stamp.clone()).collect();
     use crate::platform::Volumes;
-    if let Ok(provider) = crate::platform::Platform::sweep_provider(cfg) {
+    if let Ok(provider) = crate::platform::Platform.sweep_provider(cfg) {
         if let Ok(found) = provider.leftovers() {
             let live: Vec<&str> = entries.iter().filter(|e| e.owner_alive()).map(|e| e.stamp.as_str()).collect();
             for l in found {

@@ -1,5 +1,6 @@
 //! Reads `/proc/self/mountinfo` (pure parsing; the caller reads the file), to
-//! tell which mount, and so which filesystem type, holds a path.
+//! tell which mount, and so which filesystem type, holds a path, and through
+//! which other mount a bind mount's directory can be reached.
 
 use std::path::{Path, PathBuf};
 
@@ -66,6 +67,26 @@ pub fn find<'a>(mounts: &'a [Mount], path: &Path) -> Option<&'a Mount> {
     best
 }
 
+/// The other mounts of `bind`'s filesystem (same device and type) whose root
+/// is above `bind`'s root, each with the path at which the directory
+/// `bind` shows is seen through it: for `mount --bind /data/www /srv/www`
+/// (root `/www`, or `/@data/www` for a btrfs subvolume `@data`), the mount at
+/// `/data` and `/data/www`. The mount whose root is nearest comes first; a
+/// mount hidden there by a later one is left out. The caller checks that the
+/// path is the same directory (mountinfo cannot tell a renamed one).
+pub fn reaching<'a>(mounts: &'a [Mount], bind: &Mount) -> Vec<(&'a Mount, PathBuf)> {
+    let mut found: Vec<(&Mount, PathBuf)> = mounts
+        .iter()
+        .filter(|m| *m != bind && m.dev == bind.dev && m.fstype == bind.fstype)
+        .filter_map(|m| {
+            bind.root.strip_prefix(&m.root).ok().filter(|rest| !rest.as_os_str().is_empty()).map(|rest| (m, m.mount_point.join(rest)))
+        })
+        .filter(|(m, seen)| find(mounts, seen) == Some(*m))
+        .collect();
+    found.sort_by_key(|(m, _)| std::cmp::Reverse(m.root.components().count()));
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +118,32 @@ mod tests {
         // Mounted over: the later line wins.
         assert_eq!(find(&m, Path::new("/mnt/data/x")).unwrap().fstype, "tmpfs");
         assert_eq!(find(&m, Path::new("/mnt/with space/f")).unwrap().source, "/dev/loop1");
+    }
+
+    /// As a loop-mounted btrfs shows them: the top level, subvolume `@data`,
+    /// a bind of its `www`, a bind of that bind, another filesystem.
+    const BINDS: &str = "\
+46 27 0:40 / /top rw - btrfs /dev/loop0 rw,subvolid=5,subvol=/
+47 27 0:40 /@data /data rw - btrfs /dev/loop0 rw,subvolid=256,subvol=/@data
+45 27 0:40 /@data/www /srv/www rw - btrfs /dev/loop0 rw,subvolid=256,subvol=/@data
+49 27 0:40 /@data/www /srv/again rw - btrfs /dev/loop0 rw,subvolid=256,subvol=/@data
+50 27 0:41 /@data/www /other rw - btrfs /dev/loop1 rw,subvolid=256,subvol=/@data
+51 46 0:42 / /top/@data rw - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn a_bind_mount_is_reached_through_the_nearest_mount_of_its_filesystem() {
+        let m = parse(BINDS);
+        let seen =
+            |all: &[Mount], k: usize| reaching(all, &all[k]).into_iter().map(|(r, p)| (r.mount_point.clone(), p)).collect::<Vec<_>>();
+        let p = |a: &str, b: &str| (PathBuf::from(a), PathBuf::from(b));
+        // /top/@data is hidden by a tmpfs: only /data (the other bind of www shows no more).
+        assert_eq!(seen(&m, 2), [p("/data", "/data/www")]);
+        assert!(seen(&m, 1).is_empty(), "the top level's place of @data is hidden");
+        assert!(seen(&m, 4).is_empty(), "another filesystem is never a way in");
+        let unhidden = parse(&BINDS.lines().take(5).collect::<Vec<_>>().join("\n"));
+        assert_eq!(seen(&unhidden, 2), [p("/data", "/data/www"), p("/top", "/top/@data/www")]);
+        assert_eq!(seen(&unhidden, 1), [p("/top", "/top/@data")]);
     }
 
     #[test]

@@ -24,7 +24,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::restrict::Refusal;
+use crate::restrict::refusal::Refusal;
 
 /// One allowed directory, resolved once.
 #[derive(Debug)]

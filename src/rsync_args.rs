@@ -44,6 +44,8 @@
 
 use std::ffi::{OsStr, OsString};
 
+use crate::rsync_options::{self, Effect};
+
 /// What the rsync invoked with these arguments will do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -138,129 +140,6 @@ pub enum OptionName {
     Long(String),
     /// One letter of a short-option cluster.
     Short(u8),
-}
-
-/// Long options that take a value: the union over rsync 3.0–3.5's `long_options[]`
-/// (POPT_ARG_STRING/INT/LONG; none there has an optional value). Sorted.
-#[rustfmt::skip]
-const LONG_VALUE: &[&str] = &[
-    "address", "backup-dir", "block-size", "bwlimit", "cc", "checksum-choice", "checksum-seed",
-    "chmod", "chown", "compare-dest", "compress-choice", "compress-level", "compress-threads",
-    "config", "confine-root", "contimeout", "copy-as", "copy-dest", "debug", "dparam",
-    "early-input", "exclude", "exclude-from", "files-from", "filter", "groupmap", "iconv",
-    "include", "include-from", "info", "link-dest", "log-file", "log-file-format",
-    "log-format", "max-alloc", "max-delete", "max-size", "min-size", "modify-window",
-    "only-write-batch", "out-format", "outbuf", "partial-dir", "password-file", "port",
-    "protocol", "read-batch", "remote-option", "rsh", "rsync-path", "skip-compress",
-    "sockopts", "stderr", "stop-after", "stop-at", "suffix", "temp-dir", "time-limit",
-    "timeout", "usermap", "write-batch", "zc", "zl", "zt",
-];
-
-/// Long options that take no value (POPT_ARG_NONE/VAL/BIT_SET), same versions. Sorted.
-#[rustfmt::skip]
-const LONG_FLAG: &[&str] = &[
-    "8-bit-output", "acls", "append", "append-verify", "archive", "atimes", "backup",
-    "blocking-io", "checksum", "compress", "copy-devices", "copy-dirlinks", "copy-links",
-    "copy-unsafe-links", "crtimes", "cvs-exclude", "daemon", "del", "delay-updates", "delete",
-    "delete-after", "delete-before", "delete-delay", "delete-during", "delete-excluded",
-    "delete-missing-args", "detach", "devices", "dirs", "drop-D", "dry-run", "executability",
-    "existing", "fake-super", "force", "from0", "fsync", "fuzzy", "group", "hard-links",
-    "help", "human-readable", "i-d", "i-r", "ignore-errors", "ignore-existing",
-    "ignore-missing-args", "ignore-non-existing", "ignore-times", "implied-dirs",
-    "inc-recursive", "inplace", "insecure-links", "ipv4", "ipv6", "itemize-changes",
-    "keep-dirlinks", "links", "list-only", "mkpath", "motd", "msgs2stderr", "munge-links",
-    "new-compress", "no-8", "no-8-bit-output", "no-A", "no-D", "no-H", "no-J", "no-N", "no-O",
-    "no-R", "no-S", "no-U", "no-W", "no-X", "no-acls", "no-append", "no-atimes", "no-backup",
-    "no-blocking-io", "no-bwlimit", "no-c", "no-checksum", "no-compress", "no-contimeout",
-    "no-crtimes", "no-d", "no-delay-updates", "no-detach", "no-devices", "no-dirs",
-    "no-drop-D", "no-force", "no-from0", "no-fuzzy", "no-g", "no-group", "no-h",
-    "no-hard-links", "no-human-readable", "no-i", "no-i-d", "no-i-r", "no-iconv",
-    "no-ignore-errors", "no-implied-dirs", "no-inc-recursive", "no-inplace",
-    "no-insecure-links", "no-itemize-changes", "no-l", "no-links", "no-m", "no-mkpath",
-    "no-motd", "no-msgs2stderr", "no-munge-links", "no-numeric-ids", "no-o", "no-old-args",
-    "no-omit-dir-times", "no-omit-link-times", "no-one-file-system", "no-open-noatime",
-    "no-owner", "no-p", "no-partial", "no-perms", "no-progress", "no-protect-args",
-    "no-prune-empty-dirs", "no-r", "no-recursive", "no-relative", "no-s", "no-secluded-args",
-    "no-sparse", "no-specials", "no-super", "no-t", "no-timeout", "no-times", "no-v",
-    "no-verbose", "no-whole-file", "no-write-devices", "no-x", "no-xattrs", "no-y", "no-z",
-    "numeric-ids", "old-args", "old-compress", "old-d", "old-dirs", "omit-dir-times",
-    "omit-link-times", "one-file-system", "open-noatime", "owner", "partial", "perms",
-    "preallocate", "progress", "protect-args", "prune-empty-dirs", "qsort", "quiet",
-    "recursive", "relative", "remove-sent-files", "remove-source-files", "safe-links",
-    "secluded-args", "sender", "server", "size-only", "sparse", "specials", "stats", "super",
-    "times", "trust-sender", "update", "verbose", "version", "whole-file", "write-devices",
-    "xattrs",
-];
-
-/// Short options that take a value: `-B` block-size, `-e` rsh, `-f` filter,
-/// `-M` remote-option, `-T` temp-dir, `-@` modify-window.
-const SHORT_VALUE: &[u8] = b"@BMTef";
-
-/// Short options that take no value.
-const SHORT_FLAG: &[u8] = b"0468ACDEFHIJKLNOPRSUVWXabcdghiklmnopqrstuvxyz";
-
-/// What an option changes that this model cares about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Effect {
-    Server,
-    Sender,
-    /// Help or daemon mode: rsync stops reading this argv as a transfer.
-    Stop,
-    Version,
-    Relative(bool),
-    Protect(bool),
-    OldArgs(bool),
-    /// rsync's `recurse`: `-a` sets 1 when unset, `-r` sets 2, `--no-r` 0.
-    Recurse(u8),
-    Archive,
-    /// rsync's `xfer_dirs`: `-d` 2, `--old-dirs` 4, `--no-dirs` 0.
-    Dirs(i8),
-    ListOnly,
-    FilesFrom,
-    ReadBatch,
-}
-
-fn long_effect(name: &[u8]) -> Option<Effect> {
-    use Effect::*;
-    Some(match name {
-        b"server" => Server,
-        b"sender" => Sender,
-        b"help" | b"daemon" | b"config" | b"dparam" | b"detach" | b"no-detach" => Stop,
-        b"version" => Version,
-        b"relative" => Relative(true),
-        b"no-relative" | b"no-R" => Relative(false),
-        b"secluded-args" | b"protect-args" => Protect(true),
-        b"no-secluded-args" | b"no-protect-args" | b"no-s" => Protect(false),
-        b"old-args" => OldArgs(true),
-        b"no-old-args" => OldArgs(false),
-        b"recursive" => Recurse(2),
-        b"no-recursive" | b"no-r" => Recurse(0),
-        b"archive" => Archive,
-        b"dirs" => Dirs(2),
-        b"old-dirs" | b"old-d" => Dirs(4),
-        b"no-dirs" | b"no-d" => Dirs(0),
-        b"list-only" => ListOnly,
-        b"files-from" => FilesFrom,
-        b"read-batch" => ReadBatch,
-        _ => return None,
-    })
-}
-
-fn short_effect(c: u8) -> Option<Effect> {
-    use Effect::*;
-    Some(match c {
-        b'V' => Version,
-        b'R' => Relative(true),
-        b's' => Protect(true),
-        b'r' => Recurse(2),
-        b'a' => Archive,
-        b'd' => Dirs(2),
-        _ => return None,
-    })
-}
-
-fn in_table(table: &[&str], name: &[u8]) -> bool {
-    table.binary_search_by(|probe| probe.as_bytes().cmp(name)).is_ok()
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -379,9 +258,9 @@ fn scan(args: &[OsString], server: bool) -> Result<Scan, ArgError> {
                 Some(p) => (&body[..p], Some(&body[p + 1..])),
                 None => (body, None),
             };
-            let known = in_table(LONG_VALUE, name) || in_table(LONG_FLAG, name);
-            let mut option = ParsedOption { arg: i, name: OptionName::Long(lossy(name)), known, value: None };
-            if in_table(LONG_VALUE, name) {
+            let row = rsync_options::long(name);
+            let mut option = ParsedOption { arg: i, name: OptionName::Long(lossy(name)), known: row.is_some(), value: None };
+            if row.is_some_and(|o| o.value) {
                 let value = match attached {
                     Some(v) => v,
                     None if next < n => {
@@ -396,11 +275,11 @@ fn scan(args: &[OsString], server: bool) -> Result<Scan, ArgError> {
                     swallow_next(args, &mut swallowed, next);
                 }
                 option.value = Some(value.to_vec());
-            } else if attached.is_some() && in_table(LONG_FLAG, name) {
+            } else if attached.is_some() && row.is_some() {
                 return Err(ArgError::UnexpectedValue(format!("--{}", lossy(name))));
             }
             st.options.push(option);
-            if let Some(e) = long_effect(name) {
+            if let Some(e) = row.and_then(|o| o.effect) {
                 st.apply(e, i, None)?;
             }
         } else {
@@ -410,7 +289,8 @@ fn scan(args: &[OsString], server: bool) -> Result<Scan, ArgError> {
                 let c = a[j];
                 let at = j;
                 j += 1;
-                if SHORT_VALUE.contains(&c) {
+                let row = rsync_options::short(c);
+                if row.is_some_and(|o| o.value) {
                     let value = if j < a.len() {
                         &a[j + usize::from(a[j] == b'=')..]
                     } else if next < n {
@@ -426,11 +306,11 @@ fn scan(args: &[OsString], server: bool) -> Result<Scan, ArgError> {
                     st.options.push(ParsedOption { arg: i, name: OptionName::Short(c), known: true, value: Some(value.to_vec()) });
                     break;
                 }
-                if j < a.len() && a[j] == b'=' && SHORT_FLAG.contains(&c) {
+                if j < a.len() && a[j] == b'=' && row.is_some() {
                     return Err(ArgError::UnexpectedValue(format!("-{}", char::from(c))));
                 }
-                st.options.push(ParsedOption { arg: i, name: OptionName::Short(c), known: SHORT_FLAG.contains(&c), value: None });
-                if let Some(e) = short_effect(c) {
+                st.options.push(ParsedOption { arg: i, name: OptionName::Short(c), known: row.is_some(), value: None });
+                if let Some(e) = row.and_then(|o| o.effect) {
                     st.apply(e, i, Some(at))?;
                 }
             }
@@ -713,6 +593,14 @@ impl Invocation {
     }
 }
 
+/// The long names or the letters of the table's options that take a value
+/// (`true`) or none, for the tests.
+#[cfg(test)]
+fn names(value: bool) -> (Vec<&'static str>, Vec<u8>) {
+    let rows = || rsync_options::OPTIONS.iter().filter(move |o| o.value == value);
+    (rows().filter_map(|o| o.long).collect(), rows().filter_map(|o| o.short).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -832,7 +720,7 @@ mod tests {
 
     #[test]
     fn value_taking_long_options_never_hide_or_make_a_path() {
-        for name in LONG_VALUE {
+        for name in &names(true).0 {
             for joined in [true, false] {
                 let opt = |v: &str| {
                     if joined {
@@ -868,7 +756,7 @@ mod tests {
 
     #[test]
     fn value_taking_short_options_attached_and_separate() {
-        for &c in SHORT_VALUE {
+        for c in names(true).1 {
             let c = char::from(c);
             for form in
                 [vec![format!("-{c}/v")], vec![format!("-{c}=/v")], vec![format!("-a{c}"), "/v".into()], vec![format!("-{c}"), "-x".into()]]
@@ -884,7 +772,7 @@ mod tests {
 
     #[test]
     fn every_value_less_option_keeps_paths() {
-        for name in LONG_FLAG {
+        for name in &names(false).0 {
             let v = argv(&["--server", "--sender", &format!("--{name}"), ".", "/real"]);
             let inv = parse(&v).unwrap_or_else(|e| panic!("{name}: {e}"));
             let stop = matches!(*name, "help" | "daemon" | "detach" | "no-detach" | "version");
@@ -896,7 +784,7 @@ mod tests {
                 assert_eq!(strs(&inv), ["/real"], "{name}");
             }
         }
-        for &c in SHORT_FLAG {
+        for c in names(false).1 {
             let v = argv(&["--server", "--sender", &format!("-{}", char::from(c)), ".", "/real"]);
             let inv = parse(&v).unwrap();
             let expect: &[&str] = match c {
@@ -905,14 +793,6 @@ mod tests {
             };
             assert_eq!(strs(&inv), expect, "-{}", char::from(c));
         }
-    }
-
-    #[test]
-    fn tables_are_sorted_and_disjoint() {
-        assert!(LONG_VALUE.windows(2).all(|w| w[0] < w[1]));
-        assert!(LONG_FLAG.windows(2).all(|w| w[0] < w[1]));
-        assert!(LONG_VALUE.iter().all(|n| !LONG_FLAG.contains(n)));
-        assert!(SHORT_VALUE.iter().all(|c| !SHORT_FLAG.contains(c)));
     }
 
     #[test]
@@ -1072,18 +952,20 @@ mod props {
 
     /// One option, as one or two arguments.
     fn option() -> impl Strategy<Value = Vec<Vec<u8>>> {
-        let longs: Vec<&str> = LONG_VALUE.iter().copied().filter(|n| neutral_long(n)).collect();
-        let flags: Vec<&str> = LONG_FLAG.iter().copied().filter(|n| neutral_long(n)).collect();
-        let shorts: Vec<u8> = SHORT_FLAG.iter().copied().filter(|c| !b"Vs".contains(c)).collect();
+        let (values, short_values) = names(true);
+        let (flags, short_flags) = names(false);
+        let longs: Vec<&str> = values.into_iter().filter(|n| neutral_long(n)).collect();
+        let flags: Vec<&str> = flags.into_iter().filter(|n| neutral_long(n)).collect();
+        let shorts: Vec<u8> = short_flags.into_iter().filter(|c| !b"Vs".contains(c)).collect();
         prop_oneof![
             (prop::sample::select(longs.clone()), value()).prop_map(|(n, v)| vec![[b"--", n.as_bytes(), b"=", &v].concat()]),
             (prop::sample::select(longs), value()).prop_map(|(n, v)| vec![[b"--", n.as_bytes()].concat(), v]),
-            (prop::sample::select(SHORT_VALUE.to_vec()), value().prop_filter("joined", |v| !v.is_empty())).prop_map(|(c, v)| vec![[
+            (prop::sample::select(short_values.clone()), value().prop_filter("joined", |v| !v.is_empty())).prop_map(|(c, v)| vec![[
                 &[b'-', c][..],
                 &v
             ]
             .concat()]),
-            (prop::sample::select(SHORT_VALUE.to_vec()), value()).prop_map(|(c, v)| vec![vec![b'-', c], v]),
+            (prop::sample::select(short_values.clone()), value()).prop_map(|(c, v)| vec![vec![b'-', c], v]),
             prop::sample::select(flags).prop_map(|n| vec![[b"--", n.as_bytes()].concat()]),
             prop::collection::vec(prop::sample::select(shorts), 1..5).prop_map(|l| vec![[&b"-"[..], &l].concat()]),
         ]

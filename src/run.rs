@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::guard::Exposed;
 use crate::lifecycle::{self, Task};
 use crate::pin::Pins;
-use crate::platform::{Confine, Exposing, Exposure, Launch, Platform, Processes, Volumes};
+use crate::platform::{Confine, Exposure, Launch, Method, Program, System};
 use crate::protect_args;
 use crate::provider::SnapshotSet;
 use crate::restrict;
@@ -21,6 +21,7 @@ use crate::rsync_args::{self, Invocation, Role};
 
 /// One rsync-role request, once its argv is read and checked.
 struct Request<'a> {
+    sys: &'a dyn System,
     cfg: &'a Config,
     opts: &'a Options,
     /// The real rsync.
@@ -37,14 +38,14 @@ struct Request<'a> {
 impl Request<'_> {
     /// The argv to start rsync with, for an exposure that shows it `exposed`.
     fn rsync_argv(&self, exposed: &[OsString]) -> Result<Vec<OsString>> {
-        rsync_argv(self.protected.as_ref(), &self.inv.args, exposed)
+        rsync_argv(self.sys, self.protected.as_ref(), &self.inv.args, exposed)
     }
 
     /// rsync started with `argv`.
     fn launch(&self, argv: Vec<OsString>) -> Launch {
         // From here on stdout is rsync's alone.
         crate::wire::rsync_starting();
-        Launch { program: self.rsync.clone(), args: argv, env: Vec::new(), what: "rsync", watch_peer: true }
+        Launch { program: self.rsync.clone(), args: argv, env: Vec::new(), what: Program::Rsync, watch_peer: true }
     }
 
     /// What a restricted rsync may reach.
@@ -56,34 +57,32 @@ impl Request<'_> {
     }
 }
 
-/// A refusal of restricted mode: logged with the client's address, then returned.
-fn refuse(r: restrict::Refusal) -> Error {
-    let from = std::env::var("SSH_CONNECTION").unwrap_or_else(|_| "(no SSH_CONNECTION)".into());
-    log::info!("restricted mode refused: {r}; SSH_CONNECTION={from}");
-    Error::from(r)
+/// A refusal of restricted mode: one of an argument logged with the
+/// client's address, then returned.
+fn refuse(r: impl Into<restrict::Refused>) -> Error {
+    let r = r.into();
+    if let restrict::Refused::Argument(r) = &r {
+        let from = std::env::var("SSH_CONNECTION").unwrap_or_else(|_| "(no SSH_CONNECTION)".into());
+        log::info!("restricted mode refused: {r}; SSH_CONNECTION={from}");
+    }
+    Error::Refused(r)
 }
 
 /// The rsync role: returns the exit status to leave with.
-pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
-    let allowances = restrict::Allowances { allow_iconv: opts.allow_iconv };
-    let (argv, pins) = match opts.restrict {
-        false => (argv, None),
+pub fn rsync(sys: &dyn System, cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
+    let allowances = restrict::Allowances { allow_iconv: opts.allow_iconv, allow_check: opts.allow_check };
+    let (argv, pins, policy) = match opts.restrict {
+        false => (argv, None, None),
         true => {
-            let Some(cmd) = std::env::var_os("SSH_ORIGINAL_COMMAND") else {
-                return Err(restrict::Refused::NotForced.into());
-            };
-            if let Some(status) = check_request(cfg, opts, cmd.as_encoded_bytes())? {
-                return Ok(status);
+            let original = std::env::var_os("SSH_ORIGINAL_COMMAND");
+            match restrict::request(original.as_deref(), &opts.allow, &opts.allow_write, allowances).map_err(refuse)? {
+                restrict::Request::Check(args) => return Ok(crate::monitor::check(cfg, &args)),
+                restrict::Request::Rsync { argv, pins, policy } => (argv, Some(pins), Some(policy)),
             }
-            // The allowed directories are resolved here, once; everything
-            // after works from what this walk found.
-            let pins = crate::pin::pin_all(&opts.allow, &opts.allow_write).map_err(refuse)?;
-            (restrict::command_argv(cmd.as_encoded_bytes()).map_err(refuse)?, Some(pins))
         }
     };
-    let policy = pins.as_ref().map(|p| restrict::Policy { allow: p.read_paths(), allow_write: p.write_paths() });
     let rsync = crate::real_rsync::find_with(cfg, pins.is_some())?;
-    Platform::reader(&rsync);
+    sys.reader(&rsync);
     let bad_args = |e: rsync_args::ArgError| match policy {
         Some(_) => Error::Refused(e.into()),
         None => Error::Usage(format!("rsync arguments: {e}")),
@@ -109,7 +108,7 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
         protected = Some(Protected { cmdline: argv, block, head });
         inv = merged;
     }
-    let req = Request { cfg, opts, rsync, inv, policy, pins, protected };
+    let req = Request { sys, cfg, opts, rsync, inv, policy, pins, protected };
     if req.policy.is_some() {
         if req.inv.role == Role::ServerReceiver {
             return push_confined(&req);
@@ -130,38 +129,12 @@ pub fn rsync(cfg: &Config, opts: &Options, argv: Vec<OsString>) -> Result<u8> {
         let launch = req.launch(req.rsync_argv(&req.inv.args)?);
         if req.inv.reads_local_files() {
             // A backup all the same: the history says it read the live files.
-            let sources: Vec<PathBuf> = req.inv.sources().map(|a| Platform::source_path(a).unwrap_or_else(|| a.into())).collect();
-            return lifecycle::run_live(cfg, "rsync", &sources, "provider = \"none\"", &launch);
+            let sources: Vec<PathBuf> = req.inv.sources().map(|a| sys.source_path(a).unwrap_or_else(|| a.into())).collect();
+            return lifecycle::run_live(sys, cfg, "rsync", &sources, "provider = \"none\"", &launch);
         }
-        return Platform::run_unchanged(&launch);
+        return sys.run_unchanged(&launch);
     }
     snapshot_and_run(&req)
-}
-
-/// `snaprsync check [--max-age=D] [PATH...]` sent to a restricted key (a
-/// monitoring poll over the backup key): run where the forced command has
-/// `--snap-allow-check`, refused otherwise. It reads only the run history.
-/// `None`: the request is something else.
-fn check_request(cfg: &Config, opts: &Options, original: &[u8]) -> Result<Option<u8>> {
-    if original.len() > restrict::MAX_COMMAND_BYTES {
-        return Ok(None);
-    }
-    let Ok(words) = restrict::shell_words(original) else { return Ok(None) };
-    let names_snaprsync = |w: &[u8]| {
-        let base = w.rsplit(|&b| b == b'/' || b == b'\\').next().unwrap_or(w).to_ascii_lowercase();
-        base == b"snaprsync" || base == b"snaprsync.exe"
-    };
-    if words.len() < 2 || !names_snaprsync(&words[0]) || words[1] != b"check" {
-        return Ok(None);
-    }
-    if !opts.allow_check {
-        return Err(refuse(restrict::Refusal::new(
-            "check",
-            "this key may not run `snaprsync check`; add --snap-allow-check to its forced command in authorized_keys",
-        )));
-    }
-    let args: Vec<OsString> = words[2..].iter().map(|w| OsString::from(String::from_utf8_lossy(w).into_owned())).collect();
-    Ok(Some(crate::monitor::check(cfg, &args)))
 }
 
 /// Restricted mode's push: no snapshot, but rsync sees only the write
@@ -169,7 +142,7 @@ fn check_request(cfg: &Config, opts: &Options, original: &[u8]) -> Result<Option
 fn push_confined(req: &Request) -> Result<u8> {
     crate::fault::point("after-check");
     let confine = req.confine().unwrap_or_default();
-    match Platform::expose_confined(req.cfg, None, &req.inv, &req.rsync, &confine)? {
+    match req.sys.expose_confined(req.cfg, None, &req.inv, &req.rsync, &confine)? {
         Some(mut exposure) => {
             let write: Vec<PathBuf> = confine.write.iter().map(|p| p.path.clone()).collect();
             let argv = with_confine_root(&req.rsync, req.rsync_argv(exposure.argv())?, &write);
@@ -177,7 +150,7 @@ fn push_confined(req: &Request) -> Result<u8> {
             exposure.undo()?;
             status
         }
-        None => Platform::run_unchanged(&req.launch(req.rsync_argv(&req.inv.args)?)),
+        None => req.sys.run_unchanged(&req.launch(req.rsync_argv(&req.inv.args)?)),
     }
 }
 
@@ -195,14 +168,14 @@ struct Protected {
 /// block on its stdin, as the client sent it (or with the paths `exposed`
 /// rewrote), so that rsync reads it itself, globbing and `--iconv` included;
 /// where the platform cannot do that, the arguments go on its command line.
-fn rsync_argv(protected: Option<&Protected>, merged: &[OsString], exposed: &[OsString]) -> Result<Vec<OsString>> {
+fn rsync_argv(sys: &dyn System, protected: Option<&Protected>, merged: &[OsString], exposed: &[OsString]) -> Result<Vec<OsString>> {
     let Some(p) = protected else { return Ok(exposed.to_vec()) };
     let block = if exposed == merged {
         p.block.clone()
     } else {
         std::iter::once(OsString::from("rsync")).chain(exposed[p.head..].iter().cloned()).collect()
     };
-    if Platform::refeed_stdin(protect_args::render_block(&block)?)? {
+    if sys.refeed_stdin(protect_args::render_block(&block)?)? {
         Ok(p.cmdline.clone())
     } else {
         Ok(exposed.to_vec())
@@ -241,7 +214,7 @@ fn confine_in_snapshot(
     let mut roots = policy.allow.clone();
     roots.extend(policy.allow.iter().filter_map(|r| set.locate(r)));
     for (k, &i) in inv.source_indices().iter().enumerate() {
-        let seen = if exposure.method() == "confined" {
+        let seen = if exposure.method() == Method::Confined {
             // snaprsync itself sees the live tree: look in the snapshot rsync reads.
             set.locate(&sources[k]).unwrap_or_else(|| sources[k].clone())
         } else if exposure.argv().get(i) == inv.args.get(i) {
@@ -269,17 +242,17 @@ fn snapshot_target(path: &Path) -> Option<PathBuf> {
 /// one lifecycle (`lifecycle::run`).
 fn snapshot_and_run(req: &Request) -> Result<u8> {
     let inv = &req.inv;
-    if let Some((arg, why)) = inv.sources().find_map(|a| Platform::unmatched(a).map(|why| (a, why))) {
+    if let Some((arg, why)) = inv.sources().find_map(|a| req.sys.unmatched(a).map(|why| (a, why))) {
         let e = Error::Unmatched { arg: arg.to_string_lossy().into_owned(), why };
         if req.cfg.on_snapshot_failure != crate::config::OnSnapshotFailure::Live || req.policy.is_some() {
             return Err(e);
         }
         log::warn!("{e}; on_snapshot_failure = \"live\": backing up the LIVE files, not a snapshot");
-        let sources: Vec<PathBuf> = inv.sources().map(|a| Platform::source_path(a).unwrap_or_else(|| a.into())).collect();
-        return lifecycle::run_live(req.cfg, "rsync", &sources, &e.to_string(), &req.launch(req.rsync_argv(&inv.args)?));
+        let sources: Vec<PathBuf> = inv.sources().map(|a| req.sys.source_path(a).unwrap_or_else(|| a.into())).collect();
+        return lifecycle::run_live(req.sys, req.cfg, "rsync", &sources, &e.to_string(), &req.launch(req.rsync_argv(&inv.args)?));
     }
     // Aligned with inv.sources(); a source that does not exist is left to rsync.
-    let sources: Vec<PathBuf> = inv.sources().map(|a| Platform::source_path(a).unwrap_or_else(|| PathBuf::from(a))).collect();
+    let sources: Vec<PathBuf> = inv.sources().map(|a| req.sys.source_path(a).unwrap_or_else(|| PathBuf::from(a))).collect();
     let mut existing: Vec<PathBuf> = sources.iter().filter_map(|p| snapshot_target(p)).collect();
     existing.dedup();
     if req.policy.is_some() {
@@ -297,9 +270,9 @@ fn snapshot_and_run(req: &Request) -> Result<u8> {
             return Err(refuse(restrict::Refusal::new("", "nothing to read from a snapshot; name a path inside an allowed directory")));
         }
         let launch = req.launch(req.rsync_argv(&inv.args)?);
-        return lifecycle::run_live(req.cfg, "rsync", &sources, "no source exists here (rsync says which)", &launch);
+        return lifecycle::run_live(req.sys, req.cfg, "rsync", &sources, "no source exists here (rsync says which)", &launch);
     }
-    lifecycle::run(req.cfg, req.opts, &existing, &RsyncTask { req, sources })
+    lifecycle::run(req.sys, req.cfg, req.opts, &existing, &RsyncTask { req, sources })
 }
 
 /// The rsync role as a lifecycle task: rsync's own paths, shown in a private
@@ -314,12 +287,12 @@ impl Task for RsyncTask<'_> {
     fn expose(&self, cfg: &Config, set: &SnapshotSet) -> Result<Exposure> {
         let req = self.req;
         let confined = match req.confine() {
-            Some(c) => Platform::expose_confined(cfg, Some(set), &req.inv, &req.rsync, &c)?,
+            Some(c) => req.sys.expose_confined(cfg, Some(set), &req.inv, &req.rsync, &c)?,
             None => None,
         };
         match confined {
             Some(e) => Ok(e),
-            None => Platform::expose(cfg, set, &req.inv, &self.sources, &req.rsync),
+            None => req.sys.expose(cfg, set, &req.inv, &self.sources, &req.rsync),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The sweep: removes what runs that no longer live left behind, and nothing
 //! else. It runs at the start of every snapshot run and as `snaprsync cleanup`.
-//! What counts as a snapshot is the provider's to prove (`Provider::leftovers`);
+//! What counts as a snapshot is the provider's to prove (`Sweeper::leftovers`);
 //! a name that only looks like one is never removed.
 //!
 //! Exactly one process removes each snapshot: its run while the run lives;
@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use crate::journal::{self, Entry, Journal};
-use crate::provider::{Leftover, Provider};
+use crate::provider::{Leftover, Sweeper};
 
 /// What one sweep found and did.
 #[derive(Debug, Default)]
@@ -52,7 +52,7 @@ pub enum Busy {
 /// Sweeps what dead runs left; with `dry_run` only reports it. While another
 /// process sweeps this journal, `busy` says whether to wait for it or to
 /// leave it the work (a report of nothing).
-pub fn sweep(journal: &Journal, provider: &mut dyn Provider, dry_run: bool, busy: Busy) -> Report {
+pub fn sweep(journal: &Journal, provider: &mut dyn Sweeper, dry_run: bool, busy: Busy) -> Report {
     // A dry run removes nothing: it needs no lock.
     let _lock = match (!dry_run).then(|| journal.lock_sweep(busy == Busy::Wait)) {
         None => None,
@@ -69,7 +69,7 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Provider, dry_run: bool, busy
         }
     };
     let mut report = Report::default();
-    let list = |provider: &dyn Provider| {
+    let list = |provider: &dyn Sweeper| {
         provider.leftovers().unwrap_or_else(|e| {
             log::warn!("sweep: cannot list snapshots: {e}");
             Vec::new()
@@ -91,6 +91,9 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Provider, dry_run: bool, busy
             }
         }
         report.corrupt.push((c.path, c.why));
+    }
+    if !dry_run {
+        journal.tidy();
     }
     // A run is live while it, or the remover it handed its snapshots to, runs.
     // An entry read while its run lived may have changed since (the hand-off
@@ -161,7 +164,7 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Provider, dry_run: bool, busy
 /// Removes every snapshot of the run `stamp` and then its journal entry, live
 /// or not: the background removal of a run that has handed it over, which
 /// only the remover its entry names may do (no sweep touches the run then).
-pub fn remove_run(journal: &Journal, provider: &mut dyn Provider, stamp: &str) -> crate::error::Result<()> {
+pub fn remove_run(journal: &Journal, provider: &mut dyn Sweeper, stamp: &str) -> crate::error::Result<()> {
     let me = journal::Process::running(std::process::id());
     let entry = journal.get(stamp)?;
     if me.is_none() || entry.as_ref().and_then(|e| e.remover) != me {
@@ -203,24 +206,17 @@ pub fn remove_run(journal: &Journal, provider: &mut dyn Provider, stamp: &str) -
 mod tests {
     use super::*;
     use crate::error::Result;
-    use crate::provider::SnapshotSet;
     use std::path::Path;
 
-    /// A provider over an in-memory list: a test double for the sweep's logic
+    /// A sweeper over an in-memory list: a test double for the sweep's logic
     /// alone (real btrfs sweeping is covered by the fault-injection suite).
     struct ListDouble {
         snaps: Vec<Leftover>,
     }
 
-    impl Provider for ListDouble {
+    impl Sweeper for ListDouble {
         fn name(&self) -> &'static str {
             "double"
-        }
-        fn create(&mut self, _: &[PathBuf]) -> Result<SnapshotSet> {
-            unreachable!()
-        }
-        fn remove(&mut self, _: &SnapshotSet) -> Result<()> {
-            unreachable!()
         }
         fn leftovers(&self) -> Result<Vec<Leftover>> {
             Ok(self.snaps.clone())
@@ -287,15 +283,9 @@ mod tests {
         removed: Vec<Leftover>,
     }
 
-    impl Provider for FinishesAfterListing<'_> {
+    impl Sweeper for FinishesAfterListing<'_> {
         fn name(&self) -> &'static str {
             "double"
-        }
-        fn create(&mut self, _: &[PathBuf]) -> Result<SnapshotSet> {
-            unreachable!()
-        }
-        fn remove(&mut self, _: &SnapshotSet) -> Result<()> {
-            unreachable!()
         }
         fn leftovers(&self) -> Result<Vec<Leftover>> {
             // The listing, then the remover's work: snapshot, then entry.

@@ -1,7 +1,14 @@
 //! The system logs administrators read: systemd's journal and syslog, each
 //! one datagram per record to a local socket (the journal's native protocol,
-//! and the traditional `/dev/log` line). Building the datagrams is pure; the
-//! sockets are the host's (`crate::host`), so a platform without them has none.
+//! and the traditional `/dev/log` line), and Windows' Application event log.
+//! Building the records is pure; the sockets and the event log are the
+//! host's (`crate::host`), so a platform without them has none.
+//!
+//! An event record's text is its one insertion string. The installer
+//! registers the source with `%SystemRoot%\System32\EventCreate.exe` as its
+//! message file (what `eventcreate` and Go's `eventlog.InstallAsEventCreate`
+//! register): its message for every ID from 1 to 1000 is `%1`, so Event
+//! Viewer shows the text as it is, with no message DLL of snaprsync's.
 
 use std::path::PathBuf;
 
@@ -18,11 +25,17 @@ const FACILITY_DAEMON: u8 = 3;
 /// A message longer than this is cut: one datagram must hold a record.
 const MAX_MESSAGE: usize = 32 * 1024;
 
+/// An event's insertion string may have 31,839 characters: this many bytes
+/// of UTF-8 are never more UTF-16 units than that.
+const MAX_EVENT_MESSAGE: usize = 31_000;
+
 /// Which system log, and its socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SystemLog {
     Journald(PathBuf),
     Syslog(PathBuf),
+    /// Windows' Application log, under source [`IDENTIFIER`].
+    EventLog,
 }
 
 /// Why a system log named in the config cannot be had.
@@ -42,9 +55,14 @@ impl SystemLog {
         let syslog = crate::host::syslog_socket();
         let exists = |p: &Option<PathBuf>| p.clone().filter(|p| p.exists());
         match target {
-            LogTarget::Auto => Ok(exists(&journal).map(SystemLog::Journald).or_else(|| exists(&syslog).map(SystemLog::Syslog))),
+            LogTarget::Auto => Ok(exists(&journal)
+                .map(SystemLog::Journald)
+                .or_else(|| exists(&syslog).map(SystemLog::Syslog))
+                .or_else(|| crate::host::HAS_EVENT_LOG.then_some(SystemLog::EventLog))),
             LogTarget::Journald => named("journald", journal).map(|p| Some(SystemLog::Journald(p))),
             LogTarget::Syslog => named("syslog", syslog).map(|p| Some(SystemLog::Syslog(p))),
+            LogTarget::EventLog if crate::host::HAS_EVENT_LOG => Ok(Some(SystemLog::EventLog)),
+            LogTarget::EventLog => Err(Unavailable::NotOnThisSystem { which: "eventlog" }),
             LogTarget::Stderr | LogTarget::File(_) => Ok(None),
         }
     }
@@ -54,6 +72,7 @@ impl SystemLog {
         match self {
             SystemLog::Journald(p) => format!("the journal ({})", p.display()),
             SystemLog::Syslog(p) => format!("syslog ({})", p.display()),
+            SystemLog::EventLog => format!("the Application event log (source {IDENTIFIER})"),
         }
     }
 
@@ -62,6 +81,10 @@ impl SystemLog {
         match self {
             SystemLog::Journald(p) => crate::host::send_datagram(p, &journald_datagram(level, message, fields)),
             SystemLog::Syslog(p) => crate::host::send_datagram(p, &syslog_datagram(level, message)),
+            SystemLog::EventLog => {
+                let (kind, id) = event_type_and_id(level);
+                crate::host::report_event(IDENTIFIER, kind, id, cut_to(message, MAX_EVENT_MESSAGE))
+            }
         }
     }
 }
@@ -84,11 +107,26 @@ fn severity(level: Level) -> u8 {
     }
 }
 
+/// An event's type (`EVENTLOG_ERROR_TYPE` 1, `_WARNING_TYPE` 2,
+/// `_INFORMATION_TYPE` 4) and its ID, one per type, within EventCreate.exe's
+/// 1 to 1000: 1 information, 2 warning, 3 error.
+pub fn event_type_and_id(level: Level) -> (u16, u32) {
+    match level {
+        Level::Error => (1, 3),
+        Level::Warn => (2, 2),
+        Level::Info | Level::Debug | Level::Trace => (4, 1),
+    }
+}
+
 fn cut(message: &str) -> &str {
-    if message.len() <= MAX_MESSAGE {
+    cut_to(message, MAX_MESSAGE)
+}
+
+fn cut_to(message: &str, max: usize) -> &str {
+    if message.len() <= max {
         return message;
     }
-    let mut end = MAX_MESSAGE;
+    let mut end = max;
     while !message.is_char_boundary(end) {
         end -= 1;
     }
@@ -167,6 +205,28 @@ mod tests {
     }
 
     #[test]
+    fn event_types_and_ids_are_windows_own_within_eventcreates_range() {
+        assert_eq!(event_type_and_id(Level::Error), (1, 3));
+        assert_eq!(event_type_and_id(Level::Warn), (2, 2));
+        assert_eq!(event_type_and_id(Level::Info), (4, 1));
+        assert_eq!(event_type_and_id(Level::Debug), (4, 1));
+        let long = "€".repeat(MAX_EVENT_MESSAGE);
+        assert!(cut_to(&long, MAX_EVENT_MESSAGE).encode_utf16().count() <= 31_839);
+    }
+
+    #[test]
+    fn the_event_log_is_windows_alone() {
+        let got = SystemLog::for_target(&LogTarget::EventLog);
+        if cfg!(windows) {
+            assert_eq!(got, Ok(Some(SystemLog::EventLog)));
+            assert_eq!(SystemLog::for_target(&LogTarget::Auto), Ok(Some(SystemLog::EventLog)), "auto is the event log");
+        } else {
+            assert_eq!(got, Err(Unavailable::NotOnThisSystem { which: "eventlog" }));
+            assert_ne!(SystemLog::for_target(&LogTarget::Auto), Ok(Some(SystemLog::EventLog)));
+        }
+    }
+
+    #[test]
     fn field_names_follow_the_journals_rule() {
         assert_eq!(field_name("rsync_status"), "SNAPRSYNC_RSYNC_STATUS");
         assert_eq!(field_name("a-b.c"), "SNAPRSYNC_A_B_C");
@@ -186,5 +246,16 @@ mod tests {
         SystemLog::Syslog(path).send(Level::Info, "hello", &[]).unwrap();
         let n = rx.recv(&mut buf).unwrap();
         assert!(buf[..n].starts_with(b"<30>snaprsync["), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    }
+
+    /// RegisterEventSourceW and ReportEventW succeed for records of each
+    /// type. Wine keeps no event log to read them back from: `scripts/windows.sh
+    /// test` reads what wine's ReportEventW traces instead (`eventlog_check`).
+    #[cfg(windows)]
+    #[test]
+    fn records_of_each_type_are_reported() {
+        for level in [Level::Error, Level::Warn, Level::Info, Level::Debug] {
+            SystemLog::EventLog.send(level, &format!("snaprsync unit test: a {level} record"), &[("run".into(), "r".into())]).unwrap();
+        }
     }
 }

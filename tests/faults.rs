@@ -6,9 +6,9 @@
 //! `scripts/test.sh` prints under its header; `--nocapture` shows the rows here.
 //! Needs btrfs-progs, rsync and sshd, like the end-to-end suite.
 //!
-//!     cargo test --test main faults::                 the whole table
-//!     cargo test --test main faults::ssh_kill         one fault (FAULT_ONLY=ssh-kill before)
-//!     FAULT_SEED=N cargo test --test main faults::    the random points of an earlier run
+//!     cargo test --features integration --test main faults::                 the whole table
+//!     cargo test --features integration --test main faults::ssh_kill         one fault (FAULT_ONLY=ssh-kill before)
+//!     FAULT_SEED=N cargo test --features integration --test main faults::    the random points of an earlier run
 //!     SNAPRSYNC_UNDER_TEST=/path/to/snaprsync ...     another build, e.g. to see a fault fail
 //!
 //! The faults run one at a time, as they did in one test before: their

@@ -1,7 +1,8 @@
 //! The LVM provider end to end, in one boot of the guest lab (the host kernel
 //! has no device-mapper): `tests/guest/lvm.sh` runs snaprsync on thick ext4,
 //! thick XFS and thin XFS volumes under the consistency writer, with
-//! `--relative` and through real rsnapshot, a volume nested below a source, an overflowing thick
+//! `--relative` and through real rsnapshot, a volume nested below a source, a
+//! bind mount of a directory inside a volume (only that directory, one instant), an overflowing thick
 //! snapshot (its sentence said once), too little space, a full thin pool, a
 //! kill -9 followed by a sweep and one during `lvremove` (no mount-point
 //! directory left); the removal is done in the background from the guest's
@@ -36,6 +37,8 @@ const CHECKS: &[&str] = &[
     "kill-then-sweep",
     "kill-in-lvremove",
     "restricted-pull",
+    "bind-mount",
+    "bind-mount-no-lv-left",
     "instant-across-lvs",
     "freeze-ms-logged",
     "freeze-none-torn",

@@ -3,16 +3,18 @@
 //! programs: sshd on 127.0.0.1, rsync, dirvish, rsnapshot and BackupPC, on
 //! loop-mounted btrfs, and LVM and ZFS in a QEMU guest (`scripts/guest.sh`). Linux only; needs root and the packages
 //! `scripts/deps.sh --tests` installs. A missing tool fails the test; nothing
-//! is skipped.
+//! is skipped. Plain `cargo test` leaves them out (the `integration` feature
+//! turns them on; `scripts/test.sh` sets it).
 //!
-//!     cargo test --test main                    everything
-//!     cargo test --test main restrict::         one area
-//!     cargo test --test main faults::sigkill    one fault (was FAULT_ONLY=sigkill)
+//!     cargo test --features integration --test main                  everything
+//!     cargo test --features integration --test main restrict::       one area
+//!     cargo test --features integration --test main faults::sigkill  one fault (was FAULT_ONLY=sigkill)
 
 #![cfg(target_os = "linux")]
 
 mod support;
 
+mod bind;
 mod cli;
 mod confine_attacks;
 mod doctor;

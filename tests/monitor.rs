@@ -292,8 +292,11 @@ fn the_history_keeps_the_last_history_size_records() {
     }
     let rs = history_json(&rig, &[]);
     assert_eq!(rs.len(), 3);
+    // The file is rewritten with the last 3 once it outgrows 3 KiB: it holds
+    // at most what fits below that and one more record.
     let text = fs::read_to_string(rig.work.path().join("state/history.jsonl")).unwrap();
-    assert_eq!(text.lines().count(), 3);
+    let longest = text.lines().map(str::len).max().unwrap_or(0);
+    assert!(text.len() <= 3 * 1024 + longest + 1, "{} bytes:\n{text}", text.len());
     assert!(!rig.work.path().join("state/.history.jsonl.tmp").exists());
 }
 
@@ -403,8 +406,13 @@ fn a_run_killed_while_it_writes_the_history_leaves_the_history_whole() {
         assert_eq!(backup(&rig, &rig.src(), &rig.dest(&format!("d{i}"))).code(), Some(0));
     }
     let history = rig.work.path().join("state/history.jsonl");
+    // A line that is no record (a disk error, a hand edit), long enough that
+    // the next run's append passes the bound and rewrites the file.
+    let mut f = fs::OpenOptions::new().append(true).open(&history).unwrap();
+    std::io::Write::write_all(&mut f, format!("{}\n", "x".repeat(1024 * 1024)).as_bytes()).unwrap();
+    drop(f);
     let before = fs::read(&history).unwrap();
-    // The next run stops with its new history written to the temporary file,
+    // The next run stops with the rewritten history in the temporary file,
     // just before the rename, and is killed there.
     let gate = rig.work.path().join("gate");
     let mut child = snap(&rig)
@@ -420,15 +428,17 @@ fn a_run_killed_while_it_writes_the_history_leaves_the_history_whole() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let tmp = rig.work.path().join("state/.history.jsonl.tmp");
-    assert_eq!(fs::read_to_string(&tmp).unwrap().lines().count(), 4, "the new history is in the temporary file");
+    assert_eq!(fs::read_to_string(&tmp).unwrap().lines().count(), 4, "the rewritten history is in the temporary file");
     cmd("kill").arg("-KILL").arg(child.id().to_string()).ok();
     child.wait().unwrap();
-    assert_eq!(fs::read(&history).unwrap(), before, "the history is the old one, byte for byte");
-    assert_eq!(history_json(&rig, &[]).len(), 3);
-    // The next run writes over the stale temporary file.
+    // The run's own record was appended (and fsynced) before the rewrite began.
+    let after = fs::read(&history).unwrap();
+    assert!(after.starts_with(&before) && after.len() > before.len(), "the old history stays whole, with the run's record after it");
+    assert_eq!(history_json(&rig, &[]).len(), 4);
+    // The next run rewrites over the stale temporary file.
     assert_eq!(backup(&rig, &rig.src(), &rig.dest("after")).code(), Some(0));
     let rs = history_json(&rig, &[]);
-    assert_eq!(rs.len(), 4, "{rs:?}");
+    assert_eq!(rs.len(), 5, "{rs:?}");
     assert!(rs.iter().all(|r| r["outcome"] == "consistent"), "{rs:?}");
     assert!(!tmp.exists());
 }

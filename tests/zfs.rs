@@ -4,7 +4,9 @@
 //! dataset and a child dataset, runs the consistency writer in both and a
 //! counter pair across them, and backs them up through snaprsync (plain,
 //! `--relative` and real rsnapshot). Plain rsync under the same writers is
-//! shown torn across the datasets, so that check can fail. Then the failures:
+//! shown torn across the datasets, so that check can fail.
+//! A bind mount of a directory inside a dataset is read from its snapshot
+//! (that directory alone). Then the failures:
 //! sources in two pools, a full pool, a non-root user with a `zfs allow`
 //! delegation, another tool's `zfs destroy` while rsync reads, a clone that
 //! blocks removal, other tools' snapshots left alone, and kill -9 then `list`
@@ -22,6 +24,8 @@ const CHECKS: &[&str] = &[
     "relative-names",
     "no-snapshot-left",
     "provider-zfs",
+    "bind-mount",
+    "bind-mount-no-snapshot-left",
     "snapdir-visible",
     "rsnapshot",
     "control-torn-across",

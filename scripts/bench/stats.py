@@ -305,6 +305,61 @@ if nested:
             print(f"| {v} | {n} | {len(creates)} | {med(creates):.0f} | {min(creates)} | {max(creates)} | {wall} | {per} | {per_wall} |")
     print()
 
+def cpu_lines(name):
+    """User + system seconds of each run's sending side (/usr/bin/time -f %U,%S)."""
+    path = os.path.join(out, name)
+    if not os.path.exists(path):
+        return []
+    xs = []
+    for line in open(path):
+        m = re.fullmatch(r"([\d.]+),([\d.]+)", line.strip())
+        if m:
+            xs.append(float(m.group(1)) + float(m.group(2)))
+    return xs
+
+
+def creates_of(name):
+    path = os.path.join(out, name)
+    return [int(s["create_ms"]) for s in summaries(path)] if os.path.exists(path) else []
+
+
+if "foreign" in TIMES:
+    t = TIMES["foreign"]
+    print("## foreign: other tools' read-only snapshots on the filesystem, a pull of a 5-file source\n")
+    print("| place | foreign snapshots | runs | median create ms | min | max | create ÷ create at 0 | median wall ms | median CPU ms (sending side) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for place in ("outside", "inside"):
+        ns = sorted(int(v.split("-")[1]) for v in t if v.startswith(place + "-"))
+        base = creates_of(f"foreign-{place}-0.log")
+        for n in ns:
+            v = f"{place}-{n}"
+            cs, cpu = creates_of(f"foreign-{v}.log"), cpu_lines(f"foreign-cpu-{v}.txt")
+            ratio = f"{med(cs) / med(base):.2f}" if base and cs and med(base) else "—"
+            print(f"| {place} | {n} | {len(cs)} | {med(cs):.0f} | {min(cs)} | {max(cs)} | {ratio} | "
+                  f"{med(t[v].values()) * 1000:.0f} | {med(cpu) * 1000:.0f} |")
+    print()
+
+if "sources" in TIMES:
+    t = TIMES["sources"]
+    print("## sources: one run with N sources on one subvolume (5 files each)\n")
+    print("| sources | runs | median create ms | create ms per source | median wall ms | wall ms per source | median CPU ms | CPU ms per source |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n in sorted(int(v) for v in t):
+        cs, cpu, wall = creates_of(f"sources-{n}.log"), cpu_lines(f"sources-cpu-{n}.txt"), list(t[str(n)].values())
+        print(f"| {n} | {len(cs)} | {med(cs):.0f} | {med(cs) / n:.2f} | {med(wall) * 1000:.0f} | {med(wall) * 1000 / n:.2f} | "
+              f"{med(cpu) * 1000:.0f} | {med(cpu) * 1000 / n:.2f} |")
+    print()
+if "series" in TIMES:
+    walls = [TIMES["series"]["run"][i] for i in sorted(TIMES["series"]["run"])]
+    cs, cpu = creates_of("series.log"), cpu_lines("series-cpu.txt")
+    half = len(walls) // 2
+    print(f"## series: {len(walls)} runs in a row, one source each (rsnapshot's backup points)\n")
+    print("| runs | median create ms | first half | second half | median wall ms | first half | second half | median CPU ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| {len(walls)} | {med(cs):.0f} | {med(cs[:half]):.0f} | {med(cs[half:]):.0f} | {med(walls) * 1000:.0f} | "
+          f"{med(walls[:half]) * 1000:.0f} | {med(walls[half:]) * 1000:.0f} | {med(cpu) * 1000:.0f} |")
+    print()
+
 rss_path = os.path.join(out, "rss.csv")
 if os.path.exists(rss_path):
     r = defaultdict(list)

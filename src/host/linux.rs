@@ -57,6 +57,13 @@ pub fn send_datagram(socket: &Path, bytes: &[u8]) -> std::io::Result<()> {
     UnixDatagram::unbound()?.send_to(bytes, socket).map(drop)
 }
 
+/// The event log is Windows'.
+pub const HAS_EVENT_LOG: bool = false;
+
+pub fn report_event(_source: &str, _kind: u16, _id: u32, _message: &str) -> std::io::Result<()> {
+    Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "no event log on Linux"))
+}
+
 /// Field 22 of `/proc/PID/stat` (start time in clock ticks after boot); `None`
 /// for a process that has ended but not been reaped (a zombie cannot clean up).
 /// The command name (field 2) may hold spaces and parentheses, so count from the last `)`.

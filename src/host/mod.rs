@@ -45,3 +45,9 @@ pub use imp::syslog_socket;
 
 /// Sends one datagram to a local socket (a system log).
 pub use imp::send_datagram;
+
+/// Whether the platform has Windows' event log.
+pub use imp::HAS_EVENT_LOG;
+
+/// Writes one record (type, ID, text) to the Application event log.
+pub use imp::report_event;

@@ -1,6 +1,7 @@
-//! The host on Windows: paths under `%ProgramData%`, and process identity from
-//! the process's creation time (FILETIME, absolute across reboots). The one
-//! system call here is FFI.
+//! The host on Windows: paths under `%ProgramData%`, process identity from
+//! the process's creation time (FILETIME, absolute across reboots), and the
+//! Application event log (RegisterEventSourceW / ReportEventW). Those system
+//! calls are FFI.
 
 #![allow(unsafe_code)]
 
@@ -10,6 +11,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use windows_sys::Win32::Foundation::{CloseHandle, FILETIME, STILL_ACTIVE};
+use windows_sys::Win32::System::EventLog::{DeregisterEventSource, RegisterEventSourceW, ReportEventW};
 use windows_sys::Win32::System::Threading::{GetExitCodeProcess, GetProcessTimes, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION};
 
 fn program_data() -> PathBuf {
@@ -45,7 +47,7 @@ pub fn rsync_file_name() -> &'static OsStr {
     OsStr::new("rsync.exe")
 }
 
-/// The journal is Linux's; the Application event log is not written yet.
+/// The journal and syslog are Linux's: Windows has the event log.
 pub fn journald_socket() -> Option<PathBuf> {
     None
 }
@@ -56,6 +58,35 @@ pub fn syslog_socket() -> Option<PathBuf> {
 
 pub fn send_datagram(socket: &Path, _bytes: &[u8]) -> std::io::Result<()> {
     Err(std::io::Error::new(std::io::ErrorKind::Unsupported, format!("no local datagram sockets on Windows ({})", socket.display())))
+}
+
+pub const HAS_EVENT_LOG: bool = true;
+
+fn wide(s: &str) -> Vec<u16> {
+    s.encode_utf16().chain(std::iter::once(0)).collect()
+}
+
+/// One record in the Application log under `source`: event type `kind`
+/// (`EVENTLOG_*_TYPE`), ID `id`, and `message` as its one insertion string.
+/// The source is registered per record: a run writes a few, and no handle
+/// outlives the call.
+pub fn report_event(source: &str, kind: u16, id: u32, message: &str) -> std::io::Result<()> {
+    let source = wide(source);
+    // A NUL inside would end the string early: none is written.
+    let text: Vec<u16> = message.encode_utf16().filter(|&u| u != 0).chain(std::iter::once(0)).collect();
+    // SAFETY: a NUL-terminated source name; null server means this machine.
+    let h = unsafe { RegisterEventSourceW(std::ptr::null(), source.as_ptr()) };
+    if h.is_null() {
+        return Err(std::io::Error::last_os_error());
+    }
+    let strings = [text.as_ptr()];
+    // SAFETY: a live handle from RegisterEventSourceW; one NUL-terminated
+    // string, as wNumStrings says; no SID, no raw data.
+    let ok = unsafe { ReportEventW(h, kind, 0, id, std::ptr::null_mut(), 1, 0, strings.as_ptr(), std::ptr::null()) };
+    let err = (ok == 0).then(std::io::Error::last_os_error);
+    // SAFETY: the handle is ours and is not used again.
+    unsafe { DeregisterEventSource(h) };
+    err.map_or(Ok(()), Err)
 }
 
 /// When process `pid` started (FILETIME, 100 ns since 1601); `None` if it is gone.

@@ -1,6 +1,9 @@
 //! btrfs provider: a read-only snapshot of each subvolume holding a source
 //! path, plus every subvolume nested below a source path (a btrfs snapshot
-//! shows nested subvolumes as empty directories).
+//! shows nested subvolumes as empty directories). A source on a bind mount
+//! of a directory inside a subvolume (`mount --bind /data/www /srv/www`) gets
+//! the snapshot of that subvolume, reached through a mount that shows its
+//! root, and the set's view of the bound directory (see [`Btrfs::reach`]).
 //!
 //! Snapshots are stored on the same filesystem, in a subvolume named
 //! `btrfs_snapshot_dir` (default `.snaprsync`) at the root of the mount, as
@@ -32,7 +35,7 @@ use std::time::Duration;
 use crate::command::Cmd;
 use crate::error::{Error, Result};
 use crate::mountinfo::{self, Mount};
-use crate::provider::{Leftover, Provider, SnapshotSet, VolumeSnapshot};
+use crate::provider::{self, Leftover, Parts, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 
 /// The inode number of every btrfs subvolume's root directory.
 const SUBVOLUME_ROOT_INO: u64 = 256;
@@ -59,6 +62,61 @@ impl Btrfs {
         Ok(m)
     }
 
+    /// Where the source `s` is snapshotted from. Mostly its own mount, with
+    /// the subvolume root at or above `s` there. When `s` lies on a bind
+    /// mount of a directory inside a subvolume (`mount --bind /data/www
+    /// /srv/www`, which shows no subvolume root), another mount of the same
+    /// filesystem that reaches that subvolume's root (`/data`), checked to show
+    /// the very same directory; a layout with none is refused, never read live.
+    fn reach(&self, s: &Path) -> Result<Reached> {
+        let own = self.mount_of(s)?;
+        let id = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).map_err(|e| Error::io(p, e));
+        let (want, want_top) = (id(s)?, id(&own.mount_point)?);
+        // A mount of a plain directory (a bind mount): its subvolume is
+        // snapshotted through a mount that shows the subvolume's root.
+        if want_top.1 != SUBVOLUME_ROOT_INO {
+            let rest = s.strip_prefix(&own.mount_point).unwrap_or(Path::new(""));
+            for (other, bound) in mountinfo::reaching(&self.mounts, own) {
+                let path = if rest.as_os_str().is_empty() { bound.clone() } else { bound.join(rest) };
+                // The same directory, not one renamed or put in its place since the bind.
+                if id(&path).ok() != Some(want) || id(&bound).ok() != Some(want_top) {
+                    log::debug!("{}: not the directory the bind mount {} shows; not used", path.display(), own.mount_point.display());
+                    continue;
+                }
+                let Some(root) = subvolume_root(&path, other)? else { continue };
+                log::debug!(
+                    "{} is a bind mount of {}: snapshotting the subvolume {}",
+                    own.mount_point.display(),
+                    bound.display(),
+                    root.display()
+                );
+                // What the bind mount shows of that subvolume: all it shows,
+                // or, for a subvolume nested inside it, that one's place.
+                let bind = match root.strip_prefix(&bound) {
+                    Ok(inside) => (own.mount_point.join(inside), root.clone()),
+                    Err(_) => (own.mount_point.clone(), bound),
+                };
+                return Ok(Reached { mount: other.clone(), path, root, bind: Some(bind) });
+            }
+        }
+        // A subvolume nested inside the directory is seen where it is.
+        if let Some(root) = subvolume_root(s, own)? {
+            return Ok(Reached { mount: own.clone(), path: s.to_owned(), root, bind: None });
+        }
+        Err(Error::Unmatched {
+            arg: s.display().to_string(),
+            why: format!(
+                "it is on a bind mount at {} of the directory {} inside a btrfs subvolume of {}, and no mount of that filesystem \
+                 shows the subvolume itself, so it cannot be snapshotted; mount the subvolume too (for example \
+                 `mount -o subvolid=5 {} /mnt/top`) and run again",
+                own.mount_point.display(),
+                own.root.display(),
+                own.source,
+                own.source
+            ),
+        })
+    }
+
     /// Every subvolume of `mount` visible below one of `sources`, as mounted
     /// paths: a walk down from each source's subvolume, so that its cost grows
     /// with what is nested there, not with every subvolume of the filesystem.
@@ -66,7 +124,7 @@ impl Btrfs {
         let own = mount.mount_point.join(&self.snapshot_dir);
         let mut roots = Vec::new();
         for s in sources.iter().filter(|s| self.mount_of(s).is_ok_and(|m| m == mount)) {
-            roots.push(subvolume_root(s, mount)?);
+            roots.extend(subvolume_root(s, mount)?);
         }
         roots.sort();
         roots.dedup();
@@ -125,6 +183,19 @@ impl Btrfs {
         check_snapshot_dir(&dir).map_err(refuse)?;
         Ok(dir)
     }
+}
+
+/// Where one source is snapshotted from (see [`Btrfs::reach`]).
+struct Reached {
+    /// The mount the subvolume is seen through.
+    mount: Mount,
+    /// The source, seen through that mount.
+    path: PathBuf,
+    /// The subvolume's root there.
+    root: PathBuf,
+    /// For a bind mount of a directory: its mount point, and that directory
+    /// seen through `mount`.
+    bind: Option<(PathBuf, PathBuf)>,
 }
 
 /// What the checks need to know of one path, from lstat: a symlink is seen as
@@ -505,29 +576,21 @@ fn destroy(path: &Path) -> Result<()> {
 
 /// The nearest ancestor of `path` (itself included) that is a subvolume root,
 /// no higher than `mount`'s mount point: above it is another filesystem, and
-/// a mount of a directory inside a subvolume shows no subvolume root at all.
-/// (The snapshot ioctl would take any directory for the root of the
+/// a mount of a directory inside a subvolume shows no subvolume root at all
+/// (`None`). (The snapshot ioctl would take any directory for the root of the
 /// subvolume holding it, so this is what keeps rsync from being shown a
 /// whole subvolume where it asked for a directory in one.)
-fn subvolume_root(path: &Path, mount: &Mount) -> Result<PathBuf> {
+fn subvolume_root(path: &Path, mount: &Mount) -> Result<Option<PathBuf>> {
     let mut p = path;
     while p.starts_with(&mount.mount_point) {
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.ino() == SUBVOLUME_ROOT_INO {
-            return Ok(p.to_owned());
+            return Ok(Some(p.to_owned()));
         }
         let Some(up) = p.parent() else { break };
         p = up;
     }
-    Err(Error::Snapshot {
-        path: path.into(),
-        msg: format!(
-            "no btrfs subvolume root between it and its mount point {} (a mount of a directory inside a subvolume, root {}); \
-             mount the subvolume itself, or set on_snapshot_failure = \"live\"",
-            mount.mount_point.display(),
-            mount.root.display()
-        ),
-    })
+    Ok(None)
 }
 
 /// The `path` column of `btrfs subvolume list`.
@@ -539,31 +602,55 @@ fn parse_subvolume_list(out: &[u8]) -> Vec<PathBuf> {
         .collect()
 }
 
-impl Provider for Btrfs {
-    fn name(&self) -> &'static str {
-        "btrfs"
-    }
+/// Its row's parts: any btrfs mount; a sweep looks at every one.
+pub const PARTS: Parts = Parts {
+    detects: |m| m.fstype == "btrfs",
+    build: |cfg, machine| Ok(Box::new(Btrfs::new(machine.mounts.clone(), &cfg.btrfs_snapshot_dir))),
+    in_use: || true,
+    sweeper: |cfg, machine| Ok(Box::new(Btrfs::new(machine.mounts.clone(), &cfg.btrfs_snapshot_dir))),
+};
 
+impl Snapshotter for Btrfs {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
-        // Which subvolumes, on which mounts, parents first.
+        // Which subvolumes, on which mounts, parents first; each source as
+        // seen through the mount its subvolume is snapshotted from.
         let mut origins: Vec<(PathBuf, Mount)> = Vec::new();
         let mut mounts: Vec<Mount> = Vec::new();
+        let mut reached_sources = Vec::new();
+        let mut binds: Vec<(PathBuf, PathBuf)> = Vec::new();
         for s in sources {
-            let mount = self.mount_of(s)?.clone();
-            let root = subvolume_root(s, &mount)?;
-            if !mounts.contains(&mount) {
-                mounts.push(mount.clone());
+            let r = self.reach(s)?;
+            if !mounts.contains(&r.mount) {
+                mounts.push(r.mount.clone());
             }
-            origins.push((root, mount));
+            binds.extend(r.bind);
+            reached_sources.push(r.path);
+            origins.push((r.root, r.mount));
         }
         // One subvolume listing per filesystem, however many sources it holds.
         for mount in mounts {
-            for nested in self.nested_below(&mount, sources).map_err(|e| with_fix(&mount.mount_point, e))? {
+            for nested in self.nested_below(&mount, &reached_sources).map_err(|e| with_fix(&mount.mount_point, e))? {
                 origins.push((nested, mount.clone()));
             }
         }
         origins.sort_by(|a, b| a.0.components().count().cmp(&b.0.components().count()).then(a.0.cmp(&b.0)));
         origins.dedup_by(|a, b| a.0 == b.0);
+        // One snapshot per subvolume (each has a device number of its own),
+        // however many places show it: the others are shown from it.
+        let mut seen: Vec<(u64, PathBuf)> = Vec::new();
+        origins.retain(|(origin, _)| {
+            let Ok(dev) = std::fs::metadata(origin).map(|m| m.dev()) else { return true };
+            match seen.iter().find(|(d, _)| *d == dev) {
+                Some((_, first)) => {
+                    binds.push((origin.clone(), first.clone()));
+                    false
+                }
+                None => {
+                    seen.push((dev, origin.clone()));
+                    true
+                }
+            }
+        });
 
         // Each mount's snapshot directory, checked once however many origins it holds.
         let mut dirs: Vec<(&Mount, PathBuf)> = Vec::new();
@@ -581,7 +668,7 @@ impl Provider for Btrfs {
         }
         // All at once: snapshots made together can share transaction commits.
         let made = in_parallel(&jobs, |(origin, snap)| make_snapshot(origin, snap));
-        let mut set = SnapshotSet { provider: "btrfs", volumes: Vec::new() };
+        let mut set = SnapshotSet { provider: "btrfs", ..SnapshotSet::default() };
         let mut failed = None;
         for ((origin, snap), done) in jobs.into_iter().zip(made) {
             match done {
@@ -591,25 +678,34 @@ impl Provider for Btrfs {
                 Err(e) => drop(failed.get_or_insert(with_fix(origin, e))),
             }
         }
-        if let Some(e) = failed {
-            // All or nothing: undo what this set made.
-            if let Err(undo) = self.remove(&set) {
-                log::error!("{undo}");
+        for (at, live) in &binds {
+            if failed.is_none() && !set.show(at, live) {
+                failed = Some(Error::Unmatched {
+                    arg: at.display().to_string(),
+                    why: format!("no snapshot of this run holds {}", live.display()),
+                });
             }
-            return Err(e);
         }
-        Ok(set)
+        match failed {
+            Some(e) => Err(provider::undo_partial(self, &set, e)),
+            None => Ok(set),
+        }
     }
 
     fn remove(&mut self, set: &SnapshotSet) -> Result<()> {
-        let mut first = None;
-        for v in set.volumes.iter().rev() {
-            if let Err(e) = delete_snapshot(&v.snapshot) {
-                log::error!("could not remove snapshot {}: {e}", v.snapshot.display());
-                first.get_or_insert(e);
-            }
-        }
-        first.map_or(Ok(()), Err)
+        provider::remove_last_first(set, |v| {
+            delete_snapshot(&v.snapshot).inspect_err(|e| log::error!("could not remove snapshot {}: {e}", v.snapshot.display()))
+        })
+    }
+
+    fn removal_can_detach(&self) -> bool {
+        true
+    }
+}
+
+impl Sweeper for Btrfs {
+    fn name(&self) -> &'static str {
+        "btrfs"
     }
 
     fn leftovers(&self) -> Result<Vec<Leftover>> {
@@ -657,10 +753,6 @@ impl Provider for Btrfs {
         found.sort_by(|a, b| a.path.cmp(&b.path));
         found.dedup();
         Ok(found)
-    }
-
-    fn removal_can_detach(&self) -> bool {
-        true
     }
 
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {

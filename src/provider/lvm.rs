@@ -4,16 +4,18 @@
 //! - A **thick** origin gets a classic snapshot of `lvm_snapshot_size` (a
 //!   percentage of the origin, or a size); the volume group's free space is
 //!   checked first. A thick snapshot that fills up becomes invalid and its
-//!   contents garbage, so after rsync ran each is checked ([`Provider::verify`]):
+//!   contents garbage, so after rsync ran each is checked ([`Snapshotter::verify`]):
 //!   an overflow fails the backup with its own status.
 //! - A **thin** origin gets a thin snapshot, activated despite the skip flag
 //!   (`-kn`); the pool's data and metadata use are checked first against
 //!   `lvm_thin_pool_max_percent`, since a full pool stalls every volume in it.
 //!
 //! Creating a snapshot suspends its origin and freezes the filesystem on it:
-//! each snapshot is crash-consistent. Several volumes are snapshotted one
-//! after another, each its own point in time (LVM has no command that takes
-//! them together), and the log says so.
+//! each snapshot is crash-consistent. LVM has no command that takes several
+//! volumes together: with `lvm_freeze = "all"` (the default) every origin is
+//! frozen while the run's snapshots are made, so that they are one instant
+//! (see [`freeze`](crate::provider::freeze)); with `"none"` each is its own
+//! point in time. The log says which.
 //!
 //! The snapshot is not mounted here: [`VolumeSnapshot::mount`] tells the
 //! exposure to mount it read-only (ext4 `noload`, XFS `norecovery,nouuid`)
@@ -31,7 +33,7 @@ use crate::config::SnapshotSize;
 use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::mountinfo::{self, Mount};
-use crate::provider::{freeze, DeviceMount, Leftover, Provider, SnapshotSet, VolumeSnapshot};
+use crate::provider::{self, freeze, DeviceMount, Leftover, Parts, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 
 /// The LVM tag every snapshot snaprsync makes carries.
 pub const TAG: &str = "snaprsync";
@@ -199,6 +201,17 @@ impl Lvm {
         let mut add = |m: &Mount| -> Result<()> {
             if out.iter().any(|(o, ..)| o.mount_point == m.mount_point) {
                 return Ok(());
+            }
+            // Its snapshot would show the whole volume where the mount shows one directory.
+            if m.root != Path::new("/") {
+                return Err(Error::Unmatched {
+                    arg: m.mount_point.display().to_string(),
+                    why: format!(
+                        "a bind mount of the directory {} of {}, below a source; name it as a source of its own",
+                        m.root.display(),
+                        m.source
+                    ),
+                });
             }
             let Some((vg, lv)) = lv_of(m) else {
                 return Err(Error::NoProvider { path: m.mount_point.clone(), fstype: format!("{} (not on a logical volume)", m.fstype) });
@@ -497,13 +510,10 @@ impl Lvm {
     }
 }
 
-impl Provider for Lvm {
-    fn name(&self) -> &'static str {
-        "lvm"
-    }
-
+impl Snapshotter for Lvm {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
-        let vols = self.volumes(sources)?;
+        let (sources, binds) = crate::provider::through_volume_mounts(&self.mounts, sources, "the logical volume", |m| lv_of(m).is_some())?;
+        let vols = self.volumes(&sources)?;
         let info = self.all()?.to_vec();
         // Everything is checked before anything is made (or frozen).
         let mut plan = Vec::new();
@@ -520,28 +530,25 @@ impl Provider for Lvm {
             plan.push(Planned { thin: lv.is_thin(), mount, vg, lv: lvname, name: format!("{}-{n}", self.stamp), bytes });
         }
         std::fs::create_dir_all(&self.mount_dir).map_err(|e| Error::io(&self.mount_dir, e))?;
-        let mut set = SnapshotSet { provider: self.name(), volumes: Vec::new() };
+        let mut set = SnapshotSet { provider: self.name(), ..SnapshotSet::default() };
         let made =
             if self.freeze.is_some() && plan.len() > 1 { self.make_frozen(&plan, &mut set) } else { self.make_each(&plan, &mut set) };
         if let Err(e) = made {
             // All or nothing; by now every filesystem is thawed.
-            if let Err(r) = self.remove(&set) {
-                log::error!("{r}");
-            }
-            return Err(e);
+            return Err(provider::undo_partial(self, &set, e));
+        }
+        for (at, live) in &binds {
+            set.show(at, live);
         }
         Ok(set)
     }
 
     fn remove(&mut self, set: &SnapshotSet) -> Result<()> {
-        let mut first = None;
-        for v in set.volumes.iter().rev() {
-            if let Err(e) = remove_lv(&v.id) {
-                first.get_or_insert(e);
-            }
+        provider::remove_last_first(set, |v| {
+            let removed = remove_lv(&v.id);
             let _ = std::fs::remove_dir(&v.snapshot);
-        }
-        first.map_or(Ok(()), Err)
+            removed
+        })
     }
 
     fn verify(&self, set: &SnapshotSet) -> Result<()> {
@@ -559,6 +566,16 @@ impl Provider for Lvm {
             }
         }
         Ok(())
+    }
+
+    fn removal_can_detach(&self) -> bool {
+        true
+    }
+}
+
+impl Sweeper for Lvm {
+    fn name(&self) -> &'static str {
+        "lvm"
     }
 
     fn leftovers(&self) -> Result<Vec<Leftover>> {
@@ -582,10 +599,6 @@ impl Provider for Lvm {
         Ok(found)
     }
 
-    fn removal_can_detach(&self) -> bool {
-        true
-    }
-
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
         if leftover.path.starts_with(&self.mount_dir) {
             return remove_mount_dir(&leftover.path, &current_mounts());
@@ -602,6 +615,38 @@ impl Provider for Lvm {
         }
         Ok(())
     }
+}
+
+/// Its row's parts: a mount on a logical volume (told by sysfs, no `lvs`
+/// needed); a sweep asks `lvs` only where a device-mapper device is LVM's.
+pub const PARTS: Parts = Parts {
+    detects: |m| lv_of(m).is_some(),
+    build: |cfg, machine| lvm(cfg, machine).map(|l| Box::new(l) as _),
+    in_use,
+    sweeper: |cfg, machine| lvm(cfg, machine).map(|l| Box::new(l) as _),
+};
+
+fn lvm(cfg: &crate::config::Config, machine: &provider::Machine) -> Result<Lvm> {
+    let size = cfg.lvm_snapshot_size().map_err(Error::Usage)?;
+    let state_dir = provider::state_dir(cfg);
+    let freeze = (cfg.lvm_freeze == crate::config::LvmFreeze::All).then(|| {
+        let log = match &cfg.log {
+            crate::config::LogTarget::File(p) => Some(p.clone()),
+            _ => None,
+        };
+        let written = [Some(state_dir.clone()), cfg.log_file.clone(), log].into_iter().flatten().collect();
+        Freeze { limit: Duration::from_secs(cfg.lvm_freeze_timeout), written }
+    });
+    Ok(Lvm::new(machine.mounts.clone(), size, cfg.lvm_thin_pool_max_percent, &state_dir).with_freeze(freeze))
+}
+
+/// Whether any device-mapper device here is LVM's.
+fn in_use() -> bool {
+    std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| std::fs::read_to_string(e.path().join("dm/uuid")).is_ok_and(|u| u.starts_with("LVM-")))
 }
 
 #[cfg(test)]

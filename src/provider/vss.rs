@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{Provider, SnapshotSet, VolumeSnapshot};
+use super::{Leftover, Parts, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 use crate::error::{self, Error, Result};
 
 mod com;
@@ -472,11 +472,39 @@ fn root_key(s: &str) -> String {
     s.trim_end_matches('\\').to_ascii_uppercase()
 }
 
-impl Provider for Vss {
+/// Its row's parts: every local volume (the platform applies
+/// `vss_exclude_volumes`); its sweeper finds nothing, since a shadow copy
+/// dies with the process that made it.
+pub const PARTS: Parts = Parts {
+    build: |cfg, machine| {
+        Ok(Box::new(
+            Vss::new(cfg.vss_timeout)
+                .stopped_by(machine.stopping)
+                .requiring_writers(cfg.vss_writers == crate::config::VssWriters::Require)
+                .with_provider(cfg.vss_provider_id().ok().flatten()),
+        ))
+    },
+    in_use: || true,
+    sweeper: |cfg, machine| Ok(Box::new(Vss::new(cfg.vss_timeout).stopped_by(machine.stopping))),
+};
+
+/// Non-persistent shadow copies (backup context) cannot outlive their
+/// process: none is ever left.
+impl Sweeper for Vss {
     fn name(&self) -> &'static str {
         "vss"
     }
 
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
+        Ok(Vec::new())
+    }
+
+    fn remove_leftover(&mut self, _leftover: &Leftover) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Snapshotter for Vss {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
         if com::is_wow64() {
             return Err(unavailable(
@@ -515,7 +543,7 @@ impl Provider for Vss {
                     }
                     self.live = Some(bc);
                     self.shadows = shadows;
-                    return Ok(SnapshotSet { provider: "vss", volumes: snaps });
+                    return Ok(SnapshotSet { provider: "vss", volumes: snaps, views: Vec::new() });
                 }
                 // A console event: end now, nothing is left (the attempt aborted).
                 Err((what, h)) if h == hr::VSS_S_ASYNC_CANCELLED && (self.stop)() => {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::command::Cmd;
 use crate::error::{Error, Result};
 use crate::mountinfo::{self, Mount};
-use crate::provider::{DeviceMount, Leftover, Provider, SnapshotSet, VolumeSnapshot};
+use crate::provider::{self, DeviceMount, Leftover, Parts, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 
 /// The hold tag on every snapshot snaprsync makes.
 pub const HOLD: &str = "snaprsync";
@@ -116,6 +116,17 @@ impl Zfs {
             for nested in self.mounts.iter().filter(|n| n.mount_point.starts_with(s) && &n.mount_point != s) {
                 // Only the last mount at a place is visible.
                 if mountinfo::find(&self.mounts, &nested.mount_point).is_some_and(|top| top == nested) && is_dataset(nested) {
+                    // Its snapshot would show the whole dataset where the mount shows one directory.
+                    if nested.root != Path::new("/") {
+                        return Err(Error::Unmatched {
+                            arg: nested.mount_point.display().to_string(),
+                            why: format!(
+                                "a bind mount of the directory {} of {}, below a source; name it as a source of its own",
+                                nested.root.display(),
+                                nested.source
+                            ),
+                        });
+                    }
                     add(nested);
                 }
             }
@@ -243,13 +254,20 @@ fn list_marked() -> Cmd {
     Cmd::new("zfs").arg("list").arg("-H").arg("-t").arg("snapshot").arg("-o").arg(format!("name,{PROPERTY}"))
 }
 
-impl Provider for Zfs {
-    fn name(&self) -> &'static str {
-        "zfs"
-    }
+/// Its row's parts: a mounted dataset; a sweep asks `zfs` only once the
+/// module is loaded (`/dev/zfs` exists). A run's snapshotter is told whether
+/// this process may mount what it makes.
+pub const PARTS: Parts = Parts {
+    detects: is_dataset,
+    build: |cfg, machine| Ok(Box::new(Zfs::new(machine.mounts.clone(), &provider::state_dir(cfg), (machine.cannot_mount)()))),
+    in_use: || Path::new("/dev/zfs").exists(),
+    sweeper: |cfg, machine| Ok(Box::new(Zfs::new(machine.mounts.clone(), &provider::state_dir(cfg), None))),
+};
 
+impl Snapshotter for Zfs {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
-        let mounts = self.datasets(sources)?;
+        let (sources, binds) = crate::provider::through_volume_mounts(&self.mounts, sources, "the dataset", is_dataset)?;
+        let mounts = self.datasets(&sources)?;
         if let (Some(why), Some(first)) = (&self.cannot_mount, mounts.first()) {
             return Err(Error::Snapshot {
                 path: first.mount_point.clone(),
@@ -271,8 +289,7 @@ impl Provider for Zfs {
                 pools.join(", ")
             );
         }
-        let mut set = SnapshotSet { provider: self.name(), volumes: Vec::new() };
-        let mut made: Vec<String> = Vec::new();
+        let mut set = SnapshotSet { provider: self.name(), ..SnapshotSet::default() };
         let result = (|| -> Result<()> {
             for (n, pool) in pools.iter().enumerate() {
                 let snap = format!("{}-{n}", self.stamp);
@@ -295,13 +312,6 @@ impl Provider for Zfs {
                     c = c.arg(name);
                 }
                 c.run().map_err(|e| explain(e, pool))?;
-                made.extend(names.iter().cloned());
-                let mut hold = Cmd::new("zfs").arg("hold").arg(HOLD);
-                for name in &names {
-                    hold = hold.arg(name);
-                }
-                hold.run().map_err(|e| explain(e, pool))?;
-                log::debug!("zfs: {} in pool {pool} at one instant", names.join(" "));
                 for (k, m) in here {
                     let name = format!("{}@{snap}", m.source);
                     set.volumes.push(VolumeSnapshot {
@@ -311,20 +321,27 @@ impl Provider for Zfs {
                         mount: Some(DeviceMount { device: PathBuf::from(name), fstype: "zfs".into(), options: "ro".into() }),
                     });
                 }
+                let mut hold = Cmd::new("zfs").arg("hold").arg(HOLD);
+                for name in &names {
+                    hold = hold.arg(name);
+                }
+                hold.run().map_err(|e| explain(e, pool))?;
+                log::debug!("zfs: {} in pool {pool} at one instant", names.join(" "));
             }
             Ok(())
         })();
         if let Err(e) = result {
-            // All or nothing.
-            if let Err(r) = destroy(&made) {
-                log::error!("{r}");
-            }
+            let e = provider::undo_partial(self, &set, e);
+            // The directories of a pool whose snapshot failed are in no set.
             for (n, _) in pools.iter().enumerate() {
                 self.remove_dirs(&format!("{}-{n}", self.stamp));
             }
             return Err(e);
         }
         set.volumes.sort_by_key(|v| v.origin.components().count());
+        for (at, live) in &binds {
+            set.show(at, live);
+        }
         Ok(set)
     }
 
@@ -344,13 +361,19 @@ impl Provider for Zfs {
         result
     }
 
+    fn removal_can_detach(&self) -> bool {
+        true
+    }
+}
+
+impl Sweeper for Zfs {
+    fn name(&self) -> &'static str {
+        "zfs"
+    }
+
     fn leftovers(&self) -> Result<Vec<Leftover>> {
         let out = list_marked().run()?;
         Ok(parse_ours(&out).into_iter().map(|(name, stamp)| Leftover { provider: "zfs", path: PathBuf::from(name), stamp }).collect())
-    }
-
-    fn removal_can_detach(&self) -> bool {
-        true
     }
 
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
@@ -436,6 +459,16 @@ mod tests {
         assert_eq!(got, ["tank/data", "tank/data/child"]);
         let err = z.datasets(&["/etc".into()]).unwrap_err();
         assert!(matches!(err, Error::NoProvider { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_bind_mount_of_a_subdirectory_below_a_source_is_83_not_the_whole_dataset() {
+        let mut bind = mount("/srv/www", "zfs", "tank/data");
+        bind.root = "/www".into();
+        let z = Zfs { mounts: vec![mount("/srv", "zfs", "tank/srv"), bind], cannot_mount: None, mount_dir: "/m".into(), stamp: "s".into() };
+        let err = z.datasets(&["/srv".into()]).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::status::NO_PROVIDER, "{err}");
+        assert!(err.to_string().contains("/srv/www: a bind mount of the directory /www of tank/data, below a source"), "{err}");
     }
 
     #[test]

@@ -164,6 +164,31 @@ rsync -a -e "$work/forced-subdir" "localhost:$work/xfs/data/" "$work/restricted-
   && result restricted-pull ok "$(ls "$work/restricted-sub" | wc -l) entries from the XFS directory" \
   || result restricted-pull fail "status $rc/$src, $(snap_lvs) LVs: $(tr '\n' ' ' < "$work/restricted.err")"
 
+# A bind mount of a directory inside a volume (mount --bind .../site/www
+# srv-www): read from the volume's snapshot under the writer, plain and
+# --relative, and nothing of the volume beside that directory.
+mkdir -p "$work/ext/site/www" "$work/ext/site/sibling" "$work/srv-www" && echo secret > "$work/ext/site/sibling/secret"
+if mount --bind "$work/ext/site/www" "$work/srv-www"; then
+  config 'lvm_snapshot_size = "25%"'
+  : > "$work/snaprsync.log"
+  torture write "$work/ext/site/www" --seconds 6 & writer=$!
+  started "$work/ext/site/www"
+  sleep 0.5
+  "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$work/srv-www/" "$work/out-bind/"; rc=$?
+  "$SNAPRSYNC" --snap-config="$work/cfg.toml" -aR "$work/srv-www/" "$work/rel-bind/"; rrc=$?
+  wait $writer
+  verdict=$(torture check "$work/out-bind" 2>&1) && ok=ok || ok=fail
+  torture check "$work/rel-bind$work/srv-www" >/dev/null 2>&1 || ok=fail
+  outside=$(find "$work/out-bind" "$work/rel-bind" -name secret -o -name sibling -o -name data | wc -l)
+  [ "$rc" = 0 ] && [ "$rrc" = 0 ] && [ "$outside" = 0 ] && grep -q "is a bind mount of" "$work/snaprsync.log" || ok=fail
+  result bind-mount "$ok" "status $rc/$rrc, $outside names from outside the bind mount: $verdict"
+  umount "$work/srv-www"
+  left=$(settled_lvs)
+  [ "$left" = 0 ] && result bind-mount-no-lv-left ok || result bind-mount-no-lv-left fail "$left snapshot LVs"
+else
+  result bind-mount fail "mount --bind"
+fi
+
 # One instant across logical volumes. A counter chain (testbed chain) is
 # written across the thick ext4, the thick XFS and the thin XFS volume, over
 # and over: ext's counter first, then xfs's, then thin's, each by a rename. At

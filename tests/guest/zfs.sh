@@ -83,6 +83,27 @@ v=$(judge "$work/rel/data") && [ "$rrc" = 0 ] && result relative-names ok "$v" |
 [ "$(ours)" = 0 ] && result no-snapshot-left ok || result no-snapshot-left fail "$(zfs list -t snapshot)"
 grep -q "provider=zfs" "$work/snaprsync.log" && result provider-zfs ok || result provider-zfs fail "$(tail -3 "$work/snaprsync.log")"
 
+# A bind mount of a directory inside a dataset (mount --bind tank/data/series
+# srv-series): read from the dataset's snapshot under the writers, plain and
+# --relative, and nothing of the dataset beside that directory.
+mkdir -p "$work/srv-series"
+if mount --bind "$A/series" "$work/srv-series"; then
+  : > "$work/snaprsync.log"
+  writers 6
+  "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$work/srv-series/" "$work/out-bind/" 2>"$work/bind.err"; rc=$?
+  "$SNAPRSYNC" --snap-config="$work/cfg.toml" -aR "$work/srv-series/" "$work/rel-bind/" 2>>"$work/bind.err"; rrc=$?
+  wait_writers
+  v=$(torture check "$work/out-bind" 2>&1) && ok=ok || ok=fail
+  torture check "$work/rel-bind$work/srv-series" >/dev/null 2>&1 || ok=fail
+  outside=$(find "$work/out-bind" "$work/rel-bind" -name counter -o -name zchild | wc -l)
+  [ "$rc" = 0 ] && [ "$rrc" = 0 ] && [ "$outside" = 0 ] && grep -q "is a bind mount of" "$work/snaprsync.log" || ok=fail
+  result bind-mount "$ok" "status $rc/$rrc, $outside names from outside the bind mount: $v $(tr '\n' ' ' < "$work/bind.err")"
+  umount "$work/srv-series"
+  [ "$(ours)" = 0 ] && result bind-mount-no-snapshot-left ok || result bind-mount-no-snapshot-left fail "$(zfs list -t snapshot)"
+else
+  result bind-mount fail "mount --bind"
+fi
+
 # snapdir=visible: the snapshot mount has no .zfs, the copy is the same.
 zfs set snapdir=visible tank/data
 "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$A/" "$work/visible/"; rc=$?

@@ -31,9 +31,9 @@ pub fn run(program: &Path, args: &[OsString], env: &[(OsString, OsString)], limi
     let deadline = Instant::now() + limit;
     // Only a signal that comes while the hook runs is passed on: one held
     // before must not kill post_snapshot, the hook that undoes pre_snapshot.
-    let mut passed = Platform::pending_signal();
+    let mut passed = Platform.pending_signal();
     while !exited(group) {
-        if let Some(sig) = Platform::pending_signal().filter(|s| Some(*s) != passed) {
+        if let Some(sig) = Platform.pending_signal().filter(|s| Some(*s) != passed) {
             passed = Some(sig);
             if let Ok(s) = Signal::try_from(passed_on(sig)) {
                 log::info!("passing {s} on to the hook");

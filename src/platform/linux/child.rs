@@ -463,16 +463,15 @@ fn confine(c: &Confinement, parent: u32) -> Result<(), String> {
 /// Nothing else of the tree is shown, so nothing live is read.
 pub fn read_map(set: &SnapshotSet, allow: &[PathBuf]) -> Vec<(PathBuf, PathBuf)> {
     let mut out: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let shown = set.shown();
     for a in allow {
-        // The deepest volume that holds the allowed directory shows it.
-        let holder = set.volumes.iter().filter(|v| a.starts_with(&v.origin)).max_by_key(|v| v.origin.components().count());
-        if let Some(v) = holder {
-            let rest = a.strip_prefix(&v.origin).unwrap_or(Path::new(""));
-            out.push((a.clone(), if rest.as_os_str().is_empty() { v.snapshot.clone() } else { v.snapshot.join(rest) }));
+        // The deepest volume (or bind mount's view) that holds the allowed directory shows it.
+        if let Some(inside) = set.locate(a) {
+            out.push((a.clone(), inside));
         }
-        // Volumes below it are shown over their empty place in the parent snapshot.
-        for v in set.volumes.iter().filter(|v| v.origin.starts_with(a) && &v.origin != a) {
-            out.push((v.origin.clone(), v.snapshot.clone()));
+        // Volumes and views below it are shown over their empty place in the parent snapshot.
+        for (live, snap) in shown.iter().filter(|(live, _)| live.starts_with(a) && live != a) {
+            out.push((live.to_path_buf(), snap.to_path_buf()));
         }
     }
     out.sort_by(|x, y| x.0.components().count().cmp(&y.0.components().count()).then_with(|| x.0.cmp(&y.0)));
@@ -539,6 +538,7 @@ mod tests {
                 .iter()
                 .map(|(o, s)| crate::provider::VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: s.to_string(), mount: None })
                 .collect(),
+            views: Vec::new(),
         }
     }
 
@@ -566,6 +566,11 @@ mod tests {
         let s = set(&[("/mnt", "/mnt/.s/a-0"), ("/other", "/other/.s/a-1")]);
         assert_eq!(read_map(&s, &["/mnt/x".into()]), pairs(&[("/mnt/x", "/mnt/.s/a-0/x")]));
         assert!(read_map(&s, &["/elsewhere".into()]).is_empty());
+        // A bind mount of a directory inside a volume: that directory of the snapshot, and nothing else of it.
+        let mut s = set(&[("/data", "/data/.s/a-0"), ("/data/www/n", "/data/.s/a-1")]);
+        assert!(s.show(Path::new("/srv/www"), Path::new("/data/www")));
+        assert_eq!(read_map(&s, &["/srv/www".into()]), pairs(&[("/srv/www", "/data/.s/a-0/www"), ("/srv/www/n", "/data/.s/a-1")]));
+        assert_eq!(read_map(&s, &["/srv".into()]), pairs(&[("/srv/www", "/data/.s/a-0/www"), ("/srv/www/n", "/data/.s/a-1")]));
     }
 
     #[test]

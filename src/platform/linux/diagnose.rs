@@ -20,7 +20,7 @@ fn effective_caps(status: &str) -> Option<u64> {
 }
 
 impl Diagnosing for Platform {
-    fn privileges() -> std::result::Result<String, Lacking> {
+    fn privileges(&self) -> std::result::Result<String, Lacking> {
         let uid = nix::unistd::geteuid().as_raw();
         let caps = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| effective_caps(&s)).unwrap_or(0);
         let admin = caps & (1 << CAP_SYS_ADMIN) != 0;
@@ -38,7 +38,7 @@ impl Diagnosing for Platform {
         }
     }
 
-    fn filesystem(path: &Path) -> Result<String> {
+    fn filesystem(&self, path: &Path) -> Result<String> {
         let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::io("/proc/self/mountinfo", e))?;
         let mounts = crate::mountinfo::parse(&text);
         let m = crate::mountinfo::find(&mounts, path)
@@ -47,17 +47,17 @@ impl Diagnosing for Platform {
         Ok(format!("{} on {}, mounted at {}{sub}", m.fstype, m.source, m.mount_point.display()))
     }
 
-    fn space(path: &Path) -> Result<Space> {
+    fn space(&self, path: &Path) -> Result<Space> {
         let s = nix::sys::statvfs::statvfs(path).map_err(|e| Error::io(path, e.into()))?;
         let unit = s.fragment_size().max(1);
         Ok(Space { available: s.blocks_available().saturating_mul(unit), total: s.blocks().saturating_mul(unit) })
     }
 
-    fn identity(path: &Path) -> Option<(u64, u64)> {
+    fn identity(&self, path: &Path) -> Option<(u64, u64)> {
         std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
     }
 
-    fn rsync_notes(_rsync: &Path) -> Option<String> {
+    fn rsync_notes(&self, _rsync: &Path) -> Option<String> {
         None
     }
 }
@@ -78,9 +78,9 @@ mod tests {
     #[test]
     fn this_machine_answers() {
         let here = std::env::current_dir().unwrap();
-        assert!(Platform::filesystem(&here).unwrap().contains("mounted at"));
-        let s = Platform::space(&here).unwrap();
+        assert!(Platform.filesystem(&here).unwrap().contains("mounted at"));
+        let s = Platform.space(&here).unwrap();
         assert!(s.total > 0 && s.available <= s.total, "{s:?}");
-        assert!(Platform::identity(&here).is_some());
+        assert!(Platform.identity(&here).is_some());
     }
 }

@@ -14,6 +14,7 @@ use crate::command::Cmd;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::platform::{Confine, Exposing, Exposure, Launch, Place};
+use crate::platform::{Hold, Method};
 use crate::provider::SnapshotSet;
 use crate::rsync_args::Invocation;
 
@@ -25,15 +26,15 @@ pub enum Held {
     Confined(child::Confinement),
 }
 
-impl Held {
-    pub fn run(&mut self, launch: &Launch) -> Result<u8> {
+impl Hold for Held {
+    fn run(&mut self, launch: &Launch) -> Result<u8> {
         match self {
             Held::Mounts(_) => supervise::run(launch, None),
             Held::Confined(c) => supervise::run(launch, Some(c)),
         }
     }
 
-    pub fn undo(&mut self) -> Result<()> {
+    fn undo(&mut self) -> Result<()> {
         match self {
             Held::Mounts(targets) => ns::unmount_all(&mut Kernel, &std::mem::take(targets)),
             Held::Confined(_) => Ok(()),
@@ -46,10 +47,10 @@ fn expose_with<M: MountOps>(ops: &mut M, set: &SnapshotSet, inv: &Invocation, so
     let plan = plan(set, inv, sources);
     let exposure = match ns::apply(ops, &plan)? {
         Applied::Mounted(made) => Exposure::new(plan.argv, plan.method, Held::Mounts(made)),
-        Applied::NoNamespace(why) if plan.method == "namespace" => {
+        Applied::NoNamespace(why) if plan.method == Method::Namespace => {
             // Rewriting the paths instead; the names may differ.
             log::warn!("no private mount namespace ({why}); rewriting rsync's paths instead");
-            Exposure::new(plan_rewrite(set, inv, sources, false).argv, "rewrite", Held::Mounts(Vec::new()))
+            Exposure::new(plan_rewrite(set, inv, sources, false).argv, Method::Rewrite, Held::Mounts(Vec::new()))
         }
         Applied::NoNamespace(why) => {
             log::warn!("no private mount namespace ({why}); nested subvolumes will arrive empty");
@@ -80,20 +81,22 @@ fn expose_in_place_with<M: MountOps>(ops: &mut M, set: &SnapshotSet) -> Result<E
             });
         }
     };
-    let places = set.volumes.iter().map(|v| Place { origin: v.origin.clone(), seen: v.origin.clone() }).collect();
-    Ok(Exposure::new(Vec::new(), "namespace", Held::Mounts(made)).with_places(places))
+    // Each volume at its origin, each bind mount of a directory in one at its own place.
+    let places = set.shown().into_iter().map(|(live, _)| Place { origin: live.to_owned(), seen: live.to_owned() }).collect();
+    Ok(Exposure::new(Vec::new(), Method::Namespace, Held::Mounts(made)).with_places(places))
 }
 
 impl Exposing for Platform {
-    fn expose_in_place(_cfg: &Config, set: &SnapshotSet) -> Result<Exposure> {
+    fn expose_in_place(&self, _cfg: &Config, set: &SnapshotSet) -> Result<Exposure> {
         expose_in_place_with(&mut Kernel, set)
     }
 
-    fn expose(_cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf], _rsync: &Path) -> Result<Exposure> {
+    fn expose(&self, _cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf], _rsync: &Path) -> Result<Exposure> {
         expose_with(&mut Kernel, set, inv, sources)
     }
 
     fn expose_confined(
+        &self,
         cfg: &Config,
         set: Option<&SnapshotSet>,
         inv: &Invocation,
@@ -171,13 +174,18 @@ impl Exposing for Platform {
                 .unwrap_or_default(),
         };
         log::debug!("confined: {confinement:?}");
-        Ok(Some(Exposure::new(inv.args.clone(), "confined", Held::Confined(confinement))))
+        Ok(Some(Exposure::new(inv.args.clone(), Method::Confined, Held::Confined(confinement))))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn held(e: &Exposure) -> &Held {
+        let any: &dyn std::any::Any = &*e.held;
+        any.downcast_ref().expect("a Linux exposure")
+    }
     use crate::platform::imp::plan::tests::{inv, set};
     use std::ffi::OsString;
 
@@ -187,8 +195,8 @@ mod tests {
         let s = set(&[("/mnt", "/mnt/.s/a-0")]);
         let i = inv(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/mnt/data/"]);
         let e = expose_with(&mut r, &s, &i, &["/mnt/data".into()]).unwrap();
-        assert_eq!((e.method(), e.argv()), ("namespace", &i.args[..]));
-        assert!(matches!(e.held, Held::Mounts(ref m) if m == &[PathBuf::from("/mnt")]));
+        assert_eq!((e.method(), e.argv()), (Method::Namespace, &i.args[..]));
+        assert!(matches!(held(&e), Held::Mounts(ref m) if m == &[PathBuf::from("/mnt")]));
     }
 
     #[test]
@@ -197,9 +205,9 @@ mod tests {
         let s = set(&[("/mnt", "/mnt/.s/a-0")]);
         let i = inv(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/mnt/data/"]);
         let e = expose_with(&mut r, &s, &i, &["/mnt/data".into()]).unwrap();
-        assert_eq!(e.method(), "rewrite");
+        assert_eq!(e.method(), Method::Rewrite);
         assert_eq!(e.argv()[4], OsString::from("/mnt/.s/a-0/data/"));
-        assert!(matches!(e.held, Held::Mounts(ref m) if m.is_empty()));
+        assert!(matches!(held(&e), Held::Mounts(ref m) if m.is_empty()));
         assert_eq!(r.calls, ["unshare"]);
     }
 
@@ -208,8 +216,8 @@ mod tests {
         let mut r = ns::Recorder::default();
         let s = set(&[("/srv", "/srv/.s/a-0"), ("/srv/n", "/srv/n/.s/a-1")]);
         let e = expose_in_place_with(&mut r, &s).unwrap();
-        assert_eq!(e.method(), "namespace");
-        assert!(matches!(e.held, Held::Mounts(ref m) if m == &[PathBuf::from("/srv"), PathBuf::from("/srv/n")]));
+        assert_eq!(e.method(), Method::Namespace);
+        assert!(matches!(held(&e), Held::Mounts(ref m) if m == &[PathBuf::from("/srv"), PathBuf::from("/srv/n")]));
         assert_eq!(
             e.places().iter().map(|p| (&p.origin, &p.seen)).collect::<Vec<_>>(),
             [(&s.volumes[0].origin, &s.volumes[0].origin), (&s.volumes[1].origin, &s.volumes[1].origin)]

@@ -17,6 +17,7 @@ mod ns;
 mod plan;
 mod supervise;
 
-pub use expose::Held;
+pub use supervise::lower_thread_priority;
 
+/// The real Linux system (see `platform::System`).
 pub struct Platform;

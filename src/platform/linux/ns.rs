@@ -205,7 +205,12 @@ mod tests {
     use super::*;
 
     fn plan(binds: &[(&str, &str)]) -> Plan {
-        Plan { argv: Vec::new(), method: "namespace", binds: binds.iter().map(|(s, t)| (s.into(), t.into())).collect(), devices: vec![] }
+        Plan {
+            argv: Vec::new(),
+            method: crate::platform::Method::Namespace,
+            binds: binds.iter().map(|(s, t)| (s.into(), t.into())).collect(),
+            devices: vec![],
+        }
     }
 
     fn dev(name: &str) -> DeviceMount {

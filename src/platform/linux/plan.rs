@@ -2,12 +2,14 @@
 //! it asked for. Either each snapshot is mounted over its origin in a private
 //! namespace and rsync's argv stays as it is, or, when an origin is `/` (which
 //! cannot be mounted over for a running program), the source arguments are
-//! rewritten into the snapshot.
+//! rewritten into the snapshot. A bind mount of a directory inside a volume
+//! (a view of the set) is shown the same way, from that volume's snapshot.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use crate::platform::Method;
 use crate::provider::{DeviceMount, SnapshotSet};
 use crate::rsync_args::Invocation;
 
@@ -15,7 +17,7 @@ use crate::rsync_args::Invocation;
 #[derive(Debug, PartialEq, Eq)]
 pub struct Plan {
     pub argv: Vec<OsString>,
-    pub method: &'static str,
+    pub method: Method,
     /// (snapshot, where to mount it), in order.
     pub binds: Vec<(PathBuf, PathBuf)>,
     /// Snapshot devices to mount first, each at its snapshot directory (LVM).
@@ -27,57 +29,74 @@ fn devices(set: &SnapshotSet) -> Vec<(DeviceMount, PathBuf)> {
     set.volumes.iter().filter_map(|v| v.mount.clone().map(|m| (m, v.snapshot.clone()))).collect()
 }
 
-/// Pure: the namespace method (each snapshot mounted over its origin, argv
-/// unchanged) unless an origin is `/`, which cannot be mounted over for rsync;
-/// then rewriting.
+/// Pure: the namespace method (each snapshot mounted over its origin, each
+/// view at its bind mount's place, argv unchanged) unless an origin is `/`,
+/// which cannot be mounted over for rsync; then rewriting.
 pub fn plan(set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf]) -> Plan {
     if set.volumes.iter().all(|v| v.origin != Path::new("/")) {
-        let binds = set.volumes.iter().map(|v| (v.snapshot.clone(), v.origin.clone())).collect();
-        return Plan { argv: inv.args.clone(), method: "namespace", binds, devices: devices(set) };
+        return Plan { argv: inv.args.clone(), method: Method::Namespace, binds: in_place(set), devices: devices(set) };
     }
     plan_rewrite(set, inv, sources, true)
 }
 
-/// Pure: exec's plan, each snapshot mounted over its origin, for a program
-/// whose paths snaprsync cannot rewrite. An origin of `/` cannot be mounted
-/// over for a running program: it is returned as the error.
+/// Every snapshot over its origin and every view over its bind mount, the
+/// shallower places first (a view may lie in a volume's place, a nested
+/// volume's view in a view's).
+fn in_place(set: &SnapshotSet) -> Vec<(PathBuf, PathBuf)> {
+    let mut binds: Vec<(PathBuf, PathBuf)> = set.shown().into_iter().map(|(live, snap)| (snap.to_owned(), live.to_owned())).collect();
+    binds.sort_by_key(|(_, at)| at.components().count());
+    binds
+}
+
+/// Pure: exec's plan, each snapshot mounted over its origin and each view
+/// over its bind mount, for a program whose paths snaprsync cannot rewrite.
+/// An origin of `/` cannot be mounted over for a running program: it is
+/// returned as the error.
 pub fn plan_in_place(set: &SnapshotSet) -> Result<Plan, PathBuf> {
     if let Some(root) = set.volumes.iter().find(|v| v.origin == Path::new("/")) {
         return Err(root.origin.clone());
     }
-    let binds = set.volumes.iter().map(|v| (v.snapshot.clone(), v.origin.clone())).collect();
-    Ok(Plan { argv: Vec::new(), method: "namespace", binds, devices: devices(set) })
+    Ok(Plan { argv: Vec::new(), method: Method::Namespace, binds: in_place(set), devices: devices(set) })
 }
 
 /// Pure: source arguments rewritten into the snapshot, with nested snapshots
-/// mounted inside their parent snapshot. With `--relative`, the names are kept
-/// by marking the snapshot root with `/./` when the origin is `/`.
+/// mounted inside their parent snapshot, and views at their place there. With
+/// `--relative`, the names are kept by marking the snapshot root with `/./`
+/// when the origin is `/`. Without those mounts (`nested_binds` false, no
+/// namespace), a source in a view is rewritten into the view's snapshot.
 pub fn plan_rewrite(set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf], nested_binds: bool) -> Plan {
+    let volumes = SnapshotSet { provider: set.provider, volumes: set.volumes.clone(), views: Vec::new() };
+    let seen = if nested_binds { &volumes } else { set };
     let mut i = 0;
     let argv = inv.render_with_sources(|arg| {
         let src = sources.get(i);
         i += 1;
         let Some(src) = src else { return arg.to_owned() };
-        rewrite_one(set, inv.relative, arg, src).unwrap_or_else(|| arg.to_owned())
+        rewrite_one(seen, inv.relative, arg, src).unwrap_or_else(|| arg.to_owned())
     });
     let mut binds = Vec::new();
     if nested_binds {
         for (k, v) in set.volumes.iter().enumerate() {
-            let parent = SnapshotSet { provider: set.provider, volumes: set.volumes[..k].to_vec() };
+            let parent = SnapshotSet { provider: set.provider, volumes: set.volumes[..k].to_vec(), views: Vec::new() };
             if let Some(inside) = parent.locate(&v.origin) {
                 binds.push((v.snapshot.clone(), inside));
             }
         }
+        // Then each view where rsync reads its place, through the mounts before it.
+        let mut views: Vec<_> = set.views.iter().filter_map(|w| volumes.locate(&w.at).map(|inside| (w.from.clone(), inside))).collect();
+        views.sort_by_key(|(_, at)| at.components().count());
+        binds.extend(views);
     }
-    Plan { argv, method: "rewrite", binds, devices: devices(set) }
+    Plan { argv, method: Method::Rewrite, binds, devices: devices(set) }
 }
 
 fn rewrite_one(set: &SnapshotSet, relative: bool, arg: &OsStr, src: &Path) -> Option<OsString> {
-    let vol = set.volumes.iter().filter(|v| src.starts_with(&v.origin)).max_by_key(|v| v.origin.components().count())?;
-    let rest = src.strip_prefix(&vol.origin).ok()?;
-    let mut out = vol.snapshot.as_os_str().as_bytes().to_vec();
+    let (origin, snapshot) =
+        set.shown().into_iter().filter(|(live, _)| src.starts_with(live)).max_by_key(|(live, _)| live.components().count())?;
+    let rest = src.strip_prefix(origin).ok()?;
+    let mut out = snapshot.as_os_str().as_bytes().to_vec();
     if relative {
-        if vol.origin != Path::new("/") {
+        if origin != Path::new("/") {
             log::warn!("--relative names of {} will include the snapshot path: the namespace method was not available", src.display());
         }
         out.extend_from_slice(b"/.");
@@ -109,6 +128,7 @@ pub(super) mod tests {
                 .iter()
                 .map(|(o, s)| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: s.to_string(), mount: None })
                 .collect(),
+            views: Vec::new(),
         }
     }
 
@@ -117,7 +137,7 @@ pub(super) mod tests {
         let s = set(&[("/mnt", "/mnt/.snaprsync/a-0"), ("/mnt/data/n", "/mnt/.snaprsync/a-1")]);
         let i = inv(&["--server", "--sender", "-logDtprRe.iLsfxCIvu", ".", "/mnt/data/"]);
         let p = plan(&s, &i, &["/mnt/data".into()]);
-        assert_eq!(p.method, "namespace");
+        assert_eq!(p.method, Method::Namespace);
         assert_eq!(p.argv, i.args);
         assert_eq!(p.binds, vec![("/mnt/.snaprsync/a-0".into(), "/mnt".into()), ("/mnt/.snaprsync/a-1".into(), "/mnt/data/n".into())]);
     }
@@ -126,7 +146,7 @@ pub(super) mod tests {
     fn in_place_mounts_every_snapshot_over_its_origin_and_refuses_root() {
         let s = set(&[("/mnt", "/mnt/.snaprsync/a-0"), ("/mnt/data/n", "/mnt/.snaprsync/a-1")]);
         let p = plan_in_place(&s).unwrap();
-        assert_eq!((p.method, p.argv.len()), ("namespace", 0));
+        assert_eq!((p.method, p.argv.len()), (Method::Namespace, 0));
         assert_eq!(p.binds, vec![("/mnt/.snaprsync/a-0".into(), "/mnt".into()), ("/mnt/.snaprsync/a-1".into(), "/mnt/data/n".into())]);
         let s = set(&[("/", "/.snaprsync/a-0"), ("/home", "/home/.snaprsync/a-1")]);
         assert_eq!(plan_in_place(&s), Err(PathBuf::from("/")));
@@ -137,10 +157,53 @@ pub(super) mod tests {
         let s = set(&[("/", "/.snaprsync/a-0"), ("/home", "/.snaprsync/a-1")]);
         let i = inv(&["--server", "--sender", "-logDtprRe.iLsfxCIvu", ".", "/etc/", "/var/log"]);
         let p = plan(&s, &i, &["/etc".into(), "/var/log".into()]);
-        assert_eq!(p.method, "rewrite");
+        assert_eq!(p.method, Method::Rewrite);
         let tail: Vec<_> = p.argv[4..].to_vec();
         assert_eq!(tail, vec![OsString::from("/.snaprsync/a-0/./etc/"), OsString::from("/.snaprsync/a-0/./var/log")]);
         assert_eq!(p.binds, vec![("/.snaprsync/a-1".into(), "/.snaprsync/a-0/home".into())]);
+    }
+
+    fn with_views(mut s: SnapshotSet, binds: &[(&str, &str)]) -> SnapshotSet {
+        for (at, live) in binds {
+            assert!(s.show(Path::new(at), Path::new(live)), "{at}");
+        }
+        s
+    }
+
+    #[test]
+    fn a_bind_mount_of_a_directory_is_shown_from_its_volumes_snapshot_after_the_volumes() {
+        let s = set(&[("/data", "/data/.s/a-0"), ("/data/www/n", "/data/.s/a-1")]);
+        let s = with_views(s, &[("/srv/www", "/data/www"), ("/srv/again", "/data/www")]);
+        let i = inv(&["--server", "--sender", "-logDtprRe.iLsfxCIvu", ".", "/srv/www/"]);
+        let p = plan(&s, &i, &["/srv/www".into()]);
+        assert_eq!((p.method, &p.argv), (Method::Namespace, &i.args));
+        let b = |x: &str, y: &str| (PathBuf::from(x), PathBuf::from(y));
+        assert_eq!(
+            p.binds,
+            [
+                b("/data/.s/a-0", "/data"),
+                b("/data/.s/a-0/www", "/srv/www"),
+                b("/data/.s/a-0/www", "/srv/again"),
+                b("/data/.s/a-1", "/data/www/n"),
+                b("/data/.s/a-1", "/srv/www/n"),
+                b("/data/.s/a-1", "/srv/again/n"),
+            ]
+        );
+        assert_eq!(plan_in_place(&s).unwrap().binds, p.binds, "exec shows them the same way");
+    }
+
+    #[test]
+    fn a_bind_mount_under_a_root_origin_is_mounted_where_rsync_reads_it() {
+        let s = with_views(set(&[("/", "/.s/a-0"), ("/data", "/data/.s/a-1")]), &[("/srv/www", "/data/www")]);
+        let i = inv(&["--server", "--sender", "-logDtprRe.iLsfxCIvu", ".", "/srv/www/"]);
+        let p = plan(&s, &i, &["/srv/www".into()]);
+        assert_eq!(p.method, Method::Rewrite);
+        assert_eq!(p.argv[4], OsString::from("/.s/a-0/./srv/www/"));
+        let b = |x: &str, y: &str| (PathBuf::from(x), PathBuf::from(y));
+        assert_eq!(p.binds, [b("/data/.s/a-1", "/.s/a-0/data"), b("/data/.s/a-1/www", "/.s/a-0/srv/www")]);
+        // Without a namespace nothing is mounted: the source is read from the view's own snapshot.
+        let p = plan_rewrite(&s, &i, &["/srv/www".into()], false);
+        assert_eq!((p.argv[4].clone(), p.binds.len()), (OsString::from("/data/.s/a-1/www/./"), 0));
     }
 
     #[test]

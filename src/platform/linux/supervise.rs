@@ -66,15 +66,16 @@ static IGNORED_SEEN: LazyLock<Arc<AtomicUsize>> = LazyLock::new(|| Arc::new(Atom
 /// The last signal caught while held (0: none).
 static HELD: LazyLock<Arc<AtomicUsize>> = LazyLock::new(|| Arc::new(AtomicUsize::new(0)));
 
-impl Processes for Platform {
-    fn lower_thread_priority() {
-        // Linux's nice value is per thread: `None` is the calling one.
-        if let Err(e) = rustix::process::setpriority_process(None, 19) {
-            log::debug!("prefetch: cannot lower the thread's priority: {e}");
-        }
+/// See `platform::lower_thread_priority`.
+pub fn lower_thread_priority() {
+    // Linux's nice value is per thread: `None` is the calling one.
+    if let Err(e) = rustix::process::setpriority_process(None, 19) {
+        log::debug!("prefetch: cannot lower the thread's priority: {e}");
     }
+}
 
-    fn hold_signals() -> Result<()> {
+impl Processes for Platform {
+    fn hold_signals(&self) -> Result<()> {
         // Once: the handlers stay for the life of the process.
         static HOLDING: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
         let mut holding = HOLDING.lock().unwrap_or_else(|e| e.into_inner());
@@ -91,31 +92,31 @@ impl Processes for Platform {
         Ok(())
     }
 
-    fn pending_signal() -> Option<i32> {
+    fn pending_signal(&self) -> Option<i32> {
         match HELD.load(Ordering::SeqCst) {
             0 => None,
             sig => Some(sig as i32),
         }
     }
 
-    fn refeed_stdin(prefix: Vec<u8>) -> Result<bool> {
+    fn refeed_stdin(&self, prefix: Vec<u8>) -> Result<bool> {
         feed::refeed_stdin(prefix)
     }
 
-    fn run_unchanged(launch: &Launch) -> Result<u8> {
+    fn run_unchanged(&self, launch: &Launch) -> Result<u8> {
         if feed::refed() {
             // The thread that feeds stdin must outlive rsync: no exec.
             return run(launch, None);
         }
         let err = Command::new(&launch.program).args(&launch.args).envs(launch.env.iter().map(|(k, v)| (k, v))).exec();
-        Err(Error::NotStarted { what: launch.what, path: launch.program.clone(), msg: err.to_string() })
+        Err(Error::NotStarted { what: launch.what.as_str(), path: launch.program.clone(), msg: err.to_string() })
     }
 
-    fn run_bounded(program: &Path, args: &[OsString], env: &[(OsString, OsString)], limit: Duration) -> std::io::Result<Bounded> {
+    fn run_bounded(&self, program: &Path, args: &[OsString], env: &[(OsString, OsString)], limit: Duration) -> std::io::Result<Bounded> {
         bounded::run(program, args, env, limit)
     }
 
-    fn internal(argv: &[OsString]) -> Option<u8> {
+    fn internal(&self, argv: &[OsString]) -> Option<u8> {
         (argv.first()? == child::WORD).then(|| child::main(&argv[1..]))
     }
 }
@@ -131,7 +132,7 @@ impl Processes for Platform {
 pub fn run(launch: &Launch, confine: Option<&child::Confinement>) -> Result<u8> {
     // Also where no snapshot exists (a push, a re-fed stdin): rsync signals
     // its parent with USR1, which must not end snaprsync before rsync.
-    Platform::hold_signals()?;
+    Platform.hold_signals()?;
     let program = launch.program.as_path();
     let (wake, woken) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
     woken.set_nonblocking(true).map_err(|e| Error::io("socketpair", e))?;
@@ -165,7 +166,7 @@ pub fn run(launch: &Launch, confine: Option<&child::Confinement>) -> Result<u8> 
                 .args(spec.to_args())
                 .envs(launch.env.iter().map(|(k, v)| (k, v)))
                 .spawn()
-                .map_err(|e| Error::NotStarted { what: launch.what, path: program.into(), msg: e.to_string() })
+                .map_err(|e| Error::NotStarted { what: launch.what.as_str(), path: program.into(), msg: e.to_string() })
         })
         .and_then(|child| wait_forwarding(child, launch, &forwarded, woken));
     for id in ids {
@@ -184,7 +185,7 @@ fn wait_forwarding(
     let program = launch.program.as_path();
     let pid = Pid::from_raw(child.id() as i32);
     // A signal held just before the spawn is passed on too.
-    if let Some(sig) = Platform::pending_signal().and_then(|s| Signal::try_from(passed_on(s)).ok()) {
+    if let Some(sig) = Platform.pending_signal().and_then(|s| Signal::try_from(passed_on(s)).ok()) {
         let _ = kill(pid, sig);
     }
     // Without a pidfd (Linux before 5.3), the loop looks for rsync's exit every 20 ms.

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::platform::{Diagnosing, Lacking, Space};
 
 impl Diagnosing for Platform {
-    fn privileges() -> std::result::Result<String, Lacking> {
+    fn privileges(&self) -> std::result::Result<String, Lacking> {
         match Cmd::new("net").arg("session").run() {
             Ok(_) => Ok("elevated (net session may run)".into()),
             Err(e) => Err(Lacking {
@@ -22,23 +22,23 @@ impl Diagnosing for Platform {
         }
     }
 
-    fn filesystem(path: &Path) -> Result<String> {
+    fn filesystem(&self, path: &Path) -> Result<String> {
         match path.components().next() {
             Some(Component::Prefix(p)) => Ok(format!("volume {}\\", p.as_os_str().to_string_lossy())),
             _ => Err(Error::Snapshot { path: path.to_owned(), msg: "not on a drive (a relative or UNC path?)".into() }),
         }
     }
 
-    fn space(path: &Path) -> Result<Space> {
+    fn space(&self, path: &Path) -> Result<Space> {
         let (available, total) = ffi::disk_space(path).map_err(|e| Error::io(path, e))?;
         Ok(Space { available, total })
     }
 
-    fn identity(_path: &Path) -> Option<(u64, u64)> {
+    fn identity(&self, _path: &Path) -> Option<(u64, u64)> {
         None
     }
 
-    fn rsync_notes(rsync: &Path) -> Option<String> {
+    fn rsync_notes(&self, rsync: &Path) -> Option<String> {
         Some(format!("{:?} build", flavor_of(rsync)))
     }
 }

@@ -2,66 +2,155 @@
 //! end-to-end tests under wine (where VSS answers E_NOTIMPL). "Snapshotting"
 //! copies each source's parent directory into a scratch directory and reports
 //! that copy as the volume's snapshot; everything after that (argv rewrite,
-//! exposure, running rsync, removal) is the real code.
+//! exposure, running rsync, removal) is the real code. It comes in as a
+//! value: [`DirSystem`] is the real Windows system but for the provider, and
+//! is handed to `run::rsync` or `exec::run` in its place.
 //!
 //! Like VSS after Event 25, it can lose its copy while rsync reads it
-//! ([`vanish_when`]), and its `verify` finds that the way the VSS provider's
+//! ([`DirSystem::vanish_when`]), and its `verify` finds that the way the VSS provider's
 //! does (`vss::check_shadows`), with the same error.
 //!
 //! It can also pretend that volumes are mounted in given folders
-//! ([`pretend_mounts`]), since wine cannot mount a volume in a folder, and it
+//! ([`DirSystem::pretend_mounts`]), since wine cannot mount a volume in a folder, and it
 //! leaves out of its copies every folder that leads elsewhere (a junction or
 //! link): in a real shadow copy such a folder still leads to the live files.
 
-use std::cell::RefCell;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use super::Platform;
+use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::platform::{Bounded, Confine, Diagnosing, Exposing, Exposure, Lacking, Launch, Processes, Space, Volumes};
 use crate::provider::vss::{check_shadows, Shadow};
-use crate::provider::{Provider, SnapshotSet, VolumeSnapshot};
+use crate::provider::{Leftover, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
+use crate::rsync_args::Invocation;
 
-thread_local! {
-    static INSTALLED: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
-    static MOUNTS: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
-    static VANISH: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+/// The real Windows system with the double in place of VSS.
+pub struct DirSystem {
+    scratch: PathBuf,
+    mounts: Option<Vec<String>>,
+    vanish: Option<PathBuf>,
 }
 
-/// Makes the next set's first copy vanish once `signal` exists (the rsync
-/// stand-in writes it when it starts), as volsnap deletes a shadow copy
-/// whose diff area could not grow.
-pub fn vanish_when(signal: &Path) {
-    VANISH.with(|v| *v.borrow_mut() = Some(signal.to_owned()));
+impl DirSystem {
+    /// The double keeps its copies under `scratch`.
+    pub fn new(scratch: &Path) -> DirSystem {
+        DirSystem { scratch: scratch.to_owned(), mounts: None, vanish: None }
+    }
+
+    /// Makes the set's first copy vanish once `signal` exists (the rsync
+    /// stand-in writes it when it starts), as volsnap deletes a shadow copy
+    /// whose diff area could not grow.
+    pub fn vanish_when(mut self, signal: &Path) -> DirSystem {
+        self.vanish = Some(signal.to_owned());
+        self
+    }
+
+    /// Makes the system see volumes mounted at `folders` (`C:\...\mnt\`).
+    pub fn pretend_mounts(mut self, folders: &[String]) -> DirSystem {
+        self.mounts = Some(folders.to_vec());
+        self
+    }
 }
 
-/// Makes the platform see volumes mounted at `folders` (`C:\...\mnt\`).
-pub fn pretend_mounts(folders: &[String]) {
-    MOUNTS.with(|m| *m.borrow_mut() = Some(folders.to_vec()));
+/// Every call but the provider's goes to the real [`Platform`].
+impl Volumes for DirSystem {
+    fn source_path(&self, arg: &OsStr) -> Option<PathBuf> {
+        Platform.source_path(arg)
+    }
+    fn reader(&self, rsync: &Path) {
+        Platform.reader(rsync)
+    }
+    fn unmatched(&self, arg: &OsStr) -> Option<String> {
+        Platform.unmatched(arg)
+    }
+    fn exec_path(&self, arg: &OsStr) -> Option<PathBuf> {
+        Platform.exec_path(arg)
+    }
+    fn provider(&self, cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Snapshotter>> {
+        let folders = self.mounts.clone().unwrap_or_else(super::sources::mount_folders);
+        super::excluding(cfg, sources, &folders, || Ok(Box::new(DirDouble { scratch: self.scratch.clone(), vanish: self.vanish.clone() })))
+    }
+    fn sweep_provider(&self, cfg: &Config) -> Result<Box<dyn Sweeper>> {
+        Platform.sweep_provider(cfg)
+    }
 }
 
-/// The pretended mount folders, while the double is installed with some.
-pub fn mount_folders() -> Option<Vec<String>> {
-    MOUNTS.with(|m| m.borrow().clone())
+impl Exposing for DirSystem {
+    fn expose(&self, cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf], rsync: &Path) -> Result<Exposure> {
+        Platform.expose(cfg, set, inv, sources, rsync)
+    }
+    fn expose_confined(
+        &self,
+        cfg: &Config,
+        set: Option<&SnapshotSet>,
+        inv: &Invocation,
+        rsync: &Path,
+        confine: &Confine,
+    ) -> Result<Option<Exposure>> {
+        Platform.expose_confined(cfg, set, inv, rsync, confine)
+    }
+    fn expose_in_place(&self, cfg: &Config, set: &SnapshotSet) -> Result<Exposure> {
+        Platform.expose_in_place(cfg, set)
+    }
 }
 
-/// Makes `Platform::provider` hand out a [`DirDouble`] on this thread,
-/// keeping its copies under `scratch`.
-pub fn install(scratch: &Path) {
-    INSTALLED.with(|i| *i.borrow_mut() = Some(scratch.to_owned()));
+impl Processes for DirSystem {
+    fn hold_signals(&self) -> Result<()> {
+        Platform.hold_signals()
+    }
+    fn pending_signal(&self) -> Option<i32> {
+        Platform.pending_signal()
+    }
+    fn finished(&self) {
+        Platform.finished()
+    }
+    fn refeed_stdin(&self, prefix: Vec<u8>) -> Result<bool> {
+        Platform.refeed_stdin(prefix)
+    }
+    fn run_unchanged(&self, launch: &Launch) -> Result<u8> {
+        Platform.run_unchanged(launch)
+    }
+    fn run_bounded(&self, program: &Path, args: &[OsString], env: &[(OsString, OsString)], limit: Duration) -> std::io::Result<Bounded> {
+        Platform.run_bounded(program, args, env, limit)
+    }
+    fn internal(&self, argv: &[OsString]) -> Option<u8> {
+        Platform.internal(argv)
+    }
 }
 
-pub fn uninstall() {
-    INSTALLED.with(|i| *i.borrow_mut() = None);
-    MOUNTS.with(|m| *m.borrow_mut() = None);
-    VANISH.with(|v| *v.borrow_mut() = None);
-}
-
-pub fn installed() -> Option<Box<dyn Provider>> {
-    INSTALLED.with(|i| i.borrow().clone()).map(|scratch| Box::new(DirDouble { scratch }) as Box<dyn Provider>)
+impl Diagnosing for DirSystem {
+    fn privileges(&self) -> std::result::Result<String, Lacking> {
+        Platform.privileges()
+    }
+    fn filesystem(&self, path: &Path) -> Result<String> {
+        Platform.filesystem(path)
+    }
+    fn space(&self, path: &Path) -> Result<Space> {
+        Platform.space(path)
+    }
+    fn identity(&self, path: &Path) -> Option<(u64, u64)> {
+        Platform.identity(path)
+    }
+    fn rsync_notes(&self, rsync: &Path) -> Option<String> {
+        Platform.rsync_notes(rsync)
+    }
 }
 
 /// The double: origin = a source's parent directory, snapshot = its copy.
 pub struct DirDouble {
     scratch: PathBuf,
+    /// Its first copy vanishes once this file exists.
+    vanish: Option<PathBuf>,
+}
+
+impl DirDouble {
+    /// The double on its own, keeping its copies under `scratch`.
+    pub fn new(scratch: &Path) -> DirDouble {
+        DirDouble { scratch: scratch.to_owned(), vanish: None }
+    }
 }
 
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -83,11 +172,22 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-impl Provider for DirDouble {
+/// Like VSS's copies, its copies are removed by the run alone.
+impl Sweeper for DirDouble {
     fn name(&self) -> &'static str {
         "dir-double"
     }
 
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
+        Ok(Vec::new())
+    }
+
+    fn remove_leftover(&mut self, _leftover: &Leftover) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Snapshotter for DirDouble {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
         let mut volumes: Vec<VolumeSnapshot> = Vec::new();
         for s in sources {
@@ -99,7 +199,7 @@ impl Provider for DirDouble {
             copy_tree(&origin, &snap).map_err(|e| Error::io(&origin, e))?;
             volumes.push(VolumeSnapshot { origin, snapshot: snap.clone(), id: snap.display().to_string(), mount: None });
         }
-        if let (Some(signal), Some(first)) = (VANISH.with(|v| v.borrow_mut().take()), volumes.first()) {
+        if let (Some(signal), Some(first)) = (self.vanish.take(), volumes.first()) {
             let copy = first.snapshot.clone();
             std::thread::spawn(move || {
                 let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -110,7 +210,7 @@ impl Provider for DirDouble {
                 let _ = std::fs::remove_dir_all(&copy);
             });
         }
-        Ok(SnapshotSet { provider: "dir-double", volumes })
+        Ok(SnapshotSet { provider: "dir-double", volumes, views: Vec::new() })
     }
 
     /// As VSS's: each copy still listed (its directory there) and opening.

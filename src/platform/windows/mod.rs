@@ -21,18 +21,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{Bounded, Exposing, Exposure, Launch, Place, Processes, Volumes};
-use crate::config::{Config, Expose, ProviderChoice};
+use super::{Bounded, Exposing, Exposure, Hold, Launch, Method, Place, Processes, Program, Volumes};
+use crate::config::{Config, Expose};
 use crate::error::{Error, Result};
-use crate::provider::vss::Vss;
-use crate::provider::{Leftover, Provider, SnapshotSet, VolumeSnapshot};
+use crate::provider::{self, Leftover, Machine, Several, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 use crate::rsync_args::Invocation;
 use crate::winpath::{self, DrivePath, Flavor, Style};
 
 #[allow(unused_imports)]
 pub use selftest::selftest;
 
+/// The real Windows system (see `platform::System`).
 pub struct Platform;
+
+/// What the providers are built from: the run stops on a console event.
+const MACHINE: Machine = Machine { stopping: ffi::stopping };
 
 /// Which kind of rsync build `rsync` is: cygwin (and cwRsync) and MSYS2 ship
 /// their runtime DLL beside `rsync.exe`.
@@ -72,14 +75,29 @@ fn reader() -> Flavor {
     READER.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(Flavor::Msys)
 }
 
+/// The provider for `sources`: `shadows()` for the volumes that are
+/// shadowed, nothing for those `vss_exclude_volumes` names; a volume mounted
+/// in one of `folders` below a source is refused first (`vss_mount_points`).
+pub(crate) fn excluding(
+    cfg: &Config,
+    sources: &[PathBuf],
+    folders: &[String],
+    shadows: impl FnOnce() -> Result<Box<dyn Snapshotter>>,
+) -> Result<Box<dyn Snapshotter>> {
+    let (skipped, shadowed): (Vec<PathBuf>, Vec<PathBuf>) =
+        sources.iter().cloned().partition(|s| sources::excluded_by(s, &cfg.vss_exclude_volumes).is_some());
+    sources::check_mount_points(cfg, &shadowed, folders)?;
+    Ok(Box::new(sources::Excluding { inner: shadows()?, skipped }))
+}
+
 impl Volumes for Platform {
-    fn reader(rsync: &Path) {
+    fn reader(&self, rsync: &Path) {
         *READER.lock().unwrap_or_else(|e| e.into_inner()) = Some(flavor_of(rsync));
     }
 
     /// Resolved: junctions, symbolic links, mount points and short names on
     /// the way are followed, so that the volume is the one rsync will read.
-    fn source_path(arg: &OsStr) -> Option<PathBuf> {
+    fn source_path(&self, arg: &OsStr) -> Option<PathBuf> {
         let s = arg.to_str()?;
         let lexical = lexical_path(s)?;
         let unc = (s.starts_with(r"\\") || s.starts_with("//")) && winpath::parse(s, reader()).is_none() && !is_volume_name(s);
@@ -90,7 +108,7 @@ impl Volumes for Platform {
         Some(sources::resolve(&lexical, sources::names_contents(s)))
     }
 
-    fn unmatched(arg: &OsStr) -> Option<String> {
+    fn unmatched(&self, arg: &OsStr) -> Option<String> {
         let s = arg.to_str()?;
         // A posix path that names no drive: under the cygwin or MSYS2 root
         // (`/home/alice` is `C:\cygwin64\home\alice` to cygwin), which only
@@ -107,45 +125,36 @@ impl Volumes for Platform {
         })
     }
 
-    fn exec_path(arg: &OsStr) -> Option<PathBuf> {
+    fn exec_path(&self, arg: &OsStr) -> Option<PathBuf> {
         // The command follows every link on the way, the last one too. Not
         // canonicalize: that gives \\?\ paths, which the command would be told.
         let lexical = lexical_path(arg.to_str()?)?;
         Some(sources::resolve(&lexical, true)).filter(|p| p.exists())
     }
 
-    fn provider(cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Provider>> {
-        let (skipped, shadowed): (Vec<PathBuf>, Vec<PathBuf>) =
-            sources.iter().cloned().partition(|s| sources::excluded_by(s, &cfg.vss_exclude_volumes).is_some());
-        sources::check_mount_points(cfg, &shadowed, &sources::mount_folders())?;
-        #[cfg(test)]
-        if let Some(p) = dir_double::installed() {
-            return Ok(Box::new(sources::Excluding { inner: p, skipped }));
-        }
-        let inner: Box<dyn Provider> = match cfg.provider {
-            ProviderChoice::Auto | ProviderChoice::Vss => Box::new(
-                Vss::new(cfg.vss_timeout)
-                    .stopped_by(ffi::stopping)
-                    .requiring_writers(cfg.vss_writers == crate::config::VssWriters::Require)
-                    .with_provider(cfg.vss_provider_id().ok().flatten()),
-            ),
-            other => return Err(Error::Usage(format!("provider = {other:?} is not available on Windows; use \"auto\" or \"vss\""))),
-        };
-        Ok(Box::new(sources::Excluding { inner, skipped }))
+    fn provider(&self, cfg: &Config, sources: &[PathBuf]) -> Result<Box<dyn Snapshotter>> {
+        excluding(cfg, sources, &sources::mount_folders(), || {
+            let parts = provider::chosen(cfg.provider, provider::first)?;
+            (parts.build)(cfg, &MACHINE)
+        })
     }
 
-    fn sweep_provider(cfg: &Config) -> Result<Box<dyn Provider>> {
-        Ok(Box::new(crate::provider::Several(vec![Box::new(Vss::new(cfg.vss_timeout).stopped_by(ffi::stopping)), Box::new(StrayLetters)])))
+    /// Every provider's sweeper, and the drive letters killed runs left.
+    fn sweep_provider(&self, cfg: &Config) -> Result<Box<dyn Sweeper>> {
+        let mut parts = provider::sweepers(cfg, &MACHINE)?;
+        parts.push(Box::new(StrayLetters));
+        Ok(Box::new(Several(parts)))
     }
 }
 
 impl Exposing for Platform {
-    fn expose(cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf], rsync: &Path) -> Result<Exposure> {
+    fn expose(&self, cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf], rsync: &Path) -> Result<Exposure> {
         let flavor = flavor_of(rsync);
         expose_with(cfg.expose, &cfg.drive_letters, flavor, set, inv, sources, &cfg.vss_exclude_volumes)
     }
 
     fn expose_confined(
+        &self,
         _cfg: &Config,
         _set: Option<&SnapshotSet>,
         _inv: &Invocation,
@@ -156,46 +165,47 @@ impl Exposing for Platform {
         Ok(None)
     }
 
-    fn expose_in_place(cfg: &Config, set: &SnapshotSet) -> Result<Exposure> {
+    fn expose_in_place(&self, cfg: &Config, set: &SnapshotSet) -> Result<Exposure> {
         expose_places(cfg.expose, &cfg.drive_letters, set)
     }
 }
 
+/// See `platform::lower_thread_priority`.
+pub fn lower_thread_priority() {
+    if let Err(e) = ffi::idle_thread_priority() {
+        log::debug!("prefetch: cannot lower the thread's priority: {e}");
+    }
+}
+
 impl Processes for Platform {
-    fn hold_signals() -> Result<()> {
+    fn hold_signals(&self) -> Result<()> {
         ffi::install_console_handler().map_err(|e| Error::io("console control handler", e))
     }
 
     /// A console event counts as SIGINT (2).
-    fn pending_signal() -> Option<i32> {
+    fn pending_signal(&self) -> Option<i32> {
         ffi::stopping().then_some(2)
     }
 
-    fn finished() {
+    fn finished(&self) {
         ffi::cleaned_up();
     }
 
-    fn lower_thread_priority() {
-        if let Err(e) = ffi::idle_thread_priority() {
-            log::debug!("prefetch: cannot lower the thread's priority: {e}");
-        }
-    }
-
-    fn internal(_argv: &[OsString]) -> Option<u8> {
+    fn internal(&self, _argv: &[OsString]) -> Option<u8> {
         None
     }
 
-    fn refeed_stdin(_prefix: Vec<u8>) -> Result<bool> {
+    fn refeed_stdin(&self, _prefix: Vec<u8>) -> Result<bool> {
         // Not done on Windows: the protect-args block's arguments go on rsync's
         // command line instead (README "Windows").
         Ok(false)
     }
 
-    fn run_unchanged(launch: &Launch) -> Result<u8> {
+    fn run_unchanged(&self, launch: &Launch) -> Result<u8> {
         run_child(launch)
     }
 
-    fn run_bounded(program: &Path, args: &[OsString], env: &[(OsString, OsString)], limit: Duration) -> std::io::Result<Bounded> {
+    fn run_bounded(&self, program: &Path, args: &[OsString], env: &[(OsString, OsString)], limit: Duration) -> std::io::Result<Bounded> {
         run_bounded(program, args, env, limit)
     }
 }
@@ -352,17 +362,9 @@ fn between_check_and_define(letter: char) {
 /// letter would otherwise live until reboot.
 struct StrayLetters;
 
-impl Provider for StrayLetters {
+impl Sweeper for StrayLetters {
     fn name(&self) -> &'static str {
         "letter"
-    }
-
-    fn create(&mut self, _sources: &[PathBuf]) -> Result<SnapshotSet> {
-        Err(Error::Usage("stray drive letters are only removed".into()))
-    }
-
-    fn remove(&mut self, _set: &SnapshotSet) -> Result<()> {
-        Ok(())
     }
 
     /// Each as `R:`; the stamp is none (no run can own a dead device).
@@ -372,10 +374,6 @@ impl Provider for StrayLetters {
                 stray_target(l).map(|_| Leftover { provider: "letter", path: PathBuf::from(format!("{l}:")), stamp: String::new() })
             })
             .collect())
-    }
-
-    fn removal_can_detach(&self) -> bool {
-        true
     }
 
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
@@ -398,12 +396,12 @@ pub struct Held {
     letters: Vec<Letter>,
 }
 
-impl Held {
-    pub fn run(&mut self, launch: &Launch) -> Result<u8> {
+impl Hold for Held {
+    fn run(&mut self, launch: &Launch) -> Result<u8> {
         run_child(launch)
     }
 
-    pub fn undo(&mut self) -> Result<()> {
+    fn undo(&mut self) -> Result<()> {
         let mut first = Ok(());
         for l in &mut std::mem::take(&mut self.letters) {
             let r = l.remove();
@@ -473,8 +471,8 @@ fn expose_places(mode: Expose, candidates: &str, set: &SnapshotSet) -> Result<Ex
         places.push(Place { origin: vol.origin.clone(), seen });
     }
     let method = match mode {
-        Expose::DriveLetter => "drive-letter",
-        Expose::DevicePath => "device-path",
+        Expose::DriveLetter => Method::DriveLetter,
+        Expose::DevicePath => Method::DevicePath,
     };
     Ok(Exposure::new(Vec::new(), method, Held { letters }).with_places(places))
 }
@@ -610,8 +608,8 @@ fn expose_with(
         return Err(e);
     }
     let method = match mode {
-        Expose::DriveLetter => "drive-letter",
-        Expose::DevicePath => "device-path",
+        Expose::DriveLetter => Method::DriveLetter,
+        Expose::DevicePath => Method::DevicePath,
     };
     Ok(Exposure::new(argv, method, Held { letters }))
 }
@@ -624,15 +622,15 @@ pub fn run_child(launch: &Launch) -> Result<u8> {
         log::warn!("cannot install the console handler: {e}");
     }
     let program = launch.program.as_path();
-    let spawn_err = |e: std::io::Error| Error::NotStarted { what: launch.what, path: program.to_owned(), msg: e.to_string() };
+    let spawn_err = |e: std::io::Error| Error::NotStarted { what: launch.what.as_str(), path: program.to_owned(), msg: e.to_string() };
     enable_privileges(launch);
     let job = ffi::Job::new().map_err(|e| Error::io("job object", e))?;
     let mut env = launch.env.clone();
-    if launch.what == "rsync" {
+    if launch.what == Program::Rsync {
         env.extend(reader_env(flavor_of(program)));
     }
     let mut command = Command::new(program);
-    if launch.what == "rsync" && flavor_of(program) != Flavor::Native {
+    if launch.what == Program::Rsync && flavor_of(program) != Flavor::Native {
         // cygwin's runtime splits the command line by its own rules, not the C runtime's.
         for a in &launch.args {
             let quoted = a.to_str().and_then(winpath::cygwin_arg).ok_or_else(|| {
@@ -669,7 +667,8 @@ pub fn run_child(launch: &Launch) -> Result<u8> {
 /// an ACL denies the account, and SeRestorePrivilege too when rsync receives
 /// (a push: an rsync server without `--sender` writes files, owners and ACLs).
 pub fn privileges_for(launch: &Launch) -> Vec<&'static str> {
-    let receiving = launch.what == "rsync" && launch.args.iter().any(|a| a == "--server") && !launch.args.iter().any(|a| a == "--sender");
+    let receiving =
+        launch.what == Program::Rsync && launch.args.iter().any(|a| a == "--server") && !launch.args.iter().any(|a| a == "--sender");
     let mut p = vec!["SeBackupPrivilege"];
     if receiving {
         p.push("SeRestorePrivilege");

@@ -18,7 +18,7 @@ use super::{expose_with, ffi, flavor_of, map_free_letter, reader_env};
 use crate::config::{Config, Expose};
 use crate::error::{Error, Result};
 use crate::provider::vss::Vss;
-use crate::provider::Provider;
+use crate::provider::Snapshotter;
 use crate::winpath;
 
 /// Runs the self-test; `args` are what follows `selftest`. Returns 0 when every

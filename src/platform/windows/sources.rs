@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{Config, VssMountPoints};
 use crate::error::{Error, Result};
 use crate::provider::vss::{mount_points_below, same_volume, volume};
-use crate::provider::{Leftover, Provider, SnapshotSet};
+use crate::provider::{Leftover, SnapshotSet, Snapshotter, Sweeper};
 
 /// `\\?\C:\x` → `C:\x`, `\\?\UNC\srv\share` → `\\srv\share`; others as they are.
 fn without_verbatim(p: &str) -> String {
@@ -92,10 +92,6 @@ pub fn excluded_by<'a>(source: &Path, excluded: &'a [String]) -> Option<&'a str>
 /// The folders volumes are mounted at (not drive roots): where a walk of a
 /// source could step onto another, live, volume.
 pub fn mount_folders() -> Vec<String> {
-    #[cfg(test)]
-    if let Some(m) = super::dir_double::mount_folders() {
-        return m;
-    }
     match volume::mounted_volumes() {
         Ok(vols) => vols.into_iter().flat_map(|(_, paths)| paths).filter(|p| p.trim_end_matches('\\').len() > 2).collect(),
         Err(e) => {
@@ -135,19 +131,15 @@ pub fn check_mount_points(cfg: &Config, sources: &[PathBuf], mounts: &[String]) 
 /// an excluded volume, are not given to it (the exposure passes them on,
 /// with a warning).
 pub struct Excluding {
-    pub inner: Box<dyn Provider>,
+    pub inner: Box<dyn Snapshotter>,
     pub skipped: Vec<PathBuf>,
 }
 
-impl Provider for Excluding {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-
+impl Snapshotter for Excluding {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
         let kept: Vec<PathBuf> = sources.iter().filter(|s| !self.skipped.contains(s)).cloned().collect();
         if kept.is_empty() {
-            return Ok(SnapshotSet { provider: self.inner.name(), volumes: Vec::new() });
+            return Ok(SnapshotSet { provider: self.inner.name(), ..SnapshotSet::default() });
         }
         self.inner.create(&kept)
     }
@@ -163,12 +155,18 @@ impl Provider for Excluding {
         self.inner.verify(set)
     }
 
-    fn leftovers(&self) -> Result<Vec<Leftover>> {
-        self.inner.leftovers()
-    }
-
     fn removal_can_detach(&self) -> bool {
         self.inner.removal_can_detach()
+    }
+}
+
+impl Sweeper for Excluding {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
+        self.inner.leftovers()
     }
 
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {

@@ -43,7 +43,7 @@ fn echo(argv: &[OsString], exit: &str, sleep_ms: &str) -> (u8, Vec<String>) {
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     std::env::set_var("SNAPRSYNC_ECHO_EXIT", exit);
     std::env::set_var("SNAPRSYNC_ECHO_SLEEP", sleep_ms);
-    let launch = Launch { program: echo_exe(), args: argv.to_vec(), env: Vec::new(), what: "rsync", watch_peer: true };
+    let launch = Launch { program: echo_exe(), args: argv.to_vec(), env: Vec::new(), what: Program::Rsync, watch_peer: true };
     let status = run_child(&launch).unwrap();
     std::env::remove_var("SNAPRSYNC_ECHO_SLEEP");
     let text = std::fs::read_to_string(&out).unwrap_or_default();
@@ -54,24 +54,28 @@ const SHADOW: &str = r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy9\";
 
 fn shadow_set() -> SnapshotSet {
     let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: "{id}".into(), mount: None };
-    SnapshotSet { provider: "vss", volumes: vec![v(r"C:\", SHADOW), v(r"D:\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\")] }
+    SnapshotSet {
+        provider: "vss",
+        volumes: vec![v(r"C:\", SHADOW), v(r"D:\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\")],
+        views: Vec::new(),
+    }
 }
 
 fn sources_of(inv: &Invocation) -> Vec<PathBuf> {
-    inv.sources().map(|a| Platform::source_path(a).unwrap()).collect()
+    inv.sources().map(|a| Platform.source_path(a).unwrap()).collect()
 }
 
 #[test]
 fn source_paths_are_native() {
     let _g = serial();
-    assert_eq!(Platform::source_path("/cygdrive/c/NoSuch/".as_ref()), Some(PathBuf::from(r"C:\NoSuch")));
+    assert_eq!(Platform.source_path("/cygdrive/c/NoSuch/".as_ref()), Some(PathBuf::from(r"C:\NoSuch")));
     // An existing one is named as the volume spells it (wine's is "users").
-    assert_eq!(Platform::source_path("/cygdrive/c/USERS/".as_ref()), Some(PathBuf::from(r"C:\users")));
-    assert_eq!(Platform::source_path("/d/data".as_ref()), Some(PathBuf::from(r"D:\data")));
-    assert_eq!(Platform::source_path("C:/x y/".as_ref()), Some(PathBuf::from(r"C:\x y")));
-    let rel = Platform::source_path("sub/dir".as_ref()).unwrap();
+    assert_eq!(Platform.source_path("/cygdrive/c/USERS/".as_ref()), Some(PathBuf::from(r"C:\users")));
+    assert_eq!(Platform.source_path("/d/data".as_ref()), Some(PathBuf::from(r"D:\data")));
+    assert_eq!(Platform.source_path("C:/x y/".as_ref()), Some(PathBuf::from(r"C:\x y")));
+    let rel = Platform.source_path("sub/dir".as_ref()).unwrap();
     assert_eq!(rel, std::env::current_dir().unwrap().join(r"sub\dir"));
-    assert_eq!(Platform::source_path("/home/u".as_ref()), None);
+    assert_eq!(Platform.source_path("/home/u".as_ref()), None);
 }
 
 /// The built snaprsync.exe carries its application manifest: long paths
@@ -103,7 +107,7 @@ fn a_source_over_260_characters_is_found_resolved_and_excluded() {
     let root = crate::provider::vss::volume::volume_path_name(&dir).expect("the volume of a long path");
     assert!(same_volume_root(&root, &plain), "{root} for {plain}");
     let arg = format!("{plain}\\");
-    let resolved = Platform::source_path(arg.as_ref()).unwrap();
+    let resolved = Platform.source_path(arg.as_ref()).unwrap();
     assert!(sources::same_place(&resolved.to_string_lossy(), &plain), "{} for {plain}", resolved.display());
     let drive = format!("{}:", &plain[..1]);
     assert_eq!(sources::excluded_by(&dir, std::slice::from_ref(&drive)), Some(drive.as_str()));
@@ -139,7 +143,7 @@ fn device_path_rewrites_each_source_for_the_reader() {
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/cygdrive/c/Users/Jürgen Müller/", r"D:\data base", "C:/x/"]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
     let mut e = expose_with(Expose::DevicePath, "RS", Flavor::Cygwin, &shadow_set(), &inv, &sources_of(&inv), &[]).unwrap();
-    assert_eq!(e.method(), "device-path");
+    assert_eq!(e.method(), Method::DevicePath);
     assert_eq!(
         e.argv(),
         os(&[
@@ -201,7 +205,7 @@ fn a_source_on_no_snapshotted_volume_is_never_read_live_in_silence() {
     let _g = serial();
     // It exists (the temp dir), but the set has no volume for its drive.
     let here = scratch("unmatched");
-    let set = SnapshotSet { provider: "vss", volumes: vec![] };
+    let set = SnapshotSet { provider: "vss", volumes: vec![], views: Vec::new() };
     let arg = here.to_string_lossy().into_owned();
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
@@ -221,11 +225,11 @@ fn a_source_on_no_snapshotted_volume_is_never_read_live_in_silence() {
 fn a_cygwin_root_path_is_refused_with_the_fix() {
     let _g = serial();
     for arg in ["/home/alice", "/home/alice/", "/usr/x", "/"] {
-        let why = Platform::unmatched(arg.as_ref()).unwrap_or_else(|| panic!("{arg} passed"));
+        let why = Platform.unmatched(arg.as_ref()).unwrap_or_else(|| panic!("{arg} passed"));
         assert!(why.contains("root") && why.contains("C:/cygwin64/"), "{why}");
     }
     for arg in ["/cygdrive/c/x/", "/c/x", "C:/x", r"C:\x", r"\\?\C:\x", "//server/share", "relative/x"] {
-        assert_eq!(Platform::unmatched(arg.as_ref()), None, "{arg}");
+        assert_eq!(Platform.unmatched(arg.as_ref()), None, "{arg}");
     }
 }
 
@@ -242,25 +246,25 @@ fn a_posix_argument_reads_as_the_rsync_that_reads_it() {
         dir.join("rsync.exe")
     };
     // MSYS2: /c/Users is C:\Users.
-    Platform::reader(&rsync_in(Some("msys-2.0.dll")));
-    assert_eq!(Platform::source_path("/c/Users".as_ref()), Some(PathBuf::from(r"C:\Users")));
-    assert_eq!(Platform::unmatched("/c/Users".as_ref()), None);
+    Platform.reader(&rsync_in(Some("msys-2.0.dll")));
+    assert_eq!(Platform.source_path("/c/Users".as_ref()), Some(PathBuf::from(r"C:\Users")));
+    assert_eq!(Platform.unmatched("/c/Users".as_ref()), None);
     // cygwin: /c/Users is under the cygwin root, /cygdrive/c/Users is C:\Users.
-    Platform::reader(&rsync_in(Some("cygwin1.dll")));
-    assert_eq!(Platform::source_path("/c/Users".as_ref()), None);
-    assert!(Platform::unmatched("/c/Users".as_ref()).is_some_and(|w| w.contains("cygwin root")));
-    assert_eq!(Platform::source_path("/cygdrive/c/Users".as_ref()), Some(PathBuf::from(r"C:\Users")));
+    Platform.reader(&rsync_in(Some("cygwin1.dll")));
+    assert_eq!(Platform.source_path("/c/Users".as_ref()), None);
+    assert!(Platform.unmatched("/c/Users".as_ref()).is_some_and(|w| w.contains("cygwin root")));
+    assert_eq!(Platform.source_path("/cygdrive/c/Users".as_ref()), Some(PathBuf::from(r"C:\Users")));
     // A native rsync reads no posix form as a drive.
-    Platform::reader(&rsync_in(None));
-    assert!(Platform::unmatched("/cygdrive/c/Users".as_ref()).is_some());
-    assert_eq!(Platform::source_path(r"C:\Users".as_ref()), Some(PathBuf::from(r"C:\Users")));
+    Platform.reader(&rsync_in(None));
+    assert!(Platform.unmatched("/cygdrive/c/Users".as_ref()).is_some());
+    assert_eq!(Platform.source_path(r"C:\Users".as_ref()), Some(PathBuf::from(r"C:\Users")));
     *READER.lock().unwrap() = None;
 }
 
 #[test]
 fn a_verbatim_volume_origin_still_matches() {
     let v = VolumeSnapshot { origin: r"\\?\C:\".into(), snapshot: SHADOW.into(), id: "{id}".into(), mount: None };
-    let set = SnapshotSet { provider: "vss", volumes: vec![v] };
+    let set = SnapshotSet { provider: "vss", volumes: vec![v], views: Vec::new() };
     assert!(find_volume(&set, Path::new(r"C:\Users\x")).is_some());
     assert!(find_volume(&set, Path::new(r"\\?\C:\Users\x")).is_some());
     assert!(find_volume(&set, Path::new(r"D:\Users")).is_none());
@@ -273,6 +277,7 @@ fn a_source_that_is_a_mount_point_folder_never_becomes_a_bare_device_root() {
     let set = SnapshotSet {
         provider: "vss",
         volumes: vec![v(r"C:\", SHADOW), v(r"C:\Mount\Data\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy11\")],
+        views: Vec::new(),
     };
     let run = |args: &[&str]| {
         let mut argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", "."]);
@@ -448,7 +453,7 @@ fn the_sweep_removes_a_letter_left_on_a_dead_shadow_copy_and_nothing_else() {
     let (stray, other) = (free[0], free[1]);
     ffi::define_letter(stray, dead).unwrap();
     ffi::define_letter(other, other_target).unwrap();
-    let mut p = Platform::sweep_provider(&Config::default()).unwrap();
+    let mut p = Platform.sweep_provider(&Config::default()).unwrap();
     let found: Vec<PathBuf> = p.leftovers().unwrap().into_iter().map(|l| l.path).collect();
     assert!(found.contains(&PathBuf::from(format!("{stray}:"))), "{found:?}");
     assert!(!found.contains(&PathBuf::from(format!("{other}:"))), "{found:?}");
@@ -489,7 +494,7 @@ fn drive_letter_exposure_rewrites_and_undo_unmaps() {
 #[test]
 fn the_program_inherits_the_backup_privileges_it_needs() {
     let _g = serial();
-    let privs = |args: &[&str], what: &'static str| {
+    let privs = |args: &[&str], what: Program| {
         for p in ["SeBackupPrivilege", "SeRestorePrivilege"] {
             assert!(ffi::set_privilege(p, false).unwrap(), "wine's token holds {p}");
             assert_eq!(ffi::privilege_enabled(p).unwrap(), Some(false));
@@ -504,11 +509,11 @@ fn the_program_inherits_the_backup_privileges_it_needs() {
         let text = std::fs::read_to_string(&out).unwrap();
         text.lines().filter(|l| l.starts_with("priv ")).map(str::to_owned).collect::<Vec<_>>()
     };
-    let sender = privs(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "C:/x/"], "rsync");
+    let sender = privs(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "C:/x/"], Program::Rsync);
     assert_eq!(sender, ["priv SeBackupPrivilege enabled", "priv SeRestorePrivilege disabled"]);
-    let receiver = privs(&["--server", "-logDtpre.iLsfxCIvu", ".", "C:/x/"], "rsync");
+    let receiver = privs(&["--server", "-logDtpre.iLsfxCIvu", ".", "C:/x/"], Program::Rsync);
     assert_eq!(receiver, ["priv SeBackupPrivilege enabled", "priv SeRestorePrivilege enabled"]);
-    let command = privs(&["--server"], "command");
+    let command = privs(&["--server"], Program::Command);
     assert_eq!(command, ["priv SeBackupPrivilege enabled", "priv SeRestorePrivilege disabled"]);
 }
 
@@ -527,8 +532,8 @@ fn child_gets_exact_arguments_and_its_status_comes_back() {
 fn console_event_ends_rsync_and_is_held_for_cleanup() {
     let _g = serial();
     ffi::reset_stopping();
-    Platform::hold_signals().unwrap();
-    assert_eq!(Platform::pending_signal(), None);
+    Platform.hold_signals().unwrap();
+    assert_eq!(Platform.pending_signal(), None);
     let t = std::thread::spawn(|| {
         std::thread::sleep(std::time::Duration::from_millis(1500));
         ffi::raise_console_event(0 /* CTRL_C_EVENT */);
@@ -539,7 +544,7 @@ fn console_event_ends_rsync_and_is_held_for_cleanup() {
     assert!(started.elapsed().as_secs() < 30, "rsync was not ended");
     assert_eq!(status, ffi::KILLED_STATUS as u8);
     assert_eq!(lines, ["long"]);
-    assert_eq!(Platform::pending_signal(), Some(2));
+    assert_eq!(Platform.pending_signal(), Some(2));
     ffi::reset_stopping();
 }
 
@@ -550,7 +555,7 @@ fn a_console_event_during_creation_ends_it_with_130_not_after_vss_timeout() {
     let dir = source_tree("stop");
     let mut cfg = cfg_for(Expose::DevicePath, false);
     cfg.vss_timeout = 600;
-    let mut p = Platform::provider(&cfg, std::slice::from_ref(&dir)).unwrap();
+    let mut p = Platform.provider(&cfg, std::slice::from_ref(&dir)).unwrap();
     ffi::raise_console_event(0 /* CTRL_C_EVENT */);
     let started = std::time::Instant::now();
     let err = p.create(std::slice::from_ref(&dir)).err().expect("stopped");
@@ -566,13 +571,13 @@ fn a_console_event_during_creation_ends_it_with_130_not_after_vss_timeout() {
 fn another_users_logoff_does_not_end_a_backup_run_over_ssh() {
     let _g = serial();
     ffi::reset_stopping();
-    Platform::hold_signals().unwrap();
+    Platform.hold_signals().unwrap();
     std::env::set_var("SSH_CONNECTION", "192.0.2.1 50000 192.0.2.2 22");
     ffi::raise_console_event(5 /* CTRL_LOGOFF_EVENT */);
     assert!(!ffi::stopping(), "a logoff under sshd ended the run");
     std::env::remove_var("SSH_CONNECTION");
     // At a console of its own, a logoff is this session's: the run ends.
-    Platform::finished();
+    Platform.finished();
     ffi::raise_console_event(5);
     assert!(ffi::stopping());
     ffi::reset_stopping();
@@ -582,7 +587,7 @@ fn another_users_logoff_does_not_end_a_backup_run_over_ssh() {
 fn a_close_event_waits_for_the_cleanup_not_a_timer() {
     let _g = serial();
     ffi::reset_stopping();
-    Platform::hold_signals().unwrap();
+    Platform.hold_signals().unwrap();
     let started = std::time::Instant::now();
     let t = std::thread::spawn(|| {
         ffi::raise_console_event(2 /* CTRL_CLOSE_EVENT */);
@@ -591,7 +596,7 @@ fn a_close_event_waits_for_the_cleanup_not_a_timer() {
     std::thread::sleep(std::time::Duration::from_millis(400));
     assert!(!t.is_finished(), "the handler returned before the cleanup");
     let cleaned = std::time::Instant::now();
-    Platform::finished();
+    Platform.finished();
     let returned = t.join().unwrap();
     assert!(returned >= cleaned, "the handler returned before the cleanup");
     assert!(returned.duration_since(started).as_millis() < 3000, "the handler waited out a timer: {:?}", returned.duration_since(started));
@@ -629,13 +634,13 @@ fn missing_vss_fails_with_its_status_or_falls_back_to_live() {
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
 
-    let err = crate::run::rsync(&cfg_for(Expose::DriveLetter, false), &crate::cli::Options::default(), argv.clone())
+    let err = crate::run::rsync(&Platform, &cfg_for(Expose::DriveLetter, false), &crate::cli::Options::default(), argv.clone())
         .expect_err("VSS cannot work under wine");
     assert_eq!(err.exit_code(), crate::provider::vss::status::UNAVAILABLE, "{err}");
     assert!(err.to_string().contains("on_snapshot_failure"), "{err}");
     assert!(!out.exists(), "rsync must not run when the snapshot failed");
 
-    let status = crate::run::rsync(&cfg_for(Expose::DriveLetter, true), &crate::cli::Options::default(), argv.clone()).unwrap();
+    let status = crate::run::rsync(&Platform, &cfg_for(Expose::DriveLetter, true), &crate::cli::Options::default(), argv.clone()).unwrap();
     assert_eq!(status, 0);
     let text = std::fs::read_to_string(&out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -651,12 +656,12 @@ fn a_run_with_a_cygwin_root_source_fails_83_or_goes_live_with_a_warning() {
     let out = scratch("cygroot-out").join("out.txt");
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
-    let err = crate::run::rsync(&cfg_for(Expose::DevicePath, false), &crate::cli::Options::default(), argv.clone())
+    let err = crate::run::rsync(&Platform, &cfg_for(Expose::DevicePath, false), &crate::cli::Options::default(), argv.clone())
         .expect_err("a cygwin-root source is refused");
     assert_eq!(err.exit_code(), crate::error::status::NO_PROVIDER, "{err}");
     assert!(err.to_string().contains("/home/alice/") && err.to_string().contains("on_snapshot_failure"), "{err}");
     assert!(!out.exists(), "rsync must not run");
-    let status = crate::run::rsync(&cfg_for(Expose::DevicePath, true), &crate::cli::Options::default(), argv).unwrap();
+    let status = crate::run::rsync(&Platform, &cfg_for(Expose::DevicePath, true), &crate::cli::Options::default(), argv).unwrap();
     assert_eq!(status, 0);
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().nth(4), Some("/home/alice/"), "live: the argv unchanged\n{text}");
@@ -670,15 +675,14 @@ fn end_to_end_with_the_directory_double() {
     ffi::reset_stopping();
     let dir = source_tree("e2e");
     let snaps = scratch("e2e-snaps");
-    dir_double::install(&snaps);
+    let double = dir_double::DirSystem::new(&snaps);
     let arg = format!("{}\\", dir.display());
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
     let out = scratch("e2e-out").join("out.txt");
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     std::env::set_var("SNAPRSYNC_ECHO_EXIT", "24");
 
-    let status = crate::run::rsync(&cfg_for(Expose::DevicePath, false), &crate::cli::Options::default(), argv).unwrap();
-    dir_double::uninstall();
+    let status = crate::run::rsync(&double, &cfg_for(Expose::DevicePath, false), &crate::cli::Options::default(), argv).unwrap();
     // The live file changes after the "snapshot": rsync must have read the copy.
     assert_eq!(status, 24, "rsync's status is passed through");
     let text = std::fs::read_to_string(&out).unwrap();
@@ -702,16 +706,14 @@ fn a_shadow_copy_that_vanishes_mid_run_fails_the_run_with_93() {
     let dir = source_tree("vanish");
     let snaps = scratch("vanish-snaps");
     let out = scratch("vanish-out").join("out.txt");
-    dir_double::install(&snaps);
-    dir_double::vanish_when(&out);
+    let double = dir_double::DirSystem::new(&snaps).vanish_when(&out);
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     std::env::set_var("SNAPRSYNC_ECHO_EXIT", "24");
     std::env::set_var("SNAPRSYNC_ECHO_SLEEP", "1500");
     let arg = format!("{}\\", dir.display());
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
-    let r = crate::run::rsync(&cfg_for(Expose::DevicePath, true), &crate::cli::Options::default(), argv);
+    let r = crate::run::rsync(&double, &cfg_for(Expose::DevicePath, true), &crate::cli::Options::default(), argv);
     std::env::remove_var("SNAPRSYNC_ECHO_SLEEP");
-    dir_double::uninstall();
     let err = r.expect_err("a vanished shadow copy must fail the run");
     assert_eq!(err.exit_code(), crate::error::status::SNAPSHOT_OVERFLOW, "{err}");
     let msg = err.to_string();
@@ -756,10 +758,8 @@ fn exec_shows_the_snapshot_where_the_environment_says() {
     std::env::set_var("SNAPRSYNC_ECHO_CLOBBER", dir.join("probe.txt"));
     let echo = echo_exe().display().to_string();
     let cfg = Config { post_snapshot: Some(vec![echo.clone()]), ..cfg_for(Expose::DevicePath, false) };
-    dir_double::install(&snaps);
     let exec = crate::cli::Exec { paths: vec![dir.clone().into()], command: os(&[&echo, "arg one", r"C:\x y\"]) };
-    let status = crate::exec::run(&cfg, &crate::cli::Options::default(), exec);
-    dir_double::uninstall();
+    let status = crate::exec::run(&dir_double::DirSystem::new(&snaps), &cfg, &crate::cli::Options::default(), exec);
     std::env::remove_var("SNAPRSYNC_ECHO_CLOBBER");
     std::env::remove_var("SNAPRSYNC_ECHO_HOOK_OUT");
     assert_eq!(status.unwrap(), 7, "the command's status is exec's");
@@ -795,10 +795,9 @@ fn exec_with_a_failing_hook_is_94_and_runs_nothing() {
     let out = scratch("exec-hook-out").join("out.txt");
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     let cfg = Config { pre_snapshot: Some(vec![r"C:\nonexistent\hook.exe".into()]), ..cfg_for(Expose::DevicePath, false) };
-    dir_double::install(&snaps);
     let exec = crate::cli::Exec { paths: vec![dir.into()], command: os(&[&echo_exe().display().to_string()]) };
-    let err = crate::exec::run(&cfg, &crate::cli::Options::default(), exec).expect_err("the hook cannot start");
-    dir_double::uninstall();
+    let err = crate::exec::run(&dir_double::DirSystem::new(&snaps), &cfg, &crate::cli::Options::default(), exec)
+        .expect_err("the hook cannot start");
     assert_eq!(err.exit_code(), crate::error::status::HOOK, "{err}");
     assert!(!out.exists(), "the command must not run");
     assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 0);
@@ -815,7 +814,11 @@ fn link_fixture() -> (String, String) {
 /// A set shadowing C: (copy 9) and Z: (copy 10), as VSS would name them.
 fn c_and_z() -> SnapshotSet {
     let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: o.into(), mount: None };
-    SnapshotSet { provider: "vss", volumes: vec![v(r"C:\", SHADOW), v(r"Z:\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\")] }
+    SnapshotSet {
+        provider: "vss",
+        volumes: vec![v(r"C:\", SHADOW), v(r"Z:\", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy10\")],
+        views: Vec::new(),
+    }
 }
 
 /// `Z:\a\b` → `a/b`.
@@ -832,11 +835,11 @@ fn a_source_through_a_linked_folder_is_read_on_the_volume_it_leads_to() {
     let lexical = PathBuf::from(format!(r"{data}\link\sub"));
     assert_eq!(crate::provider::vss::volume::volume_path_name(&lexical).unwrap(), r"C:\");
     // Walked through (trailing slash, or a component below it): where it leads.
-    assert_eq!(Platform::source_path(format!("{posix}/link/sub/").as_ref()), Some(PathBuf::from(format!(r"{target}\sub"))));
-    assert_eq!(Platform::source_path(format!("{posix}/link/").as_ref()), Some(PathBuf::from(&target)));
+    assert_eq!(Platform.source_path(format!("{posix}/link/sub/").as_ref()), Some(PathBuf::from(format!(r"{target}\sub"))));
+    assert_eq!(Platform.source_path(format!("{posix}/link/").as_ref()), Some(PathBuf::from(&target)));
     // The last component without a slash is read as itself (rsync copies the
     // link, from C:'s shadow copy).
-    assert_eq!(Platform::source_path(format!("{posix}/link").as_ref()), Some(PathBuf::from(format!(r"{data}\link"))));
+    assert_eq!(Platform.source_path(format!("{posix}/link").as_ref()), Some(PathBuf::from(format!(r"{data}\link"))));
 
     let cygdrive = format!("/cygdrive/c/{}", below_root(&data, "/"));
     let z = below_root(&target, "/");
@@ -903,7 +906,7 @@ fn a_volume_guid_source_is_read_as_its_drive() {
     let guid = crate::provider::vss::volume::volume_guid(r"C:\").unwrap();
     assert!(guid.starts_with(r"\\?\Volume{"), "{guid}");
     let arg = format!("{guid}{}\\", below_root(&dir.to_string_lossy(), "\\"));
-    assert_eq!(Platform::source_path(arg.as_ref()), Some(dir.clone()));
+    assert_eq!(Platform.source_path(arg.as_ref()), Some(dir.clone()));
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
     let inv = crate::rsync_args::parse(&argv).unwrap();
     for (flavor, want) in [
@@ -921,15 +924,14 @@ fn a_volume_guid_source_is_read_as_its_drive() {
 fn run_with_double(cfg: &Config, argv: &[OsString], mounts: Option<&[String]>) -> (Result<u8>, Vec<String>, PathBuf) {
     ffi::reset_stopping();
     let snaps = scratch("double-snaps");
-    dir_double::install(&snaps);
+    let mut double = dir_double::DirSystem::new(&snaps);
     if let Some(m) = mounts {
-        dir_double::pretend_mounts(m);
+        double = double.pretend_mounts(m);
     }
     let out = scratch("double-out").join("out.txt");
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
-    let r = crate::run::rsync(cfg, &crate::cli::Options::default(), argv.to_vec());
-    dir_double::uninstall();
+    let r = crate::run::rsync(&double, cfg, &crate::cli::Options::default(), argv.to_vec());
     let lines = std::fs::read_to_string(&out).unwrap_or_default().lines().map(str::to_owned).collect();
     (r, lines, snaps)
 }
@@ -1018,7 +1020,7 @@ fn a_cygwin_or_msys_rsync_gets_its_arguments_exactly() {
         }
         let out = dir.join("out.txt");
         std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
-        let launch = Launch { program: exe, args: os(args), env: Vec::new(), what: "rsync", watch_peer: true };
+        let launch = Launch { program: exe, args: os(args), env: Vec::new(), what: Program::Rsync, watch_peer: true };
         let r = run_child(&launch);
         (r, std::fs::read_to_string(&out).unwrap_or_default().split('\n').map(str::to_owned).collect::<Vec<_>>())
     };
@@ -1143,14 +1145,11 @@ fn selftest_lists_through_each_exposure() {
 }
 
 /// The directory double, driven directly.
-struct DirDoubleForTest(Box<dyn crate::provider::Provider>);
+struct DirDoubleForTest(Box<dyn crate::provider::Snapshotter>);
 
 impl DirDoubleForTest {
     fn new(scratch: &Path) -> Self {
-        dir_double::install(scratch);
-        let p = dir_double::installed().unwrap();
-        dir_double::uninstall();
-        DirDoubleForTest(p)
+        DirDoubleForTest(Box::new(dir_double::DirDouble::new(scratch)))
     }
     fn create(&mut self, sources: &[PathBuf]) -> SnapshotSet {
         self.0.create(sources).unwrap()
