@@ -679,3 +679,56 @@ fn a_bind_mounted_directory_inside_a_subvolume_is_read_from_its_snapshot_alone()
     assert_eq!(crate::support::tree::names(&dest), ["file"], "the bound directory, nothing else of the subvolume");
     w.assert_nothing_left("bind-mounted directory");
 }
+
+/// Several subvolumes in one run (a source with two nested below it): the
+/// log says "one instant" only when every snapshot was made in one
+/// transaction commit, as each snapshot's generation at creation tells
+/// (`btrfs subvolume show`, read while the run holds its snapshots); else it
+/// names the commits. Over several runs, with a writer committing on the
+/// same filesystem, so that both outcomes can occur.
+#[test]
+fn the_log_says_one_instant_only_for_snapshots_of_one_btrfs_commit() {
+    let w = small_world("exec-commit", "");
+    for sub in ["a", "b"] {
+        testbed::btrfs::create_subvolume(&w.src().join(sub));
+    }
+    let writer = Writer::start(&w.fs.mnt().join("busy"), torture::Config { files: 50, size: 64 * 1024 }).expect("start torture writer");
+    let (mut one, mut several) = (0, 0);
+    for round in 0..6 {
+        fs::write(w.log_path(), "").unwrap();
+        let hold = w.path(&format!("hold{round}"));
+        let mut child = w.exec(&[&w.src()], &["true"]).env("SNAPRSYNC_FAULT", format!("after-create:hold={}", hold.display())).spawn();
+        let held = w.path(&format!("hold{round}.held"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !held.exists() {
+            assert!(Instant::now() < deadline, "the run never reached its snapshots\n{}", w.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut generations: Vec<u64> = Vec::new();
+        for snap in w.fs.subvolumes().into_iter().filter(|p| p.contains(".snaprsync/") && p.contains("snaprsync-")) {
+            let shown = cmd("btrfs").args(["subvolume", "show"]).arg(w.fs.mnt().join(&snap)).ok().stdout_str();
+            let gen =
+                shown.lines().find_map(|l| l.trim().strip_prefix("Gen at creation:")).expect("btrfs subvolume show says the generation");
+            generations.push(gen.trim().parse().unwrap());
+        }
+        fs::write(&hold, "").unwrap();
+        assert!(child.wait().unwrap().success(), "{}", w.log());
+        assert_eq!(generations.len(), 3, "round {round}: three snapshots\n{}", w.log());
+        let log = w.log();
+        let said =
+            log.lines().find(|l| l.contains("btrfs: 3 subvolumes snapshotted")).unwrap_or_else(|| panic!("no line on the commits\n{log}"));
+        if generations.iter().all(|g| *g == generations[0]) {
+            one += 1;
+            assert!(
+                said.ends_with(&format!("at one instant (one transaction commit, generation {})", generations[0])),
+                "{generations:?}: {said}"
+            );
+        } else {
+            several += 1;
+            assert!(!said.contains("one instant") && said.contains("transaction commits"), "{generations:?}: {said}");
+        }
+    }
+    writer.stop().expect("the writer wrote");
+    eprintln!("one commit: {one} of 6 runs; several: {several}");
+    w.assert_nothing_left("commit generations");
+}

@@ -507,6 +507,46 @@ fn make_snapshot(origin: &Path, snap: &Path) -> Result<()> {
     })
 }
 
+/// The transaction in which the snapshot at `snap` was made (its root's
+/// `otransid`, "Gen at creation" in `btrfs subvolume show`), if it can be read.
+fn created_in(snap: &Path) -> Option<u64> {
+    let dir = open_dir(snap, true).ok()?;
+    btrfs_uapi::subvolume::subvolume_info(dir.as_fd()).ok().map(|info| info.otransid)
+}
+
+/// Pure: what the log says of a run's snapshots, given each one's filesystem
+/// (its mount's `major:minor`) and creation transaction. Snapshots made at
+/// once often share a commit, but nothing in btrfs makes them: "one instant"
+/// only when every one was made in the same commit of the same filesystem.
+/// Nothing for one snapshot.
+pub fn commit_summary(made: &[(String, Option<u64>)]) -> Option<String> {
+    if made.len() < 2 {
+        return None;
+    }
+    let generations: Vec<String> = made.iter().map(|(_, g)| g.map_or_else(|| "unknown".into(), |g| g.to_string())).collect();
+    let generations = generations.join(", ");
+    let n = made.len();
+    let mut commits: Vec<(&str, u64)> = Vec::new();
+    for (fs, g) in made {
+        let Some(g) = g else {
+            return Some(format!(
+                "btrfs: {n} subvolumes snapshotted (generations {generations}): whether in one transaction commit cannot be told,                  so each is taken for its own point in time"
+            ));
+        };
+        if !commits.contains(&(fs.as_str(), *g)) {
+            commits.push((fs.as_str(), *g));
+        }
+    }
+    Some(match commits.as_slice() {
+        [(_, g)] => format!("btrfs: {n} subvolumes snapshotted at one instant (one transaction commit, generation {g})"),
+        _ => format!(
+            "btrfs: {n} subvolumes snapshotted in {} transaction commits (generations {generations}), each its own point in time: \
+             btrfs does not guarantee one commit",
+            commits.len()
+        ),
+    })
+}
+
 /// Runs `f` on every job, on up to [`MAX_PARALLEL`] threads, and returns the
 /// results in the jobs' order. If a thread cannot be started, the ones there
 /// are (this one at least) do all the jobs.
@@ -655,6 +695,7 @@ impl Snapshotter for Btrfs {
         // Each mount's snapshot directory, checked once however many origins it holds.
         let mut dirs: Vec<(&Mount, PathBuf)> = Vec::new();
         let mut jobs = Vec::new();
+        let mut filesystems = Vec::new();
         for (n, (origin, mount)) in origins.iter().enumerate() {
             let dir = match dirs.iter().find(|(m, _)| *m == mount) {
                 Some((_, dir)) => dir.clone(),
@@ -665,6 +706,7 @@ impl Snapshotter for Btrfs {
                 }
             };
             jobs.push((origin, snapshot_place(&dir, &format!("{}-{n}", self.stamp))));
+            filesystems.push(mount.dev.clone());
         }
         // All at once: snapshots made together can share transaction commits.
         let made = in_parallel(&jobs, |(origin, snap)| make_snapshot(origin, snap));
@@ -684,6 +726,13 @@ impl Snapshotter for Btrfs {
                     arg: at.display().to_string(),
                     why: format!("no snapshot of this run holds {}", live.display()),
                 });
+            }
+        }
+        if failed.is_none() {
+            let made: Vec<(String, Option<u64>)> =
+                filesystems.into_iter().zip(&set.volumes).map(|(fs, v)| (fs, created_in(&v.snapshot))).collect();
+            if let Some(said) = commit_summary(&made) {
+                log::info!("{said}");
             }
         }
         match failed {
@@ -776,6 +825,30 @@ use crate::journal::stamp_of_name as stamp_of;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// "one instant" only for snapshots of one commit of one filesystem.
+    #[test]
+    fn one_instant_only_when_every_snapshot_shares_one_commit() {
+        let fs = |d: &str, g: Option<u64>| (d.to_owned(), g);
+        assert_eq!(commit_summary(&[]), None);
+        assert_eq!(commit_summary(&[fs("0:40", Some(7))]), None);
+        let one = commit_summary(&[fs("0:40", Some(7)), fs("0:40", Some(7)), fs("0:40", Some(7))]).unwrap();
+        assert_eq!(one, "btrfs: 3 subvolumes snapshotted at one instant (one transaction commit, generation 7)");
+        for not_one in [
+            vec![fs("0:40", Some(7)), fs("0:40", Some(8))],
+            vec![fs("0:40", Some(7)), fs("0:41", Some(7))],
+            vec![fs("0:40", Some(7)), fs("0:40", None)],
+        ] {
+            let said = commit_summary(&not_one).unwrap();
+            assert!(!said.contains("one instant"), "{said}");
+            assert!(said.contains("its own point in time"), "{said}");
+        }
+        assert_eq!(
+            commit_summary(&[fs("0:40", Some(7)), fs("0:40", Some(8)), fs("0:40", Some(7))]).unwrap(),
+            "btrfs: 3 subvolumes snapshotted in 2 transaction commits (generations 7, 8, 7), each its own point in time: \
+             btrfs does not guarantee one commit"
+        );
+    }
 
     #[test]
     fn parses_subvolume_list() {
