@@ -19,6 +19,8 @@ pub struct Cmd {
     args: Vec<OsString>,
     /// Run with no variable of snaprsync's own environment ([`Cmd::system`]).
     clean: bool,
+    /// Not logged ([`Cmd::unlogged`]).
+    unlogged: bool,
 }
 
 /// Where [`Cmd::system`] looks for a program, and the `PATH` it runs with.
@@ -26,7 +28,7 @@ pub const SYSTEM_DIRS: &[&str] = &["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
 impl Cmd {
     pub fn new(program: impl Into<OsString>) -> Self {
-        Cmd { program: program.into(), args: Vec::new(), clean: false }
+        Cmd { program: program.into(), args: Vec::new(), clean: false, unlogged: false }
     }
 
     /// `name` from [`SYSTEM_DIRS`], not from `PATH`, run with an environment
@@ -34,7 +36,15 @@ impl Cmd {
     /// mode decides by, which the ssh session's variables must not steer.
     pub fn system(name: &str) -> Self {
         let program = SYSTEM_DIRS.iter().map(|d| std::path::Path::new(d).join(name)).find(|p| p.is_file());
-        Cmd { program: program.map_or_else(|| name.into(), |p| p.into_os_string()), args: Vec::new(), clean: true }
+        Cmd { program: program.map_or_else(|| name.into(), |p| p.into_os_string()), args: Vec::new(), clean: true, unlogged: false }
+    }
+
+    /// Not logged when run: for what undoes a filesystem freeze, which must
+    /// not wait for a log write (a log or stderr on a frozen filesystem, or
+    /// the lock of one that waits there). Its failure still names it.
+    pub fn unlogged(mut self) -> Self {
+        self.unlogged = true;
+        self
     }
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
@@ -49,7 +59,9 @@ impl Cmd {
 
     /// Runs it, and returns its stdout as it is (file names need not be UTF-8).
     pub fn run_bytes(&self) -> Result<Vec<u8>> {
-        log::debug!("running: {self}");
+        if !self.unlogged {
+            log::debug!("running: {self}");
+        }
         let mut command = Command::new(&self.program);
         if self.clean {
             command.env_clear().env("PATH", SYSTEM_DIRS.join(":"));

@@ -68,6 +68,16 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Sweeper, dry_run: bool, busy:
             None
         }
     };
+    // A run killed while it held filesystems frozen (LVM's one instant): its
+    // devices are resumed and its filesystems thawed before anything else, so
+    // that no listing or removal waits on them. No live run holds a freeze
+    // now: a run holds this lock while it does.
+    #[cfg(target_os = "linux")]
+    if !dry_run {
+        for e in journal.read().0.iter().filter(|e| !e.frozen.is_empty() && !e.alive()) {
+            crate::provider::freeze::thaw_left(&e.frozen);
+        }
+    }
     let mut report = Report::default();
     let list = |provider: &dyn Sweeper| {
         provider.leftovers().unwrap_or_else(|e| {
@@ -116,14 +126,6 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Sweeper, dry_run: bool, busy:
                 log::warn!("sweep: {err}; its run's snapshots are left for the next sweep");
                 live.insert(e.stamp);
             }
-        }
-    }
-    // A run killed while it held filesystems frozen (LVM's one instant): they
-    // are thawed first, since removing a snapshot suspends its origin.
-    #[cfg(target_os = "linux")]
-    if !dry_run {
-        for e in dead.iter().filter(|e| !e.frozen.is_empty()) {
-            crate::provider::freeze::thaw_left(&e.frozen);
         }
     }
     // A snapshot with no entry here may belong to a live run that journals

@@ -44,6 +44,9 @@ const CHECKS: &[&str] = &[
     "freeze-none-torn",
     "control-torn-across",
     "writer-stall",
+    "kill-in-freeze-window",
+    "freeze-timeout",
+    "freeze-timeout-in-lvm",
 ];
 
 #[test]

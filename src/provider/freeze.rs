@@ -58,7 +58,7 @@ impl Dm {
     /// Resumes it if it is suspended.
     fn resume(&self) -> Result<()> {
         if self.suspended() {
-            Cmd::new("dmsetup").arg("resume").arg(&self.name).run()?;
+            Cmd::new("dmsetup").arg("resume").arg(&self.name).unlogged().run()?;
         }
         Ok(())
     }
@@ -70,7 +70,7 @@ fn freeze(mount_point: &Path) -> Result<()> {
 
 /// Thaws; one that is not frozen (EINVAL) counts as thawed.
 fn thaw(mount_point: &Path) -> Result<bool> {
-    match Cmd::new("fsfreeze").arg("-u").arg(mount_point).run() {
+    match Cmd::new("fsfreeze").arg("-u").arg(mount_point).unlogged().run() {
         Ok(_) => Ok(true),
         Err(e) if e.to_string().contains("Invalid argument") => Ok(false),
         Err(e) => Err(e),

@@ -193,12 +193,24 @@ fi
 # written across the thick ext4, the thick XFS and the thin XFS volume, over
 # and over: ext's counter first, then xfs's, then thin's, each by a rename. At
 # any instant ext >= xfs >= thin >= ext - 1; a copy that shows anything else
-# was not read from one instant across the volumes. rsync reads ext's counter,
-# then 4 MB of ext, then the other two. Under emulation each LVM and freeze
-# command takes a few tenths of a second: lvm_freeze_timeout is raised.
+# was not read from one instant across the volumes. Under emulation each LVM
+# and freeze command takes a few tenths of a second: lvm_freeze_timeout is
+# raised. Every step that could wait on a frozen filesystem runs under a
+# timeout, and nothing here reads or writes a volume while it may be frozen
+# but through `writable`, which never waits for its probe.
 for fs in ext xfs thin; do mkdir -p "$work/$fs/pair"; echo 0 > "$work/$fs/pair/c-$fs"; done
 head -c 4M /dev/urandom > "$work/ext/pair/c-f-bulk"
-chain() { "$TESTBED" chain "$1" "$work/chain.stats" "$work/ext/pair/c-ext" "$work/xfs/pair/c-xfs" "$work/thin/pair/c-thin"; }
+# chain NAME: the writer, in the background, its numbers in $work/chain-NAME.stats
+# once $work/chain-NAME.stats.stop exists; chain_end NAME stops it (at most 60 s).
+chain() {
+  rm -f "$work/chain-$1.stats" "$work/chain-$1.stats.stop"
+  timeout -k 5 600 "$TESTBED" chain 590 "$work/chain-$1.stats" "$work/ext/pair/c-ext" "$work/xfs/pair/c-xfs" "$work/thin/pair/c-thin" &
+  sleep 1
+}
+chain_end() {
+  touch "$work/chain-$1.stats.stop"
+  for _ in $(seq 600); do [ -s "$work/chain-$1.stats" ] && break; sleep 0.1; done
+}
 # Whether a copy holds the counters of one instant.
 instant() {
   local e x t
@@ -210,8 +222,32 @@ instant() {
   echo "$e/$x/$t"
 }
 pairs() { echo "$work/ext/pair/" "$work/xfs/pair/" "$work/thin/pair/"; }
-rm -f "$work/chain.stats.stop"; chain 300 & chainer=$!
-sleep 1
+# snap ARGS: snaprsync with this scenario's config, at most 120 s.
+snap() { timeout -k 5 120 "$SNAPRSYNC" --snap-config="$work/cfg.toml" "$@"; }
+# writable [SECONDS]: the volumes among ext, xfs and thin where a write did
+# not end within 10 s, or SECONDS (frozen, or on a suspended device). Each
+# probe runs in the background and is never waited for, nor holds an output
+# of this script's: one held by a frozen filesystem cannot hold this script;
+# it ends once that is thawed.
+writable() {
+  local fs blocked="" n
+  n=$(date +%s%N)
+  for fs in ext xfs thin; do
+    # Its own stdout: one held open by a waiting probe would hold $(writable).
+    ( echo x > "$work/$fs/.probe-$n" && touch "$work/probe-$n-$fs" ) </dev/null >/dev/null 2>&1 &
+  done
+  for _ in $(seq $((${1:-10} * 10))); do
+    [ -e "$work/probe-$n-ext" ] && [ -e "$work/probe-$n-xfs" ] && [ -e "$work/probe-$n-thin" ] && break
+    sleep 0.1
+  done
+  for fs in ext xfs thin; do [ -e "$work/probe-$n-$fs" ] || blocked="$blocked $fs"; done
+  echo "${blocked# }"
+}
+# Device-mapper devices suspended now, and snaprsync's mounts.
+suspended() { timeout -k 2 20 dmsetup info -c --noheadings -o name,suspended 2>&1 | grep -c -v Active || true; }
+snap_mounts() { grep -c snaprsync- /proc/self/mountinfo || true; }
+
+chain all
 config 'lvm_snapshot_size = "25%"
 lvm_freeze_timeout = 60'
 : > "$work/snaprsync.log"
@@ -219,10 +255,11 @@ good=0 seen=""
 for i in 1 2 3 4 5 6; do
   rm -rf "$work/inst"
   # shellcheck disable=SC2046
-  "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a $(pairs) "$work/inst/" 2>>"$work/inst.err"; rc=$?
+  snap -a $(pairs) "$work/inst/" 2>>"$work/inst.err"; rc=$?
   v=$(instant "$work/inst") && [ "$rc" = 0 ] && good=$((good + 1))
   seen="$seen $v(status $rc)"
 done
+chain_end all
 said=$(grep -c "3 volumes snapshotted at one instant" "$work/snaprsync.log")
 [ "$good" = 6 ] && [ "$said" = 6 ] && result instant-across-lvs ok "6 of 6 copies one instant:$seen" \
   || result instant-across-lvs fail "$good of 6 one instant, the log said so $said times:$seen $(tail -3 "$work/inst.err") $(grep -v ' DEBUG ' "$work/snaprsync.log" | tail -5)"
@@ -230,6 +267,7 @@ ms=$(grep -o 'freeze_ms=[0-9]*' "$work/snaprsync.log" | cut -d= -f2 | sort -n | 
 [ -n "$ms" ] && result freeze-ms-logged ok "$ms" || result freeze-ms-logged fail
 # The check can fail: lvm_freeze = "none" (each snapshot its own instant),
 # and plain rsync slowed down, are caught torn across the volumes.
+chain none
 config 'lvm_snapshot_size = "25%"
 lvm_freeze = "none"'
 : > "$work/snaprsync.log"
@@ -237,17 +275,102 @@ torn=0 seen=""
 for i in 1 2 3; do
   rm -rf "$work/none"
   # shellcheck disable=SC2046
-  "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a $(pairs) "$work/none/" 2>/dev/null
+  snap -a $(pairs) "$work/none/" 2>/dev/null
   v=$(instant "$work/none") || torn=$((torn + 1))
   seen="$seen $v"
 done
 grep -q "one after another, each its own point in time" "$work/snaprsync.log" && ! grep -q "one instant" "$work/snaprsync.log" \
   && [ "$torn" != 0 ] && result freeze-none-torn ok "$torn of 3 torn:$seen" || result freeze-none-torn fail "$torn of 3 torn:$seen"
 # shellcheck disable=SC2046
-rsync -a --bwlimit=2000 $(pairs) "$work/plain-pair/"
+timeout -k 5 120 rsync -a --bwlimit=2000 $(pairs) "$work/plain-pair/"
 v=$(instant "$work/plain-pair") && result control-torn-across fail "plain rsync looked one instant: $v" || result control-torn-across ok "$v"
-touch "$work/chain.stats.stop"; wait $chainer
-# The writer's longest step while the runs above froze it, and its usual one.
-[ -s "$work/chain.stats" ] && result writer-stall ok "$(cat "$work/chain.stats")" || result writer-stall fail
+chain_end none
+# The writer's longest step while the runs above froze it (all), or LVM
+# alone suspended each volume (none), and its usual step.
+[ -s "$work/chain-all.stats" ] && [ -s "$work/chain-none.stats" ] \
+  && result writer-stall ok "all: $(cat "$work/chain-all.stats"); none: $(cat "$work/chain-none.stats")" || result writer-stall fail
 
-for fs in ext xfs thin; do umount "$work/$fs"; done
+# kill -9 inside the frozen window, 10 times, at every step of it: after each
+# freeze (a fault point holds the run there), while each lvcreate runs, and
+# once all snapshots are made. Each kill leaves a filesystem frozen (shown by
+# a write that does not end); after the sweep (`cleanup`, and a snapshot run
+# for the last kill) nothing is frozen, no device suspended, no snapshot LV,
+# no mount, no mount-point directory. An orphaned lvcreate is let finish first.
+config 'lvm_snapshot_size = "25%"
+lvm_freeze_timeout = 60'
+killed=0 clean=0 seen="" round=0
+for at in lvm-frozen lvm-suspended lvcreate:1 lvm-between lvcreate:2 lvcreate:3 lvm-snapped lvm-frozen lvcreate:1 lvm-suspended; do
+  : > "$work/snaprsync.log"
+  rm -rf "$work/gate" "$work/gate.held" "$work/in-window"
+  case $at in
+    lvcreate:*) fault="" n=${at#lvcreate:} ;;
+    *) fault="$at:hold=$work/gate" n="" ;;
+  esac
+  round=$((round + 1))
+  # shellcheck disable=SC2046
+  SNAPRSYNC_FAULT=$fault "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a $(pairs) "$work/in-window/" 2>/dev/null & victim=$!
+  for _ in $(seq 3000); do
+    if [ -n "$n" ]; then [ "$(grep -c 'running: lvcreate' "$work/snaprsync.log")" -ge "$n" ] && break
+    else [ -e "$work/gate.held" ] && break; fi
+    sleep 0.02
+  done
+  kill -9 $victim 2>/dev/null; wait $victim 2>/dev/null
+  for _ in $(seq 600); do pgrep -x lvcreate >/dev/null || break; sleep 0.1; done
+  left=$(writable 3) susp=$(suspended)
+  [ -n "$left" ] && killed=$((killed + 1))
+  if [ $round = 10 ]; then
+    # shellcheck disable=SC2046
+    snap -a $(pairs) "$work/after-window/" 2>/dev/null; rc=$?
+  else
+    snap cleanup >/dev/null 2>&1; rc=$?
+  fi
+  after=$(writable) asusp=$(suspended)
+  [ "$rc" = 0 ] && [ -z "$after" ] && [ "$asusp" = 0 ] && [ "$(snap_lvs)" = 0 ] && [ "$(snap_mounts)" = 0 ] && [ "$(mount_dirs)" = 0 ] \
+    && clean=$((clean + 1))
+  seen="$seen $at(frozen: ${left:-none}, suspended $susp; after: status $rc, frozen ${after:-none}, suspended $asusp, $(snap_lvs) LVs, $(snap_mounts) mounts, $(mount_dirs) dirs)"
+done
+[ "$killed" = 10 ] && [ "$clean" = 10 ] && result kill-in-freeze-window ok "10 kills, each left a filesystem frozen, all thawed by the sweep:$seen" \
+  || result kill-in-freeze-window fail "$killed of 10 kills left a filesystem frozen, $clean of 10 clean after the sweep:$seen"
+
+# Past lvm_freeze_timeout the run thaws, and fails with 81 naming the slow
+# step: an lvcreate of the ext4 volume held 8 s (a wrapper first in PATH)
+# against a limit of 4 s. The filesystems are writable again while that step
+# still runs; nothing is left.
+mkdir -p "$work/slow"
+cat > "$work/slow/lvcreate" <<SLOW
+#!/bin/sh
+case " \$* " in *" vg/ext "*) touch "$work/slow.started"; sleep 8; touch "$work/slow.slept" ;; esac
+exec $(command -v lvcreate) "\$@"
+SLOW
+chmod 755 "$work/slow/lvcreate"
+rm -f "$work/slow.started" "$work/slow.slept"
+config 'lvm_snapshot_size = "25%"
+lvm_freeze_timeout = 4'
+: > "$work/snaprsync.log"
+# shellcheck disable=SC2046
+PATH="$work/slow:$PATH" snap -a $(pairs) "$work/slow-out/" 2>"$work/slow.err" & victim=$!
+for _ in $(seq 600); do [ -e "$work/slow.started" ] && break; sleep 0.1; done
+sleep 5
+during=$(writable) still=no
+[ -e "$work/slow.slept" ] || still=yes
+wait $victim; rc=$?
+said=$(grep '^snaprsync:' "$work/slow.err" | tail -1)
+if [ "$rc" = 81 ] && [[ $said == *"lvcreate -s vg/ext"*"lvm_freeze_timeout = 4"* ]] && [ "$still" = yes ] && [ -z "$during" ] \
+  && [ -z "$(writable)" ] && [ "$(suspended)" = 0 ] && [ "$(snap_lvs)" = 0 ] && ! grep -q "one instant" "$work/snaprsync.log"; then
+  result freeze-timeout ok "$said"
+else
+  result freeze-timeout fail "status $rc, frozen while the step ran: ${during:-none} (step still running: $still), $(suspended) suspended, $(snap_lvs) LVs: $said"
+fi
+# The limit striking inside LVM's own steps (1 s, shorter than any window
+# under emulation): 81, and nothing left frozen, suspended or made.
+config 'lvm_snapshot_size = "25%"
+lvm_freeze_timeout = 1'
+# shellcheck disable=SC2046
+snap -a $(pairs) "$work/slow-out/" 2>"$work/slow.err"; rc=$?
+for _ in $(seq 600); do pgrep -x lvcreate >/dev/null || break; sleep 0.1; done
+said=$(grep '^snaprsync:' "$work/slow.err" | tail -1)
+[ "$rc" = 81 ] && [ -z "$(writable)" ] && [ "$(suspended)" = 0 ] && [ "$(snap_lvs)" = 0 ] && [ "$(snap_mounts)" = 0 ] \
+  && result freeze-timeout-in-lvm ok "$said" \
+  || result freeze-timeout-in-lvm fail "status $rc, frozen: $(writable), $(suspended) suspended, $(snap_lvs) LVs: $said"
+
+for fs in ext xfs thin; do timeout -k 2 60 umount "$work/$fs"; done
