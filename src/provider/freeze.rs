@@ -22,8 +22,14 @@
 //! a panic), a watchdog thread thaws when the window outlasts
 //! `lvm_freeze_timeout`, and for kill -9 the run's journal entry names the
 //! mount points before the first freeze, so that the sweep thaws what a dead
-//! run left frozen ([`thaw_left`]). Thawing a filesystem that is not frozen
-//! fails with EINVAL, which is taken for done.
+//! run left frozen ([`thaw_left`]), before it lists or removes anything.
+//! Thawing a filesystem that is not frozen fails with EINVAL, which is taken
+//! for done.
+//!
+//! What undoes a freeze never waits on one: `fsfreeze -u` and `dmsetup
+//! resume` are run unlogged ([`Cmd::unlogged`]: a log file or stderr on a
+//! frozen filesystem, or the lock of a writer waiting there, would hold the
+//! watchdog), and the watchdog logs nothing itself.
 //!
 //! `fsfreeze` (util-linux) is run through [`Cmd`]: neither rustix nor nix has
 //! a safe FIFREEZE, and `unsafe` is kept to the Windows FFI files.

@@ -101,7 +101,10 @@ torture check "$work/plain" >/dev/null 2>&1 && result control-torn fail "plain r
 # An overflowing thick snapshot: 1 MiB, and 40 MiB written to the origin while rsync reads.
 config 'lvm_snapshot_size = "1M"'
 head -c 20M /dev/urandom > "$work/ext/data/big"
-( sleep 1.5; dd if=/dev/urandom of="$work/ext/data/churn" bs=1M count=40 conv=fsync 2>/dev/null ) & churn=$!
+# The churn starts once the snapshot exists (under load lvcreate can take
+# longer than any fixed delay).
+( for _ in $(seq 600); do [ "$(snap_lvs)" != 0 ] && break; sleep 0.05; done
+  dd if=/dev/urandom of="$work/ext/data/churn" bs=1M count=40 conv=fsync 2>/dev/null ) & churn=$!
 "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a --bwlimit=5000 "$work/ext/data/" "$work/over/" 2>"$work/over.err"; rc=$?
 wait $churn
 said=$(grep '^snaprsync:' "$work/over.err" | tail -1)
@@ -198,6 +201,9 @@ fi
 # raised. Every step that could wait on a frozen filesystem runs under a
 # timeout, and nothing here reads or writes a volume while it may be frozen
 # but through `writable`, which never waits for its probe.
+# The copies of the checks above go: /tmp is a tmpfs of half the guest's memory.
+rm -rf "$work"/out-* "$work"/rel-* "$work"/rsnap "$work"/plain "$work"/over "$work"/nospace "$work"/pool "$work"/killed \
+  "$work"/after-kill "$work"/in-lvremove "$work"/after-lvremove "$work"/restricted "$work"/restricted-sub
 for fs in ext xfs thin; do mkdir -p "$work/$fs/pair"; echo 0 > "$work/$fs/pair/c-$fs"; done
 head -c 4M /dev/urandom > "$work/ext/pair/c-f-bulk"
 # chain NAME: the writer, in the background, its numbers in $work/chain-NAME.stats
@@ -310,13 +316,14 @@ for at in lvm-frozen lvm-suspended lvcreate:1 lvm-between lvcreate:2 lvcreate:3 
   # shellcheck disable=SC2046
   SNAPRSYNC_FAULT=$fault "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a $(pairs) "$work/in-window/" 2>/dev/null & victim=$!
   for _ in $(seq 3000); do
+    kill -0 $victim 2>/dev/null || break
     if [ -n "$n" ]; then [ "$(grep -c 'running: lvcreate' "$work/snaprsync.log")" -ge "$n" ] && break
     else [ -e "$work/gate.held" ] && break; fi
     sleep 0.02
   done
   kill -9 $victim 2>/dev/null; wait $victim 2>/dev/null
   for _ in $(seq 600); do pgrep -x lvcreate >/dev/null || break; sleep 0.1; done
-  left=$(writable 3) susp=$(suspended)
+  left=$(writable 2) susp=$(suspended)
   [ -n "$left" ] && killed=$((killed + 1))
   if [ $round = 10 ]; then
     # shellcheck disable=SC2046
@@ -349,7 +356,7 @@ lvm_freeze_timeout = 4'
 : > "$work/snaprsync.log"
 # shellcheck disable=SC2046
 PATH="$work/slow:$PATH" snap -a $(pairs) "$work/slow-out/" 2>"$work/slow.err" & victim=$!
-for _ in $(seq 600); do [ -e "$work/slow.started" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -e "$work/slow.started" ] || ! kill -0 $victim 2>/dev/null && break; sleep 0.1; done
 sleep 5
 during=$(writable) still=no
 [ -e "$work/slow.slept" ] || still=yes
