@@ -340,13 +340,13 @@ done
   || result kill-in-freeze-window fail "$killed of 10 kills left a filesystem frozen, $clean of 10 clean after the sweep:$seen"
 
 # Past lvm_freeze_timeout the run thaws, and fails with 81 naming the slow
-# step: an lvcreate of the ext4 volume held 8 s (a wrapper first in PATH)
+# step: an lvcreate of the ext4 volume held 12 s (a wrapper first in PATH)
 # against a limit of 4 s. The filesystems are writable again while that step
 # still runs; nothing is left.
 mkdir -p "$work/slow"
 cat > "$work/slow/lvcreate" <<SLOW
 #!/bin/sh
-case " \$* " in *" vg/ext "*) touch "$work/slow.started"; sleep 8; touch "$work/slow.slept" ;; esac
+case " \$* " in *" vg/ext "*) touch "$work/slow.started"; sleep 12; touch "$work/slow.slept" ;; esac
 exec $(command -v lvcreate) "\$@"
 SLOW
 chmod 755 "$work/slow/lvcreate"
@@ -358,8 +358,9 @@ lvm_freeze_timeout = 4'
 PATH="$work/slow:$PATH" snap -a $(pairs) "$work/slow-out/" 2>"$work/slow.err" & victim=$!
 for _ in $(seq 600); do [ -e "$work/slow.started" ] || ! kill -0 $victim 2>/dev/null && break; sleep 0.1; done
 sleep 5
-during=$(writable) still=no
+still=no
 [ -e "$work/slow.slept" ] || still=yes
+during=$(writable 2)
 wait $victim; rc=$?
 said=$(grep '^snaprsync:' "$work/slow.err" | tail -1)
 if [ "$rc" = 81 ] && [[ $said == *"lvcreate -s vg/ext"*"lvm_freeze_timeout = 4"* ]] && [ "$still" = yes ] && [ -z "$during" ] \
