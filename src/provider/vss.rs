@@ -89,6 +89,30 @@ pub fn failed_writers(status: &[(String, i32, u32)]) -> Vec<String> {
         .collect()
 }
 
+/// Pure: a `VSS_WRITER_STATE` as vss.h names it, without its prefix
+/// (`stable`, `failed at freeze`), for `selftest`'s report.
+pub fn writer_state_name(state: i32) -> String {
+    const NAMES: [&str; 16] = [
+        "unknown",
+        "stable",
+        "waiting for freeze",
+        "waiting for thaw",
+        "waiting for post snapshot",
+        "waiting for backup complete",
+        "failed at identify",
+        "failed at prepare backup",
+        "failed at prepare snapshot",
+        "failed at freeze",
+        "failed at thaw",
+        "failed at post snapshot",
+        "failed at backup complete",
+        "failed at pre restore",
+        "failed at post restore",
+        "failed at backup shutdown",
+    ];
+    usize::try_from(state).ok().and_then(|i| NAMES.get(i)).map_or_else(|| format!("state {state}"), |n| (*n).to_owned())
+}
+
 /// Retry pacing while another snapshot set is in progress, or after a
 /// writer could not flush or hold its writes in time.
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
@@ -277,6 +301,9 @@ pub struct Vss {
     require_writers: bool,
     /// `vss_provider`: GUID_NULL lets VSS choose.
     provider: com::GUID,
+    /// Each step of the sequence as it went, and the writers' states
+    /// (`selftest` reports them).
+    trace: std::sync::Mutex<Vec<String>>,
 }
 
 impl Vss {
@@ -288,7 +315,23 @@ impl Vss {
             stop: || false,
             require_writers: false,
             provider: com::GUID::default(),
+            trace: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// The sequence so far: each VSS step with its time, or how it failed,
+    /// and each writer's state.
+    pub fn trace(&self) -> Vec<String> {
+        self.trace.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn note(&self, line: String) {
+        self.trace.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    }
+
+    /// Notes a step that went, with the time it took.
+    fn went(&self, step: &str, since: Instant) {
+        self.note(format!("{step}: ok ({} ms)", since.elapsed().as_millis()));
     }
 
     /// The same, failing when a writer failed (`vss_writers = "require"`).
@@ -326,11 +369,15 @@ impl Vss {
         let stop = self.stop;
         let volumes: Vec<&String> = targets.iter().map(|(v, _)| v).collect();
         self.go_on("CreateVssBackupComponents")?;
+        let t = Instant::now();
         let bc = com::BackupComponents::create()?;
         bc.initialize_for_backup()?;
         bc.set_context(com::VSS_CTX_BACKUP)?;
         bc.set_backup_state(com::VSS_BT_COPY)?;
+        self.went("CreateVssBackupComponents, InitializeForBackup, SetContext(backup), SetBackupState(copy)", t);
+        let t = Instant::now();
         bc.gather_writer_metadata()?.wait(deadline, "GatherWriterMetadata", stop)?;
+        self.went("GatherWriterMetadata", t);
         if let Err((what, h)) = bc.free_writer_metadata() {
             log::debug!("vss: {what}: {h:#010x}");
         }
@@ -345,8 +392,10 @@ impl Vss {
                 return Err((format!("IsVolumeSupported({v})"), h));
             }
         }
+        self.note(format!("IsVolumeSupported({}): yes", volumes.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")));
         let set_id = bc.start_snapshot_set()?;
         log::debug!("vss: snapshot set {set_id}");
+        self.note(format!("StartSnapshotSet, AddToSnapshotSet: set {set_id}"));
         let mut ids = Vec::new();
         for (v, aliases) in targets {
             match bc.add_to_snapshot_set(v, self.provider) {
@@ -357,12 +406,20 @@ impl Vss {
                 }
             }
         }
+        let t = Instant::now();
         let prepared =
             self.go_on("PrepareForBackup").and_then(|()| bc.prepare_for_backup()).and_then(|a| a.wait(deadline, "PrepareForBackup", stop));
+        if prepared.is_ok() {
+            self.went("PrepareForBackup", t);
+        }
+        let t = Instant::now();
         let done = prepared
             .and_then(|()| self.go_on("DoSnapshotSet"))
             .and_then(|()| bc.do_snapshot_set())
             .and_then(|a| a.wait(deadline, "DoSnapshotSet", stop));
+        if done.is_ok() {
+            self.went("DoSnapshotSet", t);
+        }
         if let Err(e) = done {
             bc.abort_backup();
             return Err(e);
@@ -371,6 +428,7 @@ impl Vss {
         for (v, aliases, id) in ids {
             let device = bc.snapshot_device(id).inspect_err(|_| bc.abort_backup())?;
             log::info!("vss: {v} is shadowed as {device} (snapshot {id})");
+            self.note(format!("GetSnapshotProperties: {v} is {device}"));
             shadows.push(Shadow { volume: v.clone(), id, device: device.clone() });
             // The same volume reached by another root: the same shadow copy.
             for root in std::iter::once(v).chain(aliases) {
@@ -383,8 +441,13 @@ impl Vss {
             }
         }
         // Its own bound, not what DoSnapshotSet left of vss_timeout.
+        let t = Instant::now();
         let failed = match bc.writer_status(Instant::now() + WRITER_STATUS_WAIT, stop) {
             Ok((writers, unread)) => {
+                self.went(&format!("GatherWriterStatus: {} writer(s), {unread} unread", writers.len()), t);
+                for (name, state, failure) in &writers {
+                    self.note(format!("writer {name}: {} ({failure:#010x})", writer_state_name(*state)));
+                }
                 let mut failed = failed_writers(&writers);
                 if unread > 0 {
                     failed.push(format!("{unread} writer(s) whose state could not be read"));
@@ -556,6 +619,7 @@ impl Snapshotter for Vss {
                         timeouts += 1;
                     }
                     log::warn!("vss: {what}: {why}; retrying in {} s", backoff.as_secs());
+                    self.note(format!("{what}: {why} (HRESULT {h:#010x}); retrying in {} s", backoff.as_secs()));
                     let until = Instant::now() + backoff;
                     while Instant::now() < until {
                         if (self.stop)() {
@@ -565,7 +629,10 @@ impl Snapshotter for Vss {
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
-                Err((what, h)) => return Err(classify(&format!("VSS {what} for {}", volumes.join(" ")), h, self.timeout_secs())),
+                Err((what, h)) => {
+                    self.note(format!("{what}: failed, HRESULT {h:#010x}"));
+                    return Err(classify(&format!("VSS {what} for {}", volumes.join(" ")), h, self.timeout_secs()));
+                }
             }
         }
     }
@@ -588,7 +655,12 @@ impl Snapshotter for Vss {
             return Ok(());
         }
         let deadline = Instant::now() + self.timeout;
+        let t = Instant::now();
         let completed = bc.backup_complete().and_then(|a| a.wait(deadline, "BackupComplete", || false));
+        match &completed {
+            Ok(()) => self.went("BackupComplete, release", t),
+            Err((what, h)) => self.note(format!("{what}: failed, HRESULT {h:#010x}")),
+        }
         // Releasing the components deletes the non-persistent shadow copies.
         drop(bc);
         log::info!("vss: released {}", copies(set));
@@ -684,6 +756,17 @@ mod tests {
             ]
         );
         assert!(failed_writers(&status[..1]).is_empty());
+    }
+
+    #[test]
+    fn writer_states_are_named_as_vss_h_numbers_them() {
+        assert_eq!(writer_state_name(1), "stable");
+        assert_eq!(writer_state_name(5), "waiting for backup complete");
+        assert_eq!(writer_state_name(VSS_WS_FAILED_AT_IDENTIFY), "failed at identify");
+        assert_eq!(writer_state_name(9), "failed at freeze");
+        assert_eq!(writer_state_name(15), "failed at backup shutdown");
+        assert_eq!(writer_state_name(16), "state 16");
+        assert_eq!(writer_state_name(-1), "state -1");
     }
 
     #[test]
