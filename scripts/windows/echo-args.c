@@ -11,7 +11,7 @@
  * change after the snapshot) and exits 0. Given --list-only first, it
  * instead lists the directory named by its last argument on stdout, one
  * "-rw-r--r--  SIZE 2026/01/01 00:00:00 NAME" line per entry, as rsync does;
- * given -n first, "0:0 NAME" per entry of its last but one argument, as
+ * given -n first, "544:513 NAME" per entry of its last but one argument, as
  * rsync's dry run with --out-format='%U:%G %n' does.
  * With SNAPRSYNC_ECHO_PRIVS set, it also writes "priv NAME enabled|disabled|
  * absent" for SeBackupPrivilege and SeRestorePrivilege in the token it got. */
@@ -107,7 +107,7 @@ static int list_only(const wchar_t *dir)
 }
 
 /* As `rsync -n -d -go --numeric-ids --out-format='%U:%G %n' SRC DEST`:
- * "0:0 NAME" per entry of SRC ("./" for itself, "NAME/" for a folder). */
+ * "544:513 NAME" per entry of SRC ("./" for itself, "NAME/" for a folder). */
 static int owners(const wchar_t *dir)
 {
     wchar_t pattern[8192];
@@ -125,7 +125,7 @@ static int owners(const wchar_t *dir)
     do {
         if (wcscmp(fd.cFileName, L"..") == 0)
             continue;
-        fputs("0:0 ", stdout);
+        fputs("544:513 ", stdout);
         if (wcscmp(fd.cFileName, L".") == 0)
             put(stdout, L".");
         else

@@ -264,6 +264,8 @@ pub struct FieldDouble {
     release_after: Duration,
     /// The stand-in child run (the echo helper, sleeping).
     child: PathBuf,
+    /// Its lock shares, and its ACL denies nothing: the checks must see that.
+    pub weak: bool,
 }
 
 impl FieldDouble {
@@ -278,6 +280,7 @@ impl FieldDouble {
             running: false,
             release_after,
             child: child.to_owned(),
+            weak: false,
         }
     }
 }
@@ -290,7 +293,8 @@ impl super::selftest::Field for FieldDouble {
         use std::os::windows::fs::OpenOptionsExt;
         let dir = file.parent().unwrap_or(file).to_owned();
         self.set = Some(self.double.create(&[dir.join("x")]).map_err(|e| std::io::Error::other(e.to_string()))?);
-        std::fs::OpenOptions::new().read(true).write(true).share_mode(0).open(file)
+        // FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE when weak.
+        std::fs::OpenOptions::new().read(true).write(true).share_mode(if self.weak { 7 } else { 0 }).open(file)
     }
     fn snapshot(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
         match self.set.take() {
@@ -305,7 +309,9 @@ impl super::selftest::Field for FieldDouble {
         self.double.remove(set)
     }
     fn deny_read(&mut self, file: &Path) -> Result<()> {
-        self.denied.push(file.file_name().map(PathBuf::from).unwrap_or_default());
+        if !self.weak {
+            self.denied.push(file.file_name().map(PathBuf::from).unwrap_or_default());
+        }
         Ok(())
     }
     fn read_plain(&self, path: &Path) -> std::io::Result<Vec<u8>> {

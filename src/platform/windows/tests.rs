@@ -769,7 +769,7 @@ fn selftest_passes_every_check_on_the_test_double() {
         "PASS long path: a path of ",
         "plain read: refused, as the ACL says",
         "read with backup semantics: read, content as written",
-        "-rw-r--r-- 0:0 ",
+        "-rw-r--r-- 544:513 ",
         "PASS exposures: both exposures list the same modes, owners, sizes and times",
         "the child run's set is listed after",
         "PASS killed run: its set was gone from the VSS query 0.",
@@ -782,10 +782,16 @@ fn selftest_passes_every_check_on_the_test_double() {
 
 /// Runs the field test on the double; (report, its text).
 fn field_run(flavor: Flavor, release_after: Duration) -> (selftest::Report, String) {
+    field_run_with(flavor, release_after, false)
+}
+
+/// The same; `weak`: the double's lock and ACL keep no plain reader out.
+fn field_run_with(flavor: Flavor, release_after: Duration, weak: bool) -> (selftest::Report, String) {
     let base = scratch("field");
     let snaps = scratch("field-snaps");
     let rsync = flavored_rsync(flavor);
     let mut field = dir_double::FieldDouble::new(&snaps, &rsync, &echo_exe(), release_after);
+    field.weak = weak;
     let report = selftest::run(&cfg_for(Expose::DriveLetter, false), &mut field, &base, Duration::from_secs(2));
     let text = report.render("report.txt");
     drop(field);
@@ -823,6 +829,12 @@ fn each_selftest_check_fails_by_its_fault_point() {
         }
         assert!(text.contains(&format!("  FAIL {check}: ")) && text.contains(says), "{point}: {says:?} not in {text}");
     }
+    // A lock or an ACL that keeps no plain reader out shows nothing: both fail.
+    let (report, text) = field_run_with(Flavor::Native, Duration::from_millis(100), true);
+    let failed: Vec<&str> = report.checks.iter().filter(|c| c.outcome.is_err()).map(|c| c.name).collect();
+    assert_eq!(failed, ["locked file", "acl"], "{text}");
+    assert!(text.contains("FAIL locked file: the lock did not keep a plain reader out"), "{text}");
+    assert!(text.contains("FAIL acl: the ACL did not keep a plain reader out"), "{text}");
     std::env::set_var("SNAPRSYNC_FAULT", "selftest:exposures");
     let (report, text) = field_run(Flavor::Cygwin, Duration::from_millis(100));
     std::env::remove_var("SNAPRSYNC_FAULT");
@@ -1268,7 +1280,7 @@ fn selftest_lists_through_each_exposure() {
     for flavor in [Flavor::Native, Flavor::Cygwin] {
         let rsync = flavored_rsync(flavor);
         let (arg, entries) = selftest::list_through(&cfg, &set, &dir, &rsync, Expose::DevicePath).unwrap();
-        assert!(entries.iter().any(|(n, m)| n == "probe.txt" && m.starts_with("-rw-r--r-- 0:0 ")), "{flavor:?} {arg}: {entries:?}");
+        assert!(entries.iter().any(|(n, m)| n == "probe.txt" && m.starts_with("-rw-r--r-- 544:513 ")), "{flavor:?} {arg}: {entries:?}");
         assert!(flavor == Flavor::Native || !arg.contains('\\'), "{flavor:?}: {arg}");
         // Wine maps a letter (DefineDosDevice) but cannot open files through
         // it: the listing fails, naming the letter, which is removed again.
