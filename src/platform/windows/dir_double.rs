@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Platform;
-use crate::config::Config;
+use crate::config::{Config, Expose};
 use crate::error::{Error, Result};
 use crate::platform::{Bounded, Confine, Diagnosing, Exposing, Exposure, Lacking, Launch, Processes, Space, Volumes};
 use crate::provider::vss::{check_shadows, Failure, Shadow};
@@ -325,14 +325,10 @@ impl super::selftest::Field for FieldDouble {
     }
     /// Both through the device path: wine maps a letter but reads nothing
     /// through it (`tests::selftest_lists_through_each_exposure` shows that).
-    fn list(
-        &mut self,
-        set: &SnapshotSet,
-        dir: &Path,
-        rsync: &Path,
-        _mode: crate::config::Expose,
-    ) -> Result<(String, Vec<(String, String)>)> {
-        super::selftest::list_through(&Config::default(), set, dir, rsync, crate::config::Expose::DevicePath)
+    fn list(&mut self, set: &SnapshotSet, dir: &Path, rsync: &Path, mode: Expose) -> Result<(String, Vec<(String, String)>)> {
+        let (arg, entries) = super::selftest::list_through(&Config::default(), set, dir, rsync, Expose::DevicePath)?;
+        let arg = if mode == Expose::DevicePath { arg } else { format!("{arg} (TEST DOUBLE: through the device path)") };
+        Ok((arg, entries))
     }
     fn listed_shadows(&mut self) -> Result<Vec<String>> {
         let released = *self.released.lock().unwrap_or_else(|e| e.into_inner());

@@ -348,6 +348,13 @@ pub(super) fn run(cfg: &Config, field: &mut dyn Field, base: &Path, kill_wait: D
             for v in &set.volumes {
                 vss.see(format!("shadow copy: {} -> {}", v.origin.display(), v.snapshot.display()));
             }
+            let writers = vss.lines.iter().filter(|l| l.starts_with("writer ")).count();
+            let failed = vss.lines.iter().filter(|l| l.starts_with("writer ") && l.contains(": failed at ")).count();
+            vss.outcome = Ok(format!(
+                "{} shadow cop{} made; {writers} writer(s), {failed} failed",
+                set.volumes.len(),
+                if set.volumes.len() == 1 { "y" } else { "ies" }
+            ));
             checks.push(vss);
             checks.push(locked_file(&set, &fixture, lock));
             checks.push(long_path(&set, &fixture));
@@ -694,6 +701,7 @@ impl Field for Windows<'_> {
     fn start_run(&mut self, dir: &Path) -> Result<Box<dyn Killable>> {
         let me = std::env::current_exe().map_err(|e| Error::io("snaprsync.exe", e))?;
         let child = std::process::Command::new(&me)
+            .args(config_args(std::env::args_os()))
             .arg("exec")
             .arg(dir)
             .args(["--", "cmd.exe", "/c", "ping -n 600 127.0.0.1 >NUL"])
@@ -704,6 +712,22 @@ impl Field for Windows<'_> {
             .map_err(|e| Error::NotStarted { what: "snaprsync exec", path: me.clone(), msg: e.to_string() })?;
         Ok(Box::new(ChildRun(child)))
     }
+}
+
+/// Pure: the `--snap-config` options among this process's arguments, for
+/// the child run (it reads the same config).
+pub(super) fn config_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut args = args.skip(1);
+    while let Some(a) = args.next() {
+        if a == "--snap-config" {
+            out.push(a);
+            out.extend(args.next());
+        } else if a.to_string_lossy().starts_with("--snap-config=") {
+            out.push(a);
+        }
+    }
+    out
 }
 
 /// A child process, killed outright (TerminateProcess).

@@ -777,6 +777,7 @@ fn selftest_passes_every_check_on_the_test_double() {
     ] {
         assert!(text.contains(want), "{want:?} not in: {text}");
     }
+    assert!(text.contains("  PASS vss: 1 shadow copy made; 0 writer(s), 0 failed\n"), "{text}");
     let n: usize = text.split("a path of ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
     assert!(n > 260, "{n}");
 }
@@ -872,6 +873,14 @@ fn selftest_report_names_no_user_or_machine_unless_asked() {
         }
         assert_eq!(text.contains("<user>"), !kept, "{text}");
     }
+}
+
+/// The killed child run reads the config the self-test was given.
+#[test]
+fn the_child_run_gets_the_same_config_option() {
+    let args = os(&["snaprsync", "--snap-config=C:\\a b.toml", "selftest", "--snap-config", "x.toml", "--report", "r"]);
+    assert_eq!(selftest::config_args(args.into_iter()), os(&["--snap-config=C:\\a b.toml", "--snap-config", "x.toml"]));
+    assert!(selftest::config_args(os(&["snaprsync", "selftest"]).into_iter()).is_empty());
 }
 
 #[test]
