@@ -188,7 +188,7 @@ fn config(opts: &Options) -> (Config, Finding) {
 /// modes and owners through a drive letter than through a device path, so a
 /// switch makes the next `--link-dest` backup copy every file again. None
 /// where no run used either (on Linux, or before the first run).
-fn exposure_switch(configured: crate::config::Expose, records: &[crate::history::Record]) -> Option<Finding> {
+pub(crate) fn exposure_switch(configured: crate::config::Expose, records: &[crate::history::Record]) -> Option<Finding> {
     let word = |e: crate::config::Expose| match e {
         crate::config::Expose::DriveLetter => "drive-letter",
         crate::config::Expose::DevicePath => "device-path",

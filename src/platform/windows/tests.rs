@@ -1317,3 +1317,30 @@ impl DirDoubleForTest {
         self.0.remove(set).unwrap();
     }
 }
+
+/// One metadata view per reader, end to end: a whole run through the TEST
+/// DOUBLE with expose = "device-path" is recorded with its exposure in the
+/// history of its state_dir, and doctor's check then warns, in one line, of
+/// a config that says "drive-letter" (and is OK with "device-path").
+#[test]
+fn doctor_warns_of_an_expose_switch_after_a_recorded_run() {
+    let _g = serial();
+    ffi::reset_stopping();
+    let dir = source_tree("switch");
+    let snaps = scratch("switch-snaps");
+    let out = scratch("switch-out").join("out.txt");
+    std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
+    std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
+    let cfg = cfg_for(Expose::DevicePath, false);
+    let arg = format!("{}\\", dir.display());
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
+    let double = dir_double::DirSystem::new(&snaps);
+    assert_eq!(crate::role::rsync::rsync(&double, &cfg, &crate::cli::Options::default(), argv).unwrap(), 0);
+    let (records, _) = crate::history::History::of(&cfg).read().unwrap();
+    assert_eq!(records.last().and_then(|r| r.exposure.as_deref()), Some("device-path"), "{records:?}");
+    let warn = crate::doctor::exposure_switch(Expose::DriveLetter, &records).expect("a line");
+    assert_eq!(warn.level, crate::doctor::Level::Warn, "{warn}");
+    let line = warn.to_string();
+    assert!(line.contains("--link-dest") && line.contains("fix: set expose = \"device-path\" again"), "{line}");
+    assert_eq!(crate::doctor::exposure_switch(Expose::DevicePath, &records).map(|f| f.level), Some(crate::doctor::Level::Ok));
+}
