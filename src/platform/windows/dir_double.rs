@@ -264,7 +264,8 @@ pub struct FieldDouble {
     release_after: Duration,
     /// The stand-in child run (the echo helper, sleeping).
     child: PathBuf,
-    /// Its lock shares, and its ACL denies nothing: the checks must see that.
+    /// Its lock shares, its ACL denies nothing, and its child run ends at
+    /// once without a set: the checks must see each.
     pub weak: bool,
 }
 
@@ -337,11 +338,13 @@ impl super::selftest::Field for FieldDouble {
     }
     fn start_run(&mut self, _dir: &Path) -> Result<Box<dyn super::selftest::Killable>> {
         let child = std::process::Command::new(&self.child)
-            .env("SNAPRSYNC_ECHO_SLEEP", "20000")
+            .env("SNAPRSYNC_ECHO_SLEEP", if self.weak { "0" } else { "20000" })
+            .env("SNAPRSYNC_ECHO_EXIT", "3")
             .env("SNAPRSYNC_ECHO_OUT", self.scratch.join("child.txt"))
             .spawn()
             .map_err(|e| Error::io(&self.child, e))?;
-        self.running = true;
+        // Weak: the child ends at once, and its set is never listed.
+        self.running = !self.weak;
         Ok(Box::new(KilledDouble { child: super::selftest::ChildRun(child), released: self.released.clone(), after: self.release_after }))
     }
 }
@@ -367,5 +370,8 @@ impl super::selftest::Killable for KilledDouble {
         self.child.kill()?;
         *self.released.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now() + self.after);
         Ok(())
+    }
+    fn exited(&mut self) -> Option<i32> {
+        self.child.exited()
     }
 }

@@ -76,6 +76,8 @@ pub(super) trait Field {
 /// A started child run.
 pub(super) trait Killable {
     fn kill(&mut self) -> std::io::Result<()>;
+    /// Its exit status, once it has ended by itself.
+    fn exited(&mut self) -> Option<i32>;
 }
 
 /// Runs the self-test; `args` are what follows `selftest`. Returns 0 when every
@@ -307,7 +309,7 @@ impl Fixture {
 pub(super) fn run(cfg: &Config, field: &mut dyn Field, base: &Path, kill_wait: Duration) -> Report {
     let mut head = vec![
         format!("snaprsync {} selftest", env!("CARGO_PKG_VERSION")),
-        format!("system: {} {}", std::env::consts::OS, std::env::consts::ARCH),
+        format!("system: {} {}, {}", std::env::consts::OS, std::env::consts::ARCH, windows_version()),
         format!("config: expose={:?} drive_letters={} vss_timeout={}", cfg.expose, cfg.drive_letters, cfg.vss_timeout),
         format!("shadow copies by: {}", field.maker()),
     ];
@@ -372,6 +374,17 @@ pub(super) fn run(cfg: &Config, field: &mut dyn Field, base: &Path, kill_wait: D
     }
     let _ = std::fs::remove_dir_all(&fixture.dir);
     Report { head, checks }
+}
+
+/// What `ver` says ("Microsoft Windows [Version 10.0.19045.3803]").
+fn windows_version() -> String {
+    crate::command::Cmd::new("cmd.exe")
+        .arg("/c")
+        .arg("ver")
+        .run()
+        .ok()
+        .and_then(|o| o.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_owned))
+        .unwrap_or_else(|| "version unknown".into())
 }
 
 /// Reads `path` whole, altered by the fault point `point`.
@@ -490,7 +503,9 @@ fn exposures(field: &mut dyn Field, set: &SnapshotSet, f: &Fixture) -> Check {
         }
     };
     let flavor = flavor_of(&rsync);
-    c.see(format!("rsync: {} ({flavor:?} build)", rsync.display()));
+    let version =
+        crate::command::Cmd::new(&rsync).arg("--version").run().ok().and_then(|o| o.lines().next().map(str::trim).map(str::to_owned));
+    c.see(format!("rsync: {} ({flavor:?} build): {}", rsync.display(), version.unwrap_or_else(|| "no version line".into())));
     let want = f.locked.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut listings = Vec::new();
     for mode in [Expose::DevicePath, Expose::DriveLetter] {
@@ -610,6 +625,9 @@ fn killed_run(field: &mut dyn Field, dir: &Path, wait: Duration) -> Check {
             let now = field.listed_shadows()?;
             if let Some(s) = now.into_iter().find(|s| !before.contains(s)) {
                 break s;
+            }
+            if let Some(code) = child.exited() {
+                return Err(fail(format!("the child run ended with {code} before VSS listed a shadow copy of its own")));
             }
             if started.elapsed() > START_WAIT.min(wait * 10) {
                 let _ = child.kill();
@@ -737,6 +755,9 @@ impl Killable for ChildRun {
     fn kill(&mut self) -> std::io::Result<()> {
         self.0.kill()?;
         self.0.wait().map(drop)
+    }
+    fn exited(&mut self) -> Option<i32> {
+        self.0.try_wait().ok().flatten().map(|s| s.code().unwrap_or(-1))
     }
 }
 
