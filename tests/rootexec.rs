@@ -63,6 +63,8 @@ const PROGRAMS: &[&str] = &[
     "/usr/bin/tar",
     "/usr/bin/umount",
     "/usr/bin/rmdir",
+    "/usr/bin/ls",
+    "/usr/bin/wc",
 ];
 
 /// Copies `program` and the libraries `ldd` lists into `root` at their own
@@ -117,7 +119,8 @@ fn put(path: &Path, n: u64) {
 }
 
 impl Fedora {
-    fn new(usr: Usr) -> Fedora {
+    /// `state_dir` as the layout's snaprsync has it.
+    fn new(usr: Usr, state_dir: &str) -> Fedora {
         let fs = Btrfs::new(512);
         let dev = cmd("findmnt").args(["-n", "-o", "SOURCE"]).arg(fs.mnt()).ok().stdout_str().trim().to_owned();
         let root = fs.mnt().join("root");
@@ -142,8 +145,11 @@ impl Fedora {
             programs.for_each(|p| install(&root, &p));
             let _ = fs::remove_file(root.join(Path::new(crate::support::snaprsync()).strip_prefix("/").unwrap()));
         }
-        fs::write(root.join("work/cfg.toml"), "log_file = \"/work/snaprsync.log\"\nlog_level = \"debug\"\nstate_dir = \"/work/state\"\n")
-            .unwrap();
+        fs::write(
+            root.join("work/cfg.toml"),
+            format!("log_file = \"/work/snaprsync.log\"\nlog_level = \"debug\"\nstate_dir = \"{state_dir}\"\n"),
+        )
+        .unwrap();
         fs::create_dir_all(fs.mnt().join("home/pair")).unwrap();
         let tmp = testbed::tempdir("rootexec");
         let newroot = tmp.path().join("newroot");
@@ -243,6 +249,7 @@ echo x > /dev/null && echo dev-live
 touch /tmp/from-command && echo tmp-writable
 touch /etc/pair/new 2>/dev/null || echo root-read-only
 tar --one-file-system -cf /tmp/root.tar / 2>/tmp/tar.err; echo "tar $?"
+echo "in-state-dir $(ls -A /run/snaprsync/exec-root | wc -l)"
 "#;
 
 /// Each line `NAME a b` of `out`, by name.
@@ -261,12 +268,13 @@ fn one_instant((a, b): (u64, u64)) -> bool {
 /// `snaprsync exec / -- sh -c LOOK`: the command's `/` is the snapshot of the
 /// root volume under its usual names, frozen and one instant; `/proc`, `/dev`,
 /// `/tmp` and `/home` (a volume not named) are live; `/` is read-only; a tar
-/// of `/` holds nothing of `/proc`. The programs and their libraries are the
+/// of `/` holds nothing of `/proc`; the state directory (where the new root
+/// is built) is on the live `/run`, and the new root is not seen in it. The programs and their libraries are the
 /// snapshot's (this `/usr` is a directory of `/`). The same command without snaprsync sees
 /// the pair move and apart, so the checks can fail.
 #[test]
 fn exec_of_root_reads_its_snapshot_under_the_usual_names() {
-    let f = Fedora::new(Usr::Copied);
+    let f = Fedora::new(Usr::Copied, "/run/snaprsync");
     while f.pairs.load(Ordering::SeqCst) < 5 {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -278,7 +286,8 @@ fn exec_of_root_reads_its_snapshot_under_the_usual_names() {
     assert!(f.pairs.load(Ordering::SeqCst) > r1.0 + 10, "the writer did not go on meanwhile");
     // /home is another volume, not named: shown live, as the documentation says.
     assert_ne!(pair(&out, "home1"), pair(&out, "home2"), "/home (not named) is shown live\n{}", out.report());
-    for seen in ["proc-live", "dev-live", "tmp-writable", "root-read-only", "tar 0"] {
+    // The new root is built in the state directory, on the live /run: not shown inside itself.
+    for seen in ["proc-live", "dev-live", "tmp-writable", "root-read-only", "tar 0", "in-state-dir 0"] {
         assert!(out.stdout_str().lines().any(|l| l == seen), "{seen} missing\n{}\n--- log ---\n{}", out.report(), f.log());
     }
     assert!(f.host("/tmp/from-command").exists(), "/tmp is the live one");
@@ -310,7 +319,7 @@ fn exec_of_root_reads_its_snapshot_under_the_usual_names() {
 /// snapshots): what the cross pair showed is printed, not asserted.
 #[test]
 fn exec_of_etc_and_home_on_a_root_volume_tars_one_frozen_copy() {
-    let mut f = Fedora::new(Usr::Mounted);
+    let mut f = Fedora::new(Usr::Mounted, "/work/state");
     f.start_torture();
     f.torture.iter().for_each(|w| w.wait_for(2));
     let tars = "tar -cf /tmp/one.tar /etc/t /etc/pair /home/t /home/pair 2>/dev/null; sleep 0.3; \
@@ -353,7 +362,7 @@ fn exec_of_etc_and_home_on_a_root_volume_tars_one_frozen_copy() {
 /// the next run's sweep, which leaves nothing.
 #[test]
 fn a_killed_exec_of_root_is_swept_by_the_next_run() {
-    let f = Fedora::new(Usr::Mounted);
+    let f = Fedora::new(Usr::Mounted, "/work/state");
     let mut child = f.exec(&["/", "/home"], &["sh", "-c", "echo $$ > /tmp/command.pid; exec sleep 30"]).spawn();
     let deadline = Instant::now() + Duration::from_secs(20);
     while f.fs.leftover_snapshots().len() < 2 || !f.host("/tmp/command.pid").exists() {

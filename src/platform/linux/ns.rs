@@ -36,6 +36,9 @@ pub trait MountOps {
     /// `root`, reached from `root` with no symlink followed; `recursive`
     /// with every mount below it.
     fn bind_inside(&mut self, dir: &Self::Dir, from: &Path, root: &Path, at: &Path, recursive: bool) -> Result<()>;
+    /// Makes the mount at `target` unbindable: a recursive bind of a mount
+    /// above it (the state directory's filesystem, shown live) leaves it out.
+    fn unbindable(&mut self, target: &Path) -> Result<()>;
     fn unmount(&mut self, target: &Path) -> Result<()>;
 }
 
@@ -99,6 +102,11 @@ impl MountOps for Kernel {
             .map_err(|e| fail(format!("bind-mounting {}: {e}", from.display())))?;
         log::debug!("mounted {} at {} in the new root", from.display(), at.display());
         Ok(())
+    }
+
+    fn unbindable(&mut self, target: &Path) -> Result<()> {
+        mount(None::<&str>, target, None::<&str>, MsFlags::MS_UNBINDABLE, None::<&str>)
+            .map_err(|e| Error::Expose { path: target.into(), msg: format!("making it unbindable: {e}") })
     }
 
     fn unmount(&mut self, target: &Path) -> Result<()> {
@@ -199,6 +207,8 @@ fn build_root<M: MountOps>(ops: &mut M, root: &NewRoot, made: &mut Vec<PathBuf>)
     }
     ops.bind(&top, &root.snapshot, &root.at)?;
     made.push(root.at.clone());
+    // Else a live filesystem holding the state directory would bring the new root into itself.
+    ops.unbindable(&root.at)?;
     let mut live = Vec::new();
     for (dir, i) in &opened {
         match ops.bind_inside(dir, &i.from, &root.at, &i.at, i.live) {
@@ -283,6 +293,11 @@ impl MountOps for Recorder {
         Ok(())
     }
 
+    fn unbindable(&mut self, target: &Path) -> Result<()> {
+        self.calls.push(format!("unbindable {}", target.display()));
+        Ok(())
+    }
+
     fn unmount(&mut self, target: &Path) -> Result<()> {
         self.calls.push(format!("unmount {}", target.display()));
         if self.fail_unmount.as_deref() == Some(target) {
@@ -336,6 +351,7 @@ mod tests {
                 "open /home/.s/s-1",
                 "open live /proc",
                 "bind /st/mnt/s-0 /st/root",
+                "unbindable /st/root",
                 "rbind /dev /st/root/dev",
                 "bind /home/.s/s-1 /st/root/home",
                 "rbind /proc /st/root/proc",
