@@ -4,7 +4,7 @@
 //! that copy as the volume's snapshot; everything after that (argv rewrite,
 //! exposure, running rsync, removal) is the real code. It comes in as a
 //! value: [`DirSystem`] is the real Windows system but for the provider, and
-//! is handed to `run::rsync` or `exec::run` in its place.
+//! is handed to `role::rsync` or `role::exec` in its place.
 //!
 //! Like VSS after Event 25, it can lose its copy while rsync reads it
 //! ([`DirSystem::vanish_when`]), and its `verify` finds that the way the VSS provider's
@@ -23,7 +23,7 @@ use super::Platform;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::platform::{Bounded, Confine, Diagnosing, Exposing, Exposure, Lacking, Launch, Processes, Space, Volumes};
-use crate::provider::vss::{check_shadows, Shadow};
+use crate::provider::vss::{check_shadows, Failure, Shadow};
 use crate::provider::{Leftover, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 use crate::rsync_args::Invocation;
 
@@ -226,7 +226,7 @@ impl Snapshotter for DirDouble {
                 if dir.is_dir() {
                     Ok(dir.display().to_string())
                 } else {
-                    Err(("the test double's listing".into(), crate::provider::vss::hr::VSS_E_OBJECT_NOT_FOUND))
+                    Err(Failure::new("the test double's listing", crate::provider::vss::hr::VSS_E_OBJECT_NOT_FOUND))
                 }
             },
             crate::provider::vss::volume::device_opens,
