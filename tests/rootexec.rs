@@ -11,8 +11,9 @@
 //! under the usual names, frozen (what is written during its run is not
 //! seen), each volume one instant; the same command without snaprsync reads
 //! the live, changing files (so the checks can fail). No snapshot is left,
-//! also after `kill -9` of snaprsync and the next run's sweep. Needs root,
-//! btrfs-progs, util-linux (`unshare`, `pivot_root`) and tar.
+//! also after `kill -9` of snaprsync and the next run's sweep. restic backs
+//! up `/` from its snapshot. Needs root, btrfs-progs, util-linux (`unshare`,
+//! `pivot_root`), tar and restic.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -65,6 +66,7 @@ const PROGRAMS: &[&str] = &[
     "/usr/bin/rmdir",
     "/usr/bin/ls",
     "/usr/bin/wc",
+    "/usr/bin/restic",
 ];
 
 /// Copies `program` and the libraries `ldd` lists into `root` at their own
@@ -379,4 +381,42 @@ fn a_killed_exec_of_root_is_swept_by_the_next_run() {
     let out = f.exec(&["/"], &["true"]).run();
     assert!(out.status.success(), "{}\n--- log ---\n{}", out.report(), f.log());
     f.assert_no_snapshot_left("the run after kill -9");
+}
+
+/// restic of `/` through `snaprsync exec / -- restic backup --one-file-system
+/// /`, as README shows it, while the torture writer rewrites `/etc/t`: restic
+/// (a program of the snapshot) writes its repository and its temporary pack
+/// files in the live `/tmp`, its cache in `/root/.cache` cannot be made (the
+/// snapshot is read-only) and it goes on without; the restored `/etc/t` is
+/// one instant, and the snapshot holds nothing of `/proc`, `/sys` or `/dev`.
+#[test]
+fn restic_backs_up_root_from_its_snapshot() {
+    const PASSWORD: &str = "snaprsync-test";
+    let mut f = Fedora::new(Usr::Copied, "/work/state");
+    let repo = f.host("/tmp/repo");
+    cmd("restic").env("RESTIC_PASSWORD", PASSWORD).arg("-r").arg(&repo).args(["-q", "init"]).ok();
+    let cfg = torture::Config { files: 100, size: 16 * 1024 };
+    f.torture.push(Writer::start(&f.host("/etc/t"), cfg).unwrap());
+    f.torture[0].wait_for(2);
+    let before = f.torture[0].generation();
+    let out = f
+        .exec(&["/"], &["restic", "-r", "/tmp/repo", "backup", "--one-file-system", "/"])
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .env("HOME", "/root")
+        .run();
+    assert!(out.status.success(), "{}\n--- log ---\n{}", out.report(), f.log());
+    assert!(f.torture[0].generation() > before, "the writer did not go on during the backup");
+    assert!(out.stderr.contains("/root/.cache: read-only file system"), "restic's cache is on the read-only snapshot\n{}", out.report());
+    let restore = f.tmp.path().join("restored");
+    let restic = |args: &[&str]| cmd("restic").env("RESTIC_PASSWORD", PASSWORD).arg("-r").arg(&repo).arg("-q").args(args);
+    restic(&["restore", "latest", "--target"]).arg(&restore).ok();
+    let verdict = torture::check(&restore.join("etc/t")).unwrap();
+    assert!(verdict.consistent(), "restic's copy of /etc/t: {verdict}\n{}", out.report());
+    let listed = restic(&["ls", "latest"]).ok().stdout_str();
+    let api: Vec<&str> = listed.lines().filter(|l| ["/proc/", "/sys/", "/dev/"].iter().any(|p| l.starts_with(p))).collect();
+    assert!(api.is_empty(), "the backup holds {} entries of /proc, /sys or /dev: {:?}", api.len(), &api[..api.len().min(5)]);
+    assert!(listed.lines().any(|l| l == "/usr/bin/restic"), "the backup of / holds /usr (on /)");
+    assert!(!listed.lines().any(|l| l.starts_with("/tmp/repo/")), "the live /tmp is another filesystem: not in the backup");
+    eprintln!("restic of /: {verdict}; {} entries; its stderr: {}", listed.lines().count(), out.stderr);
+    f.assert_no_snapshot_left("restic of /");
 }
