@@ -420,3 +420,25 @@ fn restic_backs_up_root_from_its_snapshot() {
     eprintln!("restic of /: {verdict}; {} entries; its stderr: {}", listed.lines().count(), out.stderr);
     f.assert_no_snapshot_left("restic of /");
 }
+
+/// Through the new root, COMMAND's status and stdout are its own, a relative
+/// path is read from the snapshot (the working directory is entered again by
+/// its path in the new root), and a COMMAND that is not there ends with 82
+/// and one stderr line.
+#[test]
+fn status_stdout_and_working_directory_pass_through_the_new_root() {
+    let f = Fedora::new(Usr::Copied, "/work/state");
+    let run = "cd /etc/pair && exec /work/snaprsync --snap-config=/work/cfg.toml exec / -- sh -c 'pwd; cat a; sleep 0.3; cat a; exit 7'";
+    let out = f.inside(&["sh", "-c", run]).run();
+    assert_eq!(out.code(), Some(7), "{}\n--- log ---\n{}", out.report(), f.log());
+    let lines: Vec<String> = out.stdout_str().lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 3, "stdout is the command's alone\n{}", out.report());
+    assert_eq!(lines[0], "/etc/pair");
+    assert_eq!(lines[1], lines[2], "the relative path was read live\n{}", out.report());
+    let missing = f.exec(&["/"], &["no-such-program"]).run();
+    assert_eq!(missing.code(), Some(82), "{}", missing.report());
+    assert!(missing.stdout.is_empty(), "{}", missing.report());
+    let said: Vec<&str> = missing.stderr.lines().filter(|l| l.starts_with("snaprsync:")).collect();
+    assert!(said.len() == 1 && said[0].contains("no-such-program"), "{}", missing.report());
+    f.assert_no_snapshot_left("status and stdout");
+}
