@@ -40,8 +40,8 @@ use std::time::{Duration, Instant};
 
 use crate::command::Cmd;
 use crate::error::{Error, Result};
-use crate::journal::{self, Journal};
 use crate::mountinfo::{self, Mount};
+use crate::run::journal::Journal;
 
 /// A device-mapper device: its `major:minor` and its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,7 +269,7 @@ impl Drop for Window {
 /// an error.
 pub fn record(state_dir: &Path, frozen: &[PathBuf]) -> Result<()> {
     let j = Journal::new(state_dir);
-    let Some(mut entry) = j.get(journal::run_stamp())? else {
+    let Some(mut entry) = j.get(crate::stamp::run_stamp())? else {
         return Err(Error::Snapshot {
             path: state_dir.to_owned(),
             msg: "this run has no journal entry, so a frozen filesystem could not be thawed after a crash".into(),
