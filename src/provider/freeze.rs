@@ -41,7 +41,6 @@ use std::time::{Duration, Instant};
 use crate::command::Cmd;
 use crate::error::{Error, Result};
 use crate::mountinfo::{self, Mount};
-use crate::run::journal::Journal;
 
 /// A device-mapper device: its `major:minor` and its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +67,28 @@ impl Dm {
         }
         Ok(())
     }
+}
+
+/// Pure: a device-mapper name (`vg-lv`, each `-` inside a name doubled) as
+/// volume group and logical volume.
+pub fn split_dm_name(dm: &str) -> Option<(String, String)> {
+    let b = dm.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'-' {
+            if b.get(i + 1) == Some(&b'-') {
+                i += 2;
+                continue;
+            }
+            let (vg, lv) = (&dm[..i], &dm[i + 1..]);
+            if vg.is_empty() || lv.is_empty() {
+                return None;
+            }
+            return Some((vg.replace("--", "-"), lv.replace("--", "-")));
+        }
+        i += 1;
+    }
+    None
 }
 
 fn freeze(mount_point: &Path) -> Result<()> {
@@ -263,22 +284,6 @@ impl Drop for Window {
     }
 }
 
-/// Records in this run's journal entry the mount points it is about to
-/// freeze (or, empty, that it froze nothing), so that a sweep after a
-/// kill -9 thaws them. Without an entry the freeze could not be undone then:
-/// an error.
-pub fn record(state_dir: &Path, frozen: &[PathBuf]) -> Result<()> {
-    let j = Journal::new(state_dir);
-    let Some(mut entry) = j.get(crate::stamp::run_stamp())? else {
-        return Err(Error::Snapshot {
-            path: state_dir.to_owned(),
-            msg: "this run has no journal entry, so a frozen filesystem could not be thawed after a crash".into(),
-        });
-    };
-    entry.frozen = frozen.to_vec();
-    j.write(&entry)
-}
-
 /// The sweep's part: thaws each of `mount_points` that a dead run recorded
 /// as frozen and that is still a mount point, first resuming its device if it
 /// was left suspended. `lvs` of the volume group goes first: it waits for an
@@ -294,7 +299,7 @@ pub fn thaw_left(mount_points: &[PathBuf]) {
         };
         if let Some(dm) = Dm::of(m) {
             if dm.suspended() {
-                if let Some((vg, _)) = crate::provider::lvm::split_dm_name(&dm.name) {
+                if let Some((vg, _)) = split_dm_name(&dm.name) {
                     let _ = Cmd::new("lvs").arg("--noheadings").arg("-o").arg("lv_name").arg(vg).run();
                 }
                 match dm.resume() {

@@ -33,7 +33,6 @@ use crate::config::SnapshotSize;
 use crate::error::{Error, Result};
 use crate::mountinfo::{self, Mount};
 use crate::provider::{self, freeze, DeviceMount, Leftover, Parts, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
-use crate::run::journal::Journal;
 
 /// The LVM tag every snapshot snaprsync makes carries.
 pub const TAG: &str = "snaprsync";
@@ -94,27 +93,7 @@ pub fn parse_lvs(out: &str) -> Vec<Lv> {
         .collect()
 }
 
-/// Pure: a device-mapper name (`vg-lv`, each `-` inside a name doubled) as
-/// volume group and logical volume.
-pub fn split_dm_name(dm: &str) -> Option<(String, String)> {
-    let b = dm.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'-' {
-            if b.get(i + 1) == Some(&b'-') {
-                i += 2;
-                continue;
-            }
-            let (vg, lv) = (&dm[..i], &dm[i + 1..]);
-            if vg.is_empty() || lv.is_empty() {
-                return None;
-            }
-            return Some((vg.replace("--", "-"), lv.replace("--", "-")));
-        }
-        i += 1;
-    }
-    None
-}
+pub use crate::provider::freeze::split_dm_name;
 
 /// Pure: the mount options a read-only snapshot of `fstype` needs. ext3/ext4
 /// would replay their journal even read-only; XFS would refuse the log a
@@ -164,7 +143,7 @@ pub struct Lvm {
     /// The thick snapshots this run made (`VG/NAME`): only they can overflow.
     thick: Vec<String>,
     /// Where the journal is, for the frozen mount points.
-    state_dir: PathBuf,
+    record: Option<Box<dyn provider::FreezeRecord>>,
     /// One instant across volumes (`lvm_freeze = "all"`), or none.
     freeze: Option<Freeze>,
 }
@@ -180,7 +159,7 @@ impl Lvm {
             all: std::cell::OnceCell::new(),
             listed: std::cell::Cell::new(false),
             thick: Vec::new(),
-            state_dir: state_dir.to_owned(),
+            record: None,
             freeze: None,
         }
     }
@@ -342,6 +321,11 @@ fn remove_mount_dir(dir: &Path, mounts: &Option<Vec<Mount>>) -> Result<()> {
     }
 }
 
+/// The first planned volume's mount point, for an error about the plan.
+fn p0(plan: &[Planned]) -> PathBuf {
+    plan.first().map(|p| p.mount.mount_point.clone()).unwrap_or_default()
+}
+
 /// One snapshot to make: checked, not yet made.
 struct Planned {
     mount: Mount,
@@ -452,8 +436,12 @@ impl Lvm {
         let points: Vec<PathBuf> = points.iter().map(|m| m.mount_point.clone()).collect();
         // Recorded before the first freeze, for a sweep after a kill -9; no
         // sweep of this journal runs while the filesystems are frozen.
-        freeze::record(&self.state_dir, &points)?;
-        let _no_sweep = Journal::new(&self.state_dir).lock_sweep(true);
+        let record = self.record.as_ref().ok_or_else(|| Error::Snapshot {
+            path: p0(plan),
+            msg: "this run has no record to name what it freezes, so a frozen filesystem could not be thawed after a crash".into(),
+        })?;
+        record.record(&points)?;
+        let _no_sweep = record.hold_sweeps();
         let window = (|| {
             let window = freeze::Window::open(cfg.limit);
             for mp in &points {
@@ -487,7 +475,7 @@ impl Lvm {
             window.fault("lvm-snapped")?;
             window.close()
         })();
-        if let Err(e) = freeze::record(&self.state_dir, &[]) {
+        if let Err(e) = self.record.as_ref().map_or(Ok(()), |r| r.record(&[])) {
             log::warn!("{e}; a sweep will thaw what is no longer frozen");
         }
         let open = window?;
@@ -570,6 +558,10 @@ impl Snapshotter for Lvm {
 
     fn removal_can_detach(&self) -> bool {
         true
+    }
+
+    fn record_freezes_in(&mut self, record: Box<dyn provider::FreezeRecord>) {
+        self.record = Some(record);
     }
 }
 

@@ -227,6 +227,25 @@ pub trait Snapshotter: Sweeper {
     fn removal_can_detach(&self) -> bool {
         false
     }
+
+    /// Where this run records the filesystems a snapshotter freezes (LVM's
+    /// one instant), given by the run before `create`; one that freezes
+    /// nothing ignores it.
+    fn record_freezes_in(&mut self, record: Box<dyn FreezeRecord>) {
+        let _ = record;
+    }
+}
+
+/// The run's record of what a snapshotter holds frozen, for a sweep after a
+/// kill -9 (the run's journal entry), and the hold that keeps sweeps off
+/// while it is frozen. The run's, given to its snapshotter.
+pub trait FreezeRecord {
+    /// Records `frozen`, the mount points about to be frozen (or none once
+    /// thawed), in this run's record.
+    fn record(&self, frozen: &[PathBuf]) -> Result<()>;
+
+    /// Keeps every sweep of this run's journal off until the value is dropped.
+    fn hold_sweeps(&self) -> Option<Box<dyn std::any::Any>>;
 }
 
 /// All or nothing: a `create` that failed part way gives its set (what it

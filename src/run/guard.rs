@@ -55,6 +55,7 @@ impl Snapshotted {
             let fix = fix.unwrap_or("make state_dir writable by root");
             Error::Snapshot { path: journal.dir().to_owned(), msg: format!("cannot record the run before snapshotting ({e}); {fix}") }
         })?;
+        provider.record_freezes_in(Box::new(crate::run::journal::FreezeRecorder(journal.dir().to_owned())));
         let forget = |journal: &Journal| {
             if let Err(j) = journal.remove(crate::stamp::run_stamp()) {
                 log::warn!("{j}");

@@ -357,6 +357,31 @@ fn lock_handle(dir: &Path) -> Result<File> {
     fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| Error::io(&path, e))
 }
 
+/// This run's journal entry as the record of what its snapshotter freezes
+/// (`provider::FreezeRecord`): the mount points go into the entry, so that a
+/// sweep after a kill -9 thaws them, and the sweep lock keeps sweeps off
+/// while they are frozen. Without an entry the freeze could not be undone
+/// after a crash: an error.
+pub struct FreezeRecorder(pub PathBuf);
+
+impl crate::provider::FreezeRecord for FreezeRecorder {
+    fn record(&self, frozen: &[PathBuf]) -> Result<()> {
+        let j = Journal::new(&self.0);
+        let Some(mut entry) = j.get(crate::stamp::run_stamp())? else {
+            return Err(Error::Snapshot {
+                path: self.0.clone(),
+                msg: "this run has no journal entry, so a frozen filesystem could not be thawed after a crash".into(),
+            });
+        };
+        entry.frozen = frozen.to_vec();
+        j.write(&entry)
+    }
+
+    fn hold_sweeps(&self) -> Option<Box<dyn std::any::Any>> {
+        Journal::new(&self.0).lock_sweep(true).ok().flatten().map(|lock| Box::new(lock) as Box<dyn std::any::Any>)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
