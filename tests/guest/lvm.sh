@@ -296,9 +296,10 @@ chain_end none
 [ -s "$work/chain-all.stats" ] && [ -s "$work/chain-none.stats" ] \
   && result writer-stall ok "all: $(cat "$work/chain-all.stats"); none: $(cat "$work/chain-none.stats")" || result writer-stall fail
 
-# kill -9 inside the frozen window, 10 times, at every step of it: after each
-# freeze (a fault point holds the run there), while each lvcreate runs, and
-# once all snapshots are made. Each kill leaves a filesystem frozen (shown by
+# kill -9 inside the frozen window, 10 times, at every step of it: once the
+# filesystems are frozen, with the first device suspended, between the thick
+# snapshots, after the last (a fault point holds the run there each time),
+# and while each lvcreate runs. Each kill leaves a filesystem frozen (shown by
 # a write that does not end); after the sweep (`cleanup`, and a snapshot run
 # for the last kill) nothing is frozen, no device suspended, no snapshot LV,
 # no mount, no mount-point directory. An orphaned lvcreate is let finish first.
