@@ -21,8 +21,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use snaprsync::config::Config;
-use snaprsync::history::{self, History, Record};
-use snaprsync::journal::{Entry, Journal, NAME_PREFIX};
+use snaprsync::history::{History, Record};
+use snaprsync::run::journal::{Entry, Journal};
+use snaprsync::stamp::NAME_PREFIX;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -79,7 +80,7 @@ fn main() {
 /// What the sweep does to the journal before a run's snapshot: records dead
 /// runs as killed, drops their entries, sets corrupt files aside, tidies.
 fn sweep_journal(cfg: &Config, journal: &Journal) {
-    history::killed(cfg, journal);
+    snaprsync::run::record::killed(cfg, journal);
     let (entries, corrupt) = journal.read();
     for e in entries.iter().filter(|e| !e.alive()) {
         journal.remove(&e.stamp).expect("drop a dead entry");

@@ -7,9 +7,9 @@
 use crate::cli::{Admin, Doc};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::journal::Journal;
 use crate::platform::System;
-use crate::sweep;
+use crate::run::journal::Journal;
+use crate::run::sweep;
 
 pub fn run(sys: &dyn System, cfg: &Config, cmd: Admin) -> Result<u8> {
     match cmd {
@@ -37,13 +37,13 @@ pub fn run(sys: &dyn System, cfg: &Config, cmd: Admin) -> Result<u8> {
 }
 
 /// Waits for the run to hand its removal over: the byte
-/// [`crate::guard::HAND_OFF`] on stdin, written once the run has recorded
+/// [`crate::run::guard::HAND_OFF`] on stdin, written once the run has recorded
 /// this process as its remover. A pipe closed without it (the record failed,
 /// or the run died first) leaves the snapshots to the run or to a sweep.
 fn handed_over() -> bool {
     use std::io::Read;
     let mut byte = [0u8; 1];
-    matches!(std::io::stdin().read(&mut byte), Ok(1)) && byte[0] == crate::guard::HAND_OFF
+    matches!(std::io::stdin().read(&mut byte), Ok(1)) && byte[0] == crate::run::guard::HAND_OFF
 }
 
 /// snaprsync's version, and the first line of the real rsync's `--version`.
@@ -119,7 +119,7 @@ fn list(sys: &dyn System, cfg: &Config, json: bool) -> Result<()> {
 fn cleanup(sys: &dyn System, cfg: &Config, dry_run: bool) -> Result<u8> {
     let mut provider = sys.sweep_provider(cfg)?;
     if !dry_run {
-        crate::history::killed(cfg, &journal_of(cfg));
+        crate::run::record::killed(cfg, &journal_of(cfg));
     }
     let report = sweep::sweep(&journal_of(cfg), provider.as_mut(), dry_run, sweep::Busy::Wait);
     let verb = if dry_run { "would remove" } else { "removed" };

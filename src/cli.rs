@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
+use crate::stamp::REMOVE_RUN;
 
 /// Admin subcommands: the only code paths that may print to stdout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,9 +81,6 @@ impl FromStr for Doc {
         })
     }
 }
-
-/// The internal subcommand a run starts to remove its snapshots in the background.
-pub const REMOVE_RUN: &str = "__remove-run";
 
 /// The internal subcommand that writes the generated documents.
 pub const DOC: &str = "__doc";
@@ -356,7 +354,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<(Options, Mode)> {
         Some(EXEC) => Mode::Exec(exec(&rest[1..])?),
         Some("doctor") => Mode::Admin(Admin::Doctor(doctor_args(&rest[1..])?)),
         Some(REMOVE_RUN) if rest.len() == 2 => match rest[1].to_str() {
-            Some(stamp) if stamp.starts_with(crate::journal::NAME_PREFIX) => Mode::Admin(Admin::RemoveRun(stamp.to_owned())),
+            Some(stamp) if stamp.starts_with(crate::stamp::NAME_PREFIX) => Mode::Admin(Admin::RemoveRun(stamp.to_owned())),
             _ => return Err(Error::Usage(format!("{REMOVE_RUN} takes a run stamp"))),
         },
         Some(DOC) if rest.len() == 2 => Mode::Admin(Admin::Doc(rest[1].to_str().unwrap_or("").parse()?)),

@@ -10,7 +10,7 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::process::{Command, Stdio};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Exit, Result};
 
 /// A helper command to run to completion.
 #[derive(Debug, Clone)]
@@ -68,38 +68,6 @@ impl Cmd {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stderr = stderr.trim().replace('\n', " | ");
         Err(Error::Command { cmd: self.to_string(), status: Exit::from(out.status), stderr })
-    }
-}
-
-/// How a helper command that did not succeed ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// It could not be started (why is in the error's `stderr`).
-    NotStarted,
-    /// It exited with this status.
-    Code(i32),
-    /// A signal ended it (Unix).
-    Signal(i32),
-}
-
-impl From<std::process::ExitStatus> for Exit {
-    fn from(s: std::process::ExitStatus) -> Self {
-        #[cfg(unix)]
-        if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&s) {
-            return Exit::Signal(sig);
-        }
-        // Windows always has a code; on Unix it is either a code or a signal.
-        Exit::Code(s.code().unwrap_or(-1))
-    }
-}
-
-impl fmt::Display for Exit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Exit::NotStarted => f.write_str("could not start"),
-            Exit::Code(c) => write!(f, "exit status: {c}"),
-            Exit::Signal(s) => write!(f, "signal: {s}"),
-        }
     }
 }
 

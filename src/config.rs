@@ -25,8 +25,82 @@ pub enum OnSnapshotFailure {
     Live,
 }
 
-/// Which snapshot provider to use: a row of [`crate::provider::PROVIDERS`]
-/// by its name, written as that name.
+/// A snapshot provider, by its word in the config (`provider = "btrfs"`):
+/// the config's vocabulary. Each has its one row of
+/// [`crate::provider::PROVIDERS`], in this order (a test there holds them equal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderName {
+    Btrfs,
+    Lvm,
+    Zfs,
+    Vss,
+}
+
+impl ProviderName {
+    pub const ALL: [ProviderName; 4] = [ProviderName::Btrfs, ProviderName::Lvm, ProviderName::Zfs, ProviderName::Vss];
+
+    /// Its word in the config, and its name in logs, the journal and `list`.
+    pub const fn word(self) -> &'static str {
+        match self {
+            ProviderName::Btrfs => "btrfs",
+            ProviderName::Lvm => "lvm",
+            ProviderName::Zfs => "zfs",
+            ProviderName::Vss => "vss",
+        }
+    }
+
+    pub fn of(word: &str) -> Option<ProviderName> {
+        ProviderName::ALL.into_iter().find(|n| n.word() == word)
+    }
+}
+
+/// What the config's `provider` accepts, as its doc says it: `"auto"`,
+/// every provider's name (of every system), `"none"`. Made when the program
+/// is compiled.
+pub const PROVIDER_WORDS: &str = {
+    const TEXT: Text = {
+        let mut t = Text::new().push("\"auto\"");
+        let mut i = 0;
+        while i < ProviderName::ALL.len() {
+            t = t.push(", \"").push(ProviderName::ALL[i].word()).push("\"");
+            i += 1;
+        }
+        t.push(" or \"none\"")
+    };
+    TEXT.as_str()
+};
+
+/// A short text built at compile time ([`PROVIDER_WORDS`]).
+struct Text {
+    bytes: [u8; 128],
+    len: usize,
+}
+
+impl Text {
+    const fn new() -> Text {
+        Text { bytes: [0; 128], len: 0 }
+    }
+
+    const fn push(mut self, s: &str) -> Text {
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            self.bytes[self.len] = b[i];
+            self.len += 1;
+            i += 1;
+        }
+        self
+    }
+
+    const fn as_str(&self) -> &str {
+        match std::str::from_utf8(self.bytes.split_at(self.len).0) {
+            Ok(s) => s,
+            Err(_) => panic!("not UTF-8"),
+        }
+    }
+}
+
+/// Which snapshot provider to use: one by its name, written as that name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(into = "String")]
 pub enum ProviderChoice {
@@ -34,7 +108,7 @@ pub enum ProviderChoice {
     #[default]
     Auto,
     /// The provider of that name.
-    Named(&'static str),
+    Named(ProviderName),
     /// Never snapshot: run rsync on the live files.
     None,
 }
@@ -51,13 +125,13 @@ impl TryFrom<String> for ProviderChoice {
         match s.as_str() {
             "auto" => Ok(ProviderChoice::Auto),
             "none" => Ok(ProviderChoice::None),
-            _ => crate::provider::named(&s).map(|p| ProviderChoice::Named(p.name)).ok_or(NotAProvider(s)),
+            _ => ProviderName::of(&s).map(ProviderChoice::Named).ok_or(NotAProvider(s)),
         }
     }
 }
 
 /// Read as an enum of unit variants is (a table or a number is refused as
-/// one would be), by hand: a derived one would borrow the `&'static str`.
+/// one would be), by hand, so that the words are [`ProviderName`]'s.
 impl<'de> Deserialize<'de> for ProviderChoice {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Word;
@@ -81,7 +155,7 @@ impl From<ProviderChoice> for String {
     fn from(c: ProviderChoice) -> String {
         match c {
             ProviderChoice::Auto => "auto".into(),
-            ProviderChoice::Named(name) => name.into(),
+            ProviderChoice::Named(name) => name.word().into(),
             ProviderChoice::None => "none".into(),
         }
     }
@@ -446,7 +520,7 @@ pub const KEYS: &[Key] = &[
     ),
     key(
         "provider",
-        crate::provider::WORDS,
+        PROVIDER_WORDS,
         "`\"auto\"` picks it from the filesystem of each source (btrfs, ZFS, or LVM for a logical volume; VSS on Windows); \
          `\"none\"` never snapshots",
     ),
@@ -949,7 +1023,7 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.rsync_path.as_deref(), Some(Path::new("/usr/bin/rsync")));
         assert_eq!(cfg.on_snapshot_failure, OnSnapshotFailure::Live);
-        assert_eq!(cfg.provider, ProviderChoice::Named("btrfs"));
+        assert_eq!(cfg.provider, ProviderChoice::Named(ProviderName::Btrfs));
         assert_eq!(cfg.log_level, LogLevel::Debug);
         assert_eq!(cfg.btrfs_snapshot_dir, ".snaps");
         assert_eq!(cfg.snapshot_removal, Removal::Wait);

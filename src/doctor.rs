@@ -19,9 +19,9 @@ use std::time::Instant;
 use crate::cli::{self, Options};
 use crate::config::{Config, LogTarget, ProviderChoice, Removal};
 use crate::error::{status, Error};
-use crate::guard::{Exposed, Snapshotted};
-use crate::journal::Journal;
 use crate::platform::{Space, System};
+use crate::run::guard::{Exposed, Snapshotted};
+use crate::run::journal::Journal;
 use crate::system_log::SystemLog;
 
 /// Below this share of free space a filesystem fails the check: every block
@@ -327,7 +327,7 @@ fn leftovers(sys: &dyn System, cfg: &Config, journal: &Journal) -> Finding {
     if let Err(e) = provider.leftovers() {
         return Finding::warn(check, format!("cannot list snapshots: {e}"), "run doctor as root");
     }
-    let report = crate::sweep::sweep(journal, provider.as_mut(), true, crate::sweep::Busy::Wait);
+    let report = crate::run::sweep::sweep(journal, provider.as_mut(), true, crate::run::sweep::Busy::Wait);
     let live = if report.live.is_empty() { String::new() } else { format!("; {} snapshot(s) of running backups", report.live.len()) };
     if report.stale.is_empty() && report.dead_entries.is_empty() {
         return Finding::ok(check, format!("nothing left by dead runs{live}"));

@@ -97,7 +97,7 @@ pub enum Error {
     Snapshot { path: PathBuf, msg: String },
 
     #[error("{cmd} failed ({status}): {stderr}")]
-    Command { cmd: String, status: crate::command::Exit, stderr: String },
+    Command { cmd: String, status: Exit, stderr: String },
 
     /// A system call on a path failed, e.g. a btrfs ioctl; `op` names it.
     #[error("{op} {path}: {source}")]
@@ -237,6 +237,38 @@ pub fn cause_and_fix(e: &std::io::Error) -> Option<&'static str> {
     }
 }
 
+/// How a helper command that did not succeed ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It could not be started (why is in the error's `stderr`).
+    NotStarted,
+    /// It exited with this status.
+    Code(i32),
+    /// A signal ended it (Unix).
+    Signal(i32),
+}
+
+impl From<std::process::ExitStatus> for Exit {
+    fn from(s: std::process::ExitStatus) -> Self {
+        #[cfg(unix)]
+        if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&s) {
+            return Exit::Signal(sig);
+        }
+        // Windows always has a code; on Unix it is either a code or a signal.
+        Exit::Code(s.code().unwrap_or(-1))
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::NotStarted => f.write_str("could not start"),
+            Exit::Code(c) => write!(f, "exit status: {c}"),
+            Exit::Signal(s) => write!(f, "signal: {s}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,7 +353,6 @@ mod tests {
     /// The typed errors keep the words of the one stderr line and their statuses.
     #[test]
     fn typed_errors_keep_their_words_and_statuses() {
-        use crate::command::Exit;
         use crate::protect_args::ProtectArgsError;
         use crate::restrict::refusal::{Refusal, Refused};
         use crate::rsync_args::ArgError;

@@ -31,8 +31,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -45,10 +44,6 @@ pub const FILE: &str = "history.jsonl";
 pub const LOCK: &str = "history.lock";
 /// What the new history is written to before it is renamed over [`FILE`].
 pub const TEMP: &str = ".history.jsonl.tmp";
-
-/// The most warnings one record keeps, and the most characters of each.
-const MAX_WARNINGS: usize = 20;
-const MAX_WARNING_CHARS: usize = 500;
 
 /// What a run came to, in one word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +119,31 @@ pub struct Record {
 }
 
 impl Record {
+    /// A run's record before anything is known of it but its start: it
+    /// counts as failed until told otherwise.
+    pub fn begun(stamp: &str, role: &str, start: String, sources: &[PathBuf]) -> Record {
+        Record {
+            stamp: stamp.to_owned(),
+            role: role.to_owned(),
+            start,
+            end: None,
+            sources: sources.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+            provider: None,
+            exposure: None,
+            live_reason: None,
+            snapshots: 0,
+            create_ms: None,
+            program_ms: None,
+            remove_ms: None,
+            program_status: None,
+            status: None,
+            removal: "none".into(),
+            outcome: Outcome::Failed,
+            warnings: Vec::new(),
+            error: None,
+        }
+    }
+
     pub fn start_time(&self) -> Option<SystemTime> {
         humantime::parse_rfc3339(&self.start).ok()
     }
@@ -138,7 +158,7 @@ impl Record {
     }
 
     /// The outcome of a run that got this far (not killed): see [`Outcome`].
-    fn judge(&self) -> Outcome {
+    pub fn judge(&self) -> Outcome {
         if self.exposure.as_deref() == Some("live") {
             return Outcome::Live;
         }
@@ -327,198 +347,13 @@ pub fn parse(text: &[u8]) -> (Vec<Record>, usize) {
     (records, bad)
 }
 
-/// The warnings and errors this process logged, for its record.
-static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-/// Notes a warning or error the logger wrote (called by the logger).
-pub fn note_warning(msg: &str) {
-    if let Ok(mut w) = WARNINGS.lock() {
-        if w.len() < MAX_WARNINGS {
-            w.push(msg.chars().take(MAX_WARNING_CHARS).collect());
-        }
-    }
-}
-
-fn warnings() -> Vec<String> {
-    WARNINGS.lock().map(|w| w.clone()).unwrap_or_default()
-}
-
-/// One run's record in the making; written by [`Recorder::finish`], or by
-/// `Drop` when a panic cuts the run short.
-pub struct Recorder {
-    history: History,
-    metrics: Option<PathBuf>,
-    started: SystemTime,
-    rec: Record,
-    written: bool,
-}
-
-impl Recorder {
-    /// A run of `role` (`rsync` or `exec`) over `sources`, starting now.
-    pub fn start(cfg: &Config, role: &str, sources: &[PathBuf]) -> Recorder {
-        let started = SystemTime::now();
-        Recorder {
-            history: History::of(cfg),
-            metrics: cfg.metrics_file.clone(),
-            started,
-            rec: Record {
-                stamp: crate::journal::run_stamp().to_owned(),
-                role: role.to_owned(),
-                start: time_text(started),
-                end: None,
-                sources: sources.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
-                provider: None,
-                exposure: None,
-                live_reason: None,
-                snapshots: 0,
-                create_ms: None,
-                program_ms: None,
-                remove_ms: None,
-                program_status: None,
-                status: None,
-                removal: "none".into(),
-                outcome: Outcome::Failed,
-                warnings: Vec::new(),
-                error: None,
-            },
-            written: false,
-        }
-    }
-
-    /// The snapshot set was made (by `provider`, `snapshots` of them, in `create`).
-    pub fn created(&mut self, provider: &str, snapshots: usize, create: Duration) {
-        self.rec.provider = Some(provider.to_owned());
-        self.rec.snapshots = snapshots as u32;
-        self.rec.create_ms = Some(create.as_millis() as u64);
-    }
-
-    /// The program ran in `exposure` for `ran`, ending with `status` (None: it
-    /// could not be started or waited for).
-    pub fn ran(&mut self, exposure: &str, ran: Duration, status: Option<u8>) {
-        self.rec.exposure = Some(exposure.to_owned());
-        self.rec.program_ms = Some(ran.as_millis() as u64);
-        self.rec.program_status = status;
-    }
-
-    /// The program is to read the live files, for `reason`.
-    pub fn live(&mut self, provider: Option<&str>, reason: &str) {
-        self.rec.provider = provider.map(str::to_owned);
-        self.rec.exposure = Some("live".into());
-        self.rec.live_reason = Some(reason.to_owned());
-    }
-
-    /// How the removal went (`ok`, `background` or `failed`), in `took`.
-    pub fn removed(&mut self, removal: &str, took: Duration) {
-        self.rec.removal = removal.to_owned();
-        self.rec.remove_ms = Some(took.as_millis() as u64);
-    }
-
-    /// Writes the record as it stands, before the process becomes the
-    /// program (a live run on Linux execs rsync or COMMAND, so it never learns
-    /// their status); a later [`Recorder::finish`] replaces it.
-    pub fn handover(&mut self) {
-        self.write();
-        self.written = false;
-    }
-
-    /// Writes the record of a run that ends with `result`; then the metrics file.
-    pub fn finish(mut self, result: &Result<u8>) {
-        match result {
-            Ok(s) => self.rec.status = Some(*s),
-            Err(e) => {
-                self.rec.status = Some(e.exit_code());
-                self.rec.error = Some(crate::text::one_line(&e.to_string()).into_owned());
-            }
-        }
-        self.write();
-    }
-
-    fn write(&mut self) {
-        self.written = true;
-        self.rec.end = Some(time_text(SystemTime::now().max(self.started)));
-        self.rec.warnings = warnings();
-        self.rec.outcome = self.rec.judge();
-        if let Err(e) = self.history.add(self.rec.clone()) {
-            log::info!("run history: {e}");
-        }
-        if let Some(m) = &self.metrics {
-            crate::metrics::write_after_run(m, &self.history);
-        }
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        if !self.written {
-            // Only a panic gets here: lib.rs exits with INTERNAL.
-            self.rec.status = Some(crate::error::status::INTERNAL);
-            self.rec.error.get_or_insert_with(|| "internal error (a panic); see the log".into());
-            self.write();
-        }
-    }
-}
-
-/// Records the runs of `journal` whose owner is dead as `killed`, unless they
-/// recorded themselves (a run whose removal failed leaves its entry too) or
-/// are recorded already. Called just before the sweep drops those entries: a
-/// kill in between leaves the entry for the next sweep, so no dead run is
-/// ever lost.
-pub fn killed(cfg: &Config, journal: &crate::journal::Journal) {
-    // A run whose detached remover still works is not dead: it recorded itself.
-    let dead: Vec<crate::journal::Entry> = journal.read().0.into_iter().filter(|e| !e.alive()).collect();
-    if dead.is_empty() {
-        return;
-    }
-    let swept = time_text(SystemTime::now());
-    let result = History::of(cfg).update(|records| {
-        for e in &dead {
-            if let Some(r) = records.iter_mut().find(|r| r.stamp == e.stamp) {
-                // It recorded itself (or was recorded by an earlier sweep).
-                let note = format!("a later run's sweep found what it left ({swept})");
-                if r.outcome != Outcome::Killed && !r.warnings.iter().any(|w| w.starts_with("a later run's sweep")) {
-                    r.warnings.truncate(MAX_WARNINGS - 1);
-                    r.warnings.push(note);
-                }
-                continue;
-            }
-            records.push(Record {
-                stamp: e.stamp.clone(),
-                role: "unknown".into(),
-                start: humantime::parse_rfc3339(&e.created).map(time_text).unwrap_or_else(|_| e.created.clone()),
-                end: None,
-                sources: e.sources.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
-                provider: Some(e.provider.clone()),
-                exposure: None,
-                live_reason: None,
-                snapshots: 0,
-                create_ms: None,
-                program_ms: None,
-                remove_ms: None,
-                program_status: None,
-                status: None,
-                removal: "swept".into(),
-                outcome: Outcome::Killed,
-                warnings: vec![format!("the run (pid {}) died without ending; a later run's sweep found it ({swept})", e.pid)],
-                error: None,
-            });
-        }
-    });
-    if let Err(e) = result {
-        log::info!("run history: {e}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// A finished run's record, as the recorder makes it.
     pub(crate) fn record(stamp: &str, sources: &[&str]) -> Record {
-        let cfg = Config { state_dir: Some("/nonexistent".into()), ..Config::default() };
-        let mut r = Recorder::start(&cfg, "rsync", &sources.iter().map(PathBuf::from).collect::<Vec<_>>());
-        r.written = true;
-        r.rec.stamp = stamp.to_owned();
-        r.rec.clone()
+        Record::begun(stamp, "rsync", time_text(SystemTime::now()), &sources.iter().map(PathBuf::from).collect::<Vec<_>>())
     }
 
     fn judged(f: impl FnOnce(&mut Record)) -> Outcome {
@@ -649,38 +484,6 @@ mod tests {
         }
         let (rs, bad) = History::new(d.path(), 1000).read().unwrap();
         assert_eq!((rs.len(), bad), (200, 0));
-    }
-
-    #[test]
-    fn a_dead_run_is_killed_once_and_a_recorded_one_is_not() {
-        let d = tempfile::tempdir().unwrap();
-        let cfg = Config { state_dir: Some(d.path().to_owned()), ..Config::default() };
-        let h = History::of(&cfg);
-        let mut failed = record("snaprsync-20260101T000000Z-p2", &["/home"]);
-        failed.removal = "failed".into();
-        failed.start = "2026-01-01T00:00:00.000Z".into();
-        h.add(failed).unwrap();
-        let mut dead = crate::journal::Entry::for_this_run("snaprsync-20260101T010000Z-p1", "btrfs", &["/srv".into()]);
-        dead.created = "2026-01-01T01:00:00Z".into();
-        let recorded = crate::journal::Entry::for_this_run("snaprsync-20260101T000000Z-p2", "btrfs", &["/home".into()]);
-        let journal = crate::journal::Journal::new(d.path());
-        dead.pid = 4_000_000; // no such process
-        journal.write(&dead).unwrap();
-        let mut recorded = recorded;
-        recorded.pid = 4_000_000;
-        journal.write(&recorded).unwrap();
-        killed(&cfg, &journal);
-        killed(&cfg, &journal);
-        let (rs, _) = h.read().unwrap();
-        assert_eq!(rs.len(), 2, "{rs:?}");
-        let k = &rs[1];
-        assert_eq!((k.outcome, k.removal.as_str(), k.status, k.end.as_deref()), (Outcome::Killed, "swept", None, None));
-        assert_eq!(
-            (k.start.as_str(), k.sources.as_slice(), k.provider.as_deref()),
-            ("2026-01-01T01:00:00.000Z", &["/srv".to_owned()][..], Some("btrfs"))
-        );
-        assert_eq!(rs[0].outcome, Outcome::Failed, "its own record stands");
-        assert_eq!(rs[0].warnings.iter().filter(|w| w.contains("a later run's sweep found")).count(), 1, "{:?}", rs[0].warnings);
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! point-in-time snapshot (btrfs, LVM or ZFS on Linux, VSS on Windows).
 //!
 //! One run flows through these modules in order: `cli` splits snaprsync's own
-//! options from rsync's argv, `rsync_args` reads that argv, `run` says what
-//! rsync reads, and `lifecycle` snapshots it through a `provider` (between
-//! the `hook`s), shows it to rsync through `platform`'s exposure, runs the
-//! real rsync, and removes everything again. `exec` is the same lifecycle for
-//! any other program.
+//! options from rsync's argv, `rsync_args` reads that argv, `role::rsync`
+//! says what rsync reads, and `run::lifecycle` snapshots it through a
+//! `provider` (between the `run::hook`s), shows it to rsync through
+//! `platform`'s exposure, runs the real rsync, and removes everything again.
+//! `role::exec` is the same lifecycle for any other program. ARCHITECTURE.md
+//! draws the floors the modules stand on.
 
 pub mod admin;
 pub mod cli;
@@ -15,14 +16,9 @@ pub mod completion;
 pub mod config;
 pub mod doctor;
 pub mod error;
-pub mod exec;
 pub mod fault;
-pub mod guard;
 pub mod history;
-pub mod hook;
 pub mod host;
-pub mod journal;
-pub mod lifecycle;
 pub mod logger;
 pub mod manual;
 pub mod metrics;
@@ -36,10 +32,11 @@ pub mod protect_args;
 pub mod provider;
 pub mod real_rsync;
 pub mod restrict;
+pub mod role;
 pub mod rsync_args;
 pub mod rsync_options;
 pub mod run;
-pub mod sweep;
+pub mod stamp;
 pub mod system_log;
 pub mod text;
 pub mod winpath;
@@ -88,8 +85,8 @@ pub fn main(argv: Vec<OsString>) -> u8 {
             logger::init(&logger::Destinations::of(&cfg));
             match mode {
                 cli::Mode::Admin(cmd) => admin::run(sys, &cfg, cmd),
-                cli::Mode::Exec(e) => exec::run(sys, &cfg, &opts, e),
-                cli::Mode::Rsync(argv) => run::rsync(sys, &cfg, &opts, argv),
+                cli::Mode::Exec(e) => role::exec::run(sys, &cfg, &opts, e),
+                cli::Mode::Rsync(argv) => role::rsync::rsync(sys, &cfg, &opts, argv),
             }
         })
     };

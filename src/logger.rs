@@ -89,7 +89,7 @@ impl Log for Logger {
         let text = render(&record.args().to_string(), &fields);
         let msg = one_line(&text);
         if level <= Level::Warn {
-            crate::history::note_warning(&msg);
+            note_warning(&msg);
         }
         if (level <= Level::Warn || (self.stderr_all && level <= self.level)) && !told_in_band() {
             // Best effort: a closed stderr must not stop the backup.
@@ -118,6 +118,26 @@ impl Log for Logger {
 
 /// The client of a pull was told snaprsync's failure in-band (`wire`): the
 /// line goes to the log, not again to stderr, which the client shows too.
+/// The most warnings a run keeps for its record, and the most characters of each.
+pub const MAX_WARNINGS: usize = 20;
+const MAX_WARNING_CHARS: usize = 500;
+
+/// The warnings and errors this process logged, for its record in the history.
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn note_warning(msg: &str) {
+    if let Ok(mut w) = WARNINGS.lock() {
+        if w.len() < MAX_WARNINGS {
+            w.push(msg.chars().take(MAX_WARNING_CHARS).collect());
+        }
+    }
+}
+
+/// Every warning and error logged so far (the first [`MAX_WARNINGS`]).
+pub fn warnings() -> Vec<String> {
+    WARNINGS.lock().map(|w| w.clone()).unwrap_or_default()
+}
+
 static IN_BAND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Records whether the failure went in-band (see [`told_in_band`]).

@@ -25,7 +25,7 @@ pub fn write_after_run(path: &Path, history: &History) {
         }
     };
     // The journal lives in the same state_dir as the history.
-    let journal = crate::journal::Journal::new(history.dir());
+    let journal = crate::run::journal::Journal::new(history.dir());
     let (entries, corrupt) = journal.read();
     let leftovers = entries.iter().filter(|e| !e.owner_alive()).count() + corrupt.len();
     if let Err(e) = write_atomically(path, &render(&records, leftovers)) {

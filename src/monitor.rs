@@ -288,7 +288,7 @@ pub fn verdict(records: &[Record], paths: &[PathBuf], max_age: Duration, leftove
 /// A run that handed its removal to the background remover a minute ago or
 /// less is not counted: its remover is still at work.
 fn leftovers(cfg: &Config, records: &[Record], now: SystemTime) -> usize {
-    let journal = crate::journal::Journal::new(&cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir));
+    let journal = crate::run::journal::Journal::new(&cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir));
     let (entries, corrupt) = journal.read();
     let mut stamps: Vec<String> = entries.iter().filter(|e| !e.owner_alive()).map(|e| e.stamp.clone()).collect();
     use crate::platform::Volumes;
@@ -296,7 +296,7 @@ fn leftovers(cfg: &Config, records: &[Record], now: SystemTime) -> usize {
         if let Ok(found) = provider.leftovers() {
             let live: Vec<&str> = entries.iter().filter(|e| e.owner_alive()).map(|e| e.stamp.as_str()).collect();
             for l in found {
-                let owned = live.contains(&l.stamp.as_str()) || crate::journal::stamp_owner_may_live(&l.stamp);
+                let owned = live.contains(&l.stamp.as_str()) || crate::stamp::stamp_owner_may_live(&l.stamp);
                 if !owned && !stamps.contains(&l.stamp) {
                     stamps.push(l.stamp);
                 }

@@ -178,7 +178,7 @@ impl Processes for FakeSystem {
     fn start_remover(&self, remover: std::process::Command, wait: std::io::PipeReader) -> std::io::Result<u32> {
         let args: Vec<String> = remover.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         let named =
-            args.iter().any(|a| a == crate::cli::REMOVE_RUN) && args.last().map(String::as_str) == Some(crate::journal::run_stamp());
+            args.iter().any(|a| a == crate::stamp::REMOVE_RUN) && args.last().map(String::as_str) == Some(crate::stamp::run_stamp());
         if self.call(if named { "remover" } else { "remover (not __remove-run STAMP)" }) {
             return Err(std::io::Error::other("the fake's remover failed"));
         }

@@ -40,7 +40,7 @@ use crate::provider::{self, Leftover, Parts, SnapshotSet, Snapshotter, Sweeper, 
 /// The inode number of every btrfs subvolume's root directory.
 const SUBVOLUME_ROOT_INO: u64 = 256;
 
-pub use crate::journal::NAME_PREFIX;
+pub use crate::stamp::NAME_PREFIX;
 
 pub struct Btrfs {
     mounts: Vec<Mount>,
@@ -50,7 +50,7 @@ pub struct Btrfs {
 
 impl Btrfs {
     pub fn new(mounts: Vec<Mount>, snapshot_dir: &str) -> Self {
-        Btrfs { mounts, snapshot_dir: snapshot_dir.to_owned(), stamp: crate::journal::run_stamp().to_owned() }
+        Btrfs { mounts, snapshot_dir: snapshot_dir.to_owned(), stamp: crate::stamp::run_stamp().to_owned() }
     }
 
     fn mount_of(&self, path: &Path) -> Result<&Mount> {
@@ -860,7 +860,7 @@ impl Sweeper for Btrfs {
 
 /// The run stamp in a snapshot name `<stamp>-<n>`; `None` for names snaprsync
 /// does not give, which are never touched.
-use crate::journal::stamp_of_name as stamp_of;
+use crate::stamp::stamp_of_name as stamp_of;
 
 #[cfg(test)]
 mod tests {

@@ -169,7 +169,7 @@ impl Lvm {
             size,
             thin_max_percent,
             mount_dir: state_dir.join("mnt"),
-            stamp: crate::journal::run_stamp().to_owned(),
+            stamp: crate::stamp::run_stamp().to_owned(),
             all: std::cell::OnceCell::new(),
             listed: std::cell::Cell::new(false),
             thick: Vec::new(),
@@ -290,7 +290,7 @@ fn current_mounts() -> Option<Vec<Mount>> {
 fn is_stray_mount_dir(dir: &Path, mounts: &Option<Vec<Mount>>) -> bool {
     let Some(mounts) = mounts else { return false };
     let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    crate::journal::stamp_of_name(name).is_some()
+    crate::stamp::stamp_of_name(name).is_some()
         && std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir())
         && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
         && !mounts.iter().any(|m| m.mount_point == dir)
@@ -306,7 +306,7 @@ fn stray_mount_dirs(mount_dir: &Path, lvs: &std::collections::HashSet<&str>, mou
         .flatten()
         .filter_map(|item| {
             let name = item.file_name().to_str()?.to_owned();
-            let stamp = crate::journal::stamp_of_name(&name)?.to_owned();
+            let stamp = crate::stamp::stamp_of_name(&name)?.to_owned();
             let path = item.path();
             (!lvs.contains(name.as_str()) && is_stray_mount_dir(&path, mounts)).then_some(Leftover { provider: "lvm", path, stamp })
         })
@@ -437,7 +437,7 @@ impl Sweeper for Lvm {
             .iter()
             .filter(|l| l.tags.iter().any(|t| t == TAG))
             .filter_map(|l| {
-                let stamp = crate::journal::stamp_of_name(&l.name)?;
+                let stamp = crate::stamp::stamp_of_name(&l.name)?;
                 Some(Leftover { provider: "lvm", path: PathBuf::from(format!("{}/{}", l.vg, l.name)), stamp: stamp.to_owned() })
             })
             .collect();

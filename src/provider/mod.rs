@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, ProviderChoice};
+use crate::config::{Config, ProviderChoice, ProviderName};
 use crate::error::{Error, Result};
 #[cfg(target_os = "linux")]
 use crate::mountinfo::Mount;
@@ -306,9 +306,9 @@ impl Sweeper for Several {
 /// One provider: a row of [`PROVIDERS`]. Adding a provider is its file
 /// (with its [`Parts`]) and its row.
 pub struct Provider {
-    /// Its word in the config (`provider = "btrfs"`), and its name in logs,
-    /// the journal and `list` (its snapshotter's and sweeper's `name`).
-    pub name: &'static str,
+    /// Which it is; its word in the config, and its name in logs, the
+    /// journal and `list` (its snapshotter's and sweeper's `name`).
+    pub kind: ProviderName,
     /// The system it runs on, named where it is asked for on another.
     pub os: &'static str,
     /// How it is found, made and swept: only in the build for its system.
@@ -358,18 +358,24 @@ macro_rules! only {
 /// Every provider, of every system: the config's words, detection (in this
 /// order), creation and the sweep all read this table.
 pub const PROVIDERS: &[Provider] = &[
-    Provider { name: "btrfs", os: "Linux", here: only!(target_os = "linux", &btrfs::PARTS) },
-    Provider { name: "lvm", os: "Linux", here: only!(target_os = "linux", &lvm::PARTS) },
-    Provider { name: "zfs", os: "Linux", here: only!(target_os = "linux", &zfs::PARTS) },
-    Provider { name: "vss", os: "Windows", here: only!(windows, &vss::PARTS) },
+    Provider { kind: ProviderName::Btrfs, os: "Linux", here: only!(target_os = "linux", &btrfs::PARTS) },
+    Provider { kind: ProviderName::Lvm, os: "Linux", here: only!(target_os = "linux", &lvm::PARTS) },
+    Provider { kind: ProviderName::Zfs, os: "Linux", here: only!(target_os = "linux", &zfs::PARTS) },
+    Provider { kind: ProviderName::Vss, os: "Windows", here: only!(windows, &vss::PARTS) },
 ];
+
+impl Provider {
+    pub const fn name(&self) -> &'static str {
+        self.kind.word()
+    }
+}
 
 /// This build's system, in the words of [`Provider::os`].
 const THIS_OS: &str = if cfg!(windows) { "Windows" } else { "Linux" };
 
 /// The row named `name`, of any system.
 pub fn named(name: &str) -> Option<&'static Provider> {
-    PROVIDERS.iter().find(|p| p.name == name)
+    PROVIDERS.iter().find(|p| p.name() == name)
 }
 
 /// The providers of this build, in the table's order.
@@ -387,64 +393,18 @@ pub fn spoken(words: &[&str]) -> String {
     }
 }
 
-/// What the config's `provider` accepts, as its doc says it: `"auto"`,
-/// every provider's name (of every system), `"none"`. Made from the table
-/// when the program is compiled.
-pub const WORDS: &str = {
-    const TEXT: Text = {
-        let mut t = Text::new().push("\"auto\"");
-        let mut i = 0;
-        while i < PROVIDERS.len() {
-            t = t.push(", \"").push(PROVIDERS[i].name).push("\"");
-            i += 1;
-        }
-        t.push(" or \"none\"")
-    };
-    TEXT.as_str()
-};
-
-/// A short text built at compile time ([`WORDS`]).
-struct Text {
-    bytes: [u8; 128],
-    len: usize,
-}
-
-impl Text {
-    const fn new() -> Text {
-        Text { bytes: [0; 128], len: 0 }
-    }
-
-    const fn push(mut self, s: &str) -> Text {
-        let b = s.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            self.bytes[self.len] = b[i];
-            self.len += 1;
-            i += 1;
-        }
-        self
-    }
-
-    const fn as_str(&self) -> &str {
-        match std::str::from_utf8(self.bytes.split_at(self.len).0) {
-            Ok(s) => s,
-            Err(_) => panic!("not UTF-8"),
-        }
-    }
-}
-
 /// The provider a run uses: the configured one, or under `"auto"` the one
 /// `detect` finds. One of another system's is refused, naming those of this one.
 pub fn chosen(choice: ProviderChoice, detect: impl FnOnce() -> Result<&'static Parts>) -> Result<&'static Parts> {
     let name = match choice {
         ProviderChoice::Auto => return detect(),
-        ProviderChoice::Named(name) => name,
+        ProviderChoice::Named(name) => name.word(),
         ProviderChoice::None => "none",
     };
     if let Some(parts) = named(name).and_then(|p| p.here) {
         return Ok(parts);
     }
-    let usable: Vec<&str> = std::iter::once("auto").chain(here().map(|(p, _)| p.name)).collect();
+    let usable: Vec<&str> = std::iter::once("auto").chain(here().map(|(p, _)| p.name())).collect();
     Err(Error::Usage(format!("provider = {name:?} is not available on {THIS_OS}; use {}", spoken(&usable))))
 }
 
@@ -458,8 +418,8 @@ pub fn detect(mounts: &[Mount], sources: &[PathBuf]) -> Result<&'static Parts> {
         let this =
             here().find(|(_, parts)| (parts.detects)(m)).ok_or_else(|| Error::NoProvider { path: s.clone(), fstype: m.fstype.clone() })?;
         match kind {
-            Some((k, _)) if k.name != this.0.name => {
-                return Err(Error::MixedProviders { path: s.clone(), kind: this.0.name.into(), earlier: k.name.into() })
+            Some((k, _)) if k.name() != this.0.name() => {
+                return Err(Error::MixedProviders { path: s.clone(), kind: this.0.name().into(), earlier: k.name().into() })
             }
             _ => kind = Some(this),
         }
@@ -633,31 +593,30 @@ mod tests {
     #[test]
     fn every_provider_here_has_its_own_sweeper_and_the_sweep_asks_each() {
         let cfg = Config::default();
-        let rows: Vec<&str> = here().map(|(p, _)| p.name).collect();
+        let rows: Vec<&str> = here().map(|(p, _)| p.name()).collect();
         assert!(!rows.is_empty());
         for (p, parts) in here() {
-            let sweeper = (parts.sweeper)(&cfg, &bare()).unwrap_or_else(|e| panic!("{}: no sweeper: {e}", p.name));
-            assert_eq!(sweeper.name(), p.name, "the sweeper of {}", p.name);
-            let snapshotter = (parts.build)(&cfg, &bare()).unwrap_or_else(|e| panic!("{}: {e}", p.name));
-            assert_eq!(snapshotter.name(), p.name, "the snapshotter of {}", p.name);
+            let sweeper = (parts.sweeper)(&cfg, &bare()).unwrap_or_else(|e| panic!("{}: no sweeper: {e}", p.name()));
+            assert_eq!(sweeper.name(), p.name(), "the sweeper of {}", p.name());
+            let snapshotter = (parts.build)(&cfg, &bare()).unwrap_or_else(|e| panic!("{}: {e}", p.name()));
+            assert_eq!(snapshotter.name(), p.name(), "the snapshotter of {}", p.name());
         }
         let swept: Vec<&str> = sweepers_where(&cfg, &bare(), |_| true).unwrap().iter().map(|s| s.name()).collect();
         assert_eq!(swept, rows, "the sweep's sweepers, with every kind in use");
     }
 
-    /// Names are unique, the config's words are the table's, and it reads each.
+    /// Every name of the config has exactly one row, in its order; the
+    /// config's words are the table's, and it reads each.
     #[test]
     fn the_config_takes_the_tables_words() {
-        let mut names: Vec<&str> = PROVIDERS.iter().map(|p| p.name).collect();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), PROVIDERS.len());
-        let names: Vec<&str> = std::iter::once("auto").chain(PROVIDERS.iter().map(|p| p.name)).chain(["none"]).collect();
-        assert_eq!(WORDS, spoken(&names));
-        assert_eq!(WORDS, r#""auto", "btrfs", "lvm", "zfs", "vss" or "none""#);
+        let kinds: Vec<ProviderName> = PROVIDERS.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, ProviderName::ALL, "one row per provider name, in its order");
+        let names: Vec<&str> = std::iter::once("auto").chain(PROVIDERS.iter().map(|p| p.name())).chain(["none"]).collect();
+        assert_eq!(crate::config::PROVIDER_WORDS, spoken(&names));
+        assert_eq!(crate::config::PROVIDER_WORDS, r#""auto", "btrfs", "lvm", "zfs", "vss" or "none""#);
         for p in PROVIDERS {
-            let cfg = Config::parse(&format!("provider = {:?}", p.name), Path::new("t.toml")).unwrap();
-            assert_eq!(cfg.provider, ProviderChoice::Named(p.name));
+            let cfg = Config::parse(&format!("provider = {:?}", p.name()), Path::new("t.toml")).unwrap();
+            assert_eq!(cfg.provider, ProviderChoice::Named(p.kind));
         }
     }
 
@@ -665,12 +624,12 @@ mod tests {
     #[test]
     fn another_systems_provider_is_refused_by_name() {
         let elsewhere = PROVIDERS.iter().find(|p| p.here.is_none()).unwrap();
-        let e = chosen(ProviderChoice::Named(elsewhere.name), || unreachable!()).err().unwrap().to_string();
-        let usable: Vec<&str> = std::iter::once("auto").chain(here().map(|(p, _)| p.name)).collect();
+        let e = chosen(ProviderChoice::Named(elsewhere.kind), || unreachable!()).err().unwrap().to_string();
+        let usable: Vec<&str> = std::iter::once("auto").chain(here().map(|(p, _)| p.name())).collect();
         assert!(usable.len() > 1 && usable.len() < PROVIDERS.len() + 1);
-        assert_eq!(e, format!("provider = {:?} is not available on {THIS_OS}; use {}", elsewhere.name, spoken(&usable)));
+        assert_eq!(e, format!("provider = {:?} is not available on {THIS_OS}; use {}", elsewhere.name(), spoken(&usable)));
         for (p, _) in here() {
-            assert!(chosen(ProviderChoice::Named(p.name), || unreachable!()).is_ok());
+            assert!(chosen(ProviderChoice::Named(p.kind), || unreachable!()).is_ok());
         }
         let linux = r#"use "auto", "btrfs", "lvm" or "zfs""#;
         assert!(e.ends_with(if cfg!(windows) { r#"use "auto" or "vss""# } else { linux }), "{e}");
@@ -689,7 +648,7 @@ mod tests {
         let mounts = [m("/", "ext4", "/dev/sda1"), m("/srv", "btrfs", "/dev/sdb"), m("/tank", "zfs", "tank/data")];
         let name = |sources: &[&str]| {
             let sources: Vec<PathBuf> = sources.iter().map(PathBuf::from).collect();
-            detect(&mounts, &sources).map(|parts| here().find(|(_, p)| std::ptr::eq(*p, parts)).unwrap().0.name)
+            detect(&mounts, &sources).map(|parts| here().find(|(_, p)| std::ptr::eq(*p, parts)).unwrap().0.name())
         };
         assert_eq!(name(&["/srv/a", "/srv/b"]).unwrap(), "btrfs");
         assert_eq!(name(&["/tank/x"]).unwrap(), "zfs");

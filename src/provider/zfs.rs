@@ -47,7 +47,7 @@ pub fn parse_ours(out: &str) -> Vec<(String, String)> {
         .filter_map(|line| {
             let (name, run) = line.split_once('\t')?;
             let (_, snap) = name.split_once('@')?;
-            let stamp = crate::journal::stamp_of_name(snap)?;
+            let stamp = crate::stamp::stamp_of_name(snap)?;
             (stamp == run.trim()).then(|| (name.to_owned(), stamp.to_owned()))
         })
         .collect()
@@ -84,7 +84,7 @@ pub struct Zfs {
 
 impl Zfs {
     pub fn new(mounts: Vec<Mount>, state_dir: &Path, cannot_mount: Option<String>) -> Self {
-        Zfs { mounts, cannot_mount, mount_dir: state_dir.join("mnt"), stamp: crate::journal::run_stamp().to_owned() }
+        Zfs { mounts, cannot_mount, mount_dir: state_dir.join("mnt"), stamp: crate::stamp::run_stamp().to_owned() }
     }
 
     /// The mounts to snapshot: the dataset holding each source and every
@@ -490,8 +490,7 @@ mod tests {
 
     #[test]
     fn failures_name_the_cause_and_the_fix() {
-        let cmd =
-            |stderr: &str| Error::Command { cmd: "zfs snapshot".into(), status: crate::command::Exit::Code(1), stderr: stderr.into() };
+        let cmd = |stderr: &str| Error::Command { cmd: "zfs snapshot".into(), status: crate::error::Exit::Code(1), stderr: stderr.into() };
         for (stderr, want) in [
             ("cannot create snapshot 'tank/a@x': out of space", "pool is full"),
             ("cannot create snapshot 'tank/a@x': permission denied", "run snaprsync as root"),

@@ -4,7 +4,7 @@
 //! that copy as the volume's snapshot; everything after that (argv rewrite,
 //! exposure, running rsync, removal) is the real code. It comes in as a
 //! value: [`DirSystem`] is the real Windows system but for the provider, and
-//! is handed to `run::rsync` or `exec::run` in its place.
+//! is handed to `role::rsync` or `role::exec` in its place.
 //!
 //! Like VSS after Event 25, it can lose its copy while rsync reads it
 //! ([`DirSystem::vanish_when`]), and its `verify` finds that the way the VSS provider's

@@ -1,6 +1,6 @@
 //! Windows platform tests, run under wine by `scripts/windows.sh test`: drive
 //! letters, argv rewriting, the rsync child, console events, the `live`
-//! fallback when VSS is missing, and a whole run through `run::rsync` with
+//! fallback when VSS is missing, and a whole run through `role::rsync` with
 //! the directory test double standing in for VSS.
 
 use std::ffi::OsString;
@@ -16,7 +16,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // A run through `run::rsync` names its rsync (the native echo helper).
+    // A run through `role::rsync` names its rsync (the native echo helper).
     *READER.lock().unwrap_or_else(|e| e.into_inner()) = None;
     g
 }
@@ -634,13 +634,14 @@ fn missing_vss_fails_with_its_status_or_falls_back_to_live() {
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
 
-    let err = crate::run::rsync(&Platform, &cfg_for(Expose::DriveLetter, false), &crate::cli::Options::default(), argv.clone())
+    let err = crate::role::rsync::rsync(&Platform, &cfg_for(Expose::DriveLetter, false), &crate::cli::Options::default(), argv.clone())
         .expect_err("VSS cannot work under wine");
     assert_eq!(err.exit_code(), crate::provider::vss::status::UNAVAILABLE, "{err}");
     assert!(err.to_string().contains("on_snapshot_failure"), "{err}");
     assert!(!out.exists(), "rsync must not run when the snapshot failed");
 
-    let status = crate::run::rsync(&Platform, &cfg_for(Expose::DriveLetter, true), &crate::cli::Options::default(), argv.clone()).unwrap();
+    let status =
+        crate::role::rsync::rsync(&Platform, &cfg_for(Expose::DriveLetter, true), &crate::cli::Options::default(), argv.clone()).unwrap();
     assert_eq!(status, 0);
     let text = std::fs::read_to_string(&out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -656,12 +657,12 @@ fn a_run_with_a_cygwin_root_source_fails_83_or_goes_live_with_a_warning() {
     let out = scratch("cygroot-out").join("out.txt");
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
-    let err = crate::run::rsync(&Platform, &cfg_for(Expose::DevicePath, false), &crate::cli::Options::default(), argv.clone())
+    let err = crate::role::rsync::rsync(&Platform, &cfg_for(Expose::DevicePath, false), &crate::cli::Options::default(), argv.clone())
         .expect_err("a cygwin-root source is refused");
     assert_eq!(err.exit_code(), crate::error::status::NO_PROVIDER, "{err}");
     assert!(err.to_string().contains("/home/alice/") && err.to_string().contains("on_snapshot_failure"), "{err}");
     assert!(!out.exists(), "rsync must not run");
-    let status = crate::run::rsync(&Platform, &cfg_for(Expose::DevicePath, true), &crate::cli::Options::default(), argv).unwrap();
+    let status = crate::role::rsync::rsync(&Platform, &cfg_for(Expose::DevicePath, true), &crate::cli::Options::default(), argv).unwrap();
     assert_eq!(status, 0);
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().nth(4), Some("/home/alice/"), "live: the argv unchanged\n{text}");
@@ -682,7 +683,7 @@ fn end_to_end_with_the_directory_double() {
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     std::env::set_var("SNAPRSYNC_ECHO_EXIT", "24");
 
-    let status = crate::run::rsync(&double, &cfg_for(Expose::DevicePath, false), &crate::cli::Options::default(), argv).unwrap();
+    let status = crate::role::rsync::rsync(&double, &cfg_for(Expose::DevicePath, false), &crate::cli::Options::default(), argv).unwrap();
     // The live file changes after the "snapshot": rsync must have read the copy.
     assert_eq!(status, 24, "rsync's status is passed through");
     let text = std::fs::read_to_string(&out).unwrap();
@@ -712,7 +713,7 @@ fn a_shadow_copy_that_vanishes_mid_run_fails_the_run_with_93() {
     std::env::set_var("SNAPRSYNC_ECHO_SLEEP", "1500");
     let arg = format!("{}\\", dir.display());
     let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
-    let r = crate::run::rsync(&double, &cfg_for(Expose::DevicePath, true), &crate::cli::Options::default(), argv);
+    let r = crate::role::rsync::rsync(&double, &cfg_for(Expose::DevicePath, true), &crate::cli::Options::default(), argv);
     std::env::remove_var("SNAPRSYNC_ECHO_SLEEP");
     let err = r.expect_err("a vanished shadow copy must fail the run");
     assert_eq!(err.exit_code(), crate::error::status::SNAPSHOT_OVERFLOW, "{err}");
@@ -759,7 +760,7 @@ fn exec_shows_the_snapshot_where_the_environment_says() {
     let echo = echo_exe().display().to_string();
     let cfg = Config { post_snapshot: Some(vec![echo.clone()]), ..cfg_for(Expose::DevicePath, false) };
     let exec = crate::cli::Exec { paths: vec![dir.clone().into()], command: os(&[&echo, "arg one", r"C:\x y\"]) };
-    let status = crate::exec::run(&dir_double::DirSystem::new(&snaps), &cfg, &crate::cli::Options::default(), exec);
+    let status = crate::role::exec::run(&dir_double::DirSystem::new(&snaps), &cfg, &crate::cli::Options::default(), exec);
     std::env::remove_var("SNAPRSYNC_ECHO_CLOBBER");
     std::env::remove_var("SNAPRSYNC_ECHO_HOOK_OUT");
     assert_eq!(status.unwrap(), 7, "the command's status is exec's");
@@ -796,7 +797,7 @@ fn exec_with_a_failing_hook_is_94_and_runs_nothing() {
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     let cfg = Config { pre_snapshot: Some(vec![r"C:\nonexistent\hook.exe".into()]), ..cfg_for(Expose::DevicePath, false) };
     let exec = crate::cli::Exec { paths: vec![dir.into()], command: os(&[&echo_exe().display().to_string()]) };
-    let err = crate::exec::run(&dir_double::DirSystem::new(&snaps), &cfg, &crate::cli::Options::default(), exec)
+    let err = crate::role::exec::run(&dir_double::DirSystem::new(&snaps), &cfg, &crate::cli::Options::default(), exec)
         .expect_err("the hook cannot start");
     assert_eq!(err.exit_code(), crate::error::status::HOOK, "{err}");
     assert!(!out.exists(), "the command must not run");
@@ -918,7 +919,7 @@ fn a_volume_guid_source_is_read_as_its_drive() {
     }
 }
 
-/// Runs `argv` through `run::rsync` with the directory TEST DOUBLE and the
+/// Runs `argv` through `role::rsync` with the directory TEST DOUBLE and the
 /// echo helper as rsync; returns (status or error, the lines rsync wrote,
 /// the double's scratch directory).
 fn run_with_double(cfg: &Config, argv: &[OsString], mounts: Option<&[String]>) -> (Result<u8>, Vec<String>, PathBuf) {
@@ -931,7 +932,7 @@ fn run_with_double(cfg: &Config, argv: &[OsString], mounts: Option<&[String]>) -
     let out = scratch("double-out").join("out.txt");
     std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
     std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
-    let r = crate::run::rsync(&double, cfg, &crate::cli::Options::default(), argv.to_vec());
+    let r = crate::role::rsync::rsync(&double, cfg, &crate::cli::Options::default(), argv.to_vec());
     let lines = std::fs::read_to_string(&out).unwrap_or_default().lines().map(str::to_owned).collect();
     (r, lines, snaps)
 }

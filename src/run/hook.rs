@@ -103,7 +103,7 @@ pub fn run(sys: &dyn System, cfg: &Config, hook: Hook, sources: &[PathBuf], outc
     let Some(argv) = argv(cfg, hook) else { return Ok(()) };
     let shown = crate::command::shell_line(argv.iter().map(std::ffi::OsStr::new));
     let limit = Duration::from_secs(cfg.hook_timeout);
-    let env = env(hook, crate::journal::run_stamp(), sources, outcome);
+    let env = env(hook, crate::stamp::run_stamp(), sources, outcome);
     log::debug!("{} hook: running {shown}", hook.key());
     let started = Instant::now();
     let ended = sys.run_bounded(argv[0].as_ref(), &argv[1..].iter().map(OsString::from).collect::<Vec<_>>(), &env, limit);

@@ -12,10 +12,10 @@ use std::time::Instant;
 use crate::cli::Options;
 use crate::config::{Config, OnSnapshotFailure};
 use crate::error::{Error, Result};
-use crate::guard::{Exposed, Snapshotted};
-use crate::history::Recorder;
 use crate::platform::{Exposure, Launch, Method, Program, System};
 use crate::provider::SnapshotSet;
+use crate::run::guard::{Exposed, Snapshotted};
+use crate::run::record::Recorder;
 
 /// What a run does with its snapshot set.
 pub trait Task {
@@ -123,9 +123,9 @@ fn recorded(sys: &dyn System, cfg: &Config, opts: &Options, sources: &[PathBuf],
     let sources_text = sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",");
     let program_status = status.as_ref().map_or_else(|e| format!("not run ({e})"), |s| s.to_string());
     let removal = match &removed {
-        Ok(crate::guard::Removed::Now) => "ok".to_owned(),
+        Ok(crate::run::guard::Removed::Now) => "ok".to_owned(),
         // Not done yet: the remover says how it went, in a line of its own.
-        Ok(crate::guard::Removed::Background) => "background".to_owned(),
+        Ok(crate::run::guard::Removed::Background) => "background".to_owned(),
         Err(e) => format!("FAILED ({e})"),
     };
     let snapshot_removal = format!("{:?}", cfg.snapshot_removal).to_lowercase();
@@ -134,14 +134,14 @@ fn recorded(sys: &dyn System, cfg: &Config, opts: &Options, sources: &[PathBuf],
     let method = method.as_str();
     if what == Program::Rsync {
         log::info!(
-            run = crate::journal::run_stamp(), sources = sources_text.as_str(), provider = provider, method = method,
+            run = crate::stamp::run_stamp(), sources = sources_text.as_str(), provider = provider, method = method,
             snapshots = snapshots, create_ms = create_ms, snapshot_ms = snapshot_ms, rsync_ms = ran_ms, remove_ms = remove_ms,
             snapshot_removal = snapshot_removal.as_str(), removal = removal.as_str(), rsync_status = program_status.as_str();
             "summary"
         );
     } else {
         log::info!(
-            run = crate::journal::run_stamp(), sources = sources_text.as_str(), provider = provider, method = method,
+            run = crate::stamp::run_stamp(), sources = sources_text.as_str(), provider = provider, method = method,
             snapshots = snapshots, create_ms = create_ms, snapshot_ms = snapshot_ms, command_ms = ran_ms, remove_ms = remove_ms,
             snapshot_removal = snapshot_removal.as_str(), removal = removal.as_str(), command_status = program_status.as_str();
             "summary"
@@ -165,11 +165,11 @@ fn recorded(sys: &dyn System, cfg: &Config, opts: &Options, sources: &[PathBuf],
 
 /// The history's word for a removal: `background` when it was handed to the
 /// detached remover (which reports its own outcome in the log).
-fn removal_word(removed: &Result<crate::guard::Removed>) -> &'static str {
+fn removal_word(removed: &Result<crate::run::guard::Removed>) -> &'static str {
     match removed {
         Err(_) => "failed",
-        Ok(crate::guard::Removed::Background) => "background",
-        Ok(crate::guard::Removed::Now) => "ok",
+        Ok(crate::run::guard::Removed::Background) => "background",
+        Ok(crate::run::guard::Removed::Now) => "ok",
     }
 }
 
@@ -198,7 +198,7 @@ fn prefetch(cfg: &Config, set: &SnapshotSet, sources: &[PathBuf], method: Method
 
 /// The lifecycle's order and its cleanup on every way out, with the
 /// recording [`crate::platform::fake::FakeSystem`] as the machine: through
-/// `exec::run` and `run::rsync`, the roles' own code, in milliseconds and
+/// `role::exec` and `role::rsync`, the roles' own code, in milliseconds and
 /// without root.
 #[cfg(test)]
 mod tests {
@@ -208,8 +208,8 @@ mod tests {
     use crate::cli::{Exec, Options};
     use crate::config::{Config, HookFailure, OnSnapshotFailure, Prefetch, Removal};
     use crate::error::{status, Result};
-    use crate::journal::Journal;
     use crate::platform::fake::{FakeSystem, Script, SIGNAL};
+    use crate::run::journal::Journal;
 
     /// One run through the fake, and what it left.
     struct Run {
@@ -255,7 +255,7 @@ mod tests {
         let cfg = config(state.path(), tweak);
         let fake = FakeSystem::new(script);
         let e = Exec { paths: vec!["/srv/data".into()], command: vec!["backup".into(), "--all".into()] };
-        let result = crate::exec::run(&fake, &cfg, &Options::default(), e);
+        let result = crate::role::exec::run(&fake, &cfg, &Options::default(), e);
         Run { result, calls: fake.calls(), fake, state }
     }
 
@@ -266,7 +266,7 @@ mod tests {
         let fake = FakeSystem::new(script);
         let source = format!("{}/", state.path().display());
         let argv: Vec<OsString> = ["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &source].iter().map(OsString::from).collect();
-        let result = crate::run::rsync(&fake, &cfg, &Options::default(), argv);
+        let result = crate::role::rsync::rsync(&fake, &cfg, &Options::default(), argv);
         Run { result, calls: fake.calls(), fake, state }
     }
 
@@ -415,7 +415,7 @@ mod tests {
         assert_eq!(r.calls, [until(&whole("rsync"), "undo"), vec!["remover".into()]].concat());
         assert_eq!(r.result.as_ref().ok(), Some(&5), "rsync's status does not wait for the removal");
         assert_eq!(r.fake.snapshots().len(), 1, "the snapshot is the remover's now");
-        assert_eq!(r.fake.handed_to_remover(), Some(vec![crate::guard::HAND_OFF]), "told once, after the record");
+        assert_eq!(r.fake.handed_to_remover(), Some(vec![crate::run::guard::HAND_OFF]), "told once, after the record");
         let (entries, _) = Journal::new(r.state.path()).read();
         let remover = entries.first().and_then(|e| e.remover.as_ref()).map(|p| p.pid);
         assert_eq!((entries.len(), remover), (1, Some(std::process::id())), "the record names the remover: {entries:?}");

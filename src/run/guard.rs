@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use crate::cli::Options;
 use crate::config::{Config, Removal};
 use crate::error::{Error, Result};
-use crate::hook::{self, Hook, Outcome};
-use crate::journal::{self, Entry, Journal};
 use crate::platform::{Exposure, Launch, System};
 use crate::provider::{SnapshotSet, Snapshotter};
-use crate::sweep;
+use crate::run::hook::{self, Hook, Outcome};
+use crate::run::journal::{self, Entry, Journal};
+use crate::run::sweep;
 
 /// Snapshots made for this run, recorded in the journal.
 pub struct Snapshotted {
@@ -37,7 +37,7 @@ impl Snapshotted {
     pub fn create(sys: &dyn System, cfg: &Config, sources: &[PathBuf]) -> Result<Snapshotted> {
         let mut provider = sys.provider(cfg, sources)?;
         let journal = Journal::new(&cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir));
-        crate::history::killed(cfg, &journal);
+        crate::run::record::killed(cfg, &journal);
         let swept = sweep::sweep(&journal, provider.as_mut(), false, sweep::Busy::Skip);
         if !swept.stale.is_empty() {
             log::info!("sweep: removed {} snapshot(s) that earlier runs left", swept.stale.len());
@@ -45,7 +45,7 @@ impl Snapshotted {
         for (path, why) in &swept.failed {
             log::warn!("sweep: could not remove {}: {why}", path.display());
         }
-        let entry = Entry::for_this_run(journal::run_stamp(), provider.name(), sources);
+        let entry = Entry::for_this_run(crate::stamp::run_stamp(), provider.name(), sources);
         journal.write(&entry).map_err(|e| {
             // Not root, a full or read-only state_dir: the cause and its fix.
             let fix = match &e {
@@ -56,7 +56,7 @@ impl Snapshotted {
             Error::Snapshot { path: journal.dir().to_owned(), msg: format!("cannot record the run before snapshotting ({e}); {fix}") }
         })?;
         let forget = |journal: &Journal| {
-            if let Err(j) = journal.remove(journal::run_stamp()) {
+            if let Err(j) = journal.remove(crate::stamp::run_stamp()) {
                 log::warn!("{j}");
             }
         };
@@ -122,7 +122,7 @@ impl Snapshotted {
         self.owned = false;
         let removed = self.provider.remove(&self.set);
         if removed.is_ok() {
-            if let Err(e) = self.journal.remove(journal::run_stamp()) {
+            if let Err(e) = self.journal.remove(crate::stamp::run_stamp()) {
                 log::warn!("{e}");
             }
         } else {
@@ -209,7 +209,7 @@ fn remover(opts: &Options) -> std::process::Command {
     if let Some(l) = &opts.log_level {
         c.arg(format!("--snap-log-level={l}"));
     }
-    c.arg(crate::cli::REMOVE_RUN).arg(journal::run_stamp());
+    c.arg(crate::stamp::REMOVE_RUN).arg(crate::stamp::run_stamp());
     c.stdout(Stdio::null()).stderr(Stdio::null()).current_dir(crate::host::root_dir());
     crate::host::detach(&mut c);
     c

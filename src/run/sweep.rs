@@ -18,8 +18,8 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use crate::journal::{self, Entry, Journal};
 use crate::provider::{Leftover, Sweeper};
+use crate::run::journal::{self, Entry, Journal};
 
 /// What one sweep found and did.
 #[derive(Debug, Default)]
@@ -121,7 +121,8 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Sweeper, dry_run: bool, busy:
     // A snapshot with no entry here may belong to a live run that journals
     // elsewhere (another state_dir): judge it by the pid and time in its
     // name, and by a remover of its run that still runs.
-    let live_elsewhere = |stamp: &str| !recorded.contains(stamp) && (journal::stamp_owner_may_live(stamp) || journal::remover_runs(stamp));
+    let live_elsewhere =
+        |stamp: &str| !recorded.contains(stamp) && (crate::stamp::stamp_owner_may_live(stamp) || crate::stamp::remover_runs(stamp));
     let mut failed_stamps = HashSet::new();
     for l in leftovers {
         if finished.contains(&l.stamp) {

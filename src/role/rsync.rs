@@ -10,14 +10,14 @@ use std::path::{Path, PathBuf};
 use crate::cli::Options;
 use crate::config::{Config, ProviderChoice};
 use crate::error::{Error, Result};
-use crate::guard::Exposed;
-use crate::lifecycle::{self, Task};
 use crate::pin::Pins;
 use crate::platform::{Confine, Exposure, Launch, Method, Program, System};
 use crate::protect_args;
 use crate::provider::SnapshotSet;
 use crate::restrict;
 use crate::rsync_args::{self, Invocation, Role};
+use crate::run::guard::Exposed;
+use crate::run::lifecycle::{self, Task};
 
 /// One rsync-role request, once its argv is read and checked.
 struct Request<'a> {

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use crate::cli::{Exec, Options};
 use crate::config::{Config, ProviderChoice};
 use crate::error::{Error, Result};
-use crate::lifecycle::{self, Task};
 use crate::platform::{Exposure, Launch, Place, Program, System};
 use crate::provider::SnapshotSet;
+use crate::run::lifecycle::{self, Task};
 
 /// Runs `exec`; returns COMMAND's exit status.
 pub fn run(sys: &dyn System, cfg: &Config, opts: &Options, exec: Exec) -> Result<u8> {
@@ -108,7 +108,7 @@ fn seen(places: &[Place], path: &Path) -> PathBuf {
 ///   `SNAPRSYNC_PATH_<n>`: where COMMAND reads it.
 pub fn env(method: &str, places: &[Place], sources: &[PathBuf]) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = vec![
-        ("SNAPRSYNC_STAMP".into(), crate::journal::run_stamp().into()),
+        ("SNAPRSYNC_STAMP".into(), crate::stamp::run_stamp().into()),
         ("SNAPRSYNC_EXPOSE".into(), method.into()),
         ("SNAPRSYNC_SNAPSHOT_COUNT".into(), places.len().to_string().into()),
     ];
@@ -138,7 +138,7 @@ mod tests {
             vec![Place { origin: "/srv".into(), seen: "/shown/srv".into() }, Place { origin: "/srv/vm".into(), seen: "/shown/vm".into() }];
         let e = env("namespace", &places, &["/srv/db".into(), "/srv/vm/disk".into(), "/srv/vm".into(), "/other".into()]);
         assert_eq!(get(&e, "SNAPRSYNC_EXPOSE"), "namespace");
-        assert!(get(&e, "SNAPRSYNC_STAMP").starts_with(crate::journal::NAME_PREFIX));
+        assert!(get(&e, "SNAPRSYNC_STAMP").starts_with(crate::stamp::NAME_PREFIX));
         assert_eq!(get(&e, "SNAPRSYNC_SNAPSHOT_COUNT"), "2");
         assert_eq!((get(&e, "SNAPRSYNC_SNAPSHOT_1_ORIGIN"), get(&e, "SNAPRSYNC_SNAPSHOT_1_PATH")), ("/srv/vm".into(), "/shown/vm".into()));
         assert_eq!(get(&e, "SNAPRSYNC_PATH_COUNT"), "4");
