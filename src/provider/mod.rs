@@ -209,6 +209,20 @@ pub trait Sweeper {
     /// and left out.
     fn leftovers(&self) -> Result<Vec<Leftover>>;
 
+    /// What the runs `runs` (as their journal entries record them) may have
+    /// left, and what else its listing there shows: a run's sweep and its
+    /// background removal ask this, `cleanup` and `doctor` [`leftovers`].
+    /// By default every leftover, for a provider whose listing grows only
+    /// with snaprsync's own snapshots (btrfs reads its snapshot directory);
+    /// one whose listing grows with the machine (ZFS) looks only where the
+    /// runs' sources are.
+    ///
+    /// [`leftovers`]: Sweeper::leftovers
+    fn leftovers_of(&self, runs: &[RunOf]) -> Result<Vec<Leftover>> {
+        let _ = runs;
+        self.leftovers()
+    }
+
     /// Removes one leftover, checked again just before; one that is already
     /// gone is not an error.
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()>;
@@ -265,6 +279,15 @@ pub(crate) fn remove_last_first(set: &SnapshotSet, mut remove_one: impl FnMut(&V
     first.map_or(Ok(()), Err)
 }
 
+/// A run as its journal entry records it, for [`Sweeper::leftovers_of`].
+#[derive(Debug, Clone, Copy)]
+pub struct RunOf<'a> {
+    pub stamp: &'a str,
+    /// The name of the provider that snapshotted it.
+    pub provider: &'a str,
+    pub sources: &'a [PathBuf],
+}
+
 /// A snapshot found on disk, and the stamp of the run that made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leftover {
@@ -289,6 +312,18 @@ impl Sweeper for Several {
         let mut all = Vec::new();
         for p in &self.0 {
             match p.leftovers() {
+                Ok(l) => all.extend(l),
+                Err(e) => log::warn!("{}: cannot list its snapshots: {e}", p.name()),
+            }
+        }
+        Ok(all)
+    }
+
+    /// Every part's, as [`Several::leftovers`].
+    fn leftovers_of(&self, runs: &[RunOf]) -> Result<Vec<Leftover>> {
+        let mut all = Vec::new();
+        for p in &self.0 {
+            match p.leftovers_of(runs) {
                 Ok(l) => all.extend(l),
                 Err(e) => log::warn!("{}: cannot list its snapshots: {e}", p.name()),
             }
