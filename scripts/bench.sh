@@ -46,6 +46,12 @@
 #            on one subvolume, and BENCH_SERIES runs in a row of one source
 #            each (rsnapshot's backup points): creation time per run and per
 #            source, wall and CPU time
+#   foreign-zfs  the same on ZFS in the QEMU guest lab (scripts/guest.sh,
+#            GUEST_CACHE): a run's create time with each N of
+#            BENCH_FOREIGN_ZFS other tools' snapshots on the machine (made
+#            once, 100 per `zfs snapshot -r`, kept in BENCH_GUEST_IMAGES), with
+#            BENCH_BASE_REV's build alternating (scripts/bench/guest-foreign.sh)
+#   foreign-lvm  the same on LVM: N of BENCH_FOREIGN_LVM other thin LVs in the VG
 #   nested   a pull of a tree holding N nested subvolumes (each N of
 #            BENCH_NESTED, e.g. "0 10 100 500"), over a local remote shell:
 #            snapshot creation time from snaprsync's log, and each run's wall
@@ -83,6 +89,11 @@ set -euo pipefail
 : "${BENCH_FOREIGN:=0 1000 10000}" # foreign: foreign snapshots on the filesystem, one series each
 : "${BENCH_FOREIGN_RUNS:=9}"     # foreign: timed runs per series and place
 : "${BENCH_FOREIGN_BASE_MAX:=1000}" # foreign: the base build runs up to this many
+: "${BENCH_FOREIGN_ZFS:=0 1000 10000}" # foreign-zfs: foreign snapshots in the guest, one step each
+: "${BENCH_FOREIGN_LVM:=0 200}"   # foreign-lvm: other LVs in the VG, one step each
+: "${BENCH_GUEST_RUNS:=5}"        # foreign-zfs, foreign-lvm: timed rounds per count
+: "${BENCH_GUEST_TIMEOUT:=3600}"  # foreign-zfs, foreign-lvm: seconds before the guest is killed
+: "${BENCH_GUEST_IMAGES:=}"       # where the ZFS pools of foreign snapshots are kept (default: target/bench-guest)
 : "${BENCH_SOURCES:=1 10 100}"   # sources: sources in one run, one series each
 : "${BENCH_SOURCES_RUNS:=9}"     # sources: timed runs per series
 : "${BENCH_SERIES:=50}"          # sources: runs in a row, one source each
@@ -135,6 +146,7 @@ pkgs=(-p testbed)
 log "cargo build --release ${pkgs[*]}"
 (cd "$repo" && cargo build --release --quiet "${pkgs[@]}" --bins)
 target=$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+[ -n "$BENCH_GUEST_IMAGES" ] || BENCH_GUEST_IMAGES=$target/bench-guest
 if [ -z "$SNAPRSYNC" ]; then
   SNAPRSYNC=$target/release/snaprsync
   version="working tree $(cd "$repo" && git describe --always --dirty)"
@@ -201,7 +213,7 @@ LRSH=$BIN/local-rsh
   echo "snaprsync=$version, sha256 $(sha256sum "$SNAP" | cut -c1-16)"
   [ -z "$BASE" ] || echo "base=commit $base_rev, sha256 $(sha256sum "$BIN/snaprsync-base" | cut -c1-16)"
   env_used=""
-  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS BENCH_INCR_FILES BENCH_INCR_RUNS BENCH_INCR_CACHE BENCH_INCR_CPUS BENCH_CONC BENCH_CONC_RUNS BENCH_NESTED BENCH_NESTED_RUNS BENCH_FOREIGN BENCH_FOREIGN_RUNS BENCH_FOREIGN_BASE_MAX BENCH_SOURCES BENCH_SOURCES_RUNS BENCH_SERIES; do
+  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS BENCH_INCR_FILES BENCH_INCR_RUNS BENCH_INCR_CACHE BENCH_INCR_CPUS BENCH_CONC BENCH_CONC_RUNS BENCH_NESTED BENCH_NESTED_RUNS BENCH_FOREIGN BENCH_FOREIGN_RUNS BENCH_FOREIGN_BASE_MAX BENCH_FOREIGN_ZFS BENCH_FOREIGN_LVM BENCH_GUEST_RUNS BENCH_SOURCES BENCH_SOURCES_RUNS BENCH_SERIES; do
     env_used+="$v=\"${!v}\" "
   done
   [ "$BENCH_CORE_VARIANTS" = "plain snaprsync naive snapread" ] || env_used+="BENCH_CORE_VARIANTS=\"$BENCH_CORE_VARIANTS\" "
@@ -694,6 +706,36 @@ if want foreign; then
     log "foreign: round $r of $BENCH_FOREIGN_RUNS done"
   done
 fi
+
+# ---------------------------------------------------------------- foreign in the guest
+# ZFS and LVM need the QEMU guest lab (scripts/guest.sh; GUEST_CACHE names its
+# kernel and modules): scripts/bench/guest-foreign.sh runs there, one guest
+# per kind, the builds alternating round by round at each count. The ZFS
+# pools of other tools' snapshots are made once and kept in BENCH_GUEST_IMAGES.
+for kind in zfs lvm; do
+  want "foreign-$kind" || continue
+  mkdir -p "$OUT/bin" "$BENCH_GUEST_IMAGES"
+  cp "$SNAP" "$OUT/bin/snaprsync"
+  [ -z "$BASE" ] || cp "$BASE" "$OUT/bin/snaprsync-base"
+  disks=(--disk "$W/guest-src.img:1G")
+  if [ "$kind" = zfs ]; then
+    counts=$BENCH_FOREIGN_ZFS prev=0
+    for n in $counts; do
+      [ "$n" -gt 0 ] || continue
+      disks+=(--disk "$BENCH_GUEST_IMAGES/zfs-foreign-$prev-$n.img:4G")
+      prev=$n
+    done
+  else
+    counts=$BENCH_FOREIGN_LVM
+  fi
+  rm -f "$W/guest-src.img"
+  log "foreign-$kind: the guest, counts $counts, $BENCH_GUEST_RUNS rounds (timeout $BENCH_GUEST_TIMEOUT s)"
+  zfs_flag=()
+  [ "$kind" = lvm ] || zfs_flag=(--zfs)
+  "$here/guest.sh" run "${disks[@]}" "${zfs_flag[@]}" --mem 1536 --share "$OUT" --timeout "$BENCH_GUEST_TIMEOUT" \
+    -- "$here/bench/guest-foreign.sh" "$kind" "$BENCH_GUEST_RUNS" "$counts" >>"$OUT/guest-$kind.log" 2>&1 ||
+    die "foreign-$kind: the guest run failed (see $OUT/guest-$kind.log)"
+done
 
 # ---------------------------------------------------------------- sources
 if want sources; then

@@ -357,6 +357,32 @@ if "foreign" in TIMES:
                       f"{med(cpu) * 1000:.0f} | {per_round(cpu, bcpu)} |")
     print()
 
+for kind in ("zfs", "lvm"):
+    path = os.path.join(out, f"guest-{kind}.csv")
+    if not os.path.exists(path):
+        continue
+    g = defaultdict(lambda: defaultdict(dict))  # build -> count -> round -> (create ms, wall s, cpu s)
+    with open(path) as f:
+        for _, build, n, r, c, w, cpu in csv.reader(f):
+            g[build][int(n)][int(r)] = (int(c), float(w), float(cpu))
+    what = "other tools' snapshots on the machine" if kind == "zfs" else "other LVs in the VG"
+    print(f"## foreign-{kind}: {what}, in the QEMU guest (software emulation), a copy of 5 files\n")
+    print("Ratios against the same build at 0: of the medians, and the median of the per-round ratios.\n")
+    print("| build | count | runs | median create ms | min | max | create ÷ at 0 (medians) | create ÷ at 0 (per round) | "
+          "median wall ms | wall ÷ at 0 (per round) | median CPU ms | CPU ÷ at 0 (per round) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for build in sorted(g, key=lambda b: b != "snaprsync"):
+        zero = g[build].get(0, {})
+        for n in sorted(g[build]):
+            rs = g[build][n]
+            col = lambda i, d: [d[r][i] for r in sorted(d)]
+            pr = lambda i: per_round([rs[r][i] for r in sorted(rs) if r in zero], [zero[r][i] for r in sorted(rs) if r in zero])
+            cs = col(0, rs)
+            ratio = f"{med(cs) / med(col(0, zero)):.2f}" if zero and med(col(0, zero)) else "—"
+            print(f"| {build} | {n} | {len(cs)} | {med(cs):.0f} | {min(cs)} | {max(cs)} | {ratio} | {pr(0)} | "
+                  f"{med(col(1, rs)) * 1000:.0f} | {pr(1)} | {med(col(2, rs)) * 1000:.0f} | {pr(2)} |")
+    print()
+
 if "sources" in TIMES:
     t = TIMES["sources"]
     print("## sources: one run with N sources on one subvolume (5 files each)\n")
