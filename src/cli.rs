@@ -212,9 +212,9 @@ pub const COMMANDS: &[CommandDoc] = &[
     },
     CommandDoc {
         name: "selftest",
-        args: "[--report FILE]",
-        options: &["--report"],
-        about: "Windows: snapshot a volume and read a file held open with no sharing through both exposures, and write a report",
+        args: "[--report FILE] [--show-names]",
+        options: &["--report", "--show-names"],
+        about: "Windows: the field test (VSS and its writers, a locked file, a long path, a file denied by ACL, both exposures' rsync listings, a killed run); ends with PASS or FAIL, names redacted",
     },
 ];
 

@@ -136,6 +136,10 @@ pub fn run(sys: &dyn System, opts: &Options, args: &cli::Doctor) -> u8 {
     r.add(log(&cfg));
     let journal = Journal::new(&state);
     r.add(journal_files(&journal));
+    let history = crate::history::History::new(&state, cfg.history_size as usize);
+    if let Some(f) = history.read().ok().and_then(|(records, _)| exposure_switch(cfg.expose, &records)) {
+        r.add(f);
+    }
     r.add(match privileged {
         Ok(_) => leftovers(sys, &cfg, &journal),
         Err(_) => Finding::warn("leftovers", "not looked for: snapshot directories are root's", "run doctor as root"),
@@ -177,6 +181,31 @@ fn config(opts: &Options) -> (Config, Finding) {
             (Config::default(), Finding::fail("config", format!("{e} (the checks below use the defaults)"), "fix the key the line names"))
         }
     }
+}
+
+/// `expose` (Windows) against the exposure the last run that used one read
+/// through, as the history recorded it: a cygwin or MSYS2 rsync sees other
+/// modes and owners through a drive letter than through a device path, so a
+/// switch makes the next `--link-dest` backup copy every file again. None
+/// where no run used either (on Linux, or before the first run).
+pub(crate) fn exposure_switch(configured: crate::config::Expose, records: &[crate::history::Record]) -> Option<Finding> {
+    let word = |e: crate::config::Expose| match e {
+        crate::config::Expose::DriveLetter => "drive-letter",
+        crate::config::Expose::DevicePath => "device-path",
+    };
+    let now = word(configured);
+    let last = records.iter().rev().find(|r| matches!(r.exposure.as_deref(), Some("drive-letter" | "device-path")))?;
+    let then = last.exposure.as_deref().unwrap_or_default();
+    if then == now {
+        return Some(Finding::ok("expose", format!("expose = \"{now}\", as the last run ({}) read", last.start)));
+    }
+    Some(Finding::warn(
+        "expose",
+        format!(
+            "expose = \"{now}\", but the last run ({}) read through \"{then}\": a cygwin or MSYS2 rsync sees other modes and owners through the two, so the next --link-dest backup copies every file again"
+        , last.start),
+        format!("set expose = \"{then}\" again, or accept one full copy for the switch (docs/windows.md)"),
+    ))
 }
 
 /// The real rsync: found, runs, says it is rsync, and is not snaprsync.
@@ -681,6 +710,52 @@ mod tests {
         assert_eq!(s(0, 0), Level::Fail);
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(12), "12 B");
+    }
+
+    /// A switch of `expose` since the last run is one WARN line naming the
+    /// consequence and the fix; the same exposure is OK; no run that used
+    /// either (Linux's exposures, a live run) gives no line.
+    #[test]
+    fn a_switch_of_expose_since_the_last_run_is_warned_of() {
+        use crate::config::Expose;
+        let run = |start: &str, exposure: Option<&str>| crate::history::Record {
+            stamp: format!("s{start}"),
+            role: "rsync".into(),
+            start: start.into(),
+            end: None,
+            sources: Vec::new(),
+            provider: None,
+            exposure: exposure.map(str::to_owned),
+            live_reason: None,
+            snapshots: 1,
+            create_ms: None,
+            program_ms: None,
+            remove_ms: None,
+            program_status: Some(0),
+            status: Some(0),
+            removal: "ok".into(),
+            outcome: crate::history::Outcome::Consistent,
+            warnings: Vec::new(),
+            error: None,
+        };
+        let records = [run("1", Some("device-path")), run("2", Some("drive-letter")), run("3", Some("live")), run("4", None)];
+        let f = exposure_switch(Expose::DevicePath, &records).unwrap();
+        assert_eq!(f.level, Level::Warn, "{f}");
+        let line = f.to_string();
+        for want in [
+            "\"device-path\"",
+            "last run (2)",
+            "\"drive-letter\"",
+            "--link-dest",
+            "copies every file again",
+            "fix: set expose = \"drive-letter\"",
+        ] {
+            assert!(line.contains(want), "{want:?} not in {line}");
+        }
+        assert!(!line.contains('\n'));
+        assert_eq!(exposure_switch(Expose::DriveLetter, &records).unwrap().level, Level::Ok);
+        assert!(exposure_switch(Expose::DevicePath, &records[2..]).is_none());
+        assert!(exposure_switch(Expose::DevicePath, &[run("1", Some("namespace"))]).is_none());
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub enum Error {
     Expose { path: PathBuf, msg: String },
 
     #[error("{what}: HRESULT {hresult:#010x}: {msg}")]
-    Vss { what: String, hresult: u32, msg: String, status: u8 },
+    Vss { what: String, hresult: u32, msg: String, kind: VssKind },
 
     #[error("the snapshot {snapshot} of {volume} filled up while rsync read it, so this backup is not a consistent copy; raise lvm_snapshot_size (or use a thin volume)", volume = volume.display())]
     SnapshotOverflow { volume: PathBuf, snapshot: String },
@@ -172,7 +172,7 @@ impl Error {
             Error::ProtectArgs(_) => status::PROTECT_ARGS,
             Error::Refused(_) => status::REFUSED,
             Error::Expose { .. } => status::EXPOSE,
-            Error::Vss { status, .. } => *status,
+            Error::Vss { kind, .. } => kind.status(),
             Error::SnapshotOverflow { .. } => status::SNAPSHOT_OVERFLOW,
             Error::Hook { .. } => status::HOOK,
             Error::Interrupted(sig) => 128u8.saturating_add(*sig as u8),
@@ -269,6 +269,40 @@ impl std::fmt::Display for Exit {
     }
 }
 
+/// What a failed VSS step means, read from its HRESULT by
+/// `provider::vss::classify`; the run's exit status follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VssKind {
+    /// The account may not make shadow copies.
+    AccessDenied,
+    /// Another set in progress, or a writer or the system too slow for `vss_timeout`.
+    Busy,
+    /// No VSS here: not implemented, the service disabled, the provider not registered.
+    Unavailable,
+    /// Too little shadow storage, or too many copies on the volume.
+    NoStorage,
+    /// VSS (or the chosen provider) cannot shadow this volume.
+    VolumeUnsupported,
+    /// A shadow copy vanished while it was read.
+    Lost,
+    /// Any other failure of a VSS step.
+    Failed,
+}
+
+impl VssKind {
+    pub fn status(self) -> u8 {
+        match self {
+            VssKind::AccessDenied => status::ACCESS_DENIED,
+            VssKind::Busy => status::VSS_BUSY,
+            VssKind::Unavailable => status::VSS_UNAVAILABLE,
+            VssKind::NoStorage => status::VSS_NO_STORAGE,
+            VssKind::VolumeUnsupported => status::VSS_VOLUME_UNSUPPORTED,
+            VssKind::Lost => status::SNAPSHOT_OVERFLOW,
+            VssKind::Failed => status::SNAPSHOT,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,7 +325,7 @@ mod tests {
         let codes: Vec<u8> = STATUSES.iter().map(|(c, _)| *c).collect();
         assert!(codes.windows(2).all(|w| w[0] < w[1]), "{codes:?}");
         assert_eq!(codes, (status::USAGE..=status::CHECK_FAILED).collect::<Vec<_>>(), "no gaps");
-        let vss = |status| Error::Vss { what: String::new(), hresult: 0, msg: String::new(), status };
+        let vss = |kind| Error::Vss { what: String::new(), hresult: 0, msg: String::new(), kind };
         let errors = [
             Error::Usage(String::new()),
             Error::Snapshot { path: PathBuf::new(), msg: String::new() },
@@ -304,7 +338,13 @@ mod tests {
             Error::Refused(crate::restrict::refusal::Refused::NotForced),
             Error::Expose { path: PathBuf::new(), msg: String::new() },
             Error::Syscall { op: "ioctl", path: PathBuf::new(), source: std::io::Error::other("x") },
-            vss(status::ACCESS_DENIED),
+            vss(VssKind::AccessDenied),
+            vss(VssKind::Busy),
+            vss(VssKind::Unavailable),
+            vss(VssKind::NoStorage),
+            vss(VssKind::VolumeUnsupported),
+            vss(VssKind::Lost),
+            vss(VssKind::Failed),
             Error::SnapshotOverflow { volume: PathBuf::new(), snapshot: String::new() },
             Error::io("", std::io::Error::other("x")),
         ];

@@ -140,6 +140,19 @@ pub fn man1() -> String {
         let args = if c.args.is_empty() { String::new() } else { format!(" {}", esc(c.args)) };
         let _ = writeln!(o, ".TP\n\\fB{}\\fR{args}\n{}", esc(c.name), roff(c.about));
     }
+    o.push_str(".SS \"exec of the root filesystem\"\n");
+    o.push_str(&roff(
+        "A PATH on the root filesystem's own volume (a btrfs root subvolume, `/` on a logical volume) cannot be mounted over \
+         for a running program. COMMAND then runs in a mount namespace of its own whose root is the snapshot of `/` \
+         (`pivot_root`, the old root detached), with the run's other snapshots at their places: its programs, libraries and \
+         paths are found there, frozen and read-only. Shown live, as they are: every filesystem mounted below `/` that no \
+         snapshot covers (`/proc`, `/sys`, `/dev`, `/run`, a tmpfs `/tmp`, `/boot`, a separate `/usr`, the disk a repository \
+         is on, a volume not named as a PATH such as `/home`), because a program needs them and each is a volume of its own, \
+         frozen only when it is a PATH; and `/tmp` and `/var/tmp`, the scratch space programs write to. The log names them \
+         (`shown live:`). A repository or cache on the root volume itself cannot be written: put it elsewhere. `/proc` is the \
+         live system's; a backup of `/` stays on one filesystem (`--one-file-system`) or excludes `/proc`, `/sys` and `/dev`.",
+    ));
+    o.push('\n');
     o.push_str(".SH EXIT STATUS\n");
     o.push_str(&roff(
         "rsync's own status passes through exactly (0, 23, 24, ...); a signal N that kills rsync becomes 128+N. snaprsync's \

@@ -188,6 +188,7 @@ impl Pull {
     }
 
     /// How many negotiation strings the client sends after its version.
+    #[cfg_attr(not(unix), allow(dead_code))] // only a Unix pull waits for the answer
     fn client_lists(&self) -> usize {
         self.lists().len()
     }
@@ -221,10 +222,12 @@ fn frame(out: &mut Vec<u8>, tag: u32, payload: &[u8]) {
 /// Where the client's stream stands after its version: the negotiation
 /// strings to skip, then messages until its own `MSG_ERROR_EXIT`, the answer
 /// that lets snaprsync close the connection first (as rsync's sender waits for it).
+#[cfg_attr(not(unix), allow(dead_code))] // only a Unix pull waits for the answer
 struct Answer {
     lists: usize,
 }
 
+#[cfg_attr(not(unix), allow(dead_code))]
 impl Answer {
     /// Whether `bytes` (all the client sent after its version) hold its `MSG_ERROR_EXIT`.
     fn complete(&self, bytes: &[u8]) -> bool {

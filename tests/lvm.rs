@@ -7,7 +7,8 @@
 //! kill -9 followed by a sweep and one during `lvremove` (no mount-point
 //! directory left); the removal is done in the background from the guest's
 //! chroot; plain rsync under the same writer is shown torn, so the consistency
-//! check can fail.
+//! check can fail. A second boot (`tests/guest/lvmroot.sh`) makes a logical
+//! volume the root of a private namespace and runs `snaprsync exec /` there.
 
 use crate::support::guest::{scenario, Guest, Report};
 
@@ -54,4 +55,22 @@ fn lvm_snapshots_in_the_guest() {
     assert_eq!(out.code(), Some(0), "{}", out.report());
     assert!(report.value("overflow", &out).contains("filled up"), "the overflow names its cause\n{}", out.report());
     assert!(report.value("no-space", &out).contains("free"), "{}", out.report());
+}
+
+/// Every check of `tests/guest/lvmroot.sh`, in order.
+const ROOT_CHECKS: &[&str] =
+    &["setup", "root-frozen", "root-one-instant", "live-and-read-only", "root-is-the-snapshot", "no-lv-left", "control-live-moves"];
+
+/// `snaprsync exec / -- sh -c ...` with an LVM logical volume as `/` (pivoted
+/// into in a private namespace): the command's root is the snapshot, frozen
+/// and one instant under a writer, read-only, with `/proc` and `/tmp` live;
+/// the same command without snaprsync sees the pair move; no snapshot LV is left.
+#[test]
+fn exec_of_an_lvm_root_in_the_guest() {
+    let out = Guest::default().disk("pv", 512).mem_mb(1024).timeout_secs(300).exec(&scenario("lvmroot.sh"));
+    for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("VALUE ")) {
+        eprintln!("{line}");
+    }
+    Report::parse(&out).assert_all_ok(ROOT_CHECKS, &out);
+    assert_eq!(out.code(), Some(0), "{}", out.report());
 }

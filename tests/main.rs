@@ -29,5 +29,6 @@ mod monitor;
 mod prefetch;
 mod protect_args;
 mod restrict;
+mod rootexec;
 mod version;
 mod zfs;

@@ -10,7 +10,9 @@
  * SNAPRSYNC_ECHO_HOOK_OUT, overwrites the file SNAPRSYNC_ECHO_CLOBBER (a live
  * change after the snapshot) and exits 0. Given --list-only first, it
  * instead lists the directory named by its last argument on stdout, one
- * "-rw-r--r--  SIZE 2026/01/01 00:00:00 NAME" line per entry, as rsync does.
+ * "-rw-r--r--  SIZE 2026/01/01 00:00:00 NAME" line per entry, as rsync does;
+ * given -n first, "544:513 NAME" per entry of its last but one argument, as
+ * rsync's dry run with --out-format='%U:%G %n' does.
  * With SNAPRSYNC_ECHO_PRIVS set, it also writes "priv NAME enabled|disabled|
  * absent" for SeBackupPrivilege and SeRestorePrivilege in the token it got. */
 #include <windows.h>
@@ -104,6 +106,36 @@ static int list_only(const wchar_t *dir)
     return 0;
 }
 
+/* As `rsync -n -d -go --numeric-ids --out-format='%U:%G %n' SRC DEST`:
+ * "544:513 NAME" per entry of SRC ("./" for itself, "NAME/" for a folder). */
+static int owners(const wchar_t *dir)
+{
+    wchar_t pattern[8192];
+    size_t len = wcslen(dir);
+    if (len == 0 || len > 8000)
+        return 23;
+    wcscpy(pattern, dir);
+    if (pattern[len - 1] != L'\\' && pattern[len - 1] != L'/')
+        wcscat(pattern, L"\\");
+    wcscat(pattern, L"*");
+    WIN32_FIND_DATAW fd;
+    HANDLE h = FindFirstFileW(pattern, &fd);
+    if (h == INVALID_HANDLE_VALUE)
+        return 23;
+    do {
+        if (wcscmp(fd.cFileName, L"..") == 0)
+            continue;
+        fputs("544:513 ", stdout);
+        if (wcscmp(fd.cFileName, L".") == 0)
+            put(stdout, L".");
+        else
+            put(stdout, fd.cFileName);
+        fputs((fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) ? "/\n" : "\n", stdout);
+    } while (FindNextFileW(h, &fd));
+    FindClose(h);
+    return 0;
+}
+
 static void privilege(FILE *f, HANDLE token, const wchar_t *name)
 {
     static DWORD buf[4096];
@@ -144,6 +176,8 @@ int main(void)
     wchar_t **argv = CommandLineToArgvW(GetCommandLineW(), &argc);
     if (argc >= 3 && wcscmp(argv[1], L"--list-only") == 0)
         return list_only(argv[argc - 1]);
+    if (argc >= 4 && wcscmp(argv[1], L"-n") == 0)
+        return owners(argv[argc - 2]);
     wchar_t out[4096], num[64];
     FILE *f = stderr;
     if (GetEnvironmentVariableW(L"SNAPRSYNC_ECHO_OUT", out, 4096))

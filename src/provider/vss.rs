@@ -15,12 +15,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::{Leftover, Parts, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
-use crate::error::{self, Error, Result};
+use crate::error::{Error, Result, VssKind};
 
 mod com;
+pub use com::Failure;
 pub mod volume;
 
-/// Exit statuses of VSS failures (README "Exit statuses", docs/windows.md).
 /// The statuses VSS failures map to (documented in README "Exit statuses").
 pub mod status {
     pub use crate::error::status::{
@@ -89,6 +89,30 @@ pub fn failed_writers(status: &[(String, i32, u32)]) -> Vec<String> {
         .collect()
 }
 
+/// Pure: a `VSS_WRITER_STATE` as vss.h names it, without its prefix
+/// (`stable`, `failed at freeze`), for `selftest`'s report.
+pub fn writer_state_name(state: i32) -> String {
+    const NAMES: [&str; 16] = [
+        "unknown",
+        "stable",
+        "waiting for freeze",
+        "waiting for thaw",
+        "waiting for post snapshot",
+        "waiting for backup complete",
+        "failed at identify",
+        "failed at prepare backup",
+        "failed at prepare snapshot",
+        "failed at freeze",
+        "failed at thaw",
+        "failed at post snapshot",
+        "failed at backup complete",
+        "failed at pre restore",
+        "failed at post restore",
+        "failed at backup shutdown",
+    ];
+    usize::try_from(state).ok().and_then(|i| NAMES.get(i)).map_or_else(|| format!("state {state}"), |n| (*n).to_owned())
+}
+
 /// Retry pacing while another snapshot set is in progress, or after a
 /// writer could not flush or hold its writes in time.
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
@@ -117,47 +141,47 @@ pub fn retry_reason(hresult: u32, tries: u32) -> Option<&'static str> {
 /// The one-line message, with the fix, and the exit status for a failed VSS step.
 pub fn classify(what: &str, hresult: u32, timeout_secs: u64) -> Error {
     use hr::*;
-    let (status, msg): (u8, String) = match hresult {
+    let (kind, msg): (VssKind, String) = match hresult {
         E_ACCESSDENIED => (
-            status::ACCESS_DENIED,
+            VssKind::AccessDenied,
             "access denied: run snaprsync elevated, as a member of Administrators or Backup Operators \
              (the ssh account needs SeBackupPrivilege)"
                 .into(),
         ),
         VSS_E_SNAPSHOT_SET_IN_PROGRESS => (
-            status::BUSY,
+            VssKind::Busy,
             format!(
                 "another shadow copy set stayed in progress for vss_timeout = {timeout_secs} s \
                  (another backup running?): schedule backups apart or raise vss_timeout"
             ),
         ),
         TIMEOUT | VSS_E_FLUSH_WRITES_TIMEOUT | VSS_E_HOLD_WRITES_TIMEOUT => (
-            status::BUSY,
+            VssKind::Busy,
             format!(
                 "did not finish within vss_timeout = {timeout_secs} s: a writer may hang \
                  (check `vssadmin list writers`); raise vss_timeout or restart the stuck writer's service"
             ),
         ),
         VSS_E_PROVIDER_NOT_REGISTERED => (
-            status::UNAVAILABLE,
+            VssKind::Unavailable,
             "the VSS provider named by vss_provider is not registered here: see `vssadmin list providers`, \
              or set vss_provider = \"any\""
                 .into(),
         ),
         VSS_E_INSUFFICIENT_STORAGE | VSS_E_MAXIMUM_DIFFAREA_ASSOCIATIONS_REACHED => (
-            status::NO_STORAGE,
+            VssKind::NoStorage,
             "not enough shadow copy storage: free disk space, or enlarge it with \
              `vssadmin resize shadowstorage /for=C: /on=C: /maxsize=10%`"
                 .into(),
         ),
         VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED | VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED => (
-            status::NO_STORAGE,
+            VssKind::NoStorage,
             "the volume already holds the maximum number of shadow copies: delete old ones \
              (`vssadmin list shadows`, `vssadmin delete shadows /for=C: /oldest`)"
                 .into(),
         ),
         VSS_E_VOLUME_NOT_SUPPORTED => (
-            status::VOLUME_UNSUPPORTED,
+            VssKind::VolumeUnsupported,
             "VSS cannot shadow this volume: a BitLocker volume that is locked (`manage-bde -status`), \
              ReFS on Windows older than Server 2012 / Windows 8, a network drive, FAT/exFAT (no NTFS for shadow storage), \
              or a RAM disk or other volume without a shadow copy provider: unlock it, or back it up without snaprsync, \
@@ -165,49 +189,49 @@ pub fn classify(what: &str, hresult: u32, timeout_secs: u64) -> Error {
                 .into(),
         ),
         VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER => (
-            status::VOLUME_UNSUPPORTED,
+            VssKind::VolumeUnsupported,
             "the provider named by vss_provider cannot shadow this volume (a hardware provider for other disks, or \
              the system provider on a locked BitLocker, FAT/exFAT, ReFS-before-2012 or RAM-disk volume): set \
              vss_provider = \"any\" or \"system\" (see `vssadmin list providers`), or set on_snapshot_failure = \"live\""
                 .into(),
         ),
         VSS_S_ASYNC_CANCELLED => (
-            error::status::SNAPSHOT,
+            VssKind::Failed,
             "the operation was cancelled, not by snaprsync's deadline (by VSS itself or another program): \
              see the Application event log (source VSS) and `vssadmin list writers`, then retry"
                 .into(),
         ),
         E_NOTIMPL => (
-            status::UNAVAILABLE,
+            VssKind::Unavailable,
             "VSS is not implemented on this system (wine, or a Windows edition without VSS): \
              run on Windows with the Volume Shadow Copy service, or set on_snapshot_failure = \"live\""
                 .into(),
         ),
         REGDB_E_CLASSNOTREG | SERVICE_DISABLED => (
-            status::UNAVAILABLE,
+            VssKind::Unavailable,
             "the Volume Shadow Copy service is missing or disabled: `sc config vss start= demand` \
              as Administrator, or set on_snapshot_failure = \"live\""
                 .into(),
         ),
         VSS_E_BAD_STATE => (
-            error::status::SNAPSHOT,
+            VssKind::Failed,
             "VSS reports a bad state (a 32-bit requestor on 64-bit Windows, or a VSS call out of order): \
              use the 64-bit snaprsync.exe and report this with `snaprsync selftest --report FILE`"
                 .into(),
         ),
         VSS_E_PROVIDER_VETO | VSS_E_UNEXPECTED_PROVIDER_ERROR | VSS_E_UNEXPECTED => (
-            error::status::SNAPSHOT,
+            VssKind::Failed,
             "the VSS provider failed: see the Application event log (sources VSS, volsnap) and \
              `vssadmin list writers`, then retry"
                 .into(),
         ),
-        _ => (error::status::SNAPSHOT, "VSS failed: see the Application event log (source VSS) and `vssadmin list writers`".into()),
+        _ => (VssKind::Failed, "VSS failed: see the Application event log (source VSS) and `vssadmin list writers`".into()),
     };
-    Error::Vss { what: what.to_owned(), hresult, msg, status }
+    Error::Vss { what: what.to_owned(), hresult, msg, kind }
 }
 
 fn unavailable(what: &str, msg: String) -> Error {
-    Error::Vss { what: what.to_owned(), hresult: hr::E_NOTIMPL, msg, status: status::UNAVAILABLE }
+    Error::Vss { what: what.to_owned(), hresult: hr::E_NOTIMPL, msg, kind: VssKind::Unavailable }
 }
 
 /// The failure of a shadow copy that vanished while rsync read it (status
@@ -225,7 +249,7 @@ pub fn lost(volume: &str, device: &str, why: &str, hresult: u32) -> Error {
              or back up at a quieter time",
             v = volume.trim_end_matches('\\')
         ),
-        status: status::LOST,
+        kind: VssKind::Lost,
     }
 }
 
@@ -242,12 +266,12 @@ pub struct Shadow<I> {
 /// `GetSnapshotProperties`; the test double asks its own directories.
 pub fn check_shadows<I>(
     shadows: &[Shadow<I>],
-    properties: impl Fn(&I) -> std::result::Result<String, (String, u32)>,
+    properties: impl Fn(&I) -> std::result::Result<String, Failure>,
     opens: impl Fn(&str) -> std::io::Result<()>,
 ) -> Result<()> {
     for s in shadows {
         match properties(&s.id) {
-            Err((what, h)) => return Err(lost(&s.volume, &s.device, &format!("{what} no longer finds it"), h)),
+            Err(Failure { call: what, hresult: h }) => return Err(lost(&s.volume, &s.device, &format!("{what} no longer finds it"), h)),
             Ok(d) if !d.trim_end_matches('\\').eq_ignore_ascii_case(s.device.trim_end_matches('\\')) => {
                 return Err(lost(&s.volume, &s.device, &format!("its id now leads to another device, {d}"), hr::VSS_E_OBJECT_NOT_FOUND))
             }
@@ -277,6 +301,9 @@ pub struct Vss {
     require_writers: bool,
     /// `vss_provider`: GUID_NULL lets VSS choose.
     provider: com::GUID,
+    /// Each step of the sequence as it went, and the writers' states
+    /// (`selftest` reports them).
+    trace: std::sync::Mutex<Vec<String>>,
 }
 
 impl Vss {
@@ -288,7 +315,23 @@ impl Vss {
             stop: || false,
             require_writers: false,
             provider: com::GUID::default(),
+            trace: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// The sequence so far: each VSS step with its time, or how it failed,
+    /// and each writer's state.
+    pub fn trace(&self) -> Vec<String> {
+        self.trace.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn note(&self, line: String) {
+        self.trace.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    }
+
+    /// Notes a step that went, with the time it took.
+    fn went(&self, step: &str, since: Instant) {
+        self.note(format!("{step}: ok ({} ms)", since.elapsed().as_millis()));
     }
 
     /// The same, failing when a writer failed (`vss_writers = "require"`).
@@ -310,9 +353,9 @@ impl Vss {
     }
 
     /// The stop check between steps: a cancelled step's failure.
-    fn go_on(&self, step: &str) -> std::result::Result<(), (String, u32)> {
+    fn go_on(&self, step: &str) -> std::result::Result<(), Failure> {
         if (self.stop)() {
-            return Err((format!("{step} (stopped)"), hr::VSS_S_ASYNC_CANCELLED));
+            return Err(Failure::new(format!("{step} (stopped)"), hr::VSS_S_ASYNC_CANCELLED));
         }
         Ok(())
     }
@@ -322,16 +365,20 @@ impl Vss {
     }
 
     /// One attempt at the whole sequence, for `volumes` (roots like `C:\`).
-    fn attempt(&self, targets: &[(String, Vec<String>)], deadline: Instant) -> std::result::Result<Attempt, (String, u32)> {
+    fn attempt(&self, targets: &[(String, Vec<String>)], deadline: Instant) -> std::result::Result<Attempt, Failure> {
         let stop = self.stop;
         let volumes: Vec<&String> = targets.iter().map(|(v, _)| v).collect();
         self.go_on("CreateVssBackupComponents")?;
+        let t = Instant::now();
         let bc = com::BackupComponents::create()?;
         bc.initialize_for_backup()?;
         bc.set_context(com::VSS_CTX_BACKUP)?;
         bc.set_backup_state(com::VSS_BT_COPY)?;
+        self.went("CreateVssBackupComponents, InitializeForBackup, SetContext(backup), SetBackupState(copy)", t);
+        let t = Instant::now();
         bc.gather_writer_metadata()?.wait(deadline, "GatherWriterMetadata", stop)?;
-        if let Err((what, h)) = bc.free_writer_metadata() {
+        self.went("GatherWriterMetadata", t);
+        if let Err(Failure { call: what, hresult: h }) = bc.free_writer_metadata() {
             log::debug!("vss: {what}: {h:#010x}");
         }
         for &v in &volumes {
@@ -342,11 +389,13 @@ impl Vss {
                 } else {
                     hr::VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER
                 };
-                return Err((format!("IsVolumeSupported({v})"), h));
+                return Err(Failure::new(format!("IsVolumeSupported({v})"), h));
             }
         }
+        self.note(format!("IsVolumeSupported({}): yes", volumes.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")));
         let set_id = bc.start_snapshot_set()?;
         log::debug!("vss: snapshot set {set_id}");
+        self.note(format!("StartSnapshotSet, AddToSnapshotSet: set {set_id}"));
         let mut ids = Vec::new();
         for (v, aliases) in targets {
             match bc.add_to_snapshot_set(v, self.provider) {
@@ -357,12 +406,20 @@ impl Vss {
                 }
             }
         }
+        let t = Instant::now();
         let prepared =
             self.go_on("PrepareForBackup").and_then(|()| bc.prepare_for_backup()).and_then(|a| a.wait(deadline, "PrepareForBackup", stop));
+        if prepared.is_ok() {
+            self.went("PrepareForBackup", t);
+        }
+        let t = Instant::now();
         let done = prepared
             .and_then(|()| self.go_on("DoSnapshotSet"))
             .and_then(|()| bc.do_snapshot_set())
             .and_then(|a| a.wait(deadline, "DoSnapshotSet", stop));
+        if done.is_ok() {
+            self.went("DoSnapshotSet", t);
+        }
         if let Err(e) = done {
             bc.abort_backup();
             return Err(e);
@@ -371,6 +428,7 @@ impl Vss {
         for (v, aliases, id) in ids {
             let device = bc.snapshot_device(id).inspect_err(|_| bc.abort_backup())?;
             log::info!("vss: {v} is shadowed as {device} (snapshot {id})");
+            self.note(format!("GetSnapshotProperties: {v} is {device}"));
             shadows.push(Shadow { volume: v.clone(), id, device: device.clone() });
             // The same volume reached by another root: the same shadow copy.
             for root in std::iter::once(v).chain(aliases) {
@@ -383,8 +441,13 @@ impl Vss {
             }
         }
         // Its own bound, not what DoSnapshotSet left of vss_timeout.
+        let t = Instant::now();
         let failed = match bc.writer_status(Instant::now() + WRITER_STATUS_WAIT, stop) {
             Ok((writers, unread)) => {
+                self.went(&format!("GatherWriterStatus: {} writer(s), {unread} unread", writers.len()), t);
+                for (name, state, failure) in &writers {
+                    self.note(format!("writer {name}: {} ({failure:#010x})", writer_state_name(*state)));
+                }
                 let mut failed = failed_writers(&writers);
                 if unread > 0 {
                     failed.push(format!("{unread} writer(s) whose state could not be read"));
@@ -392,7 +455,9 @@ impl Vss {
                 failed
             }
             // Under vss_writers = "require" an unknown state is a failure too.
-            Err((what, h)) => vec![format!("every writer: {what} failed ({h:#010x}), so whether they froze their applications is unknown")],
+            Err(Failure { call: what, hresult: h }) => {
+                vec![format!("every writer: {what} failed ({h:#010x}), so whether they froze their applications is unknown")]
+            }
         };
         Ok((bc, snaps, shadows, failed))
     }
@@ -516,7 +581,7 @@ impl Snapshotter for Vss {
         }
         let targets = volumes_of(sources)?;
         let volumes: Vec<String> = targets.iter().map(|(v, _)| v.clone()).collect();
-        com::init().map_err(|(what, h)| classify(&what, h, self.timeout_secs()))?;
+        com::init().map_err(|Failure { call: what, hresult: h }| classify(&what, h, self.timeout_secs()))?;
         let deadline = Instant::now() + self.timeout;
         let mut backoff = FIRST_BACKOFF;
         let mut timeouts = 0;
@@ -546,16 +611,17 @@ impl Snapshotter for Vss {
                     return Ok(SnapshotSet { provider: "vss", volumes: snaps, views: Vec::new() });
                 }
                 // A console event: end now, nothing is left (the attempt aborted).
-                Err((what, h)) if h == hr::VSS_S_ASYNC_CANCELLED && (self.stop)() => {
+                Err(Failure { call: what, hresult: h }) if h == hr::VSS_S_ASYNC_CANCELLED && (self.stop)() => {
                     log::warn!("vss: {what}: the run was asked to stop");
                     return Err(Error::Interrupted(2));
                 }
-                Err((what, h)) if Instant::now() + backoff < deadline && retry_reason(h, timeouts).is_some() => {
+                Err(Failure { call: what, hresult: h }) if Instant::now() + backoff < deadline && retry_reason(h, timeouts).is_some() => {
                     let why = retry_reason(h, timeouts).unwrap_or_default();
                     if h != hr::VSS_E_SNAPSHOT_SET_IN_PROGRESS {
                         timeouts += 1;
                     }
                     log::warn!("vss: {what}: {why}; retrying in {} s", backoff.as_secs());
+                    self.note(format!("{what}: {why} (HRESULT {h:#010x}); retrying in {} s", backoff.as_secs()));
                     let until = Instant::now() + backoff;
                     while Instant::now() < until {
                         if (self.stop)() {
@@ -565,7 +631,10 @@ impl Snapshotter for Vss {
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
-                Err((what, h)) => return Err(classify(&format!("VSS {what} for {}", volumes.join(" ")), h, self.timeout_secs())),
+                Err(Failure { call: what, hresult: h }) => {
+                    self.note(format!("{what}: failed, HRESULT {h:#010x}"));
+                    return Err(classify(&format!("VSS {what} for {}", volumes.join(" ")), h, self.timeout_secs()));
+                }
             }
         }
     }
@@ -588,11 +657,16 @@ impl Snapshotter for Vss {
             return Ok(());
         }
         let deadline = Instant::now() + self.timeout;
+        let t = Instant::now();
         let completed = bc.backup_complete().and_then(|a| a.wait(deadline, "BackupComplete", || false));
+        match &completed {
+            Ok(()) => self.went("BackupComplete, release", t),
+            Err(Failure { call: what, hresult: h }) => self.note(format!("{what}: failed, HRESULT {h:#010x}")),
+        }
         // Releasing the components deletes the non-persistent shadow copies.
         drop(bc);
         log::info!("vss: released {}", copies(set));
-        completed.map_err(|(what, h)| classify(&format!("VSS {what}"), h, self.timeout_secs()))
+        completed.map_err(|Failure { call: what, hresult: h }| classify(&format!("VSS {what}"), h, self.timeout_secs()))
     }
 }
 
@@ -684,6 +758,17 @@ mod tests {
             ]
         );
         assert!(failed_writers(&status[..1]).is_empty());
+    }
+
+    #[test]
+    fn writer_states_are_named_as_vss_h_numbers_them() {
+        assert_eq!(writer_state_name(1), "stable");
+        assert_eq!(writer_state_name(5), "waiting for backup complete");
+        assert_eq!(writer_state_name(VSS_WS_FAILED_AT_IDENTIFY), "failed at identify");
+        assert_eq!(writer_state_name(9), "failed at freeze");
+        assert_eq!(writer_state_name(15), "failed at backup shutdown");
+        assert_eq!(writer_state_name(16), "state 16");
+        assert_eq!(writer_state_name(-1), "state -1");
     }
 
     #[test]
@@ -791,11 +876,11 @@ mod tests {
             (hr::VSS_E_VOLUME_NOT_SUPPORTED, status::VOLUME_UNSUPPORTED, "RAM disk"),
             (hr::VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, status::VOLUME_UNSUPPORTED, "vss_provider = \"any\""),
             (hr::VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, status::VOLUME_UNSUPPORTED, "BitLocker"),
-            (hr::VSS_S_ASYNC_CANCELLED, error::status::SNAPSHOT, "cancelled, not by snaprsync"),
+            (hr::VSS_S_ASYNC_CANCELLED, crate::error::status::SNAPSHOT, "cancelled, not by snaprsync"),
             (hr::E_NOTIMPL, status::UNAVAILABLE, "not implemented"),
             (hr::REGDB_E_CLASSNOTREG, status::UNAVAILABLE, "sc config vss"),
             (hr::SERVICE_DISABLED, status::UNAVAILABLE, "sc config vss"),
-            (0x8000_4005, error::status::SNAPSHOT, "event log"),
+            (0x8000_4005, crate::error::status::SNAPSHOT, "event log"),
         ];
         for (h, st, fix) in cases {
             let e = classify("VSS DoSnapshotSet for C:\\", h, 600);
@@ -811,7 +896,7 @@ mod tests {
     #[test]
     fn vss_statuses_collide_with_nothing() {
         const RSYNC: &[u8] = &[0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 20, 21, 22, 23, 24, 25, 30, 35];
-        use error::status as s;
+        use crate::error::status as s;
         let own = [s::USAGE, s::SNAPSHOT, s::RSYNC_MISSING, s::NO_PROVIDER, s::PROTECT_ARGS, s::REFUSED, s::EXPOSE, s::INTERNAL];
         for c in [status::BUSY, status::NO_STORAGE, status::VOLUME_UNSUPPORTED, status::UNAVAILABLE] {
             assert!(!RSYNC.contains(&c) && !own.contains(&c) && c < 128, "{c}");
@@ -831,7 +916,7 @@ mod tests {
         let all = |id: &u32| Ok(dev(*id));
         let opens = |_: &str| Ok(());
         assert!(check_shadows(&set, all, opens).is_ok());
-        let gone = |id: &u32| if *id == 2 { Err(("GetSnapshotProperties".to_owned(), hr::VSS_E_OBJECT_NOT_FOUND)) } else { Ok(dev(*id)) };
+        let gone = |id: &u32| if *id == 2 { Err(Failure::new("GetSnapshotProperties", hr::VSS_E_OBJECT_NOT_FOUND)) } else { Ok(dev(*id)) };
         let moved = |id: &u32| Ok(dev(*id + 10));
         let dead = |d: &str| if d.ends_with("Copy1") { Err(std::io::Error::from_raw_os_error(2)) } else { Ok(()) };
         for (e, names) in
@@ -877,7 +962,7 @@ mod tests {
             assert!(com::TOO_LATE_WARNING.contains(want), "{want:?}");
         }
         assert!(!com::secure_for_test(0).unwrap().security_too_late);
-        assert_eq!(com::secure_for_test(hr::E_ACCESSDENIED as i32), Err(("CoInitializeSecurity".to_owned(), hr::E_ACCESSDENIED)));
+        assert_eq!(com::secure_for_test(hr::E_ACCESSDENIED as i32), Err(Failure::new("CoInitializeSecurity", hr::E_ACCESSDENIED)));
     }
 
     /// Under wine VSS answers E_NOTIMPL: the provider must say so clearly, with

@@ -20,6 +20,12 @@
 //!   loses every capability but what copying needs, gets a seccomp filter and
 //!   an environment of its own (`jail`).
 //!
+//! - for exec of a root volume (`--pivot`), it makes the new root snaprsync
+//!   built of the snapshots (`plan::NewRoot`) its root, in a mount namespace
+//!   of its own (`pivot_root`, so that snaprsync's own root stays the live
+//!   one), and detaches the old root: the live tree is then reachable only
+//!   where the new root shows it;
+//!
 //! Failures end this process with snaprsync's own status (86: the confinement
 //! could not be built; 82: the program could not be started) and one stderr
 //! line; snaprsync passes that status on like the program's own.
@@ -46,6 +52,8 @@ pub struct Spec {
     /// snaprsync's pid: if the child's parent is already another process, it ends.
     pub parent: u32,
     pub confine: Option<Confinement>,
+    /// exec of a root volume: the new root to pivot to.
+    pub pivot: Option<PathBuf>,
     pub program: PathBuf,
     pub args: Vec<OsString>,
 }
@@ -97,6 +105,9 @@ impl Spec {
     /// The child's argv after the subcommand word.
     pub fn to_args(&self) -> Vec<OsString> {
         let mut a: Vec<OsString> = vec!["--parent".into(), self.parent.to_string().into()];
+        if let Some(p) = &self.pivot {
+            a.extend(["--pivot".into(), p.clone().into()]);
+        }
         if let Some(c) = &self.confine {
             a.extend(["--root".into(), c.root.clone().into(), "--cwd".into(), c.cwd.clone().into()]);
             for r in &c.read {
@@ -131,10 +142,12 @@ impl Spec {
         let mut parent = None;
         let mut c = Confinement::default();
         let mut confined = false;
+        let mut pivot = None;
         loop {
             let word = next("an option")?;
             match word.to_str() {
                 Some("--parent") => parent = next("--parent")?.to_str().and_then(|p| p.parse().ok()),
+                Some("--pivot") => pivot = Some(next("--pivot")?.into()),
                 Some("--root") => {
                     confined = true;
                     c.root = next("--root")?.into();
@@ -163,7 +176,7 @@ impl Spec {
         let program = PathBuf::from(next("a program")?);
         let rest: Vec<OsString> = it.cloned().collect();
         let parent = parent.ok_or_else(|| format!("{WORD}: --parent is required"))?;
-        Ok(Spec { parent, confine: confined.then_some(c), program, args: rest })
+        Ok(Spec { parent, confine: confined.then_some(c), pivot, program, args: rest })
     }
 }
 
@@ -193,6 +206,10 @@ pub fn main(args: &[OsString]) -> u8 {
         }
         // Nothing of the ssh session's environment (LD_*, LC_*, RSYNC_*).
         command.env_clear().envs(super::jail::environment());
+    } else if let Some(root) = &spec.pivot {
+        if let Err(e) = enter_root(root) {
+            return fail(status::EXPOSE, &format!("cannot give the command the snapshot of / as its root: {e}; it did not start"));
+        }
     } else {
         reenter_cwd();
     }
@@ -208,6 +225,34 @@ fn reenter_cwd() {
     if let Ok(cwd) = std::env::current_dir() {
         let _ = std::env::set_current_dir(cwd);
     }
+}
+
+/// Makes `root` (a mount in snaprsync's namespace) this process's root, in a
+/// namespace of its own: `pivot_root` changes the root of every process of a
+/// namespace, and snaprsync's must stay the live one. The old root is
+/// detached, so nothing of the live tree stays reachable but what `root`
+/// shows. The working directory is entered again by its path, in the new
+/// root (or `/`, said on stderr, where it is not there).
+fn enter_root(root: &Path) -> Result<(), String> {
+    let cwd = std::env::current_dir().ok();
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(|e| format!("making mounts private: {e}"))?;
+    std::env::set_current_dir(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root to {}: {e}", root.display()))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detaching the old root: {e}"))?;
+    std::env::set_current_dir("/").map_err(|e| format!("/: {e}"))?;
+    if let Some(cwd) = cwd {
+        if std::env::set_current_dir(&cwd).is_err() {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "snaprsync: note: the command starts in / (working directory {} is not in the snapshot)",
+                crate::text::shown(cwd.as_os_str().as_bytes(), 200)
+            );
+        }
+    }
+    Ok(())
 }
 
 fn fail(code: u8, msg: &str) -> u8 {
@@ -502,8 +547,11 @@ mod tests {
 
     #[test]
     fn spec_round_trips() {
-        let plain = Spec { parent: 42, confine: None, program: "/usr/bin/rsync".into(), args: vec!["--server".into(), "-- x".into()] };
+        let plain =
+            Spec { parent: 42, confine: None, pivot: None, program: "/usr/bin/rsync".into(), args: vec!["--server".into(), "-- x".into()] };
         assert_eq!(Spec::parse(&plain.to_args()).unwrap(), plain);
+        let rooted = Spec { pivot: Some("/var/lib/snaprsync/exec-root".into()), ..plain.clone() };
+        assert_eq!(Spec::parse(&rooted.to_args()).unwrap(), rooted);
         let confined = Spec {
             confine: Some(Confinement {
                 root: "/var/lib/snaprsync/root".into(),

@@ -19,7 +19,7 @@ fn machine() -> Result<Machine> {
     Ok(Machine { mounts: read_mounts()?, cannot_mount: || Platform.privileges().err().map(|l| l.what) })
 }
 
-fn read_mounts() -> Result<Vec<mountinfo::Mount>> {
+pub(super) fn read_mounts() -> Result<Vec<mountinfo::Mount>> {
     let path = "/proc/self/mountinfo";
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     Ok(mountinfo::parse(&text))

@@ -1,7 +1,8 @@
 //! Exposure on Linux: a private mount namespace in which each snapshot is
 //! mounted over its origin (or, for an origin of `/`, rsync's paths rewritten
-//! into the snapshot; exec refuses that origin, having no paths to rewrite), or
-//! in restricted mode a root of rsync's own (`child`).
+//! into the snapshot; exec, having no paths to rewrite, gives its command a
+//! new root built of the snapshots, made its root in `child`), or in
+//! restricted mode a root of rsync's own (`child`).
 
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
@@ -13,6 +14,7 @@ use super::{child, supervise, Platform};
 use crate::command::Cmd;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::mountinfo::Mount;
 use crate::platform::{Confine, Exposing, Exposure, Launch, Place};
 use crate::platform::{Hold, Method};
 use crate::provider::SnapshotSet;
@@ -22,6 +24,9 @@ use crate::rsync_args::Invocation;
 pub enum Held {
     /// Mounts in snaprsync's private namespace, unmounted on undo.
     Mounts(Vec<PathBuf>),
+    /// exec of a root volume: the mounts (the new root among them), and the
+    /// new root the command's own namespace pivots to.
+    Root(Vec<PathBuf>, PathBuf),
     /// Nothing in snaprsync's namespace: rsync builds its own root.
     Confined(child::Confinement),
 }
@@ -29,14 +34,15 @@ pub enum Held {
 impl Hold for Held {
     fn run(&mut self, launch: &Launch) -> Result<u8> {
         match self {
-            Held::Mounts(_) => supervise::run(launch, None),
-            Held::Confined(c) => supervise::run(launch, Some(c)),
+            Held::Mounts(_) => supervise::run(launch, None, None),
+            Held::Root(_, root) => supervise::run(launch, None, Some(root)),
+            Held::Confined(c) => supervise::run(launch, Some(c), None),
         }
     }
 
     fn undo(&mut self) -> Result<()> {
         match self {
-            Held::Mounts(targets) => ns::unmount_all(&mut Kernel, &std::mem::take(targets)),
+            Held::Mounts(targets) | Held::Root(targets, _) => ns::unmount_all(&mut Kernel, &std::mem::take(targets)),
             Held::Confined(_) => Ok(()),
         }
     }
@@ -62,15 +68,10 @@ fn expose_with<M: MountOps>(ops: &mut M, set: &SnapshotSet, inv: &Invocation, so
 }
 
 /// exec's exposure of `set`, made through `ops`: every snapshot over its
-/// origin, or an error that says why not and what to do.
-fn expose_in_place_with<M: MountOps>(ops: &mut M, set: &SnapshotSet) -> Result<Exposure> {
-    let plan = plan_in_place(set).map_err(|origin| Error::Expose {
-        path: origin,
-        msg: "a PATH lies on the root filesystem's own volume (origin /), which cannot be mounted over for a running command, \
-              and exec does not rewrite the command's arguments; give the data a btrfs subvolume (or logical volume) of its own \
-              and name a PATH there, or back up / through the rsync role, which reads it from the snapshot's own path"
-            .into(),
-    })?;
+/// origin, or, for an origin of `/`, a new root built at `at` of the
+/// snapshots and the live `mounts` that no snapshot covers, with `scratch`.
+fn expose_in_place_with<M: MountOps>(ops: &mut M, set: &SnapshotSet, mounts: &[Mount], scratch: &[PathBuf], at: &Path) -> Result<Exposure> {
+    let plan = plan_in_place(set, mounts, scratch, at);
     let made = match ns::apply(ops, &plan)? {
         Applied::Mounted(made) => made,
         Applied::NoNamespace(why) => {
@@ -81,14 +82,27 @@ fn expose_in_place_with<M: MountOps>(ops: &mut M, set: &SnapshotSet) -> Result<E
             });
         }
     };
+    let held = match plan.root {
+        Some(root) => Held::Root(made, root.at),
+        None => Held::Mounts(made),
+    };
     // Each volume at its origin, each bind mount of a directory in one at its own place.
     let places = set.shown().into_iter().map(|(live, _)| Place { origin: live.to_owned(), seen: live.to_owned() }).collect();
-    Ok(Exposure::new(Vec::new(), Method::Namespace, Held::Mounts(made)).with_places(places))
+    Ok(Exposure::new(Vec::new(), Method::Namespace, held).with_places(places))
 }
 
 impl Exposing for Platform {
-    fn expose_in_place(&self, _cfg: &Config, set: &SnapshotSet) -> Result<Exposure> {
-        expose_in_place_with(&mut Kernel, set)
+    fn expose_in_place(&self, cfg: &Config, set: &SnapshotSet) -> Result<Exposure> {
+        if set.volumes.iter().all(|v| v.origin != Path::new("/")) {
+            return expose_in_place_with(&mut Kernel, set, &[], &[], Path::new("/"));
+        }
+        let mounts = super::choose::read_mounts()?;
+        // Scratch space the command writes to (restic its packs in $TMPDIR), where they are directories of /.
+        let scratch: Vec<PathBuf> = ["/tmp", "/var/tmp"].into_iter().map(PathBuf::from).filter(|p| p.is_dir()).collect();
+        let state = cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir);
+        let at = state.join("exec-root");
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&at).map_err(|e| Error::io(&at, e))?;
+        expose_in_place_with(&mut Kernel, set, &mounts, &scratch, &at)
     }
 
     fn expose(&self, _cfg: &Config, set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf], _rsync: &Path) -> Result<Exposure> {
@@ -215,7 +229,7 @@ mod tests {
     fn in_place_exposure_mounts_every_snapshot_and_says_where() {
         let mut r = ns::Recorder::default();
         let s = set(&[("/srv", "/srv/.s/a-0"), ("/srv/n", "/srv/n/.s/a-1")]);
-        let e = expose_in_place_with(&mut r, &s).unwrap();
+        let e = expose_in_place_with(&mut r, &s, &[], &[], Path::new("/")).unwrap();
         assert_eq!(e.method(), Method::Namespace);
         assert!(matches!(held(&e), Held::Mounts(ref m) if m == &[PathBuf::from("/srv"), PathBuf::from("/srv/n")]));
         assert_eq!(
@@ -225,14 +239,17 @@ mod tests {
     }
 
     #[test]
-    fn in_place_exposure_refuses_root_and_a_missing_namespace_without_mounting() {
+    fn in_place_exposure_of_root_pivots_and_a_missing_namespace_mounts_nothing() {
         let mut r = ns::Recorder::default();
-        let err = expose_in_place_with(&mut r, &set(&[("/", "/.s/a-0")])).err().expect("origin / is refused");
-        assert_eq!(err.exit_code(), crate::error::status::EXPOSE);
-        assert!(err.to_string().contains("origin /") && err.to_string().contains("subvolume"), "{err}");
-        assert!(r.calls.is_empty(), "{:?}", r.calls);
+        let proc = Mount { root: "/".into(), mount_point: "/proc".into(), fstype: "proc".into(), source: "proc".into(), dev: "0:5".into() };
+        let e = expose_in_place_with(&mut r, &set(&[("/", "/.s/a-0")]), &[proc], &[], Path::new("/st/root")).unwrap();
+        assert!(matches!(held(&e), Held::Root(ref m, ref at) if m == &[PathBuf::from("/st/root")] && at == Path::new("/st/root")));
+        assert_eq!(r.calls.last().map(String::as_str), Some("rbind /proc /st/root/proc"), "{:?}", r.calls);
+        assert_eq!((e.places()[0].origin.as_path(), e.places()[0].seen.as_path()), (Path::new("/"), Path::new("/")));
         let mut r = ns::Recorder { fail_namespace: true, ..ns::Recorder::default() };
-        let err = expose_in_place_with(&mut r, &set(&[("/srv", "/srv/.s/a-0")])).err().expect("no namespace, no exposure");
+        let err = expose_in_place_with(&mut r, &set(&[("/srv", "/srv/.s/a-0")]), &[], &[], Path::new("/"))
+            .err()
+            .expect("no namespace, no exposure");
         assert_eq!(err.exit_code(), crate::error::status::EXPOSE);
         assert_eq!(r.calls, ["unshare"]);
     }

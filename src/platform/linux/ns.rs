@@ -1,6 +1,7 @@
 //! The mount-namespace system calls of an exposure, behind [`MountOps`], and
 //! what is built from them: entering a private namespace, mounting each
-//! snapshot of a [`Plan`] over its place, and unmounting on failure or undo.
+//! snapshot of a [`Plan`] over its place (or building exec's new root of a
+//! root volume), and unmounting on failure or undo.
 //! The kernel does the calls in [`Kernel`]; the tests use a recording double,
 //! so that the order of mounts and the unmounting on failure are checked
 //! without root.
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 
-use super::plan::Plan;
+use super::plan::{NewRoot, Plan};
 use crate::error::{Error, Result};
 use crate::provider::DeviceMount;
 
@@ -28,6 +29,16 @@ pub trait MountOps {
     fn mount_device(&mut self, dev: &DeviceMount, at: &Path) -> Result<()>;
     /// Mounts the opened `dir` (which is `snapshot`) over `target`.
     fn bind(&mut self, dir: &Self::Dir, snapshot: &Path, target: &Path) -> Result<()>;
+    /// A live path, opened without following a symlink and without access
+    /// (it may be a device or a file).
+    fn open_live(&mut self, path: &Path) -> Result<Self::Dir>;
+    /// Mounts the opened `dir` (which is `from`) at `at` inside the new root
+    /// `root`, reached from `root` with no symlink followed; `recursive`
+    /// with every mount below it.
+    fn bind_inside(&mut self, dir: &Self::Dir, from: &Path, root: &Path, at: &Path, recursive: bool) -> Result<()>;
+    /// Makes the mount at `target` unbindable: a recursive bind of a mount
+    /// above it (the state directory's filesystem, shown live) leaves it out.
+    fn unbindable(&mut self, target: &Path) -> Result<()>;
     fn unmount(&mut self, target: &Path) -> Result<()>;
 }
 
@@ -63,6 +74,41 @@ impl MountOps for Kernel {
         Ok(())
     }
 
+    fn open_live(&mut self, path: &Path) -> Result<File> {
+        use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let fd = openat2(nix::fcntl::AT_FDCWD, path, how).map_err(|e| Error::io(path, e.into()))?;
+        Ok(File::from(fd))
+    }
+
+    /// The target is opened beneath the new root with no symlink followed: a
+    /// snapshot holds what its users made, and a symlink there must not lead
+    /// the mount out of it.
+    fn bind_inside(&mut self, dir: &File, from: &Path, root: &Path, at: &Path, recursive: bool) -> Result<()> {
+        use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+        let fail = |msg: String| Error::Expose { path: at.into(), msg };
+        let base = File::open(root).map_err(|e| Error::io(root, e))?;
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let rel = at.strip_prefix("/").unwrap_or(at);
+        let target = openat2(&base, rel, how)
+            .map_err(|e| fail(format!("its place in the snapshot of /: {e} (a symlink on the way is not followed)")))?;
+        let flags = if recursive { MsFlags::MS_BIND | MsFlags::MS_REC } else { MsFlags::MS_BIND };
+        let (src, dst) = (format!("/proc/self/fd/{}", dir.as_raw_fd()), format!("/proc/self/fd/{}", target.as_raw_fd()));
+        mount(Some(src.as_str()), dst.as_str(), None::<&str>, flags, None::<&str>)
+            .map_err(|e| fail(format!("bind-mounting {}: {e}", from.display())))?;
+        log::debug!("mounted {} at {} in the new root", from.display(), at.display());
+        Ok(())
+    }
+
+    fn unbindable(&mut self, target: &Path) -> Result<()> {
+        mount(None::<&str>, target, None::<&str>, MsFlags::MS_UNBINDABLE, None::<&str>)
+            .map_err(|e| Error::Expose { path: target.into(), msg: format!("making it unbindable: {e}") })
+    }
+
     fn unmount(&mut self, target: &Path) -> Result<()> {
         umount2(target, MntFlags::MNT_DETACH).map_err(|e| Error::Expose { path: target.into(), msg: format!("unmounting: {e}") })
     }
@@ -91,7 +137,7 @@ pub enum Applied {
 /// snapshot is opened first: an earlier mount may hide a later one's path. If a
 /// mount fails, those already made are unmounted before the error returns.
 pub fn apply<M: MountOps>(ops: &mut M, plan: &Plan) -> Result<Applied> {
-    if plan.binds.is_empty() && plan.devices.is_empty() {
+    if plan.binds.is_empty() && plan.devices.is_empty() && plan.root.is_none() {
         return Ok(Applied::Mounted(Vec::new()));
     }
     if let Err(e) = ops.private_namespace() {
@@ -115,6 +161,14 @@ pub fn apply<M: MountOps>(ops: &mut M, plan: &Plan) -> Result<Applied> {
         }
         made.push(at.clone());
     }
+    if let Some(root) = &plan.root {
+        if let Err(e) = build_root(ops, root, &mut made) {
+            if let Err(undo) = unmount_all(ops, &made) {
+                log::error!("{undo}");
+            }
+            return Err(e);
+        }
+    }
     let opened = match plan.binds.iter().map(|(snap, target)| Ok((ops.open(snap)?, snap, target))).collect::<Result<Vec<_>>>() {
         Ok(o) => o,
         Err(e) => {
@@ -134,6 +188,38 @@ pub fn apply<M: MountOps>(ops: &mut M, plan: &Plan) -> Result<Applied> {
         made.push((*target).clone());
     }
     Ok(Applied::Mounted(made))
+}
+
+/// Builds exec's new root: everything opened first, then the snapshot of `/`
+/// at `root.at` (pushed to `made`: unmounting it detaches all below it), then
+/// each mount inside it in order. A live mount that cannot be shown (gone
+/// since, or no place for it in the snapshot) is left out with a warning; a
+/// snapshot that cannot be is the exposure's failure.
+fn build_root<M: MountOps>(ops: &mut M, root: &NewRoot, made: &mut Vec<PathBuf>) -> Result<()> {
+    let top = ops.open(&root.snapshot)?;
+    let mut opened = Vec::new();
+    for i in &root.inside {
+        match if i.live { ops.open_live(&i.from) } else { ops.open(&i.from) } {
+            Ok(dir) => opened.push((dir, i)),
+            Err(e) if i.live => log::warn!("exec: the command does not see the live {}: {e}", i.at.display()),
+            Err(e) => return Err(e),
+        }
+    }
+    ops.bind(&top, &root.snapshot, &root.at)?;
+    made.push(root.at.clone());
+    // Else a live filesystem holding the state directory would bring the new root into itself.
+    ops.unbindable(&root.at)?;
+    let mut live = Vec::new();
+    for (dir, i) in &opened {
+        match ops.bind_inside(dir, &i.from, &root.at, &i.at, i.live) {
+            Ok(()) if i.live => live.push(i.at.display().to_string()),
+            Ok(()) => {}
+            Err(e) if i.live => log::warn!("exec: the command does not see the live {}: {e}", i.at.display()),
+            Err(e) => return Err(e),
+        }
+    }
+    log::info!("exec: the command's root is the snapshot of /; shown live: {}", live.join(" "));
+    Ok(())
 }
 
 /// Unmounts `targets` in reverse order, all of them; returns the first failure.
@@ -191,6 +277,27 @@ impl MountOps for Recorder {
         Ok(())
     }
 
+    fn open_live(&mut self, path: &Path) -> Result<PathBuf> {
+        self.calls.push(format!("open live {}", path.display()));
+        if self.fail_bind.as_deref() == Some(path) {
+            return Err(Error::Expose { path: path.into(), msg: "ENOENT".into() });
+        }
+        Ok(path.to_owned())
+    }
+
+    fn bind_inside(&mut self, dir: &PathBuf, _from: &Path, root: &Path, at: &Path, recursive: bool) -> Result<()> {
+        self.calls.push(format!("{} {} {}{}", if recursive { "rbind" } else { "bind" }, dir.display(), root.display(), at.display()));
+        if self.fail_bind.as_deref() == Some(at) {
+            return Err(Error::Expose { path: at.into(), msg: "ENOENT".into() });
+        }
+        Ok(())
+    }
+
+    fn unbindable(&mut self, target: &Path) -> Result<()> {
+        self.calls.push(format!("unbindable {}", target.display()));
+        Ok(())
+    }
+
     fn unmount(&mut self, target: &Path) -> Result<()> {
         self.calls.push(format!("unmount {}", target.display()));
         if self.fail_unmount.as_deref() == Some(target) {
@@ -210,11 +317,59 @@ mod tests {
             method: crate::platform::Method::Namespace,
             binds: binds.iter().map(|(s, t)| (s.into(), t.into())).collect(),
             devices: vec![],
+            root: None,
         }
     }
 
     fn dev(name: &str) -> DeviceMount {
         DeviceMount { device: format!("/dev/vg/{name}").into(), fstype: "ext4".into(), options: "ro,noload".into() }
+    }
+
+    fn new_root() -> NewRoot {
+        let i = |from: &str, at: &str, live| super::super::plan::Inside { from: from.into(), at: at.into(), live };
+        NewRoot {
+            at: "/st/root".into(),
+            snapshot: "/st/mnt/s-0".into(),
+            inside: vec![i("/dev", "/dev", true), i("/home/.s/s-1", "/home", false), i("/proc", "/proc", true)],
+        }
+    }
+
+    #[test]
+    fn a_new_root_is_the_snapshot_of_root_with_the_rest_inside_it() {
+        let mut r = Recorder::default();
+        let mut p = plan(&[]);
+        p.devices = vec![(dev("s-0"), "/st/mnt/s-0".into())];
+        p.root = Some(new_root());
+        assert_eq!(apply(&mut r, &p).unwrap(), Applied::Mounted(vec!["/st/mnt/s-0".into(), "/st/root".into()]));
+        assert_eq!(
+            r.calls,
+            [
+                "unshare",
+                "mount /dev/vg/s-0 ext4 ro,noload /st/mnt/s-0",
+                "open /st/mnt/s-0",
+                "open live /dev",
+                "open /home/.s/s-1",
+                "open live /proc",
+                "bind /st/mnt/s-0 /st/root",
+                "unbindable /st/root",
+                "rbind /dev /st/root/dev",
+                "bind /home/.s/s-1 /st/root/home",
+                "rbind /proc /st/root/proc",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_live_mount_that_cannot_be_shown_is_left_out_but_a_snapshot_fails_the_root() {
+        let mut r = Recorder { fail_bind: Some("/proc".into()), ..Recorder::default() };
+        let mut p = plan(&[]);
+        p.root = Some(new_root());
+        assert_eq!(apply(&mut r, &p).unwrap(), Applied::Mounted(vec!["/st/root".into()]));
+        assert!(!r.calls.iter().any(|c| c.contains("rbind /proc")), "{:?}", r.calls);
+        let mut r = Recorder { fail_bind: Some("/home".into()), ..Recorder::default() };
+        let e = apply(&mut r, &p).unwrap_err();
+        assert!(e.to_string().contains("/home"), "{e}");
+        assert_eq!(r.calls.last().map(String::as_str), Some("unmount /st/root"), "{:?}", r.calls);
     }
 
     #[test]

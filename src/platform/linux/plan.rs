@@ -4,11 +4,15 @@
 //! cannot be mounted over for a running program), the source arguments are
 //! rewritten into the snapshot. A bind mount of a directory inside a volume
 //! (a view of the set) is shown the same way, from that volume's snapshot.
+//! exec, which has no paths to rewrite, gets for an origin of `/` a new root
+//! ([`NewRoot`]): the snapshot of `/`, the set's other snapshots at their
+//! places in it, and the live mounts no snapshot covers.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use crate::mountinfo::Mount;
 use crate::platform::Method;
 use crate::provider::{DeviceMount, SnapshotSet};
 use crate::rsync_args::Invocation;
@@ -22,6 +26,32 @@ pub struct Plan {
     pub binds: Vec<(PathBuf, PathBuf)>,
     /// Snapshot devices to mount first, each at its snapshot directory (LVM).
     pub devices: Vec<(DeviceMount, PathBuf)>,
+    /// exec with an origin of `/`: the root the command is given.
+    pub root: Option<NewRoot>,
+}
+
+/// exec's root for a set with an origin of `/`, built in snaprsync's private
+/// namespace at `at` and made the command's root (`pivot_root`) in a
+/// namespace of the command's own (`child`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct NewRoot {
+    /// Where it is built: an empty directory of snaprsync's.
+    pub at: PathBuf,
+    /// The snapshot of `/`, mounted at `at`.
+    pub snapshot: PathBuf,
+    /// Then, in order (shallower places first), what is mounted in it.
+    pub inside: Vec<Inside>,
+}
+
+/// One mount inside a [`NewRoot`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Inside {
+    /// A snapshot (or a directory in one), or a live path.
+    pub from: PathBuf,
+    /// Where the command sees it (absolute, as on the host).
+    pub at: PathBuf,
+    /// A live mount, bound with all the mounts below it; a snapshot is bound alone.
+    pub live: bool,
 }
 
 /// The device snapshots of `set`, each with the directory it is read at.
@@ -34,7 +64,7 @@ fn devices(set: &SnapshotSet) -> Vec<(DeviceMount, PathBuf)> {
 /// which cannot be mounted over for rsync; then rewriting.
 pub fn plan(set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf]) -> Plan {
     if set.volumes.iter().all(|v| v.origin != Path::new("/")) {
-        return Plan { argv: inv.args.clone(), method: Method::Namespace, binds: in_place(set), devices: devices(set) };
+        return Plan { argv: inv.args.clone(), method: Method::Namespace, binds: in_place(set), devices: devices(set), root: None };
     }
     plan_rewrite(set, inv, sources, true)
 }
@@ -50,13 +80,36 @@ fn in_place(set: &SnapshotSet) -> Vec<(PathBuf, PathBuf)> {
 
 /// Pure: exec's plan, each snapshot mounted over its origin and each view
 /// over its bind mount, for a program whose paths snaprsync cannot rewrite.
-/// An origin of `/` cannot be mounted over for a running program: it is
-/// returned as the error.
-pub fn plan_in_place(set: &SnapshotSet) -> Result<Plan, PathBuf> {
-    if let Some(root) = set.volumes.iter().find(|v| v.origin == Path::new("/")) {
-        return Err(root.origin.clone());
-    }
-    Ok(Plan { argv: Vec::new(), method: Method::Namespace, binds: in_place(set), devices: devices(set) })
+///
+/// An origin of `/` cannot be mounted over for a running program, so then
+/// the command gets a new root, built at `at` ([`NewRoot`]): the snapshot of
+/// `/`; every other place of the set (volumes, views) from its snapshot; and
+/// live, each of `mounts` (this process's, from mountinfo) below `/` that no
+/// other place of the set covers, with what is mounted below it (`/proc`,
+/// `/sys`, `/dev`, `/run`, a tmpfs `/tmp`, `/boot`, a disk the repository is
+/// on), and each of `scratch` (`/tmp`, `/var/tmp` where they are plain
+/// directories of `/`) likewise. A mount inside another place of the set
+/// stays hidden by that snapshot, as for every other origin.
+pub fn plan_in_place(set: &SnapshotSet, mounts: &[Mount], scratch: &[PathBuf], at: &Path) -> Plan {
+    let root = Path::new("/");
+    let Some(top) = set.volumes.iter().find(|v| v.origin == root) else {
+        return Plan { argv: Vec::new(), method: Method::Namespace, binds: in_place(set), devices: devices(set), root: None };
+    };
+    let places: Vec<(&Path, &Path)> = set.shown().into_iter().filter(|(live, _)| *live != root).collect();
+    let covered = |p: &Path| places.iter().any(|(live, _)| p.starts_with(live));
+    let mut inside: Vec<Inside> =
+        places.iter().map(|(live, snap)| Inside { from: snap.to_path_buf(), at: live.to_path_buf(), live: false }).collect();
+    let mut live: Vec<&Path> = mounts.iter().map(|m| m.mount_point.as_path()).chain(scratch.iter().map(PathBuf::as_path)).collect();
+    live.retain(|p| *p != root && !covered(p));
+    live.sort();
+    live.dedup();
+    // One bind of the outermost: it brings what is mounted below it.
+    let outermost: Vec<&Path> = live.iter().copied().filter(|p| !live.iter().any(|q| q != p && p.starts_with(q))).collect();
+    inside.extend(outermost.into_iter().map(|p| Inside { from: p.to_owned(), at: p.to_owned(), live: true }));
+    // Shallower first: a snapshot below a live mount goes over it.
+    inside.sort_by(|a, b| a.at.components().count().cmp(&b.at.components().count()).then_with(|| a.at.cmp(&b.at)));
+    let new_root = NewRoot { at: at.to_owned(), snapshot: top.snapshot.clone(), inside };
+    Plan { argv: Vec::new(), method: Method::Namespace, binds: Vec::new(), devices: devices(set), root: Some(new_root) }
 }
 
 /// Pure: source arguments rewritten into the snapshot, with nested snapshots
@@ -87,7 +140,7 @@ pub fn plan_rewrite(set: &SnapshotSet, inv: &Invocation, sources: &[PathBuf], ne
         views.sort_by_key(|(_, at)| at.components().count());
         binds.extend(views);
     }
-    Plan { argv, method: Method::Rewrite, binds, devices: devices(set) }
+    Plan { argv, method: Method::Rewrite, binds, devices: devices(set), root: None }
 }
 
 fn rewrite_one(set: &SnapshotSet, relative: bool, arg: &OsStr, src: &Path) -> Option<OsString> {
@@ -143,13 +196,67 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn in_place_mounts_every_snapshot_over_its_origin_and_refuses_root() {
+    fn in_place_mounts_every_snapshot_over_its_origin() {
         let s = set(&[("/mnt", "/mnt/.snaprsync/a-0"), ("/mnt/data/n", "/mnt/.snaprsync/a-1")]);
-        let p = plan_in_place(&s).unwrap();
-        assert_eq!((p.method, p.argv.len()), (Method::Namespace, 0));
+        let p = plan_in_place(&s, &[], &[], Path::new("/st/root"));
+        assert_eq!((p.method, p.argv.len(), p.root), (Method::Namespace, 0, None));
         assert_eq!(p.binds, vec![("/mnt/.snaprsync/a-0".into(), "/mnt".into()), ("/mnt/.snaprsync/a-1".into(), "/mnt/data/n".into())]);
-        let s = set(&[("/", "/.snaprsync/a-0"), ("/home", "/home/.snaprsync/a-1")]);
-        assert_eq!(plan_in_place(&s), Err(PathBuf::from("/")));
+    }
+
+    fn mount(at: &str) -> Mount {
+        Mount { root: "/".into(), mount_point: at.into(), fstype: "x".into(), source: "x".into(), dev: "0:1".into() }
+    }
+
+    /// The Fedora layout (`/` and `/home` subvolumes) with the usual mounts:
+    /// a new root of the snapshots, the live mounts no snapshot covers, each
+    /// once, outermost only, parents first.
+    #[test]
+    fn in_place_on_the_root_volume_builds_a_new_root() {
+        let mut s = set(&[("/", "/.s/a-0"), ("/home", "/home/.s/a-1"), ("/mnt/vol", "/mnt/vol/.s/a-2")]);
+        assert!(s.show(Path::new("/srv/www"), Path::new("/home/www")));
+        let mounts: Vec<Mount> = [
+            "/",
+            "/proc",
+            "/sys",
+            "/sys/fs/cgroup",
+            "/dev",
+            "/dev/pts",
+            "/run",
+            "/run/user/0",
+            "/home",
+            "/home/u/fuse",
+            "/mnt",
+            "/mnt/vol",
+            "/boot",
+            "/boot/efi",
+            "/srv/www",
+            "/tmp",
+            "/tmp",
+        ]
+        .into_iter()
+        .map(mount)
+        .collect();
+        let p = plan_in_place(&s, &mounts, &["/tmp".into(), "/var/tmp".into()], Path::new("/st/root"));
+        assert!(p.binds.is_empty(), "nothing over the live origins: {:?}", p.binds);
+        let r = p.root.expect("a new root");
+        assert_eq!((r.at.as_path(), r.snapshot.as_path()), (Path::new("/st/root"), Path::new("/.s/a-0")));
+        let got: Vec<(&str, &str, bool)> = r.inside.iter().map(|i| (i.from.to_str().unwrap(), i.at.to_str().unwrap(), i.live)).collect();
+        assert_eq!(
+            got,
+            [
+                ("/boot", "/boot", true),
+                ("/dev", "/dev", true),
+                ("/home/.s/a-1", "/home", false),
+                ("/mnt", "/mnt", true),
+                ("/proc", "/proc", true),
+                ("/run", "/run", true),
+                ("/sys", "/sys", true),
+                ("/tmp", "/tmp", true),
+                ("/mnt/vol/.s/a-2", "/mnt/vol", false),
+                ("/home/.s/a-1/www", "/srv/www", false),
+                ("/var/tmp", "/var/tmp", true),
+            ]
+        );
     }
 
     #[test]
@@ -189,7 +296,7 @@ pub(super) mod tests {
                 b("/data/.s/a-1", "/srv/again/n"),
             ]
         );
-        assert_eq!(plan_in_place(&s).unwrap().binds, p.binds, "exec shows them the same way");
+        assert_eq!(plan_in_place(&s, &[], &[], Path::new("/")).binds, p.binds, "exec shows them the same way");
     }
 
     #[test]

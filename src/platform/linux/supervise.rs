@@ -106,7 +106,7 @@ impl Processes for Platform {
     fn run_unchanged(&self, launch: &Launch) -> Result<u8> {
         if feed::refed() {
             // The thread that feeds stdin must outlive rsync: no exec.
-            return run(launch, None);
+            return run(launch, None, None);
         }
         let err = Command::new(&launch.program).args(&launch.args).envs(launch.env.iter().map(|(k, v)| (k, v))).exec();
         Err(Error::NotStarted { what: launch.what.as_str(), path: launch.program.clone(), msg: err.to_string() })
@@ -123,13 +123,14 @@ impl Processes for Platform {
 
 /// Runs rsync (or the command) with inherited stdio; INT, TERM and HUP sent to
 /// snaprsync go to it, and it then ends in its own way; snaprsync waits for it
-/// either way.
+/// either way. `root`: exec's new root of a root volume, which the child
+/// makes its root in a namespace of its own.
 ///
 /// One loop on this thread does the waiting, the forwarding and, for rsync,
 /// the watch on the backup server's connection (see `Watch`). It sleeps in a
 /// poll on a pidfd of the program, which becomes readable when it ends, and on
 /// a socket the signal handlers write to.
-pub fn run(launch: &Launch, confine: Option<&child::Confinement>) -> Result<u8> {
+pub fn run(launch: &Launch, confine: Option<&child::Confinement>, root: Option<&Path>) -> Result<u8> {
     // Also where no snapshot exists (a push, a re-fed stdin): rsync signals
     // its parent with USR1, which must not end snaprsync before rsync.
     Platform.hold_signals()?;
@@ -157,6 +158,7 @@ pub fn run(launch: &Launch, confine: Option<&child::Confinement>) -> Result<u8> 
             let spec = child::Spec {
                 parent: std::process::id(),
                 confine: confine.cloned(),
+                pivot: root.map(Path::to_path_buf),
                 program: program.to_owned(),
                 args: launch.args.clone(),
             };

@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Platform;
-use crate::config::Config;
+use crate::config::{Config, Expose};
 use crate::error::{Error, Result};
 use crate::platform::{Bounded, Confine, Diagnosing, Exposing, Exposure, Lacking, Launch, Processes, Space, Volumes};
-use crate::provider::vss::{check_shadows, Shadow};
+use crate::provider::vss::{check_shadows, Failure, Shadow};
 use crate::provider::{Leftover, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 use crate::rsync_args::Invocation;
 
@@ -226,7 +226,7 @@ impl Snapshotter for DirDouble {
                 if dir.is_dir() {
                     Ok(dir.display().to_string())
                 } else {
-                    Err(("the test double's listing".into(), crate::provider::vss::hr::VSS_E_OBJECT_NOT_FOUND))
+                    Err(Failure::new("the test double's listing", crate::provider::vss::hr::VSS_E_OBJECT_NOT_FOUND))
                 }
             },
             crate::provider::vss::volume::device_opens,
@@ -242,5 +242,136 @@ impl Snapshotter for DirDouble {
             }
         }
         Ok(())
+    }
+}
+
+/// TEST DOUBLE of the machine `selftest` examines, for wine: the directory
+/// double in place of VSS (its copy is taken as the file is locked, since a
+/// copy, unlike a shadow copy, cannot read through the lock), an ACL denial
+/// that it enforces itself (wine keeps none), the echo helper as rsync, and
+/// a pretended VSS query that lists a child run's set until `release_after`
+/// past its kill. The checks' own logic, the locks, the reads, the listings
+/// and the report are the real code.
+pub struct FieldDouble {
+    scratch: PathBuf,
+    rsync: PathBuf,
+    double: DirDouble,
+    set: Option<SnapshotSet>,
+    denied: Vec<PathBuf>,
+    /// When the child run's set leaves the pretended query (None: listed).
+    released: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    running: bool,
+    release_after: Duration,
+    /// The stand-in child run (the echo helper, sleeping).
+    child: PathBuf,
+    /// Its lock shares, its ACL denies nothing, and its child run ends at
+    /// once without a set: the checks must see each.
+    pub weak: bool,
+}
+
+impl FieldDouble {
+    pub fn new(scratch: &Path, rsync: &Path, child: &Path, release_after: Duration) -> FieldDouble {
+        FieldDouble {
+            scratch: scratch.to_owned(),
+            rsync: rsync.to_owned(),
+            double: DirDouble::new(scratch),
+            set: None,
+            denied: Vec::new(),
+            released: Default::default(),
+            running: false,
+            release_after,
+            child: child.to_owned(),
+            weak: false,
+        }
+    }
+}
+
+impl super::selftest::Field for FieldDouble {
+    fn maker(&self) -> String {
+        "TEST DOUBLE (a copied folder, not VSS)".into()
+    }
+    fn hold_open(&mut self, file: &Path) -> std::io::Result<std::fs::File> {
+        use std::os::windows::fs::OpenOptionsExt;
+        let dir = file.parent().unwrap_or(file).to_owned();
+        self.set = Some(self.double.create(&[dir.join("x")]).map_err(|e| std::io::Error::other(e.to_string()))?);
+        // FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE when weak.
+        std::fs::OpenOptions::new().read(true).write(true).share_mode(if self.weak { 7 } else { 0 }).open(file)
+    }
+    fn snapshot(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
+        match self.set.take() {
+            Some(set) => Ok(set),
+            None => self.double.create(&sources.iter().map(|s| s.join("x")).collect::<Vec<_>>()),
+        }
+    }
+    fn sequence(&self) -> Vec<String> {
+        vec![format!("TEST DOUBLE: the folder copied under {}; no VSS steps, no writers", self.scratch.display())]
+    }
+    fn remove(&mut self, set: &SnapshotSet) -> Result<()> {
+        self.double.remove(set)
+    }
+    fn deny_read(&mut self, file: &Path) -> Result<()> {
+        if !self.weak {
+            self.denied.push(file.file_name().map(PathBuf::from).unwrap_or_default());
+        }
+        Ok(())
+    }
+    fn read_plain(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        if self.denied.iter().any(|d| path.file_name() == Some(d.as_os_str())) {
+            return Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        }
+        std::fs::read(path)
+    }
+    fn rsync(&self) -> Result<PathBuf> {
+        Ok(self.rsync.clone())
+    }
+    /// Both through the device path: wine maps a letter but reads nothing
+    /// through it (`tests::selftest_lists_through_each_exposure` shows that).
+    fn list(&mut self, set: &SnapshotSet, dir: &Path, rsync: &Path, mode: Expose) -> Result<(String, Vec<(String, String)>)> {
+        let (arg, entries) = super::selftest::list_through(&Config::default(), set, dir, rsync, Expose::DevicePath)?;
+        let arg = if mode == Expose::DevicePath { arg } else { format!("{arg} (TEST DOUBLE: through the device path)") };
+        Ok((arg, entries))
+    }
+    fn listed_shadows(&mut self) -> Result<Vec<String>> {
+        let released = *self.released.lock().unwrap_or_else(|e| e.into_inner());
+        let listed = self.running && released.is_none_or(|at| std::time::Instant::now() < at);
+        Ok(if listed { vec![r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy99 (TEST DOUBLE)".into()] } else { Vec::new() })
+    }
+    fn start_run(&mut self, _dir: &Path) -> Result<Box<dyn super::selftest::Killable>> {
+        let child = std::process::Command::new(&self.child)
+            .env("SNAPRSYNC_ECHO_SLEEP", if self.weak { "0" } else { "20000" })
+            .env("SNAPRSYNC_ECHO_EXIT", "3")
+            .env("SNAPRSYNC_ECHO_OUT", self.scratch.join("child.txt"))
+            .spawn()
+            .map_err(|e| Error::io(&self.child, e))?;
+        // Weak: the child ends at once, and its set is never listed.
+        self.running = !self.weak;
+        Ok(Box::new(KilledDouble { child: super::selftest::ChildRun(child), released: self.released.clone(), after: self.release_after }))
+    }
+}
+
+/// A copy taken for a lock but never asked for (a check failed first) goes too.
+impl Drop for FieldDouble {
+    fn drop(&mut self) {
+        if let Some(set) = self.set.take() {
+            let _ = self.double.remove(&set);
+        }
+    }
+}
+
+/// The child run; its kill starts the pretended release.
+struct KilledDouble {
+    child: super::selftest::ChildRun,
+    released: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    after: Duration,
+}
+
+impl super::selftest::Killable for KilledDouble {
+    fn kill(&mut self) -> std::io::Result<()> {
+        self.child.kill()?;
+        *self.released.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now() + self.after);
+        Ok(())
+    }
+    fn exited(&mut self) -> Option<i32> {
+        self.child.exited()
     }
 }

@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use super::*;
 use crate::config::{Config, OnSnapshotFailure};
@@ -726,18 +727,173 @@ fn a_shadow_copy_that_vanishes_mid_run_fails_the_run_with_93() {
     assert_eq!(std::fs::read_dir(&snaps).unwrap().count(), 0, "nothing of the double's is left");
 }
 
+/// The real field under wine: VSS answers E_NOTIMPL, so the `vss` check
+/// fails with 92 and every check that needs a set says it did not run; the
+/// report (file and stdout alike) ends with its summary and the line FAIL.
 #[test]
 fn selftest_under_wine_reports_the_failure_and_writes_the_report() {
     let _g = serial();
     let report = scratch("selftest").join("report.txt");
     let status = selftest(&cfg_for(Expose::DriveLetter, false), &os(&["--report", &report.display().to_string()])).unwrap();
     let text = std::fs::read_to_string(&report).unwrap();
-    assert!(text.contains("verdict: "), "{text}");
-    if status != 0 {
-        assert_eq!(status, crate::provider::vss::status::UNAVAILABLE, "{text}");
-        assert!(text.contains("FAIL"), "{text}");
+    assert_eq!(status, crate::provider::vss::status::UNAVAILABLE, "{text}");
+    assert_eq!(text.lines().last(), Some("FAIL"), "{text}");
+    assert!(text.contains("  FAIL vss: VSS CreateVssBackupComponents"), "{text}");
+    for name in ["locked file", "long path", "acl", "exposures", "killed run"] {
+        assert!(text.contains(&format!("  FAIL {name}: not run")), "{name}: {text}");
     }
-    assert!(text.contains("live read of the locked file"), "{text}");
+    assert!(text.contains("CreateVssBackupComponents: failed, HRESULT 0x80004001"), "the sequence as far as it went: {text}");
+    assert!(selftest::parse_args(&os(&["--bogus"])).is_err());
+    assert_eq!(selftest::parse_args(&os(&["--show-names", "--report=r"])).unwrap(), (Some(PathBuf::from("r")), true));
+}
+
+/// The field test on the TEST DOUBLE of the machine (dir_double::FieldDouble):
+/// every check runs and passes, in order, each with what it saw; a file held
+/// open without sharing is refused live (wine keeps the lock) and read from
+/// the copy; the path of over 260 characters is read; the denied file is read
+/// with backup semantics; rsync's stand-in lists both exposures with owners;
+/// the child run's kill is timed; the summary comes last, then PASS.
+#[test]
+fn selftest_passes_every_check_on_the_test_double() {
+    let _g = serial();
+    std::env::remove_var("SNAPRSYNC_FAULT");
+    let text = field_run(Flavor::Native, Duration::from_millis(300)).1;
+    assert_eq!(text.lines().last(), Some("PASS"), "{text}");
+    assert!(text.lines().nth(1).is_some_and(|l| l.starts_with("system: windows x86_64, Microsoft Windows")), "{text}");
+    let order: Vec<&str> = text.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(order, ["[vss]", "[locked file]", "[long path]", "[acl]", "[exposures]", "[vss removal]", "[killed run]"], "{text}");
+    let summary = text.split("\nsummary:\n").nth(1).expect("a summary");
+    let lines: Vec<&str> = summary.lines().collect();
+    assert_eq!(lines.len(), 8, "{summary}");
+    assert!(lines[..7].iter().all(|l| l.starts_with("  PASS ")), "{summary}");
+    for want in [
+        "live read of the file held open without sharing: refused, as it should be",
+        "PASS long path: a path of ",
+        "plain read: refused, as the ACL says",
+        "read with backup semantics: read, content as written",
+        "-rw-r--r-- 544:513 ",
+        "PASS exposures: both exposures list the same modes, owners, sizes and times",
+        "the child run's set is listed after",
+        "PASS killed run: its set was gone from the VSS query 0.",
+    ] {
+        assert!(text.contains(want), "{want:?} not in: {text}");
+    }
+    assert!(text.contains("  PASS vss: 1 shadow copy made; 0 writer(s), 0 failed\n"), "{text}");
+    let n: usize = text.split("a path of ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    assert!(n > 260, "{n}");
+}
+
+/// Runs the field test on the double; (report, its text).
+fn field_run(flavor: Flavor, release_after: Duration) -> (selftest::Report, String) {
+    field_run_with(flavor, release_after, false)
+}
+
+/// The same; `weak`: the double's lock and ACL keep no plain reader out.
+fn field_run_with(flavor: Flavor, release_after: Duration, weak: bool) -> (selftest::Report, String) {
+    let base = scratch("field");
+    let snaps = scratch("field-snaps");
+    let rsync = flavored_rsync(flavor);
+    let mut field = dir_double::FieldDouble::new(&snaps, &rsync, &echo_exe(), release_after);
+    field.weak = weak;
+    let report = selftest::run(&cfg_for(Expose::DriveLetter, false), &mut field, &base, Duration::from_secs(2));
+    let text = report.render("report.txt");
+    drop(field);
+    let left = std::fs::read_dir(&snaps).unwrap().filter(|e| e.as_ref().unwrap().path().is_dir()).count();
+    assert_eq!(left, 0, "the double's copy is removed");
+    assert_eq!(std::fs::read_dir(&base).unwrap().count(), 0, "the scratch folder is removed: {text}");
+    (report, text)
+}
+
+/// Each check's failure path, forced by its fault point: that check (and
+/// only it) fails, the report says why, and it ends with FAIL and a status.
+/// Other owners through the two exposures fail for a native rsync and pass,
+/// named, for a cygwin one.
+#[test]
+fn each_selftest_check_fails_by_its_fault_point() {
+    let _g = serial();
+    let cases = [
+        ("selftest:vss", "vss", "fault injected"),
+        ("selftest:locked", "locked file", "was not read back"),
+        ("selftest:long", "long path", "was not read back"),
+        ("selftest:acl", "acl", "not read with backup semantics"),
+        ("selftest:exposures", "exposures", "a native rsync lists 1 entry with other modes or owners"),
+        ("selftest:kill", "killed run", "still listed 2 s after the kill"),
+    ];
+    for (point, check, says) in cases {
+        std::env::set_var("SNAPRSYNC_FAULT", point);
+        let (report, text) = field_run(Flavor::Native, Duration::from_millis(100));
+        std::env::remove_var("SNAPRSYNC_FAULT");
+        assert_eq!(text.lines().last(), Some("FAIL"), "{point}: {text}");
+        assert_ne!(report.status(), 0, "{point}");
+        for c in &report.checks {
+            let failed = c.outcome.is_err();
+            let expected = c.name == check || (check == "vss" && c.name != "vss removal");
+            assert_eq!(failed, expected, "{point}: {} {:?}", c.name, c.outcome.as_ref().err().map(ToString::to_string));
+        }
+        assert!(text.contains(&format!("  FAIL {check}: ")) && text.contains(says), "{point}: {says:?} not in {text}");
+    }
+    // A lock or an ACL that keeps no plain reader out shows nothing: both
+    // fail; so does a child run that ends before VSS lists a set of its own.
+    let (report, text) = field_run_with(Flavor::Native, Duration::from_millis(100), true);
+    let failed: Vec<&str> = report.checks.iter().filter(|c| c.outcome.is_err()).map(|c| c.name).collect();
+    assert_eq!(failed, ["locked file", "acl", "killed run"], "{text}");
+    assert!(text.contains("FAIL killed run: the child run ended with 3 before VSS listed a shadow copy of its own"), "{text}");
+    assert!(text.contains("FAIL locked file: the lock did not keep a plain reader out"), "{text}");
+    assert!(text.contains("FAIL acl: the ACL did not keep a plain reader out"), "{text}");
+    std::env::set_var("SNAPRSYNC_FAULT", "selftest:exposures");
+    let (report, text) = field_run(Flavor::Cygwin, Duration::from_millis(100));
+    std::env::remove_var("SNAPRSYNC_FAULT");
+    assert!(report.passed(), "{text}");
+    assert!(text.contains("PASS exposures: 1 entry with other modes or owners through the two, as a Cygwin rsync reads"), "{text}");
+    assert!(text.contains("197108:197121"), "the other owner is shown: {text}");
+}
+
+/// The report names no user, domain or machine unless `--show-names`: this
+/// machine's (under wine the temp folder holds the user's name) are replaced
+/// as whole words, in any case, in the file and on stdout alike.
+#[test]
+fn selftest_report_names_no_user_or_machine_unless_asked() {
+    let _g = serial();
+    let r = selftest::Redactor::new(vec![("Al".into(), "<user>"), (r"C:\Users\Al".into(), "<profile>"), ("PC-7".into(), "<machine>")]);
+    assert_eq!(
+        r.apply(r"al on pc-7: C:\users\al\x, also Alan, al.txt, Al"),
+        r"<user> on <machine>: <profile>\x, also Alan, al.txt, <user>"
+    );
+    let user = std::env::var("USERNAME").unwrap();
+    let machine = std::env::var("COMPUTERNAME").unwrap();
+    let report = selftest::Report {
+        head: vec![format!("scratch folder: {}", std::env::temp_dir().display()), format!("on {machine} as {user}")],
+        checks: vec![selftest::Check { name: "vss", lines: Vec::new(), outcome: Ok(format!("by {user}")) }],
+    };
+    let file = scratch("redact").join("report.txt");
+    for (redactor, kept) in [(selftest::Redactor::of_this_machine(), false), (selftest::Redactor::none(), true)] {
+        assert_eq!(selftest::finish(&report, &file, &redactor).unwrap(), 0);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(text.lines().last(), Some("PASS"));
+        for name in [&user, &machine] {
+            let found = text.split(|c: char| !c.is_alphanumeric() && c != '-' && c != '_').any(|w| w.eq_ignore_ascii_case(name));
+            assert_eq!(found, kept, "{name} in {text}");
+        }
+        assert_eq!(text.contains("<user>"), !kept, "{text}");
+    }
+}
+
+/// The killed child run reads the config the self-test was given.
+#[test]
+fn the_child_run_gets_the_same_config_option() {
+    let args = os(&["snaprsync", "--snap-config=C:\\a b.toml", "selftest", "--snap-config", "x.toml", "--report", "r"]);
+    assert_eq!(selftest::config_args(args.into_iter()), os(&["--snap-config=C:\\a b.toml", "--snap-config", "x.toml"]));
+    assert!(selftest::config_args(os(&["snaprsync", "selftest"]).into_iter()).is_empty());
+}
+
+#[test]
+fn shadow_devices_are_read_from_vssadmin_output() {
+    let out = "vssadmin 1.1\r\n\r\nContents of shadow copy set ID: {a}\r\n   Shadow Copy Volume: \\\\?\\GLOBALROOT\\Device\\HarddiskVolumeShadowCopy3\r\n   Inhalt: \\\\?\\GLOBALROOT\\Device\\HarddiskVolumeShadowCopy12\\ x\r\n";
+    assert_eq!(
+        selftest::shadow_devices(out),
+        [r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy3", r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy12"]
+    );
+    assert!(selftest::shadow_devices("No items found that satisfy the query.").is_empty());
 }
 
 /// `snaprsync exec C:\...\My Files -- prog args` with the directory TEST
@@ -1089,32 +1245,37 @@ fn rsync_list_only_output_gives_the_names() {
     assert_eq!(selftest::listed_entries(out)[1].1, "-rw-r--r-- 38 2026/11/29 13:00:00");
 }
 
-/// selftest compares whole `--list-only` lines between the exposures: a mode
-/// (what a cygwin rsync derives from ACLs through a device path), a size or a
-/// time that differs, and an entry seen through one only, are each named.
+/// selftest compares whole entries (mode, owner, size, time) between the
+/// exposures: each that differs, and one listed through one only, is named;
+/// a difference of mode or owner alone (what a cygwin reader's two views
+/// give) is told from one of size, time or presence.
 #[test]
 fn selftest_names_metadata_that_differs_between_the_exposures() {
     let e = |n: &str, m: &str| (n.to_owned(), m.to_owned());
     let device = [
-        e("a.txt", "-rwxr-x--- 38 2026/11/29 13:00:00"),
-        e("b.txt", "-rw-r--r-- 1 2026/11/29 13:00:00"),
-        e("c", "drwxr-xr-x 0 2026/11/29 13:00:00"),
+        e("a.txt", "-rwxr-x--- 197108:197121 38 2026/11/29 13:00:00"),
+        e("b.txt", "-rw-r--r-- 0:0 1 2026/11/29 13:00:00"),
+        e("c", "drwxr-xr-x 0:0 0 2026/11/29 13:00:00"),
+        e("t", "-rw-r--r-- 0:0 1 2026/11/29 13:00:01"),
     ];
     let letter = [
-        e("a.txt", "-rw-r--r-- 38 2026/11/29 13:00:00"),
-        e("b.txt", "-rw-r--r-- 1 2026/11/29 13:00:00"),
-        e("d", "drwxr-xr-x 0 2026/11/29 13:00:00"),
+        e("a.txt", "-rw-r--r-- 0:0 38 2026/11/29 13:00:00"),
+        e("b.txt", "-rw-r--r-- 0:0 1 2026/11/29 13:00:00"),
+        e("d", "drwxr-xr-x 0:0 0 2026/11/29 13:00:00"),
+        e("t", "-rw-r--r-- 0:0 1 2026/11/29 13:00:00"),
     ];
-    let d = selftest::metadata_differences(&device, &letter);
+    let d = selftest::differences(&device, &letter);
+    let got: Vec<(&str, bool)> = d.iter().map(|d| (d.text.as_str(), d.view_only)).collect();
     assert_eq!(
-        d,
+        got,
         [
-            "a.txt: -rwxr-x--- 38 2026/11/29 13:00:00 (device-path) vs -rw-r--r-- 38 2026/11/29 13:00:00 (drive-letter)",
-            "c: listed through device-path only",
-            "d: listed through drive-letter only"
+            ("a.txt: -rwxr-x--- 197108:197121 38 2026/11/29 13:00:00 (device-path) vs -rw-r--r-- 0:0 38 2026/11/29 13:00:00 (drive-letter)", true),
+            ("c: listed through device-path only", false),
+            ("t: -rw-r--r-- 0:0 1 2026/11/29 13:00:01 (device-path) vs -rw-r--r-- 0:0 1 2026/11/29 13:00:00 (drive-letter)", false),
+            ("d: listed through drive-letter only", false),
         ]
     );
-    assert!(selftest::metadata_differences(&letter, &letter).is_empty());
+    assert!(selftest::differences(&letter, &letter).is_empty());
 }
 
 /// selftest's rsync step, with a shadow copy played by a copied folder (TEST
@@ -1132,7 +1293,7 @@ fn selftest_lists_through_each_exposure() {
     for flavor in [Flavor::Native, Flavor::Cygwin] {
         let rsync = flavored_rsync(flavor);
         let (arg, entries) = selftest::list_through(&cfg, &set, &dir, &rsync, Expose::DevicePath).unwrap();
-        assert!(entries.iter().any(|(n, m)| n == "probe.txt" && m.starts_with("-rw-r--r-- ")), "{flavor:?} {arg}: {entries:?}");
+        assert!(entries.iter().any(|(n, m)| n == "probe.txt" && m.starts_with("-rw-r--r-- 544:513 ")), "{flavor:?} {arg}: {entries:?}");
         assert!(flavor == Flavor::Native || !arg.contains('\\'), "{flavor:?}: {arg}");
         // Wine maps a letter (DefineDosDevice) but cannot open files through
         // it: the listing fails, naming the letter, which is removed again.
@@ -1158,4 +1319,31 @@ impl DirDoubleForTest {
     fn remove(&mut self, set: &SnapshotSet) {
         self.0.remove(set).unwrap();
     }
+}
+
+/// One metadata view per reader, end to end: a whole run through the TEST
+/// DOUBLE with expose = "device-path" is recorded with its exposure in the
+/// history of its state_dir, and doctor's check then warns, in one line, of
+/// a config that says "drive-letter" (and is OK with "device-path").
+#[test]
+fn doctor_warns_of_an_expose_switch_after_a_recorded_run() {
+    let _g = serial();
+    ffi::reset_stopping();
+    let dir = source_tree("switch");
+    let snaps = scratch("switch-snaps");
+    let out = scratch("switch-out").join("out.txt");
+    std::env::set_var("SNAPRSYNC_ECHO_OUT", &out);
+    std::env::set_var("SNAPRSYNC_ECHO_EXIT", "0");
+    let cfg = cfg_for(Expose::DevicePath, false);
+    let arg = format!("{}\\", dir.display());
+    let argv = os(&["--server", "--sender", "-logDtpre.iLsfxCIvu", ".", &arg]);
+    let double = dir_double::DirSystem::new(&snaps);
+    assert_eq!(crate::role::rsync::rsync(&double, &cfg, &crate::cli::Options::default(), argv).unwrap(), 0);
+    let (records, _) = crate::history::History::of(&cfg).read().unwrap();
+    assert_eq!(records.last().and_then(|r| r.exposure.as_deref()), Some("device-path"), "{records:?}");
+    let warn = crate::doctor::exposure_switch(Expose::DriveLetter, &records).expect("a line");
+    assert_eq!(warn.level, crate::doctor::Level::Warn, "{warn}");
+    let line = warn.to_string();
+    assert!(line.contains("--link-dest") && line.contains("fix: set expose = \"device-path\" again"), "{line}");
+    assert_eq!(crate::doctor::exposure_switch(Expose::DevicePath, &records).map(|f| f.level), Some(crate::doctor::Level::Ok));
 }

@@ -26,7 +26,18 @@ use windows_sys::Win32::System::Threading::{GetCurrentProcess, IsWow64Process};
 use super::hr;
 
 pub type HRESULT = i32;
-pub type Failure = (String, u32);
+/// A COM or VSS call that failed: which call (with what it acted on), and its HRESULT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub call: String,
+    pub hresult: u32,
+}
+
+impl Failure {
+    pub fn new(call: impl Into<String>, hresult: u32) -> Failure {
+        Failure { call: call.into(), hresult }
+    }
+}
 
 pub const VSS_CTX_BACKUP: i32 = 0;
 pub const VSS_BT_COPY: i32 = 5;
@@ -217,7 +228,7 @@ fn wide(s: &str) -> Vec<u16> {
 
 fn check(what: &str, h: HRESULT) -> Result<(), Failure> {
     if h < 0 {
-        Err((what.to_owned(), h as u32))
+        Err(Failure::new(what.to_owned(), h as u32))
     } else {
         Ok(())
     }
@@ -271,13 +282,13 @@ fn initialize_security() -> HRESULT {
 fn secure(security: HRESULT) -> Result<Setup, Failure> {
     let security_too_late = security as u32 == hr::RPC_E_TOO_LATE;
     if security < 0 && !security_too_late {
-        return Err(("CoInitializeSecurity".into(), security as u32));
+        return Err(Failure::new("CoInitializeSecurity", security as u32));
     }
     if security_too_late {
         log::warn!("{}", TOO_LATE_WARNING);
     }
     let exceptions = exceptions_not_handled();
-    if let Err((what, h)) = &exceptions {
+    if let Err(Failure { call: what, hresult: h }) = &exceptions {
         log::warn!("vss: {what}: HRESULT {h:#010x}: COM may swallow a crash inside a VSS call and go on in a corrupt state");
     }
     Ok(Setup { security_too_late, exceptions })
@@ -308,7 +319,7 @@ fn global_options<T>(f: impl FnOnce(*mut IGlobalOptions, &IGlobalOptionsVtbl) ->
     let h = unsafe { CoCreateInstance(&CLSID_GlobalOptions, std::ptr::null_mut(), CLSCTX_INPROC_SERVER, &IID_IGLOBAL_OPTIONS, &mut p) };
     check("CoCreateInstance(GlobalOptions)", h)?;
     if p.is_null() {
-        return Err(("CoCreateInstance(GlobalOptions)".into(), hr::E_OUTOFMEMORY));
+        return Err(Failure::new("CoCreateInstance(GlobalOptions)", hr::E_OUTOFMEMORY));
     }
     let opts = p.cast::<IGlobalOptions>();
     // SAFETY: `opts` is a live IGlobalOptions (asked for by its IID) whose
@@ -365,14 +376,14 @@ impl BackupComponents {
         // SAFETY: NUL-terminated name, no file handle, a documented flag.
         let lib = unsafe { LoadLibraryExW(name.as_ptr(), std::ptr::null_mut(), LOAD_LIBRARY_SEARCH_SYSTEM32) };
         if lib.is_null() {
-            return Err(("LoadLibrary(vssapi.dll)".into(), hr::REGDB_E_CLASSNOTREG));
+            return Err(Failure::new("LoadLibrary(vssapi.dll)", hr::REGDB_E_CLASSNOTREG));
         }
         // SAFETY: `lib` is a loaded module; the name is NUL-terminated ASCII.
         let proc = unsafe { GetProcAddress(lib, c"CreateVssBackupComponentsInternal".as_ptr().cast()) };
         let Some(proc) = proc else {
             // SAFETY: `lib` was loaded above and nothing from it is in use.
             unsafe { FreeLibrary(lib) };
-            return Err(("CreateVssBackupComponents".into(), hr::E_NOTIMPL));
+            return Err(Failure::new("CreateVssBackupComponents", hr::E_NOTIMPL));
         };
         // SAFETY: vsbackup.h declares this export as
         // HRESULT STDAPICALLTYPE (IVssBackupComponents **).
@@ -383,7 +394,7 @@ impl BackupComponents {
         if h < 0 || ptr.is_null() {
             // SAFETY: as above.
             unsafe { FreeLibrary(lib) };
-            return Err(("CreateVssBackupComponents".into(), if h < 0 { h as u32 } else { hr::E_OUTOFMEMORY }));
+            return Err(Failure::new("CreateVssBackupComponents", if h < 0 { h as u32 } else { hr::E_OUTOFMEMORY }));
         }
         Ok(BackupComponents { ptr, lib })
     }
@@ -410,7 +421,7 @@ impl BackupComponents {
         let h = unsafe { f(self.ptr, &mut a) };
         check(what, h)?;
         if a.is_null() {
-            return Err((what.to_owned(), hr::VSS_E_UNEXPECTED));
+            return Err(Failure::new(what.to_owned(), hr::VSS_E_UNEXPECTED));
         }
         Ok(AsyncOp { ptr: a })
     }
@@ -527,7 +538,7 @@ impl BackupComponents {
             // (what VssFreeSnapshotProperties does).
             unsafe { CoTaskMemFree(p as *const c_void) };
         }
-        device.filter(|d| !d.is_empty()).ok_or_else(|| ("GetSnapshotProperties: no device object".into(), hr::VSS_E_UNEXPECTED))
+        device.filter(|d| !d.is_empty()).ok_or_else(|| Failure::new("GetSnapshotProperties: no device object", hr::VSS_E_UNEXPECTED))
     }
 }
 
@@ -593,8 +604,8 @@ impl AsyncOp {
                 hr::VSS_S_ASYNC_PENDING => {}
                 hr::VSS_S_ASYNC_FINISHED => return Ok(()),
                 // Cancelled, but not by this wait: VSS or another program did.
-                hr::VSS_S_ASYNC_CANCELLED => return Err((format!("{what} (cancelled)"), hr::VSS_S_ASYNC_CANCELLED)),
-                s if (s as i32) < 0 => return Err((what.to_owned(), s)),
+                hr::VSS_S_ASYNC_CANCELLED => return Err(Failure::new(format!("{what} (cancelled)"), hr::VSS_S_ASYNC_CANCELLED)),
+                s if (s as i32) < 0 => return Err(Failure::new(what.to_owned(), s)),
                 _ => return Ok(()),
             }
             let stopping = stop();
@@ -607,7 +618,7 @@ impl AsyncOp {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 let code = if stopping { hr::VSS_S_ASYNC_CANCELLED } else { hr::TIMEOUT };
-                return Err((what.to_owned(), code));
+                return Err(Failure::new(what.to_owned(), code));
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(500));
@@ -686,17 +697,17 @@ mod tests {
     fn a_cancel_by_someone_else_is_a_cancel_not_a_timeout() {
         let later = Instant::now() + Duration::from_secs(30);
         let (r, we_cancelled) = wait_on(&[hr::VSS_S_ASYNC_PENDING, hr::VSS_S_ASYNC_CANCELLED], later, || false);
-        assert_eq!(r, Err(("DoSnapshotSet (cancelled)".to_owned(), hr::VSS_S_ASYNC_CANCELLED)));
+        assert_eq!(r, Err(Failure::new("DoSnapshotSet (cancelled)", hr::VSS_S_ASYNC_CANCELLED)));
         assert!(!we_cancelled);
         // snaprsync's own deadline: a timeout, after cancelling the operation.
         let (r, we_cancelled) = wait_on(&[hr::VSS_S_ASYNC_PENDING], Instant::now(), || false);
-        assert_eq!(r, Err(("DoSnapshotSet".to_owned(), hr::TIMEOUT)));
+        assert_eq!(r, Err(Failure::new("DoSnapshotSet", hr::TIMEOUT)));
         assert!(we_cancelled);
         // A console event: a cancel of ours.
         let (r, we_cancelled) = wait_on(&[hr::VSS_S_ASYNC_PENDING], later, || true);
-        assert_eq!(r, Err(("DoSnapshotSet".to_owned(), hr::VSS_S_ASYNC_CANCELLED)));
+        assert_eq!(r, Err(Failure::new("DoSnapshotSet", hr::VSS_S_ASYNC_CANCELLED)));
         assert!(we_cancelled);
         assert_eq!(wait_on(&[hr::VSS_S_ASYNC_PENDING, hr::VSS_S_ASYNC_FINISHED], later, || false).0, Ok(()));
-        assert_eq!(wait_on(&[hr::VSS_E_UNEXPECTED], later, || false).0, Err(("DoSnapshotSet".to_owned(), hr::VSS_E_UNEXPECTED)));
+        assert_eq!(wait_on(&[hr::VSS_E_UNEXPECTED], later, || false).0, Err(Failure::new("DoSnapshotSet", hr::VSS_E_UNEXPECTED)));
     }
 }
