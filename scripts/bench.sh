@@ -93,6 +93,8 @@ set -euo pipefail
 : "${BENCH_FOREIGN_LVM:=0 200}"   # foreign-lvm: other LVs in the VG, one step each
 : "${BENCH_GUEST_RUNS:=5}"        # foreign-zfs, foreign-lvm: timed rounds per count
 : "${BENCH_GUEST_TIMEOUT:=3600}"  # foreign-zfs, foreign-lvm: seconds before the guest is killed
+: "${BENCH_GUEST_MEASURED:=}"     # foreign-zfs, foreign-lvm: the counts timed (default: all; the others only made)
+: "${BENCH_GUEST_BASE_MAX:=}"     # foreign-zfs, foreign-lvm: the base build runs up to this count (default: all)
 : "${BENCH_GUEST_IMAGES:=}"       # where the ZFS pools of foreign snapshots are kept (default: target/bench-guest)
 : "${BENCH_SOURCES:=1 10 100}"   # sources: sources in one run, one series each
 : "${BENCH_SOURCES_RUNS:=9}"     # sources: timed runs per series
@@ -213,7 +215,7 @@ LRSH=$BIN/local-rsh
   echo "snaprsync=$version, sha256 $(sha256sum "$SNAP" | cut -c1-16)"
   [ -z "$BASE" ] || echo "base=commit $base_rev, sha256 $(sha256sum "$BIN/snaprsync-base" | cut -c1-16)"
   env_used=""
-  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS BENCH_INCR_FILES BENCH_INCR_RUNS BENCH_INCR_CACHE BENCH_INCR_CPUS BENCH_CONC BENCH_CONC_RUNS BENCH_NESTED BENCH_NESTED_RUNS BENCH_FOREIGN BENCH_FOREIGN_RUNS BENCH_FOREIGN_BASE_MAX BENCH_FOREIGN_ZFS BENCH_FOREIGN_LVM BENCH_GUEST_RUNS BENCH_SOURCES BENCH_SOURCES_RUNS BENCH_SERIES; do
+  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS BENCH_INCR_FILES BENCH_INCR_RUNS BENCH_INCR_CACHE BENCH_INCR_CPUS BENCH_CONC BENCH_CONC_RUNS BENCH_NESTED BENCH_NESTED_RUNS BENCH_FOREIGN BENCH_FOREIGN_RUNS BENCH_FOREIGN_BASE_MAX BENCH_FOREIGN_ZFS BENCH_FOREIGN_LVM BENCH_GUEST_RUNS BENCH_GUEST_MEASURED BENCH_GUEST_BASE_MAX BENCH_SOURCES BENCH_SOURCES_RUNS BENCH_SERIES; do
     env_used+="$v=\"${!v}\" "
   done
   [ "$BENCH_CORE_VARIANTS" = "plain snaprsync naive snapread" ] || env_used+="BENCH_CORE_VARIANTS=\"$BENCH_CORE_VARIANTS\" "
@@ -733,7 +735,7 @@ for kind in zfs lvm; do
   zfs_flag=()
   [ "$kind" = lvm ] || zfs_flag=(--zfs)
   "$here/guest.sh" run "${disks[@]}" "${zfs_flag[@]}" --mem 1536 --share "$OUT" --timeout "$BENCH_GUEST_TIMEOUT" \
-    -- "$here/bench/guest-foreign.sh" "$kind" "$BENCH_GUEST_RUNS" "$counts" >>"$OUT/guest-$kind.log" 2>&1 ||
+    -- "$here/bench/guest-foreign.sh" "$kind" "$BENCH_GUEST_RUNS" "$counts" "${BENCH_GUEST_MEASURED:-$counts}" "$BENCH_GUEST_BASE_MAX" >>"$OUT/guest-$kind.log" 2>&1 ||
     die "foreign-$kind: the guest run failed (see $OUT/guest-$kind.log)"
 done
 
