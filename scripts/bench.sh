@@ -40,11 +40,18 @@
 #            the source ("outside"), and N inside another source, which the
 #            pull excludes (--exclude=/.snapshots/, "inside"); snapshot
 #            creation time from the log, wall time, and the CPU time of the
-#            sending side (snaprsync and its rsync)
+#            sending side (snaprsync and its rsync); with BENCH_BASE_REV that
+#            build side by side (up to BENCH_FOREIGN_BASE_MAX snapshots)
 #   sources  one run with each N of BENCH_SOURCES sources (e.g. "1 10 100")
 #            on one subvolume, and BENCH_SERIES runs in a row of one source
 #            each (rsnapshot's backup points): creation time per run and per
 #            source, wall and CPU time
+#   foreign-zfs  the same on ZFS in the QEMU guest lab (scripts/guest.sh,
+#            GUEST_CACHE): a run's create time with each N of
+#            BENCH_FOREIGN_ZFS other tools' snapshots on the machine (made
+#            once, 100 per `zfs snapshot -r`, kept in BENCH_GUEST_IMAGES), with
+#            BENCH_BASE_REV's build alternating (scripts/bench/guest-foreign.sh)
+#   foreign-lvm  the same on LVM: N of BENCH_FOREIGN_LVM other thin LVs in the VG
 #   nested   a pull of a tree holding N nested subvolumes (each N of
 #            BENCH_NESTED, e.g. "0 10 100 500"), over a local remote shell:
 #            snapshot creation time from snaprsync's log, and each run's wall
@@ -81,6 +88,14 @@ set -euo pipefail
 : "${BENCH_BASE_REV:=}"          # nested: also measure the build of this commit
 : "${BENCH_FOREIGN:=0 1000 10000}" # foreign: foreign snapshots on the filesystem, one series each
 : "${BENCH_FOREIGN_RUNS:=9}"     # foreign: timed runs per series and place
+: "${BENCH_FOREIGN_BASE_MAX:=1000}" # foreign: the base build runs up to this many
+: "${BENCH_FOREIGN_ZFS:=0 1000 10000}" # foreign-zfs: foreign snapshots in the guest, one step each
+: "${BENCH_FOREIGN_LVM:=0 200}"   # foreign-lvm: other LVs in the VG, one step each
+: "${BENCH_GUEST_RUNS:=5}"        # foreign-zfs, foreign-lvm: timed rounds per count
+: "${BENCH_GUEST_TIMEOUT:=3600}"  # foreign-zfs, foreign-lvm: seconds before the guest is killed
+: "${BENCH_GUEST_MEASURED:=}"     # foreign-zfs, foreign-lvm: the counts timed (default: all; the others only made)
+: "${BENCH_GUEST_BASE_MAX:=}"     # foreign-zfs, foreign-lvm: the base build runs up to this count (default: all)
+: "${BENCH_GUEST_IMAGES:=}"       # where the ZFS pools of foreign snapshots are kept (default: target/bench-guest)
 : "${BENCH_SOURCES:=1 10 100}"   # sources: sources in one run, one series each
 : "${BENCH_SOURCES_RUNS:=9}"     # sources: timed runs per series
 : "${BENCH_SERIES:=50}"          # sources: runs in a row, one source each
@@ -133,6 +148,7 @@ pkgs=(-p testbed)
 log "cargo build --release ${pkgs[*]}"
 (cd "$repo" && cargo build --release --quiet "${pkgs[@]}" --bins)
 target=$(cd "$repo" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+[ -n "$BENCH_GUEST_IMAGES" ] || BENCH_GUEST_IMAGES=$target/bench-guest
 if [ -z "$SNAPRSYNC" ]; then
   SNAPRSYNC=$target/release/snaprsync
   version="working tree $(cd "$repo" && git describe --always --dirty)"
@@ -199,7 +215,7 @@ LRSH=$BIN/local-rsh
   echo "snaprsync=$version, sha256 $(sha256sum "$SNAP" | cut -c1-16)"
   [ -z "$BASE" ] || echo "base=commit $base_rev, sha256 $(sha256sum "$BIN/snaprsync-base" | cut -c1-16)"
   env_used=""
-  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS BENCH_INCR_FILES BENCH_INCR_RUNS BENCH_INCR_CACHE BENCH_INCR_CPUS BENCH_CONC BENCH_CONC_RUNS BENCH_NESTED BENCH_NESTED_RUNS BENCH_FOREIGN BENCH_FOREIGN_RUNS BENCH_SOURCES BENCH_SOURCES_RUNS BENCH_SERIES; do
+  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS BENCH_INCR_FILES BENCH_INCR_RUNS BENCH_INCR_CACHE BENCH_INCR_CPUS BENCH_CONC BENCH_CONC_RUNS BENCH_NESTED BENCH_NESTED_RUNS BENCH_FOREIGN BENCH_FOREIGN_RUNS BENCH_FOREIGN_BASE_MAX BENCH_FOREIGN_ZFS BENCH_FOREIGN_LVM BENCH_GUEST_RUNS BENCH_GUEST_MEASURED BENCH_GUEST_BASE_MAX BENCH_SOURCES BENCH_SOURCES_RUNS BENCH_SERIES; do
     env_used+="$v=\"${!v}\" "
   done
   [ "$BENCH_CORE_VARIANTS" = "plain snaprsync naive snapread" ] || env_used+="BENCH_CORE_VARIANTS=\"$BENCH_CORE_VARIANTS\" "
@@ -271,11 +287,11 @@ if want foreign; then
     # inside the source for "inside".
     btrfs -q subvolume create "$fm/.snapshots" >/dev/null
     btrfs -q subvolume create "$fm/inside/.snapshots" >/dev/null
-    for k in $(seq "$n"); do
-      mkdir "$fm/.snapshots/$k" "$fm/inside/.snapshots/$k"
-      btrfs -q subvolume snapshot -r "$fm/outside" "$fm/.snapshots/$k/snapshot" >/dev/null
-      btrfs -q subvolume snapshot -r "$fm/inside" "$fm/inside/.snapshots/$k/snapshot" >/dev/null
-    done
+    # Several at once: snapshots made in directories of their own share commits.
+    seq "$n" | xargs -r -P 8 -I{} sh -c 'mkdir "$1/.snapshots/$2" "$1/inside/.snapshots/$2" &&
+      btrfs -q subvolume snapshot -r "$1/outside" "$1/.snapshots/$2/snapshot" >/dev/null &&
+      btrfs -q subvolume snapshot -r "$1/inside" "$1/inside/.snapshots/$2/snapshot" >/dev/null' sh "$fm" {} ||
+      die "foreign: making the $n snapshots failed"
     btrfs filesystem sync "$fm"
     echo "foreign_$n=$(btrfs subvolume list "$fm" | wc -l) subvolumes" >>"$OUT/meta.env"
   done
@@ -652,22 +668,34 @@ fi
 
 # ---------------------------------------------------------------- foreign
 # The sending side (snaprsync and the rsync it runs) is timed by /usr/bin/time:
-# user and system seconds, one line per run, in foreign-cpu-VARIANT.txt.
+# user and system seconds, one line per run, in foreign-cpu-VARIANT.txt. With
+# BENCH_BASE_REV, that build runs too ("base-..."), interleaved, up to
+# BENCH_FOREIGN_BASE_MAX foreign snapshots (an older build may snapshot every
+# one inside the source on every run).
 if want foreign; then
+  impls=(snaprsync)
+  [ -z "$BASE" ] || impls+=(base)
   for r in $(seq 0 "$BENCH_FOREIGN_RUNS"); do
     vs=()
-    for n in $BENCH_FOREIGN; do vs+=("outside-$n" "inside-$n"); done
+    for i in "${impls[@]}"; do
+      for n in $BENCH_FOREIGN; do
+        [ "$i" = snaprsync ] || [ "$n" -le "$BENCH_FOREIGN_BASE_MAX" ] || continue
+        vs+=("$i-outside-$n" "$i-inside-$n")
+      done
+    done
     mapfile -t order < <(python3 "$here/bench/order.py" "$r" "${vs[@]}")
     for v in "${order[@]}"; do
-      place=${v%-*} n=${v##*-}
+      IFS=- read -r impl place n <<<"$v"
       fm=${FOREIGN_MNT[$n]}
+      bin=$SNAP
+      [ "$impl" = snaprsync ] || bin=$BIN/snaprsync-base
       log_file=$OUT/foreign-$v.log
       [ "$r" != 0 ] || log_file=$W/foreign-warmup.log
       cpu=$OUT/foreign-cpu-$v.txt
       [ "$r" != 0 ] || cpu=$W/foreign-warmup-cpu.txt
       excl=()
       [ "$place" = outside ] || excl=(--exclude=/.snapshots/)
-      c=(rsync -a "${excl[@]}" -e "$LRSH" --rsync-path="/usr/bin/time -a -o $cpu -f %U,%S $SNAP --snap-log-file=$log_file" "bench:$fm/$place/" "$DST/")
+      c=(rsync -a "${excl[@]}" -e "$LRSH" --rsync-path="/usr/bin/time -a -o $cpu -f %U,%S $bin --snap-log-file=$log_file" "bench:$fm/$place/" "$DST/")
       [ "$r" != 1 ] || record_cmd foreign "$v" "${c[@]}"
       wait_removers; btrfs filesystem sync "$fm"; btrfs subvolume sync "$fm" >/dev/null; fresh_dst; sync
       if [ "$r" = 0 ]; then
@@ -680,6 +708,36 @@ if want foreign; then
     log "foreign: round $r of $BENCH_FOREIGN_RUNS done"
   done
 fi
+
+# ---------------------------------------------------------------- foreign in the guest
+# ZFS and LVM need the QEMU guest lab (scripts/guest.sh; GUEST_CACHE names its
+# kernel and modules): scripts/bench/guest-foreign.sh runs there, one guest
+# per kind, the builds alternating round by round at each count. The ZFS
+# pools of other tools' snapshots are made once and kept in BENCH_GUEST_IMAGES.
+for kind in zfs lvm; do
+  want "foreign-$kind" || continue
+  mkdir -p "$OUT/bin" "$BENCH_GUEST_IMAGES"
+  cp "$SNAP" "$OUT/bin/snaprsync"
+  [ -z "$BASE" ] || cp "$BASE" "$OUT/bin/snaprsync-base"
+  disks=(--disk "$W/guest-src.img:1G")
+  if [ "$kind" = zfs ]; then
+    counts=$BENCH_FOREIGN_ZFS prev=0
+    for n in $counts; do
+      [ "$n" -gt 0 ] || continue
+      disks+=(--disk "$BENCH_GUEST_IMAGES/zfs-foreign-$prev-$n.img:4G")
+      prev=$n
+    done
+  else
+    counts=$BENCH_FOREIGN_LVM
+  fi
+  rm -f "$W/guest-src.img"
+  log "foreign-$kind: the guest, counts $counts, $BENCH_GUEST_RUNS rounds (timeout $BENCH_GUEST_TIMEOUT s)"
+  zfs_flag=()
+  [ "$kind" = lvm ] || zfs_flag=(--zfs)
+  "$here/guest.sh" run "${disks[@]}" "${zfs_flag[@]}" --mem 1536 --share "$OUT" --timeout "$BENCH_GUEST_TIMEOUT" \
+    -- "$here/bench/guest-foreign.sh" "$kind" "$BENCH_GUEST_RUNS" "$counts" "${BENCH_GUEST_MEASURED:-$counts}" "$BENCH_GUEST_BASE_MAX" >>"$OUT/guest-$kind.log" 2>&1 ||
+    die "foreign-$kind: the guest run failed (see $OUT/guest-$kind.log)"
+done
 
 # ---------------------------------------------------------------- sources
 if want sources; then

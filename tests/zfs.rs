@@ -41,6 +41,7 @@ const CHECKS: &[&str] = &[
     "restricted-pull",
     "list-shows-leftover",
     "kill-then-sweep",
+    "sweep-lists-the-dead-runs-datasets",
     "kill-random-x10",
 ];
 

@@ -323,20 +323,64 @@ def creates_of(name):
     return [int(s["create_ms"]) for s in summaries(path)] if os.path.exists(path) else []
 
 
+def per_round(xs, base):
+    """The median of the per-round ratios xs[i] / base[i] (rounds in order)."""
+    rs = [x / b for x, b in zip(xs, base) if b]
+    return f"{med(rs):.2f}" if rs else "—"
+
+
 if "foreign" in TIMES:
     t = TIMES["foreign"]
     print("## foreign: other tools' read-only snapshots on the filesystem, a pull of a 5-file source\n")
-    print("| place | foreign snapshots | runs | median create ms | min | max | create ÷ create at 0 | median wall ms | median CPU ms (sending side) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for place in ("outside", "inside"):
-        ns = sorted(int(v.split("-")[1]) for v in t if v.startswith(place + "-"))
-        base = creates_of(f"foreign-{place}-0.log")
-        for n in ns:
-            v = f"{place}-{n}"
-            cs, cpu = creates_of(f"foreign-{v}.log"), cpu_lines(f"foreign-cpu-{v}.txt")
-            ratio = f"{med(cs) / med(base):.2f}" if base and cs and med(base) else "—"
-            print(f"| {place} | {n} | {len(cs)} | {med(cs):.0f} | {min(cs)} | {max(cs)} | {ratio} | "
-                  f"{med(t[v].values()) * 1000:.0f} | {med(cpu) * 1000:.0f} |")
+    print("Ratios against the same build and place with 0 foreign snapshots: of the medians, and the median "
+          "of the per-round ratios (run r against run r at 0).\n")
+    print("| build | place | foreign snapshots | runs | median create ms | min | max | create ÷ at 0 (medians) | "
+          "create ÷ at 0 (per round) | median wall ms | wall ÷ at 0 (per round) | median CPU ms (sending side) | "
+          "CPU ÷ at 0 (per round) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for impl in ("snaprsync", "base"):
+        for place in ("outside", "inside"):
+            key = f"{impl}-{place}-"
+            ns = sorted(int(v.rsplit("-", 1)[1]) for v in t if v.startswith(key))
+            if not ns:
+                continue
+            b0 = key + "0"
+            base, bcpu = creates_of(f"foreign-{b0}.log"), cpu_lines(f"foreign-cpu-{b0}.txt")
+            bwall = [t[b0][r] for r in sorted(t[b0])] if b0 in t else []
+            for n in ns:
+                v = f"{key}{n}"
+                cs, cpu = creates_of(f"foreign-{v}.log"), cpu_lines(f"foreign-cpu-{v}.txt")
+                wall = [t[v][r] for r in sorted(t[v])]
+                ratio = f"{med(cs) / med(base):.2f}" if base and cs and med(base) else "—"
+                print(f"| {impl} | {place} | {n} | {len(cs)} | {med(cs):.0f} | {min(cs)} | {max(cs)} | {ratio} | "
+                      f"{per_round(cs, base)} | {med(wall) * 1000:.0f} | {per_round(wall, bwall)} | "
+                      f"{med(cpu) * 1000:.0f} | {per_round(cpu, bcpu)} |")
+    print()
+
+for kind in ("zfs", "lvm"):
+    path = os.path.join(out, f"guest-{kind}.csv")
+    if not os.path.exists(path):
+        continue
+    g = defaultdict(lambda: defaultdict(dict))  # build -> count -> round -> (create ms, wall s, cpu s)
+    with open(path) as f:
+        for _, build, n, r, c, w, cpu in csv.reader(f):
+            g[build][int(n)][int(r)] = (int(c), float(w), float(cpu))
+    what = "other tools' snapshots on the machine" if kind == "zfs" else "other LVs in the VG"
+    print(f"## foreign-{kind}: {what}, in the QEMU guest (software emulation), a copy of 5 files\n")
+    print("Ratios against the same build at 0: of the medians, and the median of the per-round ratios.\n")
+    print("| build | count | runs | median create ms | min | max | create ÷ at 0 (medians) | create ÷ at 0 (per round) | "
+          "median wall ms | wall ÷ at 0 (per round) | median CPU ms | CPU ÷ at 0 (per round) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for build in sorted(g, key=lambda b: b != "snaprsync"):
+        zero = g[build].get(0, {})
+        for n in sorted(g[build]):
+            rs = g[build][n]
+            col = lambda i, d: [d[r][i] for r in sorted(d)]
+            pr = lambda i: per_round([rs[r][i] for r in sorted(rs) if r in zero], [zero[r][i] for r in sorted(rs) if r in zero])
+            cs = col(0, rs)
+            ratio = f"{med(cs) / med(col(0, zero)):.2f}" if zero and med(col(0, zero)) else "—"
+            print(f"| {build} | {n} | {len(cs)} | {med(cs):.0f} | {min(cs)} | {max(cs)} | {ratio} | {pr(0)} | "
+                  f"{med(col(1, rs)) * 1000:.0f} | {pr(1)} | {med(col(2, rs)) * 1000:.0f} | {pr(2)} |")
     print()
 
 if "sources" in TIMES:

@@ -217,7 +217,14 @@ impl Sweeper for FakeSnapshotter {
         "fake"
     }
 
+    /// `cleanup` and `doctor`'s listing of every snapshot.
     fn leftovers(&self) -> Result<Vec<Leftover>> {
+        self.0.call("sweep every snapshot");
+        Ok(Vec::new())
+    }
+
+    /// A run's sweep: only what the journal's dead runs left.
+    fn leftovers_of(&self, _runs: &[crate::provider::RunOf]) -> Result<Vec<Leftover>> {
         self.0.call("sweep");
         Ok(Vec::new())
     }

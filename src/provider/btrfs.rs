@@ -118,9 +118,10 @@ impl Btrfs {
     }
 
     /// Every subvolume of `mount` visible below one of `sources`, as mounted
-    /// paths: a walk down from each source's subvolume, so that its cost grows
-    /// with what is nested there, not with every subvolume of the filesystem.
-    fn nested_below(&self, mount: &Mount, sources: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    /// paths, each with whether it is frozen already ([`Nested::frozen`]): a
+    /// walk down from each source's subvolume, so that its cost grows with
+    /// what is nested there, not with every subvolume of the filesystem.
+    fn nested_below(&self, mount: &Mount, sources: &[PathBuf]) -> Result<Vec<Nested>> {
         let own = mount.mount_point.join(&self.snapshot_dir);
         let mut roots = Vec::new();
         for s in sources.iter().filter(|s| self.mount_of(s).is_ok_and(|m| m == mount)) {
@@ -130,22 +131,41 @@ impl Btrfs {
         roots.dedup();
         // Only where a source is, or what leads to one.
         let relevant = |p: &Path| !p.starts_with(&own) && sources.iter().any(|s| p.starts_with(s) || s.starts_with(p));
-        let walked: Result<Vec<Vec<PathBuf>>> = roots.iter().map(|r| nested_in(r, &relevant)).collect();
+        // What a directory holding subvolumes can hold of that, before any of
+        // their names is looked up: a directory off every source's way (where
+        // other tools keep theirs) is passed over whole.
+        let place = |d: &Path| {
+            if d.starts_with(&own) {
+                Place::Nothing
+            } else if own.starts_with(d) || sources.iter().any(|s| s.starts_with(d) && s != d) {
+                Place::ByName
+            } else if sources.iter().any(|s| d.starts_with(s)) {
+                Place::All
+            } else {
+                Place::Nothing
+            }
+        };
+        let walked: Result<Vec<Vec<Nested>>> = roots.iter().map(|r| nested_in(r, &place, &relevant)).collect();
         let found = match walked {
             Ok(lists) => lists.concat(),
             // A name that is not UTF-8, which the crate does not resolve:
-            // btrfs-progs prints it as it is.
+            // btrfs-progs prints it as it is (and each is snapshotted).
             Err(Error::Syscall { source, .. }) if source.raw_os_error() == Some(nix::libc::EINVAL) => {
                 let out = Cmd::new("btrfs").arg("subvolume").arg("list").arg(&mount.mount_point).run_bytes()?;
                 let root = mount.root.strip_prefix("/").unwrap_or(&mount.root);
                 parse_subvolume_list(&out)
                     .into_iter()
                     .filter_map(|p| p.strip_prefix(root).ok().map(|rel| mount.mount_point.join(rel)))
+                    .map(|path| Nested { path, read_only: false })
                     .collect()
             }
             Err(e) => return Err(e),
         };
-        Ok(found.into_iter().filter(|p| !p.starts_with(&own)).filter(|p| sources.iter().any(|s| p.starts_with(s) && p != s)).collect())
+        Ok(found
+            .into_iter()
+            .filter(|n| !n.path.starts_with(&own))
+            .filter(|n| sources.iter().any(|s| n.path.starts_with(s) && &n.path != s))
+            .collect())
     }
 
     /// The snapshot directory of `mount`, made if missing (for snapshotting
@@ -437,27 +457,79 @@ fn leaf_name(path: &Path) -> std::io::Result<CString> {
     CString::new(name.as_bytes()).map_err(std::io::Error::other)
 }
 
+/// A subvolume found nested below a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Nested {
+    path: PathBuf,
+    /// Its read-only flag was set when the walk reached it.
+    read_only: bool,
+}
+
+/// What a directory that holds subvolumes holds of what a run needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Nothing: no source lies at or below it, and it lies below none.
+    Nothing,
+    /// Everything: it lies below a source.
+    All,
+    /// Some: it leads to a source (or to the snapshot directory); each name decides.
+    ByName,
+}
+
 /// Every subvolume nested in the subvolume whose root is `root`, at any
 /// depth, that is `relevant`, as paths below it, from the kernel's references
 /// of each subvolume to the ones in it; one that is not relevant is not
-/// walked either.
-fn nested_in(root: &Path, relevant: &dyn Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
+/// walked either. The references are grouped by the directory that holds
+/// them, whose path is looked up once: a directory where `place` says
+/// nothing is needed costs one lookup, however many subvolumes it holds.
+fn nested_in(root: &Path, place: &dyn Fn(&Path) -> Place, relevant: &dyn Fn(&Path) -> bool) -> Result<Vec<Nested>> {
     let mut found = Vec::new();
-    let mut todo = vec![root.to_owned()];
-    while let Some(dir) = todo.pop() {
+    let mut todo = vec![(root.to_owned(), true)];
+    while let Some((dir, is_root)) = todo.pop() {
         log::debug!("ioctl: BTRFS_IOC_GET_SUBVOL_ROOTREF (nested subvolumes) {}", dir.display());
         let fail = |source| Error::Syscall { op: "btrfs nested subvolume lookup ioctl in", path: dir.clone(), source };
         let fd = open_dir(&dir, false).map_err(fail)?;
+        if !is_root {
+            let flags = btrfs_uapi::subvolume::subvolume_flags_get(fd.as_fd()).map_err(|e| fail(e.into()))?;
+            found.push(Nested { path: dir.clone(), read_only: flags.contains(btrfs_uapi::subvolume::SubvolumeFlags::RDONLY) });
+        }
+        let mut by_dir: std::collections::BTreeMap<u64, Vec<u64>> = std::collections::BTreeMap::new();
         for r in btrfs_uapi::subvolume::subvol_rootrefs(fd.as_fd()).map_err(|e| fail(e.into()))? {
-            let at = btrfs_uapi::inode::ino_lookup_user(fd.as_fd(), r.treeid, r.dirid).map_err(|e| fail(e.into()))?;
-            let path = dir.join(&at.path).join(&at.name);
-            if relevant(&path) {
-                found.push(path.clone());
-                todo.push(path);
+            by_dir.entry(r.dirid).or_default().push(r.treeid);
+        }
+        for (dirid, trees) in by_dir {
+            let first = btrfs_uapi::inode::ino_lookup_user(fd.as_fd(), trees[0], dirid).map_err(|e| fail(e.into()))?;
+            let holder: PathBuf = dir.join(&first.path).components().collect();
+            if place(&holder) == Place::Nothing {
+                log::debug!("btrfs: {} subvolume(s) in {}: passed over (no source there)", trees.len(), holder.display());
+                continue;
+            }
+            for (k, tree) in trees.into_iter().enumerate() {
+                let name = match k {
+                    0 => first.name.clone(),
+                    _ => btrfs_uapi::inode::ino_lookup_user(fd.as_fd(), tree, dirid).map_err(|e| fail(e.into()))?.name,
+                };
+                let path = holder.join(name);
+                if relevant(&path) {
+                    todo.push((path, false));
+                }
             }
         }
     }
     Ok(found)
+}
+
+/// Whether the read-only subvolume at `path` may be shown as it is, in place
+/// of a snapshot: its root is root's, and every directory above it is one
+/// only root can change (`seen` remembers the directories judged), so that
+/// the path the exposure opens is the subvolume the walk found read-only.
+fn frozen_in_place(path: &Path, seen: &mut std::collections::HashMap<PathBuf, bool>) -> bool {
+    let own = Facts::lstat(path).is_ok_and(|f| f.not_a_subvolume().is_none() && f.uid == 0);
+    own && path
+        .ancestors()
+        .skip(1)
+        .filter(|a| !a.as_os_str().is_empty())
+        .all(|a| *seen.entry(a.to_owned()).or_insert_with(|| Facts::lstat(a).is_ok_and(|f| ancestor_problem(&f).is_none())))
 }
 
 /// At most this many snapshots are made at once (one thread each).
@@ -668,10 +740,24 @@ impl Snapshotter for Btrfs {
             origins.push((r.root, r.mount));
         }
         // One subvolume listing per filesystem, however many sources it holds.
+        // A nested subvolume that is read-only already (another tool's
+        // snapshot: Snapper's, btrbk's) is frozen: it is shown as it is, at
+        // its place, not snapshotted again.
+        let mut frozen: Vec<PathBuf> = Vec::new();
+        let mut judged = std::collections::HashMap::new();
         for mount in mounts {
             for nested in self.nested_below(&mount, &reached_sources).map_err(|e| with_fix(&mount.mount_point, e))? {
-                origins.push((nested, mount.clone()));
+                if nested.read_only && frozen_in_place(&nested.path, &mut judged) {
+                    frozen.push(nested.path);
+                } else {
+                    origins.push((nested.path, mount.clone()));
+                }
             }
+        }
+        frozen.sort();
+        frozen.dedup();
+        if !frozen.is_empty() {
+            log::debug!("btrfs: {} read-only subvolume(s) below the sources shown as they are, not snapshotted", frozen.len());
         }
         origins.sort_by(|a, b| a.0.components().count().cmp(&b.0.components().count()).then(a.0.cmp(&b.0)));
         origins.dedup_by(|a, b| a.0 == b.0);
@@ -719,6 +805,9 @@ impl Snapshotter for Btrfs {
                 }
                 Err(e) => drop(failed.get_or_insert(with_fix(origin, e))),
             }
+        }
+        if failed.is_none() {
+            set.views.extend(frozen.into_iter().map(|f| provider::View { at: f.clone(), from: f }));
         }
         for (at, live) in &binds {
             if failed.is_none() && !set.show(at, live) {

@@ -58,10 +58,21 @@ pub struct DeviceMount {
 /// /data/www /srv/www`): its mount point `at` shows `from`, that directory in
 /// one of the set's snapshots. Made by [`SnapshotSet::show`]; never removed on
 /// its own (the snapshot it is part of is).
+///
+/// A view of a place by itself (`at` == `from`) is a volume frozen already
+/// (a read-only btrfs subvolume nested below a source: another tool's
+/// snapshot), shown as it is rather than snapshotted again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View {
     pub at: PathBuf,
     pub from: PathBuf,
+}
+
+impl View {
+    /// Whether this is a frozen volume shown at its own place.
+    pub fn is_frozen(&self) -> bool {
+        self.at == self.from
+    }
 }
 
 /// Everything one run snapshotted. `volumes` is ordered parents before
@@ -101,10 +112,12 @@ impl SnapshotSet {
     pub fn show(&mut self, at: &Path, live: &Path) -> bool {
         let Some(from) = self.locate(live) else { return false };
         let mut views = vec![View { at: at.to_owned(), from }];
-        for v in &self.volumes {
-            if let Ok(rest) = v.origin.strip_prefix(live) {
+        // The set's volumes, and the subvolumes shown as they are (frozen).
+        let frozen = self.views.iter().filter(|w| w.is_frozen()).map(|w| (&w.at, &w.from));
+        for (origin, snapshot) in self.volumes.iter().map(|v| (&v.origin, &v.snapshot)).chain(frozen) {
+            if let Ok(rest) = origin.strip_prefix(live) {
                 if !rest.as_os_str().is_empty() {
-                    views.push(View { at: at.join(rest), from: v.snapshot.clone() });
+                    views.push(View { at: at.join(rest), from: snapshot.clone() });
                 }
             }
         }
@@ -198,6 +211,20 @@ pub trait Sweeper {
     /// and left out.
     fn leftovers(&self) -> Result<Vec<Leftover>>;
 
+    /// What the runs `runs` (as their journal entries record them) may have
+    /// left, and what else its listing there shows: a run's sweep and its
+    /// background removal ask this, `cleanup` and `doctor` [`leftovers`].
+    /// By default every leftover, for a provider whose listing grows only
+    /// with snaprsync's own snapshots (btrfs reads its snapshot directory);
+    /// one whose listing grows with the machine (ZFS) looks only where the
+    /// runs' sources are.
+    ///
+    /// [`leftovers`]: Sweeper::leftovers
+    fn leftovers_of(&self, runs: &[RunOf]) -> Result<Vec<Leftover>> {
+        let _ = runs;
+        self.leftovers()
+    }
+
     /// Removes one leftover, checked again just before; one that is already
     /// gone is not an error.
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()>;
@@ -273,6 +300,15 @@ pub(crate) fn remove_last_first(set: &SnapshotSet, mut remove_one: impl FnMut(&V
     first.map_or(Ok(()), Err)
 }
 
+/// A run as its journal entry records it, for [`Sweeper::leftovers_of`].
+#[derive(Debug, Clone, Copy)]
+pub struct RunOf<'a> {
+    pub stamp: &'a str,
+    /// The name of the provider that snapshotted it.
+    pub provider: &'a str,
+    pub sources: &'a [PathBuf],
+}
+
 /// A snapshot found on disk, and the stamp of the run that made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leftover {
@@ -297,6 +333,18 @@ impl Sweeper for Several {
         let mut all = Vec::new();
         for p in &self.0 {
             match p.leftovers() {
+                Ok(l) => all.extend(l),
+                Err(e) => log::warn!("{}: cannot list its snapshots: {e}", p.name()),
+            }
+        }
+        Ok(all)
+    }
+
+    /// Every part's, as [`Several::leftovers`].
+    fn leftovers_of(&self, runs: &[RunOf]) -> Result<Vec<Leftover>> {
+        let mut all = Vec::new();
+        for p in &self.0 {
+            match p.leftovers_of(runs) {
                 Ok(l) => all.extend(l),
                 Err(e) => log::warn!("{}: cannot list its snapshots: {e}", p.name()),
             }
@@ -492,6 +540,28 @@ mod tests {
         assert_eq!(s.locate(Path::new("/srv/wwwx")), None);
         assert!(!s.show(Path::new("/srv/x"), Path::new("/elsewhere/x")), "no volume holds it");
         assert_eq!(s.views.len(), 2);
+    }
+
+    /// A read-only subvolume below a source is a view of itself: shown live at
+    /// its place, and at its place under a bind mount of a directory above it.
+    #[test]
+    fn a_frozen_volume_is_shown_as_it_is_also_under_a_bind_mount() {
+        let v = |o: &str, s: &str| VolumeSnapshot { origin: o.into(), snapshot: s.into(), id: s.into(), mount: None };
+        let view = |at: &str, from: &str| View { at: at.into(), from: from.into() };
+        let mut s = SnapshotSet {
+            provider: "test",
+            volumes: vec![v("/data", "/data/.s/a-0")],
+            views: vec![view("/data/www/.snapshots/1/snapshot", "/data/www/.snapshots/1/snapshot")],
+        };
+        assert!(s.views[0].is_frozen());
+        assert_eq!(s.locate(Path::new("/data/www/.snapshots/1/snapshot/f")), Some("/data/www/.snapshots/1/snapshot/f".into()));
+        assert_eq!(s.locate(Path::new("/data/www/.snapshots/1/info")), Some("/data/.s/a-0/www/.snapshots/1/info".into()));
+        assert!(s.show(Path::new("/srv/www"), Path::new("/data/www")));
+        assert_eq!(
+            s.views[1..],
+            [view("/srv/www", "/data/.s/a-0/www"), view("/srv/www/.snapshots/1/snapshot", "/data/www/.snapshots/1/snapshot")]
+        );
+        assert!(!s.views[1].is_frozen() && !s.views[2].is_frozen());
     }
 
     /// A sweeper whose listing fails, or that lists one leftover.

@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::command::Cmd;
 use crate::error::{Error, Result};
 use crate::mountinfo::{self, Mount};
-use crate::provider::{self, DeviceMount, Leftover, Parts, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
+use crate::provider::{self, DeviceMount, Leftover, Parts, RunOf, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 
 /// The hold tag on every snapshot snaprsync makes.
 pub const HOLD: &str = "snaprsync";
@@ -373,7 +373,42 @@ impl Sweeper for Zfs {
 
     fn leftovers(&self) -> Result<Vec<Leftover>> {
         let out = list_marked().run()?;
-        Ok(parse_ours(&out).into_iter().map(|(name, stamp)| Leftover { provider: "zfs", path: PathBuf::from(name), stamp }).collect())
+        Ok(as_leftovers(&out))
+    }
+
+    /// The snapshots of the datasets that held the runs' sources (and of
+    /// those mounted below them), one `zfs list -d 1` for all: not every
+    /// snapshot of the machine. No ZFS run, no command at all. A run whose
+    /// datasets cannot be told from today's mounts, or a listing that fails
+    /// (a dataset gone since), falls back to the whole listing.
+    fn leftovers_of(&self, runs: &[RunOf]) -> Result<Vec<Leftover>> {
+        let mut datasets: Vec<String> = Vec::new();
+        for run in runs.iter().filter(|r| r.provider == self.name()) {
+            let of = self.datasets_of(run.sources);
+            if of.is_empty() {
+                log::debug!("zfs: the datasets of the run {} are not mounted where it found them: listing every snapshot", run.stamp);
+                return self.leftovers();
+            }
+            for d in of {
+                if !datasets.contains(&d) {
+                    datasets.push(d);
+                }
+            }
+        }
+        if datasets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = list_marked().arg("-d").arg("1");
+        for d in &datasets {
+            c = c.arg(d);
+        }
+        match c.run() {
+            Ok(out) => Ok(as_leftovers(&out)),
+            Err(e) => {
+                log::debug!("zfs: {e}: listing every snapshot");
+                self.leftovers()
+            }
+        }
     }
 
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
@@ -395,7 +430,29 @@ impl Sweeper for Zfs {
     }
 }
 
+/// Pure: [`parse_ours`] as leftovers.
+fn as_leftovers(out: &str) -> Vec<Leftover> {
+    parse_ours(out).into_iter().map(|(name, stamp)| Leftover { provider: "zfs", path: PathBuf::from(name), stamp }).collect()
+}
+
 impl Zfs {
+    /// The datasets a run of `sources` snapshotted, as today's mounts show
+    /// them: the dataset of each source and each dataset mounted below one.
+    /// Lenient where [`Zfs::datasets`] refuses: a sweep looks, it does not snapshot.
+    fn datasets_of(&self, sources: &[PathBuf]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in sources {
+            let holding = mountinfo::find(&self.mounts, s).filter(|m| is_dataset(m));
+            let below = self.mounts.iter().filter(|n| n.mount_point.starts_with(s) && is_dataset(n));
+            for m in holding.into_iter().chain(below) {
+                if !out.contains(&m.source) {
+                    out.push(m.source.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// Removes a run's empty mount directories (never anything in them).
     fn remove_dirs(&self, snap: &str) {
         let dir = self.mount_dir.join(snap);
@@ -478,6 +535,37 @@ mod tests {
         let z = Zfs { mounts: vec![m], cannot_mount: None, mount_dir: "/m".into(), stamp: "s".into() };
         let err = z.datasets(&["/srv".into()]).unwrap_err().to_string();
         assert!(err.contains("bind mount of tank/data:/sub"), "{err}");
+    }
+
+    /// A sweep looks where a run's sources were: the dataset of each and
+    /// those mounted below, through a bind mount of a directory too.
+    #[test]
+    fn a_runs_datasets_are_told_from_its_sources() {
+        let mut bind = mount("/srv/www", "zfs", "tank/data");
+        bind.root = "/www".into();
+        let z = Zfs {
+            cannot_mount: None,
+            mounts: vec![
+                mount("/", "ext4", "/dev/vda1"),
+                mount("/tank/data", "zfs", "tank/data"),
+                mount("/tank/data/child", "zfs", "tank/data/child"),
+                mount("/tank/data/.zfs/snapshot/x", "zfs", "tank/data@x"),
+                mount("/tank/other", "zfs", "tank/other"),
+                mount("/pool2", "zfs", "pool2"),
+                bind,
+            ],
+            mount_dir: "/m".into(),
+            stamp: "s".into(),
+        };
+        let of = |s: &[&str]| z.datasets_of(&s.iter().map(PathBuf::from).collect::<Vec<_>>());
+        assert_eq!(of(&["/tank/data/a/file"]), ["tank/data"]);
+        assert_eq!(of(&["/tank/data"]), ["tank/data", "tank/data/child"]);
+        assert_eq!(of(&["/srv/www", "/pool2/x", "/tank/data/child/y"]), ["tank/data", "pool2", "tank/data/child"]);
+        assert!(of(&["/etc", "/nowhere"]).is_empty(), "not on ZFS: nothing to look at");
+        assert!(z.leftovers_of(&[]).unwrap().is_empty(), "no run, no listing (and no zfs command)");
+        let sources = [PathBuf::from("/tank/data")];
+        let btrfs_run = RunOf { stamp: "snaprsync-20260101T000000Z-p1", provider: "btrfs", sources: &sources };
+        assert!(z.leftovers_of(&[btrfs_run]).unwrap().is_empty(), "another provider's run: no listing");
     }
 
     #[test]

@@ -38,7 +38,7 @@ impl Snapshotted {
         let mut provider = sys.provider(cfg, sources)?;
         let journal = Journal::new(&cfg.state_dir.clone().unwrap_or_else(crate::host::default_state_dir));
         crate::run::record::killed(cfg, &journal);
-        let swept = sweep::sweep(&journal, provider.as_mut(), false, sweep::Busy::Skip);
+        let swept = sweep::sweep_recorded(&journal, provider.as_mut(), sweep::Busy::Skip);
         if !swept.stale.is_empty() {
             log::info!("sweep: removed {} snapshot(s) that earlier runs left", swept.stale.len());
         }

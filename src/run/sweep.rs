@@ -14,11 +14,16 @@
 //! an entry by the time the entries are read, unless it was removed in
 //! between, or has no entry in this journal at all. Which of the two is told
 //! by listing once more: only what is still there is an orphan.
+//!
+//! A run's own sweep ([`sweep_recorded`]) asks the provider only for what the
+//! journal's dead runs may have left ([`Sweeper::leftovers_of`]), so that its
+//! cost does not grow with other tools' snapshots (a ZFS pool's thousands);
+//! `cleanup` and `doctor` look at every snapshot ([`sweep`]).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use crate::provider::{Leftover, Sweeper};
+use crate::provider::{Leftover, RunOf, Sweeper};
 use crate::run::journal::{self, Entry, Journal};
 
 /// What one sweep found and did.
@@ -49,10 +54,36 @@ pub enum Busy {
     Skip,
 }
 
+/// What a sweep lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Every snapshot the provider can tell is snaprsync's (`cleanup`, `doctor`).
+    Machine,
+    /// What the journal's dead runs may have left (a run's own sweep).
+    Recorded,
+}
+
 /// Sweeps what dead runs left; with `dry_run` only reports it. While another
 /// process sweeps this journal, `busy` says whether to wait for it or to
 /// leave it the work (a report of nothing).
 pub fn sweep(journal: &Journal, provider: &mut dyn Sweeper, dry_run: bool, busy: Busy) -> Report {
+    sweep_in(Scope::Machine, journal, provider, dry_run, busy)
+}
+
+/// A run's sweep: as [`sweep`], looking only where the journal's dead runs
+/// made their snapshots ([`Sweeper::leftovers_of`]). A snapshot no entry
+/// records (a run journaled in another `state_dir`) is left to `cleanup`
+/// unless the provider's listing there shows it anyway.
+pub fn sweep_recorded(journal: &Journal, provider: &mut dyn Sweeper, busy: Busy) -> Report {
+    sweep_in(Scope::Recorded, journal, provider, false, busy)
+}
+
+/// The runs of `entries`, as the providers see them.
+fn runs_of(entries: &[Entry]) -> Vec<RunOf<'_>> {
+    entries.iter().map(|e| RunOf { stamp: &e.stamp, provider: &e.provider, sources: &e.sources }).collect()
+}
+
+fn sweep_in(scope: Scope, journal: &Journal, provider: &mut dyn Sweeper, dry_run: bool, busy: Busy) -> Report {
     // A dry run removes nothing: it needs no lock.
     let _lock = match (!dry_run).then(|| journal.lock_sweep(busy == Busy::Wait)) {
         None => None,
@@ -80,7 +111,14 @@ pub fn sweep(journal: &Journal, provider: &mut dyn Sweeper, dry_run: bool, busy:
     }
     let mut report = Report::default();
     let list = |provider: &dyn Sweeper| {
-        provider.leftovers().unwrap_or_else(|e| {
+        let listed = match scope {
+            Scope::Machine => provider.leftovers(),
+            Scope::Recorded => {
+                let dead: Vec<Entry> = journal.read().0.into_iter().filter(|e| !e.alive()).collect();
+                provider.leftovers_of(&runs_of(&dead))
+            }
+        };
+        listed.unwrap_or_else(|e| {
             log::warn!("sweep: cannot list snapshots: {e}");
             Vec::new()
         })
@@ -177,7 +215,8 @@ pub fn remove_run(journal: &Journal, provider: &mut dyn Sweeper, stamp: &str) ->
         });
     }
     let started = std::time::Instant::now();
-    let mine: Vec<Leftover> = provider.leftovers()?.into_iter().filter(|l| l.stamp == stamp).collect();
+    let runs = entry.as_slice();
+    let mine: Vec<Leftover> = provider.leftovers_of(&runs_of(runs))?.into_iter().filter(|l| l.stamp == stamp).collect();
     let mut first = None;
     let said = |outcome: &str| {
         let remove_ms = started.elapsed().as_millis() as u64;
@@ -314,6 +353,57 @@ mod tests {
         let mut p = FinishesAfterListing { journal: &j, snaps: vec![snap("snaprsync-gone-p2")].into(), removed: Vec::new() };
         let r = sweep(&j, &mut p, false, Busy::Wait);
         assert!(p.removed.is_empty() && r.stale.is_empty(), "removed twice: {:?}", p.removed);
+    }
+
+    /// A sweeper whose listing of the machine is not to be asked (it would
+    /// grow with other tools' snapshots): what the runs it is given left.
+    struct Narrowed {
+        snaps: Vec<Leftover>,
+        asked: std::cell::RefCell<Vec<Vec<String>>>,
+    }
+
+    impl Sweeper for Narrowed {
+        fn name(&self) -> &'static str {
+            "double"
+        }
+        fn leftovers(&self) -> Result<Vec<Leftover>> {
+            panic!("a run's sweep listed every snapshot");
+        }
+        fn leftovers_of(&self, runs: &[RunOf]) -> Result<Vec<Leftover>> {
+            self.asked.borrow_mut().push(runs.iter().map(|r| r.stamp.to_owned()).collect());
+            Ok(self.snaps.iter().filter(|l| runs.iter().any(|r| r.stamp == l.stamp)).cloned().collect())
+        }
+        fn remove_leftover(&mut self, l: &Leftover) -> Result<()> {
+            self.snaps.retain(|s| s != l);
+            Ok(())
+        }
+    }
+
+    /// A run's sweep asks only for what the journal's dead runs left, and
+    /// removes it; a live run's snapshots are not even asked for, and with
+    /// no dead run nothing is asked. The background removal asks for its run alone.
+    #[test]
+    fn a_runs_sweep_asks_only_for_the_dead_runs_it_records() {
+        let d = tempfile::tempdir().unwrap();
+        let j = Journal::new(d.path());
+        let live = Entry::for_this_run("snaprsync-live-p1", "btrfs", &[]);
+        let mut dead = Entry::for_this_run("snaprsync-dead-p2", "btrfs", &[]);
+        dead.start += 1;
+        j.write(&live).unwrap();
+        j.write(&dead).unwrap();
+        let mut p = Narrowed { snaps: vec![snap("snaprsync-live-p1"), snap("snaprsync-dead-p2")], asked: Default::default() };
+        let r = sweep_recorded(&j, &mut p, Busy::Wait);
+        assert_eq!(r.stale, vec![snap("snaprsync-dead-p2")]);
+        assert_eq!(p.asked.take(), [vec!["snaprsync-dead-p2".to_owned()]]);
+        assert_eq!((p.snaps.clone(), j.read().0), (vec![snap("snaprsync-live-p1")], vec![live.clone()]));
+        assert!(sweep_recorded(&j, &mut p, Busy::Wait).is_empty());
+        assert_eq!(p.asked.take(), [Vec::<String>::new()]);
+        let mut handed = live;
+        handed.remover = journal::Process::running(std::process::id());
+        j.write(&handed).unwrap();
+        remove_run(&j, &mut p, "snaprsync-live-p1").unwrap();
+        assert_eq!(p.asked.take(), [vec!["snaprsync-live-p1".to_owned()]]);
+        assert!(p.snaps.is_empty() && j.read().0.is_empty());
     }
 
     /// While one process sweeps, a run's sweep leaves the work to it.

@@ -146,3 +146,62 @@ fn nested_subvolume_is_copied() {
     rig.pull(Remote::Plain, &[], &without);
     tree::assert_same("nested subvolume: snaprsync vs plain rsync", &tree::describe(&without), &tree::describe(&with));
 }
+
+/// Read-only subvolumes below the source (other tools' snapshots, as Snapper
+/// lays them out, `.snapshots/N/snapshot`, and one right in the source) are
+/// frozen already: they are shown as they are, not snapshotted again, and
+/// the copy is plain rsync's, byte for byte. A writable subvolume beside them,
+/// the `.snapshots` subvolume itself, and a writable one nested in a
+/// read-only one are still snapshotted. Read-only subvolumes outside the
+/// source (Timeshift's layout: many in one plain directory) cost the walk
+/// one lookup, not one each.
+#[test]
+fn read_only_nested_subvolumes_are_shown_as_they_are_not_snapshotted() {
+    use testbed::btrfs::{create_subvolume, snapshot_ro};
+    let rig = Rig::new("frozen");
+    let src = rig.src();
+    tree::make_sample(&src);
+    let work = src.join("work");
+    create_subvolume(&work);
+    std::fs::write(work.join("file"), "v0\n").unwrap();
+    let snaps = src.join(".snapshots");
+    create_subvolume(&snaps);
+    for k in 1..=3 {
+        std::fs::create_dir(snaps.join(k.to_string())).unwrap();
+        std::fs::write(snaps.join(format!("{k}/info.xml")), format!("<snapshot>{k}</snapshot>\n")).unwrap();
+        snapshot_ro(&work, &snaps.join(format!("{k}/snapshot")));
+        std::fs::write(work.join("file"), format!("v{k}\n")).unwrap();
+    }
+    snapshot_ro(&work, &src.join("work.frozen"));
+    // Made read-only after a writable subvolume was nested in it.
+    let sealed = src.join("sealed");
+    create_subvolume(&sealed);
+    create_subvolume(&sealed.join("inner"));
+    std::fs::write(sealed.join("inner/live"), "inner\n").unwrap();
+    testbed::cmd::cmd("btrfs").args(["property", "set"]).arg(&sealed).args(["ro", "true"]).ok();
+    let outside = rig.fs.mnt().join("timeshift");
+    std::fs::create_dir(&outside).unwrap();
+    for k in 0..40 {
+        snapshot_ro(&work, &outside.join(k.to_string()));
+    }
+
+    let with = rig.dest("snap");
+    let without = rig.dest("live");
+    let log_from = rig.log().len();
+    rig.pull(Remote::Snaprsync, &[], &with);
+    rig.pull(Remote::Plain, &[], &without);
+    tree::assert_same("read-only nested subvolumes: snaprsync vs plain rsync", &tree::describe(&without), &tree::describe(&with));
+    for (k, want) in [(1, "v0"), (2, "v1"), (3, "v2")] {
+        assert_eq!(std::fs::read_to_string(with.join(format!(".snapshots/{k}/snapshot/file"))).unwrap(), format!("{want}\n"));
+    }
+    let log = rig.log()[log_from..].to_owned();
+    let mut snapshotted: Vec<String> = log
+        .lines()
+        .filter_map(|l| l.split("BTRFS_IOC_SNAP_CREATE_V2 read-only ").nth(1))
+        .filter_map(|rest| rest.split(' ').next())
+        .map(|origin| origin.strip_prefix(&*rig.fs.mnt().to_string_lossy()).unwrap_or(origin).to_owned())
+        .collect();
+    snapshotted.sort();
+    assert_eq!(snapshotted, ["", "/data/.snapshots", "/data/sealed/inner", "/data/work"], "what was snapshotted\n{log}");
+    assert!(log.contains(&format!("40 subvolume(s) in {}: passed over", outside.display())), "{log}");
+}

@@ -225,9 +225,23 @@ kill -9 $victim; wait $victim 2>/dev/null
 before=$(ours)
 listed=$("$SNAPRSYNC" --snap-config="$work/cfg.toml" list 2>&1)
 [[ $listed == *"zfs "*"tank/data@snaprsync-"* ]] && result list-shows-leftover ok || result list-shows-leftover fail "$listed"
+: > "$work/snaprsync.log"
 "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$A/counter" "$work/after-kill/"; rc=$?
 [ "$before" != 0 ] && [ "$(ours)" = 0 ] && [ "$rc" = 0 ] && result kill-then-sweep ok "$before left by the kill, swept" \
   || result kill-then-sweep fail "before=$before after=$(ours) status=$rc"
+# That sweep listed only the dead run's datasets, never every snapshot of the
+# machine (the pool holds another tool's snapshots); a run with no dead run
+# to sweep lists none at all.
+full='running: zfs list -H -t snapshot -o name,snaprsync:run$'
+narrow='running: zfs list -H -t snapshot -o name,snaprsync:run -d 1 tank/data'
+swept=$(grep -c "$narrow" "$work/snaprsync.log")
+all=$(grep -c "$full" "$work/snaprsync.log")
+: > "$work/snaprsync.log"
+"$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$A/counter" "$work/after-sweep/"; rc=$?
+listed=$(grep -c 'running: zfs list' "$work/snaprsync.log")
+[ "$swept" -ge 1 ] && [ "$all" = 0 ] && [ "$listed" = 0 ] && [ "$rc" = 0 ] \
+  && result sweep-lists-the-dead-runs-datasets ok "$swept listing(s) of the dead run's datasets, none of the machine; then none" \
+  || result sweep-lists-the-dead-runs-datasets fail "narrow=$swept full=$all next=$listed status=$rc: $(grep 'zfs list' "$work/snaprsync.log")"
 
 # kill -9 at random points of a run (creation, hold, mount, rsync, removal),
 # ten times; after each, the next run's sweep. Judged by what is on the pool
