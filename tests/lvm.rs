@@ -53,6 +53,9 @@ const CHECKS: &[&str] = &[
     "kill-in-freeze-window",
     "freeze-timeout",
     "freeze-timeout-in-lvm",
+    "freeze-undone-on-panic",
+    "freeze-undone-on-signal",
+    "freeze-undone-on-failed-lvcreate",
 ];
 
 #[test]

@@ -382,4 +382,53 @@ said=$(grep '^snaprsync:' "$work/slow.err" | tail -1)
   && result freeze-timeout-in-lvm ok "$said" \
   || result freeze-timeout-in-lvm fail "status $rc, frozen: $(writable), $(suspended) suspended, $(snap_lvs) LVs: $said"
 
+# The run's own ways out of the window, with no sweep after them: each leaves
+# nothing frozen, suspended, made or mounted by the time it has ended.
+# nothing_left WHAT: a line for the check's detail, empty when all is clean.
+nothing_left() {
+  for _ in $(seq 300); do [ "$(snap_lvs)" = 0 ] && break; sleep 0.1; done
+  local w s l m
+  w=$(writable) s=$(suspended) l=$(snap_lvs) m=$(snap_mounts)
+  [ -z "$w" ] && [ "$s" = 0 ] && [ "$l" = 0 ] && [ "$m" = 0 ] || echo "frozen: ${w:-none}, $s suspended, $l LVs, $m mounts"
+}
+config 'lvm_snapshot_size = "25%"
+lvm_freeze_timeout = 60'
+# A panic between the thick snapshots (the debug fault point panics): Drop
+# thaws and resumes, the made snapshot is removed.
+# shellcheck disable=SC2046
+SNAPRSYNC_FAULT=lvm-between snap -a $(pairs) "$work/panic-out/" 2>"$work/panic.err"; rc=$?
+left=$(nothing_left)
+[ "$rc" != 0 ] && grep -q "fault injected" "$work/panic.err" && [ -z "$left" ] \
+  && result freeze-undone-on-panic ok "status $rc" \
+  || result freeze-undone-on-panic fail "status $rc, $left: $(tr '\n' ' ' < "$work/panic.err")"
+# SIGTERM while the run is held inside the window (filesystems frozen, the
+# first device suspended): the signal waits for the step, then the run thaws,
+# removes what it made and ends 143.
+rm -rf "$work/gate" "$work/gate.held"
+# shellcheck disable=SC2046
+SNAPRSYNC_FAULT="lvm-suspended:hold=$work/gate" "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a $(pairs) "$work/term-out/" 2>"$work/term.err" & victim=$!
+for _ in $(seq 3000); do [ -e "$work/gate.held" ] || ! kill -0 $victim 2>/dev/null && break; sleep 0.02; done
+held=$([ -e "$work/gate.held" ] && echo yes || echo no)
+inwin=$(writable 2)
+kill -TERM $victim; sleep 0.5; touch "$work/gate"
+wait $victim; rc=$?
+left=$(nothing_left)
+[ "$held" = yes ] && [ -n "$inwin" ] && [ "$rc" = 143 ] && [ -z "$left" ] \
+  && result freeze-undone-on-signal ok "frozen when signalled: $inwin; status $rc" \
+  || result freeze-undone-on-signal fail "held $held, frozen when signalled: ${inwin:-none}, status $rc, $left: $(tr '\n' ' ' < "$work/term.err")"
+# A failed lvcreate inside the window (the XFS volume's, a wrapper first in
+# PATH): 81 naming it, the ext4 snapshot made before it removed, all thawed.
+cat > "$work/slow/lvcreate" <<FAIL
+#!/bin/sh
+case " \$* " in *" vg/xfs "*) echo "  Insufficient free space (injected)" >&2; exit 5 ;; esac
+exec $(command -v lvcreate) "\$@"
+FAIL
+# shellcheck disable=SC2046
+PATH="$work/slow:$PATH" snap -a $(pairs) "$work/fail-out/" 2>"$work/fail.err"; rc=$?
+said=$(grep '^snaprsync:' "$work/fail.err" | tail -1)
+left=$(nothing_left)
+[ "$rc" = 81 ] && [[ $said == *"vg/xfs"* ]] && [ -z "$left" ] \
+  && result freeze-undone-on-failed-lvcreate ok "$said" \
+  || result freeze-undone-on-failed-lvcreate fail "status $rc, $left: $said"
+
 for fs in ext xfs thin; do timeout -k 2 60 umount "$work/$fs"; done
