@@ -732,3 +732,51 @@ fn the_log_says_one_instant_only_for_snapshots_of_one_btrfs_commit() {
     eprintln!("one commit: {one} of 6 runs; several: {several}");
     w.assert_nothing_left("commit generations");
 }
+
+/// A source holding more read-only subvolumes (other tools' snapshots) than
+/// the usual soft limit of 1024 open files (sshd's sessions under systemd get
+/// 1024:524288): each is a place shown, held open while all are mounted. The
+/// run raises its soft limit up to the hard one for that and puts it back, so
+/// COMMAND and rsync start with the limit they were given. Past the hard
+/// limit the run fails with 86 naming the limit and the fix, and leaves
+/// nothing.
+#[test]
+fn more_read_only_subvolumes_below_a_source_than_the_soft_limit_on_open_files() {
+    use testbed::btrfs::{create_subvolume, snapshot_ro};
+    const SNAPSHOTS: usize = 1100;
+    let w = small_world("exec-nofile", "");
+    let base = w.src().join("base");
+    create_subvolume(&base);
+    fs::write(base.join("f"), "in every snapshot\n").unwrap();
+    let snaps = w.src().join(".snapshots");
+    fs::create_dir(&snaps).unwrap();
+    for k in 1..=SNAPSHOTS {
+        fs::create_dir(snaps.join(k.to_string())).unwrap();
+        snapshot_ro(&base, &snaps.join(format!("{k}/snapshot")));
+    }
+    // snaprsync ARGS under `ulimit` LIMITS (a shell's words).
+    let limited = |limits: &str, args: &[&std::ffi::OsStr]| {
+        cmd("sh")
+            .arg("-c")
+            .arg(format!("{limits} && exec \"$@\""))
+            .arg("sh")
+            .arg(crate::support::snaprsync())
+            .arg(format!("--snap-config={}", w.config.display()))
+            .args(args)
+            .run()
+    };
+    let src = w.src();
+    let look = format!("ulimit -S -n; cat {0}/.snapshots/{SNAPSHOTS}/snapshot/f; ls {0}/.snapshots | wc -l", src.display());
+    let out = limited("ulimit -S -n 1024", &["exec".as_ref(), src.as_os_str(), "--".as_ref(), "sh".as_ref(), "-c".as_ref(), look.as_ref()]);
+    out.expect_code(0);
+    assert_eq!(out.stdout_str(), format!("1024\nin every snapshot\n{SNAPSHOTS}\n"), "{}", out.report());
+    let dest = w.path("dest");
+    let from = format!("{}/", src.display());
+    limited("ulimit -S -n 1024", &["-a".as_ref(), from.as_ref(), dest.as_os_str()]).expect_code(0).expect_stdout_empty();
+    assert_eq!(fs::read_dir(dest.join(".snapshots")).unwrap().count(), SNAPSHOTS);
+    assert_eq!(fs::read_to_string(dest.join(format!(".snapshots/{SNAPSHOTS}/snapshot/f"))).unwrap(), "in every snapshot\n");
+    let out = limited("ulimit -S -n 500 && ulimit -H -n 600", &["-a".as_ref(), from.as_ref(), w.path("dest2").as_os_str()]);
+    out.expect_code(86).expect_stdout_empty();
+    assert_one_line(&out, "its hard limit, ulimit -Hn); raise it (LimitNOFILE=");
+    w.assert_nothing_left("more read-only subvolumes than open files");
+}

@@ -205,3 +205,38 @@ fn read_only_nested_subvolumes_are_shown_as_they_are_not_snapshotted() {
     assert_eq!(snapshotted, ["", "/data/.snapshots", "/data/sealed/inner", "/data/work"], "what was snapshotted\n{log}");
     assert!(log.contains(&format!("40 subvolume(s) in {}: passed over", outside.display())), "{log}");
 }
+
+/// More read-only subvolumes below a source than sshd's usual soft limit of
+/// 1024 open files (each is a place held open while all are shown), pulled
+/// over a key in restricted mode, whose confined rsync opens every place
+/// itself before its new root hides them: all reach the copy.
+#[test]
+fn restricted_mode_shows_more_read_only_subvolumes_than_the_soft_limit_on_open_files() {
+    use testbed::btrfs::{create_subvolume, snapshot_ro};
+    const SNAPSHOTS: usize = 1100;
+    let rig = Rig::new("nofile");
+    let src = rig.src();
+    let base = src.join("base");
+    create_subvolume(&base);
+    std::fs::write(base.join("f"), "in every snapshot\n").unwrap();
+    let snaps = src.join(".snapshots");
+    std::fs::create_dir(&snaps).unwrap();
+    for k in 1..=SNAPSHOTS {
+        std::fs::create_dir(snaps.join(k.to_string())).unwrap();
+        snapshot_ro(&base, &snaps.join(format!("{k}/snapshot")));
+    }
+    let command = format!(
+        "ulimit -S -n 1024 && exec {} --snap-config={} --snap-restrict --snap-allow={}",
+        crate::support::snaprsync(),
+        rig.config.display(),
+        src.display()
+    );
+    let key = crate::support::forced::ForcedKey::new(rig.sshd(), "nofile", &command);
+    let dest = rig.dest("restricted");
+    let out = key.rsync(&["-a", &format!("{}/", key.remote(&src)), &dest.display().to_string()]);
+    assert!(out.status.success(), "{}\n{}", out.report(), rig.log());
+    assert!(rig.log().contains("method=confined"), "{}", rig.log());
+    assert_eq!(std::fs::read_dir(dest.join(".snapshots")).unwrap().count(), SNAPSHOTS);
+    assert_eq!(std::fs::read_to_string(dest.join(format!(".snapshots/{SNAPSHOTS}/snapshot/f"))).unwrap(), "in every snapshot\n");
+    rig.fs.assert_no_snapshot_left();
+}

@@ -428,7 +428,8 @@ fn confine(c: &Confinement, parent: u32) -> Result<(), String> {
     for (dev, at) in &c.devices {
         super::ns::mount_device(dev, at)?;
     }
-    // Everything is opened before the new root hides anything.
+    // Everything is opened before the new root hides anything: room for it.
+    let _room = super::ns::FdRoom::make(c.read.len() + c.write.len() + c.files.len())?;
     let mut read: Vec<(&PathBuf, OwnedFd)> = Vec::new();
     for r in &c.read {
         let fd = open_exact(&r.from, false)?;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
 use super::plan::{NewRoot, Plan};
 use crate::error::{Error, Result};
@@ -151,6 +152,9 @@ pub fn apply<M: MountOps>(ops: &mut M, plan: &Plan) -> Result<Applied> {
         // Never mount in the host's namespace: everyone would see it.
         return Ok(Applied::NoNamespace(e.to_string()));
     }
+    // Every place is held open at once (below): room for them all first.
+    let _room = FdRoom::make(plan.binds.len() + plan.root.as_ref().map_or(0, |r| r.inside.len() + 1))
+        .map_err(|msg| Error::Expose { path: plan.binds.first().map_or_else(|| "/".into(), |(_, at)| at.clone()), msg })?;
     let mut made = Vec::new();
     for (dev, at) in &plan.devices {
         if let Err(e) = ops.mount_device(dev, at) {
@@ -188,6 +192,49 @@ pub fn apply<M: MountOps>(ops: &mut M, plan: &Plan) -> Result<Applied> {
         made.push((*target).clone());
     }
     Ok(Applied::Mounted(made))
+}
+
+/// Room for `places` more open files while an exposure holds every place
+/// open: the soft limit on open files (often 1024, where a source may hold
+/// thousands of other tools' read-only snapshots, each a place) is raised up
+/// to the hard limit, and put back when this is dropped, so that rsync or
+/// COMMAND starts with the limit it was given. Past the hard limit, the
+/// exposure fails before anything is opened, naming the limit.
+pub(super) struct FdRoom {
+    restore: Option<Rlimit>,
+}
+
+impl FdRoom {
+    /// Files a run holds open besides the places (the log, the journal, pins).
+    const SPARE: u64 = 64;
+
+    pub(super) fn make(places: usize) -> std::result::Result<FdRoom, String> {
+        let open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()) as u64;
+        let need = open + places as u64 + Self::SPARE;
+        let was = getrlimit(Resource::Nofile);
+        if was.current.is_none_or(|soft| soft >= need) {
+            return Ok(FdRoom { restore: None });
+        }
+        if let Some(hard) = was.maximum.filter(|hard| *hard < need) {
+            return Err(format!(
+                "{places} places to show (each read-only subvolume below a source is one) must be open at once, and this process may open at most {hard} files (its hard limit, ulimit -Hn); raise it (LimitNOFILE= of the ssh service, or nofile in limits.conf) to {need} or more"
+            ));
+        }
+        setrlimit(Resource::Nofile, Rlimit { current: was.maximum, maximum: was.maximum })
+            .map_err(|e| format!("raising the limit on open files for {places} places to show: {e}"))?;
+        log::debug!("the soft limit on open files raised from {:?} to {:?} for {places} places", was.current, was.maximum);
+        Ok(FdRoom { restore: Some(was) })
+    }
+}
+
+impl Drop for FdRoom {
+    fn drop(&mut self) {
+        if let Some(was) = self.restore.take() {
+            if let Err(e) = setrlimit(Resource::Nofile, was) {
+                log::warn!("the limit on open files could not be put back to {:?}: {e}", was.current);
+            }
+        }
+    }
 }
 
 /// Builds exec's new root: everything opened first, then the snapshot of `/`
