@@ -519,12 +519,14 @@ impl Snapshotter for Lvm {
         }
         std::fs::create_dir_all(&self.mount_dir).map_err(|e| Error::io(&self.mount_dir, e))?;
         let mut set = SnapshotSet { provider: self.name(), ..SnapshotSet::default() };
-        let made =
-            if self.freeze.is_some() && plan.len() > 1 { self.make_frozen(&plan, &mut set) } else { self.make_each(&plan, &mut set) };
-        if let Err(e) = made {
-            // All or nothing; by now every filesystem is thawed.
-            return Err(provider::undo_partial(self, &set, e));
-        }
+        // All or nothing; by then every filesystem is thawed.
+        provider::all_or_nothing(self, &mut set, |lvm, set| {
+            if lvm.freeze.is_some() && plan.len() > 1 {
+                lvm.make_frozen(&plan, set)
+            } else {
+                lvm.make_each(&plan, set)
+            }
+        })?;
         for (at, live) in &binds {
             set.show(at, live);
         }

@@ -287,6 +287,27 @@ pub(crate) fn undo_partial(provider: &mut dyn Snapshotter, set: &SnapshotSet, fa
     failure
 }
 
+/// Makes a set by `make`, all or nothing: on its error, or its panic, what it
+/// made so far is removed before the error returns or the panic goes on
+/// (whoever catches the panic never sees the set).
+#[cfg(target_os = "linux")]
+pub(crate) fn all_or_nothing<P: Snapshotter>(
+    provider: &mut P,
+    set: &mut SnapshotSet,
+    make: impl FnOnce(&mut P, &mut SnapshotSet) -> Result<()>,
+) -> Result<()> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make(provider, set))) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(undo_partial(provider, set, e)),
+        Err(panic) => {
+            if let Err(undo) = provider.remove(set) {
+                log::error!("{undo}");
+            }
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
 /// Removes each snapshot of `set` by `remove_one`, the last made first (a
 /// child before its parent), every one tried; the first failure is returned.
 #[cfg(target_os = "linux")]
@@ -769,6 +790,40 @@ mod tests {
             let first = p.remove(&partial).err().unwrap().to_string();
             assert!(first.contains("/home/.s/home is busy"), "{first}");
             assert_eq!(p.removed.len(), 2);
+        }
+
+        /// A make that fails or panics part way: what it put in the set is
+        /// removed, the last first, before the error returns or the panic
+        /// goes on; a make that succeeds removes nothing.
+        #[test]
+        fn a_make_that_fails_or_panics_leaves_nothing() {
+            let whole = set();
+            let fill = |set: &mut SnapshotSet| set.volumes.extend(whole.volumes.iter().cloned());
+            let mut p = Records { removed: Vec::new(), stuck: Vec::new() };
+            let mut made = SnapshotSet::default();
+            all_or_nothing(&mut p, &mut made, |_, set| {
+                fill(set);
+                Ok(())
+            })
+            .unwrap();
+            assert!(p.removed.is_empty());
+            let mut made = SnapshotSet::default();
+            let e = all_or_nothing(&mut p, &mut made, |_, set| {
+                fill(set);
+                Err(Error::Usage("the second failed".into()))
+            });
+            assert_eq!(e.unwrap_err().to_string(), "the second failed");
+            assert_eq!(p.removed, ["/home/.s/home", "/.s/root"]);
+            let mut p = Records { removed: Vec::new(), stuck: Vec::new() };
+            let mut made = SnapshotSet::default();
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = all_or_nothing(&mut p, &mut made, |_, set| {
+                    fill(set);
+                    panic!("a step panicked");
+                });
+            }));
+            assert!(panicked.is_err(), "the panic goes on");
+            assert_eq!(p.removed, ["/home/.s/home", "/.s/root"]);
         }
     }
 }

@@ -290,9 +290,10 @@ impl Snapshotter for Zfs {
             );
         }
         let mut set = SnapshotSet { provider: self.name(), ..SnapshotSet::default() };
-        let result = (|| -> Result<()> {
+        // All or nothing: what a failed (or panicking) step made is removed.
+        let result = provider::all_or_nothing(self, &mut set, |z, set| {
             for (n, pool) in pools.iter().enumerate() {
-                let snap = format!("{}-{n}", self.stamp);
+                let snap = format!("{}-{n}", z.stamp);
                 let here: Vec<(usize, &Mount)> = mounts.iter().enumerate().filter(|(_, m)| pool_of(&m.source) == *pool).collect();
                 let mut names: Vec<String> = Vec::new();
                 for (_, m) in &here {
@@ -304,10 +305,10 @@ impl Snapshotter for Zfs {
                 // The directories first: once a snapshot exists, nothing may
                 // fail before it is in the set that a failure removes.
                 for (k, _) in &here {
-                    let at = self.mount_at(&snap, *k);
+                    let at = z.mount_at(&snap, *k);
                     std::fs::create_dir_all(&at).map_err(|e| Error::io(&at, e))?;
                 }
-                let mut c = Cmd::new("zfs").arg("snapshot").arg("-o").arg(format!("{PROPERTY}={}", self.stamp));
+                let mut c = Cmd::new("zfs").arg("snapshot").arg("-o").arg(format!("{PROPERTY}={}", z.stamp));
                 for name in &names {
                     c = c.arg(name);
                 }
@@ -316,7 +317,7 @@ impl Snapshotter for Zfs {
                     let name = format!("{}@{snap}", m.source);
                     set.volumes.push(VolumeSnapshot {
                         origin: m.mount_point.clone(),
-                        snapshot: self.mount_at(&snap, k),
+                        snapshot: z.mount_at(&snap, k),
                         id: name.clone(),
                         mount: Some(DeviceMount { device: PathBuf::from(name), fstype: "zfs".into(), options: "ro".into() }),
                     });
@@ -329,9 +330,8 @@ impl Snapshotter for Zfs {
                 log::debug!("zfs: {} in pool {pool} at one instant", names.join(" "));
             }
             Ok(())
-        })();
+        });
         if let Err(e) = result {
-            let e = provider::undo_partial(self, &set, e);
             // The directories of a pool whose snapshot failed are in no set.
             for (n, _) in pools.iter().enumerate() {
                 self.remove_dirs(&format!("{}-{n}", self.stamp));
