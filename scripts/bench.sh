@@ -89,6 +89,7 @@ set -euo pipefail
 : "${BENCH_FOREIGN:=0 1000 10000}" # foreign: foreign snapshots on the filesystem, one series each
 : "${BENCH_FOREIGN_RUNS:=9}"     # foreign: timed runs per series and place
 : "${BENCH_FOREIGN_BASE_MAX:=1000}" # foreign: the base build runs up to this many
+: "${BENCH_FOREIGN_INSIDE_MAX:=}" # foreign: "inside" made and timed only up to this many (default: every count)
 : "${BENCH_FOREIGN_ZFS:=0 1000 10000}" # foreign-zfs: foreign snapshots in the guest, one step each
 : "${BENCH_FOREIGN_LVM:=0 200}"   # foreign-lvm: other LVs in the VG, one step each
 : "${BENCH_GUEST_RUNS:=5}"        # foreign-zfs, foreign-lvm: timed rounds per count
@@ -215,7 +216,7 @@ LRSH=$BIN/local-rsh
   echo "snaprsync=$version, sha256 $(sha256sum "$SNAP" | cut -c1-16)"
   [ -z "$BASE" ] || echo "base=commit $base_rev, sha256 $(sha256sum "$BIN/snaprsync-base" | cut -c1-16)"
   env_used=""
-  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS BENCH_INCR_FILES BENCH_INCR_RUNS BENCH_INCR_CACHE BENCH_INCR_CPUS BENCH_CONC BENCH_CONC_RUNS BENCH_NESTED BENCH_NESTED_RUNS BENCH_FOREIGN BENCH_FOREIGN_RUNS BENCH_FOREIGN_BASE_MAX BENCH_FOREIGN_ZFS BENCH_FOREIGN_LVM BENCH_GUEST_RUNS BENCH_GUEST_MEASURED BENCH_GUEST_BASE_MAX BENCH_SOURCES BENCH_SOURCES_RUNS BENCH_SERIES; do
+  for v in BENCH_ONLY BENCH_FILES BENCH_TREE_MB BENCH_RUNS BENCH_LAT_FILES BENCH_LAT_RUNS BENCH_RSS_RUNS BENCH_BIG_MB BENCH_BIG_FILES BENCH_BIG_RUNS BENCH_STARTUP_RUNS BENCH_INCR_FILES BENCH_INCR_RUNS BENCH_INCR_CACHE BENCH_INCR_CPUS BENCH_CONC BENCH_CONC_RUNS BENCH_NESTED BENCH_NESTED_RUNS BENCH_FOREIGN BENCH_FOREIGN_RUNS BENCH_FOREIGN_BASE_MAX BENCH_FOREIGN_INSIDE_MAX BENCH_FOREIGN_ZFS BENCH_FOREIGN_LVM BENCH_GUEST_RUNS BENCH_GUEST_MEASURED BENCH_GUEST_BASE_MAX BENCH_SOURCES BENCH_SOURCES_RUNS BENCH_SERIES; do
     env_used+="$v=\"${!v}\" "
   done
   [ "$BENCH_CORE_VARIANTS" = "plain snaprsync naive snapread" ] || env_used+="BENCH_CORE_VARIANTS=\"$BENCH_CORE_VARIANTS\" "
@@ -288,9 +289,12 @@ if want foreign; then
     btrfs -q subvolume create "$fm/.snapshots" >/dev/null
     btrfs -q subvolume create "$fm/inside/.snapshots" >/dev/null
     # Several at once: snapshots made in directories of their own share commits.
-    seq "$n" | xargs -r -P 8 -I{} sh -c 'mkdir "$1/.snapshots/$2" "$1/inside/.snapshots/$2" &&
+    inside=yes
+    [ -z "$BENCH_FOREIGN_INSIDE_MAX" ] || [ "$n" -le "$BENCH_FOREIGN_INSIDE_MAX" ] || inside=no
+    seq "$n" | xargs -r -P 8 -I{} sh -c 'mkdir "$1/.snapshots/$2" &&
       btrfs -q subvolume snapshot -r "$1/outside" "$1/.snapshots/$2/snapshot" >/dev/null &&
-      btrfs -q subvolume snapshot -r "$1/inside" "$1/inside/.snapshots/$2/snapshot" >/dev/null' sh "$fm" {} ||
+      if [ "$3" = yes ]; then mkdir "$1/inside/.snapshots/$2" &&
+        btrfs -q subvolume snapshot -r "$1/inside" "$1/inside/.snapshots/$2/snapshot" >/dev/null; fi' sh "$fm" {} "$inside" ||
       die "foreign: making the $n snapshots failed"
     btrfs filesystem sync "$fm"
     echo "foreign_$n=$(btrfs subvolume list "$fm" | wc -l) subvolumes" >>"$OUT/meta.env"
@@ -680,7 +684,8 @@ if want foreign; then
     for i in "${impls[@]}"; do
       for n in $BENCH_FOREIGN; do
         [ "$i" = snaprsync ] || [ "$n" -le "$BENCH_FOREIGN_BASE_MAX" ] || continue
-        vs+=("$i-outside-$n" "$i-inside-$n")
+        vs+=("$i-outside-$n")
+        [ -n "$BENCH_FOREIGN_INSIDE_MAX" ] && [ "$n" -gt "$BENCH_FOREIGN_INSIDE_MAX" ] || vs+=("$i-inside-$n")
       done
     done
     mapfile -t order < <(python3 "$here/bench/order.py" "$r" "${vs[@]}")
