@@ -724,7 +724,8 @@ for kind in zfs lvm; do
   mkdir -p "$OUT/bin" "$BENCH_GUEST_IMAGES"
   cp "$SNAP" "$OUT/bin/snaprsync"
   [ -z "$BASE" ] || cp "$BASE" "$OUT/bin/snaprsync-base"
-  disks=(--disk "$W/guest-src.img:1G")
+  # LVM's VG holds a thin pool of 1 GiB and its metadata.
+  disks=(--disk "$W/guest-src.img:$([ "$kind" = lvm ] && echo 2G || echo 1G)")
   if [ "$kind" = zfs ]; then
     counts=$BENCH_FOREIGN_ZFS prev=0
     for n in $counts; do
