@@ -80,18 +80,24 @@ static int hook(void)
     return 0;
 }
 
-static int list_only(const wchar_t *dir)
+/* The first entry of DIR into FD: its search handle, or INVALID_HANDLE_VALUE. */
+static HANDLE first_entry(const wchar_t *dir, WIN32_FIND_DATAW *fd)
 {
     wchar_t pattern[8192];
     size_t len = wcslen(dir);
     if (len == 0 || len > 8000)
-        return 23;
+        return INVALID_HANDLE_VALUE;
     wcscpy(pattern, dir);
     if (pattern[len - 1] != L'\\' && pattern[len - 1] != L'/')
         wcscat(pattern, L"\\");
     wcscat(pattern, L"*");
+    return FindFirstFileW(pattern, fd);
+}
+
+static int list_only(const wchar_t *dir)
+{
     WIN32_FIND_DATAW fd;
-    HANDLE h = FindFirstFileW(pattern, &fd);
+    HANDLE h = first_entry(dir, &fd);
     if (h == INVALID_HANDLE_VALUE)
         return 23;
     do {
@@ -110,16 +116,8 @@ static int list_only(const wchar_t *dir)
  * "544:513 NAME" per entry of SRC ("./" for itself, "NAME/" for a folder). */
 static int owners(const wchar_t *dir)
 {
-    wchar_t pattern[8192];
-    size_t len = wcslen(dir);
-    if (len == 0 || len > 8000)
-        return 23;
-    wcscpy(pattern, dir);
-    if (pattern[len - 1] != L'\\' && pattern[len - 1] != L'/')
-        wcscat(pattern, L"\\");
-    wcscat(pattern, L"*");
     WIN32_FIND_DATAW fd;
-    HANDLE h = FindFirstFileW(pattern, &fd);
+    HANDLE h = first_entry(dir, &fd);
     if (h == INVALID_HANDLE_VALUE)
         return 23;
     do {

@@ -498,20 +498,20 @@ mod tests {
         );
     }
 
+    /// A provider over these mounts, as a run of stamp `snaprsync-20261129T100000Z-p1` has it.
+    fn over(mounts: Vec<Mount>) -> Zfs {
+        Zfs { mounts, cannot_mount: None, mount_dir: "/var/lib/snaprsync/mnt".into(), stamp: "snaprsync-20261129T100000Z-p1".into() }
+    }
+
     #[test]
     fn datasets_below_a_source_come_with_it_parents_first() {
-        let z = Zfs {
-            cannot_mount: None,
-            mounts: vec![
-                mount("/", "ext4", "/dev/vda1"),
-                mount("/tank/data/child", "zfs", "tank/data/child"),
-                mount("/tank/data", "zfs", "tank/data"),
-                mount("/tank/data/.zfs/snapshot/x", "zfs", "tank/data@x"),
-                mount("/tank/other", "zfs", "tank/other"),
-            ],
-            mount_dir: "/var/lib/snaprsync/mnt".into(),
-            stamp: "snaprsync-20261129T100000Z-p1".into(),
-        };
+        let z = over(vec![
+            mount("/", "ext4", "/dev/vda1"),
+            mount("/tank/data/child", "zfs", "tank/data/child"),
+            mount("/tank/data", "zfs", "tank/data"),
+            mount("/tank/data/.zfs/snapshot/x", "zfs", "tank/data@x"),
+            mount("/tank/other", "zfs", "tank/other"),
+        ]);
         let got: Vec<String> = z.datasets(&["/tank/data".into()]).unwrap().into_iter().map(|m| m.source).collect();
         assert_eq!(got, ["tank/data", "tank/data/child"]);
         let err = z.datasets(&["/etc".into()]).unwrap_err();
@@ -522,7 +522,7 @@ mod tests {
     fn a_bind_mount_of_a_subdirectory_below_a_source_is_83_not_the_whole_dataset() {
         let mut bind = mount("/srv/www", "zfs", "tank/data");
         bind.root = "/www".into();
-        let z = Zfs { mounts: vec![mount("/srv", "zfs", "tank/srv"), bind], cannot_mount: None, mount_dir: "/m".into(), stamp: "s".into() };
+        let z = over(vec![mount("/srv", "zfs", "tank/srv"), bind]);
         let err = z.datasets(&["/srv".into()]).unwrap_err();
         assert_eq!(err.exit_code(), crate::error::status::NO_PROVIDER, "{err}");
         assert!(err.to_string().contains("/srv/www: a bind mount of the directory /www of tank/data, below a source"), "{err}");
@@ -532,7 +532,7 @@ mod tests {
     fn a_bind_mount_of_a_subdirectory_is_refused_with_the_fix() {
         let mut m = mount("/srv", "zfs", "tank/data");
         m.root = "/sub".into();
-        let z = Zfs { mounts: vec![m], cannot_mount: None, mount_dir: "/m".into(), stamp: "s".into() };
+        let z = over(vec![m]);
         let err = z.datasets(&["/srv".into()]).unwrap_err().to_string();
         assert!(err.contains("bind mount of tank/data:/sub"), "{err}");
     }
@@ -543,20 +543,15 @@ mod tests {
     fn a_runs_datasets_are_told_from_its_sources() {
         let mut bind = mount("/srv/www", "zfs", "tank/data");
         bind.root = "/www".into();
-        let z = Zfs {
-            cannot_mount: None,
-            mounts: vec![
-                mount("/", "ext4", "/dev/vda1"),
-                mount("/tank/data", "zfs", "tank/data"),
-                mount("/tank/data/child", "zfs", "tank/data/child"),
-                mount("/tank/data/.zfs/snapshot/x", "zfs", "tank/data@x"),
-                mount("/tank/other", "zfs", "tank/other"),
-                mount("/pool2", "zfs", "pool2"),
-                bind,
-            ],
-            mount_dir: "/m".into(),
-            stamp: "s".into(),
-        };
+        let z = over(vec![
+            mount("/", "ext4", "/dev/vda1"),
+            mount("/tank/data", "zfs", "tank/data"),
+            mount("/tank/data/child", "zfs", "tank/data/child"),
+            mount("/tank/data/.zfs/snapshot/x", "zfs", "tank/data@x"),
+            mount("/tank/other", "zfs", "tank/other"),
+            mount("/pool2", "zfs", "pool2"),
+            bind,
+        ]);
         let of = |s: &[&str]| z.datasets_of(&s.iter().map(PathBuf::from).collect::<Vec<_>>());
         assert_eq!(of(&["/tank/data/a/file"]), ["tank/data"]);
         assert_eq!(of(&["/tank/data"]), ["tank/data", "tank/data/child"]);

@@ -14,6 +14,14 @@ result() {
 torture() { "$TESTBED" torture "$@"; }
 quiet() { "$@" >/dev/null 2>&1; }
 
+# LVM: snaprsync's snapshot LVs in the volume group vg, and those left once a
+# background removal has had up to 30 s.
+snap_lvs() { lvs --noheadings -o lv_name vg 2>/dev/null | grep -c snaprsync- || true; }
+settled_lvs() {
+  for _ in $(seq 300); do [ "$(snap_lvs)" = 0 ] && break; sleep 0.1; done
+  snap_lvs
+}
+
 # $work/rsnapshot.conf: rsnapshot (its default --relative) backing up SOURCE
 # of localhost through snaprsync with $work/cfg.toml, over a local remote
 # shell (LOCAL_RSH: no sshd in the guest), into $work/rsnap/alpha.0/host/.

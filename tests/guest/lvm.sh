@@ -10,12 +10,6 @@ export LVM_SYSTEM_DIR=${LVM_SYSTEM_DIR:-/etc/lvm}
 work=/tmp/lab
 mkdir -p "$work/state"
 . "$(dirname "$0")/lib.sh"
-snap_lvs() { lvs --noheadings -o lv_name vg 2>/dev/null | grep -c snaprsync- || true; }
-# The snapshot LVs left once a background removal has had up to 30 s.
-settled_lvs() {
-  for _ in $(seq 300); do [ "$(snap_lvs)" = 0 ] && break; sleep 0.1; done
-  snap_lvs
-}
 # snaprsync's mount-point directories in state_dir.
 mount_dirs() { ls "$work/state/mnt" 2>/dev/null | grep -c snaprsync- || true; }
 

@@ -15,11 +15,6 @@ export LVM_SYSTEM_DIR=${LVM_SYSTEM_DIR:-/etc/lvm}
 work=/tmp/lab
 mkdir -p "$work"
 . "$(dirname "$0")/lib.sh"
-snap_lvs() { lvs --noheadings -o lv_name vg 2>/dev/null | grep -c snaprsync- || true; }
-settled_lvs() {
-  for _ in $(seq 300); do [ "$(snap_lvs)" = 0 ] && break; sleep 0.1; done
-  snap_lvs
-}
 
 disk=${GUEST_DISKS%% *}
 R=$work/lv
