@@ -406,6 +406,10 @@ pub struct Config {
     /// btrfs: directory (a subvolume) at the root of each mounted btrfs
     /// filesystem that holds snaprsync's snapshots. Default `.snaprsync`.
     pub btrfs_snapshot_dir: String,
+    /// btrfs: names of directories below a source whose nested subvolumes
+    /// are neither walked nor shown (`".snapshots"`). Default: none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub btrfs_skip_nested: Vec<String>,
     /// `background` (default) or `wait`: when btrfs snapshots are removed.
     pub snapshot_removal: Removal,
     /// `auto` (default) or `off`: threads that look at every inode of the
@@ -473,6 +477,7 @@ impl Default for Config {
             log_file: None,
             log_level: LogLevel::Info,
             btrfs_snapshot_dir: ".snaprsync".into(),
+            btrfs_skip_nested: Vec::new(),
             state_dir: Some(crate::host::default_state_dir()),
             history_size: 1000,
             metrics_file: None,
@@ -563,6 +568,18 @@ pub const KEYS: &[Key] = &[
         r#"one plain directory name as a quoted string, without "/" and not "." or "..", such as ".snaprsync""#,
         "btrfs: the subvolume at the root of each mounted btrfs filesystem that holds snaprsync's snapshots",
     ),
+    Key {
+        unset: "none",
+        example: r#"[".snapshots"]"#,
+        ..key(
+            "btrfs_skip_nested",
+            r#"an array of plain directory names, each without "/", such as [".snapshots"]"#,
+            "btrfs: below a source, a subvolume or directory of one of these names is where nested subvolumes are \
+             neither snapshotted nor shown: the backup sees them as empty directories, as in a plain btrfs snapshot. \
+             For other tools' snapshots the backup leaves out (Snapper's `.snapshots`), which a run otherwise shows, \
+             one bind mount each",
+        )
+    },
     key(
         "snapshot_removal",
         r#""background" or "wait""#,
@@ -798,6 +815,9 @@ impl Config {
         let dir = &self.btrfs_snapshot_dir;
         if dir.is_empty() || dir.contains('/') || dir == "." || dir == ".." {
             return Some(("btrfs_snapshot_dir", "not one plain directory name"));
+        }
+        if self.btrfs_skip_nested.iter().any(|n| n.is_empty() || n.contains('/') || n == "." || n == "..") {
+            return Some(("btrfs_skip_nested", "has a name that is not one plain directory name"));
         }
         if self.drive_letters.is_empty() || !self.drive_letters.chars().all(|c| c.is_ascii_uppercase()) {
             return Some(("drive_letters", "not only upper-case letters A-Z"));

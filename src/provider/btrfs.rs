@@ -45,12 +45,14 @@ pub use crate::stamp::NAME_PREFIX;
 pub struct Btrfs {
     mounts: Vec<Mount>,
     snapshot_dir: String,
+    /// `btrfs_skip_nested`: names below a source where the walk stops.
+    skip: Vec<String>,
     stamp: String,
 }
 
 impl Btrfs {
-    pub fn new(mounts: Vec<Mount>, snapshot_dir: &str) -> Self {
-        Btrfs { mounts, snapshot_dir: snapshot_dir.to_owned(), stamp: crate::stamp::run_stamp().to_owned() }
+    pub fn new(mounts: Vec<Mount>, snapshot_dir: &str, skip: &[String]) -> Self {
+        Btrfs { mounts, snapshot_dir: snapshot_dir.to_owned(), skip: skip.to_vec(), stamp: crate::stamp::run_stamp().to_owned() }
     }
 
     fn mount_of(&self, path: &Path) -> Result<&Mount> {
@@ -129,8 +131,10 @@ impl Btrfs {
         }
         roots.sort();
         roots.dedup();
+        // Below a source and not passed over by `btrfs_skip_nested` there.
+        let below = |p: &Path| sources.iter().any(|s| p.starts_with(s) && !skipped_below(p, s, &self.skip));
         // Only where a source is, or what leads to one.
-        let relevant = |p: &Path| !p.starts_with(&own) && sources.iter().any(|s| p.starts_with(s) || s.starts_with(p));
+        let relevant = |p: &Path| !p.starts_with(&own) && (below(p) || sources.iter().any(|s| s.starts_with(p)));
         // What a directory holding subvolumes can hold of that, before any of
         // their names is looked up: a directory off every source's way (where
         // other tools keep theirs) is passed over whole.
@@ -139,7 +143,7 @@ impl Btrfs {
                 Place::Nothing
             } else if own.starts_with(d) || sources.iter().any(|s| s.starts_with(d) && s != d) {
                 Place::ByName
-            } else if sources.iter().any(|s| d.starts_with(s)) {
+            } else if below(d) {
                 Place::All
             } else {
                 Place::Nothing
@@ -164,7 +168,7 @@ impl Btrfs {
         Ok(found
             .into_iter()
             .filter(|n| !n.path.starts_with(&own))
-            .filter(|n| sources.iter().any(|s| n.path.starts_with(s) && &n.path != s))
+            .filter(|n| sources.iter().any(|s| n.path.starts_with(s) && &n.path != s && !skipped_below(&n.path, s, &self.skip)))
             .collect())
     }
 
@@ -519,6 +523,13 @@ fn nested_in(root: &Path, place: &dyn Fn(&Path) -> Place, relevant: &dyn Fn(&Pat
     Ok(found)
 }
 
+/// Whether `path`, at or below the source `source`, is at or below a
+/// directory that `btrfs_skip_nested` names (`skip`): the source's own name
+/// and those above it do not count.
+fn skipped_below(path: &Path, source: &Path, skip: &[String]) -> bool {
+    path.strip_prefix(source).is_ok_and(|rest| rest.components().any(|c| skip.iter().any(|n| c.as_os_str() == n.as_str())))
+}
+
 /// Whether the read-only subvolume at `path` may be shown as it is, in place
 /// of a snapshot: its root is root's, and every directory above it is one
 /// only root can change (`seen` remembers the directories judged), so that
@@ -531,6 +542,9 @@ fn frozen_in_place(path: &Path, seen: &mut std::collections::HashMap<PathBuf, bo
         .filter(|a| !a.as_os_str().is_empty())
         .all(|a| *seen.entry(a.to_owned()).or_insert_with(|| Facts::lstat(a).is_ok_and(|f| ancestor_problem(&f).is_none())))
 }
+
+/// From this many read-only subvolumes shown in one run, the log says how to skip them.
+const MANY_SHOWN: usize = 1000;
 
 /// At most this many snapshots are made at once (one thread each).
 const MAX_PARALLEL: usize = 32;
@@ -717,9 +731,9 @@ fn parse_subvolume_list(out: &[u8]) -> Vec<PathBuf> {
 /// Its row's parts: any btrfs mount; a sweep looks at every one.
 pub const PARTS: Parts = Parts {
     detects: |m| m.fstype == "btrfs",
-    build: |cfg, machine| Ok(Box::new(Btrfs::new(machine.mounts.clone(), &cfg.btrfs_snapshot_dir))),
+    build: |cfg, machine| Ok(Box::new(Btrfs::new(machine.mounts.clone(), &cfg.btrfs_snapshot_dir, &cfg.btrfs_skip_nested))),
     in_use: || true,
-    sweeper: |cfg, machine| Ok(Box::new(Btrfs::new(machine.mounts.clone(), &cfg.btrfs_snapshot_dir))),
+    sweeper: |cfg, machine| Ok(Box::new(Btrfs::new(machine.mounts.clone(), &cfg.btrfs_snapshot_dir, &cfg.btrfs_skip_nested))),
 };
 
 impl Snapshotter for Btrfs {
@@ -756,8 +770,18 @@ impl Snapshotter for Btrfs {
         }
         frozen.sort();
         frozen.dedup();
-        if !frozen.is_empty() {
+        if frozen.len() >= MANY_SHOWN {
+            // Each costs a bind mount; say how to spare them when nobody reads them.
+            log::info!(
+                "btrfs: {} read-only subvolumes below the sources shown as they are, a bind mount each; if the backup leaves \
+                 them out, name their directory in btrfs_skip_nested (such as [\".snapshots\"]) and the run skips them",
+                frozen.len()
+            );
+        } else if !frozen.is_empty() {
             log::debug!("btrfs: {} read-only subvolume(s) below the sources shown as they are, not snapshotted", frozen.len());
+        }
+        if !self.skip.is_empty() {
+            log::debug!("btrfs: nested subvolumes in directories named {} below the sources are not shown", self.skip.join(", "));
         }
         origins.sort_by(|a, b| a.0.components().count().cmp(&b.0.components().count()).then(a.0.cmp(&b.0)));
         origins.dedup_by(|a, b| a.0 == b.0);
@@ -940,6 +964,30 @@ mod tests {
     }
 
     #[test]
+    fn skip_names_count_only_below_the_source() {
+        let skip = [".snapshots".to_string(), "timeshift-btrfs".to_string()];
+        let src = Path::new("/data");
+        for (p, want) in [
+            ("/data/.snapshots", true),
+            ("/data/.snapshots/5/snapshot", true),
+            ("/data/home/.snapshots/1/snapshot", true),
+            ("/data/timeshift-btrfs/snapshots/x/@", true),
+            ("/data", false),
+            ("/data/home", false),
+            ("/data/.snapshots-old/1", false),
+            ("/data/x.snapshots", false),
+            ("/elsewhere/.snapshots", false),
+        ] {
+            assert_eq!(skipped_below(Path::new(p), src, &skip), want, "{p}");
+        }
+        // The source's own name, and the names above it, do not count.
+        let inside = Path::new("/.snapshots/5/snapshot");
+        assert!(!skipped_below(Path::new("/.snapshots/5/snapshot/var"), inside, &skip));
+        assert!(skipped_below(Path::new("/.snapshots/5/snapshot/.snapshots/1"), inside, &skip));
+        assert!(!skipped_below(Path::new("/data/.snapshots"), src, &[]), "nothing is skipped by default");
+    }
+
+    #[test]
     fn parses_subvolume_list() {
         let out = b"ID 256 gen 7 top level 5 path .snaprsync\nID 257 gen 9 top level 5 path data/with space/n\nID 258 gen 9 top level 5 path odd-\xff\n";
         let odd = PathBuf::from(std::ffi::OsStr::from_bytes(b"odd-\xff"));
@@ -1091,7 +1139,7 @@ mod tests {
 
     #[test]
     fn names_say_who_and_when() {
-        let b = Btrfs::new(Vec::new(), ".snaprsync");
+        let b = Btrfs::new(Vec::new(), ".snaprsync", &[]);
         assert!(b.stamp.starts_with("snaprsync-20"), "{}", b.stamp);
         assert!(b.stamp.ends_with(&format!("-p{}", std::process::id())), "{}", b.stamp);
         assert!(b.stamp.contains('T') && b.stamp.contains('Z'), "{}", b.stamp);

@@ -206,6 +206,70 @@ fn read_only_nested_subvolumes_are_shown_as_they_are_not_snapshotted() {
     assert!(log.contains(&format!("40 subvolume(s) in {}: passed over", outside.display())), "{log}");
 }
 
+/// `btrfs_skip_nested = [".snapshots"]`: the walk stops at every directory
+/// of that name below the source (Snapper's, and one in a plain directory),
+/// so the subvolumes there are neither snapshotted nor shown; a pull that
+/// excludes them, as a Snapper user's does, gets what plain rsync gets, and
+/// nothing else changes (a nested subvolume elsewhere is still snapshotted, and
+/// the name above a source does not count).
+#[test]
+fn nested_subvolumes_in_a_skipped_directory_are_neither_snapshotted_nor_shown() {
+    use testbed::btrfs::{create_subvolume, snapshot_ro};
+    let rig = Rig::new("skip");
+    std::fs::write(&rig.config, std::fs::read_to_string(&rig.config).unwrap() + "btrfs_skip_nested = [\".snapshots\"]\n").unwrap();
+    let src = rig.src();
+    tree::make_sample(&src);
+    let work = src.join("work");
+    create_subvolume(&work);
+    std::fs::write(work.join("file"), "work\n").unwrap();
+    let snaps = src.join(".snapshots");
+    create_subvolume(&snaps);
+    let home_snaps = src.join("home/.snapshots");
+    std::fs::create_dir_all(&home_snaps).unwrap();
+    for k in 1..=3 {
+        for dir in [&snaps, &home_snaps] {
+            std::fs::create_dir(dir.join(k.to_string())).unwrap();
+            snapshot_ro(&work, &dir.join(format!("{k}/snapshot")));
+        }
+    }
+    // A writable one in there is passed over as well.
+    create_subvolume(&home_snaps.join("scratch"));
+    std::fs::write(home_snaps.join("scratch/f"), "scratch\n").unwrap();
+
+    let log_from = rig.log().len();
+    let excluded = ["--exclude=.snapshots/"];
+    let (with, without) = (rig.dest("snap"), rig.dest("live"));
+    rig.pull(Remote::Snaprsync, &excluded, &with);
+    rig.pull(Remote::Plain, &excluded, &without);
+    tree::assert_same("skipped .snapshots, excluded: snaprsync vs plain rsync", &tree::describe(&without), &tree::describe(&with));
+    assert_eq!(std::fs::read_to_string(with.join("work/file")).unwrap(), "work\n");
+    let log = rig.log()[log_from..].to_owned();
+    let mut snapshotted: Vec<String> = log
+        .lines()
+        .filter_map(|l| l.split("BTRFS_IOC_SNAP_CREATE_V2 read-only ").nth(1))
+        .filter_map(|rest| rest.split(' ').next())
+        .map(|origin| origin.strip_prefix(&*rig.fs.mnt().to_string_lossy()).unwrap_or(origin).to_owned())
+        .collect();
+    snapshotted.sort();
+    assert_eq!(snapshotted, ["", "/data/work"], "what was snapshotted\n{log}");
+    assert!(!log.contains("shown as they are"), "nothing below .snapshots is shown\n{log}");
+
+    // Not excluded: the directories are there, and empty where a subvolume was.
+    let all = rig.dest("all");
+    rig.pull(Remote::Snaprsync, &[], &all);
+    assert_eq!(std::fs::read_dir(all.join(".snapshots")).unwrap().count(), 0, "the skipped subvolume shows as an empty directory");
+    for k in 1..=3 {
+        assert_eq!(std::fs::read_dir(all.join(format!("home/.snapshots/{k}/snapshot"))).unwrap().count(), 0);
+    }
+    assert_eq!(std::fs::read_dir(all.join("home/.snapshots/scratch")).unwrap().count(), 0);
+
+    // A source inside a skipped directory is a source: its own name, and those above it, do not count.
+    let one = rig.dest("one");
+    let out = rig.rsync(Remote::Snaprsync).arg("-a").arg(rig.remote_dir(&home_snaps.join("scratch"))).arg(&one).run();
+    assert!(out.status.success(), "{}\n{}", out.report(), rig.log());
+    assert_eq!(std::fs::read_to_string(one.join("f")).unwrap(), "scratch\n");
+}
+
 /// More read-only subvolumes below a source than sshd's usual soft limit of
 /// 1024 open files (each is a place held open while all are shown), pulled
 /// over a key in restricted mode, whose confined rsync opens every place
