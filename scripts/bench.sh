@@ -38,9 +38,11 @@
 #            e.g. "0 1000 10000"): a filesystem of its own per N holds N
 #            read-only snapshots Snapper-style (.snapshots/K/snapshot) outside
 #            the source ("outside"), and N inside another source, which the
-#            pull excludes (--exclude=/.snapshots/, "inside"); snapshot
+#            pull excludes (--exclude=/.snapshots/, "inside"; and "skip", the
+#            same with btrfs_skip_nested = [".snapshots"]); snapshot
 #            creation time from the log, wall time, and the CPU time of the
-#            sending side (snaprsync and its rsync); with BENCH_BASE_REV that
+#            sending side (snaprsync and its rsync), and the kernel's snapshot
+#            ioctl alone (bench/snap_ioctl.py, "kernel"); with BENCH_BASE_REV that
 #            build side by side (up to BENCH_FOREIGN_BASE_MAX snapshots)
 #   sources  one run with each N of BENCH_SOURCES sources (e.g. "1 10 100")
 #            on one subvolume, and BENCH_SERIES runs in a row of one source
@@ -677,30 +679,44 @@ fi
 # BENCH_FOREIGN_BASE_MAX foreign snapshots (an older build may snapshot every
 # one inside the source on every run).
 if want foreign; then
-  impls=(snaprsync)
+  printf 'btrfs_skip_nested = [".snapshots"]\n' >"$W/skip-nested.toml"
+  impls=(snaprsync kernel)
   [ -z "$BASE" ] || impls+=(base)
   for r in $(seq 0 "$BENCH_FOREIGN_RUNS"); do
     vs=()
     for i in "${impls[@]}"; do
       for n in $BENCH_FOREIGN; do
+        # The kernel's snapshot ioctl alone, of the "outside" source: the floor.
+        [ "$i" != kernel ] || { vs+=("kernel-outside-$n"); continue; }
         [ "$i" = snaprsync ] || [ "$n" -le "$BENCH_FOREIGN_BASE_MAX" ] || continue
         vs+=("$i-outside-$n")
         [ -n "$BENCH_FOREIGN_INSIDE_MAX" ] && [ "$n" -gt "$BENCH_FOREIGN_INSIDE_MAX" ] || vs+=("$i-inside-$n")
+        # The same source with btrfs_skip_nested = [".snapshots"] (this build only).
+        [ "$i" != snaprsync ] || { [ -n "$BENCH_FOREIGN_INSIDE_MAX" ] && [ "$n" -gt "$BENCH_FOREIGN_INSIDE_MAX" ]; } || vs+=("$i-skip-$n")
       done
     done
     mapfile -t order < <(python3 "$here/bench/order.py" "$r" "${vs[@]}")
     for v in "${order[@]}"; do
       IFS=- read -r impl place n <<<"$v"
       fm=${FOREIGN_MNT[$n]}
+      if [ "$impl" = kernel ]; then
+        wait_removers; btrfs filesystem sync "$fm"; btrfs subvolume sync "$fm" >/dev/null; sync
+        mkdir -p "$fm/.bench-floor"
+        ms=$(python3 "$here/bench/snap_ioctl.py" "$fm/outside" "$fm/.bench-floor" "r$r") || die "foreign: the snapshot ioctl failed on $fm"
+        [ "$r" = 0 ] || echo "$r,$ms" >>"$OUT/foreign-kernel-$n.csv"
+        btrfs -q subvolume delete "$fm/.bench-floor/r$r" >/dev/null
+        continue
+      fi
       bin=$SNAP
       [ "$impl" = snaprsync ] || bin=$BIN/snaprsync-base
       log_file=$OUT/foreign-$v.log
       [ "$r" != 0 ] || log_file=$W/foreign-warmup.log
       cpu=$OUT/foreign-cpu-$v.txt
       [ "$r" != 0 ] || cpu=$W/foreign-warmup-cpu.txt
-      excl=()
+      excl=() conf= dir=$place
       [ "$place" = outside ] || excl=(--exclude=/.snapshots/)
-      c=(rsync -a "${excl[@]}" -e "$LRSH" --rsync-path="/usr/bin/time -a -o $cpu -f %U,%S $bin --snap-log-file=$log_file" "bench:$fm/$place/" "$DST/")
+      [ "$place" != skip ] || { conf=" --snap-config=$W/skip-nested.toml" dir=inside; }
+      c=(rsync -a "${excl[@]}" -e "$LRSH" --rsync-path="/usr/bin/time -a -o $cpu -f %U,%S $bin$conf --snap-log-file=$log_file" "bench:$fm/$dir/" "$DST/")
       [ "$r" != 1 ] || record_cmd foreign "$v" "${c[@]}"
       wait_removers; btrfs filesystem sync "$fm"; btrfs subvolume sync "$fm" >/dev/null; fresh_dst; sync
       if [ "$r" = 0 ]; then

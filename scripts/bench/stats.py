@@ -339,7 +339,7 @@ if "foreign" in TIMES:
           "CPU ÷ at 0 (per round) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for impl in ("snaprsync", "base"):
-        for place in ("outside", "inside"):
+        for place in ("outside", "inside", "skip"):
             key = f"{impl}-{place}-"
             ns = sorted(int(v.rsplit("-", 1)[1]) for v in t if v.startswith(key))
             if not ns:
@@ -356,6 +356,23 @@ if "foreign" in TIMES:
                       f"{per_round(cs, base)} | {med(wall) * 1000:.0f} | {per_round(wall, bwall)} | "
                       f"{med(cpu) * 1000:.0f} | {per_round(cpu, bcpu)} |")
     print()
+    floors = {}
+    for name in os.listdir(out):
+        if name.startswith("foreign-kernel-") and name.endswith(".csv"):
+            with open(os.path.join(out, name)) as f:
+                rows = dict(csv.reader(f))
+            floors[int(name[len("foreign-kernel-"):-4])] = [float(rows[r]) for r in sorted(rows, key=int)]
+    if floors:
+        print("The kernel's read-only snapshot ioctl alone (bench/snap_ioctl.py), of the \"outside\" source, in the "
+              "same rounds: what any tool pays for one snapshot on that filesystem.\n")
+        print("| foreign snapshots | runs | median ioctl ms | min | max | ÷ at 0 (medians) | ÷ at 0 (per round) |")
+        print("|---|---|---|---|---|---|---|")
+        z = floors.get(0, [])
+        for n in sorted(floors):
+            xs = floors[n]
+            ratio = f"{med(xs) / med(z):.2f}" if z and med(z) else "—"
+            print(f"| {n} | {len(xs)} | {med(xs):.2f} | {min(xs):.2f} | {max(xs):.2f} | {ratio} | {per_round(xs, z)} |")
+        print()
 
 for kind in ("zfs", "lvm"):
     path = os.path.join(out, f"guest-{kind}.csv")
