@@ -42,6 +42,7 @@ const CHECKS: &[&str] = &[
     "thin-pool-full",
     "kill-then-sweep",
     "kill-in-lvremove",
+    "lvs-of-its-vg",
     "restricted-pull",
     "bind-mount",
     "bind-mount-no-lv-left",
@@ -61,7 +62,7 @@ const CHECKS: &[&str] = &[
 #[test]
 fn lvm_snapshots_in_the_guest() {
     let script = scenario("lvm.sh");
-    let out = Guest::default().disk("pv", 2048).mem_mb(1024).timeout_secs(1200).exec(&script);
+    let out = Guest::default().disk("pv", 2048).disk("pv2", 64).mem_mb(1024).timeout_secs(1200).exec(&script);
     // What the checks saw, for --nocapture.
     for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("VALUE ")) {
         eprintln!("{line}");

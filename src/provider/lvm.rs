@@ -32,7 +32,7 @@ use crate::command::Cmd;
 use crate::config::SnapshotSize;
 use crate::error::{Error, Result};
 use crate::mountinfo::{self, Mount};
-use crate::provider::{self, freeze, DeviceMount, Leftover, Parts, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
+use crate::provider::{self, freeze, DeviceMount, Leftover, Parts, RunOf, SnapshotSet, Snapshotter, Sweeper, VolumeSnapshot};
 
 /// The LVM tag every snapshot snaprsync makes carries.
 pub const TAG: &str = "snaprsync";
@@ -117,7 +117,7 @@ pub fn lv_of(mount: &Mount) -> Option<(String, String)> {
     split_dm_name(std::fs::read_to_string(sys.join("dm/name")).ok()?.trim())
 }
 
-/// `lvs` for `what` (`VG/LV` names, or nothing for all).
+/// `lvs` for `what` (volume group or `VG/LV` names, or nothing for all).
 fn lvs(what: &[String]) -> Result<Vec<Lv>> {
     let mut c = Cmd::new("lvs").arg("--noheadings").arg("--nosuffix").arg("--units").arg("b").arg("--separator").arg("|");
     c = c.arg("-o").arg(LVS_FIELDS);
@@ -134,11 +134,12 @@ pub struct Lvm {
     /// Where the exposure mounts each snapshot (a directory per snapshot).
     mount_dir: PathBuf,
     stamp: String,
-    /// One `lvs` of every volume, taken by the sweep or by `create`, whichever
-    /// comes first: each LVM command costs tens of milliseconds.
-    all: std::cell::OnceCell<Vec<Lv>>,
-    /// Whether `leftovers` has listed once: a second listing (the sweep's
-    /// look again at what has no journal entry) must be fresh.
+    /// What `lvs` said of each volume group it was asked about, kept for the
+    /// run: the sweep's listing serves `create` where they share a VG (each
+    /// LVM command costs tens of milliseconds).
+    known: std::cell::RefCell<std::collections::HashMap<String, Vec<Lv>>>,
+    /// Whether a sweep has listed once: a second listing (the sweep's look
+    /// again at what has no journal entry) must be fresh.
     listed: std::cell::Cell<bool>,
     /// The thick snapshots this run made (`VG/NAME`): only they can overflow.
     thick: Vec<String>,
@@ -156,7 +157,7 @@ impl Lvm {
             thin_max_percent,
             mount_dir: state_dir.join("mnt"),
             stamp: crate::stamp::run_stamp().to_owned(),
-            all: std::cell::OnceCell::new(),
+            known: std::cell::RefCell::new(std::collections::HashMap::new()),
             listed: std::cell::Cell::new(false),
             thick: Vec::new(),
             record: None,
@@ -164,13 +165,58 @@ impl Lvm {
         }
     }
 
-    /// Every logical volume, as `lvs` said at the first call.
-    fn all(&self) -> Result<&[Lv]> {
-        if let Some(all) = self.all.get() {
-            return Ok(all);
+    /// The logical volumes of the volume groups `vgs` (every VG for none),
+    /// from what this run listed already unless `fresh`: a run asks only
+    /// about the VGs it snapshots, so that other VGs cost it nothing.
+    fn listing(&self, vgs: &[String], fresh: bool) -> Result<Vec<Lv>> {
+        let mut known = self.known.borrow_mut();
+        if !fresh && !vgs.is_empty() && vgs.iter().all(|vg| known.contains_key(vg)) {
+            return Ok(vgs.iter().flat_map(|vg| known[vg].clone()).collect());
         }
-        let listed = lvs(&[])?;
-        Ok(self.all.get_or_init(|| listed))
+        let listed = lvs(vgs)?;
+        if vgs.is_empty() {
+            known.clear();
+        }
+        for vg in vgs {
+            known.insert(vg.clone(), Vec::new());
+        }
+        for lv in &listed {
+            known.entry(lv.vg.clone()).or_default().push(lv.clone());
+        }
+        Ok(listed)
+    }
+
+    /// The volume groups that hold `sources` or a volume mounted below one;
+    /// `None` when one of them is on no logical volume now (unmounted since).
+    fn vgs_of(&self, sources: &[PathBuf]) -> Option<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for s in sources {
+            let (vg, _) = mountinfo::find(&self.mounts, s).and_then(lv_of)?;
+            let below = self.mounts.iter().filter(|m| m.mount_point.starts_with(s)).filter_map(lv_of).map(|(vg, _)| vg);
+            for vg in std::iter::once(vg).chain(below) {
+                if !out.contains(&vg) {
+                    out.push(vg);
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// The tagged snapshots in `all`, and the mount directories of `runs`
+    /// (every run's, for `None`) whose snapshot is not in it.
+    fn leftovers_in(&self, all: &[Lv], runs: Option<&[RunOf]>) -> Vec<Leftover> {
+        let mut found: Vec<Leftover> = all
+            .iter()
+            .filter(|l| l.tags.iter().any(|t| t == TAG))
+            .filter_map(|l| {
+                let stamp = crate::stamp::stamp_of_name(&l.name)?;
+                Some(Leftover { provider: "lvm", path: PathBuf::from(format!("{}/{}", l.vg, l.name)), stamp: stamp.to_owned() })
+            })
+            .collect();
+        let named: std::collections::HashSet<&str> = all.iter().map(|l| l.name.as_str()).collect();
+        let strays = stray_mount_dirs(&self.mount_dir, &named, &current_mounts());
+        found.extend(strays.into_iter().filter(|d| runs.is_none_or(|runs| runs.iter().any(|r| r.stamp == d.stamp))));
+        found
     }
 
     /// The mounts to snapshot: the one holding each source, and every LV
@@ -502,7 +548,10 @@ impl Snapshotter for Lvm {
     fn create(&mut self, sources: &[PathBuf]) -> Result<SnapshotSet> {
         let (sources, binds) = crate::provider::through_volume_mounts(&self.mounts, sources, "the logical volume", |m| lv_of(m).is_some())?;
         let vols = self.volumes(&sources)?;
-        let info = self.all()?.to_vec();
+        let mut vgs: Vec<String> = vols.iter().map(|(_, vg, _)| vg.clone()).collect();
+        vgs.sort();
+        vgs.dedup();
+        let info = self.listing(&vgs, false)?;
         // Everything is checked before anything is made (or frozen).
         let mut plan = Vec::new();
         // What earlier snapshots of this run take from each volume group.
@@ -573,24 +622,32 @@ impl Sweeper for Lvm {
     }
 
     fn leftovers(&self) -> Result<Vec<Leftover>> {
-        let fresh;
-        let all: &[Lv] = if self.listed.replace(true) {
-            fresh = lvs(&[])?;
-            &fresh
-        } else {
-            self.all()?
-        };
-        let mut found: Vec<Leftover> = all
-            .iter()
-            .filter(|l| l.tags.iter().any(|t| t == TAG))
-            .filter_map(|l| {
-                let stamp = crate::stamp::stamp_of_name(&l.name)?;
-                Some(Leftover { provider: "lvm", path: PathBuf::from(format!("{}/{}", l.vg, l.name)), stamp: stamp.to_owned() })
-            })
-            .collect();
-        let named: std::collections::HashSet<&str> = all.iter().map(|l| l.name.as_str()).collect();
-        found.extend(stray_mount_dirs(&self.mount_dir, &named, &current_mounts()));
-        Ok(found)
+        let all = self.listing(&[], self.listed.replace(true))?;
+        Ok(self.leftovers_in(&all, None))
+    }
+
+    /// What the runs' volume groups hold of theirs, one `lvs` for all; no
+    /// LVM run, no command at all. A run whose VGs cannot be told from
+    /// today's mounts falls back to every VG.
+    fn leftovers_of(&self, runs: &[RunOf]) -> Result<Vec<Leftover>> {
+        let mut vgs: Vec<String> = Vec::new();
+        for run in runs.iter().filter(|r| r.provider == self.name()) {
+            let Some(of) = self.vgs_of(run.sources).filter(|of| !of.is_empty()) else {
+                log::debug!("lvm: the volume groups of the run {} are not mounted where it found them: listing every VG", run.stamp);
+                return self.leftovers();
+            };
+            for vg in of {
+                if !vgs.contains(&vg) {
+                    vgs.push(vg);
+                }
+            }
+        }
+        if vgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        vgs.sort();
+        let all = self.listing(&vgs, self.listed.replace(true))?;
+        Ok(self.leftovers_in(&all, Some(runs)))
     }
 
     fn remove_leftover(&mut self, leftover: &Leftover) -> Result<()> {
@@ -646,6 +703,21 @@ fn in_use() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run's sweep with no dead LVM run in the journal asks LVM nothing
+    /// (`lvs` is not run: the tempdir's state has no LVM), and another
+    /// provider's run is not its to look for.
+    #[test]
+    fn no_lvm_run_no_listing() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Lvm::new(Vec::new(), SnapshotSize::Percent(10), 90, d.path());
+        assert!(l.leftovers_of(&[]).unwrap().is_empty());
+        let sources = [PathBuf::from("/data")];
+        let btrfs_run = RunOf { stamp: "snaprsync-20260101T000000Z-p1", provider: "btrfs", sources: &sources };
+        assert!(l.leftovers_of(&[btrfs_run]).unwrap().is_empty());
+        assert!(l.known.borrow().is_empty(), "nothing was listed");
+        assert!(!l.listed.get());
+    }
 
     /// The sweep's part in a kill -9 during `lvremove`: the mount point left
     /// behind is found and removed once its LV is gone, and nothing else is:

@@ -119,6 +119,28 @@ config 'lvm_thin_pool_max_percent = 1'
 "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$work/thin/data/" "$work/pool/" 2>"$work/pool.err"; rc=$?
 [ "$rc" = 81 ] && grep -q "thin pool" "$work/pool.err" && result thin-pool-full ok "$(cat "$work/pool.err")" || result thin-pool-full fail "status $rc: $(cat "$work/pool.err")"
 
+# Another volume group (a virtualisation host's, its own disk): a run asks
+# LVM only about the VG it snapshots, and with no dead run in the journal its
+# sweep asks nothing; `snaprsync list` (every VG) shows the check can fail.
+other_disk=$(echo "$GUEST_DISKS" | cut -d' ' -f2)
+: > "$work/snaprsync.log"
+config 'lvm_snapshot_size = "25%"'
+if quiet pvcreate -y "$other_disk" && quiet vgcreate vg2 "$other_disk" && quiet lvcreate -y -an -kn -L 8M -n guest vg2; then
+  "$SNAPRSYNC" --snap-config="$work/cfg.toml" -a "$work/ext/data/" "$work/scoped/"; rc=$?
+  calls=$(grep -c 'running: lvs ' "$work/snaprsync.log")
+  unscoped=$(grep 'running: lvs ' "$work/snaprsync.log" | grep -v -c -E ' vg(/[^ ]*)?$')
+  : > "$work/snaprsync.log"
+  "$SNAPRSYNC" --snap-config="$work/cfg.toml" list >/dev/null 2>&1
+  control=$(grep 'running: lvs ' "$work/snaprsync.log" | grep -v -c -E ' vg(/[^ ]*)?$')
+  [ "$rc" = 0 ] && [ "$calls" -ge 1 ] && [ "$unscoped" = 0 ] && [ "$control" -ge 1 ] \
+    && result lvs-of-its-vg ok "$calls lvs call(s), each of vg alone; list: $control of every VG" \
+    || result lvs-of-its-vg fail "status $rc, $calls lvs calls, $unscoped not of vg alone, list's unscoped $control: $(grep 'running: lvs ' "$work/snaprsync.log" | head -3)"
+  quiet vgremove -y vg2
+else
+  result lvs-of-its-vg fail "no second volume group on $other_disk"
+fi
+rm -rf "$work/scoped"
+
 # kill -9 during a run, then the next run's sweep leaves no LV.
 config 'lvm_snapshot_size = "25%"'
 head -c 30M /dev/urandom > "$work/xfs/data/big"
