@@ -53,7 +53,9 @@
 #            BENCH_FOREIGN_ZFS other tools' snapshots on the machine (made
 #            once, 100 per `zfs snapshot -r`, kept in BENCH_GUEST_IMAGES), with
 #            BENCH_BASE_REV's build alternating (scripts/bench/guest-foreign.sh)
-#   foreign-lvm  the same on LVM: N of BENCH_FOREIGN_LVM other thin LVs in the VG
+#   foreign-lvm  the same on LVM: N of BENCH_FOREIGN_LVM other thin LVs in the
+#            source's VG, each count a VG (and disk) of its own, all there at
+#            once, the counts and builds interleaved round by round
 #   nested   a pull of a tree holding N nested subvolumes (each N of
 #            BENCH_NESTED, e.g. "0 10 100 500"), over a local remote shell:
 #            snapshot creation time from snaprsync's log, and each run's wall
@@ -740,8 +742,9 @@ for kind in zfs lvm; do
   mkdir -p "$OUT/bin" "$BENCH_GUEST_IMAGES"
   cp "$SNAP" "$OUT/bin/snaprsync"
   [ -z "$BASE" ] || cp "$BASE" "$OUT/bin/snaprsync-base"
-  # LVM's VG holds a thin pool of 1 GiB and its metadata.
-  disks=(--disk "$W/guest-src.img:$([ "$kind" = lvm ] && echo 2G || echo 1G)")
+  # LVM: one disk per count, each a VG with a thin pool of 1 GiB and its metadata.
+  disks=()
+  [ "$kind" = lvm ] || disks=(--disk "$W/guest-src.img:1G")
   if [ "$kind" = zfs ]; then
     counts=$BENCH_FOREIGN_ZFS prev=0
     for n in $counts; do
@@ -751,6 +754,10 @@ for kind in zfs lvm; do
     done
   else
     counts=$BENCH_FOREIGN_LVM
+    for n in $counts; do
+      rm -f "$W/guest-lvm-$n.img"
+      disks+=(--disk "$W/guest-lvm-$n.img:2G")
+    done
   fi
   rm -f "$W/guest-src.img"
   log "foreign-$kind: the guest, counts $counts, $BENCH_GUEST_RUNS rounds (timeout $BENCH_GUEST_TIMEOUT s)"

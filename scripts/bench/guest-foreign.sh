@@ -25,9 +25,11 @@
 # the ones before (`zfs list -t snapshot` of every pool is what a run used
 # to pay); within a count, the builds alternate round by round.
 #
-# lvm: GUEST_DISKS is one blank disk: a VG with a thin pool, the source a
-# thin LV (ext4) mounted; then COUNT thin LVs more, as a virtualisation host
-# holds (made once per run; thin LVs are cheap).
+# lvm: GUEST_DISKS is one blank disk per count: on each, a VG of its own
+# ("benchN") with a thin pool, the source a thin LV (ext4) mounted, and N thin
+# LVs more, as a virtualisation host holds (thin LVs are cheap). All the
+# counts exist at once, so their runs interleave: every round runs each count
+# and build once, in an order that turns round by round.
 set -u
 kind=$1 rounds=$2 counts=$3 measured=${4:-$3} base_max=${5:-} out=$GUEST_SHARE
 work=/tmp/bench
@@ -39,8 +41,11 @@ csv=$out/guest-$kind.csv
 say() { echo "guest-foreign: $(date +%T) $*" >&2; }
 printf 'state_dir = "%s"\non_snapshot_failure = "fail"\nlog_level = "info"\n' "$work/state" >"$work/cfg.toml"
 
-# One timed run of build $1 at count $2, round $3, copying $SRC.
+# One timed run of build $1 at count $2, round $3, copying $SRC (lvm: the
+# source of that count's VG).
+declare -A SRC_OF=()
 run() {
+  local SRC=${SRC_OF[$2]:-$SRC}
   local bin=$out/bin/snaprsync t0 t1 cpu line
   [ "$1" = snaprsync ] || bin=$out/bin/snaprsync-base
   rm -rf "$work/dst"; mkdir "$work/dst"
@@ -108,19 +113,37 @@ if [ "$kind" = zfs ]; then
   for p in $(zpool list -H -o name | grep '^foreign'); do zpool export "$p"; done
   zpool destroy src
 elif [ "$kind" = lvm ]; then
-  disk=${GUEST_DISKS%% *}
-  pvcreate -q "$disk" && vgcreate -q bench "$disk" && lvcreate -q -L 1G -T bench/pool && lvcreate -q -V 256M -T bench/pool -n src || exit 1
-  mkfs.ext4 -q /dev/bench/src && mkdir -p "$work/src" && mount /dev/bench/src "$work/src" || exit 1
-  SRC=$work/src
-  for f in 1 2 3 4 5; do head -c 4096 /dev/urandom >"$SRC/f$f"; done
-  made=0
+  disks=($GUEST_DISKS) k=0
   for n in $counts; do
-    while [ "$made" -lt "$n" ]; do
-      made=$((made + 1))
-      lvcreate -q -an -kn -V 64M -T bench/pool -n "vm$made" >/dev/null || exit 1
-    done
-    echo "lvm_$n=$(lvs --noheadings bench | wc -l) LVs in the VG" >>"$out/guest-meta.env"
-    measure "$n"
+    vg=bench$n disk=${disks[$k]} k=$((k + 1))
+    pvcreate -q "$disk" && vgcreate -q "$vg" "$disk" && lvcreate -q -L 1G -T "$vg/pool" && lvcreate -q -V 256M -T "$vg/pool" -n src || exit 1
+    mkfs.ext4 -q "/dev/$vg/src" && mkdir -p "$work/src-$n" && mount "/dev/$vg/src" "$work/src-$n" || exit 1
+    SRC_OF[$n]=$work/src-$n
+    for f in 1 2 3 4 5; do head -c 4096 /dev/urandom >"$work/src-$n/f$f"; done
+    for j in $(seq "$n"); do lvcreate -q -an -kn -V 64M -T "$vg/pool" -n "vm$j" >/dev/null || exit 1; done
+    echo "lvm_$n=$(lvs --noheadings "$vg" | wc -l) LVs in the VG $vg" >>"$out/guest-meta.env"
   done
-  umount "$work/src"
+  say "volume groups made: $(vgs --noheadings -o vg_name,lv_count | tr -s ' ' | tr '\n' ';')"
+  # Interleaved: each round every count and build once, the order turned each round.
+  cells=()
+  for n in $measured; do
+    for b in "${builds[@]}"; do
+      [ "$b" = snaprsync ] || [ -z "$base_max" ] || [ "$n" -le "$base_max" ] || continue
+      cells+=("$b $n")
+    done
+  done
+  for r in $(seq 0 "$rounds"); do
+    m=${#cells[@]} order=()
+    for i in $(seq 0 $((m - 1))); do
+      j=$(( (i + r) % m ))
+      [ $((r % 2)) = 0 ] || j=$(( (m - 1 - i + r) % m ))
+      order+=("${cells[$j]}")
+    done
+    for c in "${order[@]}"; do
+      read -r b n <<<"$c"
+      run "$b" "$n" "$r" || exit 1
+    done
+    say "lvm: round $r of $rounds done"
+  done
+  for n in $counts; do umount "$work/src-$n"; done
 fi
