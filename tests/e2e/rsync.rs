@@ -195,6 +195,13 @@ fn read_only_nested_subvolumes_are_shown_as_they_are_not_snapshotted() {
         assert_eq!(std::fs::read_to_string(with.join(format!(".snapshots/{k}/snapshot/file"))).unwrap(), format!("{want}\n"));
     }
     let log = rig.log()[log_from..].to_owned();
+    let snapshotted = snapshotted_origins(&rig, &log);
+    assert_eq!(snapshotted, ["", "/data/.snapshots", "/data/sealed/inner", "/data/work"], "what was snapshotted\n{log}");
+    assert!(log.contains(&format!("40 subvolume(s) in {}: passed over", outside.display())), "{log}");
+}
+
+/// The origins `log` says were snapshotted, below the rig's mount, sorted.
+fn snapshotted_origins(rig: &Rig, log: &str) -> Vec<String> {
     let mut snapshotted: Vec<String> = log
         .lines()
         .filter_map(|l| l.split("BTRFS_IOC_SNAP_CREATE_V2 read-only ").nth(1))
@@ -202,8 +209,7 @@ fn read_only_nested_subvolumes_are_shown_as_they_are_not_snapshotted() {
         .map(|origin| origin.strip_prefix(&*rig.fs.mnt().to_string_lossy()).unwrap_or(origin).to_owned())
         .collect();
     snapshotted.sort();
-    assert_eq!(snapshotted, ["", "/data/.snapshots", "/data/sealed/inner", "/data/work"], "what was snapshotted\n{log}");
-    assert!(log.contains(&format!("40 subvolume(s) in {}: passed over", outside.display())), "{log}");
+    snapshotted
 }
 
 /// `btrfs_skip_nested = [".snapshots"]`: the walk stops at every directory
@@ -244,13 +250,7 @@ fn nested_subvolumes_in_a_skipped_directory_are_neither_snapshotted_nor_shown() 
     tree::assert_same("skipped .snapshots, excluded: snaprsync vs plain rsync", &tree::describe(&without), &tree::describe(&with));
     assert_eq!(std::fs::read_to_string(with.join("work/file")).unwrap(), "work\n");
     let log = rig.log()[log_from..].to_owned();
-    let mut snapshotted: Vec<String> = log
-        .lines()
-        .filter_map(|l| l.split("BTRFS_IOC_SNAP_CREATE_V2 read-only ").nth(1))
-        .filter_map(|rest| rest.split(' ').next())
-        .map(|origin| origin.strip_prefix(&*rig.fs.mnt().to_string_lossy()).unwrap_or(origin).to_owned())
-        .collect();
-    snapshotted.sort();
+    let snapshotted = snapshotted_origins(&rig, &log);
     assert_eq!(snapshotted, ["", "/data/work"], "what was snapshotted\n{log}");
     assert!(!log.contains("shown as they are"), "nothing below .snapshots is shown\n{log}");
 
