@@ -373,6 +373,18 @@ if "foreign" in TIMES:
             ratio = f"{med(xs) / med(z):.2f}" if z and med(z) else "—"
             print(f"| {n} | {len(xs)} | {med(xs):.2f} | {min(xs):.2f} | {max(xs):.2f} | {ratio} | {per_round(xs, z)} |")
         print()
+        print("snaprsync's own part of the create time: create ms (whole milliseconds, so ± 0.5) less the ioctl "
+              "alone, round by round; the median.\n")
+        print("| place | " + " | ".join(f"at {n}" for n in sorted(floors)) + " |")
+        print("|---|" + "---|" * len(floors))
+        for place in ("outside", "skip"):
+            row = []
+            for n in sorted(floors):
+                cs = creates_of(f"foreign-snaprsync-{place}-{n}.log")
+                diffs = [c - k for c, k in zip(cs, floors[n])]
+                row.append(f"{med(diffs):.2f}" if diffs else "—")
+            print(f"| {place} | " + " | ".join(row) + " |")
+        print()
 
 for kind in ("zfs", "lvm"):
     path = os.path.join(out, f"guest-{kind}.csv")
