@@ -29,7 +29,8 @@
 # ("benchN") with a thin pool, the source a thin LV (ext4) mounted, and N thin
 # LVs more, as a virtualisation host holds (thin LVs are cheap). All the
 # counts exist at once, so their runs interleave: every round runs each count
-# and build once, in an order that turns round by round.
+# and build once, in an order that turns round by round; "lvcreate" is the
+# run's one lvcreate alone, timed the same way (LVM's own floor).
 set -u
 kind=$1 rounds=$2 counts=$3 measured=${4:-$3} base_max=${5:-} out=$GUEST_SHARE
 work=/tmp/bench
@@ -46,6 +47,18 @@ printf 'state_dir = "%s"\non_snapshot_failure = "fail"\nlog_level = "info"\n' "$
 declare -A SRC_OF=()
 run() {
   local SRC=${SRC_OF[$2]:-$SRC}
+  # LVM's floor: the one `lvcreate` of a thin snapshot that a run makes, alone
+  # (as snaprsync runs it, tagged; removed after, untimed).
+  if [ "$1" = lvcreate ]; then
+    local ms
+    t0=$(date +%s%N)
+    lvcreate -q -s -kn -n "floor$3" --addtag floor "bench$2/src" >/dev/null || { say "lvcreate in bench$2 failed"; return 1; }
+    t1=$(date +%s%N)
+    lvremove -q -y "bench$2/floor$3" >/dev/null
+    ms=$(( (t1 - t0) / 1000000 ))
+    [ "$3" = 0 ] || echo "$kind,lvcreate,$2,$3,$ms,$(echo "scale=3; $ms / 1000" | bc),0" >>"$csv"
+    return 0
+  fi
   local bin=$out/bin/snaprsync t0 t1 cpu line
   [ "$1" = snaprsync ] || bin=$out/bin/snaprsync-base
   rm -rf "$work/dst"; mkdir "$work/dst"
@@ -125,6 +138,7 @@ elif [ "$kind" = lvm ]; then
   done
   say "volume groups made: $(vgs --noheadings -o vg_name,lv_count | tr -s ' ' | tr '\n' ';')"
   # Interleaved: each round every count and build once, the order turned each round.
+  builds+=(lvcreate)
   cells=()
   for n in $measured; do
     for b in "${builds[@]}"; do

@@ -411,6 +411,19 @@ for kind in ("zfs", "lvm"):
             print(f"| {build} | {n} | {len(cs)} | {med(cs):.0f} | {min(cs)} | {max(cs)} | {ratio} | {pr(0)} | "
                   f"{med(col(1, rs)) * 1000:.0f} | {pr(1)} | {med(col(2, rs)) * 1000:.0f} | {pr(2)} |")
     print()
+    if "lvcreate" in g:
+        print("Each build's own part of the create time: its create ms less the `lvcreate` alone of the same count "
+              "and round; the median.\n")
+        print("| build | " + " | ".join(f"at {n}" for n in sorted(g["lvcreate"])) + " |")
+        print("|---|" + "---|" * len(g["lvcreate"]))
+        for build in sorted((b for b in g if b != "lvcreate"), key=lambda b: b != "snaprsync"):
+            row = []
+            for n in sorted(g["lvcreate"]):
+                fl, rs = g["lvcreate"][n], g[build].get(n, {})
+                diffs = [rs[r][0] - fl[r][0] for r in sorted(rs) if r in fl]
+                row.append(f"{med(diffs):.0f}" if diffs else "—")
+            print(f"| {build} | " + " | ".join(row) + " |")
+        print()
 
 if "sources" in TIMES:
     t = TIMES["sources"]
