@@ -119,12 +119,31 @@ pub fn lv_of(mount: &Mount) -> Option<(String, String)> {
 
 /// `lvs` for `what` (volume group or `VG/LV` names, or nothing for all).
 fn lvs(what: &[String]) -> Result<Vec<Lv>> {
+    lvs_selected(what, None)
+}
+
+/// `lvs` for `what`, only the rows that `select` (an `lvs -S` selection) takes.
+fn lvs_selected(what: &[String], select: Option<&str>) -> Result<Vec<Lv>> {
     let mut c = Cmd::new("lvs").arg("--noheadings").arg("--nosuffix").arg("--units").arg("b").arg("--separator").arg("|");
     c = c.arg("-o").arg(LVS_FIELDS);
+    if let Some(select) = select {
+        c = c.arg("-S").arg(select);
+    }
     for w in what {
         c = c.arg(w);
     }
     Ok(parse_lvs(&c.run()?))
+}
+
+/// Pure: the `lvs -S` selection of the origins named `lvs` and of every thin
+/// pool (a thin origin's room is its pool's), asked of their VGs only: the
+/// rows a run's checks read, not one per LV of a VG that holds hundreds.
+pub fn origins_selection(lvs: &[&str]) -> String {
+    let mut terms: Vec<String> = lvs.iter().map(|lv| format!("lv_name=\"{lv}\"")).collect();
+    terms.sort();
+    terms.dedup();
+    terms.push("segtype=thin-pool".into());
+    terms.join("||")
 }
 
 pub struct Lvm {
@@ -551,7 +570,13 @@ impl Snapshotter for Lvm {
         let mut vgs: Vec<String> = vols.iter().map(|(_, vg, _)| vg.clone()).collect();
         vgs.sort();
         vgs.dedup();
-        let info = self.listing(&vgs, false)?;
+        // What the sweep listed of these VGs, or the origins' and pools' rows alone.
+        let info = if vgs.iter().all(|vg| self.known.borrow().contains_key(vg)) {
+            self.listing(&vgs, false)?
+        } else {
+            let names: Vec<&str> = vols.iter().map(|(_, _, lv)| lv.as_str()).collect();
+            lvs_selected(&vgs, Some(&origins_selection(&names)))?
+        };
         // Everything is checked before anything is made (or frozen).
         let mut plan = Vec::new();
         // What earlier snapshots of this run take from each volume group.
@@ -707,6 +732,12 @@ mod tests {
     /// A run's sweep with no dead LVM run in the journal asks LVM nothing
     /// (`lvs` is not run: the tempdir's state has no LVM), and another
     /// provider's run is not its to look for.
+    #[test]
+    fn a_run_asks_lvs_for_its_origins_and_the_pools_alone() {
+        assert_eq!(origins_selection(&["root"]), r#"lv_name="root"||segtype=thin-pool"#);
+        assert_eq!(origins_selection(&["xfs", "ext", "xfs"]), r#"lv_name="ext"||lv_name="xfs"||segtype=thin-pool"#);
+    }
+
     #[test]
     fn no_lvm_run_no_listing() {
         let d = tempfile::tempdir().unwrap();
