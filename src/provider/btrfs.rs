@@ -4,6 +4,9 @@
 //! of a directory inside a subvolume (`mount --bind /data/www /srv/www`) gets
 //! the snapshot of that subvolume, reached through a mount that shows its
 //! root, and the set's view of the bound directory (see [`Btrfs::reach`]).
+//! Below a directory that `btrfs_skip_nested` names, nested subvolumes are
+//! neither walked nor snapshotted nor shown (other tools' snapshots that the
+//! backup excludes: each shown costs a bind mount).
 //!
 //! Snapshots are stored on the same filesystem, in a subvolume named
 //! `btrfs_snapshot_dir` (default `.snaprsync`) at the root of the mount, as

@@ -301,6 +301,9 @@ fn restricted_mode_shows_more_read_only_subvolumes_than_the_soft_limit_on_open_f
     assert!(out.status.success(), "{}\n{}", out.report(), rig.log());
     assert!(rig.log().contains("method=confined"), "{}", rig.log());
     assert_eq!(std::fs::read_dir(dest.join(".snapshots")).unwrap().count(), SNAPSHOTS);
+    // That many: the log names the key that would spare the run them.
+    assert!(rig.log().contains(&format!("{SNAPSHOTS} read-only subvolumes below the sources shown")), "{}", rig.log());
+    assert!(rig.log().contains("btrfs_skip_nested"), "{}", rig.log());
     assert_eq!(std::fs::read_to_string(dest.join(format!(".snapshots/{SNAPSHOTS}/snapshot/f"))).unwrap(), "in every snapshot\n");
     rig.fs.assert_no_snapshot_left();
 }
