@@ -153,13 +153,10 @@ pub struct Lvm {
     /// Where the exposure mounts each snapshot (a directory per snapshot).
     mount_dir: PathBuf,
     stamp: String,
-    /// What `lvs` said of each volume group it was asked about, kept for the
-    /// run: the sweep's listing serves `create` where they share a VG (each
-    /// LVM command costs tens of milliseconds).
+    /// What the sweep's `lvs` said of each volume group it asked about, kept
+    /// for the run: it serves `create` where they share a VG (each LVM
+    /// command costs tens of milliseconds). A sweep itself always lists anew.
     known: std::cell::RefCell<std::collections::HashMap<String, Vec<Lv>>>,
-    /// Whether a sweep has listed once: a second listing (the sweep's look
-    /// again at what has no journal entry) must be fresh.
-    listed: std::cell::Cell<bool>,
     /// The thick snapshots this run made (`VG/NAME`): only they can overflow.
     thick: Vec<String>,
     /// Where the journal is, for the frozen mount points.
@@ -177,7 +174,6 @@ impl Lvm {
             mount_dir: state_dir.join("mnt"),
             stamp: crate::stamp::run_stamp().to_owned(),
             known: std::cell::RefCell::new(std::collections::HashMap::new()),
-            listed: std::cell::Cell::new(false),
             thick: Vec::new(),
             record: None,
             freeze: None,
@@ -185,14 +181,10 @@ impl Lvm {
     }
 
     /// The logical volumes of the volume groups `vgs` (every VG for none),
-    /// from what this run listed already unless `fresh`: a run asks only
-    /// about the VGs it snapshots, so that other VGs cost it nothing.
-    fn listing(&self, vgs: &[String], fresh: bool) -> Result<Vec<Lv>> {
-        let mut known = self.known.borrow_mut();
-        if !fresh && !vgs.is_empty() && vgs.iter().all(|vg| known.contains_key(vg)) {
-            return Ok(vgs.iter().flat_map(|vg| known[vg].clone()).collect());
-        }
+    /// listed now, and kept for `create` (see [`Lvm::known`]).
+    fn listing(&self, vgs: &[String]) -> Result<Vec<Lv>> {
         let listed = lvs(vgs)?;
+        let mut known = self.known.borrow_mut();
         if vgs.is_empty() {
             known.clear();
         }
@@ -205,12 +197,18 @@ impl Lvm {
         Ok(listed)
     }
 
+    /// What this run's sweep listed of the volume groups `vgs`, if it listed them all.
+    fn listed_already(&self, vgs: &[String]) -> Option<Vec<Lv>> {
+        let known = self.known.borrow();
+        vgs.iter().all(|vg| known.contains_key(vg)).then(|| vgs.iter().flat_map(|vg| known[vg].clone()).collect())
+    }
+
     /// The volume groups that hold `sources` or a volume mounted below one;
-    /// `None` when one of them is on no logical volume now (unmounted since).
-    fn vgs_of(&self, sources: &[PathBuf]) -> Option<Vec<String>> {
+    /// none when one of them is on no logical volume now (unmounted since).
+    fn vgs_of(&self, sources: &[PathBuf]) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for s in sources {
-            let (vg, _) = mountinfo::find(&self.mounts, s).and_then(lv_of)?;
+            let Some((vg, _)) = mountinfo::find(&self.mounts, s).and_then(lv_of) else { return Vec::new() };
             let below = self.mounts.iter().filter(|m| m.mount_point.starts_with(s)).filter_map(lv_of).map(|(vg, _)| vg);
             for vg in std::iter::once(vg).chain(below) {
                 if !out.contains(&vg) {
@@ -218,7 +216,7 @@ impl Lvm {
                 }
             }
         }
-        Some(out)
+        out
     }
 
     /// The tagged snapshots in `all`, and the mount directories of `runs`
@@ -571,11 +569,12 @@ impl Snapshotter for Lvm {
         vgs.sort();
         vgs.dedup();
         // What the sweep listed of these VGs, or the origins' and pools' rows alone.
-        let info = if vgs.iter().all(|vg| self.known.borrow().contains_key(vg)) {
-            self.listing(&vgs, false)?
-        } else {
-            let names: Vec<&str> = vols.iter().map(|(_, _, lv)| lv.as_str()).collect();
-            lvs_selected(&vgs, Some(&origins_selection(&names)))?
+        let info = match self.listed_already(&vgs) {
+            Some(info) => info,
+            None => {
+                let names: Vec<&str> = vols.iter().map(|(_, _, lv)| lv.as_str()).collect();
+                lvs_selected(&vgs, Some(&origins_selection(&names)))?
+            }
         };
         // Everything is checked before anything is made (or frozen).
         let mut plan = Vec::new();
@@ -647,7 +646,7 @@ impl Sweeper for Lvm {
     }
 
     fn leftovers(&self) -> Result<Vec<Leftover>> {
-        let all = self.listing(&[], self.listed.replace(true))?;
+        let all = self.listing(&[])?;
         Ok(self.leftovers_in(&all, None))
     }
 
@@ -655,23 +654,14 @@ impl Sweeper for Lvm {
     /// LVM run, no command at all. A run whose VGs cannot be told from
     /// today's mounts falls back to every VG.
     fn leftovers_of(&self, runs: &[RunOf]) -> Result<Vec<Leftover>> {
-        let mut vgs: Vec<String> = Vec::new();
-        for run in runs.iter().filter(|r| r.provider == self.name()) {
-            let Some(of) = self.vgs_of(run.sources).filter(|of| !of.is_empty()) else {
-                log::debug!("lvm: the volume groups of the run {} are not mounted where it found them: listing every VG", run.stamp);
-                return self.leftovers();
-            };
-            for vg in of {
-                if !vgs.contains(&vg) {
-                    vgs.push(vg);
-                }
-            }
-        }
+        let Some(mut vgs) = provider::places_of_runs(runs, self.name(), |s| self.vgs_of(s)) else {
+            return self.leftovers();
+        };
         if vgs.is_empty() {
             return Ok(Vec::new());
         }
         vgs.sort();
-        let all = self.listing(&vgs, self.listed.replace(true))?;
+        let all = self.listing(&vgs)?;
         Ok(self.leftovers_in(&all, Some(runs)))
     }
 
@@ -747,7 +737,6 @@ mod tests {
         let btrfs_run = RunOf { stamp: "snaprsync-20260101T000000Z-p1", provider: "btrfs", sources: &sources };
         assert!(l.leftovers_of(&[btrfs_run]).unwrap().is_empty());
         assert!(l.known.borrow().is_empty(), "nothing was listed");
-        assert!(!l.listed.get());
     }
 
     /// The sweep's part in a kill -9 during `lvremove`: the mount point left

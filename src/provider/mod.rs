@@ -330,6 +330,28 @@ pub struct RunOf<'a> {
     pub sources: &'a [PathBuf],
 }
 
+/// The places a scoped sweep looks at for `runs` (see
+/// [`Sweeper::leftovers_of`]): what `of` says holds each source of the runs
+/// of the provider `name` (its datasets, its volume groups), each once;
+/// `None` when `of` finds nothing for one run, whose places today's mounts no
+/// longer show (every place is then looked at).
+pub fn places_of_runs(runs: &[RunOf], name: &str, of: impl Fn(&[PathBuf]) -> Vec<String>) -> Option<Vec<String>> {
+    let mut places: Vec<String> = Vec::new();
+    for run in runs.iter().filter(|r| r.provider == name) {
+        let found = of(run.sources);
+        if found.is_empty() {
+            log::debug!("{name}: the run {} has no source where it found them: looking everywhere", run.stamp);
+            return None;
+        }
+        for p in found {
+            if !places.contains(&p) {
+                places.push(p);
+            }
+        }
+    }
+    Some(places)
+}
+
 /// A snapshot found on disk, and the stamp of the run that made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leftover {

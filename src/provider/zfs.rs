@@ -382,19 +382,9 @@ impl Sweeper for Zfs {
     /// datasets cannot be told from today's mounts, or a listing that fails
     /// (a dataset gone since), falls back to the whole listing.
     fn leftovers_of(&self, runs: &[RunOf]) -> Result<Vec<Leftover>> {
-        let mut datasets: Vec<String> = Vec::new();
-        for run in runs.iter().filter(|r| r.provider == self.name()) {
-            let of = self.datasets_of(run.sources);
-            if of.is_empty() {
-                log::debug!("zfs: the datasets of the run {} are not mounted where it found them: listing every snapshot", run.stamp);
-                return self.leftovers();
-            }
-            for d in of {
-                if !datasets.contains(&d) {
-                    datasets.push(d);
-                }
-            }
-        }
+        let Some(datasets) = provider::places_of_runs(runs, self.name(), |s| self.datasets_of(s)) else {
+            return self.leftovers();
+        };
         if datasets.is_empty() {
             return Ok(Vec::new());
         }
