@@ -386,6 +386,11 @@ if [ "$rc" = 81 ] && [[ $said == *"lvcreate -s vg/ext"*"lvm_freeze_timeout = 4"*
 else
   result freeze-timeout fail "status $rc, frozen while the step ran: ${during:-none} (step still running: $still), $(suspended) suspended, $(snap_lvs) LVs: $said"
 fi
+# What the log says of removals that failed, and which LVs are there, for a
+# failing check's message.
+removal_said() {
+  { grep -E 'could not remove|lvremove .*failed|sweep:' "$work/snaprsync.log" | tail -4; lvs --noheadings -o lv_name,lv_attr,lv_tags vg 2>&1 | grep snaprsync; } | tr '\n' ' '
+}
 # The limit striking inside LVM's own steps (1 s, shorter than any window
 # under emulation): 81, and nothing left frozen, suspended or made.
 config 'lvm_snapshot_size = "25%"
@@ -396,7 +401,7 @@ for _ in $(seq 600); do pgrep -x lvcreate >/dev/null || break; sleep 0.1; done
 said=$(grep '^snaprsync:' "$work/slow.err" | tail -1)
 [ "$rc" = 81 ] && [ -z "$(writable)" ] && [ "$(suspended)" = 0 ] && [ "$(snap_lvs)" = 0 ] && [ "$(snap_mounts)" = 0 ] \
   && result freeze-timeout-in-lvm ok "$said" \
-  || result freeze-timeout-in-lvm fail "status $rc, frozen: $(writable), $(suspended) suspended, $(snap_lvs) LVs: $said"
+  || result freeze-timeout-in-lvm fail "status $rc, frozen: $(writable), $(suspended) suspended, $(snap_lvs) LVs: $said; log: $(removal_said)"
 
 # The run's own ways out of the window, with no sweep after them: each leaves
 # nothing frozen, suspended, made or mounted by the time it has ended.
@@ -416,7 +421,7 @@ SNAPRSYNC_FAULT=lvm-between snap -a $(pairs) "$work/panic-out/" 2>"$work/panic.e
 left=$(nothing_left)
 [ "$rc" != 0 ] && grep -q "fault injected" "$work/panic.err" && [ -z "$left" ] \
   && result freeze-undone-on-panic ok "status $rc" \
-  || result freeze-undone-on-panic fail "status $rc, $left: $(tr '\n' ' ' < "$work/panic.err")"
+  || result freeze-undone-on-panic fail "status $rc, $left: $(tr '\n' ' ' < "$work/panic.err"); log: $(removal_said)"
 # SIGTERM while the run is held inside the window (filesystems frozen, the
 # first device suspended): the signal waits for the step, then the run thaws,
 # removes what it made and ends 143.
